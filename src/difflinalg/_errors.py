@@ -1,0 +1,31 @@
+"""Exception types. Every error names the offending argument and says what to do instead."""
+
+from __future__ import annotations
+
+
+class DifflinalgError(Exception):
+    """Base class of difflinalg's own errors."""
+
+
+class InputError(DifflinalgError, ValueError):
+    """An argument has the wrong shape, dtype or values (non-finite entries, out of range)."""
+
+
+class NotPositiveDefiniteError(InputError):
+    """A matrix that must be Hermitian positive definite is not."""
+
+
+class SingularEquationError(InputError):
+    """A linear matrix equation has no unique solution (e.g. A and -B share an eigenvalue)."""
+
+
+class DegenerateSpectrumError(InputError):
+    """A rule's derivative is undefined because of a zero gap the rule cannot avoid."""
+
+
+class UnstableSystemError(InputError):
+    """A dynamical system that must be stable is not."""
+
+
+class ConvergenceError(DifflinalgError, RuntimeError):
+    """An iterative method or a residual check failed."""

@@ -1,0 +1,114 @@
+"""Shared helpers for rules: validation with actionable messages, and small linear-algebra pieces.
+
+Validation runs on plain tensors only. Inside ``torch.func`` transforms (vmap, grad, jvp) the
+tensors are wrapped and value-dependent checks would force data-dependent control flow, so the
+value checks (finiteness) are skipped there; shape and dtype checks always run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from ._errors import InputError
+
+_FLOATING = (torch.float32, torch.float64, torch.complex64, torch.complex128)
+
+
+def is_wrapped(x: Tensor) -> bool:
+    """True for tensors wrapped by a ``torch.func`` transform (vmap/grad/jvp levels)."""
+    return torch._C._functorch.is_functorch_wrapped_tensor(x)
+
+
+def as_tensor(x, name: str) -> Tensor:
+    if isinstance(x, Tensor):
+        return x
+    try:
+        return torch.as_tensor(x)
+    except Exception as exc:  # noqa: BLE001 - re-raised with the argument's name
+        raise InputError(f"{name}: expected a tensor, got {type(x).__name__} ({exc})") from exc
+
+
+def check_dtype(x: Tensor, name: str, allowed: Sequence[torch.dtype] = _FLOATING) -> None:
+    if x.dtype not in allowed:
+        names = ", ".join(str(d).replace("torch.", "") for d in allowed)
+        raise InputError(
+            f"{name}: dtype {str(x.dtype).replace('torch.', '')} is not supported; "
+            f"expected one of {names} (convert with {name}.to(torch.float64) or .to(torch.complex128))"
+        )
+
+
+def check_finite(x: Tensor, name: str) -> None:
+    """Raise if ``x`` has NaN or inf entries (skipped inside torch.func transforms)."""
+    if is_wrapped(x) or x.numel() == 0:
+        return
+    if not bool(torch.isfinite(x).all()):
+        n_bad = int((~torch.isfinite(x)).sum())
+        raise InputError(
+            f"{name}: contains {n_bad} non-finite value(s) (NaN or inf); "
+            "clean the input (e.g. torch.nan_to_num) or find where it was produced"
+        )
+
+
+def check_matrix(
+    x: Tensor,
+    name: str,
+    *,
+    square: bool = False,
+    finite: bool = True,
+    allowed: Sequence[torch.dtype] = _FLOATING,
+) -> Tensor:
+    """Validate a (batched) matrix argument of shape (..., m, n) and return it as a tensor."""
+    x = as_tensor(x, name)
+    check_dtype(x, name, allowed)
+    if x.ndim < 2:
+        raise InputError(
+            f"{name}: expected a matrix of shape (..., m, n), got shape {tuple(x.shape)}; "
+            f"add a dimension with {name}.reshape(1, -1) or {name}[..., None]"
+        )
+    if square and x.shape[-1] != x.shape[-2]:
+        raise InputError(f"{name}: expected a square matrix (..., n, n), got shape {tuple(x.shape)}")
+    if finite:
+        check_finite(x, name)
+    return x
+
+
+def check_same_dtype(**tensors: Tensor) -> torch.dtype:
+    dtypes = {k: v.dtype for k, v in tensors.items()}
+    if len(set(dtypes.values())) > 1:
+        desc = ", ".join(f"{k}: {str(d).replace('torch.', '')}" for k, d in dtypes.items())
+        raise InputError(
+            f"arguments must share one dtype, got {desc}; convert them with .to(dtype) first"
+        )
+    return next(iter(dtypes.values()))
+
+
+def real_dtype(dtype: torch.dtype) -> torch.dtype:
+    return torch.empty((), dtype=dtype).real.dtype
+
+
+def eps(dtype: torch.dtype) -> float:
+    return torch.finfo(real_dtype(dtype)).eps
+
+
+def eye_like(x: Tensor, n: int | None = None) -> Tensor:
+    """Identity of size n (default: x's last dimension) with x's dtype and device."""
+    n = x.shape[-1] if n is None else n
+    return torch.eye(n, dtype=x.dtype, device=x.device)
+
+
+def herm(x: Tensor) -> Tensor:
+    """Hermitian part (X + X^H) / 2."""
+    return 0.5 * (x + x.mH)
+
+
+def skew(x: Tensor) -> Tensor:
+    """Skew-Hermitian part (X - X^H) / 2."""
+    return 0.5 * (x - x.mH)
+
+
+def diag_embed_real(d: Tensor, like: Tensor) -> Tensor:
+    """Diagonal matrix from a (real) vector, in like's dtype."""
+    return torch.diag_embed(d.to(like.dtype))

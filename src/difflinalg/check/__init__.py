@@ -1,0 +1,25 @@
+"""Gradient verification: finite-difference stencils, adaptive derivatives, ``gradcheck``, and
+the registry of rules and their verification cases behind ``difflinalg verify``."""
+
+from ._derivative import Derivative, derivative
+from ._gradcheck import CheckRecord, GradcheckError, GradcheckReport, default_tolerances, gradcheck
+from ._registry import Case, cases, register_case
+from ._stencil import Stencil, backward_fdm, central_fdm, forward_fdm, stencil
+
+__all__ = [
+    "Case",
+    "CheckRecord",
+    "Derivative",
+    "GradcheckError",
+    "GradcheckReport",
+    "Stencil",
+    "backward_fdm",
+    "cases",
+    "central_fdm",
+    "default_tolerances",
+    "derivative",
+    "forward_fdm",
+    "gradcheck",
+    "register_case",
+    "stencil",
+]

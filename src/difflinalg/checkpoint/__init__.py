@@ -1,0 +1,3 @@
+"""Optimal binomial (Revolve) checkpointing of long loops through autograd."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""Matrix functions: sqrtm, logm, Hermitian matrix functions."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""Array signal processing: eigengap and MUSIC losses, steering vectors."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""Spectral rules: eigh, invariant subspaces, SVD, truncated SVD."""
+
+__all__: list[str] = []
