@@ -1,0 +1,90 @@
+"""Shared benchmark helpers: medians of repeats, peak CPU memory, a printed table and JSON.
+
+Every benchmark compares against its anchor in the same run and reports ratios (the machines are
+shared and noisy: ratios of medians are more stable than absolute times).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+
+def parser(description: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--json", metavar="PATH|-", help="write the result rows as JSON (- for stdout)")
+    p.add_argument("--repeats", type=int, default=7, help="timed repeats per case (median reported)")
+    p.add_argument("--quick", action="store_true", help="smaller sizes / fewer repeats (smoke run)")
+    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
+    return p
+
+
+def setup(args) -> None:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+
+def timeit(fn: Callable[[], object], repeats: int = 7, warmup: int = 1) -> float:
+    """Median wall time of ``fn()`` in seconds."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def peak_memory(fn: Callable[[], object]) -> int:
+    """Peak bytes allocated by torch on the CPU while ``fn()`` runs (torch profiler memory events)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
+    events = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]
+    events.sort(key=lambda e: e.start_ns())
+    cur = peak = 0
+    for e in events:
+        cur += e.nbytes()
+        peak = max(peak, cur)
+    return peak
+
+
+def print_table(rows: list[dict], columns: list[str] | None = None, title: str | None = None) -> None:
+    if not rows:
+        return
+    columns = columns or list(rows[0])
+
+    def fmt(v):
+        if isinstance(v, float):
+            return f"{v:.3g}" if abs(v) < 1e4 else f"{v:.3e}"
+        return str(v)
+
+    cells = [[fmt(r.get(c, "")) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    if title:
+        print(f"\n{title}")
+    print("  ".join(c.ljust(w) for c, w in zip(columns, widths)))
+    print("  ".join("-" * w for w in widths))
+    for row in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths)))
+
+
+def write_json(rows: list[dict], dest: str | None) -> None:
+    if not dest:
+        return
+    text = json.dumps(rows, indent=1, default=float)
+    if dest == "-":
+        print(text)
+    else:
+        Path(dest).write_text(text + "\n")
