@@ -1,0 +1,1 @@
+"""Verification cases of eigh, eigh_subspace and subspace_projector."""

@@ -1,0 +1,1 @@
+"""Verification cases of svd and svd_truncated."""
