@@ -3,7 +3,7 @@ the registry of rules and their verification cases behind ``difflinalg verify``.
 
 from ._derivative import Derivative, derivative
 from ._gradcheck import CheckRecord, GradcheckError, GradcheckReport, default_tolerances, gradcheck
-from ._registry import Case, cases, register_case
+from ._registry import Case, cases, load_errors, register_case, unregister_case
 from ._stencil import Stencil, backward_fdm, central_fdm, forward_fdm, stencil
 
 __all__ = [
@@ -20,6 +20,8 @@ __all__ = [
     "derivative",
     "forward_fdm",
     "gradcheck",
+    "load_errors",
     "register_case",
     "stencil",
+    "unregister_case",
 ]

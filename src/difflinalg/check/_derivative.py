@@ -1,21 +1,55 @@
-r"""Adaptive finite-difference derivatives with an error estimate.
+r"""Adaptive finite-difference derivatives with a realistic error estimate.
 
 The step balances truncation and rounding error, as FiniteDifferences.jl's adaptive ``central_fdm``
 does: with a stencil of accuracy order ``k`` for the q-th derivative,
 
     error(h) ~ C_t * M * h^k + C_r * eps_f / h^q,
 
-where ``M`` estimates ``|f^{(q+k)}|`` (from a wider stencil at a coarse step), ``eps_f`` is the
-rounding error of ``f`` (machine epsilon of the dtype times ``|f|`` times ``factor``), ``C_t`` is the
-stencil's truncation coefficient and ``C_r = sum |c_i|``. The minimizing step is
-``h* = (q C_r eps_f / (k C_t M))^(1/(k+q))`` and the error estimate is ``error(h*)``. Float32 gets its
-own (larger) step from its own epsilon, which a fixed ``eps`` cannot do.
+where ``M`` estimates ``|f^{(q+k)}|`` (a wider central stencil at a coarse step), ``eps_f`` is the
+rounding error of ``f`` (machine epsilon of the dtype times ``factor`` times ``max |f|`` over the
+evaluated points plus ``|x| |f'|``, the effect of rounding the point ``x + t d`` itself, which
+dominates where ``f`` is small, e.g. ``sin`` near pi), ``C_t`` is the stencil's truncation
+coefficient and ``C_r = sum |c_i|``. The minimizing step is
+``h* = (q C_r eps_f / (k C_t M))^(1/(k+q))``. Float32 gets its own (larger) step from its own
+epsilon, which a fixed ``eps`` cannot do.
+
+Error estimate. The model above can be optimistic: ``f`` may be noisier than ``eps |f|`` (an
+ill-conditioned computation) or ``f^{(q+k)}`` may vanish by coincidence at ``x``. So the estimate
+``D(h)`` is checked against ``D(r h)`` with ``r = 2/3`` (``p - 1`` more evaluations, no point farther
+out; not ``h/2``, whose samples can share the binary lattice error of ``x + t d`` with ``h``'s)::
+
+    D(h) - D(r h) = (1 - r^k) T(h) + N(h) - N(r h),
+
+with ``T`` the truncation and ``N`` the rounding error. What the modelled truncation does not
+explain is attributed to noise, whose typical size at ``h`` is ``|N(h) - N(r h)| / sqrt(1 + r^-2q)``::
+
+    error = |T| + max(N_model, max(0, |D(h) - D(r h)| - (1 - r^k) |T|) / sqrt(1 + r^-2q)).
+
+This is computed per output component, and ``Derivative.dot(w)`` gives the same estimate for a
+linear functional ``w . f'`` (signed terms combine linearly, rounding in quadrature), which is what
+``gradcheck`` compares in its reverse-mode checks: the error of a projection is not the sum of the
+componentwise bounds.
+
+Richardson extrapolation (``richardson=R``) evaluates the stencil at ``H, H/2, ..., H/2^(R+1)`` and
+eliminates the leading error terms (``h^k``, then ``h^(k+2)`` for a symmetric stencil, ...) in a
+Neville tableau. The value is the extrapolation over the finest ``R + 1`` steps; the one over the
+coarsest ``R + 1`` has the same order ``k'``, so their difference over ``2^k' - 1`` estimates the
+truncation error, to which the rounding error propagated through the tableau is added. The finest
+step balances the extrapolated order's truncation against rounding, with ``|f^(n)|`` modelled as
+``|f'| n! / rho^(n-1)`` (``rho`` from ``|f'|`` and ``M``: ``f`` analytic within a distance ``rho``,
+as a matrix function is up to its nearest singularity). The error estimate trusts the rounding
+model (the steps are dyadic and no noise check as above is made): for a noisy ``f`` prefer
+``richardson=0`` (``gradcheck`` does).
+
+References: Fornberg (1988) for stencils; Ridders (1982) and Numerical Recipes ``dfridr`` for the
+extrapolation and its error estimate; FiniteDifferences.jl for the adaptive step.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
@@ -24,53 +58,110 @@ from .._errors import InputError
 from ._stencil import Stencil, backward_fdm, central_fdm, forward_fdm
 
 _KINDS = {"central": central_fdm, "forward": forward_fdm, "backward": backward_fdm}
+# Ratio of the check step to the step. Not a power of two: the rounding of ``x + t d`` lies on a
+# binary lattice, and steps h and h/2 can see the same lattice error (the check would miss it).
+_CHECK = 2.0 / 3.0
+
+
+@dataclass(frozen=True)
+class _ErrorModel:
+    """Pieces of the error estimate, kept so that linear functionals get their own estimate.
+
+    ``error = |trunc| + max(noise, max(0, |check| - gain * |check_trunc|) / spread)`` (elementwise):
+    ``trunc`` is a signed truncation estimate, ``noise`` a rounding bound, ``check`` a signed
+    difference of two estimates (``None`` when there is none) whose truncation part is
+    ``gain * check_trunc``; the rest of it, over ``spread``, is the noise it reveals.
+    """
+
+    trunc: Tensor
+    noise: Tensor
+    check: Tensor | None = None
+    check_trunc: Tensor | None = None
+    gain: float = 0.0
+    spread: float = 1.0
+
+    def error(self) -> Tensor:
+        err = self.noise
+        if self.check is not None:
+            excess = (self.check.abs() - self.gain * self.check_trunc.abs()).clamp_min(0.0)
+            err = torch.maximum(err, excess / self.spread)
+        return self.trunc.abs() + err
+
+    def map(self, lin: Callable[[Tensor], Tensor], quad: Callable[[Tensor], Tensor]) -> _ErrorModel:
+        """The model after a linear map: ``lin`` for the signed parts, ``quad`` for the noise."""
+        check = None if self.check is None else lin(self.check)
+        check_trunc = None if self.check_trunc is None else lin(self.check_trunc)
+        return _ErrorModel(lin(self.trunc), quad(self.noise), check, check_trunc, self.gain, self.spread)
+
+    def dot(self, w: Tensor) -> _ErrorModel:
+        """The model of ``sum(w * D)`` for a real weight ``w``: signed parts combine linearly and
+        the (independent) rounding errors in quadrature."""
+        return self.map(lambda t: (w * t).sum(), lambda n: torch.linalg.vector_norm((w * n).reshape(-1)))
 
 
 @dataclass(frozen=True)
 class Derivative:
-    """A finite-difference estimate: ``value`` (shaped like f's output) and its absolute ``error``."""
+    """A finite-difference estimate: ``value`` (shaped like f's output), its estimated absolute
+    ``error`` (same shape) and the ``step`` used (the finest one with Richardson extrapolation)."""
 
     value: Tensor
     error: Tensor
     step: float
+    _model: _ErrorModel | None = field(default=None, repr=False, compare=False)
 
     def __iter__(self):  # allows ``value, error = derivative(...)``
         yield self.value
         yield self.error
 
+    def dot(self, w: Tensor) -> Derivative:
+        """The estimate of ``sum(w * value)`` (``w`` real, broadcastable to ``value``) with an error
+        estimate of its own (tighter than ``sum(|w| * error)``, which adds worst cases)."""
+        w = torch.as_tensor(w, dtype=self.value.real.dtype, device=self.value.device)
+        if w.is_complex() or self.value.is_complex():
+            raise InputError("w: Derivative.dot needs a real weight and a real value; "
+                             "split complex values into real and imaginary parts first")
+        value = (w * self.value).sum()
+        if self._model is None:
+            return Derivative(value, (w.abs() * self.error).sum(), self.step)
+        model = self._model.dot(w)
+        return Derivative(value, model.error(), self.step, model)
 
-def _as_point(x) -> Tensor:
+
+def _as_point(x, name: str = "x") -> Tensor:
     if isinstance(x, Tensor):
         t = x.detach()
-    elif isinstance(x, (int, float, complex)):
-        t = torch.tensor(x, dtype=torch.complex128 if isinstance(x, complex) else torch.float64)
+    elif isinstance(x, bool) or not isinstance(x, (int, float, complex)):
+        raise InputError(f"{name}: expected a float or a floating-point tensor, got {type(x).__name__}")
     else:
-        raise InputError(f"x: expected a float or a tensor, got {type(x).__name__}")
+        t = torch.tensor(x, dtype=torch.complex128 if isinstance(x, complex) else torch.float64)
     if not (t.is_floating_point() or t.is_complex()):
         raise InputError(
-            f"x: integer dtype {t.dtype} cannot be perturbed by a finite difference; "
-            "pass a floating-point value (e.g. x.double())"
+            f"{name}: integer dtype {t.dtype} cannot be perturbed by a finite difference; "
+            f"pass a floating-point value (e.g. {name}.double())"
         )
     if not bool(torch.isfinite(t).all()):
-        raise InputError("x: contains non-finite values; finite differences need a finite point")
+        raise InputError(f"{name}: contains non-finite values; finite differences need a finite point")
     return t
 
 
-def _eval(f: Callable, x: Tensor) -> Tensor:
-    y = f(x)
-    y = torch.as_tensor(y)
-    return y.detach()
+def _check_int(name: str, value, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise InputError(f"{name}: expected an integer >= {low}, got {value!r}")
 
 
-def _apply(st: Stencil, g: Callable[[float], Tensor], h: float, cache: dict) -> Tensor:
+def _check_positive(name: str, value, hint: str = "") -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+    if not ok:
+        raise InputError(f"{name}: must be a finite positive number, got {value!r}{hint}")
+
+
+def _apply(st: Stencil, g: Callable[[float], Tensor], h: float) -> Tensor:
+    """``sum_i c_i g(o_i h) / h^q`` (``g`` caches its evaluations)."""
     acc = None
     for o, c in zip(st.offsets, st.float_coefs()):
         if c == 0.0:
             continue
-        t = o * h
-        if t not in cache:
-            cache[t] = g(t)
-        term = c * cache[t]
+        term = c * g(o * h)
         acc = term if acc is None else acc + term
     return acc / h**st.q
 
@@ -94,25 +185,32 @@ def derivative(
         f: function of a scalar or tensor, returning a scalar or a tensor (real or complex).
         x: the point, a float or a floating/complex tensor.
         p, q: stencil size and derivative order (p > q).
-        step: fixed step; ``None`` picks the roundoff-optimal step adaptively.
+        step: fixed step in ``t`` (``f`` is evaluated at ``x + t * direction``); ``None`` picks
+            the roundoff-optimal step adaptively. With ``richardson > 0`` it is the coarsest step
+            (the steps are ``step / 2^j``, j <= R + 1).
         direction: for a tensor ``x`` with more than one element, the direction ``d`` of the
-            derivative ``(d/dt)^q f(x + t d)`` at t = 0 (any norm; the result is scaled accordingly).
+            derivative ``(d/dt)^q f(x + t d)`` at t = 0 (any norm; the result scales with it).
         kind: "central", "forward" or "backward" stencil.
         richardson: number of Richardson extrapolation levels (0 = none).
         factor: assumed relative rounding error of ``f`` in units of machine epsilon.
-        max_step: upper bound on the step (in units of ``|direction|``).
+        max_step: upper bound on the adaptive step in ``t``. ``f`` is evaluated at ``x + t d`` with
+            ``|t| <= max(|offsets|) * max_step`` (2 * max_step for the default 5-point central
+            stencil): keep that inside ``f``'s domain.
 
     Returns:
         ``Derivative(value, error, step)``; ``value`` has f's output shape, ``error`` its estimated
-        absolute error (same shape).
+        absolute error (same shape), ``step`` the (finest) step in ``t``.
     """
+    if not callable(f):
+        raise InputError(f"f: expected a callable, got {type(f).__name__}")
     if kind not in _KINDS:
         raise InputError(f"kind: expected one of {sorted(_KINDS)}, got {kind!r}")
     st = _KINDS[kind](p, q)
-    if step is not None and not (step > 0):
-        raise InputError(f"step: must be a positive number, got {step!r}; pass None to choose it adaptively")
-    if richardson < 0:
-        raise InputError(f"richardson: number of levels must be >= 0, got {richardson}")
+    if step is not None:
+        _check_positive("step", step, "; pass None to choose it adaptively")
+    _check_int("richardson", richardson, 0)
+    _check_positive("factor", factor)
+    _check_positive("max_step", max_step)
     x = _as_point(x)
     if direction is None:
         if x.numel() != 1:
@@ -122,64 +220,109 @@ def derivative(
             )
         direction = torch.ones_like(x)
     else:
-        direction = _as_point(direction).to(x.dtype)
+        direction = _as_point(direction, "direction")
         if direction.shape != x.shape:
-            raise InputError(f"direction: shape {tuple(direction.shape)} must match x's {tuple(x.shape)}")
+            raise InputError(
+                f"direction: shape {tuple(direction.shape)} must match x's shape {tuple(x.shape)}"
+            )
+        if direction.is_complex() and not x.is_complex():
+            raise InputError("direction: complex direction for a real x; pass a real direction")
+        direction = direction.to(x.dtype)
     dnorm = float(torch.linalg.vector_norm(direction))
     if dnorm == 0.0:
         raise InputError("direction: must be non-zero")
+    # Internally the step s is along the unit vector (s = t |d|), so that the probe step below is
+    # measured in x's own units.
     unit = direction / dnorm
-
-    def g(t: float) -> Tensor:
-        return _eval(f, x + t * unit)
+    max_s = max_step * dnorm
+    xnorm = float(torch.linalg.vector_norm(x))
 
     cache: dict[float, Tensor] = {}
+
+    def g(t: float) -> Tensor:
+        if t not in cache:
+            y = torch.as_tensor(f(x + t * unit))
+            if not (y.is_floating_point() or y.is_complex()):
+                raise InputError(f"f: must return a floating-point or complex value, got {y.dtype}")
+            y = y.detach()
+            if not bool(torch.isfinite(y).all()):
+                raise InputError(
+                    f"f: returned non-finite values at x + {t / dnorm:.3g} * direction; the point "
+                    "left f's domain: lower max_step (or structure the input inside f)"
+                )
+            cache[t] = y
+        return cache[t]
+
     f0 = g(0.0)
-    cache[0.0] = f0
-    eps = torch.finfo(f0.real.dtype if (f0.is_floating_point() or f0.is_complex()) else torch.float64).eps
-    eps = max(eps, torch.finfo(x.real.dtype).eps)
-    fmag = float(f0.abs().max()) if f0.numel() else 0.0
+    eps = max(torch.finfo(f0.real.dtype).eps, torch.finfo(x.real.dtype).eps)
     k = st.order
     C_t = float(st.truncation_coef)
     C_r = st.roundoff_coef
+    reach = max(abs(o) for o in st.offsets)
 
-    # |f^{(q+k)}| from a wider central stencil at a coarse step chosen for that estimate.
+    # Signed estimate of f^{(q+k)} from a wider central stencil at a coarse step (rounding error of
+    # the estimate ~ eps / h_m^(q+k), truncation ~ h_m^2), reaching no farther than the main stencil.
     m_order = q + k
     st_m = central_fdm(m_order + 2, m_order)
-    h_m = min(max_step, eps ** (1.0 / (m_order + 2)) * 2.0)
-    est = _apply(st_m, g, h_m, {0.0: f0} if 0.0 in st_m.offsets else {})
-    M = float(est.abs().max()) if est.numel() else 0.0
-    eps_f = eps * max(fmag, 1e-300) * factor
+    reach_m = max(abs(o) for o in st_m.offsets)
+    h_m = min(max_s * reach / reach_m, 2.0 * eps ** (1.0 / (m_order + 2)))
+    M_vec = _apply(st_m, g, h_m)
+    # Rounding error of each component: eps times the largest |f| seen near x (not |f(x)| alone,
+    # which may vanish at x) plus |x| |f'| for the rounding of the point x + t d.
+    fmag = torch.stack([c.abs() for c in cache.values()]).amax(0)
+    d1 = (g(h_m) - g(-h_m)).abs() / (2 * h_m)  # |f'| along the unit direction
+    if xnorm > 0:
+        fmag = fmag + xnorm * d1
+    M = float(M_vec.abs().max()) if M_vec.numel() else 0.0
+    fmax = float(fmag.max()) if fmag.numel() else 0.0
     if step is not None:
-        h = float(step)
-    elif M > 0:
-        h = min(max_step, (q * C_r * eps_f / (k * C_t * M)) ** (1.0 / (k + q)))
-    else:  # f is (numerically) a low-degree polynomial along the line: no truncation error
-        h = max_step
+        h = float(step) * dnorm
+    elif M > 0 and fmax > 0:
+        h = min(max_s, (q * C_r * eps * factor * fmax / (k * C_t * M)) ** (1.0 / (k + q)))
+    else:  # f is (numerically) a polynomial of degree < q + k along the line: no truncation error
+        h = max_s
+
+    def noise(hh: float) -> Tensor:
+        return C_r * eps * factor * fmag / hh**q
 
     if richardson == 0:
-        value = _apply(st, g, h, cache)
-        err = C_t * M * h**k + C_r * eps_f / h**q
-        error = torch.full(value.shape, err, dtype=value.abs().dtype)
+        value = _apply(st, g, h)
+        trunc = C_t * M_vec * h**k
+        model = _ErrorModel(trunc, noise(h), value - _apply(st, g, _CHECK * h), trunc,
+                            1.0 - _CHECK**k, math.sqrt(1.0 + _CHECK ** (-2 * q)))
     else:
-        # Richardson: D(h_j), h_j = H / 2^j; eliminate h^k, h^(k+1), ... in turn (Neville tableau).
-        H = min(max_step, h * 2.0**richardson)
-        tab = [_apply(st, g, H / 2.0**j, cache) for j in range(richardson + 1)]
-        sym = kind == "central" and all(o == -oo for o, oo in zip(st.offsets, reversed(st.offsets)))
+        R = richardson
+        sym = all(o == -oo for o, oo in zip(st.offsets, reversed(st.offsets)))
         inc = 2 if sym else 1
-        prev = tab
+        if step is not None:
+            H = float(step) * dnorm
+        else:
+            # Model |f^(n)| ~ |f'| n! / rho^(n-1) (f analytic within a distance rho, as a matrix
+            # function is up to its nearest singularity); rho from |f'| and M, then the step that
+            # balances truncation of the extrapolated order k' against rounding.
+            k_eff = k + inc * R
+            fine = h
+            D1 = float(d1.max()) if d1.numel() else 0.0
+            if M > 0 and D1 > 0 and h < max_s:
+                n = q + k
+                rho = (math.factorial(n) * D1 / M) ** (1.0 / (n - 1)) if n > 1 else 1.0
+                n_eff = q + k_eff
+                M_eff = D1 * math.factorial(n_eff) / rho ** (n_eff - 1)
+                fine = (q * C_r * eps * factor * fmax / (k_eff * C_t * M_eff)) ** (1.0 / (k_eff + q))
+            H = min(max_s, fine * 2.0 ** (R + 1))
+        # R + 2 steps: two extrapolated entries of the same order (steps H..H/2^R and
+        # H/2..H/2^(R+1)); their difference estimates the error of the finer one, the value.
+        steps = [H / 2.0**j for j in range(R + 2)]
+        row, nrow = [_apply(st, g, hj) for hj in steps], [noise(hj) for hj in steps]
         order = k
-        for _ in range(richardson):
+        for _ in range(R):
             r = 2.0**order
-            prev = [(r * prev[j + 1] - prev[j]) / (r - 1) for j in range(len(prev) - 1)]
+            row = [(r * row[j + 1] - row[j]) / (r - 1) for j in range(len(row) - 1)]
+            nrow = [(r * nrow[j + 1] + nrow[j]) / (r - 1) for j in range(len(nrow) - 1)]
             order += inc
-            if len(prev) == 1:
-                break
-        value = prev[0]
-        last_two = (tab[-1] - value).abs()
-        rounding = C_r * eps_f / (H / 2.0**richardson) ** q
-        error = last_two + rounding
-        h = H / 2.0**richardson
+        coarse, value = row
+        h = steps[-1]
+        model = _ErrorModel((coarse - value) / (2.0**order - 1), nrow[1])
     scale = dnorm**q
-    return Derivative(value * scale, error * scale, h * (1.0 / dnorm))
-
+    model = model.map(lambda t: t * scale, lambda n: n * scale)
+    return Derivative(value * scale, model.error(), h / dnorm, model)

@@ -10,16 +10,23 @@ imaginary part cannot cancel). ``derivative`` gives the column ``J u`` of the re
 * ``"vjp"``: for a random cotangent ``w``, ``<J^T w, u>`` from reverse mode must equal ``w . J u``
   (complex gradients in PyTorch's convention: ``dL = Re sum(conj(g) du)``);
 * ``"hvp"``: forward-over-reverse, ``jvp(grad(phi))`` with ``phi = Re <w, fn>``, must equal the
-  finite-difference derivative of the reverse-mode gradient along ``u``;
-* ``"hvp_rev"``: reverse-over-reverse (double backward), ``grad(<v, grad phi>) . u``, against the
-  same reference.
+  finite-difference derivative of the reverse-mode gradient along ``u`` (the column ``H u``);
+* ``"hvp_rev"``: reverse-over-reverse (double backward), ``u . grad(<v, grad phi>) = v^T H u`` for
+  a random ``v``, against ``v . (H u)`` from finite differences.
 
 ``full=True`` replaces the random directions by every real coordinate (and every imaginary one of a
-complex input) and the cotangent by every output coordinate: the full Jacobians are compared.
+complex input): ``"jvp"`` and ``"hvp"`` then compare the full Jacobian and Hessian; ``"vjp"`` builds
+the Jacobian row by row in reverse mode (one backward pass per real output coordinate) and
+``"hvp_rev"`` the Hessian of ``phi`` row by row by double backward, and compare them with the
+finite-difference columns. It is meant for small inputs and outputs.
 
-A case passes when ``|ad - fd| <= atol + rtol * scale + 4 * fd_error`` where ``scale`` is the size of
-the quantities compared (so a derivative that happens to be near zero is not judged by a tiny
-denominator) and ``fd_error`` the finite-difference error estimate.
+A comparison passes when, for every compared component,
+``|ad - fd| <= atol + rtol * scale + 4 * fd_error`` where ``scale`` is the size of the quantities
+compared (so a derivative that happens to be near zero is not judged by a tiny denominator) and
+``fd_error`` the finite-difference error estimate of that component. For the projections
+``w . J u`` and ``v . H u`` the error estimate is that of the projected derivative
+(``Derivative.dot``), not the sum of componentwise bounds, which grows with the output size and
+would loosen the check on large outputs.
 """
 
 from __future__ import annotations
@@ -32,9 +39,15 @@ import torch.utils._pytree as pytree
 from torch import Tensor
 
 from .._errors import InputError
-from ._derivative import derivative
+from ._derivative import Derivative, derivative
 
 MODES = ("vjp", "jvp", "hvp", "hvp_rev")
+# Multiple of the finite-difference error estimate allowed on top of atol + rtol * scale.
+FD_SAFETY = 4.0
+# Mixed into the seed: with the plain seed, the directions and cotangents would repeat the stream of
+# a test that built its inputs from torch.Generator().manual_seed(seed) (the same seed is common),
+# e.g. a cotangent equal to the input, which can hide a missing conjugate.
+_SEED_MIX = 0x5DEECE66D
 
 
 class GradcheckError(AssertionError):
@@ -47,6 +60,15 @@ class GradcheckError(AssertionError):
 
 @dataclass
 class CheckRecord:
+    """One comparison of one input, direction and mode.
+
+    ``max_abs_err``: largest ``|ad - fd|``; ``max_rel_err``: that over the scale of the compared
+    quantities; ``fd_err``: largest finite-difference error estimate; ``tol``: the allowance
+    ``atol + rtol * scale + 4 * fd_err_i`` of the component closest to failing; ``ratio``: the largest
+    ``|ad - fd|_i / allowance_i`` (the check passes when it is <= 1); ``scale``: the size of the
+    compared quantities (the denominator of ``max_rel_err``).
+    """
+
     input: str
     mode: str
     direction: str
@@ -55,6 +77,8 @@ class CheckRecord:
     fd_err: float
     tol: float
     passed: bool
+    ratio: float = 0.0
+    scale: float = 0.0
 
 
 @dataclass
@@ -80,11 +104,12 @@ class GradcheckReport:
         return [asdict(r) for r in self.records]
 
     def __str__(self) -> str:
-        lines = [f"{'input':<12} {'mode':<8} {'direction':<10} {'max_abs':>10} {'max_rel':>10} {'fd_err':>10}  ok"]
+        lines = [f"{'input':<12} {'mode':<8} {'direction':<10} {'max_abs':>10} {'max_rel':>10} "
+                 f"{'fd_err':>10} {'allowed':>10}  ok"]
         for r in self.records:
             lines.append(
                 f"{r.input:<12} {r.mode:<8} {r.direction:<10} {r.max_abs_err:10.2e} "
-                f"{r.max_rel_err:10.2e} {r.fd_err:10.2e}  {'yes' if r.passed else 'NO'}"
+                f"{r.max_rel_err:10.2e} {r.fd_err:10.2e} {r.tol:10.2e}  {'yes' if r.passed else 'NO'}"
             )
         return "\n".join(lines)
 
@@ -100,6 +125,7 @@ def default_tolerances(dtype: torch.dtype) -> tuple[float, float]:
 
 
 def _realify(ys: Sequence[Tensor]) -> Tensor:
+    """Real and imaginary parts of every tensor, flattened into one real vector."""
     parts = []
     for y in ys:
         if y.is_complex():
@@ -108,8 +134,10 @@ def _realify(ys: Sequence[Tensor]) -> Tensor:
             parts.append(y.reshape(-1))
     if not parts:
         return torch.zeros(0, dtype=torch.float64)
-    dt = torch.promote_types(*[p.dtype for p in parts]) if len(parts) > 1 else parts[0].dtype
-    return torch.cat([p.to(dt) for p in parts])
+    dt = parts[0].dtype
+    for q in parts[1:]:
+        dt = torch.promote_types(dt, q.dtype)
+    return torch.cat([q.to(dt) for q in parts])
 
 
 def _is_diff(x) -> bool:
@@ -117,6 +145,7 @@ def _is_diff(x) -> bool:
 
 
 def _randn_like(x: Tensor, gen: torch.Generator, imag: bool | None = None) -> Tensor:
+    """A standard normal tensor like ``x`` (complex: both parts, or only one if ``imag`` is set)."""
     real = torch.randn(x.shape, generator=gen, dtype=x.real.dtype if x.is_complex() else x.dtype)
     if x.is_complex():
         other = torch.randn(x.shape, generator=gen, dtype=real.dtype)
@@ -128,6 +157,11 @@ def _randn_like(x: Tensor, gen: torch.Generator, imag: bool | None = None) -> Te
             z = torch.complex(real, torch.zeros_like(real))
         return z.to(x.device)
     return real.to(x.device)
+
+
+def _check_tol(name: str, value) -> None:
+    if value is not None and not (isinstance(value, (int, float)) and value >= 0):
+        raise InputError(f"{name}: expected a non-negative number or None (from the dtype), got {value!r}")
 
 
 def gradcheck(
@@ -149,59 +183,82 @@ def gradcheck(
 
     Args:
         fn: function of the inputs returning a tensor or a (nested) tuple/list of tensors.
-        inputs: the point; floating and complex tensors are differentiated (or those in ``wrt``).
+        inputs: the point; floating and complex tensors are differentiated (or those in ``wrt``),
+            other arguments are passed through unchanged.
         modes: any of "vjp", "jvp", "hvp" (forward-over-reverse), "hvp_rev" (double backward).
         rtol, atol: tolerances; default from the inputs' dtype (``default_tolerances``).
         wrt: indices of the inputs to differentiate (default: all floating/complex tensors).
-        names: names of the inputs for the report and error messages.
-        full: compare full Jacobians instead of random projections (for small inputs).
+        names: names of all the inputs, for the report and error messages.
+        full: compare full Jacobians and Hessians instead of random projections (small inputs).
         n_directions: random directions per input (complex inputs get a real and an imaginary
             direction for each).
         p: stencil size of the finite differences.
-        max_step: largest finite-difference step (keep the perturbed point in fn's domain).
+        max_step: largest finite-difference step along a direction ``u`` (entries ~ N(0, 1)); the
+            stencil reaches ``(p - 1) / 2 * max_step * u``: keep that inside fn's domain.
         seed: seed of the random directions and cotangents.
         raise_on_failure: raise ``GradcheckError`` on a mismatch (else only report it).
 
     Returns:
         A ``GradcheckReport`` with one record per input, direction and mode.
+
+    Raises:
+        GradcheckError: naming the input, the mode, the direction and the size of the mismatch.
     """
+    if isinstance(modes, str):
+        modes = (modes,)
+    modes = tuple(modes)
     bad = [m for m in modes if m not in MODES]
-    if bad:
+    if bad or not modes:
         raise InputError(f"modes: unknown mode(s) {bad}; choose from {MODES}")
     if not callable(fn):
         raise InputError(f"fn: expected a callable, got {type(fn).__name__}")
+    _check_tol("rtol", rtol)
+    _check_tol("atol", atol)
+    if isinstance(n_directions, bool) or not isinstance(n_directions, int) or n_directions < 1:
+        raise InputError(f"n_directions: expected an integer >= 1, got {n_directions!r}")
     inputs = list(inputs)
     if wrt is None:
         wrt = [i for i, x in enumerate(inputs) if _is_diff(x)]
     else:
         wrt = list(wrt)
         for i in wrt:
-            if not (0 <= i < len(inputs)) or not _is_diff(inputs[i]):
-                raise InputError(f"wrt: input {i} is not a floating-point or complex tensor")
+            if not isinstance(i, int) or not (0 <= i < len(inputs)) or not _is_diff(inputs[i]):
+                raise InputError(
+                    f"wrt: input {i!r} is not a floating-point or complex tensor among the "
+                    f"{len(inputs)} inputs; pass indices of such inputs"
+                )
+        if len(set(wrt)) != len(wrt):
+            raise InputError(f"wrt: repeated indices {wrt}")
     if not wrt:
-        raise InputError("inputs: no floating-point or complex tensor to differentiate")
-    for i in wrt:
-        if not bool(torch.isfinite(inputs[i]).all()):
-            raise InputError(f"inputs[{i}]: contains non-finite values; gradcheck needs a finite point")
+        bad_dt = [str(x.dtype) for x in inputs if isinstance(x, Tensor)]
+        raise InputError(
+            "inputs: no floating-point or complex tensor to differentiate"
+            + (f" (got dtypes {bad_dt}; convert with .double())" if bad_dt else "")
+        )
     if names is None:
         names = [f"input {i}" for i in range(len(inputs))]
+    elif len(names) != len(inputs):
+        raise InputError(f"names: got {len(names)} names for {len(inputs)} inputs; name every input")
+    for i in wrt:
+        if not bool(torch.isfinite(inputs[i]).all()):
+            raise InputError(f"{names[i]}: contains non-finite values; gradcheck needs a finite point")
     dtypes = [inputs[i].dtype for i in wrt]
     rt, at = default_tolerances(max(dtypes, key=lambda d: torch.finfo(torch.empty((), dtype=d).real.dtype).eps))
     rtol = rt if rtol is None else rtol
     atol = at if atol is None else atol
-    gen = torch.Generator().manual_seed(seed)
-    primals = [x.detach() for x in inputs]
+    gen = torch.Generator().manual_seed(_SEED_MIX ^ int(seed))
+    primals = [x.detach() if isinstance(x, Tensor) else x for x in inputs]
 
     def call(*diff_args):
         args = list(primals)
         for i, a in zip(wrt, diff_args):
             args[i] = a
         out = fn(*args)
-        leaves = [y for y in pytree.tree_leaves(out) if _is_diff(y)]
-        return tuple(leaves)
+        return tuple(y for y in pytree.tree_leaves(out) if _is_diff(y))
 
+    x0 = [primals[i] for i in wrt]
     with torch.no_grad():
-        y0 = call(*[primals[i] for i in wrt])
+        y0 = call(*x0)
     if not y0:
         raise InputError("fn: returned no floating-point or complex tensor")
     ws = tuple(_randn_like(y, gen) for y in y0)
@@ -211,21 +268,51 @@ def gradcheck(
         ys = call(*diff_args)
         return sum((torch.real(torch.sum(w.conj() * y)) for w, y in zip(ws, ys)), torch.zeros(()))
 
-    x0 = [primals[i] for i in wrt]
     need_second = any(m in modes for m in ("hvp", "hvp_rev"))
     vs = tuple(_randn_like(x, gen) for x in x0) if need_second else ()
     v_real = _realify(vs) if need_second else None
 
-    def grad_vec(*diff_args) -> Tensor:
-        xs = [a.detach().requires_grad_(True) for a in diff_args]
-        with torch.enable_grad():
-            val = phi(*xs)
-            gs = torch.autograd.grad(val, xs, allow_unused=True)
+    def leaves(args):
+        return [a.detach().requires_grad_(True) for a in args]
+
+    def realgrad(val, xs, **kw) -> Tensor:
+        """Realified gradient of a real scalar (zeros where it does not depend on an input)."""
+        if not val.requires_grad:
+            return _realify([torch.zeros_like(x) for x in xs])
+        gs = torch.autograd.grad(val, xs, allow_unused=True, **kw)
         return _realify([torch.zeros_like(x) if g is None else g for x, g in zip(xs, gs)])
 
-    g_rev = None
+    def grad_vec(*diff_args) -> Tensor:
+        xs = leaves(diff_args)
+        with torch.enable_grad():
+            return realgrad(phi(*xs), xs)
+
+    # Reverse-mode quantities, computed once (they do not depend on the direction).
+    g_rev = J_rev = hw_rev = H_rev = None
     if "vjp" in modes:
-        g_rev = grad_vec(*x0)
+        if full:  # the Jacobian, one backward pass per real output coordinate
+            xs = leaves(x0)
+            with torch.enable_grad():
+                yr = _realify(call(*xs))
+                J_rev = torch.stack([realgrad(yr[k], xs, retain_graph=True) for k in range(yr.numel())]) \
+                    if yr.numel() else torch.zeros(0, _realify(x0).numel())
+        else:
+            g_rev = grad_vec(*x0)
+    if "hvp_rev" in modes:
+        xs = leaves(x0)
+        with torch.enable_grad():
+            val = phi(*xs)
+            if val.requires_grad:
+                gs = torch.autograd.grad(val, xs, create_graph=True, allow_unused=True)
+                gs = [torch.zeros_like(x) if g is None else g for x, g in zip(xs, gs)]
+            else:
+                gs = [torch.zeros_like(x) for x in xs]
+            if full:  # the Hessian of phi, one double-backward pass per real input coordinate
+                gr = _realify(gs)
+                H_rev = torch.stack([realgrad(gr[k], xs, retain_graph=True) for k in range(gr.numel())])
+            else:
+                s = sum((torch.real(torch.sum(v.conj() * g)) for v, g in zip(vs, gs)), torch.zeros(()))
+                hw_rev = realgrad(s, xs)
 
     def directions(j: int):
         x = x0[j]
@@ -247,82 +334,93 @@ def gradcheck(
 
     report = GradcheckReport()
 
-    def record(name, mode, label, ad, fd, fd_err, scale_extra=0.0):
+    def record(name: str, mode: str, label: str, ad: Tensor, fd: Tensor, fd_err: Tensor,
+               scale_extra: float = 0.0) -> None:
+        ad, fd, fd_err = (t.detach().to(torch.float64).reshape(-1) for t in (ad, fd, fd_err))
         diff = (ad - fd).abs()
-        scale = max(float(fd.abs().max()) if fd.numel() else 0.0, float(ad.abs().max()) if ad.numel() else 0.0, scale_extra)
-        mabs = float(diff.max()) if diff.numel() else 0.0
-        ferr = float(fd_err.max()) if fd_err.numel() else 0.0
-        tol = atol + rtol * scale + 4.0 * ferr
+        scale = max(float(fd.abs().max()) if fd.numel() else 0.0,
+                    float(ad.abs().max()) if ad.numel() else 0.0, scale_extra)
+        allowed = atol + rtol * scale + FD_SAFETY * fd_err
+        if diff.numel():
+            ratios = diff / allowed.clamp_min(1e-300)
+            worst = int(ratios.argmax())
+            mabs, ratio, tol = float(diff.max()), float(ratios[worst]), float(allowed[worst])
+            ferr = float(fd_err.max())
+        else:
+            mabs = ratio = ferr = 0.0
+            tol = atol + rtol * scale
         # Below atol / rtol a quantity is judged on the absolute scale (no tiny denominators).
-        rel = mabs / max(scale, atol / rtol)
-        report.records.append(CheckRecord(name, mode, label, mabs, rel, ferr, tol, mabs <= tol))
+        denom = max(scale, atol / rtol if rtol > 0 else 0.0, 1e-300)
+        passed = bool((diff <= allowed).all()) and bool(torch.isfinite(ad).all())
+        report.records.append(CheckRecord(name, mode, label, mabs, mabs / denom, ferr, tol, passed, ratio, denom))
 
-    full_rows: dict[tuple[int, str], list] = {}
+    def at(j: int, xj: Tensor) -> list[Tensor]:
+        args = list(x0)
+        args[j] = xj
+        return args
+
     for j, i in enumerate(wrt):
         name = names[i]
+        rows: dict[str, list[tuple[Tensor, Tensor, Tensor]]] = {}
         for label, u in directions(j):
-            def along(t, j=j, u=u):
-                args = list(x0)
-                args[j] = x0[j] + t * u
-                with torch.no_grad():
-                    return _realify(call(*args))
+            u_real = _realify([u if k == j else torch.zeros_like(x) for k, x in enumerate(x0)])
 
-            col = derivative(along, torch.zeros((), dtype=x0[j].real.dtype), p=p, max_step=max_step)
+            def along(xj, j=j):
+                with torch.no_grad():
+                    return _realify(call(*at(j, xj)))
+
+            # Along x + t u: derivative sees the point itself, so it models the rounding of x + t u.
+            col: Derivative = derivative(along, x0[j], p=p, direction=u, max_step=max_step)
             if "jvp" in modes:
                 tangents = tuple(u if k == j else torch.zeros_like(x) for k, x in enumerate(x0))
                 _, ydot = torch.func.jvp(call, tuple(x0), tangents)
                 jcol = _realify(ydot)
-                record(name, "jvp", label, jcol, col.value, col.error)
-            if "vjp" in modes:
-                u_real = _realify([u if k == j else torch.zeros_like(x) for k, x in enumerate(x0)])
-                ad = (g_rev * u_real).sum()
-                fd = (w_real * col.value).sum()
-                fde = (w_real.abs() * col.error).sum()
-                scale = float((g_rev.abs() * u_real.abs()).sum())
                 if full:
-                    full_rows.setdefault((j, "vjp"), []).append((label, ad, fd, fde))
+                    rows.setdefault("jvp", []).append((jcol, col.value, col.error))
                 else:
-                    record(name, "vjp", label, ad.reshape(1), fd.reshape(1), fde.reshape(1), scale)
+                    record(name, "jvp", label, jcol, col.value, col.error)
+            if "vjp" in modes:
+                if full:
+                    rows.setdefault("vjp", []).append((J_rev @ u_real, col.value, col.error))
+                else:
+                    ad = (g_rev * u_real).sum()
+                    proj = col.dot(w_real)
+                    scale = max(float((g_rev * u_real).abs().sum()), float((w_real * col.value).abs().sum()))
+                    record(name, "vjp", label, ad, proj.value, proj.error, scale)
             if need_second:
-                def grad_along(t, j=j, u=u):
-                    args = list(x0)
-                    args[j] = x0[j] + t * u
-                    return grad_vec(*args)
+                def grad_along(xj, j=j):
+                    return grad_vec(*at(j, xj))
 
-                gcol = derivative(grad_along, torch.zeros((), dtype=x0[j].real.dtype), p=p, max_step=max_step)
+                gcol = derivative(grad_along, x0[j], p=p, direction=u, max_step=max_step)
                 if "hvp" in modes:
                     tangents = tuple(u if k == j else torch.zeros_like(x) for k, x in enumerate(x0))
                     argnums = tuple(range(len(x0)))
                     _, gdot = torch.func.jvp(torch.func.grad(phi, argnums=argnums), tuple(x0), tangents)
-                    record(name, "hvp", label, _realify(gdot), gcol.value, gcol.error)
+                    if full:
+                        rows.setdefault("hvp", []).append((_realify(gdot), gcol.value, gcol.error))
+                    else:
+                        record(name, "hvp", label, _realify(gdot), gcol.value, gcol.error)
                 if "hvp_rev" in modes:
-                    xs = [a.detach().requires_grad_(True) for a in x0]
-                    with torch.enable_grad():
-                        gs = torch.autograd.grad(phi(*xs), xs, create_graph=True, allow_unused=True)
-                        s = sum(
-                            (torch.real(torch.sum(v.conj() * g)) for v, g in zip(vs, gs) if g is not None),
-                            torch.zeros(()),
-                        )
-                        hs = torch.autograd.grad(s, xs, allow_unused=True) if s.requires_grad else [None] * len(xs)
-                    hs = [torch.zeros_like(x) if h is None else h for x, h in zip(xs, hs)]
-                    u_real = _realify([u if k == j else torch.zeros_like(x) for k, x in enumerate(x0)])
-                    ad = (_realify(hs) * u_real).sum()
-                    fd = (v_real * gcol.value).sum()
-                    fde = (v_real.abs() * gcol.error).sum()
-                    scale = float((_realify(hs).abs() * u_real.abs()).sum())
-                    record(name, "hvp_rev", label, ad.reshape(1), fd.reshape(1), fde.reshape(1), scale)
-    for (j, mode), rows in full_rows.items():
-        ad = torch.stack([r[1] for r in rows])
-        fd = torch.stack([r[2] for r in rows])
-        fde = torch.stack([r[3] for r in rows])
-        record(names[wrt[j]], mode, "full", ad, fd, fde)
+                    if full:
+                        rows.setdefault("hvp_rev", []).append((H_rev @ u_real, gcol.value, gcol.error))
+                    else:
+                        ad = (hw_rev * u_real).sum()
+                        proj = gcol.dot(v_real)
+                        scale = max(float((hw_rev * u_real).abs().sum()),
+                                    float((v_real * gcol.value).abs().sum()))
+                        record(name, "hvp_rev", label, ad, proj.value, proj.error, scale)
+        for mode in MODES:  # full: one record per input and mode, over all coordinates
+            if mode in rows:
+                ad, fd, fde = (torch.stack([r[c] for r in rows[mode]]) for c in range(3))
+                record(name, mode, "full", ad, fd, fde)
 
     if raise_on_failure and not report.passed:
-        worst = max(report.failures(), key=lambda r: r.max_abs_err / max(r.tol, 1e-300))
+        worst = max(report.failures(), key=lambda r: r.ratio)
         raise GradcheckError(
             f"gradcheck failed: {worst.mode} of {worst.input} (direction {worst.direction}) differs "
-            f"from finite differences by {worst.max_abs_err:.3e} (relative {worst.max_rel_err:.3e}; "
-            f"allowed {worst.tol:.3e}, finite-difference error estimate {worst.fd_err:.3e}); "
+            f"from finite differences by {worst.max_abs_err:.3e} (relative {worst.max_rel_err:.3e}), "
+            f"{worst.ratio:.3g} times the allowed {worst.tol:.3e} (atol + rtol * scale + "
+            f"{FD_SAFETY:g} * finite-difference error estimate {worst.fd_err:.3e}); "
             f"{len(report.failures())} of {len(report.records)} checks failed\n{report}",
             report,
         )

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from .._errors import InputError
+from ._gradcheck import MODES
 
 FAMILIES = ("factor", "spectral", "equations", "matfun", "implicit", "checkpoint", "signal", "control")
 
@@ -51,6 +52,7 @@ class Case:
 
 
 _CASES: dict[tuple[str, str], Case] = {}
+_LOAD_ERRORS: dict[str, str] = {}
 _loaded = False
 
 
@@ -68,13 +70,28 @@ def register_case(
     **gradcheck_kwargs,
 ) -> Case:
     """Register a verification case (re-registering the same (op, name) replaces it)."""
+    if not (isinstance(op, str) and op and isinstance(name, str) and name):
+        raise InputError(f"op, name: expected non-empty strings, got {op!r}, {name!r}")
+    if not callable(fn) or not callable(make_inputs):
+        raise InputError(f"fn, make_inputs: expected callables for case {op}/{name}")
+    bad = [m for m in modes if m not in MODES]
+    if bad:
+        raise InputError(f"modes: unknown mode(s) {bad} for case {op}/{name}; choose from {MODES}")
     case = Case(op, name, fn, make_inputs, tuple(dtypes), tuple(modes), rtol, atol, hard,
                 tuple(sorted(gradcheck_kwargs.items())))
     _CASES[(op, name)] = case
     return case
 
 
+def unregister_case(op: str, name: str | None = None) -> None:
+    """Remove a case (or, with ``name=None``, every case of ``op``); unknown names are ignored."""
+    for key in [k for k in _CASES if k[0] == op and (name is None or k[1] == name)]:
+        del _CASES[key]
+
+
 def _load() -> None:
+    """Import every family's ``_cases`` module once; a module that fails to import is remembered
+    (``load_errors``) rather than hiding the other families' cases."""
     global _loaded
     if _loaded:
         return
@@ -84,8 +101,16 @@ def _load() -> None:
             importlib.import_module(mod)
         except ModuleNotFoundError as exc:
             if exc.name != mod:
-                raise
+                _LOAD_ERRORS[mod] = f"{type(exc).__name__}: {exc}"
+        except Exception as exc:  # noqa: BLE001 - reported by verify as a failure
+            _LOAD_ERRORS[mod] = f"{type(exc).__name__}: {exc}"
     _loaded = True
+
+
+def load_errors() -> dict[str, str]:
+    """Case modules that failed to import: ``{module: error}``."""
+    _load()
+    return dict(_LOAD_ERRORS)
 
 
 def cases(ops: Sequence[str] | None = None) -> list[Case]:
@@ -95,6 +120,10 @@ def cases(ops: Sequence[str] | None = None) -> list[Case]:
     if ops:
         unknown = [o for o in ops if o not in known]
         if unknown:
-            raise InputError(f"ops: unknown op(s) {unknown}; registered ops are {known}")
+            note = ""
+            if _LOAD_ERRORS:
+                note = "; these case modules failed to import: " + "; ".join(
+                    f"{m} ({e})" for m, e in _LOAD_ERRORS.items())
+            raise InputError(f"ops: unknown op(s) {unknown}; registered ops are {known}{note}")
         return [c for c in _CASES.values() if c.op in ops]
     return list(_CASES.values())

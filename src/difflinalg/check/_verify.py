@@ -1,53 +1,69 @@
-"""Run every registered case through ``gradcheck`` and tabulate the results."""
+"""Run every registered case through ``gradcheck`` and tabulate the results (``difflinalg verify``)."""
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
-from ._gradcheck import GradcheckError, gradcheck
-from ._registry import Case, cases
+from ._gradcheck import gradcheck
+from ._registry import Case, cases, load_errors
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).replace("torch.", "")
 
 
 def run_case(case: Case, dtype: torch.dtype, seed: int = 0) -> list[dict]:
-    """Run one case in one dtype; returns one record per mode."""
-    gen = torch.Generator().manual_seed(seed)
-    inputs = case.make_inputs(dtype, gen)
-    kwargs = dict(case.gradcheck_kwargs)
+    """Run one case in one dtype; returns one record per mode.
+
+    A record: op, dtype, case, mode, max_rel_err, fd_rel_err (the finite-difference error estimate
+    on the same scale), passed, error (why it failed to run, else None), seconds.
+    """
     t0 = time.perf_counter()
     try:
+        gen = torch.Generator().manual_seed(seed)
+        inputs = case.make_inputs(dtype, gen)
         rep = gradcheck(case.fn, *inputs, modes=case.modes, rtol=case.rtol, atol=case.atol,
-                        raise_on_failure=False, seed=seed, **kwargs)
+                        raise_on_failure=False, seed=seed, **dict(case.gradcheck_kwargs))
         error = None
-    except (GradcheckError, Exception) as exc:  # noqa: BLE001 - any crash is a failed case
+    except Exception as exc:  # noqa: BLE001 - any crash is a failed case, reported with its cause
         rep, error = None, f"{type(exc).__name__}: {exc}".splitlines()[0]
     elapsed = time.perf_counter() - t0
-    dname = str(dtype).replace("torch.", "")
     out = []
     for mode in case.modes:
-        if rep is None:
-            out.append(dict(op=case.op, dtype=dname, case=case.name, mode=mode, max_rel_err=float("nan"),
-                            fd_err=float("nan"), passed=False, error=error, seconds=elapsed))
-            continue
-        recs = [r for r in rep.records if r.mode == mode]
-        out.append(dict(
-            op=case.op, dtype=dname, case=case.name, mode=mode,
-            max_rel_err=max((r.max_rel_err for r in recs), default=0.0),
-            fd_err=max((r.fd_err for r in recs), default=0.0),
-            passed=bool(recs) and all(r.passed for r in recs),
-            error=None if recs else "no checks ran",
-            seconds=elapsed,
-        ))
+        rec = dict(op=case.op, dtype=_dtype_name(dtype), case=case.name, mode=mode, max_rel_err=math.nan,
+                   fd_rel_err=math.nan, passed=False, error=error, seconds=elapsed)
+        if rep is not None:
+            recs = [r for r in rep.records if r.mode == mode]
+            fd_rel = [r.fd_err / r.scale if r.scale > 0 else 0.0 for r in recs]
+            rec.update(
+                max_rel_err=max((r.max_rel_err for r in recs), default=0.0),
+                fd_rel_err=max(fd_rel, default=0.0),
+                passed=bool(recs) and all(r.passed for r in recs),
+                error=None if recs else "no checks ran",
+            )
+        out.append(rec)
     return out
 
 
-def verify(ops: Sequence[str] | None = None, *, progress=None) -> list[dict]:
+def verify(ops: Sequence[str] | None = None, *, progress: Callable[[list[dict]], None] | None = None,
+           seed: int = 0) -> list[dict]:
+    """Run the registered cases (of ``ops``, default all) in each of their dtypes.
+
+    Without ``ops``, a family whose case module fails to import adds a failed record (op
+    ``<module>``), so a broken registration cannot pass silently.
+    """
     records = []
+    if not ops:
+        for mod, err in load_errors().items():
+            records.append(dict(op=f"<{mod}>", dtype="-", case="import", mode="-", max_rel_err=math.nan,
+                                fd_rel_err=math.nan, passed=False, error=err, seconds=0.0))
     for case in cases(ops):
         for dtype in case.dtypes:
-            recs = run_case(case, dtype)
+            recs = run_case(case, dtype, seed)
             records += recs
             if progress is not None:
                 progress(recs)
@@ -55,12 +71,12 @@ def verify(ops: Sequence[str] | None = None, *, progress=None) -> list[dict]:
 
 
 def format_table(records: list[dict]) -> str:
-    head = f"{'op':<24} {'dtype':<11} {'case':<22} {'mode':<8} {'max_rel_err':>11} {'fd_err':>10}  pass"
+    head = f"{'op':<24} {'dtype':<11} {'case':<26} {'mode':<8} {'max_rel_err':>11} {'fd_rel_err':>10}  pass"
     lines = [head, "-" * len(head)]
     for r in records:
         lines.append(
-            f"{r['op']:<24} {r['dtype']:<11} {r['case']:<22} {r['mode']:<8} "
-            f"{r['max_rel_err']:11.2e} {r['fd_err']:10.2e}  {'yes' if r['passed'] else 'NO'}"
+            f"{r['op']:<24} {r['dtype']:<11} {r['case']:<26} {r['mode']:<8} "
+            f"{r['max_rel_err']:11.2e} {r['fd_rel_err']:10.2e}  {'yes' if r['passed'] else 'NO'}"
             + (f"  ({r['error']})" if r.get("error") else "")
         )
     n_ok = sum(r["passed"] for r in records)

@@ -9,7 +9,7 @@ that other rules (the regularized solve) can reuse them.
 The input is treated as Hermitian: the factorized matrix is ``herm(A) = (A + A^H) / 2``, so the
 forward value, the JVP (which uses ``herm(dA)``) and the gradient (which is Hermitian) are three
 views of one function. For a Hermitian ``A`` this is the usual Cholesky factor; PyTorch instead reads
-the lower triangle but also returns a Hermitian gradient.
+the lower triangle; on Hermitian perturbations the two agree.
 
 Rules (Murray 2016, "Differentiation of the Cholesky decomposition"; with
 ``Phi(X) = tril(X)`` with its diagonal halved)::
@@ -40,8 +40,9 @@ def cholesky_factor(A: Tensor, name: str = "A") -> Tensor:
     """Lower Cholesky factor of ``herm(A)`` (no autograd rule); raises if not positive definite."""
     L, info = torch.linalg.cholesky_ex(herm(A))
     if not is_wrapped(info) and bool((info > 0).any()):
-        bad = int((info > 0).nonzero()[0].tolist()[-1]) if info.ndim else int(info)
-        where = "" if info.ndim == 0 else f" (batch index {tuple((info > 0).nonzero()[0].tolist())})"
+        idx = tuple((info > 0).nonzero()[0].tolist())
+        bad = int(info[idx])
+        where = f" (batch index {idx})" if idx else ""
         raise NotPositiveDefiniteError(
             f"{name}: matrix is not Hermitian positive definite{where}: the leading minor of "
             f"order {bad} is not positive; regularize it (e.g. add eps * I) or use an "

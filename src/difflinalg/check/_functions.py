@@ -1,0 +1,26 @@
+"""Smooth test functions with known derivatives, shared by the tests and ``benchmarks/fd_accuracy``.
+
+``bessel_j_series`` is the Bessel function written as its power series (the "poor man's Bessel"
+of the autodiff notes in ``shared/reference``): a smooth function whose derivative is known in
+closed form, ``J_nu'(z) = (J_{nu-1}(z) - J_{nu+1}(z)) / 2``, evaluated with plain torch arithmetic
+in the input's dtype (so that float32 rounding is float32's).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+
+def bessel_j_series(nu: int, z: Tensor, terms: int = 40) -> Tensor:
+    """``J_nu(z) = sum_k (-1)^k (z/2)^(2k+nu) / (k! (k+nu)!)`` for an integer ``nu >= 0``."""
+    half = z / 2
+    sq = half * half
+    term = half**nu / math.factorial(nu)  # k = 0
+    total = term
+    for k in range(1, terms):
+        term = -term * sq / (k * (k + nu))
+        total = total + term
+    return total

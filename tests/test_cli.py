@@ -1,0 +1,108 @@
+"""``difflinalg verify``: table, ``--ops``, ``--json``, exit codes; also ``python -m difflinalg``."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from difflinalg.check import register_case, unregister_case
+from difflinalg.cli import JSON_KEYS, main
+
+
+class WrongSign(torch.autograd.Function):
+    """x -> sin(x) with the gradient's sign flipped: a deliberately broken rule."""
+
+    @staticmethod
+    def forward(x):
+        return x.sin()
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.save_for_backward(inputs[0])
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return -g * x.cos()
+
+
+@pytest.fixture
+def broken_op():
+    register_case("zz_broken", "wrong_sign", WrongSign.apply,
+                  lambda dt, g: (torch.randn(4, generator=g, dtype=dt),), modes=("vjp",))
+    yield "zz_broken"
+    unregister_case("zz_broken")
+
+
+def _records(out: str) -> list[dict]:
+    recs = json.loads(out)
+    assert all(set(r) == set(JSON_KEYS) for r in recs)
+    return recs
+
+
+def test_verify_cholesky_json(capsys):
+    assert main(["verify", "--ops", "cholesky", "--json", "-"]) == 0
+    recs = _records(capsys.readouterr().out)  # only JSON on stdout, no table
+    assert all(r["passed"] and r["op"] == "cholesky" for r in recs)
+    assert {r["dtype"] for r in recs} == {"float64", "complex128"}
+    assert {r["mode"] for r in recs} == {"vjp", "jvp", "hvp", "hvp_rev"}
+    assert {"generic", "batched", "ill_conditioned"} <= {r["case"] for r in recs}
+    assert max(r["max_rel_err"] for r in recs) < 1e-6
+
+
+def test_verify_fails_on_a_broken_case(capsys, broken_op, tmp_path):
+    path = tmp_path / "out.json"
+    assert main(["verify", "--ops", broken_op, "--json", str(path)]) == 1
+    table = capsys.readouterr().out
+    assert "zz_broken" in table and "wrong_sign" in table and "NO" in table
+    assert table.strip().endswith("0 of 2 checks passed")
+    recs = _records(path.read_text())
+    assert [(r["dtype"], r["passed"]) for r in recs] == [("float64", False), ("complex128", False)]
+    assert all(r["max_rel_err"] > 0.1 for r in recs)
+
+
+def test_verify_several_ops(capsys, broken_op):
+    register_case("zz_fine", "sin", torch.sin, lambda dt, g: (torch.randn(4, generator=g, dtype=dt),),
+                  modes=("vjp", "jvp"))
+    try:
+        assert main(["verify", "--ops", broken_op, "zz_fine", "--json", "-"]) == 1
+    finally:
+        unregister_case("zz_fine")
+    recs = _records(capsys.readouterr().out)
+    assert {r["op"] for r in recs} == {"zz_fine", "zz_broken"}
+    assert all(r["passed"] == (r["op"] == "zz_fine") for r in recs)
+
+
+def test_crashed_case_is_null_in_json(capsys):
+    def boom(dt, g):
+        raise RuntimeError("no inputs")
+
+    register_case("zz_crash", "boom", torch.sin, boom, modes=("jvp",), dtypes=(torch.float64,))
+    try:
+        assert main(["verify", "--ops", "zz_crash", "--json", "-"]) == 1
+    finally:
+        unregister_case("zz_crash")
+    (rec,) = json.loads(capsys.readouterr().out)
+    assert rec["max_rel_err"] is None and rec["passed"] is False and "RuntimeError: no inputs" in rec["error"]
+
+
+def test_unknown_op_is_a_usage_error(capsys):
+    assert main(["verify", "--ops", "no_such_op"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown op(s) ['no_such_op']" in err and "cholesky" in err
+
+
+def test_no_command_is_an_argparse_error():
+    with pytest.raises(SystemExit) as exc:
+        main([])
+    assert exc.value.code == 2
+
+
+def test_python_dash_m():
+    proc = subprocess.run([sys.executable, "-m", "difflinalg", "verify", "--ops", "cholesky", "--json", "-"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    recs = _records(proc.stdout)
+    assert len(recs) == 4 * 2 * len({r["case"] for r in recs}) and all(r["passed"] for r in recs)
