@@ -1,3 +1,7 @@
 """Matrix functions: sqrtm, logm, Hermitian matrix functions."""
 
-__all__: list[str] = []
+from ._hermitian import expmh, hermitian_function, logmh, powmh, sqrtmh
+from ._logm import logm
+from ._sqrtm import sqrtm
+
+__all__: list[str] = ["expmh", "hermitian_function", "logm", "logmh", "powmh", "sqrtm", "sqrtmh"]

@@ -1,0 +1,41 @@
+r"""Principal square root of a general square matrix, ``X = sqrtm(A)`` with ``X^2 = A``.
+
+Forward: Schur form (CPU, LAPACK) or eigendecomposition (other devices), then the triangular
+recurrence of Bjorck and Hammarling (``_triangular.sqrt_triangular``); see ``_primary``.
+
+Derivative: ``X dX + dX X = dA`` (differentiate ``X^2 = A``), a Sylvester equation with the
+result itself; the adjoint solves ``X^H gA + gA X^H = gX``. In the triangular basis of the forward
+pass, ``A = Q T Q^{-1}``, ``X = Q R Q^{-1}``, this is the triangular Sylvester equation
+``R Y + Y R = Q^{-1} dA Q``, which is exactly what the block identity of ``_primary`` evaluates:
+the square-root recurrence on ``[[T, E~], [0, T]]`` computes ``[[R, Y], [0, R]]`` (Higham,
+"Functions of Matrices", Thm. 3.6 and Sec. 6.1), so both rules reuse the forward factorization
+and stay differentiable to any order.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+from .._utils import check_matrix
+from ._primary import primary_function
+
+
+def sqrtm(A: Tensor, method: str = "auto") -> Tensor:
+    """Principal square root of a square matrix, batched over leading dimensions.
+
+    Args:
+        A: (..., n, n) real or complex, without eigenvalues on the closed negative real axis.
+        method: "schur" (CPU LAPACK Schur form; tensors on other devices are copied to the CPU),
+            "eig" (torch eigendecomposition, any device, diagonalizable inputs only), or "auto"
+            (Schur on the CPU, eig elsewhere).
+
+    Returns:
+        ``X`` with ``X @ X = A`` and eigenvalues in the open right half-plane; real for real ``A``.
+
+    Raises:
+        InputError: for an eigenvalue on the closed negative real axis (including a singular
+            ``A``: the square root is not differentiable there), naming it; for method "eig", for
+            an ill-conditioned eigenvector matrix.
+    """
+    A = check_matrix(A, "A", square=True)
+    return primary_function(A, "sqrt", method, "A")
