@@ -47,7 +47,7 @@ def test_verify_cholesky_json(capsys):
     recs = _records(capsys.readouterr().out)  # only JSON on stdout, no table
     assert all(r["passed"] and r["op"] == "cholesky" for r in recs)
     assert {r["dtype"] for r in recs} == {"float64", "complex128"}
-    assert {r["mode"] for r in recs} == {"vjp", "jvp", "hvp", "hvp_rev"}
+    assert {r["mode"] for r in recs} == {"vjp", "jvp", "hvp", "hvp_rev", "jvp2"}
     assert {"generic", "batched", "ill_conditioned"} <= {r["case"] for r in recs}
     assert max(r["max_rel_err"] for r in recs) < 1e-6
 
@@ -105,4 +105,4 @@ def test_python_dash_m():
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     recs = _records(proc.stdout)
-    assert len(recs) == 4 * 2 * len({r["case"] for r in recs}) and all(r["passed"] for r in recs)
+    assert len(recs) == 5 * 2 * len({r["case"] for r in recs}) and all(r["passed"] for r in recs)

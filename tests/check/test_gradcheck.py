@@ -370,3 +370,35 @@ def test_bad_function():
 
 def test_a_single_mode_string_is_accepted():
     assert {r.mode for r in gradcheck(torch.sin, randn(3), modes="jvp").records} == {"jvp"}
+
+
+class _JvpDropsOuterTangent(torch.autograd.Function):
+    """exp(x) whose jvp is plain arithmetic: PyTorch runs it with forward AD off, so an outer
+    forward level (jvp of jvp) sees a constant and the second derivative comes out wrong."""
+
+    @staticmethod
+    def forward(x):
+        return x.exp()
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.save_for_backward(output)
+        ctx.save_for_forward(output)
+
+    @staticmethod
+    def backward(ctx, g):
+        (y,) = ctx.saved_tensors
+        return g * y
+
+    @staticmethod
+    def jvp(ctx, dx):
+        (y,) = ctx.saved_tensors
+        return dx * y
+
+
+def test_jvp2_catches_a_jvp_rule_that_drops_outer_tangents():
+    x = torch.randn(5, dtype=torch.float64)
+    gradcheck(_JvpDropsOuterTangent.apply, x, modes=("vjp", "jvp"))  # first order is right
+    with pytest.raises(GradcheckError, match="jvp2"):
+        gradcheck(_JvpDropsOuterTangent.apply, x, modes=("jvp2",))
+    gradcheck(torch.exp, x, modes=("jvp2",))

@@ -52,7 +52,7 @@ def test_cholesky_cases_are_registered():
     assert all(isinstance(c, Case) for c in cs.values())
     assert cs["ill_conditioned"].hard and not cs["generic"].hard
     assert set(cs["generic"].dtypes) == {torch.float64, torch.complex128}
-    assert set(cs["generic"].modes) == {"vjp", "jvp", "hvp", "hvp_rev"}
+    assert set(cs["generic"].modes) == {"vjp", "jvp", "hvp", "hvp_rev", "jvp2"}
 
 
 def test_register_replace_and_unregister(scratch_op):
@@ -78,7 +78,7 @@ def test_register_rejects_bad_cases():
 def test_run_case_records_a_correct_case(scratch_op):
     case = register_case(scratch_op, "sin", torch.sin, _inputs, dtypes=(torch.float64,))
     recs = run_case(case, torch.float64)
-    assert [r["mode"] for r in recs] == ["vjp", "jvp", "hvp", "hvp_rev"]
+    assert [r["mode"] for r in recs] == ["vjp", "jvp", "hvp", "hvp_rev", "jvp2"]
     assert all(r["passed"] and r["error"] is None for r in recs)
     assert all(0 <= r["max_rel_err"] < 1e-9 and 0 < r["fd_rel_err"] < 1e-9 for r in recs)
 

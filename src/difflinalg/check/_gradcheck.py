@@ -13,6 +13,10 @@ imaginary part cannot cancel). ``derivative`` gives the column ``J u`` of the re
   finite-difference derivative of the reverse-mode gradient along ``u`` (the column ``H u``);
 * ``"hvp_rev"``: reverse-over-reverse (double backward), ``u . grad(<v, grad phi>) = v^T H u`` for
   a random ``v``, against ``v . (H u)`` from finite differences.
+* ``"jvp2"``: forward-over-forward, ``jvp(x -> jvp(fn, x, u), x, u)``, the second directional
+  derivative of every output along ``u``, against the finite-difference derivative of the JVP column.
+  It catches JVP rules that drop the tangents of an outer forward level (a ``torch.autograd.Function``
+  runs its ``jvp`` with forward AD off: see ``difflinalg._nested``).
 
 ``full=True`` replaces the random directions by every real coordinate (and every imaginary one of a
 complex input): ``"jvp"`` and ``"hvp"`` then compare the full Jacobian and Hessian; ``"vjp"`` builds
@@ -41,7 +45,7 @@ from torch import Tensor
 from .._errors import InputError
 from ._derivative import Derivative, derivative
 
-MODES = ("vjp", "jvp", "hvp", "hvp_rev")
+MODES = ("vjp", "jvp", "hvp", "hvp_rev", "jvp2")
 # Multiple of the finite-difference error estimate allowed on top of atol + rtol * scale.
 FD_SAFETY = 4.0
 # Mixed into the seed: with the plain seed, the directions and cotangents would repeat the stream of
@@ -185,7 +189,8 @@ def gradcheck(
         fn: function of the inputs returning a tensor or a (nested) tuple/list of tensors.
         inputs: the point; floating and complex tensors are differentiated (or those in ``wrt``),
             other arguments are passed through unchanged.
-        modes: any of "vjp", "jvp", "hvp" (forward-over-reverse), "hvp_rev" (double backward).
+        modes: any of "vjp", "jvp", "hvp" (forward-over-reverse), "hvp_rev" (double backward),
+            "jvp2" (forward-over-forward).
         rtol, atol: tolerances; default from the inputs' dtype (``default_tolerances``).
         wrt: indices of the inputs to differentiate (default: all floating/complex tensors).
         names: names of all the inputs, for the report and error messages.
@@ -387,6 +392,19 @@ def gradcheck(
                     proj = col.dot(w_real)
                     scale = max(float((g_rev * u_real).abs().sum()), float((w_real * col.value).abs().sum()))
                     record(name, "vjp", label, ad, proj.value, proj.error, scale)
+            if "jvp2" in modes:
+                tangents = tuple(u if k == j else torch.zeros_like(x) for k, x in enumerate(x0))
+
+                def jvp_along(xj, j=j, tangents=tangents):
+                    return _realify(torch.func.jvp(call, tuple(at(j, xj)), tangents)[1])
+
+                jjcol = derivative(jvp_along, x0[j], p=p, direction=u, max_step=max_step)
+                _, y2 = torch.func.jvp(lambda *xs, tangents=tangents: torch.func.jvp(call, xs, tangents)[1],
+                                       tuple(x0), tangents)
+                if full:
+                    rows.setdefault("jvp2", []).append((_realify(y2), jjcol.value, jjcol.error))
+                else:
+                    record(name, "jvp2", label, _realify(y2), jjcol.value, jjcol.error)
             if need_second:
                 def grad_along(xj, j=j):
                     return grad_vec(*at(j, xj))

@@ -19,7 +19,7 @@ from ._gradcheck import MODES
 FAMILIES = ("factor", "spectral", "equations", "matfun", "implicit", "checkpoint", "signal", "control")
 
 DEFAULT_DTYPES = (torch.float64, torch.complex128)
-DEFAULT_MODES = ("vjp", "jvp", "hvp", "hvp_rev")
+DEFAULT_MODES = ("vjp", "jvp", "hvp", "hvp_rev", "jvp2")
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 
 from .._errors import NotPositiveDefiniteError
+from .._nested import call
 from .._utils import check_matrix, herm, is_wrapped
 
 
@@ -86,7 +87,8 @@ class _Cholesky(torch.autograd.Function):
     @staticmethod
     def jvp(ctx, dA: Tensor) -> Tensor:
         (L,) = ctx.saved_tensors
-        return cholesky_jvp(L, dA)
+        # Through ``call`` so that an outer forward level sees this rule's arithmetic (jvp of jvp).
+        return call(cholesky_jvp, L, dA)
 
 
 def cholesky(A: Tensor, upper: bool = False) -> Tensor:

@@ -1,0 +1,301 @@
+r"""``binomial_loop``: ``x_n = step^n(x_0)`` whose backward follows the optimal Revolve schedule.
+
+Memory of plain autograd through ``n`` steps grows like ``n`` taped steps. Here the forward pass
+keeps only the schedule's snapshots (at most ``snapshots`` states, ``x_0`` included) and the tape
+of the last step; the backward replays the schedule (``_revolve``): it restores snapshots,
+re-advances without taping, and tapes one step at a time to pull the adjoint back through it::
+
+    g_n = dL/dx_n;   for k = n-1, ..., 0:   (g_k, gp_k) = vjp(step at x_k)(g_{k+1}),  gp += gp_k
+
+so the gradients are those of the unrolled loop, the extra forward steps are exactly
+``revolve_cost(n, snapshots)`` (the optimum) and at most ``snapshots`` states plus the step being
+differentiated are held. Parameters ``step`` closes over are inputs of the loop's autograd node
+(found by graph inspection, ``_params``, or given as ``params=``), so their gradients accumulate
+like any other. With ``create_graph=True`` (double backward) the backward instead re-runs the loop
+with a full graph (exact second derivatives, plain-autograd memory).
+
+References: Griewank & Walther (2000), "Algorithm 799: revolve"; Griewank & Walther, *Evaluating
+Derivatives* (2nd ed., SIAM 2008), chapter 12.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+import torch.utils._pytree as pytree
+from torch import Tensor
+
+from .._errors import InputError
+from .._utils import is_wrapped
+from ._params import creation_marker, find_params
+from ._revolve import Action, _check, revolve_cost, revolve_schedule
+
+
+@dataclass
+class LoopStats:
+    """Work and memory of one ``binomial_loop`` call (updated by its backward).
+
+    Attributes:
+        n_steps, snapshots: the loop's arguments.
+        forward_steps: untaped step evaluations (advances) executed so far; after one backward it
+            equals ``optimal_forward_steps``.
+        taped_steps: taped step evaluations (one per reversed step: ``n_steps`` per backward).
+        peak_snapshots: most snapshot slots holding a state at the same time (<= ``snapshots``).
+        optimal_forward_steps: ``revolve_cost(n_steps, snapshots)``.
+        backward_passes: number of completed backward passes.
+    """
+
+    n_steps: int
+    snapshots: int
+    optimal_forward_steps: int
+    forward_steps: int = 0
+    taped_steps: int = 0
+    peak_snapshots: int = 0
+    backward_passes: int = 0
+
+
+def _is_diff(t: Tensor) -> bool:
+    return t.is_floating_point() or t.is_complex()
+
+
+@dataclass
+class _Run:
+    """State of a checkpointed loop between its forward and backward passes."""
+
+    step: Callable
+    treedef: object
+    schedule: list[Action]
+    turn_at: int  # index of the firsturn action
+    stats: LoopStats
+    slots: list = field(default_factory=list)
+    tape: tuple | None = None  # (x_in leaves, y leaves) of the last, taped step
+    checked: bool = False
+
+    def __post_init__(self) -> None:
+        self.single = self.treedef == pytree.tree_structure(torch.empty(0))
+
+    def call(self, leaves: tuple) -> tuple:
+        if self.checked and self.single:  # fast path: one tensor state, already validated
+            return (self.step(leaves[0]),)
+        out = self.step(pytree.tree_unflatten(list(leaves), self.treedef))
+        o_leaves, o_def = pytree.tree_flatten(out)
+        if not self.checked:
+            _check_output(o_leaves, o_def, leaves, self.treedef)
+            self.checked = True
+        return tuple(o_leaves)
+
+    def take(self, slot: int, state: tuple) -> None:
+        self.slots[slot] = state
+        held = sum(s is not None for s in self.slots)
+        self.stats.peak_snapshots = max(self.stats.peak_snapshots, held)
+
+    def advance(self, state: tuple, a: Action) -> tuple:
+        with torch.no_grad():
+            for _ in range(a.index, a.stop):
+                state = self.call(state)
+        self.stats.forward_steps += a.stop - a.index
+        return state
+
+    def taped(self, state: tuple) -> tuple[tuple, tuple]:
+        """Tape one step from ``state``: returns (x_in leaves, y leaves)."""
+        x_in = tuple(t.detach().requires_grad_(_is_diff(t)) for t in state)
+        with torch.enable_grad():
+            y = self.call(x_in)
+        self.stats.taped_steps += 1
+        return x_in, y
+
+    def sweep(self, x0: tuple) -> tuple:
+        """The forward part of the schedule, up to and including the taped last step."""
+        self.slots = [None] * self.stats.snapshots
+        state = tuple(t.detach() for t in x0)
+        for a in self.schedule[: self.turn_at]:
+            if a.kind == "takeshot":
+                self.take(a.slot, state)
+            elif a.kind == "advance":
+                state = self.advance(state, a)
+            else:  # pragma: no cover - the forward part has no other actions
+                raise AssertionError(a)
+        self.tape = self.taped(state)
+        return self.tape[1]
+
+
+def _check_output(o_leaves, o_def, leaves, treedef) -> None:
+    if o_def != treedef:
+        raise InputError(f"step: returned the structure {o_def}, expected that of x0 ({treedef})")
+    for k, (o, x) in enumerate(zip(o_leaves, leaves)):
+        where = "" if len(leaves) == 1 else f" (leaf {k})"
+        if not isinstance(o, Tensor) or o.shape != x.shape or o.dtype != x.dtype:
+            got = (f"shape {tuple(o.shape)}, dtype {str(o.dtype).replace('torch.', '')}"
+                   if isinstance(o, Tensor) else type(o).__name__)
+            raise InputError(
+                f"step: returned {got}{where} for a state of shape {tuple(x.shape)}, dtype "
+                f"{str(x.dtype).replace('torch.', '')}; step must map a state to a state of the "
+                "same shape and dtype"
+            )
+
+
+def _vjp(y: tuple, x_in: tuple, params: list, g: tuple):
+    """Pull ``g`` back through one taped step: (grads of x_in leaves, grads of params)."""
+    ys = [t for t, gi in zip(y, g) if gi is not None and t.requires_grad]
+    gs = [gi for t, gi in zip(y, g) if gi is not None and t.requires_grad]
+    wrt = [t for t in x_in if t.requires_grad] + list(params)
+    if not ys or not wrt:
+        return tuple(None for _ in x_in), [None] * len(params)
+    grads = torch.autograd.grad(ys, wrt, gs, allow_unused=True)
+    it = iter(grads[: len(wrt) - len(params)])
+    gx = tuple(next(it) if t.requires_grad else None for t in x_in)
+    return gx, list(grads[len(wrt) - len(params):])
+
+
+def _accumulate(acc, g):
+    """acc + g, in place after the first step (one parameter-gradient buffer, not one per step)."""
+    if g is None:
+        return acc
+    if acc is None:
+        return g.clone()  # g may alias a tensor autograd hands out again (identity paths)
+    return acc.add_(g)
+
+
+class _BinomialLoop(torch.autograd.Function):
+    @staticmethod
+    def forward(run: _Run, n_x: int, *inputs):
+        return tuple(t.detach() for t in run.tape[1])
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        run, n_x, *tensors = inputs
+        ctx.run, ctx.n_x = run, n_x
+        ctx.mark_non_differentiable(*[t for t in output if not _is_diff(t)])
+        ctx.save_for_backward(*tensors)
+
+    @staticmethod
+    def backward(ctx, *g_out):
+        run, n_x = ctx.run, ctx.n_x
+        saved = ctx.saved_tensors
+        x0, params = saved[:n_x], list(saved[n_x:])
+        if torch.is_grad_enabled():  # create_graph=True: exact double backward, full graph
+            return (None, None, *_unrolled_backward(run, x0, params, g_out))
+        if run.tape is None:  # a second backward (retain_graph=True): redo the forward part
+            run.sweep(x0)
+        x_in, y = run.tape
+        run.tape = None  # the last step's tape is consumed now
+        gx, gpk = _vjp(y, x_in, params, g_out)
+        gp = [_accumulate(None, q) for q in gpk]
+        del x_in, y, gpk
+        state = None
+        for a in run.schedule[run.turn_at + 1 :]:
+            if a.kind == "restore":
+                state = run.slots[a.slot]
+            elif a.kind == "advance":
+                state = run.advance(state, a)
+            elif a.kind == "takeshot":
+                run.take(a.slot, state)
+            else:  # youturn: tape step a.index from x_{a.index} and pull the adjoint through it
+                x_in, y = run.taped(state)
+                gx, gpk = _vjp(y, x_in, params, gx)
+                gp = [_accumulate(p, q) for p, q in zip(gp, gpk)]
+                del x_in, y, gpk
+        run.slots = []  # release the snapshots
+        run.stats.backward_passes += 1
+        gx = tuple(gi if x.requires_grad else None for gi, x in zip(gx, x0))
+        return (None, None, *gx, *gp)
+
+    @staticmethod
+    def jvp(ctx, *tangents):
+        raise InputError(
+            "binomial_loop: forward-mode AD is not supported (it needs no checkpointing: run the "
+            "loop directly under torch.func.jvp or forward_ad)"
+        )
+
+
+def _unrolled_backward(run: _Run, x0: tuple, params: list, g_out: tuple) -> list:
+    leaves = tuple(x0)
+    for _ in range(run.stats.n_steps):
+        leaves = run.call(leaves)
+    run.stats.taped_steps += run.stats.n_steps
+    ys = [t for t, g in zip(leaves, g_out) if g is not None and t.requires_grad]
+    gs = [g for t, g in zip(leaves, g_out) if g is not None and t.requires_grad]
+    wrt = [t for t in x0 if t.requires_grad] + params
+    grads = torch.autograd.grad(ys, wrt, gs, allow_unused=True, create_graph=True) if ys else [None] * len(wrt)
+    it = iter(grads)
+    gx = [next(it) if t.requires_grad else None for t in x0]
+    return gx + list(it)
+
+
+def binomial_loop(
+    step: Callable,
+    x0,
+    n_steps: int,
+    *,
+    snapshots: int,
+    params: list[Tensor] | tuple[Tensor, ...] | None = None,
+    return_stats: bool = False,
+):
+    """``x_n`` of the loop ``x_{k+1} = step(x_k)``, differentiable with Revolve checkpointing.
+
+    Args:
+        step: maps a state to a state of the same structure, shapes and dtypes. It must be a
+            function of its state and of fixed tensors (it is re-run during the backward: no
+            randomness, no in-place change of its input, no side effects that matter).
+        x0: the initial state: a tensor or a pytree (tuple, list, dict) of tensors.
+        n_steps: number of steps, ``>= 0``.
+        snapshots: number of states the schedule may store (``>= 1``, ``x0`` included).
+        params: the tensors ``step`` uses that need gradients. ``None`` finds them from the
+            autograd graph of one step (leaf tensors directly, non-leaf ones through the tensors
+            reachable from ``step``); given, they are checked to cover every such tensor.
+        return_stats: also return a ``LoopStats`` (updated when the backward runs).
+
+    Returns:
+        ``x_n`` with the structure of ``x0`` (and the ``LoopStats`` if ``return_stats``).
+
+    Backward (``torch.autograd.backward``/``grad``) gives the gradients of plain autograd through
+    the unrolled loop with ``revolve_cost(n_steps, snapshots)`` extra steps and at most
+    ``snapshots`` stored states. ``create_graph=True`` falls back to a full unrolled graph.
+    Under ``torch.no_grad`` the loop just runs. ``torch.func`` transforms are not supported.
+    """
+    if not callable(step):
+        raise InputError(f"step: expected a callable, got {type(step).__name__}")
+    _check(n_steps, snapshots)
+    leaves, treedef = pytree.tree_flatten(x0)
+    if not leaves or not all(isinstance(t, Tensor) for t in leaves):
+        raise InputError("x0: expected a tensor or a pytree (tuple, list, dict) of tensors")
+    if params is not None:
+        params = list(params)
+        if not all(isinstance(p, Tensor) and p.requires_grad for p in params):
+            raise InputError("params: expected tensors that require grad")
+    if any(is_wrapped(t) for t in leaves + (params or [])):
+        raise InputError(
+            "binomial_loop: torch.func transforms (grad, vmap, jvp) are not supported; use "
+            "torch.autograd.grad / .backward() (or run the plain loop inside the transform)"
+        )
+    stats = LoopStats(n_steps, snapshots, revolve_cost(n_steps, snapshots))
+
+    def done(out):
+        return (out, stats) if return_stats else out
+
+    if n_steps == 0:
+        return done(x0)
+    run = _Run(step, treedef, [], 0, stats)
+    if not torch.is_grad_enabled():  # nothing will be differentiated: the plain loop
+        state = tuple(leaves)
+        for _ in range(n_steps):
+            state = run.call(state)
+        stats.forward_steps += n_steps
+        return done(pytree.tree_unflatten(list(state), treedef))
+
+    run.schedule = revolve_schedule(n_steps, snapshots)
+    run.turn_at = next(i for i, a in enumerate(run.schedule) if a.kind == "firsturn")
+    marker = creation_marker()
+    y = run.sweep(tuple(leaves))
+    x_in = run.tape[0]
+    found = find_params([t for t in y if isinstance(t, Tensor) and t.requires_grad],
+                        [t for t in x_in], marker, step, params)
+    if not found and not any(t.requires_grad for t in leaves):
+        out = tuple(t.detach() for t in y)
+        run.tape = None
+        run.slots = []
+        return done(pytree.tree_unflatten(list(out), treedef))
+    out = _BinomialLoop.apply(run, len(leaves), *leaves, *found)
+    return done(pytree.tree_unflatten(list(out), treedef))
