@@ -10,6 +10,8 @@ from ._errors import (
     ConvergenceError,
     DegenerateSpectrumError,
     DifflinalgError,
+    GaugeError,
+    GaugeWarning,
     InputError,
     NotPositiveDefiniteError,
     SingularEquationError,

@@ -29,3 +29,12 @@ class UnstableSystemError(InputError):
 
 class ConvergenceError(DifflinalgError, RuntimeError):
     """An iterative method or a residual check failed."""
+
+
+class GaugeError(DifflinalgError, RuntimeError):
+    """A loss depends on a quantity a rule defines only up to a gauge (a unitary factor or a phase,
+    e.g. the complement columns of a complete QR): its gradient would depend on an arbitrary choice."""
+
+
+class GaugeWarning(UserWarning):
+    """Warning form of ``GaugeError`` (e.g. ``svd(..., gauge="warn")``)."""

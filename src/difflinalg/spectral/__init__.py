@@ -1,3 +1,15 @@
 """Spectral rules: eigh, invariant subspaces, SVD, truncated SVD."""
 
+from ._svd import svd
+from ._svd_truncated import svd_truncated
+
 __all__: list[str] = []
+__all__ += ["svd", "svd_truncated"]
+
+from ._eigh import EighResult, eigh
+
+__all__ += ["eigh", "EighResult"]
+
+from ._subspace import SubspaceResult, eigh_subspace, subspace_projector
+
+__all__ += ["eigh_subspace", "subspace_projector", "SubspaceResult"]

@@ -1,0 +1,61 @@
+"""Verification cases of the signal functions (run by ``difflinalg verify``)."""
+
+from __future__ import annotations
+
+import torch
+
+from ..check import register_case
+from ..spectral._cases_eigh import hermitian_with_spectrum
+from ._eigengap import eigengap_loss
+from ._music import music_spectrum, noise_subspace_power
+from ._steering import ula_steering, ura_steering
+
+
+def _covariance(dtype, gen, n, signal, floor, delta=0.0, batch=()):
+    """``Q diag(w) Q^H`` with ``signal`` eigenvalues above a floor ``floor + delta * randn``."""
+    m = n - len(signal)
+    noise = floor + delta * torch.randn(m, generator=gen, dtype=torch.float64)
+    w = torch.cat([noise.sort().values, torch.tensor(sorted(signal), dtype=torch.float64)])
+    return hermitian_with_spectrum(dtype, gen, w, batch)
+
+
+def _real(dtype):
+    return torch.empty((), dtype=dtype).real.dtype
+
+
+# eigengap: margin 3 > every gap used, so the hinge is active (a smooth function of R there).
+register_case("eigengap_loss", "generic", lambda R: eigengap_loss(R, 2, 3.0, reduction="none"),
+              lambda dt, g: (hermitian_with_spectrum(dt, g, [0.1, 0.9, 2.0, 2.8, 3.5]),))
+register_case("eigengap_loss", "per_sample_k",
+              lambda R: eigengap_loss(R, torch.tensor([1, 2, 3]), 3.0, reduction="sum"),
+              lambda dt, g: (hermitian_with_spectrum(dt, g, [0.1, 0.9, 2.0, 2.8, 3.5], batch=(3,)),))
+# lambda_3 = 3 and lambda_4 = 2 are simple; the top pair and the floor are exactly repeated.
+register_case("eigengap_loss", "degenerate_elsewhere", lambda R: eigengap_loss(R, 3, 3.0),
+              lambda dt, g: (hermitian_with_spectrum(dt, g, [1.0, 1.0, 1.0, 2.0, 3.0, 6.0, 6.0]),),
+              hard=True, max_step=1e-2)
+
+def _S8(dtype):
+    """Seven ULA steering vectors of 8 elements (their real parts for a real dtype)."""
+    S = ula_steering(8, torch.linspace(-1.0, 1.0, 7, dtype=torch.float64))
+    return S.to(dtype) if dtype.is_complex else S.real.to(dtype)
+register_case("music_spectrum", "generic", lambda R, S: music_spectrum(R, S, 2),
+              lambda dt, g: (_covariance(dt, g, 8, [4.0, 7.0], 1.0, 0.2), _S8(dt)))
+register_case("music_spectrum", "batched", lambda R, S: music_spectrum(R, S, 2),
+              lambda dt, g: (_covariance(dt, g, 8, [4.0, 7.0], 1.0, 0.2, batch=(2,)), _S8(dt)))
+register_case("music_spectrum", "flat_noise_floor", lambda R, S: music_spectrum(R, S, 2),
+              lambda dt, g: (_covariance(dt, g, 8, [4.0, 7.0], 1.0, 0.0), _S8(dt)),
+              hard=True, max_step=1e-2)
+register_case("music_spectrum", "repeated_signal_near_flat_floor", lambda R, S: music_spectrum(R, S, 3),
+              lambda dt, g: (_covariance(dt, g, 8, [5.0, 5.0, 9.0], 1.0, 1e-10), _S8(dt)),
+              hard=True, max_step=1e-2)
+register_case("noise_subspace_power", "generic", lambda R, S: noise_subspace_power(R, S, 3),
+              lambda dt, g: (_covariance(dt, g, 8, [3.0, 5.0, 7.0], 1.0, 1e-12), _S8(dt)), hard=True,
+              max_step=1e-2)
+
+register_case("ula_steering", "generic", lambda t: ula_steering(5, t, spacing=0.4),
+              lambda dt, g: (torch.rand(4, generator=g, dtype=_real(dt)) * 2 - 1,),
+              dtypes=(torch.float64,))
+register_case("ura_steering", "generic", lambda t, p: ura_steering(3, 2, t, p),
+              lambda dt, g: (torch.rand(2, 3, generator=g, dtype=_real(dt)),
+                             torch.rand(3, generator=g, dtype=_real(dt)) * 6),
+              dtypes=(torch.float64,))

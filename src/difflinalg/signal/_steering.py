@@ -1,0 +1,119 @@
+r"""Steering vectors of uniform linear and uniform rectangular arrays (narrowband, far field).
+
+Uniform linear array (ULA) of ``n`` elements on the x axis at ``x_m = m d`` (``m = 0 .. n-1``, ``d``
+the spacing in wavelengths), direction ``theta`` measured from broadside (radians)::
+
+    a_m(theta) = exp(2j pi d m sin(theta))
+
+Uniform rectangular array (URA) of ``nx x ny`` elements in the x-y plane at ``(ix dx, iy dy)``,
+direction given by the polar angle ``theta`` from the array normal (z axis) and the azimuth
+``phi`` from the x axis, with the direction cosines ``u = sin(theta) cos(phi)``,
+``v = sin(theta) sin(phi)``::
+
+    a_{ix ny + iy}(theta, phi) = exp(2j pi (dx ix u + dy iy v))
+
+i.e. ``kron(a_x(u), a_y(v))`` with the x index the slow one. Element 0 is the phase reference;
+the vectors are not normalized (``|a_m| = 1``, ``||a||^2 = n``). The sign convention
+``exp(+2j pi ...)`` must match the one of the data model ``x = a(theta) s + noise``; MUSIC
+spectra of data generated with these vectors peak at the true directions.
+
+Both functions are differentiable with respect to the angles (plain torch operations) and return
+the vectors as the columns of a matrix, the layout ``music_spectrum`` takes.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+
+import torch
+from torch import Tensor
+
+from .._errors import InputError
+from .._utils import as_tensor, check_finite
+
+_COMPLEX = {torch.float32: torch.complex64, torch.float64: torch.complex128}
+
+
+def _size(n, name: str) -> int:
+    if isinstance(n, bool):
+        raise InputError(f"{name}: expected a positive integer, got {n!r}")
+    try:
+        n = operator.index(n)
+    except TypeError:
+        raise InputError(f"{name}: expected a positive integer, got {type(n).__name__}") from None
+    if n < 1:
+        raise InputError(f"{name}: expected a positive integer (number of array elements), got {n}")
+    return n
+
+
+def _spacing(d, name: str) -> float:
+    if isinstance(d, bool) or not isinstance(d, (int, float)) or not math.isfinite(d) or d <= 0:
+        raise InputError(f"{name}: expected a positive element spacing in wavelengths (e.g. 0.5), got {d!r}")
+    return float(d)
+
+
+def _angles(x, name: str) -> Tensor:
+    t = as_tensor(x, name)
+    if not t.is_floating_point():
+        if t.is_complex():
+            raise InputError(f"{name}: angles must be real (radians), got dtype {t.dtype}")
+        t = t.to(torch.get_default_dtype())
+    if t.dtype not in _COMPLEX:
+        raise InputError(f"{name}: dtype {t.dtype} is not supported; use float32 or float64 (radians)")
+    check_finite(t, name)
+    return t.reshape(1) if t.ndim == 0 else t
+
+
+def ula_steering(n: int, theta, *, spacing: float = 0.5) -> Tensor:
+    """Steering vectors of an n-element uniform linear array, one column per angle.
+
+    Args:
+        n: number of elements.
+        theta: angles from broadside in radians, shape (..., G) (a scalar counts as G = 1);
+            float32 gives complex64, float64 complex128.
+        spacing: element spacing in wavelengths (0.5: no grating lobes over [-pi/2, pi/2]).
+
+    Returns:
+        (..., n, G) complex, column g = ``exp(2j pi spacing m sin(theta_g))``, m = 0 .. n-1.
+    """
+    n = _size(n, "n")
+    d = _spacing(spacing, "spacing")
+    theta = _angles(theta, "theta")
+    m = torch.arange(n, dtype=theta.dtype, device=theta.device)
+    phase = (2 * math.pi * d) * m[:, None] * torch.sin(theta)[..., None, :]
+    return torch.complex(torch.cos(phase), torch.sin(phase))
+
+
+def ura_steering(nx: int, ny: int, theta, phi, *, spacing: tuple[float, float] = (0.5, 0.5)) -> Tensor:
+    """Steering vectors of an nx x ny uniform rectangular array, one column per direction.
+
+    Args:
+        nx, ny: elements along x and y.
+        theta: polar angles from the array normal (radians), broadcasting with ``phi``.
+        phi: azimuths from the x axis (radians). The common shape (..., G) gives G directions.
+        spacing: ``(dx, dy)`` in wavelengths.
+
+    Returns:
+        (..., nx * ny, G) complex; row ``ix * ny + iy`` is element ``(ix, iy)``:
+        ``exp(2j pi (dx ix sin(theta) cos(phi) + dy iy sin(theta) sin(phi)))``.
+    """
+    nx, ny = _size(nx, "nx"), _size(ny, "ny")
+    if not isinstance(spacing, (tuple, list)) or len(spacing) != 2:
+        raise InputError(f"spacing: expected a pair (dx, dy) in wavelengths, got {spacing!r}")
+    dx, dy = _spacing(spacing[0], "spacing[0]"), _spacing(spacing[1], "spacing[1]")
+    theta, phi = _angles(theta, "theta"), _angles(phi, "phi")
+    if theta.dtype != phi.dtype:
+        raise InputError(f"theta, phi: dtypes differ ({theta.dtype}, {phi.dtype}); convert them to one dtype")
+    try:
+        theta, phi = torch.broadcast_tensors(theta, phi)
+    except RuntimeError:
+        raise InputError(
+            f"theta, phi: shapes {tuple(theta.shape)} and {tuple(phi.shape)} do not broadcast"
+        ) from None
+    u = torch.sin(theta) * torch.cos(phi)
+    v = torch.sin(theta) * torch.sin(phi)
+    ix = torch.arange(nx, dtype=theta.dtype, device=theta.device).repeat_interleave(ny)
+    iy = torch.arange(ny, dtype=theta.dtype, device=theta.device).repeat(nx)
+    phase = 2 * math.pi * (dx * ix[:, None] * u[..., None, :] + dy * iy[:, None] * v[..., None, :])
+    return torch.complex(torch.cos(phase), torch.sin(phase))

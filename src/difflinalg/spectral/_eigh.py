@@ -1,0 +1,343 @@
+r"""Hermitian eigendecomposition ``A = V diag(w) V^H`` (w ascending) with first- and second-order rules.
+
+Input. The decomposed matrix is the Hermitian part ``herm(A) = (A + A^H)/2`` (both triangles are
+read; ``torch.linalg.eigh`` reads only the lower one). The value, the JVP (of ``herm(dA)``) and the
+gradient (Hermitian) then describe one function of ``A`` (``docs/conventions.md``).
+
+Notation: ``X = V^H herm(dA) V``, ``T = V^H gV``, ``F_ij = 1/(w_j - w_i)`` for ``i != j`` outside a
+cluster, ``F = 0`` inside a cluster and on the diagonal; ``o`` is the elementwise product.
+
+First order (Seeger et al. 2017, "Auto-differentiating linear algebra"; Giles 2008, "An extended
+collection of matrix derivative results"; ``shared/reference/seed-autodiff-linear-algebra.md``,
+"Symmetric Eigen decomposition")::
+
+    forward mode:  dw = Re diag(X),   dV = V (F o X)
+    reverse mode:  gA = V herm(diag(gw) + F o T) V^H
+
+The gauge: an eigenvector is defined up to a phase (a sign in the real case). ``dV`` is the
+tangent with ``Im diag(V^H dV) = 0``, and the reverse rule drops ``Im diag(T)``: the loss must not
+depend on the phases (``torch.linalg.eigh`` raises for such losses; here it is documented only).
+
+Degeneracy. ``degeneracy_tol`` groups the eigenvalues into clusters (chain clustering, see
+``_gaps.py``: consecutive sorted eigenvalues closer than ``degeneracy_tol * max|w|`` share a
+cluster; computed with masks, no host synchronisation). ``None`` means ``0``: only exactly equal
+eigenvalues are grouped. Pairs inside a cluster contribute nothing (``F = 0``). This is exact
+for every loss invariant under unitary rotations ``V_c -> V_c Q`` inside each cluster and
+depending on a cluster's eigenvalues only through their sum (more generally: symmetric functions,
+at first order), e.g. losses of the cluster projectors ``V_c V_c^H`` and of spectral functions
+that are constant on clusters. Why: for such a loss ``T_cc`` is Hermitian, so the dropped terms
+``herm(F_cc o T_cc)`` vanish anyway; the masked rule is the exact rule minus zero. For a loss that
+depends on the individual eigenvectors of a cluster the derivative does not exist (at a true
+degeneracy) or is ``O(1/spread)`` (at a near one); the masked rule then returns the derivative of
+the cluster-invariant part only. ``degeneracy_tol`` should be set above the spread that rounding
+produces (``~ n eps``) and below the gaps the loss must resolve.
+
+Second order. Both first-order rules are themselves ``autograd.Function`` s with their own JVP
+and VJP: ``_EighVJP`` (the backward; used by double backward and forward-over-reverse, e.g.
+``torch.func.hessian``) and ``_EighJVP`` (the forward rule; used by forward-over-forward and
+reverse-over-forward). Second derivatives are then exact for cluster-invariant losses at any
+degeneracy, where differentiating the first-order formulas through ``V`` would re-introduce
+``1/(w_i - w_l)`` inside clusters. Writing a cluster's block in an arbitrary orthonormal basis (the
+rotation inside a cluster is not differentiated: the tangent of ``V`` is the "horizontal"
+``V Omega``, ``Omega = F o X``), the off-cluster part ``N_off = F o T`` solves
+``N_off B - B N_off = T_off`` with ``B`` the block-diagonal part of ``V^H A V``, whose tangent is
+the whole block-diagonal part ``X_bd = M o X`` (``M`` the cluster mask), not only its diagonal.
+
+Derivative of the reverse rule ``gA = V herm(N) V^H``, ``N = diag(gw) + N_off``, along
+``(dA, dgw, dgV)``, and its adjoint (``Hb = V^H herm(H) V``)::
+
+    dT  = V^H dgV - Omega T
+    dN  = diag(dgw) + F o (dT + X_bd N_off - N_off X_bd)
+    dgA = V herm(Omega N - N Omega + dN) V^H
+
+    ggw = Re diag(Hb),   ggV = V (F o Hb)
+    C   = Hb N^H - N^H Hb - (F o Hb) T^H
+    gA2 = V herm(F o C + M o ((F o Hb) N_off^H - N_off^H (F o Hb))) V^H
+
+Derivative of the forward rule ``(dw, dV) = (Re diag X, V Omega)`` when ``A`` moves along ``a``
+and ``dA`` along ``b`` (``X' = V^H herm(a) V``, ``Omega' = F o X'``, ``Y = V^H herm(b) V``)::
+
+    d(dV) = V (Omega' Omega + F o (Y - Omega' X + X Omega' + X'_bd Omega - Omega X'_bd))
+    d(dw) = Re diag(Y + X Omega' - Omega' X)
+
+and its adjoint (``eigh_jvp_vjp``). Only cross-cluster gaps divide. Inside a cluster the
+eigenvalue curvature (the Daleckii-Krein terms ``(gw_l - gw_i)/(w_l - w_i)`` and
+``2 Re(X_il X'_li)/(w_i - w_l)``) contributes nothing, like every pair inside a cluster: exact for
+losses linear in each cluster's eigenvalues (their sum, a trace); for a loss curved in the
+eigenvalues of a cluster it drops the in-cluster curvature. At an exact repeat that limit is not
+computable from ``gw`` at all (no rule on ``(w, V)`` can supply it; the same limitation is
+documented for the SVD), and at a near repeat the quotients would be dominated by rounding.
+With ``degeneracy_tol=None`` only exact ties form clusters, so these are the standard formulas.
+
+Third and higher derivatives are not provided (the second-order rules are ``once_differentiable``
+in reverse mode; a third forward-mode derivative treats the decomposition as constant).
+Costs: ``O(n^3)`` per rule, as the eigendecomposition itself.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+from torch.autograd.function import once_differentiable
+
+from .._errors import InputError
+from .._utils import check_finite, check_matrix, herm, is_wrapped
+from ._gaps import cluster_mask, inverse_gaps
+
+
+class EighResult(NamedTuple):
+    """``eigenvalues`` (..., n) ascending, real; ``eigenvectors`` (..., n, n), orthonormal columns."""
+
+    eigenvalues: Tensor
+    eigenvectors: Tensor
+
+
+def hermitian_part(A: Tensor) -> Tensor:
+    """``(A + A^H)/2`` for a forward pass (not differentiated): materializing ``A^H`` first makes
+    the sum contiguous (about 2x faster than ``herm`` on large complex batches); the result is
+    exactly Hermitian."""
+    return (A.mH.contiguous() + A).mul_(0.5)
+
+
+def check_finite_fast(A: Tensor, name: str) -> None:
+    """``check_finite`` at the cost of one sum: a non-finite entry makes the sum non-finite (the
+    exact, slower check runs only then, so an overflowing sum of finite entries passes)."""
+    if is_wrapped(A) or A.numel() == 0:
+        return
+    total = torch.view_as_real(A).sum() if A.is_complex() else A.sum()
+    if not bool(torch.isfinite(total)):
+        check_finite(A, name)
+
+
+def eigh_factor(A: Tensor) -> tuple[Tensor, Tensor]:
+    """Eigendecomposition of ``herm(A)`` (no autograd rule), as a plain tuple ``(w, V)``."""
+    w, V = torch.linalg.eigh(hermitian_part(A))
+    return w, V
+
+
+def _structure(w: Tensor, tol: float | None) -> tuple[Tensor, Tensor]:
+    """Cluster mask ``M`` (bool) and masked inverse gaps ``F``."""
+    M = cluster_mask(w, 0.0 if tol is None else tol)
+    return M, inverse_gaps(w, M)
+
+
+def _diag(x: Tensor) -> Tensor:
+    return x.diagonal(dim1=-2, dim2=-1)
+
+
+def _or_zeros(t: Tensor | None, like: Tensor) -> Tensor:
+    return torch.zeros_like(like) if t is None else t
+
+
+def eigh_jvp(w: Tensor, V: Tensor, dA: Tensor, tol: float | None) -> tuple[Tensor, Tensor]:
+    """Tangents ``(dw, dV)`` for a tangent ``dA`` (uses ``herm(dA)``)."""
+    _, F = _structure(w, tol)
+    X = V.mH @ herm(dA) @ V
+    return _diag(X).real, V @ (F * X)
+
+
+def eigh_vjp(w: Tensor, V: Tensor, gw: Tensor, gV: Tensor, tol: float | None) -> Tensor:
+    """Gradient with respect to ``A`` given the gradients ``gw``, ``gV`` of the outputs."""
+    _, F = _structure(w, tol)
+    N = F * (V.mH @ gV) + torch.diag_embed(gw.to(V.dtype))
+    return herm(V @ N @ V.mH)
+
+
+def eigh_vjp_jvp(w, V, gw, gV, dA, dgw, dgV, tol) -> Tensor:
+    """Tangent of ``eigh_vjp`` along ``(dA, dgw, dgV)`` (the eigendecomposition moving with ``A``)."""
+    M, F = _structure(w, tol)
+    Mf = M.to(F.dtype)
+    X = V.mH @ herm(dA) @ V
+    Om = F * X
+    T = V.mH @ gV
+    Noff = F * T
+    N = Noff + torch.diag_embed(gw.to(V.dtype))
+    Xbd = Mf * X
+    dT = V.mH @ dgV - Om @ T
+    dN = torch.diag_embed(dgw.to(V.dtype)) + F * (dT + Xbd @ Noff - Noff @ Xbd)
+    dK = Om @ N - N @ Om + dN
+    return herm(V @ dK @ V.mH)
+
+
+def eigh_vjp_vjp(w, V, gw, gV, H, tol) -> tuple[Tensor, Tensor, Tensor]:
+    """Adjoint of ``eigh_vjp_jvp``: gradients ``(gA, ggw, ggV)`` for a cotangent ``H`` of ``gA``."""
+    M, F = _structure(w, tol)
+    Mf = M.to(F.dtype)
+    T = V.mH @ gV
+    Noff = F * T
+    N = Noff + torch.diag_embed(gw.to(V.dtype))
+    Hb = V.mH @ herm(H) @ V
+    Hf = F * Hb
+    ggw = _diag(Hb).real
+    ggV = V @ Hf
+    NH = N.mH
+    C = Hb @ NH - NH @ Hb - Hf @ T.mH
+    NoffH = Noff.mH
+    GX = F * C + Mf * (Hf @ NoffH - NoffH @ Hf)
+    return herm(V @ GX @ V.mH), ggw, ggV
+
+
+def eigh_jvp_jvp(w, V, dA, a, b, tol) -> tuple[Tensor, Tensor]:
+    """Tangent of ``eigh_jvp(w, V, dA)`` when ``A`` moves along ``a`` and ``dA`` along ``b``."""
+    M, F = _structure(w, tol)
+    Mf = M.to(F.dtype)
+    X = V.mH @ herm(dA) @ V
+    Om = F * X
+    Xp = V.mH @ herm(a) @ V
+    Omp = F * Xp
+    Y = V.mH @ herm(b) @ V
+    Xbd = Mf * Xp
+    dOm = F * (Y - Omp @ X + X @ Omp + Xbd @ Om - Om @ Xbd)
+    ddw = _diag(Y + X @ Omp - Omp @ X).real
+    return ddw, V @ (Omp @ Om + dOm)
+
+
+def eigh_jvp_vjp(w, V, dA, hw, hV, tol) -> tuple[Tensor, Tensor]:
+    """Adjoint of ``eigh_jvp_jvp`` in ``(a, b)``: gradients for cotangents ``(hw, hV)``."""
+    M, F = _structure(w, tol)
+    Mf = M.to(F.dtype)
+    X = V.mH @ herm(dA) @ V
+    Om = F * X
+    K = V.mH @ hV
+    Kf = F * K
+    Hd = torch.diag_embed(hw.to(V.dtype))
+    XH, OmH = X.mH, Om.mH
+    P1 = K @ OmH - Kf @ XH + XH @ Kf + XH @ Hd - Hd @ XH
+    GX = F * P1 + Mf * (Kf @ OmH - OmH @ Kf)
+    GY = Kf + Hd
+    return herm(V @ GX @ V.mH), herm(V @ GY @ V.mH)
+
+
+class _EighJVP(torch.autograd.Function):
+    """``(A, dA) -> (dw, dV)``: the forward rule, with its own derivatives (so that
+    forward-over-forward and reverse-over-forward are second derivatives of eigh)."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(A, dA, w, V, tol):
+        return eigh_jvp(w, V, dA, tol)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        A, dA, w, V, tol = inputs
+        ctx.tol = tol
+        ctx.save_for_backward(w, V, dA)
+        ctx.save_for_forward(w, V, dA)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, hw, hV):
+        w, V, dA = ctx.saved_tensors
+        ga, gb = eigh_jvp_vjp(w, V, dA, _or_zeros(hw, w), _or_zeros(hV, V), ctx.tol)
+        return ga, gb, None, None, None
+
+    @staticmethod
+    def jvp(ctx, a, b, _dw, _dV, _tol):
+        w, V, dA = ctx.saved_tensors
+        return eigh_jvp_jvp(w, V, dA, _or_zeros(a, V), _or_zeros(b, V), ctx.tol)
+
+
+class _EighVJP(torch.autograd.Function):
+    """``(A, gw, gV) -> gA``: the reverse rule, with its own derivatives (second order of eigh).
+
+    ``A`` enters only so that the derivative with respect to it is connected; the decomposition
+    ``(w, V)`` of ``A`` is passed in and treated as a function of ``A`` by the rules below.
+    """
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(A, gw, gV, w, V, tol):
+        return eigh_vjp(w, V, gw, gV, tol)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        A, gw, gV, w, V, tol = inputs
+        ctx.tol = tol
+        ctx.save_for_backward(w, V, gw, gV)
+        ctx.save_for_forward(w, V, gw, gV)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, H):
+        w, V, gw, gV = ctx.saved_tensors
+        gA, ggw, ggV = eigh_vjp_vjp(w, V, gw, gV, H, ctx.tol)
+        return gA, ggw, ggV, None, None, None
+
+    @staticmethod
+    def jvp(ctx, dA, dgw, dgV, _dw, _dV, _tol):
+        w, V, gw, gV = ctx.saved_tensors
+        return eigh_vjp_jvp(w, V, gw, gV, _or_zeros(dA, V), _or_zeros(dgw, gw), _or_zeros(dgV, gV), ctx.tol)
+
+
+class _Eigh(torch.autograd.Function):
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(A, tol):
+        return eigh_factor(A)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        A, tol = inputs
+        w, V = output
+        ctx.tol = tol
+        ctx.save_for_backward(A, w, V)
+        ctx.save_for_forward(A, w, V)
+
+    @staticmethod
+    def backward(ctx, gw, gV):
+        A, w, V = ctx.saved_tensors
+        gw = _or_zeros(gw, w)
+        gV = _or_zeros(gV, V)
+        return _EighVJP.apply(A, gw, gV, w, V, ctx.tol), None
+
+    @staticmethod
+    def jvp(ctx, dA, _tol):
+        A, w, V = ctx.saved_tensors
+        return _EighJVP.apply(A, dA, w, V, ctx.tol)
+
+
+def check_degeneracy_tol(degeneracy_tol) -> float | None:
+    """Validate ``degeneracy_tol`` (None or a finite float >= 0)."""
+    if degeneracy_tol is None:
+        return None
+    if isinstance(degeneracy_tol, bool) or not isinstance(degeneracy_tol, (int, float)) \
+            or not math.isfinite(degeneracy_tol) or degeneracy_tol < 0:
+        raise InputError(
+            f"degeneracy_tol: expected None or a finite float >= 0 (relative to max |eigenvalue|), "
+            f"got {degeneracy_tol!r}"
+        )
+    return float(degeneracy_tol)
+
+
+def eigh(A: Tensor, *, degeneracy_tol: float | None = None) -> EighResult:
+    """Eigendecomposition of a Hermitian matrix, batched, with derivatives exact at clusters.
+
+    Args:
+        A: (..., n, n) real or complex (float32/64, complex64/128), finite. Its Hermitian part
+            ``(A + A^H)/2`` is decomposed (both triangles are read; for a Hermitian ``A`` this is
+            ``A`` itself). The gradient returned for ``A`` is Hermitian.
+        degeneracy_tol: relative tolerance (times ``max |w|`` per matrix) under which consecutive
+            eigenvalues form a cluster whose internal pairs contribute nothing to the derivatives
+            (exact for losses invariant under rotations inside each cluster, see the module
+            docstring). ``None`` (same as ``0``): only exactly equal eigenvalues are grouped; near
+            ties then give the standard ``1/(w_j - w_i)`` terms.
+
+    Returns:
+        ``EighResult(eigenvalues, eigenvectors)``: ``w`` (..., n) ascending (real dtype) and ``V``
+        (..., n, n) with ``herm(A) = V diag(w) V^H``, as ``torch.linalg.eigh(herm(A))``.
+
+    Derivatives: reverse, forward, and second order (double backward, forward-over-reverse),
+    usable under ``torch.func`` (vmap, grad, jvp, hessian). The loss must not depend on the
+    eigenvector phases (signs in the real case).
+    """
+    A = check_matrix(A, "A", square=True, finite=False)
+    check_finite_fast(A, "A")
+    tol = check_degeneracy_tol(degeneracy_tol)
+    w, V = _Eigh.apply(A, tol)
+    return EighResult(w, V)

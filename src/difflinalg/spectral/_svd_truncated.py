@@ -1,0 +1,346 @@
+r"""Truncated SVD: the ``k`` leading singular triplets, with the derivative of the full SVD.
+
+``svd_truncated(A, k)`` returns ``(U_k, S_k, Vh_k)``. Its derivatives equal those obtained through
+a full SVD for every loss of the kept triplets (Francuz, Schuch & Vanhecke 2023,
+arXiv:2311.11894): the discarded part of the spectrum enters through the complement
+projectors ``P_U = I - U_k U_k^H``, ``P_V = I - V_k V_k^H`` and the discarded block
+``A_perp = A - U_k S_k V_k^H = P_U A P_V``, never through discarded singular vectors.
+
+Kept block (``k x k``): the rules of ``difflinalg.svd`` (``_svd.py``) restricted to the kept
+triplets, with the same ``degeneracy_tol`` masks and gauge check.
+
+Complement (forward mode). Differentiating ``A V_k = U_k S_k`` and ``A^H U_k = V_k S_k`` and
+projecting gives, for ``Z = P_U dU_k`` and ``W = P_V dV_k``, the coupled Sylvester equations::
+
+    Z S_k - A_perp W   = P_U dA V_k   =: R
+    W S_k - A_perp^H Z = P_V dA^H U_k =: Q
+
+(column ``j`` is the dilation ``[[0, A_perp], [A_perp^H, 0]]`` shifted by ``s_j``). Eliminating
+``W``::
+
+    z_j = K_j^{-1} (s_j r_j + A_perp q_j),   w_j = (q_j + A_perp^H z_j) / s_j,
+    K_j = s_j^2 I - A_perp A_perp^H = s_j^2 I - A A^H + U_k S_k^2 U_k^H,
+
+and ``dU_k = U_k C + Z``, ``dV_k = V_k D + W`` with the kept-block ``C``, ``D``.
+
+Complement (reverse mode). The operator ``(Z, W) -> (Z S - A_perp W, W S - A_perp^H Z)`` is
+self-adjoint for ``<X, Y> = Re tr(X^H Y)``, so with ``G = P_U gU_k`` and ``H = P_V gV_k``::
+
+    gamma_j = K_j^{-1} (s_j g_j + A_perp h_j),   theta_j = (h_j + A_perp^H gamma_j) / s_j,
+    gA = U_k M V_k^H + Gamma V_k^H + U_k Theta^H
+
+with the kept-block core ``M``. Expanding ``K_j^{-1}`` in the discarded singular vectors gives
+back the cross terms ``1/(s_j^2 - s_i^2)`` and the ``(I - U U^H) / s`` terms of the full SVD;
+the discarded-discarded pairs never appear, so degeneracies and zero singular values among the
+discarded ones are harmless. ``K_j`` is positive definite exactly when ``s_k > s_{k+1}`` (and
+``s_k > 0`` for rectangular input): a zero gap across the split raises
+``DegenerateSpectrumError`` (outside ``torch.func`` transforms; inside them it gives inf/NaN).
+
+``K_j^{-1}`` is one autograd Function (``_Resolvent``) whose own derivatives (with
+``dK_j = 2 s_j ds_j - dA A^H - A dA^H + dU S^2 U^H + U S^2 dU^H + 2 U S dS U^H``)::
+
+    forward:  dX = K^{-1}(dB - dK X)
+    reverse:  W = K^{-1} gX,  gB = W,  gA = (W X^H + X W^H) A,  gU = -(W X^H + X W^H) U S^2,
+              gS_l = -2 s_l Re(w_l^H x_l) - 2 s_l Re(U^H X W^H U)_ll
+
+call ``K^{-1}`` again, so double backward and forward-over-reverse work to any order.
+
+Methods. ``"full"``: a full (thin) SVD; the discarded pairs it computes give ``K_j^{-1}``
+in closed form (``_svd_iterative.resolvent_spectral``). ``"iterative"``: randomized block
+Krylov iteration with Rayleigh-Ritz to machine precision for the forward and preconditioned
+conjugate gradients for ``K_j^{-1}`` (``_svd_iterative``); costs ``O(m n k)`` per step and
+converges fast when the spectrum decays past ``k``. ``"auto"``: ``"iterative"`` for large
+matrices (``min(m, n) >= 256`` and ``k`` small), falling back to a full SVD when an iteration
+exhausts a budget of about the cost of a full SVD (or its convergence rate says it will), and
+``"full"`` otherwise and inside ``torch.func`` transforms. ``"iterative"`` works under
+``torch.func.grad``/``jvp`` (their custom-Function forward sees plain tensors) but not under
+``vmap``, which does not allow data-dependent iteration counts.
+
+Second order: exact whenever the kept singular values are distinct (degenerate or zero
+discarded values do not matter); inside masked kept clusters only first order is exact (see
+``_svd.py``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from .._errors import DegenerateSpectrumError, InputError
+from .._nested import call
+from .._utils import check_matrix, eps, is_wrapped
+from ._svd import (
+    apply_gauge_policy,
+    check_degeneracy_tol,
+    check_gauge,
+    gap_tolerance,
+    gauge_violation,
+    needs_gauge_check,
+    svd_core_vjp,
+    svd_jvp,
+)
+from ._svd_iterative import (
+    default_block,
+    krylov_svd,
+    no_convergence,
+    resolvent_pcg,
+    resolvent_spectral,
+)
+
+METHODS = ("auto", "full", "iterative")
+ITERATIVE_IN_VMAP = (
+    "method: 'iterative' runs a data-dependent number of iterations, which torch.func.vmap does "
+    "not allow; use method='full' (or 'auto', which picks 'full' inside torch.func transforms)"
+)
+
+
+class _Opts(tuple):
+    """(fallback to a full SVD, forward maxiter, conjugate-gradient maxiter)."""
+
+    @property
+    def fallback(self) -> bool:
+        return self[0]
+
+    @property
+    def fwd_maxiter(self) -> int:
+        return self[1]
+
+    @property
+    def cg_maxiter(self) -> int:
+        return self[2]
+
+
+def _resolve(A: Tensor, U: Tensor, S: Tensor, B: Tensor, F1: Tensor, F2: Tensor, exact: bool,
+             opts: _Opts) -> Tensor:
+    """``K_j^{-1} b_j`` (no autograd): closed form if ``(F1, F2)`` are all discarded pairs."""
+    if exact:
+        return resolvent_spectral(B, S, F1, F2)
+    X = resolvent_pcg(A, U, S, B, F1, F2, maxiter=opts.cg_maxiter, give_up_early=opts.fallback)
+    if X is not None:
+        return X
+    if not opts.fallback:
+        raise no_convergence("the conjugate-gradient solve of the backward/forward-mode correction",
+                             opts.cg_maxiter)
+    Uf, Sf, _ = torch.linalg.svd(A, full_matrices=False)
+    k = S.shape[-1]
+    return resolvent_spectral(B, S, Uf[..., k:], Sf[..., k:])
+
+
+class _Resolvent(torch.autograd.Function):
+    """``X[..., :, j] = (s_j^2 I - A A^H + U diag(S^2) U^H)^{-1} B[..., :, j]`` (see module notes).
+
+    ``F1, F2``: the discarded left singular pairs (``exact``) or approximate ones used as the
+    preconditioner; treated as constants of the factorization (not differentiated).
+    """
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(A, U, S, B, F1, F2, exact: bool, opts: _Opts):
+        return _resolve(A, U, S, B, F1, F2, exact, opts)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        A, U, S, _, F1, F2, exact, opts = inputs
+        ctx.exact, ctx.opts = exact, opts
+        ctx.save_for_backward(A, U, S, output, F1, F2)
+        ctx.save_for_forward(A, U, S, output, F1, F2)
+
+    @staticmethod
+    def backward(ctx, gX):
+        A, U, S, X, F1, F2 = ctx.saved_tensors
+        W = _Resolvent.apply(A, U, S, gX, F1, F2, ctx.exact, ctx.opts)
+        XhA, WhA = X.mH @ A, W.mH @ A
+        gA = W @ XhA + X @ WhA
+        UhX, UhW = U.mH @ X, U.mH @ W
+        S2 = S.square().to(X.dtype)
+        gU = -(W @ UhX.mH + X @ UhW.mH) * S2[..., None, :]
+        gS = -2.0 * S * ((W.conj() * X).sum(dim=-2).real + (UhX * UhW.conj()).sum(dim=-1).real)
+        return gA, gU, gS, W, None, None, None, None
+
+    @staticmethod
+    def jvp(ctx, dA, dU, dS, dB, *_):
+        A, U, S, X, F1, F2 = ctx.saved_tensors
+        dA, dU, dS, dB = (torch.zeros_like(x) if d is None else d
+                          for x, d in zip((A, U, S, X), (dA, dU, dS, dB)))
+        # dB - dK X, through ``call`` so that an outer forward level sees it (jvp of jvp)
+        R = call(_resolvent_jvp_rhs, A, U, S, X, dA, dU, dS, dB)
+        return _Resolvent.apply(A, U, S, R, F1, F2, ctx.exact, ctx.opts)
+
+
+def _resolvent_jvp_rhs(A, U, S, X, dA, dU, dS, dB):
+    """``dB - dK_j x_j`` for every column (``dK_j`` in the module notes)."""
+    S2 = S.square().to(X.dtype)
+    UhX = U.mH @ X
+    twoSdS = (2.0 * S * dS).to(X.dtype)
+    return (dB + dA @ (A.mH @ X) + A @ (dA.mH @ X)
+            - dU @ (S2[..., :, None] * UhX) - U @ (S2[..., :, None] * (dU.mH @ X))
+            - X * twoSdS[..., None, :] - U @ (twoSdS[..., :, None] * UhX))
+
+
+def _a_perp(A: Tensor, U: Tensor, S: Tensor, Vh: Tensor, X: Tensor) -> Tensor:
+    """``A_perp X = A X - U_k S_k V_k^H X``."""
+    return A @ X - U @ (S.to(X.dtype)[..., :, None] * (Vh @ X))
+
+
+def _a_perp_h(A: Tensor, U: Tensor, S: Tensor, Vh: Tensor, Y: Tensor) -> Tensor:
+    """``A_perp^H Y = A^H Y - V_k S_k U_k^H Y``."""
+    return A.mH @ Y - Vh.mH @ (S.to(Y.dtype)[..., :, None] * (U.mH @ Y))
+
+
+def _check_split_gap(A: Tensor, S: Tensor, F2: Tensor) -> None:
+    """Raise if ``s_k`` is not separated from ``s_{k+1}`` (or from 0 for rectangular input)."""
+    m, n = A.shape[-2:]
+    k = S.shape[-1]
+    if is_wrapped(S) or (k == m and k == n):
+        return
+    s_next = F2[..., 0] if F2.shape[-1] else torch.zeros_like(S[..., 0])
+    gap = S[..., -1] - s_next
+    bad = gap <= 8.0 * math.sqrt(max(m, n)) * eps(A.dtype) * S[..., 0]  # zero up to rounding
+    if bool(bad.any()):
+        g = float(gap[bad].min())
+        raise DegenerateSpectrumError(
+            f"k: the kept singular value s_k and the next one (s_(k+1), or 0 for a rectangular "
+            f"matrix) coincide (gap {g:.3e}), so the leading-k singular subspaces are not unique "
+            "and their derivative is undefined; choose k at a gap of the spectrum"
+        )
+
+
+def _complement(A, U, S, Vh, F1, F2, exact, opts, G, H):
+    """Solve the coupled complement equations for right-hand sides ``(G, H)`` (module notes)."""
+    _check_split_gap(A, S, F2)
+    m = A.shape[-2]
+    Sd = S.to(G.dtype)[..., None, :]
+    if m == S.shape[-1]:  # no left complement: A_perp = 0, gamma = 0
+        return torch.zeros_like(G), H / Sd
+    rhs = G * Sd + _a_perp(A, U, S, Vh, H)
+    Gam = _Resolvent.apply(A, U, S, rhs, F1, F2, exact, opts)
+    Th = (H + _a_perp_h(A, U, S, Vh, Gam)) / Sd
+    return Gam, Th
+
+
+class _TruncatedSVD(torch.autograd.Function):
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(A: Tensor, k: int, method: str, degeneracy_tol, gauge: str, opts: _Opts):
+        if method == "iterative":
+            if is_wrapped(A):  # under vmap the forward sees batched tensors
+                raise InputError(ITERATIVE_IN_VMAP)
+            out = krylov_svd(A, k, maxiter=opts.fwd_maxiter, give_up_early=opts.fallback)
+            if out is not None:
+                return tuple(t.clone() for t in out[:5])  # no views: forward AD needs that
+            if not opts.fallback:
+                raise no_convergence("the Krylov iteration of the forward", opts.fwd_maxiter)
+        U, S, Vh = torch.linalg.svd(A, full_matrices=False)
+        return tuple(t.clone() for t in (U[..., :k], S[..., :k], Vh[..., :k, :], U[..., k:], S[..., k:]))
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        A, k, _, degeneracy_tol, gauge, opts = inputs
+        U, S, Vh, F1, F2 = output
+        ctx.mark_non_differentiable(F1, F2)
+        # All discarded pairs known (full SVD, or a subspace that spans everything): closed form.
+        ctx.exact = F1.shape[-1] == min(A.shape[-2:]) - k
+        ctx.degeneracy_tol, ctx.gauge, ctx.opts = degeneracy_tol, gauge, opts
+        ctx.save_for_backward(A, U, S, Vh, F1, F2)
+        ctx.save_for_forward(A, U, S, Vh, F1, F2)
+
+    @staticmethod
+    def backward(ctx, gU, gS, gVh, _g1, _g2):
+        A, U, S, Vh, F1, F2 = ctx.saved_tensors
+        tol = gap_tolerance(S, ctx.degeneracy_tol)
+        gV = gVh.mH
+        X, Y = U.mH @ gU, Vh @ gV
+        if needs_gauge_check(ctx, X):
+            viol, scale = gauge_violation(S, X, Y, gS, tol, grads=(gU, gVh))
+            apply_gauge_policy("svd_truncated", ctx.gauge, viol, scale, S.dtype)
+        MVh = svd_core_vjp(S, X, Y, gS, tol) @ Vh
+        if A.shape[-2] == A.shape[-1] == S.shape[-1]:
+            return U @ MVh, None, None, None, None, None
+        G, H = gU - U @ X, gV - Vh.mH @ Y
+        Gam, Th = _complement(A, U, S, Vh, F1, F2, ctx.exact, ctx.opts, G, H)
+        # U M Vh + Gamma Vh + U Theta^H as one product of inner size 2k (one m x n pass)
+        gA = torch.cat([U, Gam], dim=-1) @ torch.cat([MVh + Th.mH, Vh], dim=-2)
+        return gA, None, None, None, None, None
+
+    @staticmethod
+    def jvp(ctx, dA, *_):
+        A, U, S, Vh, F1, F2 = ctx.saved_tensors
+        degeneracy_tol, exact, opts = ctx.degeneracy_tol, ctx.exact, ctx.opts
+
+        def rule(A, U, S, Vh, F1, F2, dA):
+            dU, dS, dVh = svd_jvp(U, S, Vh, dA, gap_tolerance(S, degeneracy_tol), complement=False)
+            if not (A.shape[-2] == A.shape[-1] == S.shape[-1]):
+                V = Vh.mH
+                dAV, dAhU = dA @ V, dA.mH @ U
+                dP = U.mH @ dAV
+                R, Q = dAV - U @ dP, dAhU - V @ dP.mH
+                Z, W = _complement(A, U, S, Vh, F1, F2, exact, opts, R, Q)
+                dU, dVh = dU + Z, dVh + W.mH
+            return dU, dS, dVh
+
+        # Through ``call`` so that an outer forward level sees this rule's arithmetic (jvp of jvp).
+        dU, dS, dVh = call(rule, A, U, S, Vh, F1, F2, dA)
+        return dU, dS, dVh, None, None
+
+
+def _prefers_iterative(m: int, n: int, k: int) -> bool:
+    k0 = min(m, n)
+    return k0 >= 256 and 8 * default_block(k, k0) <= k0
+
+
+def svd_truncated(
+    A: Tensor,
+    k: int,
+    *,
+    method: str = "auto",
+    degeneracy_tol: float | None = None,
+    gauge: str = "error",
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The ``k`` leading singular triplets, differentiable like a full SVD.
+
+    Args:
+        A: (..., m, n) real or complex (float32/64, complex64/128), finite.
+        k: number of kept triplets, ``1 <= k <= min(m, n)``. The derivative needs a gap
+            ``s_k > s_{k+1}`` (and ``s_k > 0`` if ``m != n``); otherwise backward raises
+            ``DegenerateSpectrumError``.
+        method: "full" (a full thin SVD), "iterative" (randomized block Krylov iteration and
+            conjugate gradients, to machine precision; raises ``ConvergenceError`` if they do not
+            converge; not under ``torch.func.vmap``) or "auto" (iterative on large matrices with
+            a fallback to a full SVD, full otherwise and inside transforms). See the notes.
+        degeneracy_tol: masks inside the kept block, as in ``difflinalg.svd``.
+        gauge: gauge check of backward for the kept block, as in ``difflinalg.svd``.
+
+    Returns:
+        ``(U_k, S_k, Vh_k)`` of shapes (..., m, k), (..., k), (..., k, n): the leading ``k``
+        columns/values/rows of ``torch.linalg.svd(A, full_matrices=False)`` up to the gauge
+        (phases/signs) of the singular vectors.
+    """
+    A = check_matrix(A, "A")
+    m, n = A.shape[-2:]
+    if m == 0 or n == 0:
+        raise InputError(f"A: expected a non-empty matrix (..., m, n), got shape {tuple(A.shape)}")
+    k0 = min(m, n)
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= k0:
+        raise InputError(
+            f"k: expected an integer with 1 <= k <= min(m, n) = {k0} for A of shape "
+            f"{tuple(A.shape)}, got {k!r}"
+        )
+    if method not in METHODS:
+        raise InputError(f"method: expected one of {METHODS}, got {method!r}")
+    tol = check_degeneracy_tol(degeneracy_tol)
+    gauge = check_gauge(gauge)
+    b = default_block(k, k0)
+    if method == "auto":
+        method = "iterative" if (not is_wrapped(A) and _prefers_iterative(m, n, k)) else "full"
+        # Budgets: one step costs ~6 m n b (forward) or ~4 m n k (CG) flops, a full SVD with
+        # its backward ~10 m n k0 at a lower rate: beyond ~k0 / b (or 2 k0 / k) steps a full
+        # SVD is cheaper.
+        opts = _Opts((True, max(10, k0 // b), max(20, 2 * k0 // k)))
+    else:
+        opts = _Opts((False, max(200, 2 * k0 // b), 1000))
+    U, S, Vh, _, _ = _TruncatedSVD.apply(A, k, method, tol, gauge, opts)
+    return U, S, Vh

@@ -1,0 +1,367 @@
+"""``difflinalg.qr`` / ``difflinalg.lq``: derivatives in every mode and shape (real and complex,
+batched), the normalization against torch.linalg.qr, complete mode (invariant losses exact, others
+detected), rank deficiency, torch.func transforms, and bad input."""
+
+import pytest
+import torch
+
+from difflinalg import GaugeError, InputError, lq, qr
+from difflinalg.check import gradcheck
+
+F32, F64, C64, C128 = torch.float32, torch.float64, torch.complex64, torch.complex128
+ALL = ("vjp", "jvp", "hvp", "hvp_rev", "jvp2")
+SHAPES = {"tall": (5, 3), "square": (4, 4), "wide": (3, 5), "batched_tall": (2, 4, 3), "batched_wide": (2, 2, 5)}
+
+
+def randn(*shape, dtype=F64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    rdt = torch.empty((), dtype=dtype).real.dtype
+    x = torch.randn(*shape, generator=g, dtype=rdt)
+    if dtype.is_complex:
+        x = torch.complex(x, torch.randn(*shape, generator=g, dtype=rdt))
+    return x
+
+
+def sgn(d):
+    """Phase of d (differentiable where d != 0)."""
+    return d / d.abs()
+
+
+def diag(X):
+    return X.diagonal(dim1=-2, dim2=-1)
+
+
+def positive_real(d):
+    return bool(torch.all(d.real > 0)) and (not d.is_complex() or bool(torch.all(d.imag == 0)))
+
+
+# --- value ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", [F32, F64, C64, C128])
+@pytest.mark.parametrize("shape", list(SHAPES.values()), ids=list(SHAPES))
+def test_value_normalized_torch_qr(dtype, shape):
+    A = randn(*shape, dtype=dtype)
+    tol = 1e-5 if dtype in (F32, C64) else 1e-12
+    m, n = shape[-2:]
+    k = min(m, n)
+    for mode in ("reduced", "complete"):
+        Q, R = qr(A, mode=mode)
+        Qt, Rt = torch.linalg.qr(A, mode=mode)
+        assert Q.shape == Qt.shape and R.shape == Rt.shape
+        d = diag(R)[..., :k]
+        assert positive_real(d)
+        assert torch.equal(R, R.triu())
+        torch.testing.assert_close(Q @ R, A, atol=tol, rtol=0)
+        torch.testing.assert_close(Q.mH @ Q, torch.eye(Q.shape[-1], dtype=dtype).expand_as(Q.mH @ Q), atol=tol, rtol=0)
+        # Same factorization as torch's up to the phases s of the first k columns / rows.
+        s = sgn(diag(Rt)[..., :k])
+        torch.testing.assert_close(Q[..., :k], Qt[..., :k] * s.unsqueeze(-2), atol=tol, rtol=0)
+        torch.testing.assert_close(R[..., :k, :], Rt[..., :k, :] * s.conj().unsqueeze(-1), atol=tol, rtol=0)
+        if Q.shape[-1] > k:  # the complement columns are torch's own
+            torch.testing.assert_close(Q[..., k:], Qt[..., k:], atol=0, rtol=0)
+    torch.testing.assert_close(qr(A, mode="r"), qr(A)[1], atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("dtype", [F64, C128])
+@pytest.mark.parametrize("shape", [(5, 3), (3, 5), (2, 4, 4)])
+def test_lq_value(dtype, shape):
+    A = randn(*shape, dtype=dtype)
+    m, n = shape[-2:]
+    for mode in ("reduced", "complete"):
+        L, Q = lq(A, mode=mode)
+        assert L.shape[-2:] == ((m, min(m, n)) if mode == "reduced" else (m, n))
+        torch.testing.assert_close(L @ Q, A, atol=1e-12, rtol=0)
+        torch.testing.assert_close(Q @ Q.mH, torch.eye(Q.shape[-2], dtype=dtype).expand_as(Q @ Q.mH), atol=1e-12, rtol=0)
+        assert torch.equal(L, L.tril())
+        assert positive_real(diag(L))
+    torch.testing.assert_close(lq(A, mode="r"), lq(A)[0], atol=0, rtol=0)
+
+
+# --- gradcheck -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", [F64, C128])
+@pytest.mark.parametrize("shape", list(SHAPES.values()), ids=list(SHAPES))
+def test_gradcheck_reduced(dtype, shape):
+    A = randn(*shape, dtype=dtype, seed=1)
+    assert gradcheck(qr, A, modes=ALL, names=["A"]).passed
+
+
+VARIANTS = {"qr_r": lambda A: qr(A, mode="r"), "lq": lq, "lq_r": lambda A: lq(A, mode="r")}
+
+
+@pytest.mark.parametrize("dtype", [F64, C128])
+@pytest.mark.parametrize("variant, shape", [
+    ("qr_r", (4, 3)), ("qr_r", (2, 3, 5)), ("lq", (2, 3, 5)), ("lq_r", (4, 3)),
+    pytest.param("lq", (4, 3), marks=pytest.mark.slow), pytest.param("lq_r", (2, 3, 5), marks=pytest.mark.slow),
+])
+def test_gradcheck_r_mode_and_lq(dtype, variant, shape):
+    A = randn(*shape, dtype=dtype, seed=1)
+    assert gradcheck(VARIANTS[variant], A, modes=ALL).passed
+
+
+@pytest.mark.parametrize("dtype", [F64, C128])
+def test_gradcheck_complete_square_and_wide(dtype):
+    # Q is unique (k = m): complete mode is differentiable for every loss.
+    A = randn(2, 3, 4, dtype=dtype, seed=2)
+    assert gradcheck(lambda A: qr(A, mode="complete"), A, modes=ALL).passed
+    assert gradcheck(lambda A: lq(A, mode="complete"), A.mT, modes=ALL).passed
+
+
+def qr_invariant(A, x):
+    """Losses invariant under Q2 -> Q2 W: the projector Q2 Q2^H, ||Q2^H x||, Q1 and R."""
+    Q, R = qr(A, mode="complete")
+    n = A.shape[-1]
+    Q2 = Q[..., n:]
+    return Q2 @ Q2.mH, torch.linalg.vector_norm(Q2.mH @ x, dim=-2), Q[..., :n], R
+
+
+@pytest.mark.parametrize("dtype", [F64, C128])
+@pytest.mark.parametrize("shape", [(5, 2), (2, 6, 3), (13, 2)], ids=["tall", "batched", "sketched_check"])
+def test_gradcheck_complete_tall_invariant_losses(dtype, shape):
+    A = randn(*shape, dtype=dtype, seed=3)
+    x = randn(shape[-2], 2, dtype=dtype, seed=4)
+    assert gradcheck(qr_invariant, A, x, modes=ALL, wrt=[0]).passed
+
+
+@pytest.mark.parametrize("dtype", [F64, C128])
+def test_gradcheck_lq_complete_wide_invariant(dtype):
+    A = randn(2, 5, dtype=dtype, seed=5)
+
+    def fn(A):
+        L, Q = lq(A, mode="complete")
+        Q2 = Q[..., 2:, :]
+        return Q2.mH @ Q2, torch.linalg.vector_norm(Q2 @ torch.ones(5, 1, dtype=dtype), dim=-2), Q[..., :2, :], L
+
+    assert gradcheck(fn, A, modes=ALL).passed
+
+
+@pytest.mark.parametrize("dtype", [F64, C128])
+def test_gradcheck_hard_points(dtype):
+    # Condition number 1e5 (smallest R_ii ~ 1e-5): small steps keep the factorization well defined.
+    U, _ = torch.linalg.qr(randn(5, 3, dtype=dtype, seed=6))
+    V, _ = torch.linalg.qr(randn(3, 3, dtype=dtype, seed=7))
+    A = (U * torch.tensor([1.0, 1e-2, 1e-5], dtype=F64).to(dtype)) @ V.mH
+    assert gradcheck(qr, A, modes=ALL, max_step=1e-7).passed
+    # Wide with nearly dependent leading block X: the derivative runs through X's QR.
+    W = torch.cat([A[:3], randn(3, 2, dtype=dtype, seed=8)], dim=-1)
+    assert gradcheck(qr, W, modes=ALL, max_step=1e-7).passed
+    # Tiny scale (R ~ 1e-6, Q scale-free): the rule has no absolute thresholds.
+    assert gradcheck(qr, 1e-6 * randn(4, 3, dtype=dtype), modes=("vjp", "jvp"), max_step=1e-9).passed
+
+
+def test_gradcheck_full_jacobian_complex():
+    A = randn(3, 2, dtype=C128, seed=9)
+    assert gradcheck(qr, A, modes=("vjp", "jvp"), full=True).passed
+
+
+@pytest.mark.parametrize("dtype", [F32, C64])
+def test_gradcheck_single_precision(dtype):
+    A = randn(2, 4, 3, dtype=dtype, seed=10)
+    assert gradcheck(qr, A, modes=("vjp", "jvp")).passed
+    assert gradcheck(lq, A, modes=("vjp", "jvp")).passed
+
+
+# --- against torch's own rule and internal consistency --------------------------------------------
+
+@pytest.mark.parametrize("dtype", [F64, C128])
+@pytest.mark.parametrize("shape", [(5, 3), (4, 4), (3, 5)])
+def test_gradient_matches_torch_through_normalization(dtype, shape):
+    """torch.linalg.qr followed by a differentiable phase fix is the same function as ours."""
+    A = randn(*shape, dtype=dtype, seed=11)
+    k = min(shape)
+    gQ = randn(shape[0], k, dtype=dtype, seed=12)
+    gR = randn(k, shape[1], dtype=dtype, seed=13)
+
+    def loss(Q, R):
+        return (gQ.conj() * Q).real.sum() + (gR.conj() * R).real.sum()
+
+    A1 = A.clone().requires_grad_()
+    loss(*qr(A1)).backward()
+    A2 = A.clone().requires_grad_()
+    Qt, Rt = torch.linalg.qr(A2)
+    s = sgn(diag(Rt))
+    loss(Qt * s.unsqueeze(-2), Rt * s.conj().unsqueeze(-1)).backward()
+    torch.testing.assert_close(A1.grad, A2.grad, atol=1e-12, rtol=1e-10)
+
+
+def test_complete_gradient_of_q1_r_equals_reduced():
+    A = randn(6, 2, dtype=C128, seed=14)
+    g = randn(6, 2, dtype=C128, seed=15)
+
+    def loss(mode):
+        A1 = A.clone().requires_grad_()
+        Q, R = qr(A1, mode=mode)
+        ((g.conj() * Q[:, :2]).real.sum() + R[:2].abs().pow(2).sum()).backward()
+        return A1.grad
+
+    torch.testing.assert_close(loss("complete"), loss("reduced"), atol=1e-13, rtol=0)
+
+
+def test_complete_projector_gradient_matches_reduced_formula():
+    """Q2 Q2^H = I - Q1 Q1^H: the complete-mode gradient equals that of the reduced expression."""
+    A = randn(7, 3, dtype=C128, seed=16)
+    G = randn(7, 7, dtype=C128, seed=17)
+    A1 = A.clone().requires_grad_()
+    Q, _ = qr(A1, mode="complete")
+    (G.conj() * (Q[:, 3:] @ Q[:, 3:].mH)).real.sum().backward()
+    A2 = A.clone().requires_grad_()
+    Q1, _ = qr(A2)
+    (G.conj() * (torch.eye(7, dtype=C128) - Q1 @ Q1.mH)).real.sum().backward()
+    torch.testing.assert_close(A1.grad, A2.grad, atol=1e-12, rtol=0)
+
+
+def test_r_mode_torch_refuses_ours_works():
+    A = randn(4, 3).requires_grad_()
+    with pytest.raises(RuntimeError):
+        torch.linalg.qr(A, mode="r")[1].sum().backward()
+    qr(A, mode="r").sum().backward()
+    assert torch.isfinite(A.grad).all()
+
+
+# --- complete mode: non-invariant losses ----------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", [F64, C128])
+@pytest.mark.parametrize("m", [5, 14], ids=["exact_check", "sketched_check"])
+def test_complete_non_invariant_loss_raises(dtype, m):
+    A = randn(m, 2, dtype=dtype).requires_grad_()
+    Q, _ = qr(A, mode="complete")
+    with pytest.raises(GaugeError, match="Q2"):
+        Q[:, 2:].real.sum().backward()
+    # The same columns through an invariant function are fine, also for a tiny gradient.
+    A.grad = None
+    Q, _ = qr(A, mode="complete")
+    (1e-30 * torch.linalg.vector_norm(Q[:, 2:].mH @ torch.ones(m, 1, dtype=dtype))).backward()
+    assert torch.isfinite(A.grad).all()
+
+
+@pytest.mark.parametrize("dtype", [F32, C64])
+def test_complete_invariant_loss_single_precision_no_false_alarm(dtype):
+    """Rounding in float32 leaves Q2^H dL/dQ2 Hermitian to ~1e-7: the check (sqrt(eps)) stays quiet."""
+    A = randn(8, 64, 4, dtype=dtype, seed=22).requires_grad_()
+    x = randn(64, 3, dtype=dtype, seed=23)
+    Q, R = qr(A, mode="complete")
+    Q2 = Q[..., 4:]
+    (torch.linalg.vector_norm(Q2.mH @ x, dim=-2).sum() + (Q2 @ Q2.mH).abs().pow(2).sum()).backward()
+    assert torch.isfinite(A.grad).all()
+
+
+def test_lq_complete_non_invariant_loss_raises():
+    A = randn(2, 5, dtype=C128).requires_grad_()
+    _, Q = lq(A, mode="complete")
+    with pytest.raises(GaugeError, match="rows Q2"):
+        Q[2:, :].abs().sum().backward()
+
+
+def test_complete_non_invariant_phase_only_raises():
+    """A loss that sees only a phase of Q2's columns is not invariant either (complex)."""
+    A = randn(4, 2, dtype=C128).requires_grad_()
+    Q, _ = qr(A, mode="complete")
+    with pytest.raises(GaugeError):
+        Q[0, 2:].imag.sum().backward()
+
+
+# --- rank deficiency ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", [F64, C128])
+def test_rank_deficient_raises_when_differentiated(dtype):
+    B = randn(5, 2, dtype=dtype)
+    A = torch.cat([B, B[:, :1] * 2.0], dim=-1)  # third column dependent
+    Q, R = qr(A)
+    assert torch.isfinite(Q).all() and torch.isfinite(R).all()  # the value is still returned
+    torch.testing.assert_close(Q @ R, A, atol=1e-12, rtol=0)
+    Ag = A.clone().requires_grad_()
+    with pytest.raises(InputError, match="rank-deficient"):
+        qr(Ag)[0].abs().sum().backward()
+    import torch.autograd.forward_ad as fwAD
+
+    with fwAD.dual_level(), pytest.raises(InputError, match="rank-deficient"):
+        qr(fwAD.make_dual(A, torch.ones_like(A)))
+    # Wide: dependent leading block X.
+    W = torch.cat([B.mT[:, :1], B.mT[:, :1], B.mT[:, 1:]], dim=-1).clone().requires_grad_()
+    with pytest.raises(InputError, match="first 2 columns"):
+        qr(W)[1].abs().sum().backward()
+    with pytest.raises(InputError, match="rows"):
+        lq(A.mT.clone().requires_grad_())[0].abs().sum().backward()
+
+
+def test_zero_matrix_value_and_error():
+    A = torch.zeros(3, 2, dtype=F64)
+    Q, R = qr(A)
+    assert torch.isfinite(Q).all() and torch.equal(R, torch.zeros(2, 2, dtype=F64))
+    with pytest.raises(InputError):
+        qr(A.requires_grad_())[1].sum().backward()
+
+
+# --- torch.func -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("mode", ["reduced", "r"])
+def test_vmap_and_grad(mode):
+    A = randn(3, 5, 4, dtype=C128, seed=18)
+    out_v = torch.func.vmap(lambda a: qr(a, mode=mode))(A)
+    out_b = qr(A, mode=mode)
+    for a, b in zip(out_v if mode != "r" else [out_v], out_b if mode != "r" else [out_b]):
+        torch.testing.assert_close(a, b, atol=1e-14, rtol=0)
+
+    def loss(a):
+        R = qr(a, mode="r") if mode == "r" else qr(a)[1]
+        return R.abs().pow(3).sum()
+
+    g_v = torch.func.vmap(torch.func.grad(loss))(A)
+    Ab = A.clone().requires_grad_()
+    loss(Ab).backward()
+    torch.testing.assert_close(g_v, Ab.grad, atol=1e-12, rtol=0)
+
+
+def test_hessian_forward_over_reverse_equals_double_backward():
+    A = randn(4, 3, seed=19)
+
+    def loss(a):
+        Q, R = qr(a, mode="complete")
+        return (Q[:, 3:] @ Q[:, 3:].mT)[0].pow(2).sum() + R.pow(3).sum() + Q[:, :3].sin().sum()
+
+    H_fr = torch.func.hessian(loss)(A)  # forward-over-reverse (uses the jvp rule)
+    H_rr = torch.func.jacrev(torch.func.jacrev(loss))(A)
+    H_rf = torch.func.jacrev(torch.func.jacfwd(loss))(A)
+    torch.testing.assert_close(H_fr, H_rr, atol=1e-11, rtol=1e-10)
+    torch.testing.assert_close(H_rf, H_rr, atol=1e-11, rtol=1e-10)
+
+
+def test_forward_ad_dual_tensor():
+    import torch.autograd.forward_ad as fwAD
+
+    A, dA = randn(2, 3, 5, dtype=C128, seed=20), randn(2, 3, 5, dtype=C128, seed=21)
+    with fwAD.dual_level():
+        Q, R = qr(fwAD.make_dual(A, dA))
+        dQ, dR = fwAD.unpack_dual(Q).tangent, fwAD.unpack_dual(R).tangent
+    _, (dQ2, dR2) = torch.func.jvp(qr, (A,), (dA,))
+    torch.testing.assert_close(dQ, dQ2, atol=1e-14, rtol=0)
+    torch.testing.assert_close(dR, dR2, atol=1e-14, rtol=0)
+    # The tangent of R stays upper triangular with a real diagonal.
+    assert torch.equal(dR2[..., :, :3], dR2[..., :, :3].triu()) and torch.all(diag(dR2).imag.abs() < 1e-14)
+
+
+def test_lazily_conjugated_input():
+    """Conj-bit views (A.conj(), A.mH) give the same values and derivatives of every order."""
+    A = randn(4, 3, dtype=C128, seed=24)
+    torch.testing.assert_close(qr(A.conj())[1], qr(A.conj().resolve_conj())[1], atol=0, rtol=0)
+    assert gradcheck(lambda A: qr(A.conj()), A, modes=ALL).passed
+    assert gradcheck(lambda A: lq(A.mH), A, modes=ALL).passed
+
+
+# --- bad input ------------------------------------------------------------------------------------
+
+def test_bad_input():
+    with pytest.raises(InputError, match="mode"):
+        qr(randn(3, 2), mode="economic")
+    with pytest.raises(InputError, match="mode"):
+        lq(randn(3, 2), mode="full")
+    with pytest.raises(InputError, match="A: expected a matrix"):
+        qr(randn(3))
+    with pytest.raises(InputError, match="A: dtype int64"):
+        qr(torch.ones(3, 2, dtype=torch.int64))
+    bad = randn(3, 2)
+    bad[1, 1] = float("nan")
+    with pytest.raises(InputError, match="A: contains 1 non-finite"):
+        qr(bad)
+    with pytest.raises(InputError, match="A: contains"):
+        lq(bad)

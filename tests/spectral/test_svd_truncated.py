@@ -1,0 +1,249 @@
+"""``difflinalg.svd_truncated``: values and gradients equal to those through a full SVD (1e-10
+relative, float64), both methods, tall and wide, forward mode and double backward, the fallback
+of method="auto", degenerate splits, torch.func transforms, and bad input."""
+
+import pytest
+import torch
+import torch.autograd.forward_ad as fwAD
+from torch.func import grad, jvp, vmap
+
+import difflinalg.spectral._svd_truncated as trunc_mod
+from difflinalg import ConvergenceError, DegenerateSpectrumError, GaugeError, InputError, svd_truncated
+from difflinalg.check import cases, gradcheck
+from difflinalg.spectral._cases_svd import proj, randn, with_spectrum
+
+F32, F64, C128 = torch.float32, torch.float64, torch.complex128
+
+
+def gen(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+def loss_k(U, S, Vh, W, x):
+    """A gauge-invariant loss of the k leading triplets (every one of them enters)."""
+    M = (U * S.to(U.dtype)[..., None, :]) @ Vh
+    return ((M.conj() * W).real.sum() + (U.mH @ x).abs().square().sum()
+            + (Vh @ W[..., :1, :].mT).abs().square().sum() + S.square().sum() + S.sum())
+
+
+def full_reference(A, k, W, x):
+    A = A.clone().requires_grad_()
+    U, S, Vh = torch.linalg.svd(A, full_matrices=False)
+    L = loss_k(U[..., :k], S[..., :k], Vh[..., :k, :], W, x)
+    return torch.autograd.grad(L, A)[0]
+
+
+def decaying(dtype, m, n, rate=0.8, seed=0, batch=()):
+    """Geometric decay down to a floor of distinct values near 1e-3 (torch's full-SVD reference
+    gradient divides by s_i^2 - s_j^2 over all pairs: values below rounding would give NaN)."""
+    k0 = min(m, n)
+    s = rate ** torch.arange(k0, dtype=F64) + 1e-3 * torch.linspace(2.0, 1.0, k0, dtype=F64)
+    return with_spectrum(dtype, gen(seed), s, m, n, batch)
+
+
+@pytest.mark.parametrize("case", [c for c in cases(["svd_truncated"])], ids=lambda c: c.name)
+def test_registered_cases(case):
+    for dtype in case.dtypes:
+        inputs = case.make_inputs(dtype, gen())
+        rep = gradcheck(case.fn, *inputs, modes=case.modes, rtol=case.rtol, atol=case.atol,
+                        **dict(case.gradcheck_kwargs))
+        assert rep.passed
+
+
+@pytest.mark.parametrize("dtype", [F64, C128])
+@pytest.mark.parametrize("shape,k", [((30, 20), 4), ((20, 30), 4), ((2, 25, 25), 3)])
+@pytest.mark.parametrize("method", ["full", "iterative"])
+def test_gradient_equals_full_svd_random(dtype, shape, k, method):
+    """Full-rank random (Gaussian) matrices, tall, wide and batched: 1e-10 relative."""
+    A = randn(dtype, gen(1), *shape)
+    W = randn(dtype, gen(2), *shape)
+    x = randn(dtype, gen(3), *shape[:-1], 1)
+    A1 = A.clone().requires_grad_()
+    U, S, Vh = svd_truncated(A1, k, method=method)
+    S0 = torch.linalg.svdvals(A)[..., :k]
+    assert torch.allclose(S, S0, rtol=1e-12)
+    g, = torch.autograd.grad(loss_k(U, S, Vh, W, x), A1)
+    g0 = full_reference(A, k, W, x)
+    assert (g - g0).norm() <= 1e-10 * g0.norm()
+
+
+@pytest.mark.parametrize("dtype", [F64, C128])
+@pytest.mark.parametrize("shape", [(300, 200), (200, 300)])
+def test_gradient_equals_full_svd_iterative_large(dtype, shape):
+    """The iterative path on larger matrices (deflation-preconditioned CG in backward)."""
+    A = decaying(dtype, *shape, rate=0.85, seed=4)
+    W = randn(dtype, gen(5), *shape)
+    x = randn(dtype, gen(6), shape[0], 1)
+    A1 = A.clone().requires_grad_()
+    g, = torch.autograd.grad(loss_k(*svd_truncated(A1, 8, method="iterative"), W, x), A1)
+    g0 = full_reference(A, 8, W, x)
+    assert (g - g0).norm() <= 1e-10 * g0.norm()
+
+
+@pytest.mark.parametrize("dtype", [F64, C128])
+def test_forward_mode_iterative_equals_full(dtype):
+    """Forward mode (jvp) of the iterative path, through torch.autograd.forward_ad."""
+    A = decaying(dtype, 40, 30, seed=7)
+    W = randn(dtype, gen(8), 40, 30)
+    x = randn(dtype, gen(9), 40, 1)
+    d = randn(dtype, gen(10), 40, 30)
+    with fwAD.dual_level():
+        out = svd_truncated(fwAD.make_dual(A, d), 3, method="iterative")
+        t_it = fwAD.unpack_dual(loss_k(*out, W, x)).tangent
+    _, t_full = jvp(lambda A: loss_k(*svd_truncated(A, 3, method="full"), W, x), (A,), (d,))
+    g0 = full_reference(A, 3, W, x)
+    assert torch.allclose(t_it, t_full, rtol=1e-10)
+    assert torch.allclose(t_full, (g0.conj() * d).real.sum(), rtol=1e-10)
+
+
+def test_iterative_under_grad_and_jvp_transforms():
+    A = decaying(C128, 30, 24, seed=11)
+    W = randn(C128, gen(12), 30, 24)
+    x = randn(C128, gen(13), 30, 1)
+
+    def f(A, method):
+        return loss_k(*svd_truncated(A, 3, method=method), W, x)
+
+    assert torch.allclose(grad(f)(A, "iterative"), grad(f)(A, "full"), rtol=1e-10, atol=1e-12)
+    d = torch.ones_like(A)
+    hv_it = jvp(grad(lambda A: f(A, "iterative")), (A,), (d,))[1]
+    hv_full = jvp(grad(lambda A: f(A, "full")), (A,), (d,))[1]
+    assert torch.allclose(hv_it, hv_full, rtol=1e-9, atol=1e-10)
+    with pytest.raises(InputError, match="vmap"):
+        vmap(lambda a: f(a, "iterative"))(A[None])
+
+
+def test_vmap_auto():
+    A = randn(F64, gen(14), 3, 6, 5)
+    W = randn(F64, gen(15), 6, 5)
+    x = randn(F64, gen(16), 6, 1)
+    f = lambda A: loss_k(*svd_truncated(A, 2), W, x)  # noqa: E731
+    g_vmap = vmap(grad(f))(A)
+    g_loop = torch.stack([full_reference(a, 2, W, x) for a in A])
+    assert torch.allclose(g_vmap, g_loop, rtol=1e-10, atol=1e-12)
+
+
+def test_auto_uses_iterative_on_large_and_falls_back(monkeypatch):
+    """method='auto': iterative on a large matrix with a decaying spectrum; on a flat spectrum
+    (Gaussian) the iteration gives up early and a full SVD takes over; both exact."""
+    calls = []
+    orig = trunc_mod.krylov_svd
+
+    def spy(*args, **kwargs):
+        out = orig(*args, **kwargs)
+        calls.append(out is not None)
+        return out
+
+    monkeypatch.setattr(trunc_mod, "krylov_svd", spy)
+    W = randn(F64, gen(17), 300, 280)
+    x = randn(F64, gen(18), 300, 1)
+    for A, converged in [(decaying(F64, 300, 280, rate=0.7, seed=19), True),
+                         (randn(F64, gen(20), 300, 280), False)]:
+        A1 = A.clone().requires_grad_()
+        g, = torch.autograd.grad(loss_k(*svd_truncated(A1, 4), W, x), A1)
+        assert calls[-1] is converged
+        g0 = full_reference(A, 4, W, x)
+        assert (g - g0).norm() <= 1e-10 * g0.norm()
+
+
+def test_krylov_reports_non_convergence():
+    """A flat spectrum past s_2 needs many Krylov steps: with a small budget the kernel says it
+    did not converge (returns None), and gives up at once with give_up_early."""
+    s = [3.0, 2.0] + torch.linspace(1.0, 0.99, 118, dtype=F64).tolist()
+    A = with_spectrum(F64, gen(21), s, 150, 120)
+    assert trunc_mod.krylov_svd(A, 3, maxiter=5) is None
+    out = trunc_mod.krylov_svd(A, 3, maxiter=300)
+    assert out is not None and torch.allclose(out[1], torch.tensor(s[:3], dtype=F64), rtol=1e-13)
+
+
+def test_non_convergence_error_and_fallback(monkeypatch):
+    """If an iteration does not converge: method='iterative' raises ConvergenceError naming the
+    fix, method='auto' falls back to a full SVD (forward or backward) with the exact result."""
+    A = decaying(F64, 300, 280, rate=0.7, seed=19)
+    W = randn(F64, gen(17), 300, 280)
+    x = randn(F64, gen(18), 300, 1)
+    g0 = full_reference(A, 4, W, x)
+    for target in ("krylov_svd", "resolvent_pcg"):
+        with monkeypatch.context() as mp:
+            mp.setattr(trunc_mod, target, lambda *a, **kw: None)
+            with pytest.raises(ConvergenceError, match="method='full'"):
+                A1 = A.clone().requires_grad_()
+                torch.autograd.grad(loss_k(*svd_truncated(A1, 4, method="iterative"), W, x), A1)
+            A1 = A.clone().requires_grad_()
+            g, = torch.autograd.grad(loss_k(*svd_truncated(A1, 4, method="auto"), W, x), A1)
+            assert (g - g0).norm() <= 1e-10 * g0.norm()
+
+
+def test_zero_gap_across_split_raises_in_backward():
+    """s_k = s_(k+1): the leading-k subspaces are not unique; the forward works, backward says
+    why it cannot (the iterative forward does not converge there: see above)."""
+    A = with_spectrum(F64, gen(22), [3.0, 2.0, 1.0, 1.0], 6, 5).requires_grad_()
+    U, S, Vh = svd_truncated(A, 3, method="full")
+    assert torch.allclose(S, torch.tensor([3.0, 2.0, 1.0], dtype=F64))
+    with pytest.raises(DegenerateSpectrumError, match="k: "):
+        proj(U).sum().backward()
+
+
+def test_rank_deficient_wide_keep_all_and_zero_split():
+    """k = min(m, n) on a wide matrix: the split against the zero singular values of the
+    dilation; a zero kept singular value is a zero gap."""
+    A = randn(F64, gen(23), 3, 5)
+    g = grad(lambda A: proj(svd_truncated(A, 3)[2].mH).sum())(A)
+    g0 = grad(lambda A: proj(torch.linalg.svd(A, full_matrices=False)[2].mH).sum())(A)
+    assert torch.allclose(g, g0, rtol=1e-10, atol=1e-12)
+    B = with_spectrum(F64, gen(24), [2.0, 1.0], 3, 5).requires_grad_()  # s_3 = 0, k = 3
+    U, S, Vh = svd_truncated(B, 3)
+    with pytest.raises(DegenerateSpectrumError):
+        proj(Vh.mH).sum().backward()
+
+
+def test_gauge_error():
+    A = randn(C128, gen(25), 6, 4).requires_grad_()
+    U, _, _ = svd_truncated(A, 2)
+    with pytest.raises(GaugeError):
+        U[0, 0].real.backward()
+
+
+def test_single_precision_iterative():
+    A = decaying(torch.complex64, 60, 40, seed=26)
+    W = randn(torch.complex64, gen(27), 60, 40)
+    x = randn(torch.complex64, gen(28), 60, 1)
+    A1 = A.clone().requires_grad_()
+    g, = torch.autograd.grad(loss_k(*svd_truncated(A1, 3, method="iterative"), W, x), A1)
+    g0 = full_reference(A.to(C128), 3, W.to(C128), x.to(C128))
+    assert g.dtype == torch.complex64
+    assert (g.to(C128) - g0).norm() <= 1e-4 * g0.norm()
+
+
+def test_bad_input():
+    A = randn(F64, gen(), 4, 3)
+    for k in (0, 4, -1, 2.0, True, None):
+        with pytest.raises(InputError, match="k: expected an integer"):
+            svd_truncated(A, k)
+    with pytest.raises(InputError, match="method"):
+        svd_truncated(A, 2, method="lanczos")
+    bad = A.clone()
+    bad[1, 1] = float("inf")
+    with pytest.raises(InputError, match="A: contains 1 non-finite"):
+        svd_truncated(bad, 2)
+    with pytest.raises(InputError, match="A: expected a matrix"):
+        svd_truncated(torch.ones(3, dtype=F64), 1)
+    with pytest.raises(InputError, match="degeneracy_tol"):
+        svd_truncated(A, 2, degeneracy_tol=-1e-3)
+    with pytest.raises(InputError, match="gauge"):
+        svd_truncated(A, 2, gauge="off")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dtype", [F64, C128])
+def test_large_auto_gradient_equals_full_svd(dtype):
+    """1000 x 800, k = 16, s_i = i^-2: method='auto' takes the iterative path (checked)."""
+    i = torch.arange(1, 801, dtype=F64)
+    A = with_spectrum(dtype, gen(29), i ** -2.0, 1000, 800)
+    W = randn(dtype, gen(30), 1000, 800)
+    x = randn(dtype, gen(31), 1000, 1)
+    assert trunc_mod._prefers_iterative(1000, 800, 16)
+    A1 = A.clone().requires_grad_()
+    g, = torch.autograd.grad(loss_k(*svd_truncated(A1, 16), W, x), A1)
+    g0 = full_reference(A, 16, W, x)
+    assert (g - g0).norm() <= 1e-10 * g0.norm()
