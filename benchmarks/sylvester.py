@@ -22,7 +22,6 @@ import math
 import statistics
 import time
 
-import numpy as np
 import scipy.linalg
 import torch
 from _common import parser, print_table, setup, write_json
