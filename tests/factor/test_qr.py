@@ -142,9 +142,10 @@ def test_gradcheck_hard_points(dtype):
     V, _ = torch.linalg.qr(randn(3, 3, dtype=dtype, seed=7))
     A = (U * torch.tensor([1.0, 1e-2, 1e-5], dtype=F64).to(dtype)) @ V.mH
     assert gradcheck(qr, A, modes=ALL, max_step=1e-7).passed
-    # Wide with nearly dependent leading block X: the derivative runs through X's QR.
+    # Wide with nearly dependent leading block X: the derivative runs through X's QR. Here the
+    # second differences of the forward-over-forward check are roundoff-dominated below ~1e-6.
     W = torch.cat([A[:3], randn(3, 2, dtype=dtype, seed=8)], dim=-1)
-    assert gradcheck(qr, W, modes=ALL, max_step=1e-7).passed
+    assert gradcheck(qr, W, modes=ALL, max_step=1e-6).passed
     # Tiny scale (R ~ 1e-6, Q scale-free): the rule has no absolute thresholds.
     assert gradcheck(qr, 1e-6 * randn(4, 3, dtype=dtype), modes=("vjp", "jvp"), max_step=1e-9).passed
 
