@@ -224,11 +224,12 @@ def test_single_precision(dtype):
 
 
 def test_cluster_projector_spread_within_tol():
-    """Clusters with a spread below the tolerance: invariant losses stay exact (first order)."""
-    for spread in (1e-12, 1e-8, 1e-5):
-        A = with_spectrum(C128, gen(17), [3.0, 2 + spread, 2.0, 2 - spread, 1.0], 5, 5)
+    """Clusters with a spread below the tolerance: invariant losses linear in the cluster's
+    values stay exact, second order included (the block tangent of the rules)."""
+    for spread in (0.0, 1e-12, 1e-8, 1e-5):
+        A = with_spectrum(C128, gen(17), [3.0, 2 + spread, 2.0, 2 - spread, 1.0], 6, 5)
         fn = lambda A: cluster_invariants(*svd(A, degeneracy_tol=1e-3), 1, 4)  # noqa: E731
-        assert gradcheck(fn, A, modes=("vjp", "jvp"), max_step=1e-3).passed
+        assert gradcheck(fn, A, modes=ALL, max_step=1e-3).passed
 
 
 def test_bad_input():

@@ -35,26 +35,44 @@ that is invariant under the phases, ``Im(X_ii + Y_ii) = 0``. The rules are the a
 other for every loss, so forward-over-reverse and double backward are consistent.
 
 Degeneracies and zero singular values. The entries divided by a masked gap are set to zero
-(``1/0 := 0``, the pseudo-inverse convention). Masked are: the diagonal of ``G1`` (always: it
-multiplies the gauge component ``Im(X_ii + Y_ii)``), and with ``tol = degeneracy_tol * s_max``
-(per matrix, no host synchronisation) every gap ``|s_j - s_i|``, ``s_j + s_i`` and ``s_i`` that is
-``<= tol``; ``degeneracy_tol=None`` means ``tol = 0``, only exactly zero gaps are masked. The
-result is exact for losses invariant under the freedom that the masked gap leaves:
-rotations ``(U_c, V_c) -> (U_c Q, V_c Q)`` inside a cluster of equal singular values, independent
+(``1/0 := 0``, the pseudo-inverse convention). With ``tol = degeneracy_tol * s_max`` (per matrix,
+masks only, no host synchronisation), masked are: ``s_j - s_i`` for ``i, j`` in one cluster
+(chain clustering of the sorted values with steps ``<= tol``, ``_gaps.cluster_mask``, shared with
+``eigh``; the diagonal always: it multiplies the gauge component ``Im(X_ii + Y_ii)``), and every
+``s_j + s_i`` and ``s_i`` that is ``<= tol``. ``degeneracy_tol=None`` means ``tol = 0``: only
+exactly zero gaps are masked. The result is exact for losses invariant under the freedom that
+the masked gaps leave: rotations ``(U_c, V_c) -> (U_c Q, V_c Q)`` inside a cluster, independent
 rotations of the left and right singular vectors of zero singular values (and of the null
-spaces), and the phases. For other losses the derivative does not exist at such a point.
-For numerically rank-deficient or clustered inputs (singular values equal only up to rounding)
-pass ``degeneracy_tol`` (e.g. ``1e-10`` in float64): ``1/(1e-17)`` is not a useful number.
-"Invariant" includes: the loss depends on the singular values of a cluster only through
-symmetric functions of them (at a degeneracy the individual values are not differentiable).
+spaces), and the phases; and depending on a cluster's singular values only through symmetric
+functions of them (at a degeneracy the individual values are not differentiable). For other
+losses the derivative does not exist at such a point. For numerically rank-deficient or
+clustered inputs (values equal only up to rounding) pass ``degeneracy_tol`` (e.g. ``1e-10`` in
+float64): ``1/(1e-17)`` is not a useful number.
 
-Second order. Backward is written in differentiable torch operations, so double backward and
-forward-over-reverse are exact wherever no gap is masked. At a masked gap only the first
-derivatives are exact: the second derivative of a loss at a degenerate cluster needs limits of
-divided differences of the loss's own gradient, such as ``(gS_i - gS_j) / (s_i - s_j)``, paired
-with the off-diagonal part of the perturbation ``U_c^H dA V_c`` (a degenerate cluster splits
-along the eigenvectors of that matrix); a vector ``dS`` cannot carry it, so no rule on
-``(U, S, V)`` can. Such second derivatives come out finite but not exact.
+Second order. Backward and forward rules are differentiable torch operations (the forward rule
+through ``_nested.call``), so all second derivatives (double backward, forward-over-reverse,
+forward-over-forward) are exact wherever no gap is masked. At a masked cluster the rules above
+differentiate along a tangent that keeps the cluster's basis fixed, which is right for the
+vectors (the loss does not see the rotation) but not for the values: a cluster splits along the
+eigenvectors of ``herm(U_c^H dA V_c)``, a matrix, of which ``dS`` keeps only the diagonal. The
+rules therefore also take ``D``, the off-diagonal in-cluster part of ``herm(U^H A V)``
+(``block_tangent``: value exactly 0, derivative that block), and contain the first-order terms in
+``D`` of the block formulas, in which each cluster carries the matrix ``Sigma_c = s_c I + D_c``.
+Derived on the dilation, where the cluster blocks are ``+-Sigma_c`` and the off-cluster part
+``N`` of the eigen-rule solves ``N B - B N = T`` (``B`` block diagonal: the form of
+``_eigh.py``), so
+``N ~ F o T + F o (D N0 - N0 D)``::
+
+    jvp:  C += G1 o [D, a] - G2 o {D, c},  Dv += G1 o [D, a] + G2 o {D, c}    (a = H o G1, c = K o G2)
+    vjp:  M += herm(G1 o [D, G1 o (X + Y)]) - skew(G2 o {D, G2 o (X - Y)})
+    both: Sinv -> Sinv - Sinv D Sinv  in the (I - U U^H) / (I - V V^H) terms
+
+(``[D, a] = D a - a D``, ``{D, c} = D c + c D``). Second derivatives are then exact at clusters
+away from zero for the invariant losses above that are linear in each cluster's values (their
+sum); a loss curved in the values of a cluster needs limits of divided differences of its own
+gradient, ``(gS_i - gS_j)/(s_i - s_j)``, which no rule on ``(U, S, V)`` can supply (the same
+limit is documented for ``eigh``). At masked zero singular values (and ``s_i + s_j``) only first
+derivatives are exact. ``D`` is formed only with ``degeneracy_tol`` (an ``O(m n k)`` product).
 
 Gauge check (``gauge="error"``, the default, or ``"warn"``): in backward, the components of the
 incoming gradient along the masked directions (``Im(X_ii + Y_ii)`` for complex input, the
@@ -76,6 +94,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -83,12 +102,13 @@ from torch import Tensor
 from .._errors import GaugeError, GaugeWarning, InputError
 from .._nested import call
 from .._utils import check_matrix, eps, herm, is_wrapped, skew
+from ._gaps import cluster_mask
 
 GAUGE_MODES = ("error", "warn", "ignore")
 
 
 # ----------------------------------------------------------------------------------------------
-# Masked inverse gaps (shared with the truncated SVD).
+# Masked inverse gaps and the cluster structure (shared with the truncated SVD).
 
 
 def masked_inverse(x: Tensor, tol: Tensor | float) -> Tensor:
@@ -98,73 +118,124 @@ def masked_inverse(x: Tensor, tol: Tensor | float) -> Tensor:
     return torch.where(keep, 1.0 / safe, torch.zeros_like(x))
 
 
-def gap_tolerance(S: Tensor, degeneracy_tol: float | None) -> Tensor:
-    """Absolute gap tolerance ``degeneracy_tol * s_max`` per matrix, shape (..., 1, 1)."""
-    if degeneracy_tol is None or degeneracy_tol == 0:
-        return torch.zeros(S.shape[:-1] + (1, 1), dtype=S.dtype, device=S.device)
-    smax = S.amax(dim=-1) if S.shape[-1] else torch.zeros(S.shape[:-1], dtype=S.dtype, device=S.device)
-    return (degeneracy_tol * smax)[..., None, None]
+class SVDGaps(NamedTuple):
+    """The masked gap structure of a (thin) SVD with singular values ``S`` (..., k).
 
-
-def svd_gaps(S: Tensor, tol: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """Masked ``G1 = 1/(s_j - s_i)`` (zero diagonal), ``G2 = 1/(s_j + s_i)`` and ``1/s``.
-
-    ``S`` is (..., k) real, ``tol`` (..., 1, 1); the results are (..., k, k), (..., k, k), (..., k).
+    ``G1 = 1/(s_j - s_i)`` (0 inside clusters and on the diagonal), ``G2 = 1/(s_j + s_i)``,
+    ``Sinv = 1/s`` (0 where masked); ``tol`` (..., 1, 1) absolute; ``cluster`` (..., k, k) bool,
+    chain clusters (``_gaps.cluster_mask``); ``block`` (..., k, k) bool, the off-diagonal pairs
+    of clusters away from zero (where the block tangent ``D`` of the second-order rules lives).
     """
+
+    G1: Tensor
+    G2: Tensor
+    Sinv: Tensor
+    tol: Tensor
+    cluster: Tensor
+    block: Tensor
+
+
+def svd_gaps(S: Tensor, degeneracy_tol: float | None) -> SVDGaps:
+    """Masks and inverse gaps of the rules (differentiable through ``S``: the masks are not)."""
+    tol_rel = 0.0 if degeneracy_tol is None else degeneracy_tol
+    k = S.shape[-1]
+    smax = S.detach().amax(dim=-1) if k else torch.zeros(S.shape[:-1], dtype=S.dtype, device=S.device)
+    tol = (tol_rel * smax)[..., None, None]
+    cluster = cluster_mask(S, tol_rel)
     diff = S[..., None, :] - S[..., :, None]
-    eye = torch.eye(S.shape[-1], dtype=torch.bool, device=S.device)
-    G1 = masked_inverse(diff, tol).masked_fill(eye, 0.0)
+    keep = ~cluster & (diff.detach() != 0)
+    G1 = torch.where(keep, 1.0 / torch.where(keep, diff, torch.ones_like(diff)), torch.zeros_like(diff))
     G2 = masked_inverse(S[..., None, :] + S[..., :, None], tol)
     Sinv = masked_inverse(S, tol[..., 0])
-    return G1, G2, Sinv
+    zero = S.detach() <= tol[..., 0]
+    eye = torch.eye(k, dtype=torch.bool, device=S.device)
+    block = cluster & ~eye & ~zero[..., :, None] & ~zero[..., None, :]
+    return SVDGaps(G1, G2, Sinv, tol, cluster, block)
+
+
+def block_tangent(A: Tensor, U: Tensor, Vh: Tensor, gaps: SVDGaps,
+                  degeneracy_tol: float | None) -> Tensor | None:
+    """``D``: the off-diagonal in-cluster part of ``herm(U^H A V) - diag(S)``, as a tensor whose
+    value is exactly 0 but whose derivative is that of the block (see the module notes). ``None``
+    without ``degeneracy_tol`` (then only exact ties form clusters: a measure-zero case left at
+    first order, which saves an ``O(m n k)`` product)."""
+    if degeneracy_tol is None:
+        return None
+    Hs = herm(U.mH @ A @ Vh.mH)
+    return (Hs - Hs.detach()) * gaps.block
+
+
+def _inv_block(Sinv: Tensor, D: Tensor | None) -> Tensor:
+    """``Sigma^{-1}`` to first order in the block tangent: ``Sinv - Sinv D Sinv`` (a matrix)."""
+    M = torch.diag_embed(Sinv)
+    if D is None:
+        return M
+    M = M.to(D.dtype)
+    return M - Sinv[..., :, None].to(D.dtype) * D * Sinv[..., None, :].to(D.dtype)
+
+
+def _comm(D: Tensor, X: Tensor) -> Tensor:
+    return D @ X - X @ D
+
+
+def _acomm(D: Tensor, X: Tensor) -> Tensor:
+    return D @ X + X @ D
 
 
 # ----------------------------------------------------------------------------------------------
 # Rules on thin factors.
 
 
-def svd_jvp(U: Tensor, S: Tensor, Vh: Tensor, dA: Tensor, tol: Tensor,
+def svd_jvp(U: Tensor, S: Tensor, Vh: Tensor, dA: Tensor, gaps: SVDGaps, D: Tensor | None = None,
             complement: bool = True) -> tuple[Tensor, Tensor, Tensor]:
     """Tangents ``(dU, dS, dVh)`` of thin factors for a tangent ``dA`` (formulas above).
 
+    ``D``: the block tangent of ``block_tangent`` (zero value; first-order block corrections).
     ``complement=False`` leaves out the ``(I - U U^H)`` / ``(I - V V^H)`` terms (the truncated
     SVD computes them separately).
     """
     V = Vh.mH
-    G1, G2, Sinv = svd_gaps(S, tol)
+    G1, G2 = gaps.G1, gaps.G2
     dAV = dA @ V
     dP = U.mH @ dAV
     H, K = herm(dP), skew(dP)
     dS = dP.diagonal(dim1=-2, dim2=-1).real
-    HG1, KG2 = H * G1, K * G2
-    dU = U @ (HG1 + KG2)
-    dV = V @ (HG1 - KG2)
+    a, c = H * G1, K * G2
+    C, Dv = a + c, a - c
+    if D is not None:
+        c1, c2 = G1 * _comm(D, a), G2 * _acomm(D, c)
+        C, Dv = C + c1 - c2, Dv + c1 + c2
+    dU, dV = U @ C, V @ Dv
+    Sig_inv = _inv_block(gaps.Sinv, D).to(dP.dtype)
     if complement and U.shape[-2] > S.shape[-1]:
-        dU = dU + (dAV - U @ dP) * Sinv[..., None, :]
+        dU = dU + (dAV - U @ dP) @ Sig_inv
     if complement and V.shape[-2] > S.shape[-1]:
-        dV = dV + (dA.mH @ U - V @ dP.mH) * Sinv[..., None, :]
+        dV = dV + (dA.mH @ U - V @ dP.mH) @ Sig_inv
     return dU, dS, dV.mH
 
 
-def svd_core_vjp(S: Tensor, X: Tensor, Y: Tensor, gS: Tensor, tol: Tensor) -> Tensor:
+def svd_core_vjp(S: Tensor, X: Tensor, Y: Tensor, gS: Tensor, gaps: SVDGaps,
+                 D: Tensor | None = None) -> Tensor:
     """The ``k x k`` core ``M`` of the gradient ``U M V^H`` from ``X = U^H gU``, ``Y = V^H gV``."""
-    G1, G2, _ = svd_gaps(S, tol)
     Xa, Ya = skew(X), skew(Y)
-    M = (Xa + Ya) * G1 + (Xa - Ya) * G2
+    M = (Xa + Ya) * gaps.G1 + (Xa - Ya) * gaps.G2
+    if D is not None:
+        A1, B1 = gaps.G1 * (X + Y), gaps.G2 * (X - Y)
+        M = M + herm(gaps.G1 * _comm(D, A1)) - skew(gaps.G2 * _acomm(D, B1))
     return M + torch.diag_embed(gS.to(M.dtype))
 
 
 def svd_vjp(U: Tensor, S: Tensor, Vh: Tensor, gU: Tensor, gS: Tensor, gVh: Tensor,
-            tol: Tensor) -> Tensor:
+            gaps: SVDGaps, D: Tensor | None = None) -> Tensor:
     """Gradient with respect to ``A`` from the gradients of the thin factors (formulas above)."""
     V, gV = Vh.mH, gVh.mH
     X, Y = U.mH @ gU, V.mH @ gV
-    gA = (U @ svd_core_vjp(S, X, Y, gS, tol)) @ Vh
-    _, _, Sinv = svd_gaps(S, tol)
+    gA = (U @ svd_core_vjp(S, X, Y, gS, gaps, D)) @ Vh
+    Sig_inv = _inv_block(gaps.Sinv, D).to(X.dtype)
     if U.shape[-2] > S.shape[-1]:
-        gA = gA + ((gU - U @ X) * Sinv[..., None, :]) @ Vh
+        gA = gA + ((gU - U @ X) @ Sig_inv) @ Vh
     if V.shape[-2] > S.shape[-1]:
-        gA = gA + U @ ((gV - V @ Y) * Sinv[..., None, :]).mH
+        gA = gA + U @ (Sig_inv @ (gV - V @ Y).mH)
     return gA
 
 
@@ -172,21 +243,20 @@ def svd_vjp(U: Tensor, S: Tensor, Vh: Tensor, gU: Tensor, gS: Tensor, gVh: Tenso
 # Gauge check.
 
 
-def gauge_violation(S: Tensor, X: Tensor, Y: Tensor, gS: Tensor, tol: Tensor,
+def gauge_violation(S: Tensor, X: Tensor, Y: Tensor, gS: Tensor, gaps: SVDGaps,
                     extra: tuple[Tensor, ...] = (),
                     grads: tuple[Tensor, ...] = ()) -> tuple[float, float]:
     """Largest component of the incoming gradient along a masked (gauge) direction.
 
-    Returns ``(violation, scale)``: the largest ``|skew(X) + skew(Y)|`` where ``s_j - s_i`` is
-    masked (the diagonal always), ``|skew(X) - skew(Y)|`` where ``s_j + s_i`` is masked, and the
-    entries of ``extra`` (components that must vanish, already restricted to masked directions),
-    and the size of the gradient they are judged against (``|X|``, ``|Y|``, ``s_max |gS|`` and
-    the incoming vector gradients ``grads``). One host synchronisation.
+    Returns ``(violation, scale)``: the largest ``|skew(X) + skew(Y)|`` inside a cluster (the
+    diagonal always), ``|skew(X) - skew(Y)|`` where ``s_j + s_i`` is masked, and the entries of
+    ``extra`` (components that must vanish, already restricted to masked directions), and the
+    size of the gradient they are judged against (``|X|``, ``|Y|``, ``s_max |gS|`` and the
+    incoming vector gradients ``grads``). One host synchronisation.
     """
-    G1m = (S[..., None, :] - S[..., :, None]).abs() <= tol
-    G2m = (S[..., None, :] + S[..., :, None]).abs() <= tol
+    G2m = (S[..., None, :] + S[..., :, None]).abs() <= gaps.tol
     Xa, Ya = skew(X), skew(Y)
-    parts = [((Xa + Ya).abs() * G1m).amax(), ((Xa - Ya).abs() * G2m).amax()]
+    parts = [((Xa + Ya).abs() * gaps.cluster).amax(), ((Xa - Ya).abs() * G2m).amax()]
     parts += [e.abs().amax() for e in extra if e.numel()]
     viol = torch.stack([p.to(S.dtype) for p in parts]).amax()
     scale = X.abs().amax() + Y.abs().amax() + (S.amax(-1, keepdim=True) * gS.abs()).amax()
@@ -245,17 +315,17 @@ class _SVD(torch.autograd.Function):
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        _, full_matrices, degeneracy_tol, gauge = inputs
+        A, full_matrices, degeneracy_tol, gauge = inputs
         U, S, Vh = output
         ctx.degeneracy_tol, ctx.gauge = degeneracy_tol, gauge
-        ctx.save_for_backward(U, S, Vh)
-        ctx.save_for_forward(U, S, Vh)
+        ctx.save_for_backward(A, U, S, Vh)
+        ctx.save_for_forward(A, U, S, Vh)
 
     @staticmethod
     def backward(ctx, gU: Tensor, gS: Tensor, gVh: Tensor):
-        U, S, Vh = ctx.saved_tensors
+        A, U, S, Vh = ctx.saved_tensors
         k0 = S.shape[-1]
-        tol = gap_tolerance(S, ctx.degeneracy_tol)
+        gaps = svd_gaps(S, ctx.degeneracy_tol)
         Ut, Vht, Ue, Vhe = _split(U, Vh, k0)
         gUt, gVht, gUe, gVhe = _split(gU, gVh, k0)
         extra: list[Tensor] = []
@@ -267,39 +337,46 @@ class _SVD(torch.autograd.Function):
             extra.append(skew(Vhe @ gVhe.mH))
         if needs_gauge_check(ctx, gUt):
             X, Y = Ut.mH @ gUt, Vht @ gVht.mH
-            zero = (S <= tol[..., 0])[..., None, :]  # free vectors of zero singular values
+            zero = (S <= gaps.tol[..., 0])[..., None, :]  # free vectors of zero singular values
             if Ut.shape[-2] > k0:
                 extra.append((gUt - Ut @ X) * zero)
             if Vht.shape[-1] > k0:
                 extra.append((gVht.mH - Vht.mH @ Y) * zero)
-            viol, scale = gauge_violation(S, X, Y, gS, tol, tuple(extra), (gU, gVh))
+            viol, scale = gauge_violation(S, X, Y, gS, gaps, tuple(extra), (gU, gVh))
             apply_gauge_policy("svd", ctx.gauge, viol, scale, S.dtype)
-        gA = svd_vjp(Ut, S, Vht, gUt, gS, gVht, tol)
+        # D has value 0: it only matters when this backward is differentiated again.
+        second = torch.is_grad_enabled() or is_wrapped(gUt)
+        D = block_tangent(A, Ut, Vht, gaps, ctx.degeneracy_tol) if second else None
+        gA = svd_vjp(Ut, S, Vht, gUt, gS, gVht, gaps, D)
         return gA, None, None, None
 
     @staticmethod
     def jvp(ctx, dA: Tensor, *_):
-        U, S, Vh = ctx.saved_tensors
+        A, U, S, Vh = ctx.saved_tensors
         degeneracy_tol = ctx.degeneracy_tol
 
-        def rule(U, S, Vh, dA):
-            return svd_jvp_full(U, S, Vh, dA, gap_tolerance(S, degeneracy_tol))
+        def rule(A, U, S, Vh, dA):
+            return svd_jvp_full(A, U, S, Vh, dA, degeneracy_tol)
 
         # Through ``call`` so that an outer forward level sees this rule's arithmetic (jvp of jvp).
-        return call(rule, U, S, Vh, dA)
+        return call(rule, A, U, S, Vh, dA)
 
 
-def svd_jvp_full(U: Tensor, S: Tensor, Vh: Tensor, dA: Tensor, tol: Tensor):
-    """``svd_jvp`` plus the extra columns of ``full_matrices=True`` (minimal rotation)."""
+def svd_jvp_full(A: Tensor, U: Tensor, S: Tensor, Vh: Tensor, dA: Tensor,
+                 degeneracy_tol: float | None):
+    """``svd_jvp`` with the block tangent, plus the extra columns of ``full_matrices=True``
+    (minimal rotation)."""
     k0 = S.shape[-1]
+    gaps = svd_gaps(S, degeneracy_tol)
     Ut, Vht, Ue, Vhe = _split(U, Vh, k0)
-    dU, dS, dVh = svd_jvp(Ut, S, Vht, dA, tol)
-    _, _, Sinv = svd_gaps(S, tol)
+    D = block_tangent(A, Ut, Vht, gaps, degeneracy_tol)
+    dU, dS, dVh = svd_jvp(Ut, S, Vht, dA, gaps, D)
+    Sig_inv = _inv_block(gaps.Sinv, D).to(dA.dtype)
     if Ue.shape[-1]:
-        dUe = -Ut @ (Sinv[..., :, None] * (Vht @ (dA.mH @ Ue)))
+        dUe = -Ut @ (Sig_inv @ (Vht @ (dA.mH @ Ue)))
         dU = torch.cat([dU, dUe], dim=-1)
     if Vhe.shape[-2]:
-        dVe = -Vht.mH @ (Sinv[..., :, None] * (Ut.mH @ (dA @ Vhe.mH)))
+        dVe = -Vht.mH @ (Sig_inv @ (Ut.mH @ (dA @ Vhe.mH)))
         dVh = torch.cat([dVh, dVe.mH], dim=-2)
     return dU, dS, dVh
 
@@ -332,7 +409,7 @@ def svd(
     """Singular value decomposition ``A = U diag(S) Vh``, differentiable at degenerate points.
 
     The values equal ``torch.linalg.svd(A, full_matrices=...)``. The derivatives (reverse,
-    forward, and of any order) use the formulas of this module: the complex gauge term, the
+    forward and second order) use the formulas of this module: the complex gauge term, the
     ``(I - U U^H)`` / ``(I - V V^H)`` terms of rectangular input, and masked gaps.
 
     Args:
@@ -340,11 +417,13 @@ def svd(
         full_matrices: return the square ``U`` (m x m) and ``Vh`` (n x n). The extra columns are
             an arbitrary basis of the complement: only losses invariant under its rotations have
             a gradient (they follow the minimal rotation; see the module notes).
-        degeneracy_tol: gaps (``s_i - s_j``, ``s_i + s_j``, ``s_i``) at most
-            ``degeneracy_tol * max(S)`` count as zero and contribute nothing (masks, no host
-            synchronisation). Exact for losses invariant under rotations within each cluster of
-            equal singular values and of the singular vectors of zero singular values. ``None``:
-            only exactly zero gaps are masked.
+        degeneracy_tol: singular values in one chain cluster (consecutive gaps at most
+            ``degeneracy_tol * max(S)``), and sums ``s_i + s_j`` and values ``s_i`` below that,
+            count as degenerate and their pairs contribute nothing (masks, no host
+            synchronisation). Exact for losses invariant under rotations within each cluster
+            and of the singular vectors of zero singular values, also at second order at
+            clusters away from zero for losses linear in a cluster's values (module notes).
+            ``None``: only exactly equal values (and exact zeros) are masked.
         gauge: what backward does when the loss depends on the gauge (the phases of complex
             singular vectors, rotations inside masked clusters): "error" (raise ``GaugeError``),
             "warn" (``GaugeWarning``) or "ignore" (gradient in the symmetric gauge). The check

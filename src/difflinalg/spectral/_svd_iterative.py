@@ -6,8 +6,9 @@ r"""Numerical kernels of the truncated SVD on large matrices (no autograd here).
   ``||A v_j - s_j u_j||`` of the kept triplets reach rounding level (``A^H u_j = s_j v_j`` holds
   by construction), so the result agrees with a full SVD to machine precision. The Ritz pairs
   after the ``k`` kept ones are returned for the preconditioner below. Convergence is fast when
-  the spectrum decays past ``k`` (the Chebyshev rate of Krylov methods, about twice the number
-  of digits per product of subspace iteration on such spectra); ``svd_truncated(method="auto")``
+  the spectrum decays past ``k`` (Chebyshev rate; measured on 2000 x 2000, k = 16, s_i = i^-2:
+  10 steps with 16-column blocks, where subspace iteration needs 12 with 32 columns, and half
+  the steps for s_i = 1/i); ``svd_truncated(method="auto")``
   falls back to a full SVD when the budget (about the cost of a full SVD) is exhausted.
 * ``resolvent_spectral`` / ``resolvent_pcg``: ``x_j = K_j^{-1} b_j`` for the shifted operators
   ``K_j = s_j^2 I - A A^H + U_k S_k^2 U_k^H`` of the truncated-SVD rules (``s_j^2 I - A_perp

@@ -57,8 +57,9 @@ exhausts a budget of about the cost of a full SVD (or its convergence rate says 
 ``vmap``, which does not allow data-dependent iteration counts.
 
 Second order: exact whenever the kept singular values are distinct (degenerate or zero
-discarded values do not matter); inside masked kept clusters only first order is exact (see
-``_svd.py``).
+discarded values do not matter), and at masked kept clusters for the losses of ``_svd.py``
+(invariant, linear in each cluster's values): the block tangent ``D`` enters the kept core as in
+``_svd.py`` and the complement solve to first order (``_complement``).
 """
 
 from __future__ import annotations
@@ -71,14 +72,16 @@ from torch import Tensor
 from .._errors import DegenerateSpectrumError, InputError
 from .._nested import call
 from .._utils import check_matrix, eps, is_wrapped
+from ._eigh import check_finite_fast
 from ._svd import (
     apply_gauge_policy,
     check_degeneracy_tol,
     check_gauge,
-    gap_tolerance,
+    block_tangent,
     gauge_violation,
     needs_gauge_check,
     svd_core_vjp,
+    svd_gaps,
     svd_jvp,
 )
 from ._svd_iterative import (
@@ -208,16 +211,29 @@ def _check_split_gap(A: Tensor, S: Tensor, F2: Tensor) -> None:
         )
 
 
-def _complement(A, U, S, Vh, F1, F2, exact, opts, G, H):
-    """Solve the coupled complement equations for right-hand sides ``(G, H)`` (module notes)."""
+def _complement(A, U, S, Vh, F1, F2, exact, opts, G, H, D=None):
+    """Solve the coupled complement equations for right-hand sides ``(G, H)`` (module notes).
+
+    With a block tangent ``D`` (zero value, ``_svd.block_tangent``) the kept values enter as
+    the block ``Sigma = diag(S) + D``: to first order in ``D`` the solution of
+    ``Z Sigma - A_perp W = G``, ``W Sigma - A_perp^H Z = H`` is ``(Z0, W0) + L^{-1}(-Z0 D, -W0 D)``,
+    which makes the second derivatives exact at kept clusters.
+    """
     _check_split_gap(A, S, F2)
     m = A.shape[-2]
     Sd = S.to(G.dtype)[..., None, :]
-    if m == S.shape[-1]:  # no left complement: A_perp = 0, gamma = 0
-        return torch.zeros_like(G), H / Sd
-    rhs = G * Sd + _a_perp(A, U, S, Vh, H)
-    Gam = _Resolvent.apply(A, U, S, rhs, F1, F2, exact, opts)
-    Th = (H + _a_perp_h(A, U, S, Vh, Gam)) / Sd
+
+    def solve(G, H):
+        if m == S.shape[-1]:  # no left complement: A_perp = 0, gamma = 0
+            return torch.zeros_like(G), H / Sd
+        rhs = G * Sd + _a_perp(A, U, S, Vh, H)
+        Gam = _Resolvent.apply(A, U, S, rhs, F1, F2, exact, opts)
+        return Gam, (H + _a_perp_h(A, U, S, Vh, Gam)) / Sd
+
+    Gam, Th = solve(G, H)
+    if D is not None:
+        Gam1, Th1 = solve(-Gam @ D, -Th @ D)
+        Gam, Th = Gam + Gam1, Th + Th1
     return Gam, Th
 
 
@@ -251,17 +267,19 @@ class _TruncatedSVD(torch.autograd.Function):
     @staticmethod
     def backward(ctx, gU, gS, gVh, _g1, _g2):
         A, U, S, Vh, F1, F2 = ctx.saved_tensors
-        tol = gap_tolerance(S, ctx.degeneracy_tol)
+        gaps = svd_gaps(S, ctx.degeneracy_tol)
         gV = gVh.mH
         X, Y = U.mH @ gU, Vh @ gV
         if needs_gauge_check(ctx, X):
-            viol, scale = gauge_violation(S, X, Y, gS, tol, grads=(gU, gVh))
+            viol, scale = gauge_violation(S, X, Y, gS, gaps, grads=(gU, gVh))
             apply_gauge_policy("svd_truncated", ctx.gauge, viol, scale, S.dtype)
-        MVh = svd_core_vjp(S, X, Y, gS, tol) @ Vh
+        second = torch.is_grad_enabled() or is_wrapped(X)
+        D = block_tangent(A, U, Vh, gaps, ctx.degeneracy_tol) if second else None
+        MVh = svd_core_vjp(S, X, Y, gS, gaps, D) @ Vh
         if A.shape[-2] == A.shape[-1] == S.shape[-1]:
             return U @ MVh, None, None, None, None, None
         G, H = gU - U @ X, gV - Vh.mH @ Y
-        Gam, Th = _complement(A, U, S, Vh, F1, F2, ctx.exact, ctx.opts, G, H)
+        Gam, Th = _complement(A, U, S, Vh, F1, F2, ctx.exact, ctx.opts, G, H, D)
         # U M Vh + Gamma Vh + U Theta^H as one product of inner size 2k (one m x n pass)
         gA = torch.cat([U, Gam], dim=-1) @ torch.cat([MVh + Th.mH, Vh], dim=-2)
         return gA, None, None, None, None, None
@@ -272,13 +290,15 @@ class _TruncatedSVD(torch.autograd.Function):
         degeneracy_tol, exact, opts = ctx.degeneracy_tol, ctx.exact, ctx.opts
 
         def rule(A, U, S, Vh, F1, F2, dA):
-            dU, dS, dVh = svd_jvp(U, S, Vh, dA, gap_tolerance(S, degeneracy_tol), complement=False)
+            gaps = svd_gaps(S, degeneracy_tol)
+            D = block_tangent(A, U, Vh, gaps, degeneracy_tol)
+            dU, dS, dVh = svd_jvp(U, S, Vh, dA, gaps, D, complement=False)
             if not (A.shape[-2] == A.shape[-1] == S.shape[-1]):
                 V = Vh.mH
                 dAV, dAhU = dA @ V, dA.mH @ U
                 dP = U.mH @ dAV
                 R, Q = dAV - U @ dP, dAhU - V @ dP.mH
-                Z, W = _complement(A, U, S, Vh, F1, F2, exact, opts, R, Q)
+                Z, W = _complement(A, U, S, Vh, F1, F2, exact, opts, R, Q, D)
                 dU, dVh = dU + Z, dVh + W.mH
             return dU, dS, dVh
 
@@ -319,7 +339,8 @@ def svd_truncated(
         columns/values/rows of ``torch.linalg.svd(A, full_matrices=False)`` up to the gauge
         (phases/signs) of the singular vectors.
     """
-    A = check_matrix(A, "A")
+    A = check_matrix(A, "A", finite=False)
+    check_finite_fast(A, "A")  # one reduction instead of three passes over a large A
     m, n = A.shape[-2:]
     if m == 0 or n == 0:
         raise InputError(f"A: expected a non-empty matrix (..., m, n), got shape {tuple(A.shape)}")
