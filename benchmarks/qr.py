@@ -56,7 +56,7 @@ def fwd_bwd(factor, A, Wq, Wr):
 
 def main() -> None:
     p = parser(__doc__.splitlines()[0])
-    p.set_defaults(threads=1)
+    p.set_defaults(threads=1, repeats=21)  # fast cases: more repeats for steadier medians
     args = p.parse_args()
     setup(args)
     repeats = 3 if args.quick else args.repeats

@@ -80,7 +80,8 @@ def test_lq_value(dtype, shape):
 # --- gradcheck -----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("dtype", [F64, C128])
-@pytest.mark.parametrize("shape", list(SHAPES.values()), ids=list(SHAPES))
+@pytest.mark.parametrize("shape", [s if k in ("tall", "wide", "batched_wide") else pytest.param(s, marks=pytest.mark.slow)
+                                   for k, s in SHAPES.items()], ids=list(SHAPES))
 def test_gradcheck_reduced(dtype, shape):
     A = randn(*shape, dtype=dtype, seed=1)
     assert gradcheck(qr, A, modes=ALL, names=["A"]).passed
@@ -91,7 +92,7 @@ VARIANTS = {"qr_r": lambda A: qr(A, mode="r"), "lq": lq, "lq_r": lambda A: lq(A,
 
 @pytest.mark.parametrize("dtype", [F64, C128])
 @pytest.mark.parametrize("variant, shape", [
-    ("qr_r", (4, 3)), ("qr_r", (2, 3, 5)), ("lq", (2, 3, 5)), ("lq_r", (4, 3)),
+    ("qr_r", (4, 3)), pytest.param("qr_r", (2, 3, 5), marks=pytest.mark.slow), ("lq", (2, 3, 5)), ("lq_r", (4, 3)),
     pytest.param("lq", (4, 3), marks=pytest.mark.slow), pytest.param("lq_r", (2, 3, 5), marks=pytest.mark.slow),
 ])
 def test_gradcheck_r_mode_and_lq(dtype, variant, shape):
@@ -345,8 +346,9 @@ def test_lazily_conjugated_input():
     """Conj-bit views (A.conj(), A.mH) give the same values and derivatives of every order."""
     A = randn(4, 3, dtype=C128, seed=24)
     torch.testing.assert_close(qr(A.conj())[1], qr(A.conj().resolve_conj())[1], atol=0, rtol=0)
-    assert gradcheck(lambda A: qr(A.conj()), A, modes=ALL).passed
-    assert gradcheck(lambda A: lq(A.mH), A, modes=ALL).passed
+    # The failure mode was in forward mode over conj views: first and second forward order suffice.
+    assert gradcheck(lambda A: qr(A.conj()), A, modes=("vjp", "jvp", "jvp2")).passed
+    assert gradcheck(lambda A: lq(A.mH), A, modes=("vjp", "jvp", "jvp2")).passed
 
 
 # --- bad input ------------------------------------------------------------------------------------

@@ -109,7 +109,7 @@ def test_complex_convention_imaginary_direction():
 
 # --- gradcheck -----------------------------------------------------------------------------------
 
-# Each gram, method and shape appears with both dtypes; the full product runs with -m slow.
+# Each gram, method and shape appears; the full product with both dtypes runs with -m slow.
 COMBOS = [("DhD", "direct", (5, 3)), ("DhD", "woodbury", (3, 5)), ("DDh", "direct", (3, 5)),
           ("DDh", "woodbury", (5, 3))]
 ALL_COMBOS = [(g, m, s) for g in GRAMS for m in METHODS for s in [(5, 3), (3, 5)]]
@@ -127,15 +127,18 @@ def _gradcheck_all_inputs(dtype, gram, method, shape):
     assert gradcheck(fn, D, x, rho, modes=ALL, names=["D", "x", "rho"], max_step=0.05).passed
 
 
-@pytest.mark.parametrize("dtype", [F64, C128])
-@pytest.mark.parametrize("gram, method, shape", COMBOS)
+# complex128 on every combination of COMBOS, float64 on two of them; the rest with -m slow.
+FAST = [(C128, *c) for c in COMBOS] + [(F64, *COMBOS[0]), (F64, *COMBOS[3])]
+
+
+@pytest.mark.parametrize("dtype, gram, method, shape", FAST)
 def test_gradcheck_all_inputs(dtype, gram, method, shape):
     _gradcheck_all_inputs(dtype, gram, method, shape)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("dtype", [F64, C128])
-@pytest.mark.parametrize("gram, method, shape", [c for c in ALL_COMBOS if c not in COMBOS])
+@pytest.mark.parametrize("dtype, gram, method, shape",
+                         [(d, *c) for d in (F64, C128) for c in ALL_COMBOS if (d, *c) not in FAST])
 def test_gradcheck_all_inputs_remaining_combinations(dtype, gram, method, shape):
     _gradcheck_all_inputs(dtype, gram, method, shape)
 
@@ -298,8 +301,9 @@ def test_lazily_conjugated_inputs():
     rho = torch.tensor(0.9, dtype=F64)
     torch.testing.assert_close(regularized_solve(D.conj(), x.conj(), rho),
                                regularized_solve(D.conj().resolve_conj(), x.conj().resolve_conj(), rho))
-    assert gradcheck(lambda D, x, r: regularized_solve(D.conj(), x.conj(), r), D, x, rho, modes=ALL,
-                     max_step=0.05).passed
+    # The failure mode was in forward mode over conj views: first and second forward order suffice.
+    assert gradcheck(lambda D, x, r: regularized_solve(D.conj(), x.conj(), r), D, x, rho,
+                     modes=("vjp", "jvp", "jvp2"), max_step=0.05).passed
 
 
 # --- bad input ------------------------------------------------------------------------------------

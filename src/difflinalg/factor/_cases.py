@@ -29,16 +29,9 @@ register_case("cholesky", "ill_conditioned", cholesky, lambda dt, g: (_spd(dt, g
 
 
 # --- qr / lq -------------------------------------------------------------------------------------
-# Outputs are flattened into one tensor (and several inputs packed into one) so that each case is a
-# single-input, single-output function: one gradcheck covers every output and the cross terms.
 
 from ._qr import lq, qr  # noqa: E402
 from ._regularized_solve import regularized_solve  # noqa: E402
-
-
-def flat(*ts):
-    """Concatenate tensors (flattened) into one vector."""
-    return torch.cat([t.reshape(-1) for t in ts])
 
 
 def _randn(dtype, gen, *shape):
@@ -64,7 +57,7 @@ def qr_complete_invariant(A, probe):
     Q, R = qr(A, mode="complete")
     n = A.shape[-1]
     Q2 = Q[..., n:]
-    return flat(Q2 @ Q2.mH, torch.linalg.vector_norm(Q2.mH @ probe, dim=-2), Q[..., :n], R)
+    return Q2 @ Q2.mH, torch.linalg.vector_norm(Q2.mH @ probe, dim=-2), Q[..., :n], R
 
 
 def lq_complete_invariant(A, probe):
@@ -72,77 +65,46 @@ def lq_complete_invariant(A, probe):
     L, Q = lq(A, mode="complete")
     m = A.shape[-2]
     Q2 = Q[..., m:, :]
-    return flat(Q2.mH @ Q2, torch.linalg.vector_norm(Q2 @ probe, dim=-2), Q[..., :m, :], L)
-
-
-def _qr_flat(A):
-    return flat(*qr(A))
-
-
-def _lq_flat(A):
-    return flat(*lq(A))
+    return Q2.mH @ Q2, torch.linalg.vector_norm(Q2 @ probe, dim=-2), Q[..., :m, :], L
 
 
 for _name, _shape in [("tall", (5, 3)), ("square", (4, 4)), ("wide", (3, 5)), ("batched", (2, 2, 4, 3)),
                       ("batched_wide", (2, 3, 5))]:
-    register_case("qr", _name, _qr_flat, lambda dt, g, s=_shape: (_randn(dt, g, *s),))
+    register_case("qr", _name, qr, lambda dt, g, s=_shape: (_randn(dt, g, *s),))
 register_case("qr", "mode_r", lambda A: qr(A, mode="r"), lambda dt, g: (_randn(dt, g, 2, 5, 3),))
 register_case("qr", "mode_r_wide", lambda A: qr(A, mode="r"), lambda dt, g: (_randn(dt, g, 3, 5),))
 register_case("qr", "complete_invariant", lambda A: qr_complete_invariant(A, torch.ones(5, 1, dtype=A.dtype)),
               lambda dt, g: (_randn(dt, g, 2, 5, 2),))
-register_case("qr", "complete_wide", lambda A: flat(*qr(A, mode="complete")),
-              lambda dt, g: (_randn(dt, g, 3, 5),))
-register_case("qr", "ill_conditioned", _qr_flat, lambda dt, g: (_ill(dt, g, 5, 3, 1e4),), hard=True,
-              max_step=1e-6)
-register_case("qr", "near_dependent_columns_wide", _qr_flat,
+register_case("qr", "complete_wide", lambda A: qr(A, mode="complete"), lambda dt, g: (_randn(dt, g, 3, 5),))
+register_case("qr", "ill_conditioned", qr, lambda dt, g: (_ill(dt, g, 5, 3, 1e4),), hard=True, max_step=1e-6)
+register_case("qr", "near_dependent_columns_wide", qr,
               lambda dt, g: (torch.cat([_ill(dt, g, 3, 3, 1e4), _randn(dt, g, 3, 2)], -1),),
               hard=True, max_step=1e-6)
 
 for _name, _shape in [("tall", (5, 3)), ("wide", (3, 5)), ("batched", (2, 3, 4))]:
-    register_case("lq", _name, _lq_flat, lambda dt, g, s=_shape: (_randn(dt, g, *s),))
+    register_case("lq", _name, lq, lambda dt, g, s=_shape: (_randn(dt, g, *s),))
 register_case("lq", "mode_r", lambda A: lq(A, mode="r"), lambda dt, g: (_randn(dt, g, 3, 5),))
 register_case("lq", "complete_invariant", lambda A: lq_complete_invariant(A, torch.ones(5, 1, dtype=A.dtype)),
               lambda dt, g: (_randn(dt, g, 2, 5),))
-register_case("lq", "ill_conditioned", _lq_flat, lambda dt, g: (_ill(dt, g, 3, 5, 1e4),), hard=True,
-              max_step=1e-6)
+register_case("lq", "ill_conditioned", lq, lambda dt, g: (_ill(dt, g, 3, 5, 1e4),), hard=True, max_step=1e-6)
 
 
 # --- regularized_solve ---------------------------------------------------------------------------
-# D, x and rho are packed into one tensor p of D's dtype (rho = Re of its last entries) so that one
-# gradcheck covers all inputs and the mixed second derivatives.
-
-
-def pack(D, x, rho):
-    """One vector holding D, x and rho (rho stored as real parts)."""
-    return flat(D, x, rho.to(D.dtype))
-
-
-def unpack(p, shapes):
-    """Inverse of ``pack`` for ``shapes = (D.shape, x.shape, rho.shape)``."""
-    out, i = [], 0
-    for k, s in enumerate(shapes):
-        n = int(torch.Size(s).numel())
-        t = p[i:i + n].reshape(s)
-        out.append(t.real if k == 2 and t.is_complex() else t)
-        i += n
-    return out
+# Inputs (D, x, rho): every input is differentiated; max_step keeps rho + t u positive.
 
 
 def _rs_case(name, dshape, xshape, rshape, *, gram="DhD", method="auto", rho_lo=1.0, hard=False,
-             cond=None, **kw):
-    shapes = (dshape, xshape, rshape)
-
-    def fn(p):
-        D, x, rho = unpack(p, shapes)
+             cond=None, max_step=0.05):
+    def fn(D, x, rho):
         return regularized_solve(D, x, rho, gram=gram, method=method)
 
     def make(dt, g):
         D = _randn(dt, g, *dshape) if cond is None else _ill(dt, g, *dshape, cond)
         rdt = torch.empty((), dtype=dt).real.dtype
         rho = rho_lo * (1.0 + torch.rand(rshape, generator=g, dtype=rdt))
-        return (pack(D, _randn(dt, g, *xshape), rho),)
+        return D, _randn(dt, g, *xshape), rho
 
-    register_case("regularized_solve", name, fn, make, hard=hard, max_step=kw.pop("max_step", 0.05), **kw)
+    register_case("regularized_solve", name, fn, make, hard=hard, max_step=max_step, names=("D", "x", "rho"))
 
 
 _rs_case("DhD_direct", (5, 3), (3, 2), (), method="direct")
