@@ -1,0 +1,150 @@
+"""RARL2 on the SLICOT benchmark systems against pyMOR's balanced truncation and IRKA.
+
+For every system in ../shared/data/slicot (continuous time) and every order in {2, 4, 8, 12, 20}
+below half the system order (ISS12A: 10 and 20), in the same run:
+
+* pyMOR balanced truncation (``BTReductor``; its Gramians are computed at the first order of a
+  system and reused: the first order's time includes them) and pyMOR IRKA (``IRKAReductor``, default
+  options: its own initial shifts, tol 1e-4, at most 100 iterations), on the matrices as stored
+  (sparse where the file is sparse); pyMOR's dense matrix-equation solvers are used up to 2000
+  states (its low-rank ADI default above 1000 states does not converge on ISS12A);
+* ``difflinalg.control.rarl2`` with its default starts;
+* the best-known relative errors of ../shared/data/rarl2/best_known.json.
+
+Every relative H2 error is recomputed with ``difflinalg.control.h2_error`` (poles and residues of
+the error system) so that the methods are compared by one yardstick. Floors checked per case:
+``ours <= min(best known, BT, IRKA) * (1 + 1e-6)`` ("quality") and, for N >= 120, ours faster than
+IRKA ("speed"). Run: ``./dev bench rarl2_slicot [--json PATH|-] [--quick] [--only NAME ...]``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+from _common import parser, print_table, setup, write_json
+
+import torch  # noqa: E402  (after _common, which puts src/ on the path)
+
+from difflinalg import InputError  # noqa: E402
+from difflinalg.control import h2_error, load_model, rarl2  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / ".." / "shared" / "data" / "slicot"
+BEST = ROOT / ".." / "shared" / "data" / "rarl2" / "best_known.json"
+ORDERS = (2, 4, 8, 12, 20)
+SPECIAL = {"ISS12A": (10, 20)}
+
+
+def orders_for(name: str, n: int, quick: bool) -> list[int]:
+    orders = list(SPECIAL.get(name, [r for r in ORDERS if r < n / 2]))
+    return orders[:2] if quick else orders
+
+
+def pymor_fom(path: Path):
+    import numpy as np
+    import scipy.io
+    import scipy.sparse as sp
+    from pymor.models.iosys import LTIModel
+
+    d = scipy.io.loadmat(path)
+    A = d["A"]
+    A = sp.csc_matrix(A, dtype=float) if sp.issparse(A) else np.asarray(A, dtype=float)
+    B, C = (np.asarray(d[k].toarray() if sp.issparse(d[k]) else d[k], dtype=float) for k in "BC")
+    return LTIModel.from_matrices(A, B, C)
+
+
+def main() -> int:
+    p = parser(__doc__.splitlines()[0])
+    p.add_argument("--only", nargs="+", metavar="NAME", help="only these systems (file stems)")
+    p.add_argument("--no-pymor", action="store_true", help="skip pyMOR (ours only)")
+    args = p.parse_args()
+    setup(args)
+    if not DATA.exists():
+        print(f"rarl2_slicot: {DATA} not found: nothing to benchmark (skipped)")
+        return 0
+    best = json.loads(BEST.read_text())["best_known"] if BEST.exists() else {}
+    use_pymor = not args.no_pymor
+    if use_pymor:
+        try:
+            from pymor.core.defaults import set_defaults
+            from pymor.core.logger import set_log_levels
+            from pymor.reductors.bt import BTReductor
+            from pymor.reductors.h2 import IRKAReductor
+
+            set_log_levels({"pymor": "ERROR"})
+            set_defaults({"pymor.solvers.matrix_equations.utils.mat_eqn_sparse_min_size.value": 2000})
+        except ImportError:
+            print("rarl2_slicot: pyMOR not installed (pip install 'difflinalg[bench]'): ours only", file=sys.stderr)
+            use_pymor = False
+    from difflinalg.control._cli import pymor_to_statespace
+
+    files = sorted(DATA.glob("*.mat"), key=lambda f: load_model(f).order)
+    rows = []
+    for f in files:
+        name = f.stem
+        if args.only and name not in args.only:
+            continue
+        F = load_model(f)
+        fom = pymor_fom(f) if use_pymor else None
+        bt_red = BTReductor(fom) if use_pymor else None
+        for r in orders_for(name, F.order, args.quick):
+            row = {"system": name, "N": F.order, "order": r}
+            if use_pymor:
+                t0 = time.perf_counter()
+                Hb = pymor_to_statespace(bt_red.reduce(r))
+                row["bt_s"] = time.perf_counter() - t0
+                row["bt"] = float(h2_error(F, Hb, relative=True))
+                t0 = time.perf_counter()
+                try:
+                    Hi = pymor_to_statespace(IRKAReductor(fom).reduce(r))
+                    row["irka_s"] = time.perf_counter() - t0
+                    row["irka"] = float(h2_error(F, Hi, relative=True)) if Hi.is_stable() else math.inf
+                except Exception as exc:  # noqa: BLE001 - IRKA may fail; recorded
+                    row["irka_s"] = time.perf_counter() - t0
+                    row["irka"] = math.inf
+                    row["irka_note"] = str(exc)[:80]
+            t0 = time.perf_counter()
+            try:
+                res = rarl2(F, r)
+            except InputError as exc:  # order above the numerical minimal order: nothing to reduce
+                row.update(ours=math.nan, ours_s=time.perf_counter() - t0, quality="skip", ours_start=str(exc)[:60])
+                rows.append(row)
+                continue
+            row["ours_s"] = time.perf_counter() - t0
+            row["ours"] = float(h2_error(F, res.model, relative=True))
+            row["ours_start"] = res.best_start
+            row["best_known"] = best.get(name, {}).get(str(r), math.nan)
+            ref = min(v for v in (row["best_known"], row.get("bt", math.inf), row.get("irka", math.inf)) if not math.isnan(v))
+            row["ratio"] = row["ours"] / ref if ref > 0 else math.nan
+            row["quality"] = "ok" if row["ours"] <= ref * (1 + 1e-6) else "NO"
+            if use_pymor and F.order >= 120:
+                row["speedup"] = row["irka_s"] / row["ours_s"]
+                row["speed"] = "ok" if row["ours_s"] < row["irka_s"] else "NO"
+            rows.append(row)
+            print(f"{name} N={F.order} r={r}: ours {row['ours']:.10g} ({row['ours_s']:.2f} s) "
+                  f"bt {row.get('bt', math.nan):.10g} irka {row.get('irka', math.nan):.10g} "
+                  f"({row.get('irka_s', math.nan):.2f} s) best {row['best_known']:.10g} "
+                  f"{row['quality']} {row.get('speed', '')}", file=sys.stderr, flush=True)
+    cols = ["system", "N", "order", "bt", "irka", "best_known", "ours", "ratio", "quality",
+            "bt_s", "irka_s", "ours_s", "speedup", "speed", "ours_start"]
+    print_table(rows, [c for c in cols if any(c in r for r in rows)],
+                title="relative H2 errors (h2_error) and wall times [s]; ratio = ours / min(best known, BT, IRKA)")
+    nq = sum(r["quality"] == "ok" for r in rows)
+    rows_q = [r for r in rows if r["quality"] != "skip"]
+    ns = [r for r in rows if "speed" in r]
+    print(f"\nquality floor met on {nq}/{len(rows_q)} cases; speed floor (N >= 120) met on "
+          f"{sum(r['speed'] == 'ok' for r in ns)}/{len(ns)} cases")
+    iss = [r for r in rows if r["system"] == "ISS12A" and r["order"] == 20]
+    if iss:
+        print(f"ISS12A order 20: {iss[0]['ours_s']:.1f} s (floor: under 60 s)")
+    write_json(rows, args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    torch.set_default_dtype(torch.float64)
+    sys.exit(main())

@@ -1,0 +1,246 @@
+r"""Stability, H2 norms and errors, Hankel singular values and frequency responses.
+
+H2 norm (rarl2-math.md, section 1), with the observability Gramian ``Q``::
+
+    continuous:  ||F||^2 = Tr(B^H Q B),            A^H Q + Q A + C^H C = 0   (D must be 0)
+    discrete:    ||F||^2 = ||D||_F^2 + Tr(B^H Q B), Q = A^H Q A + C^H C
+
+``h2_error(F, H)`` is the norm of the error system ``F - H`` (block-diagonal state matrix
+``diag(A_F, A_H)``, input ``[B_F; B_H]``, output ``[C_F, -C_H]``), computed from the blocks of its
+observability Gramian ``[[Q_F, Q_12], [Q_12^H, Q_H]]``::
+
+    ||F - H||^2 = Tr(B_F^H Q_F B_F) + 2 Re Tr(B_F^H Q_12 B_H) + Tr(B_H^H Q_H B_H) (+ ||D_F - D_H||^2)
+    continuous:  A_F^H Q_12 + Q_12 A_H = C_F^H C_H      discrete:  Q_12 - A_F^H Q_12 A_H = -C_F^H C_H
+
+It uses nothing but the two systems (no optimizer quantity). The Schur form of ``A_F`` and ``Q_F``
+are cached on ``F`` (when ``F`` does not require grad), so comparing many reduced models with one
+large target costs one O(N^3) factorization and then O(N^2 n) per model. Everything is
+differentiable (the Gramians come from ``difflinalg``'s Lyapunov/Sylvester rules).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from .._errors import InputError, UnstableSystemError
+from .._utils import as_tensor, herm, is_wrapped
+from ..equations import (
+    SchurForm,
+    SteinOperator,
+    SylvesterOperator,
+    controllability_gramian,
+    observability_gramian,
+)
+from ._solve import lu_solve
+from ._statespace import StateSpace, _fmt_complex, check_system
+
+
+# -- stability ------------------------------------------------------------------------------------
+def stability_margin(sys: StateSpace) -> float:
+    """Distance of the poles to the stability boundary: ``-max Re(lambda)`` (continuous) or
+    ``1 - max |lambda|`` (discrete); positive iff stable (the minimum over a batch)."""
+    check_system(sys)
+    if sys.order == 0:
+        return float("inf")
+    ev = sys.poles()
+    if sys.discrete:
+        return float(1.0 - ev.abs().amax())
+    return float(-ev.real.amax())
+
+
+def is_stable(sys: StateSpace) -> bool:
+    """True if every pole is in the open left half-plane (continuous) / open unit disk (discrete)."""
+    return stability_margin(sys) > 0
+
+
+def check_stable(sys: StateSpace, name: str = "target") -> None:
+    """Raise ``UnstableSystemError`` naming the worst pole unless ``sys`` is stable."""
+    if sys.order == 0 or is_wrapped(sys.A):
+        return
+    check_stable_poles(sys.poles(), sys.discrete, name)
+
+
+def check_stable_poles(ev: Tensor, discrete: bool, name: str = "target") -> None:
+    """``check_stable`` from precomputed poles."""
+    ev = ev.reshape(-1)
+    if ev.numel() == 0:
+        return
+    score = ev.abs() if discrete else ev.real
+    k = int(score.argmax())
+    bad = float(score[k]) >= (1.0 if discrete else 0.0)
+    if not bad:
+        return
+    if discrete:
+        raise UnstableSystemError(
+            f"{name}: the system is not stable: discrete-time pole {_fmt_complex(ev[k])} has modulus "
+            f"{float(ev[k].abs()):.6g} >= 1, so its H2 norm is infinite; reduce only the stable part "
+            "(e.g. split off the unstable poles first) or check the sampling/time domain (time='continuous'?)"
+        )
+    raise UnstableSystemError(
+        f"{name}: the system is not stable: continuous-time pole {_fmt_complex(ev[k])} has real part "
+        f"{float(ev[k].real):.6g} >= 0, so its H2 norm is infinite; reduce only the stable part "
+        "(e.g. split off the unstable poles first) or check the time domain (time='discrete'?)"
+    )
+
+
+def check_h2(sys: StateSpace, name: str = "target", stability: bool = True) -> None:
+    """Raise unless ``sys`` has a finite H2 norm (stable; D = 0 in continuous time)."""
+    if not sys.discrete and not is_wrapped(sys.D) and bool((sys.D != 0).any()):
+        raise InputError(
+            f"{name}: a continuous-time system with a non-zero feedthrough D has an infinite H2 norm "
+            f"(max |D| = {float(sys.D.abs().max()):.3g}); reduce the strictly proper part "
+            "StateSpace(A, B, C) and add D back to the reduced model"
+        )
+    if stability:
+        check_stable(sys, name)
+
+
+# -- Gramians and H2 ------------------------------------------------------------------------------
+def observability_gramian_of(sys: StateSpace) -> Tensor:
+    return observability_gramian(sys.A, sys.C, discrete=sys.discrete)
+
+
+def controllability_gramian_of(sys: StateSpace) -> Tensor:
+    return controllability_gramian(sys.A, sys.B, discrete=sys.discrete)
+
+
+def _cacheable(sys: StateSpace) -> bool:
+    return not any(x.requires_grad or is_wrapped(x) for x in sys.matrices())
+
+
+def _cached(sys: StateSpace, key: str, make):
+    if not _cacheable(sys):
+        return make()
+    if key not in sys._cache:
+        sys._cache[key] = make()
+    return sys._cache[key]
+
+
+def _trace_quad(B: Tensor, Q: Tensor, B2: Tensor | None = None) -> Tensor:
+    """Re Tr(B^H Q B2) (batched)."""
+    B2 = B if B2 is None else B2
+    return (B.conj() * (Q @ B2)).sum((-2, -1)).real
+
+
+def h2_norm(sys: StateSpace) -> Tensor:
+    """H2 norm of a stable system (real tensor of the batch shape); differentiable.
+
+    Raises:
+        UnstableSystemError: naming the pole, if the system is not stable.
+        InputError: for a continuous-time system with non-zero D (infinite H2 norm).
+    """
+    check_system(sys)
+    check_h2(sys, "system")
+    Q = _cached(sys, "Q", lambda: observability_gramian_of(sys))
+    val = _trace_quad(sys.B, Q)
+    if sys.discrete:
+        val = val + (sys.D.abs() ** 2).sum((-2, -1))
+    return val.clamp_min(0).sqrt()
+
+
+def h2_error(F: StateSpace, H: StateSpace, *, relative: bool = False, method: str = "auto") -> Tensor:
+    """H2 norm of the error system ``F - H`` (relative: divided by ``||F||``).
+
+    Computed from the error system only, independently of how ``H`` was obtained, by
+
+    * ``"gramian"``: the blocks of its observability Gramian (module docstring); differentiable;
+      rounding errors of about ``eps ||F||^2`` in ``||F - H||^2``;
+    * ``"residues"``: its poles and residues (``_modal``), for diagonalizable ``A_F`` and ``A_H``
+      (eigenvector condition numbers <= 1e8); rounding errors of about ``eps ||F|| ||F - H||``, so
+      small errors keep their digits (an error of 1e-5 ||F|| loses ~10 digits with the Gramian);
+      not differentiated;
+    * ``"auto"``: in continuous time ``"residues"`` when possible and no input requires grad, else
+      ``"gramian"`` (in discrete time the residue terms carry a factor ``1 / conj(nu)`` that amplifies
+      rounding for poles near 0, so the Gramian is the default there).
+    """
+    check_system(F, "F")
+    check_system(H, "H")
+    if F.time != H.time:
+        raise InputError(f"F, H: time domains differ ({F.time} and {H.time}); both must be {F.time}")
+    if (F.n_outputs, F.n_inputs) != (H.n_outputs, H.n_inputs):
+        raise InputError(f"F, H: sizes differ: F is {F.n_outputs} x {F.n_inputs} (outputs x inputs), "
+                         f"H is {H.n_outputs} x {H.n_inputs}")
+    if F.dtype != H.dtype:
+        raise InputError(f"F, H: dtypes differ ({F.dtype} and {H.dtype}); convert one with .to(dtype)")
+    check_stable(F, "F")
+    check_stable(H, "H")
+    if not F.discrete:
+        dD = F.D - H.D
+        if not is_wrapped(dD) and bool((dD != 0).any()):
+            raise InputError("F, H: the continuous-time error system has a non-zero feedthrough "
+                             "D_F - D_H, so its H2 norm is infinite; give H the feedthrough of F")
+    if method not in ("auto", "gramian", "residues"):
+        raise InputError(f"method: expected 'auto', 'gramian' or 'residues', got {method!r}")
+    use_res = method == "residues" or (method == "auto" and not F.discrete)
+    if use_res and F.batch_shape == () and H.batch_shape == () and _cacheable(F) and _cacheable(H):
+        from ._modal import squared_h2_error_residues
+
+        val = squared_h2_error_residues(F, H)
+        if val is not None:
+            err = torch.tensor(max(val, 0.0) ** 0.5, dtype=torch.empty((), dtype=F.dtype).real.dtype)
+            return err / h2_norm(F) if relative else err
+        if method == "residues":
+            raise InputError("F, H: method='residues' needs diagonalizable state matrices with "
+                             "well-conditioned eigenvectors (and, in discrete time, no pole at 0); "
+                             "use method='gramian'")
+    elif method == "residues":
+        raise InputError("F, H: method='residues' is for single systems that do not require grad; "
+                         "use method='gramian'")
+    QF = _cached(F, "Q", lambda: observability_gramian_of(F))
+    QH = observability_gramian_of(H)
+    AFh = _cached(F, "schur_AH", lambda: SchurForm(F.A.mH)) if F.batch_shape == () else F.A.mH
+    R = F.C.mH @ H.C
+    if F.discrete:
+        Q12 = SteinOperator(AFh, H.A).solve(-R)
+    else:
+        Q12 = SylvesterOperator(AFh, H.A).solve(R)
+    val = _trace_quad(F.B, QF) + 2 * _trace_quad(F.B, Q12, H.B) + _trace_quad(H.B, QH)
+    if F.discrete:
+        val = val + ((F.D - H.D).abs() ** 2).sum((-2, -1))
+    err = val.clamp_min(0).sqrt()
+    if relative:
+        err = err / h2_norm(F)
+    return err
+
+
+# -- Hankel singular values -----------------------------------------------------------------------
+def gramian_factor(P: Tensor) -> Tensor:
+    """A factor ``L`` with ``P = L L^H`` of a Hermitian positive semidefinite Gramian: Cholesky
+    when it is numerically definite, else from ``eigh`` with negative rounding errors clipped."""
+    L, info = torch.linalg.cholesky_ex(herm(P))
+    if not is_wrapped(info) and not bool((info > 0).any()):
+        return L
+    w, V = torch.linalg.eigh(herm(P))
+    return V * w.clamp_min(0).sqrt().to(V.dtype)[..., None, :]
+
+
+def hankel_singular_values(sys: StateSpace) -> Tensor:
+    """Hankel singular values (descending, real), ``sqrt(eig(P Q))`` from the Gramians' factors."""
+    check_system(sys)
+    check_stable(sys, "system")
+    P = _cached(sys, "P", lambda: controllability_gramian_of(sys))
+    Q = _cached(sys, "Q", lambda: observability_gramian_of(sys))
+    Lq = gramian_factor(Q)
+    M = herm(Lq.mH @ P @ Lq)
+    return torch.linalg.eigvalsh(M).flip(-1).clamp_min(0).sqrt()
+
+
+# -- frequency response ---------------------------------------------------------------------------
+def frequency_response(sys: StateSpace, w) -> Tensor:
+    """Transfer function at the frequencies ``w`` (real, (K,)): ``H(i w)`` (continuous) or
+    ``H(e^{i w})`` (discrete, ``w`` in radians per sample). Returns (..., K, p, m), complex."""
+    check_system(sys)
+    w = as_tensor(w, "w")
+    if w.is_complex() or w.ndim != 1:
+        raise InputError(f"w: expected a real 1-D tensor of frequencies, got shape {tuple(w.shape)} "
+                         f"and dtype {w.dtype}")
+    cdt = torch.promote_types(sys.dtype, torch.complex64)
+    w = w.to(dtype=torch.empty((), dtype=cdt).real.dtype, device=sys.A.device)
+    s = torch.polar(torch.ones_like(w), w) if sys.discrete else torch.complex(torch.zeros_like(w), w)
+    A, B, C, D = (x.to(cdt) for x in sys.matrices())
+    n = sys.order
+    eye = torch.eye(n, dtype=cdt, device=A.device)
+    M = s[:, None, None] * eye - A[..., None, :, :]
+    X = lu_solve(M, B[..., None, :, :])
+    return C[..., None, :, :] @ X + D[..., None, :, :]

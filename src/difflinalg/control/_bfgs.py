@@ -1,0 +1,306 @@
+r"""BFGS on the quotient of output-normal pairs, in re-centred affine-slice charts.
+
+Quasi-Newton method (Nocedal and Wright, "Numerical Optimization", 2nd ed., algorithm 6.1, with a
+line search for the Wolfe conditions, algorithm 3.5/3.6) in the chart coordinates of
+``_charts.OutputNormalSpace``: ``x = x0 + B_H v``. When the slice loses transversality (``tau`` below
+``switch``) the chart is re-centred at the current point and the inverse-Hessian approximation is
+carried over with the chart change ``M = B_H(x1)^T B_H(x0)`` (``H -> M H M^T``), the analogue of a
+vector transport in Riemannian BFGS.
+
+Noise. The criterion is ``1 - ||B_hat||^2``, computed with an absolute error of a few ``eps``, while
+its gradient (adjoint formula) has no cancellation. Near tiny optima (relative errors of 1e-5, psi of
+1e-10) function differences are below the noise, so the line search also accepts the approximate
+Wolfe conditions of Hager and Zhang (2005): ``f(a) <= f(0) + eps_f`` and
+``sigma g(0) <= g(a) <= (2 delta - 1) g(0)``, decided on directional derivatives only.
+
+Stopping: the relative gradient ``||grad|| / (2 sqrt(f))`` (for a least-squares criterion
+``f = ||r||^2`` this is ``||J^T r|| / ||r||``, dimensionless) below ``gtol`` ("converged"); or no
+decrease beyond ``max(eps_f, ftol f)`` over ``window`` iterations, which happens when the gradient
+has reached its rounding-noise floor (the adjoint gradient is a sum of O(1) terms, so its absolute
+noise is a few ``eps``: for tiny errors that is above ``gtol``) ("stationary"); or ``f <= fmin``
+("exact"); or no decrease possible (line search failure after a restart from steepest descent,
+"stalled"); or ``max_iter``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from ._charts import OutputNormalSpace
+
+
+@dataclass
+class OptimResult:
+    x: Tensor
+    f: float
+    grad_norm: float
+    rel_grad: float
+    iterations: int
+    evaluations: int
+    chart_switches: int
+    status: str  # converged, stationary, exact, stalled, max_iter, abandoned, interrupted
+    history: list = field(default_factory=list)  # (iteration, f, grad_norm, seconds)
+
+
+def _cubic_min(a, fa, ga, b, fb, gb):
+    """Minimizer of the cubic interpolating (f, f') at a and b (None if it does not exist)."""
+    d1 = ga + gb - 3 * (fa - fb) / (a - b)
+    rad = d1 * d1 - ga * gb
+    if rad < 0:
+        return None
+    d2 = math.copysign(math.sqrt(rad), b - a)
+    den = gb - ga + 2 * d2
+    if den == 0:
+        return None
+    return b - (b - a) * (gb + d2 - d1) / den
+
+
+def _quad_min(a, fa, ga, b, fb):
+    """Minimizer of the parabola through (a, fa) with slope ga and through (b, fb)."""
+    den = 2 * (fb - fa - ga * (b - a))
+    if den <= 0:
+        return None
+    return a - ga * (b - a) ** 2 / den
+
+
+def _interpolate(lo, flo, glo, hi, fhi, ghi, eps_f):
+    """A trial step inside the bracket: cubic (or quadratic) interpolation of the values when they
+    are above the noise, the secant of the derivatives otherwise; safeguarded, bisection last."""
+    w = abs(hi - lo)
+    left, right = min(lo, hi), max(lo, hi)
+    cands = []
+    if math.isfinite(fhi) and abs(fhi - flo) > eps_f:
+        cands += [_cubic_min(lo, flo, glo, hi, fhi, ghi), _quad_min(lo, flo, glo, hi, fhi)]
+    if math.isfinite(ghi) and ghi != glo:
+        cands.append(lo - glo * (hi - lo) / (ghi - glo))
+    for t in cands:
+        if t is not None and math.isfinite(t):
+            return min(max(t, left + 1e-3 * w), right - 0.1 * w) if hi > lo else \
+                min(max(t, left + 0.1 * w), right - 1e-3 * w)
+    return 0.5 * (lo + hi)
+
+
+def line_search(phi, f0: float, g0: float, a1: float, eps_f: float, c1: float = 1e-4, c2: float = 0.9,
+                max_eval: int = 30):
+    """Step ``a > 0`` satisfying the strong Wolfe conditions (Nocedal and Wright, algorithms 3.5 and
+    3.6), or the approximate Wolfe conditions when ``|f(a) - f(0)| <= eps_f`` (decided on the
+    derivatives). ``phi(a) -> (f, g, payload)``; returns ``(a, f, g, payload, n_eval)``, with
+    ``a = None`` when no acceptable step was found (then the best decrease, if any, is returned)."""
+    lo, flo, glo = 0.0, f0, g0
+    hi = fhi = ghi = None
+    a = a1
+    best = None
+
+    def beyond(a, f, g, flo):
+        """True if a minimizer lies between the lower end and a."""
+        if abs(f - f0) <= eps_f:  # values are noise: decide on the slope
+            return g > 0
+        return f > f0 + c1 * a * g0 or f >= flo
+
+    for k in range(1, max_eval + 1):
+        f, g, pay = phi(a)
+        if not (math.isfinite(f) and math.isfinite(g)):
+            hi, fhi, ghi = a, math.inf, math.inf
+        else:
+            if (f <= f0 + c1 * a * g0 and abs(g) <= c2 * abs(g0)) or \
+                    (abs(f - f0) <= eps_f and (2 * c1 - 1) * g0 >= g >= c2 * g0):
+                return a, f, g, pay, k
+            if f < f0 - eps_f and (best is None or f < best[1]):
+                best = (a, f, g, pay)
+            if beyond(a, f, g, flo):
+                hi, fhi, ghi = a, f, g
+            elif hi is None and g >= 0:  # overshot a minimizer with a decrease: [a, lo] brackets
+                hi, fhi, ghi = lo, flo, glo
+                lo, flo, glo = a, f, g
+            else:
+                if hi is not None and g * (hi - lo) >= 0:
+                    hi, fhi, ghi = lo, flo, glo
+                lo, flo, glo = a, f, g
+        if hi is None:
+            a = 4.0 * a  # still descending: extrapolate
+            continue
+        if abs(hi - lo) <= 1e-15 * max(abs(lo), abs(hi)):
+            break
+        a = _interpolate(lo, flo, glo, hi, fhi, ghi, eps_f)
+    if best is not None:
+        return (*best, max_eval)
+    return None, None, None, None, max_eval
+
+
+def fd_inverse_hessian(fg, x: Tensor, Bh: Tensor, g: Tensor, rel_step: float = 1e-5):
+    """Positive definite inverse of the central-difference Hessian of ``f`` in chart coordinates
+    (``2 d`` gradient evaluations), with eigenvalues replaced by their absolute values (so that a
+    saddle or a maximum is a direction of descent) and bounded below by ``1e-10`` times the largest.
+    Returns ``(H, n_evaluations)``."""
+    d = Bh.shape[1]
+    h = rel_step * max(float(x.norm()), 1.0)
+    cols = []
+    for j in range(d):
+        gp = Bh.mT @ fg(x + h * Bh[:, j])[1]
+        gm = Bh.mT @ fg(x - h * Bh[:, j])[1]
+        cols.append((gp - gm) / (2 * h))
+    Hs = torch.stack(cols, 1)
+    Hs = 0.5 * (Hs + Hs.mT)
+    w, V = torch.linalg.eigh(Hs)
+    if not bool(torch.isfinite(w).all()) or float(w.abs().max()) == 0.0:
+        return None, 2 * d
+    w = w.abs().clamp_min(1e-10 * float(w.abs().max()))
+    return (V / w) @ V.mT, 2 * d
+
+
+def minimize(
+    fg: Callable[[Tensor], tuple[float, Tensor]],
+    space: OutputNormalSpace,
+    x0: Tensor,
+    *,
+    gtol: float = 1e-9,
+    fmin: float = 1e-30,
+    max_iter: int = 1000,
+    switch: float = 0.5,
+    eps_f: float = 1e-15,
+    callback: Callable | None = None,
+    deadline: float | None = None,
+    window: int = 30,
+    ftol: float = 1e-10,
+    hessian: bool = True,
+    refresh: int = 200,
+    hessian_after: int = 5,
+) -> OptimResult:
+    """Minimize a gauge-invariant ``f`` over output-normal pairs from ``x0`` (module docstring).
+
+    Args:
+        fg: ``x -> (f, grad_x)`` in ambient coordinates.
+        space: the ``OutputNormalSpace`` (charts); its ``sigma`` may change (discrete time).
+        gtol: tolerance on the relative gradient ``||grad|| / (2 sqrt f)``.
+        fmin: stop when ``f <= fmin`` (exact approximation).
+        switch: re-centre the chart when the transversality drops below it.
+        eps_f: absolute noise level of ``f``.
+        callback: called as ``callback(iteration, f, grad_norm)`` after each iteration; a true
+            return value stops the run (status "abandoned").
+        deadline: ``time.perf_counter()`` value after which to stop (status "max_iter").
+        hessian: after ``hessian_after`` iterations (and then every ``refresh``), reset the
+            quasi-Newton matrix to the inverse of a finite-difference Hessian in chart coordinates
+            (``fd_inverse_hessian``): the criterion is badly scaled when the poles spread over
+            decades, and the scaled identity of plain BFGS then needs thousands of iterations.
+        window, ftol: stop ("stationary") when ``window`` iterations decreased ``f`` by less than
+            ``max(eps_f, ftol f)`` (the gradient has reached its rounding-noise floor).
+    """
+    t0 = time.perf_counter()
+    x = x0.clone()
+    Bh, Bv = space.bases(x)
+    f, gx = fg(x)
+    g = Bh.mT @ gx
+    d = Bh.shape[1]
+    H = None
+    nev = 1
+    nsw = 0
+    hist = [(0, f, float(g.norm()), 0.0)]
+    status = "max_iter"
+    k = 0
+    k_check, x_check = 0, x  # last transversality check (it costs O(D g^2): not every iteration)
+    # the finite-difference Hessian costs 2 d gradients: computed only for starts that do not
+    # converge within the first few quasi-Newton iterations
+    k_hess = hessian_after - refresh
+
+    def rel(f, gn):
+        return gn / (2 * math.sqrt(max(f, 1e-300)))
+
+    try:
+        for k in range(1, max_iter + 1):
+            gn = float(g.norm())
+            if f <= fmin:
+                status = "exact"
+                k -= 1
+                break
+            if rel(f, gn) <= gtol:
+                status = "converged"
+                k -= 1
+                break
+            if deadline is not None and time.perf_counter() > deadline:
+                k -= 1
+                break
+            if hessian and k - k_hess >= refresh:
+                H, ne = fd_inverse_hessian(fg, x, Bh, g)
+                nev += ne
+                k_hess = k
+            if H is None:
+                p = -g
+                xs = max(float(x.norm()), 1.0)
+                a0 = min(max(f, 1e-300) / gn**2, 0.1 * xs / gn)
+            else:
+                p = -(H @ g)
+                a0 = 1.0
+            gp = float(g @ p)
+            if not gp < 0:
+                H, p, gp = None, -g, -gn * gn
+                a0 = min(max(f, 1e-300) / gn**2, 0.1 * max(float(x.norm()), 1.0) / gn)
+            dx = Bh @ p
+
+            def phi(a, x=x, dx=dx, p=p):
+                xa = x + a * dx
+                fa, gxa = fg(xa)
+                ga = Bh.mT @ gxa
+                return fa, float(ga @ p), (xa, ga, gxa)
+
+            a, fa, _, pay, ne = line_search(phi, f, gp, a0, eps_f)
+            nev += ne
+            if a is None or not fa <= f + eps_f:
+                if H is None:
+                    status = "stalled"
+                    k -= 1
+                    break
+                H = None  # restart from steepest descent
+                continue
+            xn, gnew, gx = pay
+            s = a * p
+            y = gnew - g
+            sy = float(s @ y)
+            if sy > 1e-14 * float(s.norm() * y.norm()):
+                if H is None:
+                    H = torch.eye(d, dtype=x.dtype) * (sy / float(y @ y))
+                rho = 1.0 / sy
+                Hy = H @ y
+                H = H - rho * (torch.outer(s, Hy) + torch.outer(Hy, s)) + (rho * rho * float(y @ Hy) + rho) * torch.outer(s, s)
+            x, f, g = xn, fa, gnew
+            # chart switching (the transversality test costs O(D g^2): run it every 20 iterations
+            # or after a move of 5% of |x| since the last test)
+            due = k - k_check >= 20 or float((x - x_check).norm()) > 0.05 * max(float(x.norm()), 1.0)
+            if space.discrete and space.cayley_margin(x) < 1e-3:
+                C, A = space.pair(x)
+                x = space.from_pair(C, A, choose_sigma=True)
+                Bh, Bv = space.bases(x)
+                f, gx = fg(x)
+                nev += 1
+                g, H = Bh.mT @ gx, None
+                k_hess = -refresh  # new coordinates: new finite-difference Hessian
+                nsw += 1
+            elif due and space.transversality(Bv, x) < switch:
+                Bh1, Bv1 = space.bases(x)
+                M = Bh1.mT @ Bh
+                g = Bh1.mT @ gx
+                if H is not None:
+                    H = M @ H @ M.mT
+                Bh, Bv = Bh1, Bv1
+                nsw += 1
+            if due:
+                k_check, x_check = k, x
+            gn = float(g.norm())
+            hist.append((k, f, gn, time.perf_counter() - t0))
+            if callback is not None and callback(k, f, gn):
+                status = "abandoned"
+                break
+            # at the noise floor of the gradient the iteration wanders without decrease: stop when
+            # the last `window` iterations gained less than max(eps_f, ftol f)
+            if len(hist) > window and hist[-window - 1][1] - f <= max(eps_f, ftol * f):
+                status = "stationary"
+                break
+    except KeyboardInterrupt:
+        status = "interrupted"
+    gn = float(g.norm())
+    return OptimResult(x, f, gn, rel(f, gn), k, nev, nsw, status, hist)

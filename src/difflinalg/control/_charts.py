@@ -1,0 +1,234 @@
+r"""Output-normal pairs ``(C, A)``, their gauge, and gauge-free local charts (affine slices).
+
+Output-normal pairs (rarl2-math.md, section 2) are parametrized *exactly* (the constraint holds to
+rounding at every point, it is never a penalty) by a p x n matrix ``C_c`` and a skew-Hermitian
+n x n matrix ``S``:
+
+* continuous time: ``A = S - C^H C / 2`` (``C = C_c``), so ``A + A^H + C^H C = 0``;
+* discrete time: the Cayley image ``A = sigma (I + A_c)(I - A_c)^{-1}``,
+  ``C = sqrt(2) C_c (I - A_c)^{-1}`` of the continuous pair ``A_c = S - C_c^H C_c / 2``, so that
+  ``A^H A + C^H C = I`` (``sigma`` is 1 or -1, or a unit complex number, chosen so that
+  ``I + conj(sigma) A`` is well conditioned; it is fixed within a chart).
+
+Every output-normal pair is reached (in discrete time, every pair without the eigenvalue
+``-sigma``), and observability of ``(C, A)`` (the generic case) makes ``A`` stable: stability by
+construction. The ambient space ``E = {(C_c, S)}`` is a real vector space of dimension
+``np + n(n-1)/2`` (real) or ``2np + n^2`` (complex), with coordinates ``x`` chosen so that the
+Euclidean norm of ``x`` is the Frobenius norm of ``(C_c, S)``.
+
+Gauge. A unitary change of state basis ``T`` maps ``(C_c, S)`` to ``(C_c T, T^H S T)`` and leaves the
+transfer function, hence the criterion, unchanged; it acts on ``E`` by isometries. The orbit tangent
+(vertical space) at ``x`` is ``V_x = {(C_c W, S W - W S): W skew-Hermitian}`` (dimension ``n(n-1)/2``
+or ``n^2``, the gauge group's, at observable points), its orthogonal complement ``H_x`` the
+horizontal space (dimension ``np`` real, ``2np`` complex: the dimension of the quotient).
+
+Charts. The chart centred at ``x0`` is the affine slice ``v -> x0 + B_H v`` with ``B_H`` an
+orthonormal basis of ``H_x0``: minimal (no gauge directions), linear, and a local parametrization of
+the quotient (slice theorem) as long as the slice stays transversal to the orbits. Transversality at
+``x`` is measured by the smallest cosine ``tau`` of the principal angles between ``V_x`` and ``V_x0``
+(``tau = 1`` at the centre); the optimizer re-centres the chart when ``tau`` drops below a threshold
+(chart switching). The gradient in chart coordinates is ``B_H^T grad_x`` (the Euclidean gradient of a
+gauge-invariant function is already horizontal, so its norm is the Riemannian gradient norm on the
+quotient), and the change of chart maps tangent vectors by ``M = B_H(x1)^T B_H(x0)``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from .._errors import InputError
+from .._utils import herm, skew
+from ..equations import observability_gramian
+from ._solve import lu_solve
+
+
+class OutputNormalSpace:
+    """Coordinates of output-normal pairs of order ``n`` with ``p`` outputs (module docstring).
+
+    Args:
+        n, p: state dimension and number of outputs.
+        complex_: complex pairs (gauge U(n)) or real pairs (gauge O(n)).
+        discrete: discrete-time (Cayley image) or continuous-time pairs.
+        dtype: real dtype of the coordinates (float64 by default).
+    """
+
+    def __init__(self, n: int, p: int, complex_: bool, discrete: bool, dtype=torch.float64):
+        self.n, self.p, self.complex, self.discrete = n, p, complex_, discrete
+        self.rdt = dtype
+        self.cdt = torch.promote_types(dtype, torch.complex64)
+        self.mdt = self.cdt if complex_ else dtype
+        il = torch.tril_indices(n, n, -1)
+        self.il = (il[0], il[1])
+        self.nl = il.shape[1]
+        self.dim_ambient = (2 if complex_ else 1) * (p * n + self.nl) + (n if complex_ else 0)
+        self.dim_gauge = n * n if complex_ else self.nl
+        self.dim = self.dim_ambient - self.dim_gauge
+        self.sigma = 1.0  # Cayley rotation (discrete time)
+        self._gauge = None
+
+    # -- vector <-> matrices ---------------------------------------------------------------------
+    def to_vec(self, C: Tensor, S: Tensor) -> Tensor:
+        r2 = math.sqrt(2.0)
+        low = S[..., self.il[0], self.il[1]]
+        lead = C.shape[:-2]
+        pn = self.p * self.n
+        if self.complex:
+            return torch.cat([C.real.reshape(*lead, pn), C.imag.reshape(*lead, pn), r2 * low.real,
+                              r2 * low.imag, S.diagonal(dim1=-2, dim2=-1).imag], -1).to(self.rdt)
+        return torch.cat([C.reshape(*lead, pn), r2 * low], -1).to(self.rdt)
+
+    def from_vec(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        n, p, nl = self.n, self.p, self.nl
+        r2 = math.sqrt(2.0)
+        lead = x.shape[:-1]
+        if self.complex:
+            cr, ci, lr, li, d = torch.split(x, [p * n, p * n, nl, nl, n], -1)
+            C = torch.complex(cr, ci).reshape(*lead, p, n)
+            low = torch.complex(lr, li) / r2
+            L = _scatter_lower(torch.zeros(*lead, n, n, dtype=self.cdt, device=x.device), self.il, low)
+            S = L - L.mH + torch.diag_embed(torch.complex(torch.zeros_like(d), d))
+        else:
+            cv, lv = torch.split(x, [p * n, nl], -1)
+            C = cv.reshape(*lead, p, n)
+            L = _scatter_lower(torch.zeros(*lead, n, n, dtype=x.dtype, device=x.device), self.il, lv / r2)
+            S = L - L.mT
+        return C, S
+
+    # -- the map to output-normal pairs ----------------------------------------------------------
+    def pair(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """The output-normal pair ``(C, A)`` at ``x`` (differentiable)."""
+        Cc, S = self.from_vec(x)
+        Ac = S - Cc.mH @ Cc / 2
+        if not self.discrete:
+            return Cc, Ac
+        I = torch.eye(self.n, dtype=Ac.dtype, device=Ac.device)
+        M = I - Ac
+        # A = sigma (I + Ac) M^{-1}, C = sqrt(2) Cc M^{-1}: one solve with M^T from the right
+        X = lu_solve(M, torch.cat([I + Ac, math.sqrt(2.0) * Cc], -2), left=False)
+        A = X[..., : self.n, :] * self.sigma
+        return X[..., self.n:, :], A
+
+    def from_pair(self, C: Tensor, A: Tensor, choose_sigma: bool = True) -> Tensor:
+        """Coordinates ``x`` of an output-normal pair (inverse of ``pair``; discrete time: picks the
+        rotation ``sigma`` making ``I + conj(sigma) A`` best conditioned when ``choose_sigma``)."""
+        C, A = C.to(self.mdt), A.to(self.mdt)
+        if not self.discrete:
+            return self.to_vec(C, skew(A + C.mH @ C / 2))
+        I = torch.eye(self.n, dtype=A.dtype, device=A.device)
+        if choose_sigma:
+            cands = [1.0, -1.0] if not self.complex else [complex(math.cos(t), math.sin(t))
+                                                          for t in (2 * math.pi * k / 8 for k in range(8))]
+            best = max(cands, key=lambda s: float(torch.linalg.svdvals(I + A * _conj(s)).min()))
+            self.sigma = best
+        Ad = A * _conj(self.sigma)
+        M = I + Ad  # A_c = (I + Ad)^{-1}(Ad - I), C_c = sqrt(2) C (I + Ad)^{-1}
+        Ac = torch.linalg.solve(M, Ad - I)
+        Cc = math.sqrt(2.0) * torch.linalg.solve(M, C, left=False)
+        return self.to_vec(Cc, skew(Ac + Cc.mH @ Cc / 2))
+
+    def pullback(self, x: Tensor, gC: Tensor, gA: Tensor) -> Tensor:
+        """Gradient in the coordinates ``x`` from the gradients ``(gC, gA)`` at ``pair(x)``
+        (chain rule of ``pair``, PyTorch's convention for complex matrices)::
+
+            discrete:   M = I - A_c,  A = sigma (2 M^{-1} - I),  C = sqrt(2) C_c M^{-1}
+                        g_Ac = M^{-H} (2 conj(sigma) g_A + sqrt(2) C_c^H g_C) M^{-H},
+                        g_Cc = sqrt(2) g_C M^{-H}
+            both:       A_c = S - C_c^H C_c / 2:  g_S = skew(g_Ac),  g_Cc -= C_c herm(g_Ac)
+        """
+        Cc, S = self.from_vec(x)
+        gA, gC = gA.to(Cc.dtype), gC.to(Cc.dtype)
+        if self.discrete:
+            Ac = S - Cc.mH @ Cc / 2
+            I = torch.eye(self.n, dtype=Ac.dtype)
+            MiH = torch.linalg.inv(I - Ac).mH
+            r2 = math.sqrt(2.0)
+            gAc = MiH @ (2 * _conj(self.sigma) * gA + r2 * Cc.mH @ gC) @ MiH
+            gCc = r2 * gC @ MiH
+        else:
+            gAc, gCc = gA, gC
+        return self.to_vec(gCc - Cc @ herm(gAc), skew(gAc))
+
+    def cayley_margin(self, x: Tensor) -> float:
+        """Smallest singular value of ``I - A_c`` relative to ``1 + ||A_c||`` (discrete charts)."""
+        Cc, S = self.from_vec(x)
+        Ac = S - Cc.mH @ Cc / 2
+        I = torch.eye(self.n, dtype=Ac.dtype)
+        sv = torch.linalg.svdvals(I - Ac)
+        return float(sv.min() / sv.max())
+
+    # -- gauge -----------------------------------------------------------------------------------
+    def _gauge_basis(self) -> Tensor:
+        """Skew-Hermitian matrices W_k (g, n, n) whose coordinates are orthonormal."""
+        if self._gauge is None:
+            g0 = (2 * self.p * self.n) if self.complex else self.p * self.n
+            X = torch.zeros(self.dim_gauge, self.dim_ambient, dtype=self.rdt)
+            X[torch.arange(self.dim_gauge), g0 + torch.arange(self.dim_gauge)] = 1.0
+            self._gauge = self.from_vec(X)[1]
+        return self._gauge
+
+    def vertical(self, x: Tensor) -> Tensor:
+        """Matrix (D x g) whose columns span the orbit tangent at ``x``."""
+        if self.dim_gauge == 0:
+            return torch.zeros(self.dim_ambient, 0, dtype=self.rdt)
+        C, S = self.from_vec(x)
+        W = self._gauge_basis()
+        return self.to_vec(C @ W, S @ W - W @ S).mT
+
+    def bases(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Orthonormal bases ``(B_H, B_V)`` of the horizontal and vertical spaces at ``x``."""
+        Q, _ = torch.linalg.qr(self.vertical(x), mode="complete")
+        return Q[:, self.dim_gauge:], Q[:, : self.dim_gauge]
+
+    def transversality(self, Bv0: Tensor, x: Tensor) -> float:
+        """Smallest cosine of the principal angles between the vertical spaces at the chart centre
+        (basis ``Bv0``) and at ``x``: the slice through the centre is transversal to the orbit of
+        ``x`` iff it is positive."""
+        if self.dim_gauge == 0:
+            return 1.0
+        Q, _ = torch.linalg.qr(self.vertical(x))
+        return float(torch.linalg.svdvals(Bv0.mT @ Q).min())
+
+
+def _conj(s):
+    return s.conjugate() if isinstance(s, complex) else s
+
+
+def _scatter_lower(L: Tensor, il, vals: Tensor) -> Tensor:
+    """``L`` with its strictly lower entries ``il`` set to ``vals`` (..., nl) (out of place)."""
+    n = L.shape[-1]
+    flat_idx = il[0] * n + il[1]
+    Lf = L.reshape(*L.shape[:-2], n * n)
+    Lf = Lf.index_copy(-1, flat_idx.to(L.device), vals.to(L.dtype))
+    return Lf.reshape(L.shape)
+
+
+# -- conversions from arbitrary realizations ------------------------------------------------------
+def output_normal_form(A: Tensor, B: Tensor | None, C: Tensor, discrete: bool, name: str = "model"):
+    """An output-normal realization ``(A', B', C')`` of a stable observable ``(A, B, C)``:
+    ``T = L^{-H}`` with ``Q = L L^H`` the observability Gramian (``A' = T^{-1} A T``, ...).
+
+    Raises ``UnstableSystemError`` if ``A`` is not stable and ``InputError`` if ``(C, A)`` is
+    (numerically) unobservable."""
+    Q = observability_gramian(A, C, discrete=discrete)
+    L, info = torch.linalg.cholesky_ex(herm(Q))
+    if int(info) != 0:
+        raise InputError(f"{name}: the pair (C, A) is not observable (its observability Gramian is "
+                         "singular); remove the unobservable states first")
+    # A' = L^H A L^{-H}, C' = C L^{-H}, B' = L^H B
+    LH = L.mH
+    A2 = torch.linalg.solve_triangular(LH, LH @ A, upper=True, left=False)
+    C2 = torch.linalg.solve_triangular(LH, C, upper=True, left=False)
+    B2 = None if B is None else LH @ B
+    return A2, B2, C2
+
+
+def output_normal_residual(C: Tensor, A: Tensor, discrete: bool) -> float:
+    """``||A^H A + C^H C - I||_F`` (discrete) or ``||A + A^H + C^H C||_F`` (continuous)."""
+    if discrete:
+        I = torch.eye(A.shape[-1], dtype=A.dtype)
+        return float(torch.linalg.matrix_norm(A.mH @ A + C.mH @ C - I))
+    return float(torch.linalg.matrix_norm(A + A.mH + C.mH @ C))
+

@@ -1,0 +1,250 @@
+"""``difflinalg reduce MODEL --order R``: balanced truncation, RARL2 and (optionally) pyMOR's IRKA.
+
+Prints a table (method, absolute and relative H2 error, stability margin, wall time); the errors
+of every method are recomputed by ``h2_error`` from the error system. ``--plot`` draws the largest
+singular value of the frequency responses and of the errors (matplotlib, the ``plot`` extra).
+Ctrl-C during RARL2 keeps the best model found so far (the table marks it "interrupted").
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from .._errors import DifflinalgError, InputError
+
+METHODS = ("bt", "irka")
+
+
+def add_reduce_parser(subparsers) -> argparse.ArgumentParser:
+    from ._models import BUILTIN
+
+    names = ", ".join(sorted(BUILTIN))
+    p = subparsers.add_parser(
+        "reduce",
+        help="H2-optimal model reduction (RARL2) compared with balanced truncation and IRKA",
+        description=f"Reduce a stable linear system to --order states with RARL2. MODEL is a .mat "
+                    f"(SLICOT style) or .npz file, or a built-in model NAME[:SIZE] ({names}).",
+    )
+    p.add_argument("model", metavar="MODEL", help="model file (.mat/.npz) or built-in name")
+    p.add_argument("--order", "-r", type=int, required=True, help="reduced order")
+    p.add_argument("--starts", type=int, default=None, help="number of RARL2 starts (default 6)")
+    p.add_argument("--seed", type=int, default=None, help="seed of the random starts")
+    p.add_argument("--compare", default="bt,irka", metavar="LIST",
+                   help="comma-separated methods to compare with: bt, irka (pyMOR, continuous "
+                        "time, when installed); empty for none (default: bt,irka)")
+    p.add_argument("--json", metavar="PATH|-", help="write the results as JSON (- for stdout)")
+    p.add_argument("--plot", metavar="PNG", help="plot frequency responses and errors")
+    p.add_argument("--output", "-o", metavar="FILE", help="save the RARL2 model (.npz or .mat)")
+    p.add_argument("--discrete", action="store_true", help="treat a model file as discrete time")
+    p.add_argument("--max-time", type=float, default=None, help="time budget of RARL2 in seconds")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_reduce)
+    return p
+
+
+def _load(spec: str, discrete: bool):
+    from ._io import load_model
+    from ._models import BUILTIN, builtin_model
+
+    if Path(spec).suffix.lower() in (".mat", ".npz"):
+        return load_model(spec, time="discrete" if discrete else None)
+    if spec.partition(":")[0] in BUILTIN:
+        return builtin_model(spec)
+    if Path(spec).exists():
+        raise InputError(f"model: {spec}: unknown file type; use .mat or .npz")
+    raise InputError(f"model: {spec!r} is neither a model file nor a built-in model "
+                     f"({', '.join(sorted(BUILTIN))})")
+
+
+def _row(method, F, H, seconds, note=""):
+    from ._analysis import h2_error, stability_margin
+
+    err = float(h2_error(F, H))
+    nrm = float(F._cache.get("_norm") or _norm(F))
+    return {"method": method, "order": H.order, "h2_error": err, "relative_h2_error": err / nrm,
+            "stability_margin": stability_margin(H), "seconds": seconds, "note": note}
+
+
+def _norm(F):
+    from ._analysis import h2_norm
+    from ._modal import cached_modal_form
+
+    lam, Bt, Ct, cond, _ = cached_modal_form(F)
+    if lam is not None and cond <= 1e8 and not F.discrete:
+        G = -(Ct.mH @ Ct) / (lam.conj()[:, None] + lam[None, :])
+        val = float(math.sqrt(max(float((Bt.conj() * (G @ Bt)).sum().real), 0.0)))
+    else:
+        val = float(h2_norm(F))
+    F._cache["_norm"] = val
+    return val
+
+
+def pymor_irka(F, r):
+    """pyMOR's IRKA (continuous time, default options) on the target: ``(model, seconds)``, or None
+    if pyMOR is not installed. Its reduced model ``(E, A, B, C)`` is returned as ``(E^-1 A, E^-1 B, C)``."""
+    try:
+        from pymor.core.logger import set_log_levels
+        from pymor.models.iosys import LTIModel
+        from pymor.reductors.h2 import IRKAReductor
+    except ImportError:
+        return None
+    import numpy as np
+
+    from ._statespace import StateSpace
+
+    set_log_levels({"pymor": "WARN"})
+    A, B, C = (x.detach().cpu().numpy() for x in (F.A, F.B, F.C))
+    fom = LTIModel.from_matrices(A, B, C)
+    t0 = time.perf_counter()
+    rom = IRKAReductor(fom).reduce(r)
+    sec = time.perf_counter() - t0
+    return pymor_to_statespace(rom), sec
+
+
+def pymor_to_statespace(rom):
+    """A pyMOR ``LTIModel`` (with a possibly non-identity E) as a ``StateSpace``."""
+    import numpy as np
+
+    from ._statespace import StateSpace
+
+    def mat(op):
+        return np.array(op.matrix.toarray() if hasattr(op.matrix, "toarray") else op.matrix, dtype=float)
+
+    Ar, Br, Cr = mat(rom.A), mat(rom.B), mat(rom.C)
+    E = getattr(rom, "E", None)
+    if E is not None and hasattr(E, "matrix"):
+        Em = mat(E)
+        Ar, Br = np.linalg.solve(Em, Ar), np.linalg.solve(Em, Br)
+    return StateSpace(torch.as_tensor(Ar), torch.as_tensor(Br), torch.as_tensor(Cr))
+
+
+def _fmt_table(rows) -> str:
+    head = f"{'method':<14} {'order':>5} {'H2 error':>14} {'relative':>14} {'margin':>10} {'time [s]':>9}  note"
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        lines.append(f"{r['method']:<14} {r['order']:>5} {r['h2_error']:14.8e} {r['relative_h2_error']:14.8e} "
+                     f"{r['stability_margin']:10.3e} {r['seconds']:9.2f}  {r['note']}")
+    return "\n".join(lines)
+
+
+def _cmd_reduce(args) -> int:
+    from ._balanced import balanced_truncation
+    from ._rarl2 import rarl2
+
+    try:
+        F = _load(args.model, args.discrete)
+    except (DifflinalgError, FileNotFoundError) as exc:
+        print(f"difflinalg reduce: {exc}", file=sys.stderr)
+        return 2
+    compare = [m.strip() for m in args.compare.split(",") if m.strip()]
+    bad = [m for m in compare if m not in METHODS]
+    if bad:
+        print(f"difflinalg reduce: --compare: unknown method(s) {bad}; choose from {list(METHODS)}", file=sys.stderr)
+        return 2
+    print(f"model {args.model}: {F}", file=sys.stderr)
+    rows, models = [], {}
+    try:
+        if "bt" in compare:
+            t0 = time.perf_counter()
+            Hb = balanced_truncation(F, args.order)
+            rows.append(_row("balanced-trunc", F, Hb, time.perf_counter() - t0))
+            models["balanced-trunc"] = Hb
+        if "irka" in compare:
+            if F.discrete:
+                print("difflinalg reduce: IRKA (pyMOR) is continuous-time only: skipped", file=sys.stderr)
+            else:
+                out = pymor_irka(F, args.order)
+                if out is None:
+                    print("difflinalg reduce: pyMOR is not installed (pip install 'difflinalg[bench]'): "
+                          "IRKA skipped", file=sys.stderr)
+                else:
+                    Hi, sec = out
+                    try:
+                        rows.append(_row("irka (pyMOR)", F, Hi, sec))
+                        models["irka (pyMOR)"] = Hi
+                    except DifflinalgError as exc:  # IRKA may return an unstable model
+                        print(f"difflinalg reduce: IRKA result not usable: {exc}", file=sys.stderr)
+        t0 = time.perf_counter()
+        res = rarl2(F, args.order, starts=args.starts, seed=args.seed, max_time=args.max_time,
+                    progress=not args.no_progress and sys.stderr.isatty())
+        rows.append(_row("rarl2", F, res.model, time.perf_counter() - t0,
+                         ("interrupted: best so far; " if res.interrupted else "")
+                         + f"best start {res.best_start}, rel. gradient {res.rel_grad:.1e}"))
+        models["rarl2"] = res.model
+    except DifflinalgError as exc:
+        print(f"difflinalg reduce: {exc}", file=sys.stderr)
+        return 2
+    if args.json != "-":
+        print(_fmt_table(rows))
+        print(res.summary())
+    if args.json:
+        payload = {"model": args.model, "order": args.order, "rows": rows,
+                   "starts": [vars(s) for s in res.starts]}
+        text = json.dumps(payload, indent=1, default=float)
+        if args.json == "-":
+            print(text)
+        else:
+            Path(args.json).write_text(text + "\n")
+    if args.output:
+        from ._io import save_model
+
+        save_model(res.model, args.output)
+        print(f"saved the RARL2 model to {args.output}", file=sys.stderr)
+    if args.plot:
+        _plot(F, models, args.plot)
+        print(f"saved the plot to {args.plot}", file=sys.stderr)
+    return 0
+
+
+def _plot(F, models: dict, path: str) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise InputError("--plot needs matplotlib (pip install 'difflinalg[plot]')") from None
+    from ._analysis import frequency_response
+    from ._modal import cached_modal_form, transfer_at
+
+    lam, Bt, Ct, cond, _ = cached_modal_form(F)
+    if F.discrete:
+        w = torch.linspace(0, math.pi, 800, dtype=torch.float64)
+        s = torch.polar(torch.ones_like(w), w)
+    else:
+        mags = (lam.abs() if lam is not None else torch.linalg.eigvals(F.A).abs()).clamp_min(1e-12)
+        w = torch.logspace(math.log10(float(mags.min()) / 10), math.log10(float(mags.max()) * 10), 800,
+                           dtype=torch.float64)
+        s = 1j * w
+    if lam is not None and cond <= 1e8:
+        G = transfer_at(lam, Bt, Ct, s.to(lam.dtype)) + F.D.to(lam.dtype)
+    else:
+        G = frequency_response(F, w)
+
+    def smax(X):
+        return torch.linalg.matrix_norm(X, 2).detach().numpy()
+
+    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(8, 7), sharex=True)
+    ax1.loglog(w.numpy(), smax(G), "k", lw=2, label="target")
+    for name, H in models.items():
+        GH = frequency_response(H, w)
+        ax1.loglog(w.numpy(), smax(GH), "--", label=name)
+        ax2.loglog(w.numpy(), smax(G - GH), label=name)
+    ax1.set_ylabel("largest singular value")
+    ax1.legend()
+    ax1.set_title(f"order {next(iter(models.values())).order} approximations")
+    ax2.set_ylabel("error (largest singular value)")
+    ax2.set_xlabel("frequency [rad/s]" if not F.discrete else "frequency [rad/sample]")
+    ax2.legend()
+    if F.discrete:
+        ax1.set_xscale("linear")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

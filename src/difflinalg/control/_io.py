@@ -1,0 +1,127 @@
+"""Reading and writing systems: SLICOT-style MATLAB ``.mat`` files and NumPy ``.npz`` archives.
+
+``.mat`` (``scipy.io.loadmat``): matrices ``A``, ``B``, ``C`` (case-insensitive), optional ``D``
+(absent means zero) and ``E`` (must be the identity: descriptor systems are not supported); dense
+or scipy-sparse, any numeric type (``uint8``-stored matrices, as in several SLICOT files, are cast to
+float64). A scalar ``Ts``/``dt`` > 0 marks a discrete-time system. ``.npz``: the same names, plus an
+optional ``time`` entry (``"continuous"`` or ``"discrete"``). ``save_model`` writes either format.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .._errors import InputError
+from ._statespace import StateSpace
+
+
+def _dense(x) -> np.ndarray:
+    if hasattr(x, "toarray"):
+        x = x.toarray()
+    x = np.asarray(x)
+    if x.dtype == object:
+        raise InputError(f"matrix entry of unsupported type {type(x)}")
+    if np.iscomplexobj(x):
+        return x.astype(np.complex128)
+    return x.astype(np.float64)
+
+
+def _pick(d: dict, name: str):
+    for k, v in d.items():
+        if k.lower() == name.lower():
+            return v
+    return None
+
+
+def _from_dict(d: dict, path: str, time: str | None) -> StateSpace:
+    mats = {}
+    missing = [n for n in "ABC" if _pick(d, n) is None]
+    if missing:
+        present = sorted(k for k in d if not k.startswith("__"))
+        raise InputError(
+            f"{path}: no matrix {', '.join(missing)} in the file (found {present}); a model file "
+            "needs A, B and C (D optional): save them under these names"
+        )
+    for n in "ABCD":
+        v = _pick(d, n)
+        if v is not None:
+            try:
+                mats[n] = _dense(v)
+            except (InputError, TypeError, ValueError) as exc:
+                raise InputError(f"{path}: matrix {n} could not be read as numbers ({exc})") from None
+    E = _pick(d, "E")
+    if E is not None:
+        E = _dense(E)
+        if E.shape != mats["A"].shape or not np.allclose(E, np.eye(E.shape[0])):
+            raise InputError(f"{path}: a descriptor matrix E other than the identity is not supported; "
+                             "convert to A := E^{-1} A, B := E^{-1} B first")
+    if time is None:
+        t = _pick(d, "time")
+        if t is not None:
+            time = str(np.asarray(t).reshape(-1)[0]) if np.asarray(t).size else "continuous"
+        else:
+            ts = _pick(d, "Ts") if _pick(d, "Ts") is not None else _pick(d, "dt")
+            time = "discrete" if ts is not None and float(np.asarray(ts).reshape(-1)[0]) > 0 else "continuous"
+    cplx = any(np.iscomplexobj(m) for m in mats.values())
+    dt = torch.complex128 if cplx else torch.float64
+    A, B, C = (torch.as_tensor(mats[n]).to(dt) for n in "ABC")
+    for name, M in (("B", B), ("C", C)):
+        if M.ndim == 1:
+            raise InputError(f"{path}: matrix {name} is 1-D (shape {tuple(M.shape)}); store it as a 2-D matrix")
+    D = torch.as_tensor(mats["D"]).to(dt) if "D" in mats else None
+    if D is not None and D.numel() == 0:
+        D = None
+    try:
+        return StateSpace(A, B, C, D, time=time)
+    except InputError as exc:
+        raise InputError(f"{path}: {exc}") from None
+
+
+def load_model(path, *, time: str | None = None) -> StateSpace:
+    """Read a system from a ``.mat`` or ``.npz`` file (module docstring).
+
+    Args:
+        path: file path.
+        time: override the time domain stored in (or implied by) the file.
+
+    Raises:
+        InputError: unknown extension, missing A/B/C, inconsistent shapes, non-finite entries.
+        FileNotFoundError: no such file.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"{path}: no such file")
+    suffix = p.suffix.lower()
+    if suffix == ".mat":
+        import scipy.io
+
+        try:
+            d = scipy.io.loadmat(str(p))
+        except Exception as exc:  # noqa: BLE001 - reported with the path
+            raise InputError(f"{path}: not a readable MATLAB file ({exc})") from None
+        return _from_dict(d, str(path), time)
+    if suffix == ".npz":
+        with np.load(str(p), allow_pickle=False) as z:
+            d = {k: z[k] for k in z.files}
+        return _from_dict(d, str(path), time)
+    raise InputError(f"{path}: unknown model file type {suffix!r}; use .mat (MATLAB/SLICOT) or .npz")
+
+
+def save_model(sys: StateSpace, path) -> None:
+    """Write a system to ``.npz`` (with its time domain) or ``.mat`` (``Ts = 1`` if discrete)."""
+    if not isinstance(sys, StateSpace):
+        raise InputError(f"sys: expected a StateSpace, got {type(sys).__name__}")
+    p = Path(path)
+    mats = {n: m.detach().cpu().resolve_conj().numpy() for n, m in zip("ABCD", sys.matrices())}
+    suffix = p.suffix.lower()
+    if suffix == ".npz":
+        np.savez(str(p), **mats, time=np.array(sys.time))
+    elif suffix == ".mat":
+        import scipy.io
+
+        scipy.io.savemat(str(p), dict(mats, Ts=np.array(1.0 if sys.discrete else 0.0)))
+    else:
+        raise InputError(f"{path}: unknown model file type {suffix!r}; use .npz or .mat")

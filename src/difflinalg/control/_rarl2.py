@@ -1,0 +1,559 @@
+r"""RARL2: H2-optimal model reduction over output-normal pairs (rarl2-math.md).
+
+For a stable target ``F`` and an order ``n``, minimize the concentrated criterion
+
+    psi(C, A) = ||F||^2 - ||B_hat||_F^2 = min_{B, D} ||F - (A, B, C, D)||_2^2
+
+over output-normal pairs ``(C, A)`` (the optimal ``B_hat = Q12^H B_F`` and ``D_hat`` are explicit):
+
+1. the target is normalized (``||F|| = 1``, frequency scale ``omega``) and factorized once
+   (``_target.Target``: modal or Schur form), so each evaluation of psi and of its adjoint gradient
+   costs O(N n (n + p + m)) (modal) or O(N^2 n) (Schur);
+2. output-normal pairs are parametrized exactly (``_charts``): ``A = S - C^H C / 2`` (continuous),
+   its Cayley image (discrete); stability holds by construction;
+3. BFGS in gauge-free affine-slice charts re-centred when they degenerate (``_bfgs``), to a
+   stationary point (relative gradient below ``tol``);
+4. from several starts (``_starts``): balanced truncation, IRKA from it and from spread shifts,
+   random pairs, and lower-order solutions extended by the best approximation of their error; the
+   best result is kept and every start is reported.
+
+The returned model ``H = (A, B_hat, C, D_hat)`` has output-normal ``(C, A)`` (residual at rounding
+level), is stable, and its error is no larger than that of any start (each optimization only
+decreases psi).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import sys
+import time as _time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from .._errors import InputError
+from .._utils import as_tensor
+from ._analysis import check_h2, check_stable_poles
+from ._balanced import check_order
+from ._bfgs import minimize
+from ._charts import OutputNormalSpace, output_normal_residual
+from ._starts import balanced_start, default_shifts, irka, modal_start, random_pair, to_pair
+from ._statespace import StateSpace
+from ._target import Target
+
+START_KINDS = ("bt", "irka-bt", "irka", "modal", "extend", "perturb", "random")
+#: default: balanced truncation, IRKA from it and from spread shifts, modal truncation, and two
+#: perturbation rounds that run only when those disagree
+DEFAULT_STARTS = ("bt", "irka-bt", "irka", "modal", "perturb", "perturb")
+AGREE_RTOL = 1e-6
+#: after ABANDON_AFTER iterations, a start is abandoned (status "abandoned") if its criterion is
+#: above ABANDON_RATIO times the best result so far, or if at its rate of decrease over the last 30
+#: iterations it would not reach the best result within ABANDON_HORIZON iterations
+ABANDON_AFTER = 60
+ABANDON_RATIO = 1.5
+ABANDON_HORIZON = 300
+
+
+@dataclass
+class StartResult:
+    """One start of a RARL2 run (errors relative to ``||F||``)."""
+
+    name: str
+    start_error: float
+    error: float
+    grad_norm: float
+    rel_grad: float
+    iterations: int
+    evaluations: int
+    chart_switches: int
+    status: str
+    seconds: float
+
+
+@dataclass
+class ReductionResult:
+    """Result of ``rarl2``.
+
+    Attributes:
+        model: the reduced ``StateSpace`` (output-normal ``(C, A)``, optimal ``B`` and ``D``).
+        error, relative_error: ``||F - model||_2`` and the same divided by ``||F||`` (from the
+            concentrated criterion; ``h2_error(F, model)`` recomputes it from the error system).
+        grad_norm, rel_grad: gradient norm at exit in the (normalized) chart coordinates, and the
+            relative gradient ``||grad|| / (2 sqrt(psi))`` used as stopping criterion.
+        starts: a ``StartResult`` per start; ``best_start`` names the one kept.
+        history: (iteration, relative error, gradient norm, seconds) of the kept start.
+        output_normal_residual: ``||A^H A + C^H C - I||_F`` or ``||A + A^H + C^H C||_F`` of the
+            normalized pair; stability_margin: ``-max Re(poles)`` or ``1 - max |poles|``.
+        target_norm: ``||F||_2``; seconds: wall time; interrupted: stopped by Ctrl-C (the best model
+            so far is returned); method: the target's factorization ("modal" or "schur").
+    """
+
+    model: StateSpace
+    error: float
+    relative_error: float
+    grad_norm: float
+    rel_grad: float
+    starts: list[StartResult] = field(default_factory=list)
+    best_start: str = ""
+    history: list = field(default_factory=list)
+    output_normal_residual: float = 0.0
+    stability_margin: float = 0.0
+    target_norm: float = 0.0
+    seconds: float = 0.0
+    interrupted: bool = False
+    method: str = ""
+
+    def summary(self) -> str:
+        lines = [f"RARL2 order {self.model.order}: relative H2 error {self.relative_error:.10g} "
+                 f"(absolute {self.error:.10g}), gradient {self.grad_norm:.2e} (relative {self.rel_grad:.2e}), "
+                 f"best start {self.best_start!r}, {self.seconds:.2f} s"
+                 + (" [interrupted]" if self.interrupted else "")]
+        lines.append(f"{'start':<12} {'start error':>14} {'error':>14} {'rel grad':>9} {'iters':>6} {'status':>11} {'time':>7}")
+        for s in self.starts:
+            lines.append(f"{s.name:<12} {s.start_error:14.8g} {s.error:14.8g} {s.rel_grad:9.1e} "
+                         f"{s.iterations:6d} {s.status:>11} {s.seconds:6.2f}s")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return (f"ReductionResult(order={self.model.order}, relative_error={self.relative_error:.6g}, "
+                f"error={self.error:.6g}, grad_norm={self.grad_norm:.2e}, best_start={self.best_start!r}, "
+                f"starts={len(self.starts)}, seconds={self.seconds:.2f})")
+
+
+# -- targets --------------------------------------------------------------------------------------
+def markov_system(markov) -> StateSpace:
+    """Discrete-time finite-impulse-response realization of Markov parameters ``F_0 .. F_K``
+    ((K+1, p, m), or (K+1,) for a single-input single-output system): ``F(z) = sum_k F_k z^{-k}``,
+    ``D = F_0``, a block shift ``A`` (nilpotent) of order ``K m``."""
+    M = as_tensor(markov, "target")
+    if M.ndim == 1:
+        M = M[:, None, None]
+    if M.ndim != 3 or M.shape[0] < 2:
+        raise InputError(f"target: Markov parameters must have shape (K+1, p, m) with K >= 1 (or (K+1,) "
+                         f"for one input and output), got {tuple(M.shape)}")
+    if not (M.is_floating_point() or M.is_complex()):
+        M = M.to(torch.float64)
+    K, p, m = M.shape[0] - 1, M.shape[1], M.shape[2]
+    N = K * m
+    A = torch.zeros(N, N, dtype=M.dtype)
+    if K > 1:
+        A[m:, :-m] = torch.eye(N - m, dtype=M.dtype)
+    B = torch.zeros(N, m, dtype=M.dtype)
+    B[:m] = torch.eye(m, dtype=M.dtype)
+    C = M[1:].permute(1, 0, 2).reshape(p, N)
+    return StateSpace(A, B, C, M[0], time="discrete")
+
+
+def _as_target(target) -> StateSpace:
+    if isinstance(target, StateSpace):
+        if target.batch_shape != ():
+            raise InputError(f"target: rarl2 reduces one system, got a batch of shape {tuple(target.batch_shape)}")
+        return target
+    if isinstance(target, (str, bytes)) or hasattr(target, "__fspath__"):
+        raise InputError(f"target: expected a StateSpace or Markov parameters (K+1, p, m), got the path "
+                         f"{str(target)!r}; read a model file with load_model(path) first")
+    try:
+        return markov_system(target)
+    except InputError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise InputError(f"target: expected a StateSpace or Markov parameters (K+1, p, m), got "
+                         f"{type(target).__name__}") from exc
+
+
+def _parse_starts(starts, seed) -> list[str]:
+    if starts is None:
+        return list(DEFAULT_STARTS)
+    if isinstance(starts, bool) or not isinstance(starts, (int, Sequence)) or isinstance(starts, str):
+        raise InputError(f"starts: expected a number of starts or a list of start kinds from {START_KINDS}, "
+                         f"got {starts!r}")
+    if isinstance(starts, int):
+        if starts < 1:
+            raise InputError(f"starts: expected at least 1 start, got {starts}")
+        base = ["bt", "irka-bt", "irka", "modal", "perturb", "extend", "perturb"]
+        return base[:starts] + ["random"] * max(0, starts - len(base))
+    names = list(starts)
+    bad = [s for s in names if s not in START_KINDS]
+    if bad or not names:
+        raise InputError(f"starts: unknown start kind(s) {bad}; choose from {START_KINDS}")
+    return names
+
+
+class _Progress:
+    def __init__(self, enabled: bool, total: int):
+        self.enabled, self.total, self.done = enabled, total, 0
+        self.t0 = _time.perf_counter()
+        self.last = 0.0
+        self.best = math.inf
+
+    def update(self, name: str, it: int, err: float, force: bool = False):
+        if not self.enabled:
+            return
+        now = _time.perf_counter()
+        if not force and now - self.last < 0.2:
+            return
+        self.last = now
+        self.best = min(self.best, err)
+        frac = self.done / max(self.total, 1)
+        bar = "#" * int(20 * frac) + "-" * (20 - int(20 * frac))
+        sys.stderr.write(f"\r[{bar}] start {self.done + 1}/{self.total} {name:<8} iter {it:5d} "
+                         f"err {err:.6e} best {self.best:.6e} {now - self.t0:6.1f}s")
+        sys.stderr.flush()
+
+    def close(self):
+        if self.enabled:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+
+
+class _Run:
+    """State of one rarl2 call: the target, charts, criterion closure and the results so far."""
+
+    def __init__(self, T: Target, r: int, tol: float, max_iter: int, deadline):
+        self.T, self.r = T, r
+        self.tol, self.max_iter, self.deadline = tol, max_iter, deadline
+        self.space = OutputNormalSpace(r, T.p, not T.real, T.discrete)
+        # noise level of psi (below it the line search decides on directional derivatives)
+        self.eps_f = T.eps_f
+        self.results: list[tuple[float, StartResult, Tensor, float, list]] = []
+
+    def fg(self, x: Tensor):
+        C, A = self.space.pair(x)
+        psi, gA, gC, _ = self.T.criterion(C, A)
+        if not math.isfinite(psi):
+            return math.inf, torch.zeros_like(x)
+        return psi, self.space.pullback(x, gC, gA)
+
+    def out_of_time(self) -> bool:
+        return self.deadline is not None and _time.perf_counter() > self.deadline
+
+    def psi_of_pair(self, pair) -> float:
+        C, A = pair
+        return self.T.criterion(C.to(self.space.mdt), A.to(self.space.mdt), grad=False)[0]
+
+    def optimize(self, name: str, pair, progress: _Progress) -> StartResult:
+        t0 = _time.perf_counter()
+        C, A = pair
+        x0 = self.space.from_pair(C.to(self.space.mdt), A.to(self.space.mdt))
+        f0, _ = self.fg(x0)
+
+        best = self.best()
+        best_f = best[0] if best is not None else math.inf
+        fs: list[float] = []
+
+        def cb(k, f, gn):
+            progress.update(name, k, math.sqrt(max(f, 0.0)))
+            fs.append(f)
+            if k < ABANDON_AFTER or not f > best_f:
+                return False
+            # abandon a start far above the best result so far, or one whose recent rate of
+            # decrease cannot close the gap to it within ABANDON_HORIZON iterations
+            rate = (fs[-31] - f) / 30 if len(fs) > 30 else math.inf
+            return f > ABANDON_RATIO * best_f or rate * ABANDON_HORIZON < f - best_f
+
+        res = minimize(self.fg, self.space, x0, gtol=self.tol, max_iter=self.max_iter, callback=cb,
+                       deadline=self.deadline, eps_f=self.eps_f)
+        if not res.f <= f0:  # never return worse than the start (noise-level increases included)
+            res.x, res.f = x0, f0
+        sr = StartResult(name, math.sqrt(max(f0, 0.0)), math.sqrt(max(res.f, 0.0)), res.grad_norm,
+                         res.rel_grad, res.iterations, res.evaluations, res.chart_switches, res.status,
+                         _time.perf_counter() - t0)
+        hist = [(k, math.sqrt(max(f, 0.0)), g, t) for (k, f, g, t) in res.history]
+        self.results.append((res.f, sr, res.x.clone(), self.space.sigma, hist))
+        progress.done += 1
+        progress.update(name, res.iterations, sr.error, force=True)
+        if res.status == "interrupted":
+            raise KeyboardInterrupt
+        return sr
+
+    def record_unoptimized(self, name: str, pair) -> None:
+        x = self.space.from_pair(*(t.to(self.space.mdt) for t in pair))
+        f = self.fg(x)[0]
+        e = math.sqrt(max(f, 0.0))
+        sr = StartResult(name, e, e, math.nan, math.nan, 0, 1, 0, "interrupted", 0.0)
+        self.results.append((f, sr, x, self.space.sigma, [(0, e, math.nan, 0.0)]))
+
+    def best(self):
+        ok = [t for t in self.results if math.isfinite(t[0])]
+        return min(ok, key=lambda t: t[0]) if ok else None
+
+
+def rarl2(
+    target,
+    order: int,
+    *,
+    starts: int | Sequence[str] | None = None,
+    seed: int | None = None,
+    max_iter: int = 2000,
+    tol: float = 1e-9,
+    progress: bool = False,
+    method: str = "auto",
+    max_time: float | None = None,
+) -> ReductionResult:
+    """H2-optimal reduced model of a stable system (RARL2, module docstring).
+
+    Args:
+        target: a stable ``StateSpace`` (continuous time with D = 0, or discrete time; real or
+            complex; several inputs and outputs), or discrete-time Markov parameters
+            ``F_0, ..., F_K`` as an array (K+1, p, m) (or (K+1,)).
+        order: the reduced order n, below the target's minimal order.
+        starts: a list of start kinds from ``"bt"`` (balanced truncation), ``"irka-bt"`` (IRKA
+            from it), ``"irka"`` (IRKA from shifts spread over the target's band), ``"perturb"``
+            (a perturbation round from the best result so far), ``"modal"`` (modal truncation to
+            the most dominant target modes), ``"extend"`` (the order n-1 solution plus one state),
+            ``"random"``; or their number K (the first K of bt, irka-bt, irka, modal, perturb,
+            extend, perturb, then random). Default: bt, irka-bt, irka, modal and, only if these
+            reach different minima, two perturbation rounds.
+        seed: seed of the random starts.
+        max_iter: BFGS iterations per start.
+        tol: stop a start when the relative gradient ``||grad|| / (2 sqrt(psi))`` is below it.
+        progress: print a progress bar on stderr.
+        method: target factorization: ``"auto"``, ``"modal"`` or ``"schur"`` (``_target``).
+        max_time: stop starting new work after this many seconds (the best so far is returned).
+
+    Returns:
+        ``ReductionResult`` (the model, its absolute and relative H2 errors, the gradient norm at
+        exit, each start's result and the history of the best one).
+
+    Raises:
+        UnstableSystemError: the target is unstable (names the pole).
+        InputError: continuous-time target with non-zero D; order not below the target's minimal
+            order; malformed target or arguments.
+    """
+    with _threads(1):
+        return _rarl2(target, order, starts, seed, max_iter, tol, progress, method, max_time)
+
+
+@contextlib.contextmanager
+def _threads(n: int):
+    """Run with ``n`` intra-op threads (restored afterwards). RARL2's operations are many small ones
+    (n x n, N x n): thread hand-offs cost more than they gain, and on a loaded machine a
+    multi-threaded 20 x 20 eigendecomposition was measured 100x slower than a single-threaded one."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def _rarl2(target, order, starts, seed, max_iter, tol, progress, method, max_time) -> ReductionResult:
+    t_start = _time.perf_counter()
+    F = _as_target(target)
+    check_h2(F, "target", stability=False)  # stability: from the target's factorization below
+    if isinstance(order, bool) or not isinstance(order, int) or order < 1:
+        raise InputError(f"order: expected a positive integer, got {order!r}")
+    if method not in ("auto", "modal", "schur"):
+        raise InputError(f"method: expected 'auto', 'modal' or 'schur', got {method!r}")
+    names = _parse_starts(starts, seed)
+    adaptive = starts is None
+    if F.order <= order:
+        check_order(order, torch.ones(1), F.dtype, F.order)
+    deadline = None if max_time is None else t_start + max_time
+    T = Target(F, method)
+    check_stable_poles(T.eigvals(), F.discrete, "target")
+    Ar, Br, Cr, hsv = balanced_start(T, min(order, F.order))
+    check_order(order, hsv, F.dtype, F.order)
+    if not T.discrete:
+        # frequency scale: geometric mean of the balanced-truncation pole magnitudes
+        mags = torch.linalg.eigvals(Ar).abs()
+        omega = float(torch.exp(torch.log(mags.clamp_min(1e-300)).mean()))
+        if math.isfinite(omega) and omega > 0:
+            T.rescale(omega)
+            Ar, Cr = Ar / omega, Cr / math.sqrt(omega)
+    gen = torch.Generator().manual_seed(0 if seed is None else int(seed))
+    run = _Run(T, order, tol, max_iter, deadline)
+    prog = _Progress(progress, len(names))
+    interrupted = False
+    bt_model = (Ar, Br, Cr)
+    try:
+        _search(run, names, bt_model, gen, prog, adaptive)
+    except KeyboardInterrupt:
+        interrupted = True
+        if not run.results:  # interrupted before any start was optimized: keep balanced truncation
+            pair = to_pair(T, Ar, Cr)
+            if pair is not None:
+                run.record_unoptimized("bt", pair)
+    finally:
+        prog.close()
+    best = run.best()
+    if best is None:
+        raise InputError("rarl2: no start produced a stable model (all were interrupted or failed)")
+    return _result(F, T, run, best, interrupted, _time.perf_counter() - t_start)
+
+
+def _search(run: _Run, names: list[str], bt_model, gen, prog: _Progress, adaptive: bool = False) -> None:
+    """Optimize the starts, the most promising (lowest criterion) first, skipping duplicates (a start
+    that is the same model as an earlier one); then the perturbation rounds from the best result.
+    ``adaptive``: the perturbation rounds run only if the optimized starts disagree (two results
+    further apart than AGREE_RTOL), i.e. when the landscape shows several minima. Raises
+    KeyboardInterrupt through (the results so far are kept)."""
+    primary = [n for n in names if n != "perturb"]
+    cands = []
+    for name in primary:
+        if run.out_of_time():
+            break
+        pair = _make_start(name, run, bt_model, gen)
+        if pair is not None:
+            cands.append((run.psi_of_pair(pair), len(cands), name, pair))
+    done: list[tuple[float, Tensor]] = []
+    for psi0, _, name, pair in sorted(cands, key=lambda t: (t[0], t[1])):
+        if run.out_of_time() and run.results:
+            return
+        poles = torch.sort(torch.linalg.eigvals(pair[1]).real).values
+        if any(abs(psi0 - p) <= 1e-12 * max(abs(p), 1e-300) and torch.allclose(poles, q, rtol=1e-8, atol=1e-12)
+               for p, q in done):
+            continue  # the same model as a start already optimized
+        done.append((psi0, poles))
+        run.optimize(name, pair, prog)
+    if adaptive and run.results:
+        errs = [math.sqrt(max(t[0], 0.0)) for t in run.results]
+        if max(errs) - min(errs) <= AGREE_RTOL * max(min(errs), 1e-300):
+            return
+    tried: set = set()
+    for _ in range(names.count("perturb")):
+        if run.out_of_time() or not run.results:
+            return
+        pair = _perturb_start(run, tried)
+        if pair is None:
+            return
+        run.optimize("perturb", pair, prog)
+
+
+def _make_start(name: str, run: _Run, bt_model, gen):
+    T, r = run.T, run.r
+    if name == "bt":
+        Ar, _, Cr = bt_model
+        return to_pair(T, Ar, Cr)
+    if name in ("irka-bt", "irka"):
+        if name == "irka-bt":
+            its = irka(T, model=bt_model, deadline=run.deadline)
+        else:
+            its = irka(T, sigma0=default_shifts(T, r), deadline=run.deadline)
+        best, best_psi = None, math.inf
+        for Ar, _, Cr in its:
+            pair = to_pair(T, Ar, Cr)
+            if pair is None:
+                continue
+            psi = run.psi_of_pair(pair)
+            if psi < best_psi:
+                best, best_psi = pair, psi
+        return best
+    if name == "random":
+        return run.space.pair(random_pair(run.space, gen))
+    if name == "modal":
+        m = modal_start(T, r)
+        return None if m is None else to_pair(T, m[0], m[2])
+    if name == "extend":
+        return _extend_start(run, gen)
+    raise InputError(f"starts: unknown start kind {name!r}")
+
+
+def _perturb_start(run: _Run, tried: set):
+    """Basin hopping: from the best model so far, scale the damping (real part) of one pole (or
+    conjugate pair) by 4 or 1/4; of the perturbed models not tried yet, return the one with the
+    lowest criterion (None if none is left)."""
+    T = run.T
+    f, sr, x, sigma, _ = run.best()
+    run.space.sigma = sigma
+    C, A = run.space.pair(x)
+    mu, V = torch.linalg.eig(A.to(T.cdt))
+    try:
+        Vi = torch.linalg.inv(V)
+    except RuntimeError:
+        return None
+    best, best_psi, best_key = None, math.inf, None
+    for j in range(mu.shape[0]):
+        if T.real and float(mu[j].imag) < 0:
+            continue  # the pair is handled with its upper member
+        group = (mu - mu[j]).abs() <= 1e-9 * (1 + float(mu[j].abs()))
+        if T.real:
+            group = group | ((mu - mu[j].conj()).abs() <= 1e-9 * (1 + float(mu[j].abs())))
+        for fac in (4.0, 0.25):
+            key = (round(float(f), 15), j, fac)
+            if key in tried:
+                continue
+            mu2 = mu.clone()
+            if T.discrete:  # scale the distance to the unit circle
+                rad = mu[group].abs()
+                new = 1 - (1 - rad) * fac
+                if float(new.min()) <= -1 or float(new.max()) >= 1:
+                    continue
+                mu2[group] = mu[group] / rad * new
+            else:
+                mu2[group] = torch.complex(mu[group].real * fac, mu[group].imag)
+            A2 = V @ torch.diag(mu2) @ Vi
+            A2 = A2.real.to(A.dtype) if not A.is_complex() else A2
+            pair = to_pair(T, A2, C)
+            if pair is None:
+                continue
+            psi = run.psi_of_pair(pair)
+            if psi < best_psi:
+                best, best_psi, best_key = pair, psi, key
+    if best is None:
+        return None
+    tried.add(best_key)
+    return best
+
+
+def _extend_start(run: _Run, gen):
+    """The order n-1 RARL2 solution (from its own balanced-truncation and IRKA starts) with one state
+    added: the best of a few random extensions ``C -> [C, c]`` (``c`` small) and
+    ``S -> [[S, s], [-s^H, 0]]`` in the ambient coordinates; with ``c -> 0`` the new state becomes
+    unobservable and the criterion tends to the order n-1 optimum, so they start just below it."""
+    T, r = run.T, run.r
+    if r < 2:
+        return None
+    sub = _Run(T, r - 1, run.tol, run.max_iter, run.deadline)
+    Ar, Br, Cr, _ = balanced_start(T, r - 1)  # T is already normalized and rescaled
+    _search(sub, ["bt", "irka-bt", "irka"], (Ar, Br, Cr), gen, _Progress(False, 1))
+    if sub.best() is None:
+        return None
+    f, _, x, sigma, _ = sub.best()
+    sub.space.sigma = sigma
+    C, S = sub.space.from_vec(x)
+    sp = run.space
+    best, best_psi = None, math.inf
+    for k in range(16):
+        scale = 10.0 ** (-1 - 2 * (k % 4) / 3)
+        c = scale * torch.randn(T.p, 1, generator=gen, dtype=sp.rdt).to(sp.mdt)
+        s = torch.randn(r - 1, 1, generator=gen, dtype=sp.rdt).to(sp.mdt)
+        C2 = torch.cat([C, c], 1)
+        S2 = torch.zeros(r, r, dtype=sp.mdt)
+        S2[:-1, :-1] = S
+        S2[:-1, -1:] = s
+        S2[-1:, :-1] = -s.mH
+        sp.sigma = sigma
+        x2 = sp.to_vec(C2, S2)
+        psi = run.fg(x2)[0]
+        if psi < best_psi:
+            best, best_psi = x2, psi
+    return sp.pair(best) if best is not None else None
+
+
+def _result(F: StateSpace, T: Target, run: _Run, best, interrupted: bool, seconds: float) -> ReductionResult:
+    f, sr, x, sigma, hist = best
+    run.space.sigma = sigma
+    C, A = run.space.pair(x)
+    psi, _, _, Bh = T.criterion(C, A, grad=False)
+    res_on = output_normal_residual(C, A, T.discrete)
+    # back to the units of F: (omega A, ||F|| B, sqrt(omega) C)
+    w = T.omega
+    A_o = A * w if not T.discrete else A
+    C_o = C * math.sqrt(w) if not T.discrete else C
+    B_o = Bh * T.norm
+    dt = F.dtype
+    D_o = F.D.detach() if T.discrete else torch.zeros_like(F.D)
+    model = StateSpace(A_o.to(dt), B_o.to(dt), C_o.to(dt), D_o.to(dt), time=F.time)
+    ev = torch.linalg.eigvals(A_o)
+    margin = float(1 - ev.abs().max()) if T.discrete else float(-ev.real.max())
+    rel = math.sqrt(max(psi, 0.0))
+    return ReductionResult(
+        model=model, error=rel * T.norm, relative_error=rel, grad_norm=sr.grad_norm, rel_grad=sr.rel_grad,
+        starts=[t[1] for t in run.results], best_start=sr.name, history=hist,
+        output_normal_residual=res_on, stability_margin=margin, target_norm=T.norm, seconds=seconds,
+        interrupted=interrupted, method=T.method,
+    )

@@ -1,0 +1,186 @@
+r"""Starting points for RARL2: reduced models of the normalized target, as output-normal pairs.
+
+* ``balanced_start``: balanced truncation (square-root method) in the target's working
+  coordinates, from low-rank Gramian factors (pivoted Cholesky of the modal Gramians).
+* ``irka_starts``: the iterative rational Krylov algorithm (Gugercin, Antoulas, Beattie 2008) in
+  the working coordinates: interpolation at the mirrored poles ``sigma_i = -conj(mu_i)`` (continuous)
+  or ``1 / conj(mu_i)`` (discrete) with tangential directions from the residues, Petrov-Galerkin
+  projection; every iterate is a candidate, the best (by the criterion) is kept. Started from a
+  given model (balanced truncation) or from shifts spread over the target's band with all-ones
+  directions (the common default).
+* ``random_start``: an output-normal pair with random coordinates.
+* ``extend_start``: a solution of lower order plus the best low-order approximation of its error,
+  as one model (a parallel connection) brought to output-normal form.
+
+Real targets give real models (conjugate-closed shifts, real bases of the Krylov spaces).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from .._errors import InputError
+from ._balanced import square_root_projection
+from ._charts import output_normal_form
+from ._target import Target
+
+
+def to_pair(T: Target, A: Tensor, C: Tensor) -> tuple[Tensor, Tensor] | None:
+    """Output-normal ``(C, A)`` of a reduced model of the normalized target (None if it is
+    unstable or unobservable)."""
+    if not bool(torch.isfinite(A).all()) or not bool(torch.isfinite(C).all()):
+        return None
+    ev = torch.linalg.eigvals(A)
+    if T.discrete and not bool((ev.abs() < 1).all()):
+        return None
+    if not T.discrete and not bool((ev.real < 0).all()):
+        return None
+    try:
+        A2, _, C2 = output_normal_form(A, None, C, T.discrete)
+    except (InputError, RuntimeError):
+        return None
+    if not bool(torch.isfinite(A2).all()):
+        return None
+    return C2, A2
+
+
+#: rank of the Gramian factors of the balanced-truncation start: at most LOWRANK_FACTOR * r +
+#: LOWRANK_EXTRA columns (exact balanced truncation for small targets; the low-rank square-root
+#: method, O(N k^2), for large ones)
+LOWRANK_FACTOR, LOWRANK_EXTRA = 10, 60
+
+
+def balanced_start(T: Target, r: int):
+    """``(A_r, B_r, C_r, hsv)``: balanced truncation of the normalized target (working coordinates)."""
+    Lp, Lq = T.work_gramian_factors(max_rank=LOWRANK_FACTOR * r + LOWRANK_EXTRA)
+    W, V, s = square_root_projection(Lp, Lq, r)
+    Bw, Cw = T.work_BC()
+    Ar = W.mH @ T.work_apply_A(V)
+    return Ar, W.mH @ Bw.to(W.dtype), Cw.to(V.dtype) @ V, s
+
+
+def modal_start(T: Target, r: int):
+    """``(A_r, B_r, C_r)``: modal truncation to the ``r`` most dominant target modes (working
+    coordinates), dominance being the H2 norm of a mode, ``|c_i|^2 |b_i|^2 / (2 |Re lambda_i|)``
+    (continuous) or ``|c_i|^2 |b_i|^2 / (1 - |lambda_i|^2)`` (discrete); a conjugate pair of a real
+    target counts as one mode of two states. None without a modal form or if no selection has
+    exactly ``r`` states."""
+    if T.method != "modal":
+        return None
+    lam = T.lam
+    w = (T.Ct.abs() ** 2).sum(0) * (T.Bt.abs() ** 2).sum(1)
+    w = w / ((1 - lam.abs() ** 2) if T.discrete else (2 * lam.real.abs())).clamp_min(1e-300)
+    size = torch.ones_like(w, dtype=torch.long)
+    if T.real:
+        size[T.pi] = 2
+        w = w.clone()
+        w[T.pj] = -1.0  # the pair is represented by its first member
+    order = torch.argsort(w, descending=True).tolist()
+    sel, n = [], 0
+    for i in order:
+        if float(w[i]) < 0 or n == r:
+            continue
+        k = int(size[i])
+        if n + k <= r:
+            sel += [i, i + 1] if k == 2 else [i]
+            n += k
+    if n != r:
+        return None
+    idx = torch.tensor(sorted(sel))
+    Bw, Cw = T.work_BC()
+    E = torch.zeros(T.N, r, dtype=Bw.dtype)
+    E[idx, torch.arange(r)] = 1.0
+    return E.mT @ T.work_apply_A(E), E.mT @ Bw, Cw @ E
+
+
+def _realify(X: Tensor, r: int) -> Tensor:
+    """An orthonormal real basis (N x r) of the span of the real and imaginary parts of ``X``."""
+    Y = torch.cat([X.real, X.imag], 1)
+    U, s, _ = torch.linalg.svd(Y, full_matrices=False)
+    return U[:, :r]
+
+
+def _orth(X: Tensor) -> Tensor:
+    Q, _ = torch.linalg.qr(X)
+    return Q
+
+
+def irka(T: Target, model: tuple[Tensor, Tensor, Tensor] | None = None, sigma0: Tensor | None = None,
+         max_iter: int = 40, tol: float = 1e-7, deadline=None):
+    """Run IRKA from the model ``(Ar, Br, Cr)`` or from the shifts ``sigma0`` with all-ones
+    directions; returns the list of iterates ``(A, B, C)`` (working coordinates)."""
+    Bw, Cw = T.work_BC()
+    real = not Bw.is_complex()
+    if model is not None:
+        Ar, Br, Cr = model
+    r = Ar.shape[-1] if sigma0 is None else sigma0.shape[0]
+    cdt = T.cdt
+    out = []
+    prev = None
+    import time as _time
+
+    for it in range(max_iter):
+        if sigma0 is not None and it == 0:
+            sigma = sigma0.to(cdt)
+            bdir = torch.ones(r, Bw.shape[1], dtype=cdt)
+            cdir = torch.ones(Cw.shape[0], r, dtype=cdt)
+        else:
+            mu, X = torch.linalg.eig(Ar.to(cdt))
+            try:
+                Y = torch.linalg.inv(X)
+            except RuntimeError:
+                break
+            bdir = (Y @ Br.to(cdt)).conj()  # r x m: conj(b_i)
+            cdir = Cr.to(cdt) @ X  # p x r
+            sigma = 1.0 / mu.conj() if T.discrete else -mu.conj()
+        if not bool(torch.isfinite(sigma).all()):
+            break
+        if prev is not None:
+            # convergence of the (sorted) shifts
+            a = torch.sort(sigma.real + 1e-3 * sigma.imag).values
+            b = torch.sort(prev.real + 1e-3 * prev.imag).values
+            if float((a - b).abs().max()) <= tol * float(b.abs().max()):
+                break
+        prev = sigma
+        Vc = T.work_shifted_solve(sigma, Bw.to(cdt) @ bdir.mT)
+        Wc = T.work_shifted_solve(sigma, Cw.to(cdt).mH @ cdir, adjoint=True)
+        if real:
+            V, W = _realify(Vc, r), _realify(Wc, r)
+        else:
+            V, W = _orth(Vc), _orth(Wc)
+        E = W.mH @ V
+        try:
+            Ar = torch.linalg.solve(E, W.mH @ T.work_apply_A(V))
+            Br = torch.linalg.solve(E, W.mH @ Bw.to(W.dtype))
+        except RuntimeError:
+            break
+        Cr = Cw.to(V.dtype) @ V
+        if not (bool(torch.isfinite(Ar).all()) and bool(torch.isfinite(Br).all())):
+            break
+        out.append((Ar, Br, Cr))
+        if deadline is not None and _time.perf_counter() > deadline:
+            break
+    return out
+
+
+def default_shifts(T: Target, r: int) -> Tensor:
+    """Shifts spread logarithmically over the target's band of pole magnitudes (continuous time),
+    or inside the unit disk (discrete time); real for real targets."""
+    if T.discrete:
+        poles = torch.linspace(0.1, 0.9, r, dtype=torch.float64)
+        return (1.0 / poles).to(T.cdt)  # mirror images of poles 0.1 .. 0.9
+    if T.method == "modal":
+        mags = T.lam.abs()
+        lo, hi = float(mags.min()), float(mags.max())
+    else:
+        lo, hi = 0.1, 10.0
+    lo = max(lo, 1e-6 * hi)
+    return torch.logspace(math.log10(lo), math.log10(hi), r, dtype=torch.float64).to(T.cdt)
+
+
+def random_pair(space, gen: torch.Generator, scale: float = 1.0) -> Tensor:
+    """Coordinates of a random output-normal pair (Gaussian ambient coordinates)."""
+    return scale * torch.randn(space.dim_ambient, generator=gen, dtype=space.rdt)

@@ -1,0 +1,446 @@
+r"""A target system prepared once for RARL2: normalized, factorized, with the criterion's solves.
+
+Normalization. The optimizer works on ``F~`` with ``||F~||_2 = 1`` and, in continuous time,
+frequencies scaled by ``omega`` (``F~(s) = F(omega s) sqrt(omega) / ||F||``, realization
+``(A_F / omega, B_F / ||F||, C_F / sqrt(omega))``), so that the criterion is the squared relative
+error and the parameters are O(1). A model ``(A, B, C)`` for ``F~`` is the model
+``(omega A, ||F|| B, sqrt(omega) C)`` for ``F`` (output normality is preserved).
+
+Factorizations (computed once; rarl2-math.md section 4):
+
+* ``"modal"`` (default when the eigenvector basis of ``A_F`` is well conditioned, cond <=
+  ``MODAL_COND_MAX``): ``A_F = W diag(lambda) W^{-1}``; block-diagonal ``A_F`` (modal-form models,
+  detected from the zero pattern) are diagonalized block by block. The criterion only depends on the
+  transfer function, so it is evaluated in the coordinates ``(diag(lambda), W^{-1} B_F, C_F W)``, where
+  the cross Sylvester/Stein equation with the small ``A = V diag(mu) V^{-1}`` is solved by an
+  elementwise division: O(N n (n + p + m)) per evaluation instead of O(N^2 n).
+* ``"schur"``: ``A_F^H`` in Schur form once (``difflinalg.SchurForm``); each evaluation builds
+  ``difflinalg.SylvesterOperator`` / ``SteinOperator`` with it and the small ``A`` (which factorizes
+  only ``A``) and solves the cross equation and its adjoint: O(N^2 n + N n^2).
+
+Both give psi (the concentrated criterion), the optimal ``B`` and the adjoint gradient::
+
+    continuous: A_F^H Q12 + Q12 A + C_F^H C = 0,   A P12 + P12 A_F^H + B_hat B_F^H = 0
+                grad_A = -2 (P12 Q12)^H,          grad_C = -2 C_F P12^H
+    discrete:   Q12 = A_F^H Q12 A + C_F^H C,       P12 = A P12 A_F^H + B_hat B_F^H
+                grad_A = -2 (P12 A_F^H Q12)^H,    grad_C = -2 C_F P12^H
+    B_hat = Q12^H B_F,  psi = ||F||^2 - ||D_F||^2 - ||B_hat||_F^2   (D_hat = D_F, discrete)
+
+For a real target the working coordinates of the start heuristics (``to_work``) are the real modal
+coordinates: a conjugate pair ``(w, conj w)`` of eigenvectors becomes ``(Re w, Im w)``, with 2 x 2
+blocks ``[[Re l, Im l], [-Im l, Re l]]``, so real reduced models come out real.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .._errors import ConvergenceError
+from .._utils import eps, herm
+from ..equations import SchurForm, SteinOperator, SylvesterOperator, observability_gramian
+from ._modal import modal_form, transfer_at
+from ._statespace import StateSpace
+
+MODAL_COND_MAX = 1e6
+SMALL_EIG_COND_MAX = 1e6
+
+
+class Target:
+    """The target of a reduction, normalized and factorized once (module docstring).
+
+    Args:
+        F: stable, unbatched ``StateSpace`` (continuous: D = 0).
+        method: ``"auto"``, ``"modal"`` or ``"schur"``.
+    """
+
+    def __init__(self, F: StateSpace, method: str = "auto"):
+        self.F = F
+        self.discrete = F.discrete
+        self.real = not F.is_complex
+        self.dtype = F.dtype
+        self.cdt = torch.promote_types(F.dtype, torch.complex64)
+        self.N, self.p, self.m = F.order, F.n_outputs, F.n_inputs
+        self.method = None
+        A = F.A.detach()
+        if method in ("auto", "modal"):
+            self._try_modal(A, force=(method == "modal"))
+        if self.method is None:
+            self._setup_schur(A)
+        self.omega = 1.0
+        self._normalize()
+
+    # -- setup -----------------------------------------------------------------------------------
+    def _try_modal(self, A: Tensor, force: bool) -> None:
+        F = self.F
+        lam, Bt, Ct, cond, _ = modal_form(A, F.B, F.C)
+        self.modal_cond = cond
+        if not math.isfinite(cond) or (cond > MODAL_COND_MAX and not force):
+            return
+        self.method = "modal"
+        self.lam, self.Bt, self.Ct = lam.to(self.cdt), Bt, Ct
+        self.D = F.D.detach()
+        if self.real:
+            self._find_pairs()
+
+    def _find_pairs(self) -> None:
+        """Indices of conjugate pairs (i, i + 1) (LAPACK returns them adjacent, conjugate vectors)."""
+        lam = self.lam
+        im = lam.imag
+        tol = 100 * eps(self.dtype) * max(float(lam.abs().max()), 1.0)
+        pos = torch.nonzero(im > tol).reshape(-1)
+        real_idx = torch.nonzero(im.abs() <= tol).reshape(-1)
+        if pos.numel() and (int(pos.max()) + 1 >= lam.numel()
+                            or not bool(((lam[pos + 1] - lam[pos].conj()).abs() <= tol).all())):
+            raise ConvergenceError("target: the eigendecomposition of the real A_F did not return "
+                                   "adjacent conjugate pairs; use method='schur'")
+        # make the pairs exactly conjugate (the modal data of a real system), so that the real
+        # working coordinates are exactly real
+        for X, dim in ((self.Bt, 0), (self.Ct, 1)):
+            a = X.index_select(dim, pos)
+            b = X.index_select(dim, pos + 1)
+            X.index_copy_(dim, pos, 0.5 * (a + b.conj()))
+            X.index_copy_(dim, pos + 1, 0.5 * (a.conj() + b))
+        self.pi, self.pj = pos, pos + 1
+        self.real_idx = real_idx
+        # make the real eigenvalues exactly real (their vectors are real)
+        self.lam = self.lam.clone()
+        self.lam[real_idx] = self.lam[real_idx].real.to(self.cdt)
+        self.lam[pos + 1] = self.lam[pos].conj()
+        self.Bt[real_idx] = self.Bt[real_idx].real.to(self.cdt)
+        self.Ct[:, real_idx] = self.Ct[:, real_idx].real.to(self.cdt)
+
+    @property
+    def _schur(self) -> SchurForm:
+        """Schur form of ``A_F^H`` (normalized), computed on first use."""
+        if getattr(self, "_schur_form", None) is None:
+            self._schur_form = SchurForm(self.A_F.mH)
+        return self._schur_form
+
+    @_schur.setter
+    def _schur(self, form: SchurForm) -> None:
+        self._schur_form = form
+
+    def _setup_schur(self, A: Tensor) -> None:
+        self.method = "schur"
+        F = self.F
+        self.A_F, self.B_F, self.C_F, self.D = A, F.B.detach(), F.C.detach(), F.D.detach()
+
+    def _normalize(self) -> None:
+        """Scale to ||F|| = 1 (and store ||F||)."""
+        if self.method == "modal":
+            Q = self._modal_gramian_Q()
+            nrm2 = float((self.Bt.conj() * (Q @ self.Bt)).sum().real)
+        else:
+            Q = observability_gramian(self.A_F, self.C_F, discrete=self.discrete)
+            nrm2 = float((self.B_F.conj() * (Q @ self.B_F)).sum().real)
+        if self.discrete:
+            nrm2 += float((self.D.abs() ** 2).sum())
+        if not nrm2 > 0:
+            raise ConvergenceError("target: the H2 norm is zero (nothing to approximate)")
+        self.norm = math.sqrt(nrm2)
+        s = 1.0 / self.norm
+        if self.method == "modal":
+            self.Bt = self.Bt * s
+        else:
+            self.B_F = self.B_F * s
+        self.D = self.D * s
+        self.d2 = float((self.D.abs() ** 2).sum()) if self.discrete else 0.0
+        self._prepare_residues()
+
+    def _mirror(self, poles: Tensor) -> Tensor:
+        return 1.0 / poles.conj() if self.discrete else -poles.conj()
+
+    def _prepare_residues(self) -> None:
+        """``F`` at the mirror images of its poles, for psi by residues (``_modal``), and the noise
+        level ``eps_f`` of psi. Without a usable modal form (or with a discrete pole at 0) psi is
+        ``1 - ||D||^2 - ||B_hat||^2``, whose noise is a few hundred ``eps`` (relative to ``||F||^2 = 1``)."""
+        self.F_mirror = None
+        self.eps_f = max(1e-12, 100.0 * self.N * eps(torch.float64))
+        if self.method != "modal":
+            return
+        if self.discrete and float(self.lam.abs().min()) <= 1e-8:
+            return
+        F1 = transfer_at(self.lam, self.Bt, self.Ct, self._mirror(self.lam))
+        self.F_mirror = F1
+        scale = torch.einsum("pk,kpm,km->k", self.Ct.abs(), F1.abs(), self.Bt.abs())
+        if self.discrete:
+            scale = scale / self.lam.abs()
+        self.eps_f = 4.0 * eps(torch.float64) * max(float(scale.sum()), 1e-300)  # measured noise: ~1-3x eps * scale
+
+    def rescale(self, omega: float) -> None:
+        """Set the frequency scale (continuous time): ``A_F -> A_F / omega``, ``C_F -> C_F / sqrt(omega)``
+        relative to the original target (the H2 norm stays 1)."""
+        if self.discrete:
+            return
+        f = self.omega / omega
+        if self.method == "modal":
+            self.lam = self.lam * f
+            self.Ct = self.Ct * math.sqrt(f)
+        else:
+            self.A_F = self.A_F * f
+            self.C_F = self.C_F * math.sqrt(f)
+            self._schur_form = None
+        self.omega = omega
+        self._prepare_residues()
+
+    def eigvals(self) -> Tensor:
+        """Poles of the target (in its original time scale)."""
+        if self.method == "modal":
+            return self.lam * (self.omega if not self.discrete else 1.0)
+        return self._schur.eigvals.conj() * (self.omega if not self.discrete else 1.0)
+
+    # -- modal helpers ---------------------------------------------------------------------------
+    def _cauchy(self, x: Tensor, y: Tensor) -> Tensor:
+        """``1 / (conj(x_i) + y_j)`` (continuous) or ``1 / (1 - conj(x_i) y_j)`` (discrete)."""
+        if self.discrete:
+            return 1.0 / (1.0 - x.conj()[:, None] * y[None, :])
+        return 1.0 / (x.conj()[:, None] + y[None, :])
+
+    def _modal_gramian_Q(self) -> Tensor:
+        R = self.Ct.mH @ self.Ct
+        G = self._cauchy(self.lam, self.lam)
+        return R * G if self.discrete else -R * G
+
+    def _modal_gramian_P(self) -> Tensor:
+        R = self.Bt @ self.Bt.mH
+        G = self._cauchy(self.lam.conj(), self.lam.conj())  # 1/(lam_i + conj lam_j)
+        return R * G if self.discrete else -R * G
+
+    # -- the criterion ---------------------------------------------------------------------------
+    def criterion(self, C: Tensor, A: Tensor, grad: bool = True):
+        """``(psi, grad_A, grad_C, B_hat)`` at the output-normal pair ``(C, A)`` of the normalized
+        target (``grad_*`` None if not ``grad``); real pairs give real gradients and ``B_hat``."""
+        if self.method == "modal":
+            psi, gA, gC, Bh = self._criterion_modal(C, A, grad)
+        else:
+            psi, gA, gC, Bh = self._criterion_schur(C, A, grad)
+        if not C.is_complex():
+            Bh = Bh.real
+            if grad:
+                gA, gC = gA.real, gC.real
+        return psi, gA, gC, Bh
+
+    def _small_eig(self, A: Tensor):
+        mu, V = torch.linalg.eig(A)
+        Vn = V / torch.linalg.vector_norm(V, dim=-2, keepdim=True)
+        try:
+            Vi = torch.linalg.inv(Vn)
+        except RuntimeError:
+            return None
+        cond = float(torch.linalg.matrix_norm(Vn, 1) * torch.linalg.matrix_norm(Vi, 1))
+        if not math.isfinite(cond) or cond > SMALL_EIG_COND_MAX:
+            return None
+        return mu, Vn, Vi
+
+    def _criterion_modal(self, C: Tensor, A: Tensor, grad: bool):
+        lam, Bt, Ct = self.lam, self.Bt, self.Ct
+        Cc, Ac = C.to(self.cdt), A.to(self.cdt)
+        R = Ct.mH @ Cc  # N x n
+        sgn = 1.0 if self.discrete else -1.0
+        e = self._small_eig(Ac)
+        if e is not None:
+            mu, V, Vi = e
+            G = self._cauchy(lam, mu)  # N x n
+            Z = sgn * (R @ V) * G  # Q12 V
+            Q12 = Z @ Vi
+        else:  # defective / ill-conditioned A: N small dense solves (rows of Q12)
+            I = torch.eye(A.shape[-1], dtype=self.cdt)
+            M = (I - lam.conj()[:, None, None] * Ac) if self.discrete else (lam.conj()[:, None, None] * I + Ac)
+            LU, piv = torch.linalg.lu_factor(M)
+            Q12 = sgn * torch.linalg.lu_solve(LU, piv, R.conj()[..., None], adjoint=True)[..., 0].conj()
+        Bh = Q12.mH @ Bt  # n x m
+        if e is not None and self.F_mirror is not None:
+            psi = self._psi_residues(mu, Cc @ V, Vi @ Bh, G)
+        else:
+            psi = 1.0 - self.d2 - float((Bh.abs() ** 2).sum())
+        if not grad:
+            return psi, None, None, Bh
+        S = Bh @ Bt.mH  # n x N
+        if e is not None:
+            Y = sgn * (Vi @ S) * G.mT  # V^{-1} P12
+            P12 = V @ Y
+        else:
+            P12 = sgn * torch.linalg.lu_solve(LU, piv, S.mT[..., None])[..., 0].mT
+        if self.discrete:
+            gA = -2 * (P12 @ (lam.conj()[:, None] * Q12)).mH
+        else:
+            gA = -2 * (P12 @ Q12).mH
+        gC = -2 * Ct @ P12.mH
+        return psi, gA, gC, Bh
+
+    def _psi_residues(self, mu: Tensor, cH: Tensor, bH: Tensor, G: Tensor) -> float:
+        """``||F - H||^2`` for ``H = sum_j cH_j bH_j^T / (s - mu_j)`` (+ ``D_F``) by residues
+        (``_modal``), reusing the Cauchy matrix ``G`` of the cross equation: at the mirror images
+        the resolvent kernels are ``-G`` and ``-conj(G)^T`` (continuous) or ``conj(lam) G`` and
+        ``conj(mu) conj(G)^T`` (discrete)."""
+        lam, Bt, Ct = self.lam, self.Bt, self.Ct
+        if self.discrete:
+            G1, G2 = lam.conj()[:, None] * G, mu.conj()[:, None] * G.mH
+        else:
+            G1, G2 = -G, -G.mH
+        # E at the mirror images of the target's poles (N points) and of the model's (n points)
+        E1 = self.F_mirror - cH @ (G1[:, :, None] * bH[None])
+        s2 = self._mirror(mu)
+        G3 = 1.0 / (s2[:, None] - mu[None, :])
+        E2 = Ct @ (G2[:, :, None] * Bt[None]) - cH @ (G3[:, :, None] * bH[None])
+        t1 = (E1 * Ct.mT.conj()[:, :, None] * Bt.conj()[:, None, :]).sum((1, 2))
+        t2 = -(E2 * cH.mT.conj()[:, :, None] * bH.conj()[:, None, :]).sum((1, 2))
+        if self.discrete:
+            t1, t2 = t1 / lam.conj(), t2 / mu.conj()
+        return float((t1.sum() + t2.sum()).real)
+
+    def _criterion_schur(self, C: Tensor, A: Tensor, grad: bool):
+        dt = torch.promote_types(self.dtype, A.dtype)
+        Af, Bf, Cf = (x.to(dt) for x in (self.A_F, self.B_F, self.C_F))
+        form = self._schur if dt == self.dtype else SchurForm(Af.mH)
+        R = Cf.mH @ C.to(dt)
+        if self.discrete:
+            op = SteinOperator(form, A.to(dt), check=False)
+            Q12 = op.solve(R)
+        else:
+            op = SylvesterOperator(form, A.to(dt), check=False)
+            Q12 = op.solve(-R)
+        Bh = Q12.mH @ Bf
+        psi = 1.0 - self.d2 - float((Bh.abs() ** 2).sum())
+        if not grad:
+            return psi, None, None, Bh
+        S = Bf @ Bh.mH  # N x n: right side of the adjoint equation for P12^H
+        P12h = op.solve_adjoint(S if self.discrete else -S)
+        if self.discrete:
+            gA = -2 * Q12.mH @ (Af @ P12h)
+        else:
+            gA = -2 * Q12.mH @ P12h
+        gC = -2 * Cf @ P12h
+        return psi, gA, gC, Bh
+
+    # -- working coordinates for the start heuristics (real for real targets) ---------------------
+    def _J(self, X: Tensor) -> Tensor:
+        X = X.clone()
+        a, b = X[self.pi], X[self.pj]
+        X[self.pi], X[self.pj] = (a - 1j * b) / 2, (a + 1j * b) / 2
+        return X
+
+    def _Jinv(self, X: Tensor) -> Tensor:
+        X = X.clone()
+        a, b = X[self.pi], X[self.pj]
+        X[self.pi], X[self.pj] = a + b, 1j * (a - b)
+        return X
+
+    def _JH(self, X: Tensor) -> Tensor:
+        X = X.clone()
+        a, b = X[self.pi], X[self.pj]
+        X[self.pi], X[self.pj] = (a + b) / 2, 1j * (a - b) / 2
+        return X
+
+    def _JinvH(self, X: Tensor) -> Tensor:
+        X = X.clone()
+        a, b = X[self.pi], X[self.pj]
+        X[self.pi], X[self.pj] = a - 1j * b, a + 1j * b
+        return X
+
+    def _real_modal(self) -> bool:
+        return self.method == "modal" and self.real
+
+    def work_BC(self) -> tuple[Tensor, Tensor]:
+        """``(B_w, C_w)`` of the normalized target in working coordinates."""
+        if self.method == "schur":
+            return self.B_F, self.C_F
+        if self.real:
+            return self._Jinv(self.Bt).real.to(self.dtype), self._JH(self.Ct.mH).mH.real.to(self.dtype)
+        return self.Bt, self.Ct
+
+    def work_apply_A(self, X: Tensor) -> Tensor:
+        if self.method == "schur":
+            return self.A_F.to(X.dtype) @ X
+        if self.real:
+            Y = self._Jinv(self.lam[:, None] * self._J(X.to(self.cdt)))
+            return Y.real.to(X.dtype) if not X.is_complex() else Y
+        return self.lam[:, None] * X
+
+    def work_shifted_solve(self, sigma: Tensor, X: Tensor, adjoint: bool = False) -> Tensor:
+        """Columns ``(sigma_k I - A_w)^{-1} x_k`` (or ``(sigma_k I - A_w)^{-H} x_k``), complex."""
+        X = X.to(self.cdt)
+        sigma = sigma.to(self.cdt)
+        if self.method == "schur":
+            form = self._schur  # Schur form of A_F^H: A_F^H = U T U^H (complex form needed here)
+            if not form.complex_form:
+                form = form.to_complex()
+                self._schur = form
+            T, U = form.T, form.U  # of the original matrix A_F^H (adjoint flag False)
+            # A_F = U T^H U^H; (s I - A_F)^{-1} x = U (s I - T^H)^{-1} U^H x
+            Tm = T.mH if not adjoint else T
+            Y = U.mH @ X
+            out = torch.empty_like(Y)
+            I = torch.eye(self.N, dtype=self.cdt)
+            for k in range(X.shape[1]):
+                s = sigma[k].conj() if adjoint else sigma[k]
+                out[:, k] = torch.linalg.solve_triangular(s * I - Tm, Y[:, k:k + 1], upper=adjoint)[:, 0]
+            return U @ out
+        lam = self.lam
+        if self.real:
+            if adjoint:
+                return self._JH(self._JinvH(X) / (sigma.conj()[None, :] - lam.conj()[:, None]))
+            return self._Jinv(self._J(X) / (sigma[None, :] - lam[:, None]))
+        if adjoint:
+            return X / (sigma.conj()[None, :] - lam.conj()[:, None])
+        return X / (sigma[None, :] - lam[:, None])
+
+    def work_gramian_factors(self, tol: float = 1e-15, max_rank: int | None = None) -> tuple[Tensor, Tensor]:
+        """Low-rank factors ``(L_P, L_Q)`` of the Gramians of the normalized target in working
+        coordinates (pivoted Cholesky to ``tol`` times the largest diagonal entry, at most
+        ``max_rank`` columns: low-rank square-root balanced truncation for large targets)."""
+        if self.method == "schur":
+            from ._analysis import gramian_factor
+            from ..equations import controllability_gramian
+
+            P = controllability_gramian(self.A_F, self.B_F, discrete=self.discrete)
+            Q = observability_gramian(self.A_F, self.C_F, discrete=self.discrete)
+            return gramian_factor(P), gramian_factor(Q)
+        P, Q = self._modal_gramian_P(), self._modal_gramian_Q()
+        if self.real:
+            P = self._Jinv(self._Jinv(P).mH).real.to(self.dtype)
+            Q = self._JH(self._JH(Q).mH).real.to(self.dtype)
+        return pivoted_cholesky(herm(P), tol, max_rank), pivoted_cholesky(herm(Q), tol, max_rank)
+
+    # -- frequency response of the original target (for plots) -----------------------------------
+    def frequency_response(self, w: Tensor) -> Tensor:
+        """``F(i w)`` / ``F(e^{i w})`` of the original (unnormalized) target, (K, p, m)."""
+        w = w.to(torch.float64)
+        if self.method == "modal":
+            s = torch.polar(torch.ones_like(w), w) if self.discrete else 1j * w / self.omega
+            Ct = self.Ct * (math.sqrt(self.omega) if not self.discrete else 1.0)
+            Bt = self.Bt * self.norm
+            G = 1.0 / (s.to(self.cdt)[:, None] - self.lam[None, :])  # K x N
+            H = torch.einsum("pn,kn,nm->kpm", Ct, G, Bt)
+            H = H / self.omega if not self.discrete else H
+            return H + self.D.to(self.cdt) * self.norm
+        from ._analysis import frequency_response
+
+        return frequency_response(self.F, w)
+
+
+def pivoted_cholesky(P: Tensor, tol: float, max_rank: int | None = None) -> Tensor:
+    """``L`` (N x k) with ``P ~= L L^H`` for Hermitian positive semidefinite ``P``: greedy diagonal
+    pivoting, stopped when the remaining diagonal is below ``tol * max(diag P)`` or at ``max_rank``
+    columns. O(N k^2)."""
+    N = P.shape[-1]
+    k_max = N if max_rank is None else min(N, max_rank)
+    d = P.diagonal().real.clone()
+    dmax = float(d.max()) if N else 0.0
+    L = torch.zeros(N, k_max, dtype=P.dtype)
+    k = 0
+    while k < k_max:
+        j = int(d.argmax())
+        dj = float(d[j])
+        if not dj > tol * dmax:
+            break
+        col = (P[:, j] - L[:, :k] @ L[j, :k].conj()) / math.sqrt(dj)
+        L[:, k] = col
+        d = d - col.abs() ** 2
+        d[j] = 0.0
+        k += 1
+    return L[:, :k]

@@ -1,0 +1,109 @@
+"""The concentrated criterion and its adjoint gradient (rarl2-math.md, sections 3-4).
+
+Three computations of the gradient must agree: the closed-form adjoint formula that RARL2 uses
+(``Target.criterion``, modal and Schur factorizations), automatic differentiation through
+difflinalg's Sylvester/Stein solvers (``h2_projection``), and central finite differences of the
+criterion (``difflinalg.check.derivative``)."""
+
+import pytest
+import torch
+
+from difflinalg.check import derivative, gradcheck
+from difflinalg.control import StateSpace, error_system, h2_error, h2_norm, h2_projection
+from difflinalg.control._target import Target
+
+from _controlhelpers import random_pair, random_system
+
+CASES = [(d, dt) for d in (False, True) for dt in (torch.float64, torch.complex128)]
+
+
+def _ids(c):
+    return f"{'discrete' if c[0] else 'continuous'}-{'complex' if c[1].is_complex else 'real'}"
+
+
+@pytest.mark.parametrize("case", CASES, ids=_ids)
+def test_psi_is_the_error_of_the_projected_model(case):
+    discrete, dtype = case
+    F = random_system(9, 2, 2, discrete=discrete, dtype=dtype, seed=41)
+    C, A = random_pair(3, 2, discrete=discrete, dtype=dtype, seed=42)
+    psi, Bh = h2_projection(F, C, A)
+    H = StateSpace(A, Bh, C, F.D, time=F.time)
+    assert float(psi) == pytest.approx(float(h2_error(F, H, method="gramian")) ** 2, rel=1e-10)
+    # any other B is worse (B_hat is an orthogonal projection)
+    for k in range(3):
+        dB = 1e-3 * torch.randn(Bh.shape, generator=torch.Generator().manual_seed(k), dtype=torch.float64).to(dtype)
+        Hk = StateSpace(A, Bh + dB, C, F.D, time=F.time)
+        assert float(h2_error(F, Hk, method="gramian")) ** 2 > float(psi)
+
+
+@pytest.mark.parametrize("method", ["modal", "schur"])
+@pytest.mark.parametrize("case", CASES, ids=_ids)
+def test_adjoint_gradient_equals_autograd_and_finite_differences(case, method):
+    discrete, dtype = case
+    F = random_system(10, 2, 3, discrete=discrete, dtype=dtype, seed=43)
+    C, A = random_pair(3, 2, discrete=discrete, dtype=dtype, seed=44)
+    T = Target(F, method)
+    assert T.method == method
+    nF2 = float(h2_norm(F)) ** 2
+    _, gA, gC, _ = T.criterion(C, A)
+    gA, gC = gA * nF2, gC * nF2  # T works on the normalized target (||F|| = 1)
+    # autograd through the solvers
+    Cr, Ar = C.clone().requires_grad_(True), A.clone().requires_grad_(True)
+    psi, _ = h2_projection(F, Cr, Ar)
+    aA, aC = torch.autograd.grad(psi, (Ar, Cr))
+    assert torch.allclose(gA, aA, rtol=1e-9, atol=1e-12 * float(aA.abs().max()))
+    assert torch.allclose(gC, aC, rtol=1e-9, atol=1e-12 * float(aC.abs().max()))
+    # central finite differences along random directions (real and, if complex, imaginary)
+    g = torch.Generator().manual_seed(45)
+    for k in range(2):
+        dA = torch.randn(A.shape, generator=g, dtype=torch.float64).to(dtype)
+        dC = torch.randn(C.shape, generator=g, dtype=torch.float64).to(dtype)
+        if dtype.is_complex and k == 1:
+            dA, dC = 1j * dA, 1j * dC
+
+        def along(t):
+            return h2_projection(F, C + t * dC, A + t * dA)[0].reshape(1)
+
+        fd = derivative(along, torch.zeros((), dtype=torch.float64), max_step=1e-2)
+        ad = float((gA.conj() * dA).real.sum() + (gC.conj() * dC).real.sum())
+        assert ad == pytest.approx(float(fd.value), rel=1e-8)
+
+
+def test_scalar_example_closed_form():
+    """Seed note's scalar example: F(z) = 0.64 / (z - 0.6); with the output-normal pair
+    (C, A) = (sqrt(1 - a^2), a): psi(a) = 0.64 - 0.4096 (1 - a^2) / (1 - 0.6 a)^2, zero at a = 0.6."""
+    t = lambda v: torch.tensor([[v]], dtype=torch.float64)  # noqa: E731
+    F = StateSpace(t(0.6), t(0.8), t(0.8), t(0.0), time="discrete")
+    assert float(h2_norm(F)) ** 2 == pytest.approx(0.64, rel=1e-14)
+    for a in (-0.5, 0.0, 0.3, 0.6, 0.9):
+        C, A = t((1 - a * a) ** 0.5), t(a)
+        psi, Bh = h2_projection(F, C, A)
+        exact = 0.64 - 0.4096 * (1 - a * a) / (1 - 0.6 * a) ** 2
+        assert float(psi) == pytest.approx(exact, abs=1e-15)
+        assert float(Bh) == pytest.approx(0.64 * (1 - a * a) ** 0.5 / (1 - 0.6 * a), rel=1e-14)
+    psi, _ = h2_projection(F, t(0.8), t(0.6))
+    assert abs(float(psi)) < 1e-15
+
+
+@pytest.mark.parametrize("case", CASES, ids=_ids)
+def test_h2_projection_gradcheck_all_modes(case):
+    discrete, dtype = case
+    F = random_system(5, 1, 2, discrete=discrete, dtype=dtype, seed=46)
+    C, A = random_pair(2, 1, discrete=discrete, dtype=dtype, seed=47)
+    gradcheck(lambda C, A: h2_projection(F, C, A), C, A, modes=("vjp", "jvp", "hvp", "hvp_rev"), max_step=1e-3)
+    # also with respect to the target's matrices
+    gradcheck(lambda AF, BF: h2_projection(StateSpace(AF, BF, F.C, F.D, time=F.time), C, A)[0],
+              F.A, F.B, modes=("vjp", "jvp"), max_step=1e-3)
+
+
+def test_h2_projection_batched_and_vmap():
+    F = random_system(6, 2, 2, seed=48)
+    pairs = [random_pair(3, 2, discrete=False, seed=s) for s in range(3)]
+    Cs = torch.stack([c for c, _ in pairs])
+    As = torch.stack([a for _, a in pairs])
+    psi, Bh = h2_projection(F, Cs, As)
+    assert psi.shape == (3,) and Bh.shape == (3, 3, 2)
+    for i in range(3):
+        assert float(psi[i]) == pytest.approx(float(h2_projection(F, Cs[i], As[i])[0]), rel=1e-12)
+    out = torch.func.vmap(lambda c, a: h2_projection(F, c, a)[0])(Cs, As)
+    assert torch.allclose(out, psi, rtol=1e-12)

@@ -1,0 +1,87 @@
+"""load_model / save_model and the built-in models."""
+
+import numpy as np
+import pytest
+import scipy.io
+import scipy.sparse as sp
+import torch
+
+from difflinalg import InputError
+from difflinalg.control import BUILTIN_MODELS, builtin_model, h2_norm, is_stable, load_model, save_model
+
+from _controlhelpers import SLICOT, random_system
+
+
+def test_mat_sparse_uint8_missing_d(tmp_path):
+    A = sp.csc_matrix(-2.0 * np.eye(4) + np.diag(np.ones(3), 1))
+    B = np.ones((4, 1), dtype=np.uint8)
+    C = sp.csc_matrix(np.array([[1, 0, 2, 0]], dtype=np.uint8))
+    path = tmp_path / "m.mat"
+    scipy.io.savemat(path, {"A": A, "B": B, "C": C})
+    F = load_model(path)
+    assert F.dtype == torch.float64 and F.time == "continuous"
+    assert torch.equal(F.D, torch.zeros(1, 1, dtype=torch.float64))
+    assert torch.equal(F.C, torch.tensor([[1.0, 0.0, 2.0, 0.0]], dtype=torch.float64))
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".mat"])
+@pytest.mark.parametrize("discrete", [False, True])
+def test_roundtrip(tmp_path, suffix, discrete):
+    F = random_system(4, 2, 3, discrete=discrete, seed=31)
+    path = tmp_path / f"model{suffix}"
+    save_model(F, path)
+    G = load_model(path)
+    assert G.time == F.time
+    for x, y in zip(F.matrices(), G.matrices()):
+        assert torch.equal(x, y)
+
+
+def test_complex_roundtrip(tmp_path):
+    F = random_system(3, dtype=torch.complex128, seed=32)
+    save_model(F, tmp_path / "c.npz")
+    assert torch.equal(load_model(tmp_path / "c.npz").A, F.A)
+
+
+def test_missing_matrices_and_bad_files(tmp_path):
+    scipy.io.savemat(tmp_path / "noa.mat", {"B": np.ones((2, 1)), "C": np.ones((1, 2))})
+    with pytest.raises(InputError, match=r"no matrix A in the file \(found \['B', 'C'\]\)"):
+        load_model(tmp_path / "noa.mat")
+    (tmp_path / "x.txt").write_text("A")
+    with pytest.raises(InputError, match="unknown model file type '.txt'"):
+        load_model(tmp_path / "x.txt")
+    (tmp_path / "bad.mat").write_text("not a mat file")
+    with pytest.raises(InputError, match="not a readable MATLAB file"):
+        load_model(tmp_path / "bad.mat")
+    scipy.io.savemat(tmp_path / "shape.mat", {"A": -np.eye(3), "B": np.ones((2, 1)), "C": np.ones((1, 3))})
+    with pytest.raises(InputError, match="shape.mat: B: expected 3 rows"):
+        load_model(tmp_path / "shape.mat")
+    scipy.io.savemat(tmp_path / "e.mat", {"A": -np.eye(2), "B": np.ones((2, 1)), "C": np.ones((1, 2)), "E": 2 * np.eye(2)})
+    with pytest.raises(InputError, match="descriptor matrix E"):
+        load_model(tmp_path / "e.mat")
+    with pytest.raises(FileNotFoundError):
+        load_model(tmp_path / "absent.mat")
+
+
+@pytest.mark.data
+@pytest.mark.skipif(not (SLICOT / "ISS12A.mat").exists(), reason="SLICOT data not present")
+def test_slicot_files_load():
+    F = load_model(SLICOT / "ISS12A.mat")
+    assert (F.order, F.n_outputs, F.n_inputs) == (1412, 3, 3)
+    assert torch.equal(F.D, torch.zeros(3, 3, dtype=torch.float64))  # stored as a uint8 zero matrix
+    G = load_model(SLICOT / "build.mat")  # C stored as uint8
+    assert G.C.dtype == torch.float64 and G.order == 48
+
+
+@pytest.mark.parametrize("name", sorted(BUILTIN_MODELS))
+def test_builtin_models(name):
+    F = builtin_model(name)
+    assert is_stable(F)
+    small = builtin_model(f"{name}:8")
+    assert small.order <= 20 and is_stable(small) and float(h2_norm(small)) > 0
+
+
+def test_builtin_errors():
+    with pytest.raises(InputError, match="unknown built-in model 'nope'"):
+        builtin_model("nope")
+    with pytest.raises(InputError, match="must be an integer"):
+        builtin_model("msd:x")

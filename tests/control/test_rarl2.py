@@ -1,0 +1,208 @@
+"""rarl2: exact cases, Scilab arl2's FIR example, properties of the result, bad input, Ctrl-C."""
+
+import json
+import math
+
+import pytest
+import torch
+
+from difflinalg import InputError, UnstableSystemError
+from difflinalg.control import (
+    StateSpace,
+    balanced_truncation,
+    frequency_response,
+    h2_error,
+    load_model,
+    markov_system,
+    rarl2,
+)
+from difflinalg.control._charts import output_normal_residual
+
+from _controlhelpers import BEST_KNOWN, SLICOT, embedded, random_system
+
+KINDS = [(d, dt) for d in (False, True) for dt in (torch.float64, torch.complex128)]
+
+
+def _ids(c):
+    return f"{'discrete' if c[0] else 'continuous'}-{'complex' if c[1].is_complex else 'real'}"
+
+
+def _normalized_pair(res, F):
+    """The output-normal pair of the result in the normalized units of the run."""
+    A, C = res.model.A, res.model.C
+    return C, A
+
+
+def _check_result(res, F):
+    H = res.model
+    assert H.dtype == F.dtype and H.time == F.time
+    assert res.stability_margin > 0 and H.is_stable()
+    assert res.output_normal_residual <= 1e-12
+    # the continuous-time output-normal pair is (sqrt(omega) C, omega A): residual scales by omega
+    C, A = H.C, H.A
+    scale = 1.0 if F.discrete else float(torch.linalg.matrix_norm(A, 2))
+    assert output_normal_residual(C, A, F.discrete) <= 1e-11 * max(scale, 1.0)
+    # never worse than any start, and the error agrees with the independent error-system value
+    assert all(res.relative_error <= s.start_error * (1 + 1e-12) + 1e-15 for s in res.starts)
+    assert res.error == pytest.approx(float(h2_error(F, H, method="gramian")), rel=1e-6, abs=1e-7 * res.target_norm)
+
+
+@pytest.mark.parametrize("kind", KINDS, ids=_ids)
+def test_exact_recovery(kind):
+    discrete, dtype = kind
+    F, H0 = embedded(3, 9, discrete=discrete, dtype=dtype, seed=51)
+    res = rarl2(F, 3)
+    assert res.relative_error <= 1e-10
+    H = res.model
+    w = torch.linspace(0.0, 3.0, 25, dtype=torch.float64)
+    assert torch.allclose(frequency_response(H, w), frequency_response(H0, w), rtol=1e-9, atol=1e-10)
+    poles = torch.sort(torch.linalg.eigvals(H.A).real).values
+    poles0 = torch.sort(torch.linalg.eigvals(H0.A).real).values
+    assert torch.allclose(poles, poles0, atol=1e-8)
+    assert res.output_normal_residual <= 1e-12
+
+
+def test_scalar_example_recovered():
+    """F(z) = 0.64 / (z - 0.6) (A_F = 0.6, B_F = C_F = 0.8) hidden in a 2-state realization."""
+    A = torch.tensor([[0.6, 0.3], [0.0, -0.2]], dtype=torch.float64)
+    F = StateSpace(A, torch.tensor([[0.8], [0.0]], dtype=torch.float64),
+                   torch.tensor([[0.8, 0.5]], dtype=torch.float64), time="discrete")
+    res = rarl2(F, 1)
+    assert float(res.model.A) == pytest.approx(0.6, abs=1e-10)
+    assert float(res.model.B * res.model.C) == pytest.approx(0.64, abs=1e-10)
+    assert abs(float(res.model.C)) == pytest.approx(0.8, abs=1e-10)  # output normal: C^2 = 1 - 0.36
+    assert res.relative_error <= 1e-10
+
+
+@pytest.mark.parametrize("order, expected", [(1, 1.924594232), (3, 1.023419273), (4, 0.855848481), (8, 0.5438037795)])
+def test_scilab_arl2_fir_example(order, expected):
+    """Scilab arl2's help example: the impulse response of twenty ones (z^-1 ... z^-20), whose
+    H2-optimal approximations of degree 1, 3, 4, 8 are global optima with these errors."""
+    markov = torch.cat([torch.zeros(1), torch.ones(20)]).to(torch.float64)
+    res = rarl2(markov, order)
+    assert res.error == pytest.approx(expected, abs=1e-8)
+    assert res.model.time == "discrete" and res.model.order == order
+    F = markov_system(markov)
+    assert float(h2_error(F, res.model)) == pytest.approx(expected, abs=1e-8)
+
+
+def test_markov_parameters_mimo():
+    g = torch.Generator().manual_seed(52)
+    M = torch.randn(12, 2, 3, generator=g, dtype=torch.float64) * torch.exp(-0.3 * torch.arange(12.0, dtype=torch.float64))[:, None, None]
+    F = markov_system(M)
+    assert (F.order, F.n_outputs, F.n_inputs) == (33, 2, 3)
+    assert torch.equal(F.D, M[0])
+    res = rarl2(M, 4)
+    _check_result(res, F)
+    assert torch.equal(res.model.D, M[0])  # D_hat = D_F
+    with pytest.raises(InputError, match=r"Markov parameters must have shape \(K\+1, p, m\)"):
+        rarl2(torch.ones(2, 2), 1)
+
+
+@pytest.mark.parametrize("kind", KINDS, ids=_ids)
+def test_mimo_beats_balanced_truncation(kind):
+    discrete, dtype = kind
+    F = random_system(14, 2, 2, discrete=discrete, dtype=dtype, seed=53)
+    res = rarl2(F, 4, seed=0)
+    _check_result(res, F)
+    bt = float(h2_error(F, balanced_truncation(F, 4), relative=True))
+    assert res.relative_error <= bt * (1 + 1e-9)
+    assert res.rel_grad < 1e-4 or res.starts[[s.name for s in res.starts].index(res.best_start)].status == "stationary"
+    names = {s.name for s in res.starts}
+    assert {"bt", "irka-bt", "irka"} <= names
+    assert res.model.is_complex == dtype.is_complex
+
+
+def test_starts_list_and_random_starts_reported():
+    F = random_system(10, 1, 1, seed=54)
+    res = rarl2(F, 3, starts=["random", "random", "bt"], seed=3)
+    assert [s.name for s in res.starts].count("random") == 2 and len(res.starts) == 3
+    assert res.relative_error == min(s.error for s in res.starts)
+    assert "start" in res.summary() and "random" in res.summary()
+    res2 = rarl2(F, 3, starts=["random", "random", "bt"], seed=3)
+    assert res2.relative_error == res.relative_error  # seeded
+
+
+def test_extend_start():
+    F = random_system(10, 1, 1, seed=55)
+    res = rarl2(F, 3, starts=["extend"])
+    assert res.starts[0].name == "extend" and res.relative_error < 1
+
+
+def test_history_and_monotone_decrease():
+    F = random_system(12, 2, 1, seed=56)
+    res = rarl2(F, 3, starts=["bt"])
+    errs = [e for _, e, _, _ in res.history]
+    assert errs[-1] <= errs[0]
+    assert all(b <= a * (1 + 1e-9) + 1e-12 for a, b in zip(errs, errs[1:]))
+
+
+def test_bad_input():
+    A = torch.diag(torch.tensor([-1.0, 0.25, -2.0], dtype=torch.float64))
+    F = StateSpace(A, torch.ones(3, 1, dtype=torch.float64), torch.ones(1, 3, dtype=torch.float64))
+    with pytest.raises(UnstableSystemError, match="pole 0.25 has real part 0.25"):
+        rarl2(F, 1)
+    G = random_system(5, with_d=True, seed=57)
+    with pytest.raises(InputError, match="non-zero feedthrough D"):
+        rarl2(G, 2)
+    G = random_system(5, seed=57)
+    with pytest.raises(InputError, match="not below the target's order 5"):
+        rarl2(G, 5)
+    with pytest.raises(InputError, match="order: expected a positive integer"):
+        rarl2(G, 0)
+    Fz = StateSpace(torch.diag(torch.tensor([-1.0, -2.0, -3.0, -4.0], dtype=torch.float64)),
+                    torch.tensor([[1.0], [1.0], [0.0], [0.0]], dtype=torch.float64), torch.ones(1, 4, dtype=torch.float64))
+    with pytest.raises(InputError, match="exceeds the target's minimal order 2"):
+        rarl2(Fz, 3)
+    with pytest.raises(InputError, match="starts: unknown start kind"):
+        rarl2(G, 2, starts=["bt", "simulated-annealing"])
+    with pytest.raises(InputError, match="starts: expected"):
+        rarl2(G, 2, starts="bt")
+    with pytest.raises(InputError, match="target: expected a StateSpace or Markov parameters"):
+        rarl2("model.mat", 2)
+    with pytest.raises(InputError, match="non-finite"):
+        rarl2(torch.tensor([0.0, 1.0, float("nan")], dtype=torch.float64), 1)
+
+
+def test_ctrl_c_returns_best_so_far(monkeypatch):
+    from difflinalg.control import _rarl2
+
+    calls = {"n": 0}
+    real = _rarl2._Progress.update
+
+    def update(self, name, it, err, force=False):
+        calls["n"] += 1
+        if self.done >= 1 and it >= 2 and not force:  # inside the second optimization
+            raise KeyboardInterrupt
+        return real(self, name, it, err, force)
+
+    monkeypatch.setattr(_rarl2._Progress, "update", update)
+    F = random_system(12, 1, 1, seed=58)
+    res = rarl2(F, 3, starts=["extend", "bt"])  # interrupted while preparing the starts: BT is kept
+    assert res.interrupted and len(res.starts) == 1 and res.model.is_stable()
+    res = rarl2(F, 3, starts=["bt", "irka", "random"])  # interrupted in the second optimization
+    assert res.interrupted and len(res.starts) == 2 and res.starts[1].status == "interrupted"
+    assert res.model.is_stable() and res.relative_error <= min(s.start_error for s in res.starts)
+
+
+@pytest.mark.data
+@pytest.mark.skipif(not (SLICOT / "build.mat").exists(), reason="SLICOT data not present")
+def test_slicot_build_matches_best_known():
+    best = json.loads(BEST_KNOWN.read_text())["best_known"]["build"]
+    F = load_model(SLICOT / "build.mat")
+    for r in (2, 4):
+        res = rarl2(F, r)
+        assert res.relative_error <= best[str(r)] * (1 + 1e-6)
+        assert float(h2_error(F, res.model, relative=True)) <= best[str(r)] * (1 + 1e-6)
+
+
+@pytest.mark.slow
+@pytest.mark.data
+@pytest.mark.skipif(not BEST_KNOWN.exists(), reason="SLICOT data not present")
+def test_slicot_all_best_known():
+    best = json.loads(BEST_KNOWN.read_text())["best_known"]
+    for name, orders in best.items():
+        F = load_model(SLICOT / f"{name}.mat")
+        for r, val in orders.items():
+            res = rarl2(F, int(r))
+            assert float(h2_error(F, res.model, relative=True)) <= val * (1 + 1e-6), (name, r)
