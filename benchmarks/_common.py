@@ -1,4 +1,5 @@
-"""Shared benchmark helpers: medians of repeats, peak CPU memory, a printed table and JSON.
+"""Shared benchmark helpers: medians of repeats (interleaved for contenders), peak CPU memory, a
+printed table and JSON.
 
 Every benchmark compares against its anchor in the same run and reports ratios (the machines are
 shared and noisy: ratios of medians are more stable than absolute times).
@@ -43,6 +44,27 @@ def timeit(fn: Callable[[], object], repeats: int = 7, warmup: int = 1) -> float
         fn()
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
+
+
+def interleaved(fns: dict[str, Callable[[], object]], repeats: int,
+                warmup: int = 1) -> tuple[dict[str, float], dict[str, float]]:
+    """Median wall and CPU (process) seconds of each function: every repeat (after ``warmup``
+    rounds) calls each function once, round-robin, so that load from other processes on a shared
+    machine hits every contender alike and their ratios are steadier than absolute times."""
+    for _ in range(warmup):
+        for f in fns.values():
+            f()
+    wall: dict[str, list[float]] = {k: [] for k in fns}
+    cpu: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(repeats):
+        for k, f in fns.items():
+            c0, w0 = time.process_time(), time.perf_counter()
+            f()
+            w1, c1 = time.perf_counter(), time.process_time()
+            wall[k].append(w1 - w0)
+            cpu[k].append(c1 - c0)
+    return ({k: statistics.median(v) for k, v in wall.items()},
+            {k: statistics.median(v) for k, v in cpu.items()})
 
 
 def peak_memory(fn: Callable[[], object]) -> int:

@@ -14,35 +14,11 @@ on a shared machine OpenMP barriers wait for other processes' time slices).
 
 from __future__ import annotations
 
-import statistics
-import time
-
 import torch
 
-from _common import parser, peak_memory, print_table, setup, write_json
+from _common import interleaved, parser, peak_memory, print_table, setup, write_json
 from difflinalg import qr
-
-
-def interleaved(fns: dict, repeats: int) -> tuple[dict, dict]:
-    """Median wall and CPU seconds of each function, calls interleaved round-robin."""
-    wall = {k: [] for k in fns}
-    cpu = {k: [] for k in fns}
-    for f in fns.values():
-        f()
-    for _ in range(repeats):
-        for k, f in fns.items():
-            w0, c0 = time.perf_counter(), time.process_time()
-            f()
-            wall[k].append(time.perf_counter() - w0)
-            cpu[k].append(time.process_time() - c0)
-    return ({k: statistics.median(v) for k, v in wall.items()}, {k: statistics.median(v) for k, v in cpu.items()})
-
-
-def randn(shape, dtype, gen):
-    if dtype.is_complex:
-        rdt = torch.empty((), dtype=dtype).real.dtype
-        return torch.complex(torch.randn(shape, generator=gen, dtype=rdt), torch.randn(shape, generator=gen, dtype=rdt))
-    return torch.randn(shape, generator=gen, dtype=dtype)
+from difflinalg.check import randn
 
 
 def fwd_bwd(factor, A, Wq, Wr):
@@ -75,11 +51,11 @@ def main() -> None:
     rows = []
     for name, batch, m, n, dtype, mode, supported in cases:
         batch //= scale
-        A = randn((batch, m, n), dtype, gen)
+        A = randn(dtype, gen, batch, m, n)
         k = min(m, n)
         qcols = m if mode == "complete" else k
         rrows = m if mode == "complete" else k
-        Wq, Wr = randn((batch, m, qcols), dtype, gen), randn((batch, rrows, n), dtype, gen)
+        Wq, Wr = randn(dtype, gen, batch, m, qcols), randn(dtype, gen, batch, rrows, n)
         if mode == "complete" and m > n:
             # An invariant loss of the complement Q2 (its projector), plus Q1 and R.
             def ours_factor(A):

@@ -25,19 +25,17 @@ from __future__ import annotations
 
 import torch
 
-from _common import parser, peak_memory, print_table, setup, timeit, write_json
+from _common import interleaved, parser, peak_memory, print_table, setup, write_json
 from difflinalg import regularized_solve
+from difflinalg.check import randn
 
 DTYPE = torch.complex64
 
 
 def make_inputs(batch: int, m: int, n: int, r: int, gen: torch.Generator):
-    def crandn(*shape):
-        return torch.complex(torch.randn(*shape, generator=gen), torch.randn(*shape, generator=gen))
-
-    D = crandn(batch, m, n) / m ** 0.5
-    x = crandn(batch, n, r)
-    W = crandn(batch, n, r)  # cotangent of y: loss = Re <W, y>
+    D = randn(DTYPE, gen, batch, m, n) / m ** 0.5
+    x = randn(DTYPE, gen, batch, n, r)
+    W = randn(DTYPE, gen, batch, n, r)  # cotangent of y: loss = Re <W, y>
     rho = torch.tensor(0.5)
     return D, x, rho, W
 
@@ -54,25 +52,6 @@ def ours(D, x, rho, W, method="auto"):
     D, x, rho = (t.detach().requires_grad_() for t in (D, x, rho))
     y = regularized_solve(D, x, rho, method=method)
     return torch.autograd.grad((W.conj() * y).real.sum(), (D, x, rho))
-
-
-def interleaved(fns: dict, repeats: int) -> tuple[dict, dict]:
-    """Median wall and CPU (process) seconds of each function, the calls interleaved round-robin so
-    that load from other processes on a shared machine hits every contender alike."""
-    import statistics
-    import time
-
-    wall = {k: [] for k in fns}
-    cpu = {k: [] for k in fns}
-    for f in fns.values():  # warm-up
-        f()
-    for _ in range(repeats):
-        for k, f in fns.items():
-            w0, c0 = time.perf_counter(), time.process_time()
-            f()
-            wall[k].append(time.perf_counter() - w0)
-            cpu[k].append(time.process_time() - c0)
-    return ({k: statistics.median(v) for k, v in wall.items()}, {k: statistics.median(v) for k, v in cpu.items()})
 
 
 def rel(a, b) -> float:

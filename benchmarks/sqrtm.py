@@ -8,46 +8,26 @@ the forward's Schur form), logm, and sqrtmh on a symmetric positive definite mat
     ./dev bench sqrtm [--quick] [--json PATH|-] [--threads N] [--n N]
 
 On a shared machine, compare single-threaded (``OPENBLAS_NUM_THREADS=1 ... --threads 1``): SciPy's
-BLAS threads are not set by ``--threads``. Ours and the anchor run alternately (``paired``).
+BLAS threads are not set by ``--threads``. Ours and the anchor run alternately
+(``_common.interleaved``).
 Small sizes pay a fixed Python/dispatch overhead (the batched torch recurrence and rotations):
 measured about 6x at n = 60 and 1.8x at n = 100, against 1.1-1.3x at n = 200.
 """
 
 from __future__ import annotations
 
-import statistics
-import time
-
 import numpy as np
 import scipy.linalg
 import torch
-from _common import parser, print_table, setup, write_json
+from _common import interleaved, parser, print_table, setup, write_json
 
 import difflinalg as dl
+from difflinalg.check import randn
 
 
 def _matrix(n: int, dtype: torch.dtype, seed: int = 0) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    A = torch.randn(n, n, generator=g, dtype=torch.float64)
-    if dtype.is_complex:
-        A = torch.complex(A, torch.randn(n, n, generator=g, dtype=torch.float64))
-    return (A / n**0.5 + 2.0 * torch.eye(n, dtype=torch.float64)).to(dtype)
-
-
-def paired(ours, anchor, repeats: int) -> tuple[float, float]:
-    """Medians of alternating runs of ``ours`` and ``anchor`` (one warm-up each): on a shared,
-    noisy machine both see the same load, so their ratio is stable where absolute times are not."""
-    ours(), anchor()
-    t_ours, t_anchor = [], []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        ours()
-        t1 = time.perf_counter()
-        anchor()
-        t2 = time.perf_counter()
-        t_ours.append(t1 - t0)
-        t_anchor.append(t2 - t1)
-    return statistics.median(t_ours), statistics.median(t_anchor)
+    A = randn(dtype, torch.Generator().manual_seed(seed), n, n)
+    return A / n**0.5 + 2.0 * torch.eye(n, dtype=dtype)
 
 
 def _fwd_bwd(fn, A: torch.Tensor, W: torch.Tensor):
@@ -69,10 +49,10 @@ def main() -> None:
     rows = []
 
     def add(op, dtype, variant, ours, anchor_name, anchor, err=None):
-        t_ours, t_anchor = paired(ours, anchor, reps)
+        t, _ = interleaved({"ours": ours, "anchor": anchor}, reps)
         rows.append(dict(op=op, n=n, dtype=str(dtype).replace("torch.", ""), variant=variant,
-                         seconds=t_ours, anchor=anchor_name, anchor_seconds=t_anchor,
-                         ratio=t_ours / t_anchor, rel_err=err))
+                         seconds=t["ours"], anchor=anchor_name, anchor_seconds=t["anchor"],
+                         ratio=t["ours"] / t["anchor"], rel_err=err))
 
     for dtype in (torch.float64, torch.complex128):
         A = _matrix(n, dtype)

@@ -19,53 +19,33 @@ shared, noisy machine contenders see the same load and ratios are stable.
 from __future__ import annotations
 
 import math
-import statistics
 import time
 
 import scipy.linalg
 import torch
-from _common import parser, print_table, setup, write_json
+from _common import interleaved, parser, print_table, setup, write_json
 
 import difflinalg as dl
-
-
-def interleaved(fns: dict, repeats: int) -> dict:
-    """Median seconds of each function, running all of them once per repeat (after a warm-up)."""
-    for f in fns.values():
-        f()
-    times = {k: [] for k in fns}
-    for _ in range(repeats):
-        for k, f in fns.items():
-            t0 = time.perf_counter()
-            f()
-            times[k].append(time.perf_counter() - t0)
-    return {k: statistics.median(v) for k, v in times.items()}
-
-
-def _rand(g, *shape, dtype=torch.float64):
-    x = torch.randn(*shape, generator=g, dtype=torch.float64)
-    if dtype.is_complex:
-        x = torch.complex(x, torch.randn(*shape, generator=g, dtype=torch.float64))
-    return x.to(dtype)
+from difflinalg.check import randn
 
 
 def _coef(g, n, shift, *batch, dtype=torch.float64):
-    return _rand(g, *batch, n, n, dtype=dtype) / n ** 0.5 + shift * torch.eye(n, dtype=dtype)
+    return randn(dtype, g, *batch, n, n) / n ** 0.5 + shift * torch.eye(n, dtype=dtype)
 
 
 def bench_n200(args, rows):
     g = torch.Generator().manual_seed(0)
     n = 100 if args.quick else 200
     for dtype in (torch.float64, torch.complex128):
-        A, B, C = _coef(g, n, 1.0, dtype=dtype), _coef(g, n, 1.0, dtype=dtype), _rand(g, n, n, dtype=dtype)
-        W = _rand(g, n, n, dtype=dtype)
+        A, B, C = _coef(g, n, 1.0, dtype=dtype), _coef(g, n, 1.0, dtype=dtype), randn(dtype, g, n, n)
+        W = randn(dtype, g, n, n)
         An, Bn, Cn = A.numpy(), B.numpy(), C.numpy()
 
         def fwd_bwd():
             a, b, c = (x.detach().requires_grad_() for x in (A, B, C))
             (dl.solve_sylvester(a, b, c) * W.conj()).real.sum().backward()
 
-        t = interleaved({
+        t, _ = interleaved({
             "scipy": lambda: scipy.linalg.solve_sylvester(An, Bn, Cn),
             "fwd": lambda: dl.solve_sylvester(A, B, C),
             "fwd_bwd": fwd_bwd,
@@ -82,12 +62,12 @@ def bench_rarl2(args, rows):
     per_solve = {}
     for dtype in (torch.float64, torch.complex128):
         for N in Ns:
-            AF = _rand(g, N, N, dtype=dtype) / N ** 0.5 - 1.5 * torch.eye(N, dtype=dtype)
+            AF = randn(dtype, g, N, N) / N ** 0.5 - 1.5 * torch.eye(N, dtype=dtype)
             t0 = time.perf_counter()
             AFf = dl.SchurForm(AF)
             t_schur = time.perf_counter() - t0
             Bs = [_coef(g, n, 1.0, dtype=dtype) for _ in range(n_solves)]
-            Cs = [_rand(g, N, n, dtype=dtype) for _ in range(n_solves)]
+            Cs = [randn(dtype, g, N, n) for _ in range(n_solves)]
             AFn, Bn, Cn = AF.numpy(), Bs[0].numpy(), Cs[0].numpy()
             k = min(n_solves, 3)
 
@@ -109,7 +89,7 @@ def bench_rarl2(args, rows):
                     scipy.linalg.solve_sylvester(AFn, Bn, Cn)
 
             reps = max(1, args.repeats // 3)
-            t = interleaved({"sylv": sylv, "stein": stein, "grad": sylv_grad, "scipy": scipy_refactor}, reps)
+            t, _ = interleaved({"sylv": sylv, "stein": stein, "grad": sylv_grad, "scipy": scipy_refactor}, reps)
             ps = t["sylv"] / n_solves
             per_solve[(dtype, N)] = ps
             rows.append(dict(bench="rarl2", dtype=str(dtype)[6:], N=N, n=n, schur_once_ms=1e3 * t_schur,
@@ -125,12 +105,12 @@ def bench_rarl2(args, rows):
 def bench_batch(args, rows):
     g = torch.Generator().manual_seed(2)
     b, n = (200 if args.quick else 1000), 8
-    A, B, C = _coef(g, n, 1.0, b), _coef(g, n, 1.0, b), _rand(g, b, n, n)
+    A, B, C = _coef(g, n, 1.0, b), _coef(g, n, 1.0, b), randn(torch.float64, g, b, n, n)
     An, Bn, Cn = A.numpy(), B.numpy(), C.numpy()
     fns = {"scipy_loop": lambda: [scipy.linalg.solve_sylvester(An[i], Bn[i], Cn[i]) for i in range(b)]}
     for m in ("auto", "kron", "eig", "schur", "schur-torch"):
         fns[m] = (lambda m=m: dl.solve_sylvester(A, B, C, method=m))
-    t = interleaved(fns, max(3, args.repeats // 2))
+    t, _ = interleaved(fns, max(3, args.repeats // 2))
     for m in fns:
         if m != "scipy_loop":
             rows.append(dict(bench="batch", batch=b, n=n, method=m, ours_ms=1e3 * t[m],
@@ -141,8 +121,8 @@ def bench_crossover(args, rows):
     g = torch.Generator().manual_seed(3)
     for batch in ((), (100,)):
         for n in (2, 4, 6, 8, 10, 12):
-            A, B, C = _coef(g, n, 1.0, *batch), _coef(g, n, 1.0, *batch), _rand(g, *batch, n, n)
-            t = interleaved({m: (lambda m=m: dl.solve_sylvester(A, B, C, method=m))
+            A, B, C = _coef(g, n, 1.0, *batch), _coef(g, n, 1.0, *batch), randn(torch.float64, g, *batch, n, n)
+            t, _ = interleaved({m: (lambda m=m: dl.solve_sylvester(A, B, C, method=m))
                              for m in ("kron", "schur")}, args.repeats)
             rows.append(dict(bench="crossover", batch=batch[0] if batch else 1, mn=n * n,
                              kron_ms=1e3 * t["kron"], schur_ms=1e3 * t["schur"],

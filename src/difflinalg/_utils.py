@@ -7,6 +7,7 @@ value checks (finiteness) are skipped there; shape and dtype checks always run.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 
 import torch
@@ -125,3 +126,14 @@ def check_finite_sum(x: Tensor, name: str) -> None:
         return
     if not bool(torch.isfinite(x.sum())):
         check_finite(x, name)
+
+
+def check_int(x, name: str, expected: str = "an integer") -> int:
+    """``x`` as a Python int: ints and integer-like objects (``__index__``, e.g. NumPy integers),
+    never a bool. The message says ``name: expected <expected>``; range checks are the caller's."""
+    if isinstance(x, bool):
+        raise InputError(f"{name}: expected {expected}, got {x!r}")
+    try:
+        return operator.index(x)
+    except TypeError:
+        raise InputError(f"{name}: expected {expected}, got {type(x).__name__} ({x!r})") from None

@@ -7,16 +7,11 @@ import torch
 from difflinalg import InputError
 from difflinalg.check import GradcheckError, derivative, gradcheck
 
+from _faulty_rules import matmul, square
+from _helpers import randn
+
 C128, F64 = torch.complex128, torch.float64
 ALL = ("vjp", "jvp", "hvp", "hvp_rev")
-
-
-def randn(*shape, dtype=F64, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    if dtype.is_complex:
-        rdt = torch.empty((), dtype=dtype).real.dtype
-        return torch.complex(torch.randn(*shape, generator=g, dtype=rdt), torch.randn(*shape, generator=g, dtype=rdt))
-    return torch.randn(*shape, generator=g, dtype=dtype)
 
 
 # --- correct functions pass ----------------------------------------------------------------------
@@ -116,114 +111,41 @@ def test_complex_convention(f, grad):
 
 # --- deliberately wrong rules are caught ---------------------------------------------------------
 
-class Square(torch.autograd.Function):
-    """z -> z^2 with a selectable bug in the backward or the jvp."""
+# ``square(bug)`` (``_faulty_rules``): z -> z^2 with a selectable bug in the backward or the jvp.
 
-    bug = None
-
-    @staticmethod
-    def forward(z):
-        return z * z
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        ctx.save_for_backward(inputs[0])
-        ctx.save_for_forward(inputs[0])
-
-    @staticmethod
-    def backward(ctx, g):
-        (z,) = ctx.saved_tensors
-        if Square.bug == "imag_sign":    # the conjugate of the right gradient: Im part negated
-            return (g * (2 * z).conj()).conj()
-        if Square.bug == "no_conj":      # g * f'(z) instead of g * conj(f'(z))
-            return g * 2 * z
-        return g * (2 * z).conj()
-
-    @staticmethod
-    def jvp(ctx, dz):
-        (z,) = ctx.saved_tensors
-        if Square.bug == "jvp":          # conjugated tangent: right in the real direction only
-            return 2 * z * dz.conj()
-        return 2 * z * dz
-
-
-@pytest.fixture
-def square_bug():
-    def set_bug(bug):
-        Square.bug = bug
-    yield set_bug
-    Square.bug = None
-
-
-def test_square_correct_passes(square_bug):
-    square_bug(None)
-    assert gradcheck(Square.apply, randn(3, dtype=C128), modes=ALL).passed
+def test_square_correct_passes():
+    assert gradcheck(square(None), randn(3, dtype=C128), modes=ALL).passed
 
 
 @pytest.mark.parametrize("dtype", [C128, torch.complex64])
 @pytest.mark.parametrize("bug", ["imag_sign", "no_conj"])
-def test_wrong_complex_gradient_is_caught(square_bug, bug, dtype):
-    square_bug(bug)
+def test_wrong_complex_gradient_is_caught(bug, dtype):
     with pytest.raises(GradcheckError, match=r"gradcheck failed: vjp of z") as exc:
-        gradcheck(Square.apply, randn(3, dtype=dtype), modes=("vjp", "jvp"), names=["z"])
+        gradcheck(square(bug), randn(3, dtype=dtype), modes=("vjp", "jvp"), names=["z"])
     rep = exc.value.report
     assert isinstance(exc.value, AssertionError)
     assert all(r.passed for r in rep.records if r.mode == "jvp")
     assert any(not r.passed for r in rep.records if r.mode == "vjp")
 
 
-def test_wrong_jvp_only_is_caught(square_bug):
-    square_bug("jvp")
+def test_wrong_jvp_only_is_caught():
     with pytest.raises(GradcheckError, match=r"jvp of z \(direction im#0\)") as exc:
-        gradcheck(Square.apply, randn(3, dtype=C128), modes=("vjp", "jvp"), names=["z"])
+        gradcheck(square("jvp"), randn(3, dtype=C128), modes=("vjp", "jvp"), names=["z"])
     rep = exc.value.report
     assert [(r.mode, r.direction) for r in rep.failures()] == [("jvp", "im#0")]
 
 
-class MatMulB(torch.autograd.Function):
-    """A -> A @ B (B fixed) with the gradient g @ B instead of g @ B^H (a wrong transpose)."""
-
-    @staticmethod
-    def forward(A, B):
-        return A @ B
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        ctx.save_for_backward(inputs[1])
-
-    @staticmethod
-    def backward(ctx, g):
-        (B,) = ctx.saved_tensors
-        return g @ B, None
-
-
 @pytest.mark.parametrize("dtype", [F64, C128])
 def test_wrong_transpose_is_caught(dtype):
+    """A -> A @ B (B fixed) with the gradient g @ B instead of g @ B^H (a wrong transpose)."""
     A, B = randn(3, 3, dtype=dtype), randn(3, 3, dtype=dtype, seed=1)
     with pytest.raises(GradcheckError, match=r"vjp of A .* differs from finite differences by"):
-        gradcheck(MatMulB.apply, A, B, wrt=[0], modes=("vjp",), names=["A", "B"])
+        gradcheck(matmul("g B"), A, B, wrt=[0], modes=("vjp",), names=["A", "B"])
 
 
 def test_transpose_without_conjugate_is_caught_in_complex_only():
     """g @ B^T instead of g @ B^H is right for real B: only complex inputs reveal it."""
-
-    def fn(A, B):
-        return MatMulT.apply(A, B)
-
-    class MatMulT(torch.autograd.Function):
-        @staticmethod
-        def forward(A, B):
-            return A @ B
-
-        @staticmethod
-        def setup_context(ctx, inputs, output):
-            ctx.save_for_backward(inputs[1])
-
-        @staticmethod
-        def backward(ctx, g):
-            (B,) = ctx.saved_tensors
-            return g @ B.mT, None
-
+    fn = matmul("g B^T")
     assert gradcheck(fn, randn(3, 3), randn(3, 3, seed=1), wrt=[0], modes=("vjp",)).passed
     with pytest.raises(GradcheckError, match="vjp of input 0"):
         gradcheck(fn, randn(3, 3, dtype=C128), randn(3, 3, dtype=C128, seed=1), wrt=[0], modes=("vjp",))
@@ -325,9 +247,8 @@ def test_small_relative_error_is_caught():
         gradcheck(Scaled.apply, randn(5), modes=("vjp",))
 
 
-def test_report_without_raising(square_bug):
-    square_bug("no_conj")
-    rep = gradcheck(Square.apply, randn(3, dtype=C128), modes=("vjp",), raise_on_failure=False)
+def test_report_without_raising():
+    rep = gradcheck(square("no_conj"), randn(3, dtype=C128), modes=("vjp",), raise_on_failure=False)
     assert not rep.passed and rep.failures()
     text = str(rep)
     assert "vjp" in text and "NO" in text

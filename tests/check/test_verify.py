@@ -10,28 +10,9 @@ from difflinalg.check import Case, cases, register_case, unregister_case
 from difflinalg.check import _registry
 from difflinalg.check._verify import format_table, run_case, verify
 
+from _faulty_rules import square
 
-class NoConj(torch.autograd.Function):
-    """z -> z^2 with the conjugate missing from its gradient (wrong for complex inputs only)."""
-
-    @staticmethod
-    def forward(z):
-        return z * z
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        ctx.save_for_backward(inputs[0])
-        ctx.save_for_forward(inputs[0])
-
-    @staticmethod
-    def backward(ctx, g):
-        (z,) = ctx.saved_tensors
-        return g * 2 * z
-
-    @staticmethod
-    def jvp(ctx, dz):
-        (z,) = ctx.saved_tensors
-        return 2 * z * dz
+NO_CONJ = square("no_conj")  # z -> z^2, the conjugate missing from its gradient (complex only)
 
 
 def _inputs(dtype, gen):
@@ -84,7 +65,7 @@ def test_run_case_records_a_correct_case(scratch_op):
 
 
 def test_run_case_catches_a_wrong_rule_in_complex_only(scratch_op):
-    case = register_case(scratch_op, "no_conj", NoConj.apply, _inputs, modes=("vjp", "jvp"))
+    case = register_case(scratch_op, "no_conj", NO_CONJ, _inputs, modes=("vjp", "jvp"))
     real = run_case(case, torch.float64)
     cplx = run_case(case, torch.complex128)
     assert all(r["passed"] for r in real)
@@ -105,7 +86,7 @@ def test_run_case_reports_a_crash(scratch_op):
 
 def test_verify_and_table(scratch_op):
     register_case(scratch_op, "sin", torch.sin, _inputs, modes=("jvp",))
-    register_case(scratch_op, "no_conj", NoConj.apply, _inputs, modes=("vjp",))
+    register_case(scratch_op, "no_conj", NO_CONJ, _inputs, modes=("vjp",))
     seen = []
     recs = verify([scratch_op], progress=seen.append)
     assert len(recs) == 4 and len(seen) == 4  # 2 cases x 2 dtypes

@@ -4,7 +4,9 @@
 import pytest
 import torch
 
-from difflinalg.check import cases, gradcheck
+from difflinalg.check import cases
+
+from _helpers import gradcheck_case
 
 OPS = ["solve_sylvester", "solve_stein", "solve_continuous_lyapunov", "solve_discrete_lyapunov",
        "SylvesterOperator", "SteinOperator"]
@@ -21,8 +23,5 @@ def test_every_op_has_generic_batched_and_hard_cases():
 
 @pytest.mark.parametrize("case,dtype", CASES, ids=[f"{c.op}-{c.name}-{str(dt)[6:]}" for c, dt in CASES])
 def test_case(case, dtype):
-    gen = torch.Generator().manual_seed(0)
-    inputs = case.make_inputs(dtype, gen)
-    rep = gradcheck(case.fn, *inputs, modes=case.modes, rtol=case.rtol, atol=case.atol,
-                    **dict(case.gradcheck_kwargs))
+    rep = gradcheck_case(case, dtype)
     assert rep.passed and {r.mode for r in rep.records} == set(case.modes)

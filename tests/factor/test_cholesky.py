@@ -8,16 +8,10 @@ import torch
 from difflinalg import InputError, NotPositiveDefiniteError, cholesky
 from difflinalg.check import derivative, gradcheck
 
+from _helpers import randn
+
 F64, C128 = torch.float64, torch.complex128
 ALL = ("vjp", "jvp", "hvp", "hvp_rev")
-
-
-def randn(*shape, dtype=F64, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    if dtype.is_complex:
-        rdt = torch.empty((), dtype=dtype).real.dtype
-        return torch.complex(torch.randn(*shape, generator=g, dtype=rdt), torch.randn(*shape, generator=g, dtype=rdt))
-    return torch.randn(*shape, generator=g, dtype=dtype)
 
 
 def spd(n, batch=(), dtype=F64, seed=0, cond=None):

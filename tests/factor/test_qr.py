@@ -8,18 +8,11 @@ import torch
 from difflinalg import GaugeError, InputError, lq, qr
 from difflinalg.check import gradcheck
 
+from _helpers import randn
+
 F32, F64, C64, C128 = torch.float32, torch.float64, torch.complex64, torch.complex128
 ALL = ("vjp", "jvp", "hvp", "hvp_rev", "jvp2")
 SHAPES = {"tall": (5, 3), "square": (4, 4), "wide": (3, 5), "batched_tall": (2, 4, 3), "batched_wide": (2, 2, 5)}
-
-
-def randn(*shape, dtype=F64, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    rdt = torch.empty((), dtype=dtype).real.dtype
-    x = torch.randn(*shape, generator=g, dtype=rdt)
-    if dtype.is_complex:
-        x = torch.complex(x, torch.randn(*shape, generator=g, dtype=rdt))
-    return x
 
 
 def sgn(d):

@@ -10,19 +10,12 @@ import torch
 from difflinalg import InputError, NotPositiveDefiniteError, regularized_solve
 from difflinalg.check import gradcheck
 
+from _helpers import randn
+
 F32, F64, C64, C128 = torch.float32, torch.float64, torch.complex64, torch.complex128
 ALL = ("vjp", "jvp", "hvp", "hvp_rev", "jvp2")
 GRAMS = ("DhD", "DDh")
 METHODS = ("direct", "woodbury")
-
-
-def randn(*shape, dtype=F64, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    rdt = torch.empty((), dtype=dtype).real.dtype
-    x = torch.randn(*shape, generator=g, dtype=rdt)
-    if dtype.is_complex:
-        x = torch.complex(x, torch.randn(*shape, generator=g, dtype=rdt))
-    return x
 
 
 def operator(D, rho, gram):

@@ -20,17 +20,10 @@ from difflinalg.matfun._divided import (
     second_divided_differences,
 )
 
+from _helpers import randn
+
 F64, C128 = torch.float64, torch.complex128
 ALL = ("vjp", "jvp", "hvp", "hvp_rev")
-
-
-def randn(*shape, dtype=F64, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    rdt = torch.empty((), dtype=dtype).real.dtype
-    x = torch.randn(*shape, generator=g, dtype=rdt)
-    if dtype.is_complex:
-        x = torch.complex(x, torch.randn(*shape, generator=g, dtype=rdt))
-    return x
 
 
 def hpd(n, batch=(), dtype=F64, seed=0):

@@ -20,18 +20,11 @@ from difflinalg.matfun._triangular import (
     to_complex_triangular,
 )
 
+from _helpers import randn
+
 F64, C128 = torch.float64, torch.complex128
 ALL = ("vjp", "jvp", "hvp", "hvp_rev")
 OPS = {"sqrtm": (dl.sqrtm, scipy.linalg.sqrtm), "logm": (dl.logm, scipy.linalg.logm)}
-
-
-def randn(*shape, dtype=F64, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    rdt = torch.empty((), dtype=dtype).real.dtype
-    x = torch.randn(*shape, generator=g, dtype=rdt)
-    if dtype.is_complex:
-        x = torch.complex(x, torch.randn(*shape, generator=g, dtype=rdt))
-    return x
 
 
 def general(n, batch=(), dtype=F64, seed=0, shift=2.0):

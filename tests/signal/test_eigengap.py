@@ -7,23 +7,19 @@ import torch
 from torch.func import grad, vmap
 
 from difflinalg import InputError
-from difflinalg.check import cases, gradcheck
+from difflinalg.check import cases
 from difflinalg.signal import eigengap_loss
 from difflinalg.spectral._cases_eigh import hermitian_with_spectrum, randn
 
+from _helpers import gen, gradcheck_case
+
 F64, C64, C128 = torch.float64, torch.complex64, torch.complex128
-
-
-def gen(seed=0):
-    return torch.Generator().manual_seed(seed)
 
 
 @pytest.mark.parametrize("case", cases(["eigengap_loss"]), ids=lambda c: c.name)
 def test_registered_cases(case):
     for dtype in case.dtypes:
-        rep = gradcheck(case.fn, *case.make_inputs(dtype, gen()), modes=case.modes,
-                        **dict(case.gradcheck_kwargs))
-        assert rep.passed
+        assert gradcheck_case(case, dtype).passed
 
 
 def test_values_and_per_sample_k():

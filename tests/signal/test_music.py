@@ -13,19 +13,15 @@ from difflinalg.check import cases, gradcheck
 from difflinalg.signal import music_spectrum, noise_subspace_power, ula_steering, ura_steering
 from difflinalg.spectral._cases_eigh import randn
 
+from _helpers import gen, gradcheck_case
+
 F64, C64, C128 = torch.float64, torch.complex64, torch.complex128
-
-
-def gen(seed=0):
-    return torch.Generator().manual_seed(seed)
 
 
 @pytest.mark.parametrize("case", cases(["music_spectrum", "noise_subspace_power"]), ids=lambda c: f"{c.op}-{c.name}")
 def test_registered_cases(case):
     for dtype in case.dtypes:
-        rep = gradcheck(case.fn, *case.make_inputs(dtype, gen()), modes=case.modes,
-                        **dict(case.gradcheck_kwargs))
-        assert rep.passed
+        assert gradcheck_case(case, dtype).passed
 
 
 def _sample_covariance(n, doas, snapshots, noise, g):

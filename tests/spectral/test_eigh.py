@@ -13,29 +13,19 @@ from difflinalg.spectral._cases_eigh import cluster_invariants, clustered, hermi
 from difflinalg.spectral._eigh import eigh_jvp_jvp, eigh_jvp_vjp, eigh_vjp_jvp, eigh_vjp_vjp
 from difflinalg.spectral._gaps import cluster_ids
 
+from _helpers import gen, gradcheck_case
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 F32, F64, C64, C128 = torch.float32, torch.float64, torch.complex64, torch.complex128
 ALL = ("vjp", "jvp", "hvp", "hvp_rev", "jvp2")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Small matrices on a shared 2-core machine: threads only contend.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-def gen(seed=0):
-    return torch.Generator().manual_seed(seed)
 
 
 @pytest.mark.parametrize("case", cases(["eigh"]), ids=lambda c: c.name)
 def test_registered_cases(case):
     """Every registered case (generic, batched, exact repeats, clusters) in float64 and complex128."""
     for dtype in case.dtypes:
-        rep = gradcheck(case.fn, *case.make_inputs(dtype, gen()), modes=case.modes,
-                        rtol=case.rtol, atol=case.atol, **dict(case.gradcheck_kwargs))
+        rep = gradcheck_case(case, dtype)
         assert rep.passed and len(rep.records) >= 4
 
 

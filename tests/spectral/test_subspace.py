@@ -17,20 +17,12 @@ from difflinalg.spectral._subspace import (
     subspace_vjp_vjp,
 )
 
+from _helpers import gen, gradcheck_case
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 F32, F64, C64, C128 = torch.float32, torch.float64, torch.complex64, torch.complex128
 ALL = ("vjp", "jvp", "hvp", "hvp_rev", "jvp2")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-def gen(seed=0):
-    return torch.Generator().manual_seed(seed)
 
 
 def proj(U):
@@ -40,9 +32,7 @@ def proj(U):
 @pytest.mark.parametrize("case", cases(["eigh_subspace", "subspace_projector"]), ids=lambda c: f"{c.op}-{c.name}")
 def test_registered_cases(case):
     for dtype in case.dtypes:
-        rep = gradcheck(case.fn, *case.make_inputs(dtype, gen()), modes=case.modes,
-                        rtol=case.rtol, atol=case.atol, **dict(case.gradcheck_kwargs))
-        assert rep.passed
+        assert gradcheck_case(case, dtype).passed
 
 
 @pytest.mark.parametrize("dtype", [F32, F64, C64, C128])

@@ -12,12 +12,10 @@ from difflinalg import GaugeError, GaugeWarning, InputError, svd
 from difflinalg.check import cases, gradcheck
 from difflinalg.spectral._cases_svd import cluster_invariants, proj, randn, with_spectrum
 
+from _helpers import gen, gradcheck_case
+
 F32, F64, C64, C128 = torch.float32, torch.float64, torch.complex64, torch.complex128
 ALL = ("vjp", "jvp", "hvp", "hvp_rev", "jvp2")
-
-
-def gen(seed=0):
-    return torch.Generator().manual_seed(seed)
 
 
 def invariant_loss(U, S, Vh, x, k=2):
@@ -32,10 +30,7 @@ def invariant_loss(U, S, Vh, x, k=2):
 def test_registered_cases(case):
     """Every registered verification case (generic and hard) in float64 and complex128."""
     for dtype in case.dtypes:
-        inputs = case.make_inputs(dtype, gen())
-        rep = gradcheck(case.fn, *inputs, modes=case.modes, rtol=case.rtol, atol=case.atol,
-                        **dict(case.gradcheck_kwargs))
-        assert rep.passed
+        assert gradcheck_case(case, dtype).passed
 
 
 @pytest.mark.parametrize("dtype", [F32, F64, C64, C128])

@@ -3,6 +3,7 @@ the registry of rules and their verification cases behind ``difflinalg verify``.
 
 from ._derivative import Derivative, derivative
 from ._gradcheck import CheckRecord, GradcheckError, GradcheckReport, default_tolerances, gradcheck
+from ._inputs import randn
 from ._registry import Case, cases, load_errors, register_case, unregister_case
 from ._stencil import Stencil, backward_fdm, central_fdm, forward_fdm, stencil
 
@@ -21,6 +22,7 @@ __all__ = [
     "forward_fdm",
     "gradcheck",
     "load_errors",
+    "randn",
     "register_case",
     "stencil",
     "unregister_case",

@@ -8,16 +8,10 @@ from __future__ import annotations
 
 import torch
 
-from ..check import register_case
+from ..check import randn, register_case
 from ._loop import binomial_loop
 
 MODES = ("vjp", "hvp_rev")
-
-
-def _randn(gen, dtype, *shape):
-    rdt = torch.empty((), dtype=dtype).real.dtype
-    x = torch.randn(*shape, generator=gen, dtype=rdt)
-    return torch.complex(x, torch.randn(*shape, generator=gen, dtype=rdt)) if dtype.is_complex else x
 
 
 def _map(W, b):
@@ -28,8 +22,8 @@ def _map(W, b):
 
 
 def _inputs(dtype, gen, n=5):
-    W = _randn(gen, dtype, n, n)
-    return _randn(gen, dtype, n), W / torch.linalg.matrix_norm(W, 2), _randn(gen, dtype, n)
+    W = randn(dtype, gen, n, n)
+    return randn(dtype, gen, n), W / torch.linalg.matrix_norm(W, 2), randn(dtype, gen, n)
 
 
 register_case("binomial_loop", "generic", lambda x0, W, b: binomial_loop(_map(W, b), x0, 12, snapshots=3),
@@ -47,5 +41,5 @@ def _tuple_loop(q0, p0, K):
 
 
 register_case("binomial_loop", "tuple_state", _tuple_loop,
-              lambda dtype, gen: (_randn(gen, dtype, 4), _randn(gen, dtype, 4), _randn(gen, dtype, 4, 4)),
+              lambda dtype, gen: (randn(dtype, gen, 4), randn(dtype, gen, 4), randn(dtype, gen, 4, 4)),
               modes=MODES)

@@ -4,20 +4,17 @@ from __future__ import annotations
 
 import torch
 
-from ..check import register_case
+from ..check import randn, register_case
 from ._cholesky import cholesky
 
 
 def _spd(dtype, gen, n=4, batch=(), cond=None):
     """A random Hermitian positive-definite matrix (optionally with condition number ``cond``)."""
-    rdt = torch.empty((), dtype=dtype).real.dtype
-    X = torch.randn(*batch, n, n, generator=gen, dtype=rdt)
-    if dtype.is_complex:
-        X = torch.complex(X, torch.randn(*batch, n, n, generator=gen, dtype=rdt))
+    X = randn(dtype, gen, *batch, n, n)
     if cond is None:
         return X @ X.mH + n * torch.eye(n, dtype=dtype)
     Q, _ = torch.linalg.qr(X)
-    w = torch.logspace(0, -torch.log10(torch.tensor(float(cond))).item(), n, dtype=rdt).to(dtype)
+    w = torch.logspace(0, -torch.log10(torch.tensor(float(cond))).item(), n, dtype=X.real.dtype).to(dtype)
     return Q @ torch.diag_embed(w) @ Q.mH
 
 
@@ -34,19 +31,11 @@ from ._qr import lq, qr  # noqa: E402
 from ._regularized_solve import regularized_solve  # noqa: E402
 
 
-def _randn(dtype, gen, *shape):
-    rdt = torch.empty((), dtype=dtype).real.dtype
-    x = torch.randn(*shape, generator=gen, dtype=rdt)
-    if dtype.is_complex:
-        x = torch.complex(x, torch.randn(*shape, generator=gen, dtype=rdt))
-    return x
-
-
 def _ill(dtype, gen, m, n, cond):
     """An m x n matrix with singular values logspaced from 1 to 1 / cond."""
     k = min(m, n)
-    U, _ = torch.linalg.qr(_randn(dtype, gen, m, k))
-    V, _ = torch.linalg.qr(_randn(dtype, gen, n, k))
+    U, _ = torch.linalg.qr(randn(dtype, gen, m, k))
+    V, _ = torch.linalg.qr(randn(dtype, gen, n, k))
     rdt = torch.empty((), dtype=dtype).real.dtype
     s = torch.logspace(0, -torch.log10(torch.tensor(float(cond))).item(), k, dtype=rdt).to(dtype)
     return (U * s) @ V.mH
@@ -70,22 +59,22 @@ def lq_complete_invariant(A, probe):
 
 for _name, _shape in [("tall", (5, 3)), ("square", (4, 4)), ("wide", (3, 5)), ("batched", (2, 2, 4, 3)),
                       ("batched_wide", (2, 3, 5))]:
-    register_case("qr", _name, qr, lambda dt, g, s=_shape: (_randn(dt, g, *s),))
-register_case("qr", "mode_r", lambda A: qr(A, mode="r"), lambda dt, g: (_randn(dt, g, 2, 5, 3),))
-register_case("qr", "mode_r_wide", lambda A: qr(A, mode="r"), lambda dt, g: (_randn(dt, g, 3, 5),))
+    register_case("qr", _name, qr, lambda dt, g, s=_shape: (randn(dt, g, *s),))
+register_case("qr", "mode_r", lambda A: qr(A, mode="r"), lambda dt, g: (randn(dt, g, 2, 5, 3),))
+register_case("qr", "mode_r_wide", lambda A: qr(A, mode="r"), lambda dt, g: (randn(dt, g, 3, 5),))
 register_case("qr", "complete_invariant", lambda A: qr_complete_invariant(A, torch.ones(5, 1, dtype=A.dtype)),
-              lambda dt, g: (_randn(dt, g, 2, 5, 2),))
-register_case("qr", "complete_wide", lambda A: qr(A, mode="complete"), lambda dt, g: (_randn(dt, g, 3, 5),))
+              lambda dt, g: (randn(dt, g, 2, 5, 2),))
+register_case("qr", "complete_wide", lambda A: qr(A, mode="complete"), lambda dt, g: (randn(dt, g, 3, 5),))
 register_case("qr", "ill_conditioned", qr, lambda dt, g: (_ill(dt, g, 5, 3, 1e4),), hard=True, max_step=1e-6)
 register_case("qr", "near_dependent_columns_wide", qr,
-              lambda dt, g: (torch.cat([_ill(dt, g, 3, 3, 1e4), _randn(dt, g, 3, 2)], -1),),
+              lambda dt, g: (torch.cat([_ill(dt, g, 3, 3, 1e4), randn(dt, g, 3, 2)], -1),),
               hard=True, max_step=1e-6)
 
 for _name, _shape in [("tall", (5, 3)), ("wide", (3, 5)), ("batched", (2, 3, 4))]:
-    register_case("lq", _name, lq, lambda dt, g, s=_shape: (_randn(dt, g, *s),))
-register_case("lq", "mode_r", lambda A: lq(A, mode="r"), lambda dt, g: (_randn(dt, g, 3, 5),))
+    register_case("lq", _name, lq, lambda dt, g, s=_shape: (randn(dt, g, *s),))
+register_case("lq", "mode_r", lambda A: lq(A, mode="r"), lambda dt, g: (randn(dt, g, 3, 5),))
 register_case("lq", "complete_invariant", lambda A: lq_complete_invariant(A, torch.ones(5, 1, dtype=A.dtype)),
-              lambda dt, g: (_randn(dt, g, 2, 5),))
+              lambda dt, g: (randn(dt, g, 2, 5),))
 register_case("lq", "ill_conditioned", lq, lambda dt, g: (_ill(dt, g, 3, 5, 1e4),), hard=True, max_step=1e-6)
 
 
@@ -99,10 +88,10 @@ def _rs_case(name, dshape, xshape, rshape, *, gram="DhD", method="auto", rho_lo=
         return regularized_solve(D, x, rho, gram=gram, method=method)
 
     def make(dt, g):
-        D = _randn(dt, g, *dshape) if cond is None else _ill(dt, g, *dshape, cond)
+        D = randn(dt, g, *dshape) if cond is None else _ill(dt, g, *dshape, cond)
         rdt = torch.empty((), dtype=dt).real.dtype
         rho = rho_lo * (1.0 + torch.rand(rshape, generator=g, dtype=rdt))
-        return D, _randn(dt, g, *xshape), rho
+        return D, randn(dt, g, *xshape), rho
 
     register_case("regularized_solve", name, fn, make, hard=hard, max_step=max_step, names=("D", "x", "rho"))
 

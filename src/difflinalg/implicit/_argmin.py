@@ -14,26 +14,21 @@ reverse (``jvp`` of ``grad``); the dense path builds ``H`` from ``N`` of them.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import torch
 
 from .._errors import InputError
-from ._diagnostics import Options
+from ._args import solve_options
 from ._root import _root
 
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
-def argmin(
-    f: Callable,
-    x_star,
-    *params,
-    solve: str = "auto",
-    tol: float | None = None,
-    maxiter: int | None = None,
-    restart: int | None = None,
-    residual_tol: float | None = None,
-    on_failure: str = "raise",
-    batch_dims: int = 0,
-):
+    from ._args import SolveOptions
+
+
+def argmin(f: Callable, x_star, *params, **options: Unpack[SolveOptions]):
     """Attach a minimizer ``x*`` of ``f(x, *params)`` to the graph of ``params``.
 
     Args:
@@ -41,7 +36,7 @@ def argmin(
             ``B`` (one objective per problem, summed for the gradient since they are independent).
         x_star, params, ...: as in ``root`` (applied to ``grad_x f = 0`` with ``symmetric=True``).
     """
-    opts = Options(solve, tol, maxiter, restart, residual_tol, on_failure, True, batch_dims)
+    opts = solve_options("argmin", options, symmetric=True)
 
     def objective(x, *p):
         val = f(x, *p)

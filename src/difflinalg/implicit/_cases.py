@@ -8,18 +8,10 @@ from __future__ import annotations
 
 import torch
 
-from ..check import register_case
+from ..check import randn, register_case
 from ._argmin import argmin
 from ._fixed_point import fixed_point
 from ._root import root
-
-
-def _randn(gen, dtype, *shape):
-    rdt = torch.empty((), dtype=dtype).real.dtype
-    x = torch.randn(*shape, generator=gen, dtype=rdt)
-    if dtype.is_complex:
-        x = torch.complex(x, torch.randn(*shape, generator=gen, dtype=rdt))
-    return x
 
 
 # ------------------------------------------------------------------ root: ridge regression
@@ -38,7 +30,7 @@ def _ridge(X, y, lam, solve="auto", batch_dims=0):
 
 def _ridge_inputs(batch=(), m=6, n=3, cond=None):
     def make(dtype, gen):
-        X = _randn(gen, dtype, *batch, m, n)
+        X = randn(dtype, gen, *batch, m, n)
         if cond is not None:  # singular values from 1 down to 1/cond
             U, _, Vh = torch.linalg.svd(X, full_matrices=False)
             rdt = torch.empty((), dtype=dtype).real.dtype
@@ -46,7 +38,7 @@ def _ridge_inputs(batch=(), m=6, n=3, cond=None):
             X = U @ torch.diag_embed(s.to(dtype)) @ Vh
         lam_val = 1e-3 if cond is not None else 0.7
         lam = torch.full(batch, lam_val, dtype=torch.empty((), dtype=dtype).real.dtype)
-        return X, _randn(gen, dtype, *batch, m), lam
+        return X, randn(dtype, gen, *batch, m), lam
     return make
 
 
@@ -67,7 +59,7 @@ def _nonholo(a, c):
 
 
 register_case("root", "non_holomorphic", _nonholo,
-              lambda dtype, gen: (0.3 * _randn(gen, dtype, 4), _randn(gen, dtype, 4)),
+              lambda dtype, gen: (0.3 * randn(dtype, gen, 4), randn(dtype, gen, 4)),
               dtypes=(torch.complex128,), hard=True)
 
 
@@ -86,8 +78,8 @@ def _fixed(W, b, solve="auto"):
 
 
 def _contraction(dtype, gen, n=4):
-    W = _randn(gen, dtype, n, n)
-    return 0.5 * W / torch.linalg.matrix_norm(W, 2), _randn(gen, dtype, n)
+    W = randn(dtype, gen, n, n)
+    return 0.5 * W / torch.linalg.matrix_norm(W, 2), randn(dtype, gen, n)
 
 
 register_case("fixed_point", "contraction", _fixed, _contraction)
@@ -114,5 +106,5 @@ register_case("argmin", "separable_cosh", _cosh,
 register_case("argmin", "separable_cosh_cg", lambda th: _cosh(th, "cg"),
               lambda dtype, gen: (torch.randn(5, generator=gen, dtype=dtype),), dtypes=(torch.float64,))
 register_case("argmin", "regularized_least_squares", _ls,
-              lambda dtype, gen: (_randn(gen, dtype, 5, 3), _randn(gen, dtype, 5),
+              lambda dtype, gen: (randn(dtype, gen, 5, 3), randn(dtype, gen, 5),
                                   torch.tensor(0.4, dtype=torch.empty((), dtype=dtype).real.dtype)))

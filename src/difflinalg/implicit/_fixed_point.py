@@ -12,31 +12,26 @@ differentiating the unrolled iteration ``x_{k+1} = T(x_k, p)``, at the cost of o
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import torch.utils._pytree as pytree
 
-from ._diagnostics import Options
+from ._args import solve_options
 from ._root import _root
 
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
-def fixed_point(
-    T: Callable,
-    x_star,
-    *params,
-    solve: str = "auto",
-    tol: float | None = None,
-    maxiter: int | None = None,
-    restart: int | None = None,
-    residual_tol: float | None = None,
-    on_failure: str = "raise",
-    batch_dims: int = 0,
-):
+    from ._args import SolveOptions
+
+
+def fixed_point(T: Callable, x_star, *params, **options: Unpack[SolveOptions]):
     """Attach a fixed point ``x* = T(x*, *params)`` to the graph of ``params``.
 
     Same arguments, checks and guarantees as ``root`` (applied to ``F(x) = T(x) - x``); ``T``
     must return a pytree shaped like ``x``.
     """
-    opts = Options(solve, tol, maxiter, restart, residual_tol, on_failure, False, batch_dims)
+    opts = solve_options("fixed_point", options, symmetric=False)
 
     def F(x, *p):
         return pytree.tree_map(lambda t, xi: t - xi, T(x, *p), x)

@@ -37,13 +37,10 @@ from dataclasses import dataclass, replace
 import torch
 from torch import Tensor
 
+from ._args import is_diff, jvp_wrt, substitute, vjp_wrt
 from ._diagnostics import Options, relative, report
 from ._krylov import cg, gmres
 from .._nested import call
-
-
-def _is_diff(t) -> bool:
-    return isinstance(t, Tensor) and (t.is_floating_point() or t.is_complex())
 
 
 @dataclass(frozen=True)
@@ -89,36 +86,12 @@ class LinearOp:
 
     def theta_vjp(self, y: Tensor, theta: tuple, mu: Tensor) -> list:
         """``-d/dtheta <mu, A(theta) y>`` for the differentiable entries of theta (None elsewhere)."""
-        idx = [i for i, t in enumerate(theta) if _is_diff(t)]
-        out: list = [None] * len(theta)
-        if not idx:
-            return out
-
-        def f(*td):
-            th = list(theta)
-            for i, t in zip(idx, td):
-                th[i] = t
-            return self.apply(y, tuple(th))
-
-        _, vjp_fn = torch.func.vjp(f, *[theta[i] for i in idx])
-        for i, g in zip(idx, vjp_fn(mu)):
-            out[i] = -g
-        return out
+        g = vjp_wrt(lambda *th: self.apply(y, th), theta, mu)
+        return [None if gi is None else -gi for gi in g]
 
     def theta_jvp(self, y: Tensor, theta: tuple, dtheta: tuple) -> Tensor | None:
         """``d/dtheta [A(theta) y] . dtheta`` (None when no tangent is given)."""
-        idx = [i for i, (t, d) in enumerate(zip(theta, dtheta)) if d is not None and _is_diff(t)]
-        if not idx:
-            return None
-
-        def f(*td):
-            th = list(theta)
-            for i, t in zip(idx, td):
-                th[i] = t
-            return self.apply(y, tuple(th))
-
-        _, out = torch.func.jvp(f, tuple(theta[i] for i in idx), tuple(dtheta[i] for i in idx))
-        return out
+        return jvp_wrt(lambda *th: self.apply(y, th), theta, dtheta)
 
 
 def _device(theta: tuple) -> torch.device | None:
@@ -194,20 +167,16 @@ class _LinearSolve(torch.autograd.Function):
         op = ctx.op
         # Every theta that is a differentiable tensor enters the right-hand side as an argument
         # of ``call`` (see _nested: plain operations here would drop outer tangents).
-        diff = [i for i, t in enumerate(theta) if _is_diff(t)]
+        diff = [i for i, t in enumerate(theta) if is_diff(t)]
         moving = [i for i in diff if dtheta[i] is not None]
         db = torch.zeros_like(y) if db is None else db
         if moving:
             nd = len(diff)
 
             def rhs(db_, y_, *a):
-                th = list(theta)
-                for i, t in zip(diff, a[:nd]):
-                    th[i] = t
-                dth = [None] * len(th)
-                for i, d in zip(moving, a[nd:]):
-                    dth[i] = d
-                return db_ - op.theta_jvp(y_, tuple(th), tuple(dth))
+                th = substitute(theta, diff, a[:nd])
+                dth = substitute((None,) * len(theta), moving, a[nd:])
+                return db_ - op.theta_jvp(y_, th, dth)
 
             db = call(rhs, db, y, *[theta[i] for i in diff], *[dtheta[i] for i in moving])
         return _LinearSolve.apply(op, db, lu, piv, *theta)[0], None, None

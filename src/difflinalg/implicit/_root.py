@@ -34,20 +34,23 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import torch
 import torch.utils._pytree as pytree
 from torch import Tensor
 
 from .._errors import InputError
+from ._args import is_diff, jvp_wrt, solve_options, substitute, vjp_wrt
 from ._diagnostics import Options, relative, report
 from ._linear_solve import LinearOp, solve
 from .._nested import call
 from ._space import RealSpace
 
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
-def _is_diff(t) -> bool:
-    return isinstance(t, Tensor) and (t.is_floating_point() or t.is_complex())
+    from ._args import RootOptions
 
 
 def _dt(dtype: torch.dtype) -> str:
@@ -124,19 +127,8 @@ class _Root(torch.autograd.Function):
         g = [torch.zeros_like(xi) if gi is None else gi for xi, gi in zip(x, gx)]
         op = problem.jacobian(problem.options.method(space.dim)).T
         lam = space.unflatten(solve(op, space.flatten(g), (*x, *p)))
-        idx = [i for i, t in enumerate(p) if _is_diff(t)]
-        gp: list = [None] * len(p)
-        if idx:
-            def Fp(*pd):
-                pp = list(p)
-                for i, t in zip(idx, pd):
-                    pp[i] = t
-                return problem.F(x, tuple(pp))
-
-            _, vjp_fn = torch.func.vjp(Fp, *[p[i] for i in idx])
-            for i, gi in zip(idx, vjp_fn(lam)):
-                gp[i] = -gi
-        return (None, *([None] * n_x), *gp)
+        gp = vjp_wrt(lambda *pp: problem.F(x, pp), p, lam)
+        return (None, *([None] * n_x), *(None if gi is None else -gi for gi in gp))
 
     @staticmethod
     def jvp(ctx, _dproblem, *tangents):
@@ -145,7 +137,7 @@ class _Root(torch.autograd.Function):
         saved = ctx.saved_tensors
         x, p = saved[:n_x], saved[n_x:]
         dp = tangents[n_x:]  # tangents of x_star are ignored: x* is a function of p alone
-        diff = [i for i, t in enumerate(p) if _is_diff(t)]
+        diff = [i for i, t in enumerate(p) if is_diff(t)]
         moving = [i for i in diff if dp[i] is not None]
         if not moving:
             return tuple(torch.zeros_like(xi) for xi in x)
@@ -154,17 +146,9 @@ class _Root(torch.autograd.Function):
         # All arithmetic through ``call`` (see _nested): x and every p enter as arguments.
         def rhs(*a):
             xs, pd, dpd = a[:n_x], a[n_x : n_x + nd], a[n_x + nd :]
-
-            def Fp(*pm):
-                pp = list(p)
-                for i, t in zip(diff, pd):
-                    pp[i] = t
-                for i, t in zip(moving, pm):
-                    pp[i] = t
-                return problem.F(tuple(xs), tuple(pp))
-
-            _, dF = torch.func.jvp(Fp, tuple(pd[diff.index(i)] for i in moving), tuple(dpd))
-            return -space.flatten(dF)
+            pp = substitute(p, diff, pd)
+            dpp = substitute((None,) * len(p), moving, dpd)
+            return -space.flatten(jvp_wrt(lambda *q: problem.F(tuple(xs), q), pp, dpp))
 
         b = call(rhs, *x, *[p[i] for i in diff], *[dp[i] for i in moving])
         op = problem.jacobian(problem.options.method(space.dim))
@@ -239,19 +223,7 @@ def _root(F: Callable, x_star, params: tuple, opts: Options, *, name: str, resid
     return pytree.tree_unflatten(list(out), x_def)
 
 
-def root(
-    F: Callable,
-    x_star,
-    *params,
-    solve: str = "auto",
-    tol: float | None = None,
-    maxiter: int | None = None,
-    restart: int | None = None,
-    residual_tol: float | None = None,
-    on_failure: str = "raise",
-    batch_dims: int = 0,
-    symmetric: bool = False,
-):
+def root(F: Callable, x_star, *params, **options: Unpack[RootOptions]):
     """Attach a root ``x*`` of ``F(x, *params) = 0`` to the graph of ``params`` (implicit function
     theorem), for reverse mode, forward mode and higher derivatives.
 
@@ -263,20 +235,26 @@ def root(
         x_star: the solution (tensor or pytree of tensors; real or complex) from any solver; it
             receives no gradient itself.
         params: tensors or pytrees of tensors (non-tensor leaves are passed through as constants).
+
+    Keyword options (shared by ``fixed_point``, ``argmin`` and ``custom_root``):
         solve: linear solver for ``dF/dx``: ``"dense"`` (build the Jacobian with ``N`` jvps and
             LU-factorize it, reused by all derivative solves at this point), ``"gmres"``,
             ``"cg"`` (``dF/dx`` symmetric positive definite, realified), or ``"auto"`` (dense up to
-            400 real unknowns per problem, else CG if ``symmetric`` else GMRES).
+            400 real unknowns per problem, else CG if ``symmetric`` else GMRES; the default).
         tol: relative residual the Krylov solvers aim for (default ``10 eps^(3/4)``).
         maxiter, restart: Krylov limits (defaults ``max(10 N, 100)`` mat-vecs, restart 50).
         residual_tol: largest accepted relative residual of ``F`` at ``x_star`` and of the linear
             solves (default ``sqrt(eps)``; the linear solves accept at least ``10 tol``).
-        on_failure: ``"raise"`` (``ConvergenceError``), ``"warn"`` (``ImplicitDiffWarning``) or
-            ``"ignore"`` (skip the checks and their cost) when a residual exceeds its tolerance.
+        on_failure: ``"raise"`` (``ConvergenceError``, the default), ``"warn"``
+            (``ImplicitDiffWarning``) or ``"ignore"`` (skip the checks and their cost) when a
+            residual exceeds its tolerance.
         batch_dims: the leading ``batch_dims`` dims of every leaf of ``x`` index independent
             problems (``F`` acts on each separately), so ``dF/dx`` is block diagonal and solved
-            per problem. Under ``torch.func.vmap`` this is handled automatically.
-        symmetric: ``dF/dx`` is symmetric (e.g. a Hessian), so "auto" may pick CG.
+            per problem (default 0). Under ``torch.func.vmap`` this is handled automatically.
+        symmetric: ``dF/dx`` is symmetric (e.g. a Hessian), so "auto" may pick CG (default
+            False; set by ``argmin`` and ``fixed_point`` themselves, not a keyword of theirs).
+
+    An unknown keyword is a ``TypeError``, as for any Python function.
 
     Returns:
         ``x_star`` (same structure), differentiable with respect to ``params``.
@@ -285,7 +263,7 @@ def root(
         InputError: bad arguments, or ``F``'s output not shaped like ``x`` (structure, shape, dtype).
         ConvergenceError: a residual check failed (with ``on_failure="raise"``).
     """
-    opts = Options(solve, tol, maxiter, restart, residual_tol, on_failure, symmetric, batch_dims)
+    opts = solve_options("root", options)
     return _root(F, x_star, params, opts, name="root", residual="F(x_star, *params)")
 
 
@@ -293,7 +271,7 @@ def _detach(tree):
     return pytree.tree_map(lambda t: t.detach() if isinstance(t, Tensor) else t, tree)
 
 
-def custom_root(F: Callable, **options):
+def custom_root(F: Callable, **options: Unpack[RootOptions]):
     """Decorator: make ``solver(x0, *params, **kwargs)`` differentiable by the implicit function
     theorem applied to ``F(x, *params, **kwargs) = 0``.
 

@@ -9,29 +9,21 @@ from __future__ import annotations
 
 import torch
 
-from ..check import register_case
+from ..check import randn, register_case
 from ._hermitian import expmh, hermitian_function, logmh, powmh, sqrtmh
 from ._logm import logm
 from ._sqrtm import sqrtm
 
 
-def _randn(dtype, gen, *shape):
-    rdt = torch.empty((), dtype=dtype).real.dtype
-    x = torch.randn(*shape, generator=gen, dtype=rdt)
-    if dtype.is_complex:
-        x = torch.complex(x, torch.randn(*shape, generator=gen, dtype=rdt))
-    return x
-
-
 def _hpd(dtype, gen, n=4, batch=()):
     """Hermitian positive definite, well conditioned."""
-    X = _randn(dtype, gen, *batch, n, n)
+    X = randn(dtype, gen, *batch, n, n)
     return X @ X.mH / n + torch.eye(n, dtype=dtype)
 
 
 def _repeated(dtype, gen, n=4):
     """Hermitian positive definite with the eigenvalue 1.5 three times and 3.0 once."""
-    Q, _ = torch.linalg.qr(_randn(dtype, gen, n, n))
+    Q, _ = torch.linalg.qr(randn(dtype, gen, n, n))
     w = torch.tensor([1.5] * (n - 1) + [3.0], dtype=dtype)
     return Q @ torch.diag_embed(w) @ Q.mH
 
@@ -42,20 +34,20 @@ def _identity(dtype, gen, n=4):
 
 def _general(dtype, gen, n=4, batch=()):
     """A non-symmetric matrix with eigenvalues well inside the right half-plane."""
-    return _randn(dtype, gen, *batch, n, n) / n**0.5 + 2.0 * torch.eye(n, dtype=dtype)
+    return randn(dtype, gen, *batch, n, n) / n**0.5 + 2.0 * torch.eye(n, dtype=dtype)
 
 
 def _nonnormal(dtype, gen, n=4):
     """Upper triangular part 3x larger than the spectrum, similarity-transformed."""
-    T = torch.diag(torch.tensor([1.0, 1.5, 2.0, 3.0][:n], dtype=dtype)) + 3.0 * _randn(dtype, gen, n, n).triu(1)
-    S = _randn(dtype, gen, n, n) / n**0.5 + torch.eye(n, dtype=dtype) * 2
+    T = torch.diag(torch.tensor([1.0, 1.5, 2.0, 3.0][:n], dtype=dtype)) + 3.0 * randn(dtype, gen, n, n).triu(1)
+    S = randn(dtype, gen, n, n) / n**0.5 + torch.eye(n, dtype=dtype) * 2
     return S @ T @ torch.linalg.inv(S)
 
 
 def _near_repeated(dtype, gen, n=4):
     """Two eigenvalues 1e-6 apart (non-normal, diagonalizable)."""
     w = torch.tensor([2.0, 2.0 + 1e-6, 1.0, 3.0][:n], dtype=dtype)
-    S = _randn(dtype, gen, n, n) / n**0.5 + torch.eye(n, dtype=dtype) * 2
+    S = randn(dtype, gen, n, n) / n**0.5 + torch.eye(n, dtype=dtype) * 2
     return S @ torch.diag(w) @ torch.linalg.inv(S)
 
 

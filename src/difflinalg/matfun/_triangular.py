@@ -58,38 +58,60 @@ def sqrt_triangular(T: Tensor) -> Tensor:
     return _sqrt_triangular_torch(T)
 
 
-def _leaves(lo: int, hi: int, size: int) -> list[tuple[int, int]]:
-    if hi - lo <= size:
-        return [(lo, hi)]
-    mid = (lo + hi) // 2
-    return _leaves(lo, mid, size) + _leaves(mid, hi, size)
-
-
 def _sqrt_triangular_lapack(T: Tensor, leaf: int = 32) -> Tensor:
-    """Recursive blocked square root (Deadman, Higham and Ralha 2013) of one triangular matrix.
+    """Recursive blocked square root of one triangular matrix (``_blocked_sqrt_lapack``)."""
+    return _blocked_sqrt_lapack(T, quasi=False, leaf=leaf)
+
+
+def _middle(t: np.ndarray, lo: int, hi: int, quasi: bool) -> int:
+    """Where the recursion splits [lo, hi): the middle, moved past a 2 x 2 block of a real Schur
+    form that it would cut (``quasi``)."""
+    mid = (lo + hi) // 2
+    return mid + 1 if quasi and t[mid, mid - 1] != 0 else mid
+
+
+def _blocked_sqrt_lapack(T: Tensor, quasi: bool, leaf: int = 32) -> Tensor:
+    """Recursive blocked square root (Deadman, Higham and Ralha 2013) of one triangular matrix, or
+    (``quasi``) of one real Schur form kept real (Higham 1987).
 
     ``sqrt([[T11, T12], [0, T22]]) = [[R11, R12], [0, R22]]`` with ``R11 R12 + R12 R22 = T12``, a
-    triangular Sylvester equation (LAPACK ``trsyl``); the leaves of the recursion (<= ``leaf``)
-    are computed together, as one batch of the superdiagonal recurrence (padded with identities,
-    whose square roots are identities).
+    (quasi-)triangular Sylvester equation (LAPACK ``trsyl``). The halving (``_middle``) never cuts
+    a 2 x 2 block; the leaves of the recursion (<= ``leaf``) are computed together, as one batch of
+    the superdiagonal recurrence (quasi: through their complex triangular forms), padded with
+    identities, whose square roots are identities.
     """
     shape, n = T.shape, T.shape[-1]
     t = T.detach().reshape(n, n).resolve_conj().numpy()
-    leaves = _leaves(0, n, leaf)
-    s = max(hi - lo for lo, hi in leaves)
-    L = np.broadcast_to(np.eye(s, dtype=t.dtype), (len(leaves), s, s)).copy()
-    for k, (lo, hi) in enumerate(leaves):
+
+    def leaves(lo: int, hi: int) -> list[tuple[int, int]]:
+        if hi - lo <= leaf:
+            return [(lo, hi)]
+        mid = _middle(t, lo, hi, quasi)
+        return leaves(lo, mid) + leaves(mid, hi)
+
+    pieces = leaves(0, n)
+    s = max(hi - lo for lo, hi in pieces)
+    L = np.broadcast_to(np.eye(s, dtype=t.dtype), (len(pieces), s, s)).copy()
+    for k, (lo, hi) in enumerate(pieces):
         L[k, : hi - lo, : hi - lo] = t[lo:hi, lo:hi]
-    RL = _sqrt_triangular_torch(torch.from_numpy(L)).numpy()
+    leaf_sqrt = sqrt_quasi_triangular if quasi else _sqrt_triangular_torch
+    RL = leaf_sqrt(torch.from_numpy(L)).numpy()
     R = np.zeros_like(t)
-    for k, (lo, hi) in enumerate(leaves):
+    for k, (lo, hi) in enumerate(pieces):
         R[lo:hi, lo:hi] = RL[k, : hi - lo, : hi - lo]
+    if quasi:
+        # The square root has T's quasi-triangular pattern: clear the rounding outside it, which
+        # trsyl would otherwise read as (overlapping) 2 x 2 blocks.
+        sub = np.arange(n - 1)
+        keep = np.where(np.diagonal(t, -1) != 0, np.diagonal(R, -1), 0.0)
+        R = np.triu(R)
+        R[sub + 1, sub] = keep
     (trsyl,) = scipy.linalg.get_lapack_funcs(("trsyl",), (t,))
 
     def merge(lo: int, hi: int) -> None:
         if hi - lo <= leaf:
             return
-        mid = (lo + hi) // 2
+        mid = _middle(t, lo, hi, quasi)
         merge(lo, mid)
         merge(mid, hi)
         x, scale, info = trsyl(R[lo:mid, lo:mid], R[mid:hi, mid:hi], t[lo:mid, mid:hi])
@@ -218,55 +240,9 @@ def sqrt_quasi_triangular(T: Tensor) -> Tensor:
     return from_complex_triangular(sqrt_triangular(Tc), g)
 
 
-def _quasi_leaves(t: np.ndarray, lo: int, hi: int, size: int) -> list[tuple[int, int]]:
-    """Halving split of [lo, hi) into pieces <= size (+1) that never cut a 2 x 2 block."""
-    if hi - lo <= size:
-        return [(lo, hi)]
-    mid = (lo + hi) // 2
-    if t[mid, mid - 1] != 0:
-        mid += 1
-    return _quasi_leaves(t, lo, mid, size) + _quasi_leaves(t, mid, hi, size)
-
-
 def _sqrt_quasi_triangular_lapack(T: Tensor, leaf: int = 32) -> Tensor:
-    """Recursive blocked real square root of one real Schur form (Higham 1987; Deadman, Higham
-    and Ralha 2013): the blocks are split between 2 x 2 diagonal blocks, merged by the real
-    quasi-triangular Sylvester solver (LAPACK ``trsyl``); the leaves are computed together through
-    their complex triangular forms (padded with identities)."""
-    shape, n = T.shape, T.shape[-1]
-    t = T.detach().reshape(n, n).numpy()
-    leaves = _quasi_leaves(t, 0, n, leaf)
-    s = max(hi - lo for lo, hi in leaves)
-    L = np.broadcast_to(np.eye(s, dtype=t.dtype), (len(leaves), s, s)).copy()
-    for k, (lo, hi) in enumerate(leaves):
-        L[k, : hi - lo, : hi - lo] = t[lo:hi, lo:hi]
-    Lt = torch.from_numpy(L)
-    RL = sqrt_quasi_triangular(Lt).numpy()
-    R = np.zeros_like(t)
-    for k, (lo, hi) in enumerate(leaves):
-        R[lo:hi, lo:hi] = RL[k, : hi - lo, : hi - lo]
-    # The square root has T's quasi-triangular pattern: clear the rounding outside it, which
-    # trsyl would otherwise read as (overlapping) 2 x 2 blocks.
-    sub = np.arange(n - 1)
-    keep = np.where(np.diagonal(t, -1) != 0, np.diagonal(R, -1), 0.0)
-    R = np.triu(R)
-    R[sub + 1, sub] = keep
-    (trsyl,) = scipy.linalg.get_lapack_funcs(("trsyl",), (t,))
-    leaf_set = set(leaves)
-
-    def merge(lo: int, hi: int) -> None:
-        if (lo, hi) in leaf_set:
-            return
-        mid = (lo + hi) // 2
-        if t[mid, mid - 1] != 0:
-            mid += 1
-        merge(lo, mid)
-        merge(mid, hi)
-        x, scale, info = trsyl(R[lo:mid, lo:mid], R[mid:hi, mid:hi], t[lo:mid, mid:hi])
-        R[lo:mid, mid:hi] = x / scale
-
-    merge(0, n)
-    return torch.from_numpy(R).reshape(shape)
+    """Recursive blocked real square root of one real Schur form (``_blocked_sqrt_lapack``)."""
+    return _blocked_sqrt_lapack(T, quasi=True, leaf=leaf)
 
 
 def _gauss_legendre(m: int, dtype: torch.dtype, device) -> tuple[Tensor, Tensor]:

@@ -24,24 +24,18 @@ the vectors as the columns of a matrix, the layout ``music_spectrum`` takes.
 from __future__ import annotations
 
 import math
-import operator
 
 import torch
 from torch import Tensor
 
 from .._errors import InputError
-from .._utils import as_tensor, check_finite
+from .._utils import as_tensor, check_finite, check_int
 
 _COMPLEX = {torch.float32: torch.complex64, torch.float64: torch.complex128}
 
 
 def _size(n, name: str) -> int:
-    if isinstance(n, bool):
-        raise InputError(f"{name}: expected a positive integer, got {n!r}")
-    try:
-        n = operator.index(n)
-    except TypeError:
-        raise InputError(f"{name}: expected a positive integer, got {type(n).__name__}") from None
+    n = check_int(n, name, "a positive integer")
     if n < 1:
         raise InputError(f"{name}: expected a positive integer (number of array elements), got {n}")
     return n

@@ -11,18 +11,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..check import register_case
+from ..check import randn, register_case
 from ._svd import svd
 from ._svd_truncated import svd_truncated
-
-
-def randn(dtype, gen, *shape) -> Tensor:
-    """Standard normal tensor (complex: independent real and imaginary parts)."""
-    rdt = torch.empty((), dtype=dtype).real.dtype
-    x = torch.randn(*shape, generator=gen, dtype=rdt)
-    if dtype.is_complex:
-        x = torch.complex(x, torch.randn(*shape, generator=gen, dtype=rdt))
-    return x
 
 
 def with_spectrum(dtype, gen, s, m: int, n: int, batch=()) -> Tensor:

@@ -76,16 +76,14 @@ Costs: ``O(n^3)`` per rule, as the eigendecomposition itself.
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from .._errors import InputError
 from .._utils import check_finite, check_matrix, herm, is_wrapped
-from ._gaps import cluster_mask, inverse_gaps
+from ._gaps import check_degeneracy_tol, cluster_mask, inverse_gaps
 
 
 class EighResult(NamedTuple):
@@ -302,19 +300,6 @@ class _Eigh(torch.autograd.Function):
         return _EighJVP.apply(A, dA, w, V, ctx.tol)
 
 
-def check_degeneracy_tol(degeneracy_tol) -> float | None:
-    """Validate ``degeneracy_tol`` (None or a finite float >= 0)."""
-    if degeneracy_tol is None:
-        return None
-    if isinstance(degeneracy_tol, bool) or not isinstance(degeneracy_tol, (int, float)) \
-            or not math.isfinite(degeneracy_tol) or degeneracy_tol < 0:
-        raise InputError(
-            f"degeneracy_tol: expected None or a finite float >= 0 (relative to max |eigenvalue|), "
-            f"got {degeneracy_tol!r}"
-        )
-    return float(degeneracy_tol)
-
-
 def eigh(A: Tensor, *, degeneracy_tol: float | None = None) -> EighResult:
     """Eigendecomposition of a Hermitian matrix, batched, with derivatives exact at clusters.
 
@@ -338,6 +323,6 @@ def eigh(A: Tensor, *, degeneracy_tol: float | None = None) -> EighResult:
     """
     A = check_matrix(A, "A", square=True, finite=False)
     check_finite_fast(A, "A")
-    tol = check_degeneracy_tol(degeneracy_tol)
+    tol = check_degeneracy_tol(degeneracy_tol, "max |eigenvalue|")
     w, V = _Eigh.apply(A, tol)
     return EighResult(w, V)

@@ -10,7 +10,8 @@ synchronisation (so that the rules run inside ``torch.func`` transforms and on a
   this is an equivalence relation, so "rotations inside a cluster" is well defined (the rules'
   second-order terms rely on the mask being block diagonal in sorted order).
 * ``inverse_gaps``: ``F_ij = 1/(w_j - w_i)`` with ``F = 0`` on masked pairs and on the diagonal
-  (``1/0 := 0``, the pseudo-inverse convention).
+  (``1/0 := 0``, the pseudo-inverse convention); ``masked_reciprocal`` is its elementwise core,
+  also for differentiated gaps (whose derivative stays finite where the entry is masked).
 * ``cross_inverse_gaps``: ``C_ij = 1/(b_j - a_i)`` between two disjoint parts of a spectrum (a kept
   block and its complement) with NaN where ``|b_j - a_i| <= tol``: a zero gap across a split that
   the caller named is an error of the caller, so it is poisoned, never masked.
@@ -18,18 +19,36 @@ synchronisation (so that the rules run inside ``torch.func`` transforms and on a
   second derivatives through eigenvalue outputs).
 * ``tie_tolerance``: ``n * eps * scale``, the size of a gap that rounding alone can produce
   (backward error of a Hermitian eigensolver, ``O(n eps ||A||_2)``).
+* ``check_degeneracy_tol``: validation of the relative clustering tolerance the ops take.
 
 All functions take real tensors ``(..., n)`` and return ``(..., n, n)`` (or ``(..., m, n)``);
-they are not differentiated (the rules apply their own derivative formulas), so the results are
-computed from detached values.
+except ``masked_reciprocal`` they are not differentiated (the rules apply their own derivative
+formulas), so the results are computed from detached values.
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
+from .._errors import InputError
 from .._utils import eps
+
+
+def check_degeneracy_tol(degeneracy_tol, relative_to: str) -> float | None:
+    """Validate an op's ``degeneracy_tol``: None, or a finite float >= 0 (relative to the spectral
+    scale ``relative_to``, named in the message)."""
+    if degeneracy_tol is None:
+        return None
+    if isinstance(degeneracy_tol, bool) or not isinstance(degeneracy_tol, (int, float)) \
+            or not math.isfinite(degeneracy_tol) or degeneracy_tol < 0:
+        raise InputError(
+            f"degeneracy_tol: expected None or a finite float >= 0 (relative to {relative_to}), "
+            f"got {degeneracy_tol!r}"
+        )
+    return float(degeneracy_tol)
 
 
 def spectral_scale(w: Tensor) -> Tensor:
@@ -71,6 +90,12 @@ def cluster_mask(w: Tensor, tol: float) -> Tensor:
     return ids[..., :, None] == ids[..., None, :]
 
 
+def masked_reciprocal(x: Tensor, keep: Tensor) -> Tensor:
+    """``1/x`` where ``keep`` (bool, broadcasting with ``x``), 0 elsewhere: no inf/NaN in the value
+    or, when ``x`` is differentiated, in its derivative (the masked entries divide by 1)."""
+    return torch.where(keep, 1.0 / torch.where(keep, x, torch.ones_like(x)), torch.zeros_like(x))
+
+
 def inverse_gaps(w: Tensor, mask: Tensor | None = None) -> Tensor:
     """``F_ij = 1/(w_j - w_i)``; 0 on the diagonal and where ``mask`` (bool (..., n, n)) is True."""
     w = w.detach()
@@ -79,8 +104,7 @@ def inverse_gaps(w: Tensor, mask: Tensor | None = None) -> Tensor:
     drop = torch.eye(n, dtype=torch.bool, device=w.device)
     if mask is not None:
         drop = drop | mask
-    keep = ~drop & (d != 0)
-    return torch.where(keep, 1.0 / torch.where(keep, d, torch.ones_like(d)), torch.zeros_like(d))
+    return masked_reciprocal(d, ~drop & (d != 0))
 
 
 def cross_inverse_gaps(a: Tensor, b: Tensor, tol: Tensor | float) -> Tensor:

@@ -73,7 +73,6 @@ number. The values are still returned.
 from __future__ import annotations
 
 import math
-import operator
 from typing import NamedTuple
 
 import torch
@@ -81,7 +80,7 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from .._errors import DegenerateSpectrumError, InputError
-from .._utils import check_matrix, eps, herm, is_wrapped
+from .._utils import check_int, check_matrix, eps, herm, is_wrapped
 from ._eigh import check_finite_fast, eigh_factor
 from ._gaps import (
     cross_inverse_gaps,
@@ -343,12 +342,7 @@ class _Subspace(torch.autograd.Function):
 def check_k(k, n: int, name: str = "k", low: int = 1, high: int | None = None) -> int:
     """Validate an integer ``k`` with ``low <= k <= high`` (default ``n``)."""
     high = n if high is None else high
-    if isinstance(k, bool):
-        raise InputError(f"{name}: expected an integer, got {k!r}")
-    try:
-        k = operator.index(k)
-    except TypeError:
-        raise InputError(f"{name}: expected an integer, got {type(k).__name__} ({k!r})") from None
+    k = check_int(k, name)
     if not low <= k <= high:
         raise InputError(f"{name}: expected {low} <= {name} <= {high} for matrices of size n = {n}, got {k}")
     return k

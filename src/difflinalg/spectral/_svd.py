@@ -102,7 +102,8 @@ from torch import Tensor
 from .._errors import GaugeError, GaugeWarning, InputError
 from .._nested import call
 from .._utils import check_matrix, eps, herm, is_wrapped, skew
-from ._gaps import cluster_mask
+from ._gaps import check_degeneracy_tol as _check_degeneracy_tol
+from ._gaps import cluster_mask, masked_reciprocal, spectral_scale
 
 GAUGE_MODES = ("error", "warn", "ignore")
 
@@ -113,9 +114,7 @@ GAUGE_MODES = ("error", "warn", "ignore")
 
 def masked_inverse(x: Tensor, tol: Tensor | float) -> Tensor:
     """``1/x`` where ``|x| > tol`` and ``0`` elsewhere (no inf/NaN in values or derivatives)."""
-    keep = x.abs() > tol
-    safe = torch.where(keep, x, torch.ones_like(x))
-    return torch.where(keep, 1.0 / safe, torch.zeros_like(x))
+    return masked_reciprocal(x, x.abs() > tol)
 
 
 class SVDGaps(NamedTuple):
@@ -139,12 +138,10 @@ def svd_gaps(S: Tensor, degeneracy_tol: float | None) -> SVDGaps:
     """Masks and inverse gaps of the rules (differentiable through ``S``: the masks are not)."""
     tol_rel = 0.0 if degeneracy_tol is None else degeneracy_tol
     k = S.shape[-1]
-    smax = S.detach().amax(dim=-1) if k else torch.zeros(S.shape[:-1], dtype=S.dtype, device=S.device)
-    tol = (tol_rel * smax)[..., None, None]
+    tol = (tol_rel * spectral_scale(S))[..., None]  # (..., 1, 1)
     cluster = cluster_mask(S, tol_rel)
     diff = S[..., None, :] - S[..., :, None]
-    keep = ~cluster & (diff.detach() != 0)
-    G1 = torch.where(keep, 1.0 / torch.where(keep, diff, torch.ones_like(diff)), torch.zeros_like(diff))
+    G1 = masked_reciprocal(diff, ~cluster & (diff.detach() != 0))
     G2 = masked_inverse(S[..., None, :] + S[..., :, None], tol)
     Sinv = masked_inverse(S, tol[..., 0])
     zero = S.detach() <= tol[..., 0]
@@ -382,15 +379,8 @@ def svd_jvp_full(A: Tensor, U: Tensor, S: Tensor, Vh: Tensor, dA: Tensor,
 
 
 def check_degeneracy_tol(degeneracy_tol) -> float | None:
-    if degeneracy_tol is None:
-        return None
-    if isinstance(degeneracy_tol, bool) or not isinstance(degeneracy_tol, (int, float)) \
-            or not math.isfinite(degeneracy_tol) or degeneracy_tol < 0:
-        raise InputError(
-            f"degeneracy_tol: expected None or a finite float >= 0 (relative to the largest "
-            f"singular value), got {degeneracy_tol!r}"
-        )
-    return float(degeneracy_tol)
+    """Validate the ``degeneracy_tol`` of the SVDs (relative to the largest singular value)."""
+    return _check_degeneracy_tol(degeneracy_tol, "the largest singular value")
 
 
 def check_gauge(gauge) -> str:

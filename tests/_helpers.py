@@ -1,0 +1,24 @@
+"""Helpers shared by the test modules (``from _helpers import ...``; see ``conftest.py``)."""
+
+import torch
+
+from difflinalg.check import Case, GradcheckReport, gradcheck
+from difflinalg.check import randn as _randn
+
+
+def gen(seed: int = 0) -> torch.Generator:
+    """A fresh CPU generator seeded with ``seed``."""
+    return torch.Generator().manual_seed(seed)
+
+
+def randn(*shape: int, dtype: torch.dtype = torch.float64, seed: int = 0) -> torch.Tensor:
+    """Standard normal tensor from ``gen(seed)`` (complex: independent real and imaginary parts)."""
+    return _randn(dtype, gen(seed), *shape)
+
+
+def gradcheck_case(case: Case, dtype: torch.dtype, seed: int = 0) -> GradcheckReport:
+    """A registered case in one dtype, checked as ``difflinalg verify`` checks it (inputs from
+    ``gen(seed)``, the case's modes, tolerances and options); raises ``GradcheckError`` naming the
+    failing input and mode."""
+    return gradcheck(case.fn, *case.make_inputs(dtype, gen(seed)), modes=case.modes, rtol=case.rtol,
+                     atol=case.atol, seed=seed, **dict(case.gradcheck_kwargs))
