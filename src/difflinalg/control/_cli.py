@@ -34,7 +34,7 @@ def add_reduce_parser(subparsers) -> argparse.ArgumentParser:
     )
     p.add_argument("model", metavar="MODEL", help="model file (.mat/.npz) or built-in name")
     p.add_argument("--order", "-r", type=int, required=True, help="reduced order")
-    p.add_argument("--starts", type=int, default=None, help="number of RARL2 starts (default 6)")
+    p.add_argument("--starts", type=int, default=None, help="number of RARL2 starts (default: balanced truncation, two IRKA starts, a modal start, and perturbation rounds when these reach different minima)")
     p.add_argument("--seed", type=int, default=None, help="seed of the random starts")
     p.add_argument("--compare", default="bt,irka", metavar="LIST",
                    help="comma-separated methods to compare with: bt, irka (pyMOR, continuous "
@@ -87,8 +87,8 @@ def _norm(F):
 
 
 def pymor_irka(F, r):
-    """pyMOR's IRKA (continuous time, default options) on the target: ``(model, seconds)``, or None
-    if pyMOR is not installed. Its reduced model ``(E, A, B, C)`` is returned as ``(E^-1 A, E^-1 B, C)``."""
+    """pyMOR's IRKA (continuous time, default options) on the target: ``(model, seconds, failure)``
+    (model None and the failure message when IRKA breaks down), or None if pyMOR is not installed. Its reduced model ``(E, A, B, C)`` is returned as ``(E^-1 A, E^-1 B, C)``."""
     try:
         from pymor.core.logger import set_log_levels
         from pymor.models.iosys import LTIModel
@@ -103,9 +103,12 @@ def pymor_irka(F, r):
     A, B, C = (x.detach().cpu().numpy() for x in (F.A, F.B, F.C))
     fom = LTIModel.from_matrices(A, B, C)
     t0 = time.perf_counter()
-    rom = IRKAReductor(fom).reduce(r)
+    try:
+        rom = IRKAReductor(fom).reduce(r)
+    except Exception as exc:  # noqa: BLE001 - pyMOR's IRKA can diverge (non-finite shifts): reported
+        return None, time.perf_counter() - t0, f"{type(exc).__name__}: {exc}"
     sec = time.perf_counter() - t0
-    return pymor_to_statespace(rom), sec
+    return pymor_to_statespace(rom), sec, ""
 
 
 def pymor_to_statespace(rom):
@@ -165,12 +168,16 @@ def _cmd_reduce(args) -> int:
                     print("difflinalg reduce: pyMOR is not installed (pip install 'difflinalg[bench]'): "
                           "IRKA skipped", file=sys.stderr)
                 else:
-                    Hi, sec = out
-                    try:
-                        rows.append(_row("irka (pyMOR)", F, Hi, sec))
-                        models["irka (pyMOR)"] = Hi
-                    except DifflinalgError as exc:  # IRKA may return an unstable model
-                        print(f"difflinalg reduce: IRKA result not usable: {exc}", file=sys.stderr)
+                    Hi, sec, failure = out
+                    if Hi is None:
+                        print(f"difflinalg reduce: IRKA (pyMOR) failed after {sec:.2f} s: {failure}",
+                              file=sys.stderr)
+                    else:
+                        try:
+                            rows.append(_row("irka (pyMOR)", F, Hi, sec))
+                            models["irka (pyMOR)"] = Hi
+                        except DifflinalgError as exc:  # IRKA may return an unstable model
+                            print(f"difflinalg reduce: IRKA result not usable: {exc}", file=sys.stderr)
         t0 = time.perf_counter()
         res = rarl2(F, args.order, starts=args.starts, seed=args.seed, max_time=args.max_time,
                     progress=not args.no_progress and sys.stderr.isatty())
