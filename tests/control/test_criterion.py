@@ -107,3 +107,41 @@ def test_h2_projection_batched_and_vmap():
         assert float(psi[i]) == pytest.approx(float(h2_projection(F, Cs[i], As[i])[0]), rel=1e-12)
     out = torch.func.vmap(lambda c, a: h2_projection(F, c, a)[0])(Cs, As)
     assert torch.allclose(out, psi, rtol=1e-12)
+
+
+@pytest.mark.parametrize("method", ["modal", "schur"])
+@pytest.mark.parametrize("case", CASES, ids=_ids)
+def test_batched_criterion_and_fd_hessian_equal_the_single_ones(case, method):
+    """``_Run.fg_batch`` (one batched evaluation, used by the finite-difference Hessian) equals
+    ``fg`` row by row (psi by residues and by ``1 - ||B_hat||^2`` too), and so does
+    ``Target.criterion_batch`` when a member of the batch has a defective ``A`` (that member is
+    evaluated on its own by the dense-solve path); the batched finite-difference Hessian equals
+    the one from single evaluations."""
+    from difflinalg.control._bfgs import fd_inverse_hessian
+    from difflinalg.control._rarl2 import _Run
+
+    discrete, dtype = case
+    F = random_system(10, 2, 3, discrete=discrete, dtype=dtype, seed=46)
+    T = Target(F, method)
+    run = _Run(T, 3, 1e-9, 10, None)
+    X = 0.5 * torch.randn(4, run.space.dim_ambient, generator=torch.Generator().manual_seed(47), dtype=torch.float64)
+    for psi in (True, False):
+        f, G = run.fg_batch(X, psi=psi)
+        for b in range(X.shape[0]):
+            fb, gb = run.fg(X[b])
+            assert float(f[b]) == pytest.approx(fb, abs=1e-13)
+            assert torch.allclose(G[b], gb, rtol=1e-10, atol=1e-13)
+    C, A = run.space.pair(X)
+    J = torch.tensor([[0.5, 1.0, 0.0], [0.0, 0.5, 1.0], [0.0, 0.0, 0.5]], dtype=torch.float64)
+    A[0] = (-J if not discrete else J).to(A.dtype)  # a Jordan block: no eigenvector basis
+    f, gA, gC = T.criterion_batch(C, A)
+    for b in range(A.shape[0]):
+        fb, gAb, gCb, _ = T.criterion(C[b], A[b])
+        assert float(f[b]) == pytest.approx(fb, rel=1e-12, abs=1e-13)
+        assert torch.allclose(gA[b], gAb, rtol=1e-10, atol=1e-13) and torch.allclose(gC[b], gCb, rtol=1e-10, atol=1e-13)
+    Bh, _ = run.space.bases(X[0])
+    g0 = Bh.mT @ run.fg(X[0])[1]
+    H1, n1 = fd_inverse_hessian(run.fg, X[0], Bh, g0)
+    H2, n2 = fd_inverse_hessian(run.fg, X[0], Bh, g0, fg_batch=run.fg_batch)
+    assert n1 == n2 == 2 * Bh.shape[1]
+    assert torch.allclose(H1, H2, rtol=1e-7, atol=1e-9 * float(H1.abs().max()))

@@ -60,6 +60,8 @@ def test_exact_recovery(kind):
     poles0 = torch.sort(torch.linalg.eigvals(H0.A).real).values
     assert torch.allclose(poles, poles0, atol=1e-8)
     assert res.output_normal_residual <= 1e-12
+    # an exact approximation (criterion at zero with a gradient at zero) ends the search
+    assert res.starts[-1].status == "exact" and [s.status for s in res.starts].count("exact") == 1
 
 
 def test_scalar_example_recovered():
@@ -206,3 +208,52 @@ def test_slicot_all_best_known():
         for r, val in orders.items():
             res = rarl2(F, int(r))
             assert float(h2_error(F, res.model, relative=True)) <= val * (1 + 1e-6), (name, r)
+
+
+def test_joined_starts_stop_at_a_known_minimum():
+    """A start whose criterion and poles reach a minimum already found is stopped ("joined"):
+    its error is that minimum's to JOIN_RTOL, and the result is the best start's."""
+    from difflinalg.control._rarl2 import JOIN_RTOL
+
+    F = random_system(12, 1, 1, seed=59)
+    res = rarl2(F, 2)
+    joined = [s for s in res.starts if s.status == "joined"]
+    assert joined, res.summary()
+    minima = [s.error for s in res.starts if s.status in ("converged", "stationary")]
+    for s in joined:
+        assert any(abs(s.error**2 - e**2) <= JOIN_RTOL * e**2 + 1e-15 for e in minima)
+    assert res.relative_error == min(s.error for s in res.starts)
+    # the same run without joining (each start separately) finds no better minimum
+    for name in {s.name for s in joined}:
+        alone = rarl2(F, 2, starts=[name])
+        assert alone.relative_error >= res.relative_error * (1 - 1e-6)
+
+
+def test_same_poles_matching():
+    from difflinalg.control._rarl2 import _same_poles
+
+    p = torch.tensor([-1 + 2j, -1 - 2j, -0.5 + 0j], dtype=torch.complex128)
+    assert _same_poles(p, p.flip(0) * (1 + 1e-5))
+    assert not _same_poles(p, torch.tensor([-1 + 2j, -1 - 2j, -0.6 + 0j], dtype=torch.complex128))
+    assert not _same_poles(p, torch.tensor([-1 + 2j, -1 + 2j, -0.5 + 0j], dtype=torch.complex128))  # both ways
+    assert not _same_poles(p, p[:2])
+
+
+@pytest.mark.parametrize("discrete", [False, True])
+def test_batched_to_pairs_equals_to_pair(discrete):
+    from difflinalg.control._starts import to_pair, to_pairs
+    from difflinalg.control._target import Target
+
+    F = random_system(8, 2, 2, discrete=discrete, seed=60)
+    T = Target(F)
+    g = torch.Generator().manual_seed(61)
+    A = torch.randn(4, 3, 3, generator=g, dtype=torch.float64)
+    A[:3] = A[:3] - 4 * torch.eye(3, dtype=torch.float64) if not discrete else 0.2 * A[:3]
+    A[3] = 3 * torch.eye(3, dtype=torch.float64)  # unstable: rejected
+    C = torch.randn(4, 2, 3, generator=g, dtype=torch.float64)
+    C2, A2, ok = to_pairs(T, A, C)
+    assert ok.tolist() == [True, True, True, False]
+    for k in range(3):
+        c, a = to_pair(T, A[k], C[k])
+        assert torch.allclose(C2[k], c, atol=1e-12) and torch.allclose(A2[k], a, atol=1e-12)
+    assert to_pair(T, A[3], C[3]) is None

@@ -98,9 +98,10 @@ class OutputNormalSpace:
         return C, S
 
     # -- the map to output-normal pairs ----------------------------------------------------------
-    def pair(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """The output-normal pair ``(C, A)`` at ``x`` (differentiable)."""
-        Cc, S = self.from_vec(x)
+    def pair(self, x: Tensor, cs: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor]:
+        """The output-normal pair ``(C, A)`` at ``x`` (differentiable); ``cs``: ``from_vec(x)`` if
+        already computed."""
+        Cc, S = self.from_vec(x) if cs is None else cs
         Ac = S - Cc.mH @ Cc / 2
         if not self.discrete:
             return Cc, Ac
@@ -129,7 +130,7 @@ class OutputNormalSpace:
         Cc = math.sqrt(2.0) * torch.linalg.solve(M, C, left=False)
         return self.to_vec(Cc, skew(Ac + Cc.mH @ Cc / 2))
 
-    def pullback(self, x: Tensor, gC: Tensor, gA: Tensor) -> Tensor:
+    def pullback(self, x: Tensor, gC: Tensor, gA: Tensor, cs: tuple[Tensor, Tensor] | None = None) -> Tensor:
         """Gradient in the coordinates ``x`` from the gradients ``(gC, gA)`` at ``pair(x)``
         (chain rule of ``pair``, PyTorch's convention for complex matrices)::
 
@@ -137,8 +138,10 @@ class OutputNormalSpace:
                         g_Ac = M^{-H} (2 conj(sigma) g_A + sqrt(2) C_c^H g_C) M^{-H},
                         g_Cc = sqrt(2) g_C M^{-H}
             both:       A_c = S - C_c^H C_c / 2:  g_S = skew(g_Ac),  g_Cc -= C_c herm(g_Ac)
+
+        ``cs``: ``from_vec(x)`` if already computed.
         """
-        Cc, S = self.from_vec(x)
+        Cc, S = self.from_vec(x) if cs is None else cs
         gA, gC = gA.to(Cc.dtype), gC.to(Cc.dtype)
         if self.discrete:
             Ac = S - Cc.mH @ Cc / 2

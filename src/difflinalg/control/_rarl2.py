@@ -38,9 +38,9 @@ from .._errors import InputError
 from .._utils import as_tensor
 from ._analysis import check_h2, check_stable_poles
 from ._balanced import check_order
-from ._bfgs import minimize
+from ._bfgs import OptimResult, minimize
 from ._charts import OutputNormalSpace, output_normal_residual
-from ._starts import balanced_start, default_shifts, irka, modal_start, random_pair, to_pair
+from ._starts import balanced_start, default_shifts, irka, modal_start, random_pair, to_pair, to_pairs
 from ._statespace import StateSpace
 from ._target import Target
 
@@ -55,6 +55,12 @@ AGREE_RTOL = 1e-6
 ABANDON_AFTER = 60
 ABANDON_RATIO = 1.5
 ABANDON_HORIZON = 300
+#: a start joins a minimum already found (status "joined", stopped) when its criterion is within
+#: JOIN_RTOL of it (relative; 5e-7 on the H2 error, below the quality tolerance 1e-6) and its poles
+#: are within JOIN_POLE_RTOL of that minimum's: the rest of its run would only find it again
+JOIN_RTOL = 1e-6
+JOIN_POLE_RTOL = 1e-3
+MINIMUM_STATUS = ("converged", "stationary", "exact", "stalled")
 
 
 @dataclass
@@ -219,13 +225,43 @@ class _Run:
         # noise level of psi (below it the line search decides on directional derivatives)
         self.eps_f = T.eps_f
         self.results: list[tuple[float, StartResult, Tensor, float, list]] = []
+        self.minima: list[Tensor | None] = []  # poles of each result that is a stationary point
 
     def fg(self, x: Tensor):
-        C, A = self.space.pair(x)
+        cs = self.space.from_vec(x)
+        C, A = self.space.pair(x, cs)
         psi, gA, gC, _ = self.T.criterion(C, A)
         if not math.isfinite(psi):
             return math.inf, torch.zeros_like(x)
-        return psi, self.space.pullback(x, gC, gA)
+        return psi, self.space.pullback(x, gC, gA, cs)
+
+    def fg_batch(self, X: Tensor, psi: bool = False) -> tuple[Tensor, Tensor]:
+        """``fg`` at the rows of ``X`` (B, D), batched; ``f`` is ``1 - ||D||^2 - ||B_hat||^2``
+        unless ``psi`` (``Target.criterion_batch``)."""
+        cs = self.space.from_vec(X)
+        C, A = self.space.pair(X, cs)
+        f, gA, gC = self.T.criterion_batch(C, A, psi)
+        G = self.space.pullback(X, gC, gA, cs)
+        bad = ~torch.isfinite(f)
+        if bool(bad.any()):
+            f = f.masked_fill(bad, math.inf)
+            G = G.masked_fill(bad[:, None], 0.0)
+        return f, G
+
+    def best_model(self, A: Tensor, C: Tensor):
+        """Of the models ``A`` (K, r, r), ``C`` (K, p, r), the output-normal pair with the lowest
+        criterion and its index (None, None if none is stable and observable); batched."""
+        C2, A2, ok = to_pairs(self.T, A.to(self.space.mdt), C.to(self.space.mdt))
+        if not bool(ok.any()):
+            return None, None
+        idx = torch.nonzero(ok).reshape(-1)
+        psi = self.T.psi_batch(C2[idx], A2[idx])
+        psi = torch.where(torch.isfinite(psi), psi, torch.full_like(psi, math.inf))
+        j = int(torch.argmin(psi))
+        if not math.isfinite(float(psi[j])):
+            return None, None
+        k = int(idx[j])
+        return (C2[k], A2[k]), k
 
     def out_of_time(self) -> bool:
         return self.deadline is not None and _time.perf_counter() > self.deadline
@@ -234,19 +270,35 @@ class _Run:
         C, A = pair
         return self.T.criterion(C.to(self.space.mdt), A.to(self.space.mdt), grad=False)[0]
 
+    def poles(self, x: Tensor) -> Tensor:
+        return torch.linalg.eigvals(self.space.pair(x)[1])
+
+    def joined(self, f: float, x: Tensor) -> bool:
+        """True if ``(f, x)`` is at a minimum already found: within JOIN_RTOL of the criterion of a
+        start that ended at a stationary point, with the same poles (each within JOIN_POLE_RTOL of
+        one of the other's, both ways). Optimizing it further would only find that minimum again."""
+        near = [mu for (fi, sr, *_), mu in zip(self.results, self.minima)
+                if mu is not None and abs(f - fi) <= JOIN_RTOL * fi + self.eps_f]
+        if not near:
+            return False
+        p = self.poles(x)
+        return any(_same_poles(p, q) for q in near)
+
     def optimize(self, name: str, pair, progress: _Progress) -> StartResult:
         t0 = _time.perf_counter()
         C, A = pair
         x0 = self.space.from_pair(C.to(self.space.mdt), A.to(self.space.mdt))
-        f0, _ = self.fg(x0)
+        f0, g0 = self.fg(x0)
 
         best = self.best()
         best_f = best[0] if best is not None else math.inf
         fs: list[float] = []
 
-        def cb(k, f, gn):
+        def cb(k, f, gn, x):
             progress.update(name, k, math.sqrt(max(f, 0.0)))
             fs.append(f)
+            if self.joined(f, x):
+                return "joined"
             if k < ABANDON_AFTER or not f > best_f:
                 return False
             # abandon a start far above the best result so far, or one whose recent rate of
@@ -254,8 +306,13 @@ class _Run:
             rate = (fs[-31] - f) / 30 if len(fs) > 30 else math.inf
             return f > ABANDON_RATIO * best_f or rate * ABANDON_HORIZON < f - best_f
 
-        res = minimize(self.fg, self.space, x0, gtol=self.tol, max_iter=self.max_iter, callback=cb,
-                       deadline=self.deadline, eps_f=self.eps_f)
+        if self.joined(f0, x0):  # starts at a minimum already found (e.g. a converged IRKA twice)
+            res = OptimResult(x0, f0, float(g0.norm()), math.nan, 0, 1, 0, "joined",
+                              [(0, f0, float(g0.norm()), 0.0)])
+            res.rel_grad = res.grad_norm / (2 * math.sqrt(max(f0, 1e-300)))
+        else:
+            res = minimize(self.fg, self.space, x0, gtol=self.tol, max_iter=self.max_iter, callback=cb,
+                           deadline=self.deadline, eps_f=self.eps_f, fg_batch=self.fg_batch)
         if not res.f <= f0:  # never return worse than the start (noise-level increases included)
             res.x, res.f = x0, f0
         sr = StartResult(name, math.sqrt(max(f0, 0.0)), math.sqrt(max(res.f, 0.0)), res.grad_norm,
@@ -263,11 +320,17 @@ class _Run:
                          _time.perf_counter() - t0)
         hist = [(k, math.sqrt(max(f, 0.0)), g, t) for (k, f, g, t) in res.history]
         self.results.append((res.f, sr, res.x.clone(), self.space.sigma, hist))
+        # the poles of a start that ended at a stationary point: later starts can join it
+        self.minima.append(self.poles(res.x) if res.status in MINIMUM_STATUS else None)
         progress.done += 1
         progress.update(name, res.iterations, sr.error, force=True)
         if res.status == "interrupted":
             raise KeyboardInterrupt
         return sr
+
+    def exact(self) -> bool:
+        """A start found an exact approximation (nothing can be better)."""
+        return any(t[1].status == "exact" for t in self.results)
 
     def record_unoptimized(self, name: str, pair) -> None:
         x = self.space.from_pair(*(t.to(self.space.mdt) for t in pair))
@@ -275,6 +338,7 @@ class _Run:
         e = math.sqrt(max(f, 0.0))
         sr = StartResult(name, e, e, math.nan, math.nan, 0, 1, 0, "interrupted", 0.0)
         self.results.append((f, sr, x, self.space.sigma, [(0, e, math.nan, 0.0)]))
+        self.minima.append(None)
 
     def best(self):
         ok = [t for t in self.results if math.isfinite(t[0])]
@@ -401,7 +465,7 @@ def _search(run: _Run, names: list[str], bt_model, gen, prog: _Progress, adaptiv
             cands.append((run.psi_of_pair(pair), len(cands), name, pair))
     done: list[tuple[float, Tensor]] = []
     for psi0, _, name, pair in sorted(cands, key=lambda t: (t[0], t[1])):
-        if run.out_of_time() and run.results:
+        if (run.out_of_time() and run.results) or run.exact():
             return
         poles = torch.sort(torch.linalg.eigvals(pair[1]).real).values
         if any(abs(psi0 - p) <= 1e-12 * max(abs(p), 1e-300) and torch.allclose(poles, q, rtol=1e-8, atol=1e-12)
@@ -415,12 +479,22 @@ def _search(run: _Run, names: list[str], bt_model, gen, prog: _Progress, adaptiv
             return
     tried: set = set()
     for _ in range(names.count("perturb")):
-        if run.out_of_time() or not run.results:
+        if run.out_of_time() or not run.results or run.exact():
             return
         pair = _perturb_start(run, tried)
         if pair is None:
             return
         run.optimize("perturb", pair, prog)
+
+
+def _same_poles(p: Tensor, q: Tensor) -> bool:
+    """Each pole of ``p`` within JOIN_POLE_RTOL (relative to its magnitude, or to the largest) of
+    one of ``q`` and vice versa."""
+    if p.shape != q.shape:
+        return False
+    D = (p[:, None] - q[None, :]).abs()
+    tol = JOIN_POLE_RTOL * torch.maximum(q.abs(), 1e-3 * q.abs().max())
+    return bool((D.min(0).values <= tol).all()) and bool((D.min(1).values <= tol[D.argmin(1)]).all())
 
 
 def _make_start(name: str, run: _Run, bt_model, gen):
@@ -433,15 +507,9 @@ def _make_start(name: str, run: _Run, bt_model, gen):
             its = irka(T, model=bt_model, deadline=run.deadline)
         else:
             its = irka(T, sigma0=default_shifts(T, r), deadline=run.deadline)
-        best, best_psi = None, math.inf
-        for Ar, _, Cr in its:
-            pair = to_pair(T, Ar, Cr)
-            if pair is None:
-                continue
-            psi = run.psi_of_pair(pair)
-            if psi < best_psi:
-                best, best_psi = pair, psi
-        return best
+        if not its:
+            return None
+        return run.best_model(torch.stack([m[0] for m in its]), torch.stack([m[2] for m in its]))[0]
     if name == "random":
         return run.space.pair(random_pair(run.space, gen))
     if name == "modal":
@@ -465,7 +533,7 @@ def _perturb_start(run: _Run, tried: set):
         Vi = torch.linalg.inv(V)
     except RuntimeError:
         return None
-    best, best_psi, best_key = None, math.inf, None
+    models, keys = [], []
     for j in range(mu.shape[0]):
         if T.real and float(mu[j].imag) < 0:
             continue  # the pair is handled with its upper member
@@ -486,16 +554,14 @@ def _perturb_start(run: _Run, tried: set):
             else:
                 mu2[group] = torch.complex(mu[group].real * fac, mu[group].imag)
             A2 = V @ torch.diag(mu2) @ Vi
-            A2 = A2.real.to(A.dtype) if not A.is_complex() else A2
-            pair = to_pair(T, A2, C)
-            if pair is None:
-                continue
-            psi = run.psi_of_pair(pair)
-            if psi < best_psi:
-                best, best_psi, best_key = pair, psi, key
+            models.append(A2.real.to(A.dtype) if not A.is_complex() else A2)
+            keys.append(key)
+    if not models:
+        return None
+    best, k = run.best_model(torch.stack(models), C.expand(len(models), *C.shape))
     if best is None:
         return None
-    tried.add(best_key)
+    tried.add(keys[k])
     return best
 
 

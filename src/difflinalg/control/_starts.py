@@ -24,6 +24,8 @@ from torch import Tensor
 
 from .._errors import InputError
 from ._balanced import square_root_projection
+from .._utils import herm
+from ..equations import observability_gramian
 from ._charts import output_normal_form
 from ._target import Target
 
@@ -45,6 +47,33 @@ def to_pair(T: Target, A: Tensor, C: Tensor) -> tuple[Tensor, Tensor] | None:
     if not bool(torch.isfinite(A2).all()):
         return None
     return C2, A2
+
+
+def to_pairs(T: Target, A: Tensor, C: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Batched ``to_pair`` for models ``A`` (K, r, r), ``C`` (K, p, r): ``(C2, A2, ok)`` with the
+    output-normal pairs of the models where ``ok`` (stable, observable, finite; the other entries
+    are placeholders). One batched Gramian and Cholesky factorization instead of K."""
+    ok = torch.isfinite(A).flatten(1).all(1) & torch.isfinite(C).flatten(1).all(1)
+    A = torch.where(ok[:, None, None], A, torch.zeros_like(A))
+    ev = torch.linalg.eigvals(A)
+    ok &= (ev.abs() < 1).all(1) if T.discrete else (ev.real < 0).all(1)
+    K, r = A.shape[0], A.shape[-1]
+    C2, A2 = torch.zeros_like(C), torch.zeros_like(A)
+    if not bool(ok.any()):
+        return C2, A2, ok
+    idx = torch.nonzero(ok).reshape(-1)
+    As, Cs = A[idx], C[idx]
+    Q = observability_gramian(As, Cs, discrete=T.discrete)
+    L, info = torch.linalg.cholesky_ex(herm(Q))
+    good = info == 0
+    L = torch.where(good[:, None, None], L, torch.eye(r, dtype=L.dtype))
+    LH = L.mH  # A' = L^H A L^{-H}, C' = C L^{-H} (output_normal_form)
+    A2s = torch.linalg.solve_triangular(LH, LH @ As, upper=True, left=False)
+    C2s = torch.linalg.solve_triangular(LH, Cs, upper=True, left=False)
+    good &= torch.isfinite(A2s).flatten(1).all(1)
+    ok[idx] = good
+    A2[idx], C2[idx] = A2s, C2s
+    return C2, A2, ok
 
 
 #: rank of the Gramian factors of the balanced-truncation start: at most LOWRANK_FACTOR * r +

@@ -47,6 +47,9 @@ from ._statespace import StateSpace
 
 MODAL_COND_MAX = 1e6
 SMALL_EIG_COND_MAX = 1e6
+#: batched evaluations are split into chunks whose intermediates hold at most about this many
+#: complex elements (64 MB)
+BATCH_ELEMENTS = 4e6
 
 
 class Target:
@@ -133,6 +136,9 @@ class Target:
         """Scale to ||F|| = 1 (and store ||F||)."""
         if self.method == "modal":
             Q = self._modal_gramian_Q()
+            # kept for the balanced-truncation start: in modal coordinates Q is invariant under
+            # the frequency rescaling (lam -> f lam, C -> sqrt(f) C) and does not involve B
+            self._Q_modal = Q
             nrm2 = float((self.Bt.conj() * (Q @ self.Bt)).sum().real)
         else:
             Q = observability_gramian(self.A_F, self.C_F, discrete=self.discrete)
@@ -149,27 +155,47 @@ class Target:
             self.B_F = self.B_F * s
         self.D = self.D * s
         self.d2 = float((self.D.abs() ** 2).sum()) if self.discrete else 0.0
-        self._prepare_residues()
+        self._residues_ready = False
 
     def _mirror(self, poles: Tensor) -> Tensor:
         return 1.0 / poles.conj() if self.discrete else -poles.conj()
+
+    @property
+    def F_mirror(self):
+        """``F`` at the mirror images of its poles (None without a usable modal form)."""
+        self._prepare_residues()
+        return self._F_mirror
+
+    @property
+    def eps_f(self) -> float:
+        """Absolute noise level of psi."""
+        self._prepare_residues()
+        return self._eps_f
 
     def _prepare_residues(self) -> None:
         """``F`` at the mirror images of its poles, for psi by residues (``_modal``), and the noise
         level ``eps_f`` of psi. Without a usable modal form (or with a discrete pole at 0) psi is
         ``1 - ||D||^2 - ||B_hat||^2``, whose noise is a few hundred ``eps`` (relative to ``||F||^2 = 1``)."""
-        self.F_mirror = None
-        self.eps_f = max(1e-12, 100.0 * self.N * eps(torch.float64))
+        if self._residues_ready:  # computed on first use: once, after the frequency rescaling
+            return
+        self._residues_ready = True
+        self._F_mirror = None
+        self._eps_f = max(1e-12, 100.0 * self.N * eps(torch.float64))
         if self.method != "modal":
             return
         if self.discrete and float(self.lam.abs().min()) <= 1e-8:
             return
         F1 = transfer_at(self.lam, self.Bt, self.Ct, self._mirror(self.lam))
-        self.F_mirror = F1
+        self._F_mirror = F1
+        # flattened residue data for _psi_residues: K[k] = vec(c_k b_k^T), weights conj(K[k])
+        self._F_mirror_flat = F1.flatten(-2)
+        self._K_target = (self.Ct.mT[:, :, None] * self.Bt[:, None, :]).flatten(-2)
+        W = self._K_target.conj()
+        self._W_target = W / self.lam.conj()[:, None] if self.discrete else W
         scale = torch.einsum("pk,kpm,km->k", self.Ct.abs(), F1.abs(), self.Bt.abs())
         if self.discrete:
             scale = scale / self.lam.abs()
-        self.eps_f = 4.0 * eps(torch.float64) * max(float(scale.sum()), 1e-300)  # measured noise: ~1-3x eps * scale
+        self._eps_f = 4.0 * eps(torch.float64) * max(float(scale.sum()), 1e-300)  # measured noise: ~1-3x eps * scale
 
     def rescale(self, omega: float) -> None:
         """Set the frequency scale (continuous time): ``A_F -> A_F / omega``, ``C_F -> C_F / sqrt(omega)``
@@ -185,7 +211,7 @@ class Target:
             self.C_F = self.C_F * math.sqrt(f)
             self._schur_form = None
         self.omega = omega
-        self._prepare_residues()
+        self._residues_ready = False
 
     def eigvals(self) -> Tensor:
         """Poles of the target (in its original time scale)."""
@@ -197,8 +223,8 @@ class Target:
     def _cauchy(self, x: Tensor, y: Tensor) -> Tensor:
         """``1 / (conj(x_i) + y_j)`` (continuous) or ``1 / (1 - conj(x_i) y_j)`` (discrete)."""
         if self.discrete:
-            return 1.0 / (1.0 - x.conj()[:, None] * y[None, :])
-        return 1.0 / (x.conj()[:, None] + y[None, :])
+            return 1.0 / (1.0 - x.conj()[..., :, None] * y[..., None, :])
+        return 1.0 / (x.conj()[..., :, None] + y[..., None, :])
 
     def _modal_gramian_Q(self) -> Tensor:
         R = self.Ct.mH @ self.Ct
@@ -216,53 +242,105 @@ class Target:
         target (``grad_*`` None if not ``grad``); real pairs give real gradients and ``B_hat``."""
         if self.method == "modal":
             psi, gA, gC, Bh = self._criterion_modal(C, A, grad)
+            psi = float(psi)
         else:
             psi, gA, gC, Bh = self._criterion_schur(C, A, grad)
+        return (psi, *self._realify(C, gA, gC, Bh, grad))
+
+    def criterion_batch(self, C: Tensor, A: Tensor, psi: bool = True) -> tuple[Tensor, Tensor, Tensor]:
+        """``(psi, grad_A, grad_C)`` for a batch of pairs ``C`` (B, p, n), ``A`` (B, n, n): batched
+        evaluations (modal form; the finite-difference Hessian evaluates 2 d points at once, and an
+        evaluation is dominated by the overhead of its small operations, not by its flops), in
+        chunks of bounded memory. ``psi`` is a float64 tensor (B,); with ``psi=False`` it is
+        ``1 - ||D||^2 - ||B_hat||^2`` (no residue sum: the finite-difference Hessian needs the
+        gradients only)."""
+        if self.method != "modal":
+            out = [self.criterion(C[b], A[b]) for b in range(C.shape[0])]
+            return (torch.tensor([o[0] for o in out], dtype=torch.float64),
+                    torch.stack([o[1] for o in out]), torch.stack([o[2] for o in out]))
+        outs = [self._modal_batch(Ck, Ak, True, psi) for Ck, Ak in self._chunks(C, A)]
+        return tuple(torch.cat(t) for t in zip(*outs))
+
+    def psi_batch(self, C: Tensor, A: Tensor) -> Tensor:
+        """The criterion at a batch of output-normal pairs (float64 tensor (B,))."""
+        if self.method != "modal":
+            return torch.tensor([self.criterion(C[b], A[b], grad=False)[0] for b in range(C.shape[0])],
+                                dtype=torch.float64)
+        return torch.cat([self._modal_batch(Ck, Ak, False, True)[0] for Ck, Ak in self._chunks(C, A)])
+
+    def _chunks(self, C: Tensor, A: Tensor):
+        n = A.shape[-1]
+        per = 4 * self.N * max(n, self.p * self.m)  # complex elements of the live intermediates
+        k = max(1, int(BATCH_ELEMENTS // per))
+        return ((C[i:i + k], A[i:i + k]) for i in range(0, A.shape[0], k))
+
+    def _modal_batch(self, C: Tensor, A: Tensor, grad: bool, residues: bool):
+        """One batched modal evaluation; members whose eigenvector basis is too ill-conditioned
+        for the eigen path are evaluated one by one (dense-solve path)."""
+        mu, V, Vi, ok = self._small_eig_batch(A)
+        if bool(ok.all()):
+            out = self._criterion_modal(C, A, grad, residues, eig=(mu, V, Vi))
+        else:
+            out = [self._criterion_modal(C[b], A[b], grad, residues) for b in range(A.shape[0])]
+            out = [torch.stack(t) if t[0] is not None else None for t in zip(*out)]
+        psi, gA, gC, Bh = out
+        if not grad:
+            return (psi.to(torch.float64),)
+        gA, gC, _ = self._realify(C, gA, gC, Bh, True)
+        return psi.to(torch.float64), gA, gC
+
+    @staticmethod
+    def _realify(C, gA, gC, Bh, grad):
         if not C.is_complex():
             Bh = Bh.real
             if grad:
                 gA, gC = gA.real, gC.real
-        return psi, gA, gC, Bh
+        return gA, gC, Bh
+
+    def _small_eig_batch(self, A: Tensor):
+        """``(mu, V, V^{-1}, ok)`` of the small ``A`` (batched; unit-norm eigenvector columns, as
+        LAPACK returns them); ``ok`` is False where the eigenvector basis is singular or worse
+        conditioned than ``SMALL_EIG_COND_MAX``. A real ``A`` is decomposed as such (LAPACK's real
+        ``geev``: twice as fast as the complex one, and conjugate pairs come out exactly conjugate)."""
+        mu, V = torch.linalg.eig(A)
+        Vi, info = torch.linalg.inv_ex(V)
+        cond = torch.linalg.matrix_norm(V, 1) * torch.linalg.matrix_norm(Vi, 1)
+        return mu, V, Vi, (info == 0) & (cond <= SMALL_EIG_COND_MAX)  # also False for nan
 
     def _small_eig(self, A: Tensor):
-        mu, V = torch.linalg.eig(A)
-        Vn = V / torch.linalg.vector_norm(V, dim=-2, keepdim=True)
-        try:
-            Vi = torch.linalg.inv(Vn)
-        except RuntimeError:
-            return None
-        cond = float(torch.linalg.matrix_norm(Vn, 1) * torch.linalg.matrix_norm(Vi, 1))
-        if not math.isfinite(cond) or cond > SMALL_EIG_COND_MAX:
-            return None
-        return mu, Vn, Vi
+        """``(mu, V, V^{-1})`` of the small ``A`` (``_small_eig_batch``), None unless all are ok."""
+        mu, V, Vi, ok = self._small_eig_batch(A)
+        return (mu, V, Vi) if bool(ok.all()) else None
 
-    def _criterion_modal(self, C: Tensor, A: Tensor, grad: bool):
+    def _criterion_modal(self, C: Tensor, A: Tensor, grad: bool, residues: bool = True, eig=None):
+        """Modal criterion for ``C`` (..., p, n), ``A`` (..., n, n); ``psi`` is a real tensor (...);
+        ``eig``: ``(mu, V, V^{-1})`` of ``A`` if already computed (and well conditioned)."""
         lam, Bt, Ct = self.lam, self.Bt, self.Ct
-        Cc, Ac = C.to(self.cdt), A.to(self.cdt)
-        R = Ct.mH @ Cc  # N x n
+        Cc = C.to(self.cdt)
+        R = Ct.mH @ Cc  # (..., N, n)
         sgn = 1.0 if self.discrete else -1.0
-        e = self._small_eig(Ac)
+        e = eig if eig is not None else self._small_eig(A)
         if e is not None:
             mu, V, Vi = e
-            G = self._cauchy(lam, mu)  # N x n
-            Z = sgn * (R @ V) * G  # Q12 V
-            Q12 = Z @ Vi
+            G = self._cauchy(lam, mu)  # (..., N, n)
+            Q12 = (sgn * (R @ V) * G) @ Vi
         else:  # defective / ill-conditioned A: N small dense solves (rows of Q12)
+            Ac = A.to(self.cdt)
             I = torch.eye(A.shape[-1], dtype=self.cdt)
-            M = (I - lam.conj()[:, None, None] * Ac) if self.discrete else (lam.conj()[:, None, None] * I + Ac)
+            lc = lam.conj()[:, None, None]
+            M = (I - lc * Ac[..., None, :, :]) if self.discrete else (lc * I + Ac[..., None, :, :])
             LU, piv = torch.linalg.lu_factor(M)
             Q12 = sgn * torch.linalg.lu_solve(LU, piv, R.conj()[..., None], adjoint=True)[..., 0].conj()
-        Bh = Q12.mH @ Bt  # n x m
-        if e is not None and self.F_mirror is not None:
+        Bh = Q12.mH @ Bt  # (..., n, m)
+        if residues and e is not None and self.F_mirror is not None:
             psi = self._psi_residues(mu, Cc @ V, Vi @ Bh, G)
         else:
-            psi = 1.0 - self.d2 - float((Bh.abs() ** 2).sum())
+            psi = 1.0 - self.d2 - (Bh.abs() ** 2).sum((-2, -1))
         if not grad:
             return psi, None, None, Bh
-        S = Bh @ Bt.mH  # n x N
+        S = Bh @ Bt.mH  # (..., n, N)
         if e is not None:
-            Y = sgn * (Vi @ S) * G.mT  # V^{-1} P12
-            P12 = V @ Y
+            P12 = V @ (sgn * (Vi @ S) * G.mT)
         else:
             P12 = sgn * torch.linalg.lu_solve(LU, piv, S.mT[..., None])[..., 0].mT
         if self.discrete:
@@ -272,26 +350,30 @@ class Target:
         gC = -2 * Ct @ P12.mH
         return psi, gA, gC, Bh
 
-    def _psi_residues(self, mu: Tensor, cH: Tensor, bH: Tensor, G: Tensor) -> float:
+    def _psi_residues(self, mu: Tensor, cH: Tensor, bH: Tensor, G: Tensor) -> Tensor:
         """``||F - H||^2`` for ``H = sum_j cH_j bH_j^T / (s - mu_j)`` (+ ``D_F``) by residues
         (``_modal``), reusing the Cauchy matrix ``G`` of the cross equation: at the mirror images
         the resolvent kernels are ``-G`` and ``-conj(G)^T`` (continuous) or ``conj(lam) G`` and
-        ``conj(mu) conj(G)^T`` (discrete)."""
-        lam, Bt, Ct = self.lam, self.Bt, self.Ct
+        ``conj(mu) conj(G)^T`` (discrete). Batched over leading dimensions (real tensor (...)).
+
+        The rank-one residues are flattened to rows (``K[j] = vec(cH_j bH_j^T)``, ``p m`` long), so
+        that each error sample is one matrix product; the error ``E = F - H`` is formed pointwise
+        before the weighted sum (that is what keeps the digits of a small error)."""
+        lam = self.lam
         if self.discrete:
-            G1, G2 = lam.conj()[:, None] * G, mu.conj()[:, None] * G.mH
+            G1, G2 = lam.conj()[:, None] * G, mu.conj()[..., :, None] * G.mH
         else:
             G1, G2 = -G, -G.mH
+        K = (cH.mT[..., :, :, None] * bH[..., :, None, :]).flatten(-2)  # (..., n, p m)
         # E at the mirror images of the target's poles (N points) and of the model's (n points)
-        E1 = self.F_mirror - cH @ (G1[:, :, None] * bH[None])
+        E1 = self._F_mirror_flat - G1 @ K  # (..., N, p m)
         s2 = self._mirror(mu)
-        G3 = 1.0 / (s2[:, None] - mu[None, :])
-        E2 = Ct @ (G2[:, :, None] * Bt[None]) - cH @ (G3[:, :, None] * bH[None])
-        t1 = (E1 * Ct.mT.conj()[:, :, None] * Bt.conj()[:, None, :]).sum((1, 2))
-        t2 = -(E2 * cH.mT.conj()[:, :, None] * bH.conj()[:, None, :]).sum((1, 2))
-        if self.discrete:
-            t1, t2 = t1 / lam.conj(), t2 / mu.conj()
-        return float((t1.sum() + t2.sum()).real)
+        G3 = 1.0 / (s2[..., :, None] - mu[..., None, :])
+        E2 = G2 @ self._K_target - G3 @ K  # (..., n, p m)
+        t1 = (E1 * self._W_target).sum((-2, -1))  # weights conj(c_k) conj(b_k)^T (/ conj(lam_k))
+        w2 = K.conj() / mu.conj()[..., :, None] if self.discrete else K.conj()
+        t2 = (E2 * w2).sum((-2, -1))
+        return (t1 - t2).real
 
     def _criterion_schur(self, C: Tensor, A: Tensor, grad: bool):
         dt = torch.promote_types(self.dtype, A.dtype)
@@ -400,7 +482,8 @@ class Target:
             P = controllability_gramian(self.A_F, self.B_F, discrete=self.discrete)
             Q = observability_gramian(self.A_F, self.C_F, discrete=self.discrete)
             return gramian_factor(P), gramian_factor(Q)
-        P, Q = self._modal_gramian_P(), self._modal_gramian_Q()
+        Q = getattr(self, "_Q_modal", None)
+        P, Q = self._modal_gramian_P(), (Q if Q is not None else self._modal_gramian_Q())
         if self.real:
             P = self._Jinv(self._Jinv(P).mH).real.to(self.dtype)
             Q = self._JH(self._JH(Q).mH).real.to(self.dtype)
