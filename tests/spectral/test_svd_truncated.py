@@ -2,17 +2,25 @@
 relative, float64), both methods, tall and wide, forward mode and double backward, the fallback
 of method="auto", degenerate splits, torch.func transforms, and bad input."""
 
+import functools
+
 import pytest
 import torch
 import torch.autograd.forward_ad as fwAD
 from torch.func import grad, jvp, vmap
 
+import difflinalg.spectral._svd_iterative as iter_mod
 import difflinalg.spectral._svd_truncated as trunc_mod
 from difflinalg import ConvergenceError, DegenerateSpectrumError, GaugeError, InputError, svd_truncated
+from difflinalg._utils import eps
 from difflinalg.check import cases, gradcheck
 from difflinalg.spectral._cases_svd import proj, randn, with_spectrum
 
 F32, F64, C128 = torch.float32, torch.float64, torch.complex128
+
+# The iterative path runs many small BLAS/LAPACK calls: with two threads on a busy shared
+# machine each of them can wait for the other core (measured 30x slower), so one thread here.
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def gen(seed=0):
@@ -174,6 +182,114 @@ def test_non_convergence_error_and_fallback(monkeypatch):
             assert (g - g0).norm() <= 1e-10 * g0.norm()
 
 
+@pytest.mark.parametrize("dtype", [F64, C128])
+@pytest.mark.parametrize("shape", [(120, 90), (90, 120), (2, 70, 60)])
+@pytest.mark.parametrize("opts", [{}, {"max_dim": 24}, {"max_dim": 13}, {"block": 3}],
+                         ids=["default", "restarts", "tightest_restarts", "small_block"])
+def test_krylov_svd_forward_accuracy(dtype, shape, opts):
+    """The Golub-Kahan-Lanczos forward: values, both residuals and orthonormality at rounding
+    level, tall/wide (run on A^H)/batched, with thick restarts (max_dim 24 < the ~40 columns
+    it needs; 13 = k + block, the smallest allowed) and with blocks narrower than k; the extra Ritz pairs interlace below s_k."""
+    m, n = shape[-2:]
+    k = 5
+    A = decaying(dtype, m, n, rate=0.75, seed=40, batch=shape[:-2])
+    Uk, Sk, Vhk, Ue, se, steps = iter_mod.krylov_svd(A, k, **opts)
+    if "max_dim" in opts:
+        assert steps * iter_mod.default_block(k, min(m, n)) > opts["max_dim"]  # it restarted
+    S0 = torch.linalg.svdvals(A)
+    s1 = S0[..., :1]
+    tol = 50 * eps(dtype) * s1
+    assert ((Sk - S0[..., :k]).abs() <= tol).all()
+    Sd = Sk.to(dtype)[..., None, :]
+    assert (torch.linalg.vector_norm(A @ Vhk.mH - Uk * Sd, dim=-2) <= tol).all()
+    assert (torch.linalg.vector_norm(A.mH @ Uk - Vhk.mH * Sd, dim=-2) <= tol).all()
+    eye = torch.eye(k, dtype=dtype)
+    assert (Uk.mH @ Uk - eye).abs().max() < 1e-13 and (Vhk @ Vhk.mH - eye).abs().max() < 1e-13
+    assert Ue.shape[-2] == m and (Ue.mH @ Uk).abs().max() < 1e-12
+    assert (se <= Sk[..., -1:] + tol).all()
+
+
+def test_krylov_svd_rank_deficient_and_zero():
+    """Invariant subspaces (rank 3 < block): the QR fills in orthogonal directions of rounding
+    size and the exact triplets come out; the zero matrix gives zeros."""
+    A = with_spectrum(C128, gen(41), [3.0, 2.0, 1.0], 100, 80)
+    for k in (2, 3):
+        Uk, Sk, Vhk, Ue, se, _ = iter_mod.krylov_svd(A, k)
+        assert torch.allclose(Sk, torch.tensor([3.0, 2.0, 1.0][:k], dtype=F64), rtol=1e-14)
+        assert (se[..., k - 2:] <= 1.0 + 1e-14).all() and torch.isfinite(Ue).all()
+    assert torch.allclose((Uk * Sk.to(C128)) @ Vhk, A, atol=1e-13)  # k = 3: all of A
+    Uk, Sk, Vhk, *_ = iter_mod.krylov_svd(torch.zeros(50, 40, dtype=F64), 2)
+    assert (Sk == 0).all() and torch.isfinite(Uk).all() and torch.isfinite(Vhk).all()
+
+
+@pytest.mark.parametrize("dtype", [F64, C128])
+def test_gradient_with_restarts_equals_full_svd(dtype, monkeypatch):
+    """The backward deflated by the Ritz pairs of a restarted Krylov space (fewer and rougher
+    than without restarts): still the full-SVD gradient to 1e-10."""
+    monkeypatch.setattr(trunc_mod, "krylov_svd", functools.partial(iter_mod.krylov_svd, max_dim=32))
+    A = decaying(dtype, 150, 120, rate=0.9, seed=42)
+    W = randn(dtype, gen(43), 150, 120)
+    x = randn(dtype, gen(44), 150, 1)
+    A1 = A.clone().requires_grad_()
+    g, = torch.autograd.grad(loss_k(*svd_truncated(A1, 6, method="iterative"), W, x), A1)
+    g0 = full_reference(A, 6, W, x)
+    assert (g - g0).norm() <= 1e-10 * g0.norm()
+
+
+@pytest.mark.parametrize("dtype", [F64, C128])
+def test_gradient_steep_spectrum_equals_full_svd(dtype):
+    """s_i = 0.3^(i-1), k = 10 (s_k / s_1 = 2e-5): the resolvent solve works on the complement
+    of U_k with the projected operator, whose rounding error is ~ eps s_1 s_(k+1) instead of the
+    eps s_1^2 of A (A^H x); unprojected, the gradient was off by 4e-9 here (the full-SVD
+    gradient itself agrees with torch's to ~2e-12)."""
+    m, n, k = 300, 250, 10
+    i = torch.arange(1, n + 1, dtype=F64)
+    A = with_spectrum(dtype, gen(50), 0.3 ** (i - 1) + 1e-9 * (2 - i / n), m, n)
+    W = randn(dtype, gen(51), m, n)
+    x = randn(dtype, gen(52), m, 1)
+    A1 = A.clone().requires_grad_()
+    g, = torch.autograd.grad(loss_k(*svd_truncated(A1, k, method="iterative"), W, x), A1)
+    g0 = full_reference(A, k, W, x)
+    assert (g - g0).norm() <= 1e-10 * g0.norm()
+
+
+def test_adjoint_mm():
+    A = randn(C128, gen(45), 2, 30, 20)
+    X = randn(C128, gen(46), 2, 30, 4)
+    assert torch.allclose(iter_mod.adjoint_mm(A, X), A.mH @ X, rtol=1e-14, atol=1e-14)
+
+
+def test_auto_budgets():
+    """The budgets of method='auto' (cost of a full SVD with backward, in Krylov steps / CG
+    iterations): at 2000 x 2000, k = 16 they leave room for the ~50 restarted steps a Gaussian
+    matrix needs (the iteration is ~3x cheaper than the full SVD there); at 300 x 280 the
+    per-step overhead leaves few steps, so a flat spectrum falls back (see above)."""
+    fwd, cg = trunc_mod._budgets(2000, 2000, 16)
+    assert 200 <= fwd <= 1000 and 200 <= cg <= 2000
+    fwd_small, _ = trunc_mod._budgets(300, 280, 4)
+    assert 10 <= fwd_small <= 30
+    assert trunc_mod._budgets(4000, 4000, 16)[0] > fwd  # a full SVD grows faster than a step
+
+
+def test_convergence_rate_helpers():
+    """``hopeless`` extrapolates the observed geometric rate to the budget (pessimistic: rates
+    improve), ``_next_check`` skips Rayleigh-Ritz checks by half the predicted remainder."""
+    steady = [(i, 1e14 * 10.0 ** (-i)) for i in range(1, 8)]  # one decade per step
+    assert not iter_mod.hopeless(steady, maxiter=30)  # needs ~7 more steps
+    assert iter_mod.hopeless(steady, maxiter=10)
+    slow = [(i, 1e14 * 0.99 ** i) for i in range(1, 8)]
+    assert iter_mod.hopeless(slow, maxiter=100) and not iter_mod.hopeless(slow, maxiter=5000)
+    assert not iter_mod.hopeless([(1, 1e14), (2, 1e13)], maxiter=3)  # too early to say
+    # checks: every step while cheap and the rate is unknown, then half the predicted remainder
+    assert iter_mod._next_check(1, [(1, 1e14)], 2000, 2000, 16, 16) == 2
+    nxt = iter_mod._next_check(20, [(10, 1e12), (20, 1e10)], 2000, 2000, 16, 160)
+    assert nxt == 20 + 10  # 0.2 decades per step: 50 more steps predicted, capped at it / 2
+    nxt = iter_mod._next_check(4, [(3, 1e12), (4, 1e8)], 2000, 2000, 16, 64)
+    assert nxt == 4 + 1
+    # a large projected matrix (SVD ~ 20 d^3) is not decomposed every step
+    assert iter_mod._next_check(5, [(5, 1e3)], 2000, 2000, 16, 1000) >= 5 + 3
+
+
 def test_zero_gap_across_split_raises_in_backward():
     """s_k = s_(k+1): the leading-k subspaces are not unique; the forward works, backward says
     why it cannot (the iterative forward does not converge there: see above)."""
@@ -246,4 +362,27 @@ def test_large_auto_gradient_equals_full_svd(dtype):
     A1 = A.clone().requires_grad_()
     g, = torch.autograd.grad(loss_k(*svd_truncated(A1, 16), W, x), A1)
     g0 = full_reference(A, 16, W, x)
+    assert (g - g0).norm() <= 1e-10 * g0.norm()
+
+
+@pytest.mark.slow
+def test_large_gaussian_auto_takes_iterative_path(monkeypatch):
+    """1000 x 1000 Gaussian (flat top of the spectrum), k = 8: within the budget method='auto'
+    keeps the Krylov path (no fallback) and the gradient is the full-SVD one."""
+    calls = []
+    orig = trunc_mod.krylov_svd
+
+    def spy(*args, **kwargs):
+        out = orig(*args, **kwargs)
+        calls.append(out is not None)
+        return out
+
+    monkeypatch.setattr(trunc_mod, "krylov_svd", spy)
+    A = randn(F64, gen(47), 1000, 1000)
+    W = randn(F64, gen(48), 1000, 1000)
+    x = randn(F64, gen(49), 1000, 1)
+    A1 = A.clone().requires_grad_()
+    g, = torch.autograd.grad(loss_k(*svd_truncated(A1, 8), W, x), A1)
+    assert calls == [True]
+    g0 = full_reference(A, 8, W, x)
     assert (g - g0).norm() <= 1e-10 * g0.norm()
