@@ -188,8 +188,10 @@ def test_non_convergence_error_and_fallback(monkeypatch):
                          ids=["default", "restarts", "tightest_restarts", "small_block"])
 def test_krylov_svd_forward_accuracy(dtype, shape, opts):
     """The Golub-Kahan-Lanczos forward: values, both residuals and orthonormality at rounding
-    level, tall/wide (run on A^H)/batched, with thick restarts (max_dim 24 < the ~40 columns
-    it needs; 13 = k + block, the smallest allowed) and with blocks narrower than k; the extra Ritz pairs interlace below s_k."""
+    level (50 eps s_1; a full SVD's residuals are 6-40 eps s_1), tall/wide (run on
+    A^H)/batched, with thick restarts (max_dim 24 < the ~40 columns it needs; 13 = k + block,
+    the smallest allowed) and with blocks narrower than k; the extra Ritz pairs interlace below
+    s_k."""
     m, n = shape[-2:]
     k = 5
     A = decaying(dtype, m, n, rate=0.75, seed=40, batch=shape[:-2])

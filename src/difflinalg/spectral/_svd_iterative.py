@@ -323,7 +323,8 @@ def resolvent_pcg(
 
     def ratio(num: Tensor, den: Tensor) -> Tensor:
         ok = den > 0
-        return torch.where(ok, num / torch.where(ok, den, torch.ones_like(den)), torch.zeros_like(num))
+        safe = torch.where(ok, den, torch.ones_like(den))
+        return torch.where(ok, num / safe, torch.zeros_like(num))
 
     X = prec(B)
     R = B - op(X)
