@@ -33,7 +33,7 @@ from ..equations import (
     observability_gramian,
 )
 from ._solve import lu_solve
-from ._statespace import StateSpace, _fmt_complex, check_system
+from ._statespace import StateSpace, _fmt_complex, check_comparable, check_system
 
 
 # -- stability ------------------------------------------------------------------------------------
@@ -154,13 +154,7 @@ def h2_error(F: StateSpace, H: StateSpace, *, relative: bool = False, method: st
       ``"gramian"`` (in discrete time the residue terms carry a factor ``1 / conj(nu)`` that amplifies
       rounding for poles near 0, so the Gramian is the default there).
     """
-    check_system(F, "F")
-    check_system(H, "H")
-    if F.time != H.time:
-        raise InputError(f"F, H: time domains differ ({F.time} and {H.time}); both must be {F.time}")
-    if (F.n_outputs, F.n_inputs) != (H.n_outputs, H.n_inputs):
-        raise InputError(f"F, H: sizes differ: F is {F.n_outputs} x {F.n_inputs} (outputs x inputs), "
-                         f"H is {H.n_outputs} x {H.n_inputs}")
+    check_comparable(F, H)
     if F.dtype != H.dtype:
         raise InputError(f"F, H: dtypes differ ({F.dtype} and {H.dtype}); convert one with .to(dtype)")
     check_stable(F, "F")

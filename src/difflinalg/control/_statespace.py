@@ -164,8 +164,8 @@ def check_system(sys, name: str = "system") -> StateSpace:
     return sys
 
 
-def error_system(F: StateSpace, H: StateSpace) -> StateSpace:
-    """The system ``F - H``: ``([A_F 0; 0 A_H], [B_F; B_H], [C_F, -C_H], D_F - D_H)``."""
+def check_comparable(F, H) -> None:
+    """``F`` and ``H`` are StateSpaces of one time domain and one (outputs x inputs) size."""
     check_system(F, "F")
     check_system(H, "H")
     if F.time != H.time:
@@ -173,6 +173,11 @@ def error_system(F: StateSpace, H: StateSpace) -> StateSpace:
     if (F.n_outputs, F.n_inputs) != (H.n_outputs, H.n_inputs):
         raise InputError(f"F, H: sizes differ: F is {F.n_outputs} x {F.n_inputs} (outputs x inputs), "
                          f"H is {H.n_outputs} x {H.n_inputs}")
+
+
+def error_system(F: StateSpace, H: StateSpace) -> StateSpace:
+    """The system ``F - H``: ``([A_F 0; 0 A_H], [B_F; B_H], [C_F, -C_H], D_F - D_H)``."""
+    check_comparable(F, H)
     check_same_dtype(F=F.A, H=H.A)
     batch = torch.broadcast_shapes(F.batch_shape, H.batch_shape)
     nF, nH = F.order, H.order
