@@ -15,6 +15,12 @@ Every relative H2 error is recomputed with ``difflinalg.control.h2_error`` (pole
 the error system) so that the methods are compared by one yardstick. Floors checked per case:
 ``ours <= min(best known, BT, IRKA) * (1 + 1e-6)`` ("quality") and, for N >= 120, ours faster than
 IRKA ("speed"). Run: ``./dev bench rarl2_slicot [--json PATH|-] [--quick] [--only NAME ...]``.
+
+The yardstick has a resolution: ``h2_error`` of one transfer function read through different
+realizations (random similarity transforms of our model) spreads by ``noise`` (the column, a
+standard deviation relative to the error). Where it exceeds 1e-6 (errors of 1e-5 and below),
+the 1e-6 comparison is below what the yardstick can tell: a miss within 3 noise levels of the
+reference is reported as "tie" (and counted separately).
 """
 
 from __future__ import annotations
@@ -55,6 +61,24 @@ def pymor_fom(path: Path):
     A = sp.csc_matrix(A, dtype=float) if sp.issparse(A) else np.asarray(A, dtype=float)
     B, C = (np.asarray(d[k].toarray() if sp.issparse(d[k]) else d[k], dtype=float) for k in "BC")
     return LTIModel.from_matrices(A, B, C)
+
+
+def yardstick_noise(F, H, err: float, k: int = 4) -> float:
+    """Relative spread (standard deviation / value) of ``h2_error(F, .)`` over ``k`` realizations
+    ``(T^-1 A T, T^-1 B, C T)`` of ``H`` (well-conditioned random ``T``): the same transfer function,
+    so the spread is the yardstick's rounding noise."""
+    if not err > 0:
+        return math.nan
+    from difflinalg.control import StateSpace
+
+    g = torch.Generator().manual_seed(0)
+    r = H.order
+    vals = []
+    for _ in range(k):
+        T = torch.eye(r, dtype=H.A.dtype) + 0.3 * torch.randn(r, r, generator=g, dtype=torch.float64).to(H.A.dtype)
+        Ti = torch.linalg.inv(T)
+        vals.append(float(h2_error(F, StateSpace(Ti @ H.A @ T, Ti @ H.B, H.C @ T, H.D, time=H.time), relative=True)))
+    return float(torch.tensor(vals + [err]).std()) / err
 
 
 def main() -> int:
@@ -116,11 +140,13 @@ def main() -> int:
                 continue
             row["ours_s"] = time.perf_counter() - t0
             row["ours"] = float(h2_error(F, res.model, relative=True))
+            row["noise"] = yardstick_noise(F, res.model, row["ours"])
             row["ours_start"] = res.best_start
             row["best_known"] = best.get(name, {}).get(str(r), math.nan)
             ref = min(v for v in (row["best_known"], row.get("bt", math.inf), row.get("irka", math.inf)) if not math.isnan(v))
             row["ratio"] = row["ours"] / ref if ref > 0 else math.nan
-            row["quality"] = "ok" if row["ours"] <= ref * (1 + 1e-6) else "NO"
+            row["quality"] = "ok" if row["ours"] <= ref * (1 + 1e-6) else \
+                "tie" if row["ours"] <= ref * (1 + 3 * row["noise"]) else "NO"
             if use_pymor and F.order >= 120:
                 row["speedup"] = row["irka_s"] / row["ours_s"]
                 row["speed"] = "ok" if row["ours_s"] < row["irka_s"] else "NO"
@@ -129,15 +155,16 @@ def main() -> int:
                   f"bt {row.get('bt', math.nan):.10g} irka {row.get('irka', math.nan):.10g} "
                   f"({row.get('irka_s', math.nan):.2f} s) best {row['best_known']:.10g} "
                   f"{row['quality']} {row.get('speed', '')}", file=sys.stderr, flush=True)
-    cols = ["system", "N", "order", "bt", "irka", "best_known", "ours", "ratio", "quality",
+    cols = ["system", "N", "order", "bt", "irka", "best_known", "ours", "ratio", "noise", "quality",
             "bt_s", "irka_s", "ours_s", "speedup", "speed", "ours_start"]
     print_table(rows, [c for c in cols if any(c in r for r in rows)],
                 title="relative H2 errors (h2_error) and wall times [s]; ratio = ours / min(best known, BT, IRKA)")
     nq = sum(r["quality"] == "ok" for r in rows)
+    nt = sum(r["quality"] == "tie" for r in rows)
     rows_q = [r for r in rows if r["quality"] != "skip"]
     ns = [r for r in rows if "speed" in r]
-    print(f"\nquality floor met on {nq}/{len(rows_q)} cases; speed floor (N >= 120) met on "
-          f"{sum(r['speed'] == 'ok' for r in ns)}/{len(ns)} cases")
+    print(f"\nquality floor met on {nq}/{len(rows_q)} cases ({nt} more within the yardstick's noise); "
+          f"speed floor (N >= 120) met on {sum(r['speed'] == 'ok' for r in ns)}/{len(ns)} cases")
     iss = [r for r in rows if r["system"] == "ISS12A" and r["order"] == 20]
     if iss:
         print(f"ISS12A order 20: {iss[0]['ours_s']:.1f} s (floor: under 60 s)")

@@ -74,12 +74,11 @@ def _row(method, F, H, seconds, note=""):
 
 def _norm(F):
     from ._analysis import h2_norm
-    from ._modal import cached_modal_form
+    from ._modal import cached_modal_form, mirror_sums, modal_h2_norm2
 
     lam, Bt, Ct, cond, _ = cached_modal_form(F)
     if lam is not None and cond <= 1e8 and not F.discrete:
-        G = -(Ct.mH @ Ct) / (lam.conj()[:, None] + lam[None, :])
-        val = float(math.sqrt(max(float((Bt.conj() * (G @ Bt)).sum().real), 0.0)))
+        val = math.sqrt(max(modal_h2_norm2(Bt, Ct, mirror_sums(lam, Bt, Ct, False)), 0.0))
     else:
         val = float(h2_norm(F))
     F._cache["_norm"] = val
