@@ -17,9 +17,11 @@ Stopping: the relative gradient ``||grad|| / (2 sqrt(f))`` (for a least-squares 
 ``f = ||r||^2`` this is ``||J^T r|| / ||r||``, dimensionless) below ``gtol`` ("converged"); or no
 decrease beyond ``max(eps_f, ftol f)`` over ``window`` iterations, which happens when the gradient
 has reached its rounding-noise floor (the adjoint gradient is a sum of O(1) terms, so its absolute
-noise is a few ``eps``: for tiny errors that is above ``gtol``) ("stationary"); or ``f <= fmin``
-with a gradient below ``gexact`` ("exact": psi alone cannot tell an exact approximation from one
-whose error is below its noise, the gradient, which has no cancellation, can); or no decrease
+noise is a few ``eps``: for tiny errors that is above ``gtol``) ("stationary"); or when the
+predicted decrease of a Newton step, ``g^T H^{-1} g / 2`` with a finite-difference Hessian, is below
+the noise of ``f`` (Newton decrement; "stationary"); or ``f <= fmin`` with a gradient below ``gexact``
+("exact": psi alone cannot tell an exact approximation from one whose error is below its noise,
+the gradient, which has no cancellation, can); or no decrease
 possible (line search failure after a restart from steepest descent, "stalled"); or ``max_iter``.
 The iterate returned is the exact one, or else the best one seen: the lowest ``f``, or among
 values within ``eps_f`` of it the smallest gradient.
@@ -178,6 +180,7 @@ def minimize(
     window: int = 30,
     ftol: float = 1e-10,
     noise_window: int = 10,
+    decrement_refresh: int = 5,
     hessian: bool = True,
     refresh: int = 200,
     hessian_after: int = 5,
@@ -251,6 +254,19 @@ def minimize(
                 H, ne = fd_inverse_hessian(fg, x, Bh, g, fg_batch=fg_batch)
                 nev += ne
                 k_hess = k
+            if H is not None and 0.5 * float(g @ (H @ g)) <= eps_f:
+                # the predicted decrease of a (quasi-)Newton step is below the noise of f: no
+                # measurable progress is left (Newton decrement test). The quasi-Newton matrix can
+                # underestimate the curvature radius along a curved valley by orders of magnitude,
+                # so the test is confirmed with a fresh finite-difference Hessian
+                if hessian and k > k_hess and k - k_hess >= decrement_refresh:
+                    H, ne = fd_inverse_hessian(fg, x, Bh, g, fg_batch=fg_batch)
+                    nev += ne
+                    k_hess = k
+                if H is not None and k == k_hess and 0.5 * float(g @ (H @ g)) <= eps_f:
+                    status = "stationary"
+                    k -= 1
+                    break
             if H is None:
                 p = -g
                 xs = max(float(x.norm()), 1.0)

@@ -52,14 +52,16 @@ AGREE_RTOL = 1e-6
 #: after ABANDON_AFTER iterations, a start is abandoned (status "abandoned") if its criterion is
 #: above ABANDON_RATIO times the best result so far, or if at its rate of decrease over the last
 #: ABANDON_AFTER iterations it would not reach the best result within ABANDON_HORIZON iterations
-#: (20 and 100 instead of 60 and 300 halved the time of the SLICOT cases with crawling starts and
+#: (10 and 100 instead of 60 and 300 halved the time of the SLICOT cases with crawling starts and
 #: changed no result of the benchmark)
-ABANDON_AFTER = 20
+ABANDON_AFTER = 10
 ABANDON_RATIO = 1.5
 ABANDON_HORIZON = 100
 #: the search stops when the best criterion is within NOISE_LEVELS noise levels (``Target.eps_f``)
 #: of zero: no other start could be shown to be better
 NOISE_LEVELS = 2.0
+#: results within TIE_LEVELS noise levels of the best are compared in extended precision
+TIE_LEVELS = 4.0
 #: a start joins a minimum already found (status "joined", stopped) when its criterion is within
 #: JOIN_RTOL of it (relative; 5e-7 on the H2 error, below the quality tolerance 1e-6) and its poles
 #: are within JOIN_POLE_RTOL of that minimum's: the rest of its run would only find it again
@@ -100,6 +102,10 @@ class ReductionResult:
             normalized pair; stability_margin: ``-max Re(poles)`` or ``1 - max |poles|``.
         target_norm: ``||F||_2``; seconds: wall time; interrupted: stopped by Ctrl-C (the best model
             so far is returned); method: the target's factorization ("modal" or "schur").
+        resolution: the relative-error resolution of the criterion, ``eps_f / (2 psi)`` with
+            ``eps_f`` its rounding noise: models whose relative errors differ by less than this
+            factor cannot be ordered in double precision (relevant for errors of ~1e-5 ||F|| and
+            below; ties within it are settled in extended precision where affordable).
     """
 
     model: StateSpace
@@ -116,6 +122,7 @@ class ReductionResult:
     seconds: float = 0.0
     interrupted: bool = False
     method: str = ""
+    resolution: float = 0.0
 
     def summary(self) -> str:
         lines = [f"RARL2 order {self.model.order}: relative H2 error {self.relative_error:.10g} "
@@ -231,6 +238,7 @@ class _Run:
         self.eps_f = T.eps_f
         self.results: list[tuple[float, StartResult, Tensor, float, list]] = []
         self.minima: list[Tensor | None] = []  # poles of each result that is a stationary point
+        self.x0s: list[Tensor] = []  # the starting point of each result
 
     def fg(self, x: Tensor):
         cs = self.space.from_vec(x)
@@ -328,6 +336,7 @@ class _Run:
                          _time.perf_counter() - t0)
         hist = [(k, math.sqrt(max(f, 0.0)), g, t) for (k, f, g, t) in res.history]
         self.results.append((res.f, sr, res.x.clone(), self.space.sigma, hist))
+        self.x0s.append(x0)
         # the poles of a start that ended at a stationary point: later starts can join it
         self.minima.append(self.poles(res.x) if res.status in MINIMUM_STATUS else None)
         progress.done += 1
@@ -347,11 +356,42 @@ class _Run:
         e = math.sqrt(max(f, 0.0))
         sr = StartResult(name, e, e, math.nan, math.nan, 0, 1, 0, "interrupted", 0.0)
         self.results.append((f, sr, x, self.space.sigma, [(0, e, math.nan, 0.0)]))
+        self.x0s.append(x)
         self.minima.append(None)
 
     def best(self):
         ok = [t for t in self.results if math.isfinite(t[0])]
         return min(ok, key=lambda t: t[0]) if ok else None
+
+    def final(self):
+        """``(best, psi)``: the result to return and its criterion (None: the double-precision
+        value is accurate). Results (and their starting points) whose criteria are within the noise
+        of the best one (``TIE_LEVELS * eps_f``: tiny errors, relative 1e-5 and below) cannot be
+        ordered by the criterion, and a best criterion at its noise level does not tell the error:
+        then the candidates are compared, and the error reported, by the criterion in extended
+        precision (``Target.psi_precise``) where that is affordable."""
+        best = self.best()
+        if best is None:
+            return None, None
+        tie = best[0] + TIE_LEVELS * self.eps_f
+        cands = []
+        for t, x0 in zip(self.results, self.x0s):
+            if math.isfinite(t[0]) and t[0] <= tie:
+                cands.append((t, t[2]))
+            if t[1].start_error ** 2 <= tie and x0 is not t[2]:
+                cands.append((t, x0))
+        # nothing to order, and the best criterion is above its noise level: it is accurate
+        if (len(cands) <= 1 and best[0] > TIE_LEVELS * self.eps_f) or not self.T.precise_affordable(self.r):
+            return best, None
+        vals = []
+        for t, x in cands:
+            self.space.sigma = t[3]
+            vals.append(self.T.psi_precise(*self.space.pair(x)))
+        j = min(range(len(cands)), key=lambda i: vals[i] if vals[i] is not None else math.inf)
+        if vals[j] is None:
+            return best, None
+        t, x = cands[j]
+        return (t[0], t[1], x, t[3], t[4]), vals[j]
 
 
 def rarl2(
@@ -452,10 +492,10 @@ def _rarl2(target, order, starts, seed, max_iter, tol, progress, method, max_tim
                 run.record_unoptimized("bt", pair)
     finally:
         prog.close()
-    best = run.best()
+    best, psi = run.final()
     if best is None:
         raise InputError("rarl2: no start produced a stable model (all were interrupted or failed)")
-    return _result(F, T, run, best, interrupted, _time.perf_counter() - t_start)
+    return _result(F, T, run, best, interrupted, _time.perf_counter() - t_start, psi)
 
 
 def _search(run: _Run, names: list[str], bt_model, gen, prog: _Progress, adaptive: bool = False) -> None:
@@ -609,11 +649,14 @@ def _extend_start(run: _Run, gen):
     return sp.pair(best) if best is not None else None
 
 
-def _result(F: StateSpace, T: Target, run: _Run, best, interrupted: bool, seconds: float) -> ReductionResult:
+def _result(F: StateSpace, T: Target, run: _Run, best, interrupted: bool, seconds: float,
+            psi_precise: float | None = None) -> ReductionResult:
     f, sr, x, sigma, hist = best
     run.space.sigma = sigma
     C, A = run.space.pair(x)
     psi, _, _, Bh = T.criterion(C, A, grad=False)
+    if psi_precise is not None:
+        psi = psi_precise
     res_on = output_normal_residual(C, A, T.discrete)
     # back to the units of F: (omega A, ||F|| B, sqrt(omega) C)
     w = T.omega
@@ -630,5 +673,5 @@ def _result(F: StateSpace, T: Target, run: _Run, best, interrupted: bool, second
         model=model, error=rel * T.norm, relative_error=rel, grad_norm=sr.grad_norm, rel_grad=sr.rel_grad,
         starts=[t[1] for t in run.results], best_start=sr.name, history=hist,
         output_normal_residual=res_on, stability_margin=margin, target_norm=T.norm, seconds=seconds,
-        interrupted=interrupted, method=T.method,
+        interrupted=interrupted, method=T.method, resolution=run.eps_f / (2 * max(psi, 1e-300)),
     )

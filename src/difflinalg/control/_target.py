@@ -42,7 +42,7 @@ from torch import Tensor
 from .._errors import ConvergenceError
 from .._utils import eps
 from ..equations import SchurForm, SteinOperator, SylvesterOperator, observability_gramian
-from ._modal import cauchy_pivoted_cholesky, mirror_sums, modal_form, modal_h2_norm2
+from ._modal import _residue_sum_longdouble, cauchy_pivoted_cholesky, mirror_sums, modal_form, modal_h2_norm2
 from ._statespace import StateSpace
 
 MODAL_COND_MAX = 1e6
@@ -50,6 +50,8 @@ SMALL_EIG_COND_MAX = 1e6
 #: batched evaluations are split into chunks whose intermediates hold at most about this many
 #: complex elements (64 MB)
 BATCH_ELEMENTS = 4e6
+#: largest (N + n)^2 p m for which ties at the noise level are settled in extended precision
+PRECISE_MAX_WORK = 4e6
 
 
 class Target:
@@ -439,6 +441,24 @@ class Target:
             gA = -2 * Q12.mH @ P12h
         gC = -2 * Cf @ P12h
         return psi, gA, gC, Bh
+
+    def precise_affordable(self, n: int) -> bool:
+        """``psi_precise`` costs O((N + n)^2 p m) operations in extended precision (no BLAS)."""
+        return self.method == "modal" and (self.N + n) ** 2 * self.p * self.m <= PRECISE_MAX_WORK
+
+    def psi_precise(self, C: Tensor, A: Tensor) -> float | None:
+        """The criterion at ``(C, A)`` summed in extended precision (``_modal._residue_sum_longdouble``):
+        ``||F - H||^2`` for the normalized target and the model with the optimal ``B_hat`` (and
+        ``D_hat = D_F``); None if ``A`` is not diagonalizable with well-conditioned eigenvectors."""
+        e = self._small_eig(A)
+        if e is None or self.method != "modal":
+            return None
+        mu, V, Vi = e
+        Bh = self._criterion_modal(C, A, grad=False, residues=False, eig=e)[3]
+        poles = torch.cat([self.lam, mu])
+        cols = torch.cat([self.Ct, -(C.to(self.cdt) @ V)], 1)
+        rows = torch.cat([self.Bt, Vi @ Bh.to(self.cdt)])
+        return _residue_sum_longdouble(poles, cols, rows, self.discrete, torch.zeros_like(self.D))
 
     # -- working coordinates for the start heuristics (real for real targets) ---------------------
     def _J(self, X: Tensor) -> Tensor:
