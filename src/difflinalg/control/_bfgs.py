@@ -138,7 +138,7 @@ def line_search(phi, f0: float, g0: float, a1: float, eps_f: float, c1: float = 
     return None, None, None, None, max_eval
 
 
-def fd_inverse_hessian(fg, x: Tensor, Bh: Tensor, g: Tensor, rel_step: float = 1e-5, fg_batch=None):
+def fd_inverse_hessian(fg, x: Tensor, Bh: Tensor, g: Tensor, rel_step: float = 1e-7, fg_batch=None):
     """Positive definite inverse of the finite-difference Hessian of ``f`` in chart coordinates, with
     eigenvalues replaced by their absolute values (so that a saddle or a maximum is a direction of
     descent) and bounded below by ``1e-10`` times the largest.

@@ -62,6 +62,9 @@ ABANDON_HORIZON = 100
 NOISE_LEVELS = 2.0
 #: results within TIE_LEVELS noise levels of the best are compared in extended precision
 TIE_LEVELS = 4.0
+#: ... when the best criterion is below PRECISE_BELOW noise levels (its resolution of the relative
+#: error, ``eps_f / (2 psi)``, is coarser than 1e-8)
+PRECISE_BELOW = 5e7
 #: a start joins a minimum already found (status "joined", stopped) when its criterion is within
 #: JOIN_RTOL of it (relative; 5e-7 on the H2 error, below the quality tolerance 1e-6) and its poles
 #: are within JOIN_POLE_RTOL of that minimum's: the rest of its run would only find it again
@@ -373,6 +376,8 @@ class _Run:
         best = self.best()
         if best is None:
             return None, None
+        if best[0] > PRECISE_BELOW * self.eps_f:  # the criterion resolves relative 1e-8: no ties matter
+            return best, None
         tie = best[0] + TIE_LEVELS * self.eps_f
         cands = []
         for t, x0 in zip(self.results, self.x0s):

@@ -79,7 +79,7 @@ def to_pairs(T: Target, A: Tensor, C: Tensor) -> tuple[Tensor, Tensor, Tensor]:
 #: rank of the Gramian factors of the balanced-truncation start: at most LOWRANK_FACTOR * r +
 #: LOWRANK_EXTRA columns (exact balanced truncation for small targets; the low-rank square-root
 #: method, O(N k^2), for large ones)
-LOWRANK_FACTOR, LOWRANK_EXTRA = 10, 60
+LOWRANK_FACTOR, LOWRANK_EXTRA = 10, 20
 
 
 def balanced_start(T: Target, r: int):
@@ -103,19 +103,21 @@ def modal_start(T: Target, r: int):
     w = (T.Ct.abs() ** 2).sum(0) * (T.Bt.abs() ** 2).sum(1)
     w = w / ((1 - lam.abs() ** 2) if T.discrete else (2 * lam.real.abs())).clamp_min(1e-300)
     size = torch.ones_like(w, dtype=torch.long)
+    mate = torch.arange(w.numel())
     if T.real:
         size[T.pi] = 2
+        mate[T.pi] = T.pj
         w = w.clone()
-        w[T.pj] = -1.0  # the pair is represented by its first member
+        w[T.pj] = -1.0  # the pair is represented by its upper member
     order = torch.argsort(w, descending=True).tolist()
-    wl, sizes = w.tolist(), size.tolist()  # Python lists: the loop may visit all N modes
+    wl, sizes, mates = w.tolist(), size.tolist(), mate.tolist()  # lists: the loop may visit all N modes
     sel, n = [], 0
     for i in order:
         if wl[i] < 0 or n == r:  # descending order: nothing after it is selected either
             break
         k = sizes[i]
         if n + k <= r:
-            sel += [i, i + 1] if k == 2 else [i]
+            sel += [i, mates[i]] if k == 2 else [i]
             n += k
     if n != r:
         return None

@@ -109,14 +109,20 @@ class Target:
             b = X.index_select(dim, pos + 1)
             X.index_copy_(dim, pos, 0.5 * (a + b.conj()))
             X.index_copy_(dim, pos + 1, 0.5 * (a.conj() + b))
-        self.pi, self.pj = pos, pos + 1
-        self.real_idx = real_idx
         # make the real eigenvalues exactly real (their vectors are real)
         self.lam = self.lam.clone()
         self.lam[real_idx] = self.lam[real_idx].real.to(self.cdt)
         self.lam[pos + 1] = self.lam[pos].conj()
         self.Bt[real_idx] = self.Bt[real_idx].real.to(self.cdt)
         self.Ct[:, real_idx] = self.Ct[:, real_idx].real.to(self.cdt)
+        # reorder the modes as [real, upper members of the pairs, lower members]: the pair
+        # transforms (_J, ...) and the half spectrum (_modal_data) are then slices, not gathers
+        perm = torch.cat([real_idx, pos, pos + 1])
+        self.lam, self.Bt, self.Ct = self.lam[perm], self.Bt[perm], self.Ct[:, perm]
+        nr, npr = real_idx.numel(), pos.numel()
+        self.real_idx = torch.arange(nr)
+        self.pi, self.pj = torch.arange(nr, nr + npr), torch.arange(nr + npr, nr + 2 * npr)
+        self._nr, self._np = nr, npr
 
     @property
     def _schur(self) -> SchurForm:
@@ -217,12 +223,12 @@ class Target:
             return full
         h = getattr(self, "_half", None)
         if h is None:
-            idx = torch.cat([self.real_idx, self.pi])
-            w = torch.ones(idx.numel(), dtype=self.dtype)
-            w[self.real_idx.numel():] = 2.0
-            pick = (lambda X, wt=1.0: None if X is None else wt * X[idx])
+            k = self._nr + self._np  # the real modes and the upper members of the pairs (_find_pairs)
+            w = torch.ones(k, dtype=self.dtype)
+            w[self._nr:] = 2.0
+            pick = (lambda X, wt=1.0: None if X is None else wt * X[:k])
             wc = w[:, None].to(self.cdt)
-            h = (self.lam[idx], self.Bt[idx], self.Ct[:, idx], w, pick(full[4]), pick(full[5], wc),
+            h = (self.lam[:k], self.Bt[:k], self.Ct[:, :k], w, pick(full[4]), pick(full[5], wc),
                  pick(full[6], wc))
             self._half = h
         return h
@@ -461,29 +467,29 @@ class Target:
         return _residue_sum_longdouble(poles, cols, rows, self.discrete, torch.zeros_like(self.D))
 
     # -- working coordinates for the start heuristics (real for real targets) ---------------------
+    def _pairs_of(self, X: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """The rows of ``X`` (complex) for the real modes, the upper and the lower members of the pairs."""
+        X = X.to(self.cdt)
+        nr, npr = self._nr, self._np
+        return X[:nr], X[nr:nr + npr], X[nr + npr:]
+
+    # the conjugate pairs (rows a = upper, b = lower member) and the real coordinates of a real
+    # system: J maps real-coordinate rows (Re, Im) to modal rows, Jinv back; JH, JinvH their adjoints
     def _J(self, X: Tensor) -> Tensor:
-        X = X.clone()
-        a, b = X[self.pi], X[self.pj]
-        X[self.pi], X[self.pj] = (a - 1j * b) / 2, (a + 1j * b) / 2
-        return X
+        x, a, b = self._pairs_of(X)
+        return torch.cat([x, (a - 1j * b) / 2, (a + 1j * b) / 2])
 
     def _Jinv(self, X: Tensor) -> Tensor:
-        X = X.clone()
-        a, b = X[self.pi], X[self.pj]
-        X[self.pi], X[self.pj] = a + b, 1j * (a - b)
-        return X
+        x, a, b = self._pairs_of(X)
+        return torch.cat([x, a + b, 1j * (a - b)])
 
     def _JH(self, X: Tensor) -> Tensor:
-        X = X.clone()
-        a, b = X[self.pi], X[self.pj]
-        X[self.pi], X[self.pj] = (a + b) / 2, 1j * (a - b) / 2
-        return X
+        x, a, b = self._pairs_of(X)
+        return torch.cat([x, (a + b) / 2, 1j * (a - b) / 2])
 
     def _JinvH(self, X: Tensor) -> Tensor:
-        X = X.clone()
-        a, b = X[self.pi], X[self.pj]
-        X[self.pi], X[self.pj] = a - 1j * b, a + 1j * b
-        return X
+        x, a, b = self._pairs_of(X)
+        return torch.cat([x, a - 1j * b, a + 1j * b])
 
     def _real_modal(self) -> bool:
         return self.method == "modal" and self.real
