@@ -145,7 +145,9 @@ def test_batched_criterion_and_fd_hessian_equal_the_single_ones(case, method):
     H2, n2 = fd_inverse_hessian(run.fg, X[0], Bh, g0, fg_batch=run.fg_batch)
     d = Bh.shape[1]
     assert n1 == n2 == d  # forward differences: one gradient per chart direction
-    assert torch.allclose(H1, H2, rtol=1e-7, atol=1e-9 * float(H1.abs().max()))
+    # the batched and the single gradients agree to rounding, which the difference quotient
+    # amplifies by 1 / h (h = 1e-7 |x|)
+    assert torch.allclose(H1, H2, rtol=1e-5, atol=1e-7 * float(H1.abs().max()))
     # the forward-difference Hessian is the Hessian to O(h): compare with central differences
     h = 1e-4
     cols = [(Bh.mT @ (run.fg(X[0] + h * Bh[:, j])[1] - run.fg(X[0] - h * Bh[:, j])[1])) / (2 * h) for j in range(d)]

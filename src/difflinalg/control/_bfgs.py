@@ -144,9 +144,12 @@ def fd_inverse_hessian(fg, x: Tensor, Bh: Tensor, g: Tensor, rel_step: float = 1
     descent) and bounded below by ``1e-10`` times the largest.
 
     Forward differences of the gradient ``g`` at ``x`` (``d`` gradient evaluations, in one batched
-    call ``fg_batch(X) -> (f (B,), grad (B, D))`` when given): the matrix only preconditions BFGS
-    (its initial inverse Hessian), so their O(h) error (relative ~1e-5) costs nothing, while central
-    differences would double the dominant cost on large targets. Returns ``(H, n_evaluations)``."""
+    call ``fg_batch(X) -> (f (B,), grad (B, D))`` when given; central differences would double the
+    dominant cost on large targets) with the step ``h = rel_step max(|x|, 1)``: the gradient has no
+    cancellation, so a small step keeps the rounding error ``~eps / h`` small while the O(h)
+    truncation error of a larger one overestimated the curvature of stiff problems (with 1e-5 the
+    Newton-decrement test of ``minimize`` stopped the SLICOT beam model at order 12 at 0.0079
+    instead of 0.0053). Returns ``(H, n_evaluations)``."""
     d = Bh.shape[1]
     h = rel_step * max(float(x.norm()), 1.0)
     if fg_batch is not None:
