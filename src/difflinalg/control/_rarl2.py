@@ -44,6 +44,8 @@ from ._starts import balanced_start, default_shifts, irka, modal_start, random_p
 from ._statespace import StateSpace
 from ._target import Target
 
+#: IRKA iterates scored as candidates for a start (the first one and the last IRKA_CANDIDATES)
+IRKA_CANDIDATES = 4
 START_KINDS = ("bt", "irka-bt", "irka", "modal", "extend", "perturb", "random")
 #: default: balanced truncation, IRKA from it and from spread shifts, modal truncation, and two
 #: perturbation rounds that run only when those disagree
@@ -57,6 +59,8 @@ AGREE_RTOL = 1e-6
 ABANDON_AFTER = 10
 ABANDON_RATIO = 1.5
 ABANDON_HORIZON = 100
+#: a start whose criterion is above SKIP_RATIO times the best result so far is not optimized
+SKIP_RATIO = 9.0
 #: the search stops when the best criterion is within NOISE_LEVELS noise levels (``Target.eps_f``)
 #: of zero: no other start could be shown to be better
 NOISE_LEVELS = 2.0
@@ -323,8 +327,9 @@ class _Run:
             rate = (fs[-1 - k0] - f) / k0 if k0 > 0 else math.inf
             return f > ABANDON_RATIO * best_f or rate * ABANDON_HORIZON < f - best_f
 
-        if self.joined(f0, x0):  # starts at a minimum already found (e.g. a converged IRKA twice)
-            res = OptimResult(x0, f0, float(g0.norm()), math.nan, 0, 1, 0, "joined",
+        skip = f0 > SKIP_RATIO * best_f
+        if skip or self.joined(f0, x0):  # far above the best result, or at a minimum already found
+            res = OptimResult(x0, f0, float(g0.norm()), math.nan, 0, 1, 0, "skipped" if skip else "joined",
                               [(0, f0, float(g0.norm()), 0.0)])
             res.rel_grad = res.grad_norm / (2 * math.sqrt(max(f0, 1e-300)))
         else:
@@ -563,6 +568,9 @@ def _make_start(name: str, run: _Run, bt_model, gen):
             its = irka(T, sigma0=default_shifts(T, r), deadline=run.deadline)
         if not its:
             return None
+        # candidates: the first iterate and the last IRKA_CANDIDATES (IRKA may oscillate or drift
+        # away from a better model it passed, but scoring every iterate cost more than the run)
+        its = its[:1] + its[1:][-IRKA_CANDIDATES:]
         return run.best_model(torch.stack([m[0] for m in its]), torch.stack([m[2] for m in its]))[0]
     if name == "random":
         return run.space.pair(random_pair(run.space, gen))
