@@ -155,3 +155,21 @@ def test_batched_criterion_and_fd_hessian_equal_the_single_ones(case, method):
     w, V = torch.linalg.eigh(0.5 * (Hc + Hc.mT))
     w = w.abs().clamp_min(1e-10 * float(w.abs().max()))
     assert torch.allclose(torch.linalg.inv(H1), (V * w) @ V.mT, rtol=0, atol=1e-3 * float(w.max()))
+
+
+@pytest.mark.parametrize("discrete", [False, True])
+def test_half_spectrum_criterion_equals_the_full_one(discrete):
+    """A real model of a real target sums over half of the target's conjugate pairs
+    (``Target._modal_data``); the same pair cast to complex takes the full sums: both agree."""
+    F = random_system(10, 2, 3, discrete=discrete, seed=61)
+    T = Target(F, "modal")
+    assert T.pi.numel() > 0  # the target has conjugate pairs
+    C, A = random_pair(4, 2, discrete=discrete, seed=62)
+    psi_h, gA_h, gC_h, Bh_h = T.criterion(C, A)
+    assert not (gA_h.is_complex() or gC_h.is_complex() or Bh_h.is_complex())
+    psi_f, gA_f, gC_f, Bh_f = T.criterion(C.to(torch.complex128), A.to(torch.complex128))
+    assert psi_h == pytest.approx(psi_f, rel=1e-12, abs=1e-15)
+    for a, b in ((gA_h, gA_f), (gC_h, gC_f), (Bh_h, Bh_f)):
+        assert torch.allclose(a.to(b.dtype), b, rtol=1e-11, atol=1e-13 * float(b.abs().max()))
+    # and the criterion in extended precision agrees at this (ordinary) error
+    assert T.psi_precise(C, A) == pytest.approx(psi_h, rel=1e-10)

@@ -264,3 +264,22 @@ def test_batched_to_pairs_equals_to_pair(discrete):
         c, a = to_pair(T, A[k], C[k])
         assert torch.allclose(C2[k], c, atol=1e-12) and torch.allclose(A2[k], a, atol=1e-12)
     assert to_pair(T, A[3], C[3]) is None
+
+
+def test_realify_paired_shifts_span_the_same_space():
+    """With conjugate-closed shifts the real basis of an IRKA step comes from one QR of the real
+    and imaginary parts of the upper members (``_starts._realify``): the same space as the SVD of
+    all real and imaginary parts, and orthonormal."""
+    from difflinalg.control._starts import _realify
+
+    g = torch.Generator().manual_seed(71)
+    N = 12
+    z = torch.complex(torch.randn(N, 2, generator=g, dtype=torch.float64), torch.randn(N, 2, generator=g, dtype=torch.float64))
+    xr = torch.randn(N, 1, generator=g, dtype=torch.float64).to(torch.complex128)
+    X = torch.cat([z[:, :1], z[:, :1].conj(), xr, z[:, 1:], z[:, 1:].conj()], 1)  # r = 5
+    sigma = torch.tensor([1 + 2j, 1 - 2j, 3 + 0j, 0.5 + 1j, 0.5 - 1j], dtype=torch.complex128)
+    Q1 = _realify(X, 5, sigma)
+    Q2 = _realify(X, 5)
+    assert Q1.shape == (N, 5) and not Q1.is_complex()
+    assert torch.allclose(Q1.mT @ Q1, torch.eye(5, dtype=torch.float64), atol=1e-12)
+    assert torch.allclose(Q1 @ Q1.mT, Q2 @ Q2.mT, atol=1e-10)
