@@ -61,9 +61,12 @@ def test_exact_recovery(kind):
     assert torch.allclose(poles, poles0, atol=1e-8)
     assert res.output_normal_residual <= 1e-12
     # an exact approximation (criterion at zero, or at its noise level, with a stationary point)
-    # ends the search: the first start that finds it is the last one
-    assert res.starts[-1].status in ("exact", "stationary") and res.starts[-1].error <= 1e-7
-    assert all(s.error > 1e-7 for s in res.starts[:-1])
+    # ends the search: the first start that finds it is the last one optimized; the other starts
+    # at that level are only recorded ("noise") for the comparison in extended precision
+    opt = [s for s in res.starts if s.status != "noise"]
+    assert opt[-1].status in ("exact", "stationary") and opt[-1].error <= 1e-7
+    assert all(s.error > 1e-7 for s in opt[:-1])
+    assert all(s.iterations == 0 for s in res.starts if s.status == "noise")
 
 
 def test_scalar_example_recovered():
