@@ -206,7 +206,10 @@ def minimize(
             (``fd_inverse_hessian``): the criterion is badly scaled when the poles spread over
             decades, and the scaled identity of plain BFGS then needs thousands of iterations.
         fg_batch: ``X (B, D) -> (f (B,), grad_X (B, D))``, the batched ``fg``, used for the
-            finite-difference Hessian (its ``2 d`` gradients in one call).
+            finite-difference Hessian (its ``d`` gradients in one call).
+        decrement_refresh: the Newton-decrement test (module docstring) refreshes a quasi-Newton
+            matrix at least this many iterations old with a finite-difference Hessian before it
+            stops.
         window, ftol: stop ("stationary") when ``window`` iterations decreased ``f`` by less than
             ``max(eps_f, ftol f)`` (progress too slow to matter), or ``noise_window`` iterations
             decreased ``f`` by less than ``eps_f`` (its values are noise) and did not halve the
@@ -343,9 +346,10 @@ def minimize(
             # at the noise floor of the gradient the iteration wanders without decrease: stop when
             # the last `window` iterations gained less than max(eps_f, ftol f)
             gmin.append(min(gmin[-1], gn))
-            if len(hist) > window and hist[-window - 1][1] - f <= max(eps_f, ftol * f) or \
-                    len(hist) > noise_window and hist[-noise_window - 1][1] - f <= eps_f and \
-                    min(h[2] for h in hist[-noise_window:]) >= 0.5 * gmin[-noise_window - 1]:
+            slow = len(hist) > window and hist[-window - 1][1] - f <= max(eps_f, ftol * f)
+            noise = (len(hist) > noise_window and hist[-noise_window - 1][1] - f <= eps_f
+                     and min(h[2] for h in hist[-noise_window:]) >= 0.5 * gmin[-noise_window - 1])
+            if slow or noise:
                 status = "stationary"
                 break
     except KeyboardInterrupt:
