@@ -69,7 +69,7 @@ ABANDON_AFTER = 10
 ABANDON_RATIO = 1.5
 ABANDON_HORIZON = 100
 #: a start whose criterion is above SKIP_RATIO times the best result so far (3 times its error)
-#: is not optimized (measured on the SLICOT benchmark: no such start ever became the best)
+#: is not optimized (the SLICOT benchmark gives the same results with and without skipping)
 SKIP_RATIO = 9.0
 #: the search stops when the best criterion is within NOISE_LEVELS noise levels (``Target.eps_f``)
 #: of zero: no other start could be shown to be better
