@@ -217,6 +217,12 @@ def residue_sum(poles: Tensor, cols: Tensor, rows: Tensor, E_at, discrete: bool,
     return val, terms
 
 
+def error_residues(lamF: Tensor, BtF: Tensor, CtF: Tensor, lamH: Tensor, BtH: Tensor, CtH: Tensor):
+    """``(poles, cols, rows)`` of ``E = F - H`` from the modal data of ``F`` and ``H``: the poles of
+    both, residues ``c_k b_k^T`` with ``c`` from ``C~_F`` and ``-C~_H`` (``residue_sum``'s layout)."""
+    return torch.cat([lamF, lamH]), torch.cat([CtF, -CtH], 1), torch.cat([BtF, BtH])
+
+
 def squared_h2_error_residues(F: StateSpace, H: StateSpace, max_cond: float = 1e8, precise: bool = False):
     """``||F - H||_2^2`` by residues, or None if a modal form is too ill-conditioned (or, in discrete
     time, a pole is at 0, where the formula divides by it). ``precise``: the sum in extended
@@ -225,11 +231,9 @@ def squared_h2_error_residues(F: StateSpace, H: StateSpace, max_cond: float = 1e
     lamH, BtH, CtH, condH, _ = modal_form(H.A, H.B, H.C)
     if lamF is None or lamH is None or not (condF <= max_cond and condH <= max_cond):
         return None
-    poles = torch.cat([lamF, lamH])
+    poles, cols, rows = error_residues(lamF, BtF, CtF, lamH, BtH, CtH)
     if F.discrete and float(poles.abs().min()) <= 1e3 * eps(F.dtype):
         return None
-    cols = torch.cat([CtF, -CtH], 1)
-    rows = torch.cat([BtF, BtH])
     cdt = lamF.dtype
     DE = (F.D - H.D).to(cdt)
     if precise:
