@@ -12,6 +12,14 @@ SLICOT = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "slico
 BEST_KNOWN = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "rarl2" / "best_known.json"
 
 
+#: (discrete, dtype) combinations the control tests run over, and their test ids
+KINDS = [(d, dt) for d in (False, True) for dt in (torch.float64, torch.complex128)]
+
+
+def kind_id(kind) -> str:
+    return f"{'discrete' if kind[0] else 'continuous'}-{'complex' if kind[1].is_complex else 'real'}"
+
+
 def randn(*shape, dtype=torch.float64, gen=None):
     if dtype.is_complex:
         rdt = torch.empty((), dtype=dtype).real.dtype

@@ -12,16 +12,9 @@ from difflinalg.check import derivative, gradcheck
 from difflinalg.control import StateSpace, error_system, h2_error, h2_norm, h2_projection
 from difflinalg.control._target import Target
 
-from _controlhelpers import random_pair, random_system
+from _controlhelpers import KINDS, kind_id, random_pair, random_system
 
-CASES = [(d, dt) for d in (False, True) for dt in (torch.float64, torch.complex128)]
-
-
-def _ids(c):
-    return f"{'discrete' if c[0] else 'continuous'}-{'complex' if c[1].is_complex else 'real'}"
-
-
-@pytest.mark.parametrize("case", CASES, ids=_ids)
+@pytest.mark.parametrize("case", KINDS, ids=kind_id)
 def test_psi_is_the_error_of_the_projected_model(case):
     discrete, dtype = case
     F = random_system(9, 2, 2, discrete=discrete, dtype=dtype, seed=41)
@@ -37,7 +30,7 @@ def test_psi_is_the_error_of_the_projected_model(case):
 
 
 @pytest.mark.parametrize("method", ["modal", "schur"])
-@pytest.mark.parametrize("case", CASES, ids=_ids)
+@pytest.mark.parametrize("case", KINDS, ids=kind_id)
 def test_adjoint_gradient_equals_autograd_and_finite_differences(case, method):
     discrete, dtype = case
     F = random_system(10, 2, 3, discrete=discrete, dtype=dtype, seed=43)
@@ -85,7 +78,7 @@ def test_scalar_example_closed_form():
     assert abs(float(psi)) < 1e-15
 
 
-@pytest.mark.parametrize("case", CASES, ids=_ids)
+@pytest.mark.parametrize("case", KINDS, ids=kind_id)
 def test_h2_projection_gradcheck_all_modes(case):
     discrete, dtype = case
     F = random_system(5, 1, 2, discrete=discrete, dtype=dtype, seed=46)
@@ -110,7 +103,7 @@ def test_h2_projection_batched_and_vmap():
 
 
 @pytest.mark.parametrize("method", ["modal", "schur"])
-@pytest.mark.parametrize("case", CASES, ids=_ids)
+@pytest.mark.parametrize("case", KINDS, ids=kind_id)
 def test_batched_criterion_and_fd_hessian_equal_the_single_ones(case, method):
     """``_Run.fg_batch`` (one batched evaluation, used by the finite-difference Hessian) equals
     ``fg`` row by row (psi by residues and by ``1 - ||B_hat||^2`` too), and so does

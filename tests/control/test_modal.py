@@ -23,14 +23,7 @@ from difflinalg.control._modal import (
 from difflinalg.control._starts import balanced_start
 from difflinalg.control._target import Target
 
-from _controlhelpers import random_system
-
-KINDS = [(d, dt) for d in (False, True) for dt in (torch.float64, torch.complex128)]
-
-
-def _ids(c):
-    return f"{'discrete' if c[0] else 'continuous'}-{'complex' if c[1].is_complex else 'real'}"
-
+from _controlhelpers import KINDS, kind_id, random_system
 
 def _transfer_dense(F: StateSpace, s: torch.Tensor) -> torch.Tensor:
     cdt = torch.complex128
@@ -132,7 +125,7 @@ def test_modal_form_mixed_blocks():
     assert sorted(perm.tolist()) == list(range(8)) and cond > 1.0
 
 
-@pytest.mark.parametrize("kind", KINDS, ids=_ids)
+@pytest.mark.parametrize("kind", KINDS, ids=kind_id)
 def test_h2_norm_from_mirror_sums(kind):
     """||F||^2 = ||D||^2 + sum_i c_i^H M_i conj(b_i) (the target's norm) equals the Gramian norm,
     also with the pair-halved sums of a real target; the sums, rescaled, are F at the mirror images."""
@@ -151,7 +144,7 @@ def test_h2_norm_from_mirror_sums(kind):
         assert torch.allclose(T._mirror_values(), ref, rtol=1e-11, atol=1e-13 * float(ref.abs().max()))
 
 
-@pytest.mark.parametrize("kind", KINDS, ids=_ids)
+@pytest.mark.parametrize("kind", KINDS, ids=kind_id)
 def test_gramian_factors_match_the_dense_gramians(kind):
     """Full rank: ``L L^H`` equals the working-coordinate Gramian to rounding. Truncated
     (``max_rank``): the same factor as the dense pivoted Cholesky (same pivots)."""

@@ -18,14 +18,7 @@ from difflinalg.control import (
 )
 from difflinalg.control._charts import output_normal_residual
 
-from _controlhelpers import BEST_KNOWN, SLICOT, embedded, random_system
-
-KINDS = [(d, dt) for d in (False, True) for dt in (torch.float64, torch.complex128)]
-
-
-def _ids(c):
-    return f"{'discrete' if c[0] else 'continuous'}-{'complex' if c[1].is_complex else 'real'}"
-
+from _controlhelpers import BEST_KNOWN, KINDS, SLICOT, embedded, kind_id, random_system
 
 def _normalized_pair(res, F):
     """The output-normal pair of the result in the normalized units of the run."""
@@ -47,7 +40,7 @@ def _check_result(res, F):
     assert res.error == pytest.approx(float(h2_error(F, H, method="gramian")), rel=1e-6, abs=1e-7 * res.target_norm)
 
 
-@pytest.mark.parametrize("kind", KINDS, ids=_ids)
+@pytest.mark.parametrize("kind", KINDS, ids=kind_id)
 def test_exact_recovery(kind):
     discrete, dtype = kind
     F, H0 = embedded(3, 9, discrete=discrete, dtype=dtype, seed=51)
@@ -106,7 +99,7 @@ def test_markov_parameters_mimo():
         rarl2(torch.ones(2, 2), 1)
 
 
-@pytest.mark.parametrize("kind", KINDS, ids=_ids)
+@pytest.mark.parametrize("kind", KINDS, ids=kind_id)
 def test_mimo_beats_balanced_truncation(kind):
     discrete, dtype = kind
     F = random_system(14, 2, 2, discrete=discrete, dtype=dtype, seed=53)

@@ -131,9 +131,10 @@ def test_vmap_auto():
     assert torch.allclose(g_vmap, g_loop, rtol=1e-10, atol=1e-12)
 
 
-def test_auto_uses_iterative_on_large_and_falls_back(monkeypatch):
-    """method='auto': iterative on a large matrix with a decaying spectrum; on a flat spectrum
-    (Gaussian) the iteration gives up early and a full SVD takes over; both exact."""
+@pytest.fixture
+def krylov_calls(monkeypatch):
+    """Records, per call of the Krylov path inside ``svd_truncated``, whether it converged (a
+    result) or gave up (None: the full SVD takes over)."""
     calls = []
     orig = trunc_mod.krylov_svd
 
@@ -143,13 +144,19 @@ def test_auto_uses_iterative_on_large_and_falls_back(monkeypatch):
         return out
 
     monkeypatch.setattr(trunc_mod, "krylov_svd", spy)
+    return calls
+
+
+def test_auto_uses_iterative_on_large_and_falls_back(krylov_calls):
+    """method='auto': iterative on a large matrix with a decaying spectrum; on a flat spectrum
+    (Gaussian) the iteration gives up early and a full SVD takes over; both exact."""
     W = randn(F64, gen(17), 300, 280)
     x = randn(F64, gen(18), 300, 1)
     for A, converged in [(decaying(F64, 300, 280, rate=0.7, seed=19), True),
                          (randn(F64, gen(20), 300, 280), False)]:
         A1 = A.clone().requires_grad_()
         g, = torch.autograd.grad(loss_k(*svd_truncated(A1, 4), W, x), A1)
-        assert calls[-1] is converged
+        assert krylov_calls[-1] is converged
         g0 = full_reference(A, 4, W, x)
         assert (g - g0).norm() <= 1e-10 * g0.norm()
 
@@ -368,23 +375,14 @@ def test_large_auto_gradient_equals_full_svd(dtype):
 
 
 @pytest.mark.slow
-def test_large_gaussian_auto_takes_iterative_path(monkeypatch):
+def test_large_gaussian_auto_takes_iterative_path(krylov_calls):
     """1000 x 1000 Gaussian (flat top of the spectrum), k = 8: within the budget method='auto'
     keeps the Krylov path (no fallback) and the gradient is the full-SVD one."""
-    calls = []
-    orig = trunc_mod.krylov_svd
-
-    def spy(*args, **kwargs):
-        out = orig(*args, **kwargs)
-        calls.append(out is not None)
-        return out
-
-    monkeypatch.setattr(trunc_mod, "krylov_svd", spy)
     A = randn(F64, gen(47), 1000, 1000)
     W = randn(F64, gen(48), 1000, 1000)
     x = randn(F64, gen(49), 1000, 1)
     A1 = A.clone().requires_grad_()
     g, = torch.autograd.grad(loss_k(*svd_truncated(A1, 8), W, x), A1)
-    assert calls == [True]
+    assert krylov_calls == [True]
     g0 = full_reference(A, 8, W, x)
     assert (g - g0).norm() <= 1e-10 * g0.norm()
