@@ -536,15 +536,16 @@ def _search(run: _Run, names: list[str], bt_model, gen, prog: _Progress, adaptiv
         pair = _make_start(name, run, bt_model, gen)
         if pair is not None:
             cands.append((run.psi_of_pair(pair), len(cands), name, pair))
+    cands.sort(key=lambda t: (t[0], t[1]))
     done: list[tuple[float, Tensor]] = []
-    for i, (psi0, _, name, pair) in enumerate(sorted(cands, key=lambda t: (t[0], t[1]))):
+    for i, (psi0, _, name, pair) in enumerate(cands):
         if run.out_of_time() and run.results:
             return
         if run.exact():
             # at the criterion's noise level no optimization can show progress: the remaining
             # starts are recorded as they are ("noise"), for the comparison in extended
             # precision among the results at that level (``_Run.final``)
-            for psi_r, _, name_r, pair_r in sorted(cands, key=lambda t: (t[0], t[1]))[i:]:
+            for psi_r, _, name_r, pair_r in cands[i:]:
                 if psi_r <= run.best()[0] + TIE_LEVELS * run.eps_f:
                     run.record_unoptimized(name_r, pair_r, "noise")
             return
