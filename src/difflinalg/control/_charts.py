@@ -220,12 +220,18 @@ def output_normal_form(A: Tensor, B: Tensor | None, C: Tensor, discrete: bool, n
     if int(info) != 0:
         raise InputError(f"{name}: the pair (C, A) is not observable (its observability Gramian is "
                          "singular); remove the unobservable states first")
-    # A' = L^H A L^{-H}, C' = C L^{-H}, B' = L^H B
+    A2, C2 = to_output_normal(A, C, L)
+    return A2, (None if B is None else L.mH @ B), C2
+
+
+def to_output_normal(A: Tensor, C: Tensor, L: Tensor) -> tuple[Tensor, Tensor]:
+    """``(L^H A L^{-H}, C L^{-H})`` for the Cholesky factor ``L`` of the observability Gramian
+    ``Q = L L^H`` of ``(C, A)`` (batched): the state change ``T = L^{-H}`` makes the pair
+    output normal (``B' = L^H B``)."""
     LH = L.mH
     A2 = torch.linalg.solve_triangular(LH, LH @ A, upper=True, left=False)
     C2 = torch.linalg.solve_triangular(LH, C, upper=True, left=False)
-    B2 = None if B is None else LH @ B
-    return A2, B2, C2
+    return A2, C2
 
 
 def output_normal_residual(C: Tensor, A: Tensor, discrete: bool) -> float:

@@ -25,6 +25,7 @@ from torch import Tensor
 from ._balanced import square_root_projection
 from .._utils import herm
 from ..equations import observability_gramian
+from ._charts import to_output_normal
 from ._target import Target
 
 
@@ -76,9 +77,7 @@ def to_pairs(T: Target, A: Tensor, C: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     L, info = torch.linalg.cholesky_ex(herm(Q))
     good = info == 0
     L = torch.where(good[:, None, None], L, torch.eye(r, dtype=L.dtype))
-    LH = L.mH  # A' = L^H A L^{-H}, C' = C L^{-H} (output_normal_form)
-    A2s = torch.linalg.solve_triangular(LH, LH @ As, upper=True, left=False)
-    C2s = torch.linalg.solve_triangular(LH, Cs, upper=True, left=False)
+    A2s, C2s = to_output_normal(As, Cs, L)
     good &= torch.isfinite(A2s).flatten(1).all(1)
     ok[idx] = good
     A2[idx], C2[idx] = A2s, C2s

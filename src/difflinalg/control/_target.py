@@ -490,9 +490,6 @@ class Target:
         x, a, b = self._pairs_of(X)
         return torch.cat([x, a - 1j * b, a + 1j * b])
 
-    def _real_modal(self) -> bool:
-        return self.method == "modal" and self.real
-
     def work_BC(self) -> tuple[Tensor, Tensor]:
         """``(B_w, C_w)`` of the normalized target in working coordinates."""
         if self.method == "schur":
