@@ -300,9 +300,13 @@ class _Run:
     def out_of_time(self) -> bool:
         return self.deadline is not None and _time.perf_counter() > self.deadline
 
-    def psi_of_pair(self, pair) -> float:
-        C, A = pair
-        return self.T.criterion(C.to(self.space.mdt), A.to(self.space.mdt), grad=False)[0]
+    def psi_of_pairs(self, pairs: list) -> list[float]:
+        """The criterion at each output-normal pair ``(C, A)`` (one batched evaluation)."""
+        if not pairs:
+            return []
+        C = torch.stack([c for c, _ in pairs]).to(self.space.mdt)
+        A = torch.stack([a for _, a in pairs]).to(self.space.mdt)
+        return self.T.psi_batch(C, A).tolist()
 
     def poles(self, x: Tensor) -> Tensor:
         return torch.linalg.eigvals(self.space.pair(x)[1])
@@ -318,14 +322,21 @@ class _Run:
         p = self.poles(x)
         return any(_same_poles(p, q) for q in near)
 
-    def optimize(self, name: str, pair, progress: _Progress) -> StartResult:
+    def optimize(self, name: str, pair, progress: _Progress, psi0: float | None = None) -> StartResult:
+        """Optimize from ``pair`` (criterion ``psi0`` there, if known), record and return the result."""
         t0 = _time.perf_counter()
         C, A = pair
         x0 = self.space.from_pair(C.to(self.space.mdt), A.to(self.space.mdt))
-        f0, g0 = self.fg(x0)
-
         best = self.best()
         best_f = best[0] if best is not None else math.inf
+        # a start far above the best result, or at a minimum already found, is not optimized: decided
+        # on the criterion alone (its gradient is only reported, and only needed if it is the best)
+        f0 = psi0 if psi0 is not None else self.psi_of_pairs([(C, A)])[0]
+        skip = f0 > SKIP_RATIO * best_f
+        status = "skipped" if skip else "joined" if self.joined(f0, x0) else None
+        g0 = None
+        if status is None or f0 <= best_f:
+            f0, g0 = self.fg(x0)
         fs: list[float] = []
 
         def cb(k, f, gn, x):
@@ -341,14 +352,13 @@ class _Run:
             rate = (fs[-1 - k0] - f) / k0 if k0 > 0 else math.inf
             return f > ABANDON_RATIO * best_f or rate * ABANDON_HORIZON < f - best_f
 
-        skip = f0 > SKIP_RATIO * best_f
-        if skip or self.joined(f0, x0):  # far above the best result, or at a minimum already found
-            res = OptimResult(x0, f0, float(g0.norm()), math.nan, 0, 1, 0, "skipped" if skip else "joined",
-                              [(0, f0, float(g0.norm()), 0.0)])
-            res.rel_grad = res.grad_norm / (2 * math.sqrt(max(f0, 1e-300)))
+        if status is not None:
+            gn = float(g0.norm()) if g0 is not None else math.nan
+            res = OptimResult(x0, f0, gn, gn / (2 * math.sqrt(max(f0, 1e-300))), 0, 1, 0, status,
+                              [(0, f0, gn, 0.0)])
         else:
             res = minimize(self.fg, self.space, x0, gtol=self.tol, max_iter=self.max_iter, callback=cb,
-                           deadline=self.deadline, eps_f=self.eps_f, fg_batch=self.fg_batch)
+                           deadline=self.deadline, eps_f=self.eps_f, fg_batch=self.fg_batch, fg0=(f0, g0))
         # never return worse than the start: a higher criterion is kept only within its noise level
         # eps_f (``minimize`` breaks such ties by the gradient, which tells where the minimum is)
         if not res.f <= f0 + self.eps_f:
@@ -529,14 +539,16 @@ def _search(run: _Run, names: list[str], bt_model, gen, prog: _Progress, adaptiv
     further apart than AGREE_RTOL), i.e. when the landscape shows several minima. Raises
     KeyboardInterrupt through (the results so far are kept)."""
     primary = [n for n in names if n != "perturb"]
-    cands = []
+    made = []
     for name in primary:
         if run.out_of_time():
             break
         pair = _make_start(name, run, bt_model, gen)
         if pair is not None:
-            cands.append((run.psi_of_pair(pair), len(cands), name, pair))
-    cands.sort(key=lambda t: (t[0], t[1]))
+            made.append((name, pair))
+    psis = run.psi_of_pairs([pair for _, pair in made])
+    cands = sorted(((psi, i, name, pair) for i, (psi, (name, pair)) in enumerate(zip(psis, made))),
+                   key=lambda t: (t[0], t[1]))
     done: list[tuple[float, Tensor]] = []
     for i, (psi0, _, name, pair) in enumerate(cands):
         if run.out_of_time() and run.results:
@@ -554,7 +566,7 @@ def _search(run: _Run, names: list[str], bt_model, gen, prog: _Progress, adaptiv
                for p, q in done):
             continue  # the same model as a start already optimized
         done.append((psi0, poles))
-        run.optimize(name, pair, prog)
+        run.optimize(name, pair, prog, psi0)
     if adaptive and run.results:
         errs = [math.sqrt(max(t[0], 0.0)) for t in run.results]
         if max(errs) - min(errs) <= AGREE_RTOL * max(min(errs), 1e-300):
