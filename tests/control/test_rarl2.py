@@ -226,6 +226,12 @@ def test_joined_starts_stop_at_a_known_minimum():
     for s in joined:
         assert any(abs(s.error**2 - e**2) <= JOIN_RTOL * e**2 + 1e-15 for e in minima)
     assert res.relative_error == min(s.error for s in res.starts)
+    # a start stopped at its starting point is decided on the criterion alone: its gradient is
+    # computed (and reported) only where it could be the result; the result's always is
+    assert math.isfinite(res.grad_norm) and math.isfinite(res.rel_grad)
+    for s in res.starts:
+        if s.iterations > 0:
+            assert math.isfinite(s.grad_norm)
     # the same run without joining (each start separately) finds no better minimum
     for name in {s.name for s in joined}:
         alone = rarl2(F, 2, starts=[name])
