@@ -41,6 +41,12 @@ def full_reference(A, k, W, x):
     return torch.autograd.grad(L, A)[0]
 
 
+def truncated_grad(A, k, W, x, **kw):
+    """The gradient of ``loss_k`` through ``svd_truncated(A, k, **kw)`` (compare with ``full_reference``)."""
+    A1 = A.clone().requires_grad_()
+    return torch.autograd.grad(loss_k(*svd_truncated(A1, k, **kw), W, x), A1)[0]
+
+
 def decaying(dtype, m, n, rate=0.8, seed=0, batch=()):
     """Geometric decay down to a floor of distinct values near 1e-3 (torch's full-SVD reference
     gradient divides by s_i^2 - s_j^2 over all pairs: values below rounding would give NaN)."""
@@ -82,8 +88,7 @@ def test_gradient_equals_full_svd_iterative_large(dtype, shape):
     A = decaying(dtype, *shape, rate=0.85, seed=4)
     W = randn(dtype, gen(5), *shape)
     x = randn(dtype, gen(6), shape[0], 1)
-    A1 = A.clone().requires_grad_()
-    g, = torch.autograd.grad(loss_k(*svd_truncated(A1, 8, method="iterative"), W, x), A1)
+    g = truncated_grad(A, 8, W, x, method="iterative")
     g0 = full_reference(A, 8, W, x)
     assert (g - g0).norm() <= 1e-10 * g0.norm()
 
@@ -154,8 +159,7 @@ def test_auto_uses_iterative_on_large_and_falls_back(krylov_calls):
     x = randn(F64, gen(18), 300, 1)
     for A, converged in [(decaying(F64, 300, 280, rate=0.7, seed=19), True),
                          (randn(F64, gen(20), 300, 280), False)]:
-        A1 = A.clone().requires_grad_()
-        g, = torch.autograd.grad(loss_k(*svd_truncated(A1, 4), W, x), A1)
+        g = truncated_grad(A, 4, W, x)
         assert krylov_calls[-1] is converged
         g0 = full_reference(A, 4, W, x)
         assert (g - g0).norm() <= 1e-10 * g0.norm()
@@ -182,10 +186,8 @@ def test_non_convergence_error_and_fallback(monkeypatch):
         with monkeypatch.context() as mp:
             mp.setattr(trunc_mod, target, lambda *a, **kw: None)
             with pytest.raises(ConvergenceError, match="method='full'"):
-                A1 = A.clone().requires_grad_()
-                torch.autograd.grad(loss_k(*svd_truncated(A1, 4, method="iterative"), W, x), A1)
-            A1 = A.clone().requires_grad_()
-            g, = torch.autograd.grad(loss_k(*svd_truncated(A1, 4, method="auto"), W, x), A1)
+                truncated_grad(A, 4, W, x, method="iterative")
+            g = truncated_grad(A, 4, W, x, method="auto")
             assert (g - g0).norm() <= 1e-10 * g0.norm()
 
 
@@ -239,8 +241,7 @@ def test_gradient_with_restarts_equals_full_svd(dtype, monkeypatch):
     A = decaying(dtype, 150, 120, rate=0.9, seed=42)
     W = randn(dtype, gen(43), 150, 120)
     x = randn(dtype, gen(44), 150, 1)
-    A1 = A.clone().requires_grad_()
-    g, = torch.autograd.grad(loss_k(*svd_truncated(A1, 6, method="iterative"), W, x), A1)
+    g = truncated_grad(A, 6, W, x, method="iterative")
     g0 = full_reference(A, 6, W, x)
     assert (g - g0).norm() <= 1e-10 * g0.norm()
 
@@ -256,8 +257,7 @@ def test_gradient_steep_spectrum_equals_full_svd(dtype):
     A = with_spectrum(dtype, gen(50), 0.3 ** (i - 1) + 1e-9 * (2 - i / n), m, n)
     W = randn(dtype, gen(51), m, n)
     x = randn(dtype, gen(52), m, 1)
-    A1 = A.clone().requires_grad_()
-    g, = torch.autograd.grad(loss_k(*svd_truncated(A1, k, method="iterative"), W, x), A1)
+    g = truncated_grad(A, k, W, x, method="iterative")
     g0 = full_reference(A, k, W, x)
     assert (g - g0).norm() <= 1e-10 * g0.norm()
 
@@ -333,8 +333,7 @@ def test_single_precision_iterative():
     A = decaying(torch.complex64, 60, 40, seed=26)
     W = randn(torch.complex64, gen(27), 60, 40)
     x = randn(torch.complex64, gen(28), 60, 1)
-    A1 = A.clone().requires_grad_()
-    g, = torch.autograd.grad(loss_k(*svd_truncated(A1, 3, method="iterative"), W, x), A1)
+    g = truncated_grad(A, 3, W, x, method="iterative")
     g0 = full_reference(A.to(C128), 3, W.to(C128), x.to(C128))
     assert g.dtype == torch.complex64
     assert (g.to(C128) - g0).norm() <= 1e-4 * g0.norm()
@@ -368,8 +367,7 @@ def test_large_auto_gradient_equals_full_svd(dtype):
     W = randn(dtype, gen(30), 1000, 800)
     x = randn(dtype, gen(31), 1000, 1)
     assert trunc_mod._prefers_iterative(1000, 800, 16)
-    A1 = A.clone().requires_grad_()
-    g, = torch.autograd.grad(loss_k(*svd_truncated(A1, 16), W, x), A1)
+    g = truncated_grad(A, 16, W, x)
     g0 = full_reference(A, 16, W, x)
     assert (g - g0).norm() <= 1e-10 * g0.norm()
 
@@ -381,8 +379,7 @@ def test_large_gaussian_auto_takes_iterative_path(krylov_calls):
     A = randn(F64, gen(47), 1000, 1000)
     W = randn(F64, gen(48), 1000, 1000)
     x = randn(F64, gen(49), 1000, 1)
-    A1 = A.clone().requires_grad_()
-    g, = torch.autograd.grad(loss_k(*svd_truncated(A1, 8), W, x), A1)
+    g = truncated_grad(A, 8, W, x)
     assert krylov_calls == [True]
     g0 = full_reference(A, 8, W, x)
     assert (g - g0).norm() <= 1e-10 * g0.norm()
