@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import sys
 import time
@@ -46,15 +47,17 @@ def timeit(fn: Callable[[], object], repeats: int = 7, warmup: int = 1) -> float
     return statistics.median(times)
 
 
-def interleaved(fns: dict[str, Callable[[], object]], repeats: int,
-                warmup: int = 1) -> tuple[dict[str, float], dict[str, float]]:
+def interleaved(fns: dict[str, Callable[[], object]], repeats: int, warmup: int = 1,
+                first: dict[str, float] | None = None) -> tuple[dict[str, float], dict[str, float]]:
     """Median wall and CPU (process) seconds of each function: every repeat (after ``warmup``
     rounds) calls each function once, round-robin, so that load from other processes on a shared
-    machine hits every contender alike and their ratios are steadier than absolute times."""
+    machine hits every contender alike and their ratios are steadier than absolute times.
+    ``first``: wall seconds of a run already made of each function, counted as a wall sample (CPU
+    medians are over the repeats only; NaN without repeats)."""
     for _ in range(warmup):
         for f in fns.values():
             f()
-    wall: dict[str, list[float]] = {k: [] for k in fns}
+    wall: dict[str, list[float]] = {k: [] if first is None else [first[k]] for k in fns}
     cpu: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(repeats):
         for k, f in fns.items():
@@ -64,7 +67,7 @@ def interleaved(fns: dict[str, Callable[[], object]], repeats: int,
             wall[k].append(w1 - w0)
             cpu[k].append(c1 - c0)
     return ({k: statistics.median(v) for k, v in wall.items()},
-            {k: statistics.median(v) for k, v in cpu.items()})
+            {k: statistics.median(v) if v else math.nan for k, v in cpu.items()})
 
 
 def peak_memory(fn: Callable[[], object]) -> int:

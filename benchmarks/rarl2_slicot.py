@@ -33,12 +33,11 @@ from __future__ import annotations
 
 import json
 import math
-import statistics
 import sys
 import time
 from pathlib import Path
 
-from _common import parser, print_table, setup, write_json
+from _common import interleaved, parser, print_table, setup, write_json
 
 import torch  # noqa: E402  (after _common, which puts src/ on the path)
 
@@ -57,14 +56,8 @@ REPEAT_BUDGET = 4.0
 def repeat_times(fns: dict, first: dict, repeats: int) -> dict:
     """Median wall times of ``fns`` (name -> callable) over their first runs (``first``, seconds)
     and as many alternating repeats as ``REPEAT_BUDGET`` and ``repeats`` (runs in all) allow."""
-    times = {k: [t] for k, t in first.items()}
     extra = min(repeats - 1, int(REPEAT_BUDGET / max(sum(first.values()), 1e-9)))
-    for _ in range(max(extra, 0)):
-        for k, fn in fns.items():
-            t0 = time.perf_counter()
-            fn()
-            times[k].append(time.perf_counter() - t0)
-    return {k: statistics.median(v) for k, v in times.items()}
+    return interleaved(fns, max(extra, 0), warmup=0, first=first)[0]
 
 
 def orders_for(name: str, n: int, quick: bool) -> list[int]:

@@ -18,11 +18,9 @@ Run: ``./dev bench svd_truncated [--quick] [--json PATH|-] [--repeats R] [--thre
 
 from __future__ import annotations
 
-import statistics
-
 import torch
 
-from _common import parser, print_table, setup, timeit, write_json
+from _common import interleaved, parser, print_table, setup, write_json
 from difflinalg import svd_truncated
 from difflinalg.spectral._svd_iterative import krylov_svd
 from difflinalg.spectral._svd_truncated import _budgets, _prefers_iterative
@@ -37,17 +35,6 @@ def make_matrix(kind: str, n: int, gen: torch.Generator) -> torch.Tensor:
     Q1 = torch.linalg.qr(torch.randn(n, n, generator=gen, dtype=torch.float64)).Q
     Q2 = torch.linalg.qr(torch.randn(n, n, generator=gen, dtype=torch.float64)).Q
     return (Q1 * s) @ Q2.mT
-
-
-def interleaved(fns: dict, repeats: int) -> dict:
-    """Median wall time of each function, the repeats of all of them interleaved."""
-    times: dict = {name: [] for name in fns}
-    for name, fn in fns.items():  # warm-up
-        fn()
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            times[name].append(timeit(fn, repeats=1, warmup=0))
-    return {name: statistics.median(ts) for name, ts in times.items()}
 
 
 def main() -> None:
@@ -95,7 +82,7 @@ def main() -> None:
             "auto_fwd": lambda: svd_truncated(A, k, method="auto"),
             "full": lambda: ours(A, "full"),
             "full_fwd": lambda: svd_truncated(A, k, method="full"),
-        }, repeats)
+        }, repeats)[0]
         rows.append(dict(spectrum=kind, method="torch.linalg.svd (anchor)", path="full SVD",
                          fwd_s=t["anchor_fwd"], fwd_bwd_s=t["anchor"], speedup=1.0,
                          grad_rel_diff=0.0))
