@@ -63,6 +63,10 @@ class OutputNormalSpace:
         il = torch.tril_indices(n, n, -1)
         self.il = (il[0], il[1])
         self.nl = il.shape[1]
+        # flat positions (in n * n) of the strictly lower entries, their mirror images and the
+        # diagonal: S is assembled and read by index_copy / index_select on the flattened matrix
+        # (two operations instead of a scatter and a transpose: the charts run at every evaluation)
+        self._lo, self._up, self._dg = il[0] * n + il[1], il[1] * n + il[0], torch.arange(n) * (n + 1)
         self.dim_ambient = (2 if complex_ else 1) * (p * n + self.nl) + (n if complex_ else 0)
         self.dim_gauge = n * n if complex_ else self.nl
         self.dim = self.dim_ambient - self.dim_gauge
@@ -72,30 +76,35 @@ class OutputNormalSpace:
     # -- vector <-> matrices ---------------------------------------------------------------------
     def to_vec(self, C: Tensor, S: Tensor) -> Tensor:
         r2 = math.sqrt(2.0)
-        low = S[..., self.il[0], self.il[1]]
         lead = C.shape[:-2]
-        pn = self.p * self.n
+        n, pn = self.n, self.p * self.n
+        Sf = S.reshape(*lead, n * n)
+        low = r2 * Sf.index_select(-1, self._lo.to(S.device))
         if self.complex:
-            return torch.cat([C.real.reshape(*lead, pn), C.imag.reshape(*lead, pn), r2 * low.real,
-                              r2 * low.imag, S.diagonal(dim1=-2, dim2=-1).imag], -1).to(self.rdt)
-        return torch.cat([C.reshape(*lead, pn), r2 * low], -1).to(self.rdt)
+            d = Sf.index_select(-1, self._dg.to(S.device)).imag
+            return torch.cat([C.real.reshape(*lead, pn), C.imag.reshape(*lead, pn), low.real, low.imag, d],
+                             -1).to(self.rdt)
+        x = torch.cat([C.reshape(*lead, pn), low], -1)
+        return x if x.dtype == self.rdt else x.to(self.rdt)
 
     def from_vec(self, x: Tensor) -> tuple[Tensor, Tensor]:
         n, p, nl = self.n, self.p, self.nl
-        r2 = math.sqrt(2.0)
         lead = x.shape[:-1]
+        dev = x.device
         if self.complex:
             cr, ci, lr, li, d = torch.split(x, [p * n, p * n, nl, nl, n], -1)
             C = torch.complex(cr, ci).reshape(*lead, p, n)
-            low = torch.complex(lr, li) / r2
-            L = _scatter_lower(torch.zeros(*lead, n, n, dtype=self.cdt, device=x.device), self.il, low)
-            S = L - L.mH + torch.diag_embed(torch.complex(torch.zeros_like(d), d))
+            low = torch.complex(lr, li) * (1 / math.sqrt(2.0))
+            S = torch.zeros(*lead, n * n, dtype=self.cdt, device=dev)
+            S.index_copy_(-1, self._lo.to(dev), low).index_copy_(-1, self._up.to(dev), -low.conj())
+            S.index_copy_(-1, self._dg.to(dev), torch.complex(torch.zeros_like(d), d))
         else:
             cv, lv = torch.split(x, [p * n, nl], -1)
             C = cv.reshape(*lead, p, n)
-            L = _scatter_lower(torch.zeros(*lead, n, n, dtype=x.dtype, device=x.device), self.il, lv / r2)
-            S = L - L.mT
-        return C, S
+            low = lv * (1 / math.sqrt(2.0))
+            S = torch.zeros(*lead, n * n, dtype=x.dtype, device=dev)
+            S.index_copy_(-1, self._lo.to(dev), low).index_copy_(-1, self._up.to(dev), -low)
+        return C, S.reshape(*lead, n, n)
 
     # -- the map to output-normal pairs ----------------------------------------------------------
     def pair(self, x: Tensor, cs: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor]:
@@ -197,15 +206,6 @@ class OutputNormalSpace:
 
 def _conj(s):
     return s.conjugate() if isinstance(s, complex) else s
-
-
-def _scatter_lower(L: Tensor, il, vals: Tensor) -> Tensor:
-    """``L`` with its strictly lower entries ``il`` set to ``vals`` (..., nl) (out of place)."""
-    n = L.shape[-1]
-    flat_idx = il[0] * n + il[1]
-    Lf = L.reshape(*L.shape[:-2], n * n)
-    Lf = Lf.index_copy(-1, flat_idx.to(L.device), vals.to(L.dtype))
-    return Lf.reshape(L.shape)
 
 
 # -- conversions from arbitrary realizations ------------------------------------------------------

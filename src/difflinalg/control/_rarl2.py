@@ -49,7 +49,7 @@ from ._analysis import check_h2, check_stable_poles
 from ._balanced import check_order
 from ._bfgs import OptimResult, minimize
 from ._charts import OutputNormalSpace, output_normal_residual
-from ._starts import balanced_start, default_shifts, irka, modal_start, random_pair, to_pair, to_pairs
+from ._starts import balanced_start, default_shifts, irka, irka_models, modal_start, random_pair, to_pair, to_pairs
 from ._statespace import StateSpace
 from ._target import Target
 
@@ -308,6 +308,42 @@ class _Run:
         A = torch.stack([a for _, a in pairs]).to(self.space.mdt)
         return self.T.psi_batch(C, A).tolist()
 
+    def score_starts(self, made: list) -> list:
+        """The best candidate of each start: ``made`` holds ``(name, A, C, normal)`` with candidate
+        models ``A`` (K, r, r), ``C`` (K, p, r) (``normal``: already output-normal pairs); returns
+        ``(name, (C, A), psi, (grad_A, grad_C))`` of the candidate with the lowest criterion per
+        start (starts without a stable, observable candidate are left out). All candidates of all
+        starts are brought to output-normal form in one batch and evaluated, with their ambient
+        gradients, in another: at small orders an evaluation costs its call overhead, not its flops."""
+        mdt = self.space.mdt
+        raw = [k for k, m in enumerate(made) if not m[3]]
+        conv = {}
+        if raw:
+            C2, A2, ok = to_pairs(self.T, torch.cat([made[k][1] for k in raw]).to(mdt),
+                                  torch.cat([made[k][2] for k in raw]).to(mdt))
+            at = 0
+            for k in raw:
+                K = made[k][1].shape[0]
+                conv[k] = (C2[at:at + K], A2[at:at + K], ok[at:at + K])
+                at += K
+        groups = []
+        for k, (name, A, C, normal) in enumerate(made):
+            C2, A2, ok = conv[k] if k in conv else (C.to(mdt), A.to(mdt), torch.ones(A.shape[0], dtype=torch.bool))
+            idx = torch.nonzero(ok).reshape(-1)
+            if idx.numel():
+                groups.append((name, C2[idx], A2[idx]))
+        if not groups:
+            return []
+        f, gA, gC = self.T.criterion_batch(torch.cat([g[1] for g in groups]), torch.cat([g[2] for g in groups]))
+        out, at = [], 0
+        for name, C2, A2 in groups:
+            K = A2.shape[0]
+            j = at + int(torch.argmin(f[at:at + K]))
+            if math.isfinite(float(f[j])):
+                out.append((name, (C2[j - at], A2[j - at]), float(f[j]), (gA[j], gC[j])))
+            at += K
+        return out
+
     def poles(self, x: Tensor) -> Tensor:
         return torch.linalg.eigvals(self.space.pair(x)[1])
 
@@ -322,8 +358,10 @@ class _Run:
         p = self.poles(x)
         return any(_same_poles(p, q) for q in near)
 
-    def optimize(self, name: str, pair, progress: _Progress, psi0: float | None = None) -> StartResult:
-        """Optimize from ``pair`` (criterion ``psi0`` there, if known), record and return the result."""
+    def optimize(self, name: str, pair, progress: _Progress, psi0: float | None = None,
+                 grad0: tuple[Tensor, Tensor] | None = None) -> StartResult:
+        """Optimize from ``pair`` (criterion ``psi0`` and ambient gradients ``grad0 = (grad_A, grad_C)``
+        there, if known), record and return the result."""
         t0 = _time.perf_counter()
         C, A = pair
         x0 = self.space.from_pair(C.to(self.space.mdt), A.to(self.space.mdt))
@@ -336,7 +374,10 @@ class _Run:
         status = "skipped" if skip else "joined" if self.joined(f0, x0) else None
         g0 = None
         if status is None or f0 <= best_f:
-            f0, g0 = self.fg(x0)
+            if psi0 is not None and grad0 is not None:
+                g0 = self.space.pullback(x0, grad0[1], grad0[0])
+            else:
+                f0, g0 = self.fg(x0)
         fs: list[float] = []
 
         def cb(k, f, gn, x):
@@ -540,24 +581,24 @@ def _search(run: _Run, names: list[str], bt_model, gen, prog: _Progress, adaptiv
     KeyboardInterrupt through (the results so far are kept)."""
     primary = [n for n in names if n != "perturb"]
     made = []
+    irka_cands = _irka_candidates(run, primary, bt_model)
     for name in primary:
         if run.out_of_time():
             break
-        pair = _make_start(name, run, bt_model, gen)
-        if pair is not None:
-            made.append((name, pair))
-    psis = run.psi_of_pairs([pair for _, pair in made])
-    cands = sorted(((psi, i, name, pair) for i, (psi, (name, pair)) in enumerate(zip(psis, made))),
+        models = _start_models(name, run, bt_model, gen, irka_cands)
+        if models is not None:
+            made.append((name, *models))
+    cands = sorted(((psi, i, name, pair, grad) for i, (name, pair, psi, grad) in enumerate(run.score_starts(made))),
                    key=lambda t: (t[0], t[1]))
     done: list[tuple[float, Tensor]] = []
-    for i, (psi0, _, name, pair) in enumerate(cands):
+    for i, (psi0, _, name, pair, grad0) in enumerate(cands):
         if run.out_of_time() and run.results:
             return
         if run.exact():
             # at the criterion's noise level no optimization can show progress: the remaining
             # starts are recorded as they are ("noise"), for the comparison in extended
             # precision among the results at that level (``_Run.final``)
-            for psi_r, _, name_r, pair_r in cands[i:]:
+            for psi_r, _, name_r, pair_r, _ in cands[i:]:
                 if psi_r <= run.best()[0] + TIE_LEVELS * run.eps_f:
                     run.record_unoptimized(name_r, pair_r, "noise")
             return
@@ -566,7 +607,7 @@ def _search(run: _Run, names: list[str], bt_model, gen, prog: _Progress, adaptiv
                for p, q in done):
             continue  # the same model as a start already optimized
         done.append((psi0, poles))
-        run.optimize(name, pair, prog, psi0)
+        run.optimize(name, pair, prog, psi0, grad0)
     if adaptive and run.results:
         errs = [math.sqrt(max(t[0], 0.0)) for t in run.results]
         if max(errs) - min(errs) <= AGREE_RTOL * max(min(errs), 1e-300):
@@ -591,29 +632,51 @@ def _same_poles(p: Tensor, q: Tensor) -> bool:
     return bool((D.min(0).values <= tol).all()) and bool((D.min(1).values <= tol[D.argmin(1)]).all())
 
 
-def _make_start(name: str, run: _Run, bt_model, gen):
+def _irka_candidates(run: _Run, names: list[str], bt_model) -> dict:
+    """The candidate models ``(A, C)`` of the IRKA starts among ``names`` ("irka-bt": from balanced
+    truncation, "irka": from spread shifts): the first iterate and the last IRKA_CANDIDATES of
+    each run (IRKA may oscillate or drift away from a better model it passed, but scoring every
+    iterate cost more than the run). The runs go in lock-step (one batched IRKA) and their
+    candidates are projected in one batch."""
+    runs = [n for n in ("irka-bt", "irka") if n in names]
+    if not runs:
+        return {}
+    models = tuple(t[None] for t in bt_model) if "irka-bt" in runs else None
+    shifts = default_shifts(run.T, run.r)[None] if "irka" in runs else None
+    its = irka(run.T, models=models, shifts=shifts, deadline=run.deadline)
+    keep = [d[:1] + d[1:][-IRKA_CANDIDATES:] for d in its]
+    if not any(keep):
+        return {}
+    A, _, C, ok = irka_models(run.T, [t for d in keep for t in d])
+    out, at = {}, 0
+    for name, d in zip(runs, keep):
+        sel = torch.nonzero(ok[at:at + len(d)]).reshape(-1) + at
+        if sel.numel():
+            out[name] = (A[sel], C[sel])
+        at += len(d)
+    return out
+
+
+def _start_models(name: str, run: _Run, bt_model, gen, irka_cands: dict | None = None):
+    """The candidate models of a start, ``(A, C, normal)`` with ``A`` (K, r, r) and ``C`` (K, p, r) in
+    the working coordinates (``normal``: already output-normal pairs), or None; ``_Run.score_starts``
+    keeps the best candidate of each start."""
     T, r = run.T, run.r
     if name == "bt":
         Ar, _, Cr = bt_model
-        return to_pair(T, Ar, Cr)
+        return Ar[None], Cr[None], False
     if name in ("irka-bt", "irka"):
-        if name == "irka-bt":
-            its = irka(T, model=bt_model, deadline=run.deadline)
-        else:
-            its = irka(T, sigma0=default_shifts(T, r), deadline=run.deadline)
-        if not its:
-            return None
-        # candidates: the first iterate and the last IRKA_CANDIDATES (IRKA may oscillate or drift
-        # away from a better model it passed, but scoring every iterate cost more than the run)
-        its = its[:1] + its[1:][-IRKA_CANDIDATES:]
-        return run.best_model(torch.stack([m[0] for m in its]), torch.stack([m[2] for m in its]))[0]
+        cands = irka_cands if irka_cands is not None else _irka_candidates(run, [name], bt_model)
+        return (*cands[name], False) if name in cands else None
     if name == "random":
-        return run.space.pair(random_pair(run.space, gen))
+        C, A = run.space.pair(random_pair(run.space, gen))
+        return A[None], C[None], True
     if name == "modal":
         m = modal_start(T, r)
-        return None if m is None else to_pair(T, m[0], m[2])
+        return None if m is None else (m[0][None], m[2][None], False)
     if name == "extend":
-        return _extend_start(run, gen)
+        pair = _extend_start(run, gen)
+        return None if pair is None else (pair[1][None], pair[0][None], True)
     raise InputError(f"starts: unknown start kind {name!r}")
 
 

@@ -467,47 +467,52 @@ class Target:
 
     # -- working coordinates for the start heuristics (real for real targets) ---------------------
     def _pairs_of(self, X: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """The rows of ``X`` (complex) for the real modes, the upper and the lower members of the pairs."""
+        """The rows of ``X`` (..., N, k) (complex) for the real modes, the upper and the lower members
+        of the pairs."""
         X = X.to(self.cdt)
         nr, npr = self._nr, self._np
-        return X[:nr], X[nr:nr + npr], X[nr + npr:]
+        return X[..., :nr, :], X[..., nr:nr + npr, :], X[..., nr + npr:, :]
 
     # the conjugate pairs (rows a = upper, b = lower member) and the real coordinates of a real
     # system: J maps real-coordinate rows (Re, Im) to modal rows, Jinv back; JH, JinvH their adjoints
     def _J(self, X: Tensor) -> Tensor:
         x, a, b = self._pairs_of(X)
-        return torch.cat([x, (a - 1j * b) / 2, (a + 1j * b) / 2])
+        return torch.cat([x, (a - 1j * b) / 2, (a + 1j * b) / 2], -2)
 
     def _Jinv(self, X: Tensor) -> Tensor:
         x, a, b = self._pairs_of(X)
-        return torch.cat([x, a + b, 1j * (a - b)])
+        return torch.cat([x, a + b, 1j * (a - b)], -2)
 
     def _JH(self, X: Tensor) -> Tensor:
         x, a, b = self._pairs_of(X)
-        return torch.cat([x, (a + b) / 2, 1j * (a - b) / 2])
+        return torch.cat([x, (a + b) / 2, 1j * (a - b) / 2], -2)
 
     def _JinvH(self, X: Tensor) -> Tensor:
         x, a, b = self._pairs_of(X)
-        return torch.cat([x, a - 1j * b, a + 1j * b])
+        return torch.cat([x, a - 1j * b, a + 1j * b], -2)
 
-    def work_BC(self) -> tuple[Tensor, Tensor]:
-        """``(B_w, C_w)`` of the normalized target in working coordinates."""
+    def work_BC(self, diagonal: bool = False) -> tuple[Tensor, Tensor]:
+        """``(B_w, C_w)`` of the normalized target in working coordinates; ``diagonal``: in the
+        coordinates where ``A`` is diagonal (complex modal coordinates), where the target has them
+        (``work_*`` of a Schur-form target ignore it)."""
         if self.method == "schur":
             return self.B_F, self.C_F
-        if self.real:
+        if self.real and not diagonal:
             return self._Jinv(self.Bt).real.to(self.dtype), self._JH(self.Ct.mH).mH.real.to(self.dtype)
         return self.Bt, self.Ct
 
-    def work_apply_A(self, X: Tensor) -> Tensor:
+    def work_apply_A(self, X: Tensor, diagonal: bool = False) -> Tensor:
         if self.method == "schur":
             return self.A_F.to(X.dtype) @ X
-        if self.real:
+        if self.real and not diagonal:
             Y = self._Jinv(self.lam[:, None] * self._J(X.to(self.cdt)))
             return Y.real.to(X.dtype) if not X.is_complex() else Y
         return self.lam[:, None] * X
 
-    def work_shifted_solve(self, sigma: Tensor, X: Tensor, adjoint: bool = False) -> Tensor:
-        """Columns ``(sigma_k I - A_w)^{-1} x_k`` (or ``(sigma_k I - A_w)^{-H} x_k``), complex."""
+    def work_shifted_solve(self, sigma: Tensor, X: Tensor, adjoint: bool = False, diagonal: bool = False) -> Tensor:
+        """Columns ``(sigma_k I - A_w)^{-1} x_k`` (or ``(sigma_k I - A_w)^{-H} x_k``), complex; batched
+        over the leading dimensions of ``sigma`` (..., k) and ``X`` (..., N, k); ``diagonal``: in
+        the complex modal coordinates (``work_BC``)."""
         X = X.to(self.cdt)
         sigma = sigma.to(self.cdt)
         if self.method == "schur":
@@ -519,20 +524,23 @@ class Target:
             # A_F = U T^H U^H; (s I - A_F)^{-1} x = U (s I - T^H)^{-1} U^H x
             Tm = T.mH if not adjoint else T
             Y = U.mH @ X
-            out = torch.empty_like(Y)
+            sig = sigma.conj() if adjoint else sigma
+            Y2, S2 = Y.reshape(-1, *Y.shape[-2:]), sig.reshape(-1, sig.shape[-1])
+            out = torch.empty_like(Y2)
             I = torch.eye(self.N, dtype=self.cdt)
-            for k in range(X.shape[1]):
-                s = sigma[k].conj() if adjoint else sigma[k]
-                out[:, k] = torch.linalg.solve_triangular(s * I - Tm, Y[:, k:k + 1], upper=adjoint)[:, 0]
-            return U @ out
+            for b in range(Y2.shape[0]):
+                for k in range(Y2.shape[-1]):
+                    out[b, :, k] = torch.linalg.solve_triangular(S2[b, k] * I - Tm, Y2[b, :, k:k + 1],
+                                                                 upper=adjoint)[:, 0]
+            return U @ out.reshape(Y.shape)
         lam = self.lam
-        if self.real:
+        if self.real and not diagonal:
             if adjoint:
-                return self._JH(self._JinvH(X) / (sigma.conj()[None, :] - lam.conj()[:, None]))
-            return self._Jinv(self._J(X) / (sigma[None, :] - lam[:, None]))
+                return self._JH(self._JinvH(X) / (sigma.conj()[..., None, :] - lam.conj()[:, None]))
+            return self._Jinv(self._J(X) / (sigma[..., None, :] - lam[:, None]))
         if adjoint:
-            return X / (sigma.conj()[None, :] - lam.conj()[:, None])
-        return X / (sigma[None, :] - lam[:, None])
+            return X / (sigma.conj()[..., None, :] - lam.conj()[:, None])
+        return X / (sigma[..., None, :] - lam[:, None])
 
     def work_gramian_factors(self, tol: float = 1e-15, max_rank: int | None = None) -> tuple[Tensor, Tensor]:
         """Low-rank factors ``(L_P, L_Q)`` of the Gramians of the normalized target in working

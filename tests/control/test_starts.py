@@ -1,0 +1,173 @@
+"""Starting points of RARL2 (``control._starts``): output-normal conversion, lock-step IRKA and its
+real bases, the shifted solves in working coordinates, and the scoring of all start candidates."""
+
+import pytest
+import torch
+
+from difflinalg.control._starts import (_realify, balanced_start, default_shifts, irka, irka_models, to_pair,
+                                        to_pairs)
+from difflinalg.control._target import Target
+
+from _controlhelpers import random_system
+
+
+@pytest.mark.parametrize("discrete", [False, True])
+def test_batched_to_pairs_equals_to_pair(discrete):
+    F = random_system(8, 2, 2, discrete=discrete, seed=60)
+    T = Target(F)
+    g = torch.Generator().manual_seed(61)
+    A = torch.randn(4, 3, 3, generator=g, dtype=torch.float64)
+    A[:3] = A[:3] - 4 * torch.eye(3, dtype=torch.float64) if not discrete else 0.2 * A[:3]
+    A[3] = 3 * torch.eye(3, dtype=torch.float64)  # unstable: rejected
+    C = torch.randn(4, 2, 3, generator=g, dtype=torch.float64)
+    C2, A2, ok = to_pairs(T, A, C)
+    assert ok.tolist() == [True, True, True, False]
+    for k in range(3):
+        c, a = to_pair(T, A[k], C[k])
+        assert torch.allclose(C2[k], c, atol=1e-12) and torch.allclose(A2[k], a, atol=1e-12)
+    assert to_pair(T, A[3], C[3]) is None
+
+
+def test_realify_paired_shifts_span_the_same_space():
+    """With conjugate-closed shifts the real basis of an IRKA step comes from one QR of the real
+    and imaginary parts of the upper members (``_starts._realify``): the same space as the SVD of
+    all real and imaginary parts, and orthonormal."""
+    g = torch.Generator().manual_seed(71)
+    N = 12
+    z = torch.complex(torch.randn(N, 2, generator=g, dtype=torch.float64), torch.randn(N, 2, generator=g, dtype=torch.float64))
+    xr = torch.randn(N, 1, generator=g, dtype=torch.float64).to(torch.complex128)
+    X = torch.cat([z[:, :1], z[:, :1].conj(), xr, z[:, 1:], z[:, 1:].conj()], 1)  # r = 5
+    sigma = torch.tensor([1 + 2j, 1 - 2j, 3 + 0j, 0.5 + 1j, 0.5 - 1j], dtype=torch.complex128)
+    Q1 = _realify(X, 5, sigma)
+    Q2 = _realify(X, 5)
+    assert Q1.shape == (N, 5) and not Q1.is_complex()
+    assert torch.allclose(Q1.mT @ Q1, torch.eye(5, dtype=torch.float64), atol=1e-12)
+    assert torch.allclose(Q1 @ Q1.mT, Q2 @ Q2.mT, atol=1e-10)
+
+
+def test_realify_batched_equals_each_problem():
+    """A batch of IRKA problems whose conjugate pairs sit at different places gives each problem's
+    basis (the per-problem gather of the real and imaginary parts)."""
+    g = torch.Generator().manual_seed(72)
+    N = 10
+    z = torch.complex(torch.randn(N, 1, generator=g, dtype=torch.float64), torch.randn(N, 1, generator=g, dtype=torch.float64))
+    x = torch.randn(N, 1, generator=g, dtype=torch.float64).to(torch.complex128)
+    X = torch.stack([torch.cat([z, z.conj(), x], 1), torch.cat([x, z, z.conj()], 1)])
+    sigma = torch.tensor([[1 + 2j, 1 - 2j, 3], [3, 1 + 2j, 1 - 2j]], dtype=torch.complex128)
+    Q = _realify(X, 3, sigma)
+    for k in range(2):
+        assert torch.allclose(Q[k], _realify(X[k], 3, sigma[k]), atol=1e-14)
+        assert torch.allclose(Q[k] @ Q[k].mT, Q[0] @ Q[0].mT, atol=1e-12)  # the same space
+
+
+def _work_A(T):
+    Bw, _ = T.work_BC()
+    return T.work_apply_A(torch.eye(T.N, dtype=Bw.dtype))
+
+
+@pytest.mark.parametrize("case", ["modal-real", "modal-complex", "schur"])
+def test_work_shifted_solve_batched(case):
+    """``(sigma_k I - A_w)^{-1} x_k`` and the adjoint solve, batched over problems, in the working
+    coordinates of each factorization."""
+    dtype = torch.complex128 if case == "modal-complex" else torch.float64
+    F = random_system(7, 2, 2, seed=73, dtype=dtype)
+    T = Target(F, "schur" if case == "schur" else "modal")
+    Aw = _work_A(T).to(T.cdt)
+    g = torch.Generator().manual_seed(74)
+    sigma = torch.complex(torch.rand(2, 3, generator=g, dtype=torch.float64) + 0.5,
+                          torch.randn(2, 3, generator=g, dtype=torch.float64))
+    X = torch.randn(2, T.N, 3, generator=g, dtype=torch.float64).to(T.cdt)
+    I = torch.eye(T.N, dtype=T.cdt)
+    for adjoint in (False, True):
+        Y = T.work_shifted_solve(sigma, X, adjoint=adjoint)
+        for b in range(2):
+            assert torch.allclose(Y[b], T.work_shifted_solve(sigma[b], X[b], adjoint=adjoint), atol=1e-13)
+            for k in range(3):
+                M = sigma[b, k] * I - Aw
+                M = M.mH if adjoint else M
+                assert torch.allclose(M @ Y[b, :, k], X[b, :, k], atol=1e-10)
+        if T.method == "modal":  # in the complex modal coordinates (A diagonal): divisions
+            Yd = T.work_shifted_solve(sigma, X, adjoint=adjoint, diagonal=True)
+            lam = T.lam.conj() if adjoint else T.lam
+            s = sigma.conj() if adjoint else sigma
+            assert torch.allclose(Yd, X / (s[:, None, :] - lam[:, None]), atol=1e-14)
+
+
+@pytest.mark.parametrize("discrete", [False, True])
+def test_irka_lockstep_equals_separate_runs(discrete):
+    """IRKA from a model and from spread shifts, run in one batch, gives each run's iterates (the
+    interpolation data, and the models ``irka_models`` projects from them: real for a real
+    target); a run that converged ends while the other goes on."""
+    F = random_system(12, 2, 2, discrete=discrete, seed=75)
+    T = Target(F)
+    Ar, Br, Cr, _ = balanced_start(T, 4)
+    shifts = default_shifts(T, 4)[None]
+    both = irka(T, models=(Ar[None], Br[None], Cr[None]), shifts=shifts)
+    alone = irka(T, models=(Ar[None], Br[None], Cr[None]))[0], irka(T, shifts=shifts)[0]
+    assert len(both) == 2
+    for run, ref in zip(both, alone):
+        assert 1 <= len(run) == len(ref) <= 20
+        for d, dref in zip(run, ref):
+            for t, tref in zip(d, dref):
+                assert torch.allclose(t, tref, rtol=1e-9, atol=1e-11)
+        A, B, C, ok = irka_models(T, run)
+        assert bool(ok.all()) and not A.is_complex() and A.shape == (len(run), 4, 4)
+
+
+def test_irka_iterates_in_modal_coordinates_are_the_working_coordinate_iterates():
+    """The iteration runs in the complex modal coordinates; each iterate has the transfer function
+    of the real projection in the working coordinates (``irka_models``) at the same data."""
+    from difflinalg.control._starts import _project
+
+    F = random_system(10, 2, 2, seed=79)
+    T = Target(F)
+    data = irka(T, shifts=default_shifts(T, 4)[None])[0]
+    sigma, bdir, cdir = (torch.stack(t) for t in zip(*data))
+    Ad, Bd, Cd, ok1 = _project(T, sigma, bdir, cdir, diagonal=True)
+    Aw, Bw, Cw, ok2 = irka_models(T, data)
+    assert bool(ok1.all()) and bool(ok2.all()) and Ad.is_complex() and not Aw.is_complex()
+    I = torch.eye(4, dtype=T.cdt)
+    for z in (0.5j, 2.0 + 1j):
+        Hd = Cd @ torch.linalg.solve(z * I - Ad, Bd)
+        Hw = Cw.to(T.cdt) @ torch.linalg.solve(z * I - Aw.to(T.cdt), Bw.to(T.cdt))
+        assert torch.allclose(Hd, Hw, atol=1e-9)
+
+
+def test_irka_recovers_an_exact_order_target():
+    """On a target of order r, IRKA of order r interpolates it: its transfer function is the target's."""
+    F = random_system(4, 2, 2, seed=76)
+    T = Target(F)
+    data = irka(T, shifts=default_shifts(T, 4)[None])[0]
+    A, B, C, _ = irka_models(T, data[-1:])
+    A, B, C = A[0], B[0], C[0]
+    Bw, Cw = T.work_BC()
+    s = torch.tensor([0.3j, 1.0 + 2j], dtype=torch.complex128)
+    for z in s:
+        Hr = C.to(T.cdt) @ torch.linalg.solve(z * torch.eye(4, dtype=T.cdt) - A.to(T.cdt), B.to(T.cdt))
+        Hf = Cw.to(T.cdt) @ T.work_shifted_solve(z.expand(2), Bw.to(T.cdt))
+        assert torch.allclose(Hr, Hf, atol=1e-8)
+
+
+def test_score_starts_keeps_each_starts_lowest_candidate():
+    """``_Run.score_starts``: per start the candidate with the lowest criterion, its value and
+    ambient gradients as the single evaluation gives them; unstable candidates are left out."""
+    from difflinalg.control._rarl2 import _Run
+
+    F = random_system(10, 2, 2, seed=77)
+    T = Target(F)
+    run = _Run(T, 3, 1e-9, 100, None)
+    g = torch.Generator().manual_seed(78)
+    A = torch.randn(4, 3, 3, generator=g, dtype=torch.float64) - 3 * torch.eye(3, dtype=torch.float64)
+    C = torch.randn(4, 2, 3, generator=g, dtype=torch.float64)
+    A[2] = 2 * torch.eye(3, dtype=torch.float64)  # unstable
+    made = [("a", A[:3], C[:3], False), ("b", A[3:], C[3:], False), ("c", A[2:3], C[2:3], False)]
+    out = run.score_starts(made)
+    assert [o[0] for o in out] == ["a", "b"]  # "c" has no stable candidate
+    C2, A2, ok = to_pairs(T, A, C)
+    psi = run.psi_of_pairs([(C2[k], A2[k]) for k in range(4) if ok[k]])
+    assert out[0][2] == pytest.approx(min(psi[:2]), rel=1e-12)
+    assert out[1][2] == pytest.approx(psi[2], rel=1e-12)
+    for name, (c, a), f, (gA, gC) in out:
+        f1, gA1, gC1, _ = T.criterion(c, a)
+        assert f == pytest.approx(f1, rel=1e-10)
+        assert torch.allclose(gA, gA1, atol=1e-10) and torch.allclose(gC, gC1, atol=1e-10)
