@@ -166,3 +166,28 @@ def test_half_spectrum_criterion_equals_the_full_one(discrete):
         assert torch.allclose(a.to(b.dtype), b, rtol=1e-11, atol=1e-13 * float(b.abs().max()))
     # and the criterion in extended precision agrees at this (ordinary) error
     assert T.psi_precise(C, A) == pytest.approx(psi_h, rel=1e-10)
+
+
+def test_fd_hessians_at_several_points_in_one_batch():
+    """``fd_inverse_hessians`` (the first iteration's Hessians of all RARL2 starts in one batched
+    evaluation) gives each point's ``fd_inverse_hessian``; ``minimize`` started with it (``start``)
+    takes the same path as when it computes it itself."""
+    from difflinalg.control._bfgs import fd_inverse_hessian, fd_inverse_hessians, minimize
+    from difflinalg.control._rarl2 import _Run
+
+    F = random_system(10, 2, 2, seed=48)
+    T = Target(F)
+    run = _Run(T, 3, 1e-9, 10, None)
+    X = 0.5 * torch.randn(3, run.space.dim_ambient, generator=torch.Generator().manual_seed(49), dtype=torch.float64)
+    bases = [run.space.bases(x) for x in X]
+    G = torch.stack([Bh.mT @ run.fg(x)[1] for x, (Bh, _) in zip(X, bases)])
+    H, ok = fd_inverse_hessians(run.fg_batch, X, torch.stack([b[0] for b in bases]), G)
+    assert bool(ok.all()) and H.shape == (3, run.space.dim, run.space.dim)
+    for k in range(3):
+        Hk, _ = fd_inverse_hessian(run.fg, X[k], bases[k][0], G[k], fg_batch=run.fg_batch)
+        assert torch.allclose(H[k], Hk, rtol=1e-6, atol=1e-8 * float(Hk.abs().max()))
+    kw = dict(gtol=1e-9, max_iter=8, eps_f=run.eps_f, fg_batch=run.fg_batch)
+    r1 = minimize(run.fg, run.space, X[0], **kw)
+    r2 = minimize(run.fg, run.space, X[0], start=(*bases[0], H[0]), **kw)
+    assert r1.iterations == r2.iterations and r2.f == pytest.approx(r1.f, rel=1e-8)
+    assert r2.evaluations == r1.evaluations - run.space.dim  # the Hessian's gradients were given

@@ -246,3 +246,31 @@ def test_same_poles_matching():
     assert not _same_poles(p, torch.tensor([-1 + 2j, -1 - 2j, -0.6 + 0j], dtype=torch.complex128))
     assert not _same_poles(p, torch.tensor([-1 + 2j, -1 + 2j, -0.5 + 0j], dtype=torch.complex128))  # both ways
     assert not _same_poles(p, p[:2])
+
+
+def test_start_hessians_in_one_batch_change_no_result(monkeypatch):
+    """The first iteration's Hessians of all starts computed in one batch (small orders) give the
+    results of the starts computing their own; not in discrete time (a Cayley chart per start) or
+    above START_HESSIAN_ROWS gradients."""
+    import difflinalg.control._rarl2 as R
+
+    F = random_system(12, 2, 2, seed=90)
+    calls = []
+    orig = R._Run.start_hessians
+
+    def spy(self, cands):
+        out = orig(self, cands)
+        calls.append(sum(h is not None for h in out))
+        return out
+
+    monkeypatch.setattr(R._Run, "start_hessians", spy)
+    res1 = rarl2(F, 3)
+    assert calls and calls[0] >= 3
+    monkeypatch.setattr(R, "START_HESSIAN_ROWS", 0)
+    res2 = rarl2(F, 3)
+    assert calls[-1] == 0
+    assert res1.relative_error == pytest.approx(res2.relative_error, rel=1e-9)
+    assert [s.status for s in res1.starts] == [s.status for s in res2.starts]
+    monkeypatch.setattr(R, "START_HESSIAN_ROWS", 64)
+    rarl2(random_system(12, 2, 2, discrete=True, seed=91), 3)
+    assert calls[-1] == 0

@@ -151,20 +151,37 @@ def fd_inverse_hessian(fg, x: Tensor, Bh: Tensor, g: Tensor, rel_step: float = 1
     Newton-decrement test of ``minimize`` stopped the SLICOT beam model at order 12 at 0.0079
     instead of 0.0053). Returns ``(H, n_evaluations)``."""
     d = Bh.shape[1]
-    h = rel_step * max(float(x.norm()), 1.0)
     if fg_batch is not None:
-        _, G = fg_batch(x + h * Bh.mT)  # (d, D)
-        Hs = ((G @ Bh - g) / h).mT
-    else:
-        Hs = torch.stack([(Bh.mT @ fg(x + h * Bh[:, j])[1] - g) / h for j in range(d)], 1)
+        H, ok = fd_inverse_hessians(fg_batch, x[None], Bh[None], g[None], rel_step)
+        return (H[0] if bool(ok[0]) else None), d
+    h = rel_step * max(float(x.norm()), 1.0)
+    Hs = torch.stack([(Bh.mT @ fg(x + h * Bh[:, j])[1] - g) / h for j in range(d)], 1)
+    H, ok = _inverse_abs(Hs[None])
+    return (H[0] if bool(ok[0]) else None), d
+
+
+def fd_inverse_hessians(fg_batch, X: Tensor, Bh: Tensor, G: Tensor, rel_step: float = 1e-7):
+    """``fd_inverse_hessian`` at several points at once: ``X`` (K, D) with chart bases ``Bh``
+    (K, D, d) and chart gradients ``G`` (K, d); all ``K d`` gradients in one ``fg_batch`` call.
+    Returns ``(H (K, d, d), ok (K,))`` (``ok`` False where the Hessian is not finite or zero)."""
+    K, D, d = Bh.shape
+    h = rel_step * X.norm(dim=-1).clamp_min(1.0)  # (K,)
+    _, Gx = fg_batch((X[:, None, :] + h[:, None, None] * Bh.mT).reshape(K * d, D))
+    Hs = ((Gx.reshape(K, d, D) @ Bh - G[:, None, :]) / h[:, None, None]).mT
+    return _inverse_abs(Hs)
+
+
+def _inverse_abs(Hs: Tensor):
+    """Inverses of the symmetrized ``Hs`` (K, d, d) with eigenvalues replaced by their absolute values,
+    bounded below by 1e-10 times the largest; ``(H, ok)``."""
     Hs = 0.5 * (Hs + Hs.mT)
-    if not bool(torch.isfinite(Hs).all()):
-        return None, d
+    ok = torch.isfinite(Hs).flatten(1).all(1)
+    Hs = torch.where(ok[:, None, None], Hs, torch.zeros_like(Hs))
     w, V = torch.linalg.eigh(Hs)
-    if float(w.abs().max()) == 0.0:
-        return None, d
-    w = w.abs().clamp_min(1e-10 * float(w.abs().max()))
-    return (V / w) @ V.mT, d
+    wmax = w.abs().amax(-1, keepdim=True)
+    ok &= wmax[:, 0] > 0
+    w = w.abs().clamp_min(1e-10 * wmax).clamp_min(1e-300)
+    return (V / w[:, None, :]) @ V.mT, ok
 
 
 def minimize(
@@ -189,6 +206,7 @@ def minimize(
     hessian_after: int = 0,
     fg_batch: Callable[[Tensor], tuple[Tensor, Tensor]] | None = None,
     fg0: tuple[float, Tensor] | None = None,
+    start: tuple[Tensor, Tensor, Tensor] | None = None,
 ) -> OptimResult:
     """Minimize a gauge-invariant ``f`` over output-normal pairs from ``x0`` (module docstring).
 
@@ -212,6 +230,9 @@ def minimize(
             overhead of small operations dominates (measured on the SLICOT benchmark: 11% less time
             in all, up to 35% at small orders, the same results).
         fg0: ``fg(x0)`` if the caller has it already.
+        start: ``(B_H, B_V, H)``, the chart bases at ``x0`` (``space.bases(x0)``) and the inverse
+            finite-difference Hessian there (``fd_inverse_hessians``), if the caller has them (the
+            Hessians at several starts cost one batched call); then ``hessian_after`` is 0.
         fg_batch: ``X (B, D) -> (f (B,), grad_X (B, D))``, the batched ``fg``, used for the
             finite-difference Hessian (its ``d`` gradients in one call).
         decrement_refresh: the Newton-decrement test (module docstring) refreshes a quasi-Newton
@@ -226,7 +247,10 @@ def minimize(
     """
     t0 = time.perf_counter()
     x = x0.clone()
-    Bh, Bv = space.bases(x)
+    if start is None:
+        Bh, Bv = space.bases(x)
+    else:
+        Bh, Bv = start[0], start[1]
     f, gx = fg(x) if fg0 is None else fg0
     g = Bh.mT @ gx
     d = Bh.shape[1]
@@ -243,6 +267,8 @@ def minimize(
     k = 0
     k_check, x_check = 0, x  # last transversality check (it costs O(D g^2): not every iteration)
     k_hess = hessian_after - refresh
+    if start is not None:  # the finite-difference Hessian of the first iteration is given
+        H, k_hess = start[2], 1
 
     def rel(f, gn):
         return gn / (2 * math.sqrt(max(f, 1e-300)))

@@ -47,7 +47,7 @@ from .._errors import InputError
 from .._utils import as_tensor
 from ._analysis import check_h2, check_stable_poles
 from ._balanced import check_order
-from ._bfgs import OptimResult, minimize
+from ._bfgs import OptimResult, fd_inverse_hessians, minimize
 from ._charts import OutputNormalSpace, output_normal_residual
 from ._starts import balanced_start, default_shifts, irka, irka_models, modal_start, random_pair, to_pair, to_pairs
 from ._statespace import StateSpace
@@ -85,6 +85,10 @@ PRECISE_BELOW = 5e7
 JOIN_RTOL = 1e-6
 JOIN_POLE_RTOL = 1e-3
 MINIMUM_STATUS = ("converged", "stationary", "exact", "stalled")
+#: the finite-difference Hessians of minimize's first iteration are computed for all starts in one
+#: batched evaluation when that is at most this many gradients (small orders, where an evaluation
+#: costs its call overhead and the starts' Hessians cost about as much as one)
+START_HESSIAN_ROWS = 64
 
 
 @dataclass
@@ -344,6 +348,26 @@ class _Run:
             at += K
         return out
 
+    def start_hessians(self, cands: list) -> list:
+        """For the starts ``cands`` (``(psi, i, name, pair, (grad_A, grad_C))``): ``(x0, B_H, B_V, H)``
+        each, the chart coordinates and bases at the start and the inverse finite-difference Hessian
+        there (``minimize``'s first iteration), all Hessians in one batched evaluation; a list of
+        None where that does not pay: discrete time (each start has its own Cayley chart), no
+        batched criterion (Schur form), or more than START_HESSIAN_ROWS gradients in all (then the
+        evaluations cost their flops, and a start that is skipped or joins at its start would waste
+        its share)."""
+        d = self.space.dim
+        if self.T.discrete or self.T.method != "modal" or not cands or len(cands) * d > START_HESSIAN_ROWS:
+            return [None] * len(cands)
+        xs, bhs, bvs, gs = [], [], [], []
+        for *_, (C, A), (gA, gC) in cands:
+            x0 = self.space.from_pair(C.to(self.space.mdt), A.to(self.space.mdt))
+            Bh, Bv = self.space.bases(x0)
+            xs.append(x0), bhs.append(Bh), bvs.append(Bv)
+            gs.append(Bh.mT @ self.space.pullback(x0, gC, gA))
+        H, ok = fd_inverse_hessians(self.fg_batch, torch.stack(xs), torch.stack(bhs), torch.stack(gs))
+        return [(x, bh, bv, H[k]) if bool(ok[k]) else None for k, (x, bh, bv) in enumerate(zip(xs, bhs, bvs))]
+
     def poles(self, x: Tensor) -> Tensor:
         return torch.linalg.eigvals(self.space.pair(x)[1])
 
@@ -359,12 +383,16 @@ class _Run:
         return any(_same_poles(p, q) for q in near)
 
     def optimize(self, name: str, pair, progress: _Progress, psi0: float | None = None,
-                 grad0: tuple[Tensor, Tensor] | None = None) -> StartResult:
+                 grad0: tuple[Tensor, Tensor] | None = None, start=None) -> StartResult:
         """Optimize from ``pair`` (criterion ``psi0`` and ambient gradients ``grad0 = (grad_A, grad_C)``
-        there, if known), record and return the result."""
+        there, if known; ``start``: ``(x0, B_H, B_V, H)`` of ``start_hessians``), record and return
+        the result."""
         t0 = _time.perf_counter()
         C, A = pair
-        x0 = self.space.from_pair(C.to(self.space.mdt), A.to(self.space.mdt))
+        if start is not None:
+            x0 = start[0]
+        else:
+            x0 = self.space.from_pair(C.to(self.space.mdt), A.to(self.space.mdt))
         best = self.best()
         best_f = best[0] if best is not None else math.inf
         # a start far above the best result, or at a minimum already found, is not optimized: decided
@@ -399,7 +427,8 @@ class _Run:
                               [(0, f0, gn, 0.0)])
         else:
             res = minimize(self.fg, self.space, x0, gtol=self.tol, max_iter=self.max_iter, callback=cb,
-                           deadline=self.deadline, eps_f=self.eps_f, fg_batch=self.fg_batch, fg0=(f0, g0))
+                           deadline=self.deadline, eps_f=self.eps_f, fg_batch=self.fg_batch, fg0=(f0, g0),
+                           start=None if start is None else start[1:])
         # never return worse than the start: a higher criterion is kept only within its noise level
         # eps_f (``minimize`` breaks such ties by the gradient, which tells where the minimum is)
         if not res.f <= f0 + self.eps_f:
@@ -591,6 +620,7 @@ def _search(run: _Run, names: list[str], bt_model, gen, prog: _Progress, adaptiv
     cands = sorted(((psi, i, name, pair, grad) for i, (name, pair, psi, grad) in enumerate(run.score_starts(made))),
                    key=lambda t: (t[0], t[1]))
     done: list[tuple[float, Tensor]] = []
+    hess = run.start_hessians(cands)
     for i, (psi0, _, name, pair, grad0) in enumerate(cands):
         if run.out_of_time() and run.results:
             return
@@ -607,7 +637,7 @@ def _search(run: _Run, names: list[str], bt_model, gen, prog: _Progress, adaptiv
                for p, q in done):
             continue  # the same model as a start already optimized
         done.append((psi0, poles))
-        run.optimize(name, pair, prog, psi0, grad0)
+        run.optimize(name, pair, prog, psi0, grad0, hess[i])
     if adaptive and run.results:
         errs = [math.sqrt(max(t[0], 0.0)) for t in run.results]
         if max(errs) - min(errs) <= AGREE_RTOL * max(min(errs), 1e-300):
