@@ -62,7 +62,24 @@ def test_pullback_equals_autograd_and_gauge_is_vertical(kind):
     xr = x.clone().requires_grad_(True)
     (gx,) = torch.autograd.grad(psi(xr), xr)
     assert float((Bv.mT @ gx).abs().max()) <= 1e-10 * float(gx.abs().max())
-    assert sp.transversality(Bv, x) == pytest.approx(1.0, abs=1e-12)
+    assert sp.transversality(Bh, x) == pytest.approx(1.0, abs=1e-12)
+
+
+@pytest.mark.parametrize("kind", SPACES, ids=_ids)
+def test_transversality_is_the_smallest_principal_cosine(kind):
+    """``transversality`` (from the centre's horizontal basis, by a Cholesky factorization) is the
+    smallest cosine of the principal angles between the vertical spaces at the centre and at ``x``
+    (QR and SVD), at points near and far from the centre."""
+    cplx, disc = kind
+    sp = OutputNormalSpace(4, 2, cplx, disc)
+    g = torch.Generator().manual_seed(12)
+    x0 = torch.randn(sp.dim_ambient, generator=g, dtype=torch.float64)
+    Bh0, Bv0 = sp.bases(x0)
+    for scale in (1e-3, 0.3, 3.0):
+        x = x0 + scale * torch.randn(sp.dim_ambient, generator=g, dtype=torch.float64)
+        Q, _ = torch.linalg.qr(sp.vertical(x))
+        ref = float(torch.linalg.svdvals(Bv0.mT @ Q).min())
+        assert sp.transversality(Bh0, x) == pytest.approx(ref, abs=1e-8)
 
 
 @pytest.mark.parametrize("kind", SPACES, ids=_ids)

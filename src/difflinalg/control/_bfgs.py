@@ -356,7 +356,7 @@ def minimize(
                 k_hess = -refresh  # new coordinates: new finite-difference Hessian
                 nsw += 1
                 best = (x, math.inf, math.inf)  # earlier iterates are in the other Cayley chart
-            elif due and space.transversality(Bv, x) < switch:
+            elif due and space.transversality(Bh, x) < switch:
                 Bh1, Bv1 = space.bases(x)
                 M = Bh1.mT @ Bh
                 g = Bh1.mT @ gx
