@@ -130,3 +130,19 @@ def test_minimize_reaches_a_stationary_point():
     res = minimize(fg, sp, x0, gtol=1e-8, eps_f=1e-14)
     assert res.status in ("converged", "stationary")
     assert res.f < fg(x0)[0] and res.rel_grad < 1e-6
+
+
+@pytest.mark.parametrize("kind", SPACES, ids=_ids)
+def test_bases_batched(kind):
+    """``vertical`` and ``bases`` of a batch of points are those of each point."""
+    cplx, disc = kind
+    sp = OutputNormalSpace(3, 2, cplx, disc)
+    X = torch.randn(3, sp.dim_ambient, generator=torch.Generator().manual_seed(13), dtype=torch.float64)
+    V = sp.vertical(X)
+    Bh, Bv = sp.bases(X)
+    assert V.shape == (3, sp.dim_ambient, sp.dim_gauge) and Bh.shape == (3, sp.dim_ambient, sp.dim)
+    for k in range(3):
+        assert torch.allclose(V[k], sp.vertical(X[k]), atol=1e-14)
+        bh, bv = sp.bases(X[k])
+        assert torch.allclose(Bh[k] @ Bh[k].mT, bh @ bh.mT, atol=1e-12)
+        assert torch.allclose(Bv[k] @ Bv[k].mT, bv @ bv.mT, atol=1e-12)

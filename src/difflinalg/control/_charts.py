@@ -182,17 +182,19 @@ class OutputNormalSpace:
         return self._gauge
 
     def vertical(self, x: Tensor) -> Tensor:
-        """Matrix (D x g) whose columns span the orbit tangent at ``x``."""
+        """Matrix (..., D, g) whose columns span the orbit tangent at ``x`` (..., D)."""
         if self.dim_gauge == 0:
-            return torch.zeros(self.dim_ambient, 0, dtype=self.rdt)
+            return torch.zeros(*x.shape[:-1], self.dim_ambient, 0, dtype=self.rdt)
         C, S = self.from_vec(x)
+        C, S = C[..., None, :, :], S[..., None, :, :]  # against the g gauge directions
         W = self._gauge_basis()
         return self.to_vec(C @ W, S @ W - W @ S).mT
 
     def bases(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """Orthonormal bases ``(B_H, B_V)`` of the horizontal and vertical spaces at ``x``."""
+        """Orthonormal bases ``(B_H, B_V)`` (..., D, d) and (..., D, g) of the horizontal and
+        vertical spaces at ``x`` (..., D)."""
         Q, _ = torch.linalg.qr(self.vertical(x), mode="complete")
-        return Q[:, self.dim_gauge:], Q[:, : self.dim_gauge]
+        return Q[..., self.dim_gauge:], Q[..., : self.dim_gauge]
 
     def transversality(self, Bh0: Tensor, x: Tensor) -> float:
         """Smallest cosine of the principal angles between the vertical spaces at the chart centre

@@ -359,14 +359,14 @@ class _Run:
         d = self.space.dim
         if self.T.discrete or self.T.method != "modal" or not cands or len(cands) * d > START_HESSIAN_ROWS:
             return [None] * len(cands)
-        xs, bhs, bvs, gs = [], [], [], []
-        for *_, (C, A), (gA, gC) in cands:
-            x0 = self.space.from_pair(C.to(self.space.mdt), A.to(self.space.mdt))
-            Bh, Bv = self.space.bases(x0)
-            xs.append(x0), bhs.append(Bh), bvs.append(Bv)
-            gs.append(Bh.mT @ self.space.pullback(x0, gC, gA))
-        H, ok = fd_inverse_hessians(self.fg_batch, torch.stack(xs), torch.stack(bhs), torch.stack(gs))
-        return [(x, bh, bv, H[k]) if bool(ok[k]) else None for k, (x, bh, bv) in enumerate(zip(xs, bhs, bvs))]
+        mdt = self.space.mdt
+        C, A = (torch.stack([c[3][j] for c in cands]).to(mdt) for j in (0, 1))
+        gA, gC = (torch.stack([c[4][j] for c in cands]) for j in (0, 1))
+        X = self.space.from_pair(C, A)  # continuous time: one global chart, batched
+        Bh, Bv = self.space.bases(X)
+        G = (Bh.mT @ self.space.pullback(X, gC, gA)[..., None])[..., 0]
+        H, ok = fd_inverse_hessians(self.fg_batch, X, Bh, G)
+        return [(X[k], Bh[k], Bv[k], H[k]) if bool(ok[k]) else None for k in range(len(cands))]
 
     def poles(self, x: Tensor) -> Tensor:
         return torch.linalg.eigvals(self.space.pair(x)[1])
