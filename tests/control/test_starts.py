@@ -95,9 +95,9 @@ def test_work_shifted_solve_batched(case):
 
 @pytest.mark.parametrize("discrete", [False, True])
 def test_irka_lockstep_equals_separate_runs(discrete):
-    """IRKA from a model and from spread shifts, run in one batch, gives each run's iterates (the
-    interpolation data, and the models ``irka_models`` projects from them: real for a real
-    target); a run that converged ends while the other goes on."""
+    """IRKA from a model and from spread shifts, run in one batch, gives each run's iterates (models
+    and interpolation data; ``irka_models`` makes them real for a real target); a run that
+    converged ends while the other goes on."""
     F = random_system(12, 2, 2, discrete=discrete, seed=75)
     T = Target(F)
     Ar, Br, Cr, _ = balanced_start(T, 4)
@@ -114,31 +114,64 @@ def test_irka_lockstep_equals_separate_runs(discrete):
         assert bool(ok.all()) and not A.is_complex() and A.shape == (len(run), 4, 4)
 
 
+def _tf(A, B, C, s):
+    I = torch.eye(A.shape[-1], dtype=torch.complex128)
+    return C.to(torch.complex128) @ torch.linalg.solve(s * I - A.to(torch.complex128), B.to(torch.complex128))
+
+
 def test_irka_iterates_in_modal_coordinates_are_the_working_coordinate_iterates():
     """The iteration runs in the complex modal coordinates; each iterate has the transfer function
-    of the real projection in the working coordinates (``irka_models``) at the same data."""
+    of the real projection in the working coordinates at the same data, and ``irka_models`` gives
+    it as a real model (real modal form)."""
     from difflinalg.control._starts import _project
 
     F = random_system(10, 2, 2, seed=79)
     T = Target(F)
-    data = irka(T, shifts=default_shifts(T, 4)[None])[0]
-    sigma, bdir, cdir = (torch.stack(t) for t in zip(*data))
-    Ad, Bd, Cd, ok1 = _project(T, sigma, bdir, cdir, diagonal=True)
-    Aw, Bw, Cw, ok2 = irka_models(T, data)
-    assert bool(ok1.all()) and bool(ok2.all()) and Ad.is_complex() and not Aw.is_complex()
-    I = torch.eye(4, dtype=T.cdt)
+    its = irka(T, shifts=default_shifts(T, 4)[None])[0]
+    Ad, Bd, Cd, sigma, bdir, cdir = (torch.stack(t) for t in zip(*its))
+    Ap, Bp, Cp, ok1 = _project(T, sigma, bdir, cdir, diagonal=False)
+    Aw, Bw, Cw, ok2 = irka_models(T, its)
+    assert bool(ok1.all()) and bool(ok2.all()) and Ad.is_complex() and not Aw.is_complex() and not Ap.is_complex()
     for z in (0.5j, 2.0 + 1j):
-        Hd = Cd @ torch.linalg.solve(z * I - Ad, Bd)
-        Hw = Cw.to(T.cdt) @ torch.linalg.solve(z * I - Aw.to(T.cdt), Bw.to(T.cdt))
-        assert torch.allclose(Hd, Hw, atol=1e-9)
+        Hd = _tf(Ad, Bd, Cd, z)
+        assert torch.allclose(_tf(Ap, Bp, Cp, z), Hd, atol=1e-9)
+        assert torch.allclose(_tf(Aw, Bw, Cw, z), Hd, atol=1e-9)
+    # an iterate without a real modal form (poles not conjugate-closed) is projected again
+    bad = [(its[0][0] + 0.5j * torch.eye(4, dtype=its[0][0].dtype), *its[0][1:])] + its[1:]
+    A2, _, C2, ok = irka_models(T, bad)
+    assert bool(ok.all()) and torch.allclose(A2[0], Ap[0]) and torch.allclose(C2[0], Cp[0])
+
+
+def test_real_modal_form():
+    """Complex realizations of real models (a random complex similarity) back in real modal form:
+    the same transfer function, real, with 2 x 2 blocks for the pairs; not conjugate-closed poles
+    are reported (``ok`` False)."""
+    from difflinalg.control._starts import real_modal_form
+
+    g = torch.Generator().manual_seed(80)
+    A = torch.randn(3, 5, 5, generator=g, dtype=torch.float64) - 2 * torch.eye(5, dtype=torch.float64)
+    A[2] = torch.diag(torch.tensor([-1.0, -2.0, -3.0, -4.0, -5.0], dtype=torch.float64))  # real poles only
+    B = torch.randn(3, 5, 2, generator=g, dtype=torch.float64)
+    C = torch.randn(3, 3, 5, generator=g, dtype=torch.float64)
+    S = torch.complex(torch.randn(3, 5, 5, generator=g, dtype=torch.float64), torch.randn(3, 5, 5, generator=g, dtype=torch.float64))
+    Si = torch.linalg.inv(S)
+    Ac, Bc, Cc = Si @ A.to(S.dtype) @ S, Si @ B.to(S.dtype), C.to(S.dtype) @ S
+    Ar, Br, Cr, ok = real_modal_form(Ac, Bc, Cc)
+    assert bool(ok.all()) and not Ar.is_complex()
+    assert bool((torch.linalg.eigvals(A).imag.abs() > 1e-6).any())  # the random ones have pairs
+    for z in (0.3j, 1.0 - 2j):
+        assert torch.allclose(_tf(Ar, Br, Cr, z), _tf(A, B, C, z), rtol=1e-9, atol=1e-10)
+    Ac2 = Ac.clone()
+    Ac2[0] = Ac2[0] + 0.5j * torch.eye(5, dtype=Ac.dtype)  # poles no longer conjugate-closed
+    assert real_modal_form(Ac2, Bc, Cc)[3].tolist() == [False, True, True]
 
 
 def test_irka_recovers_an_exact_order_target():
     """On a target of order r, IRKA of order r interpolates it: its transfer function is the target's."""
     F = random_system(4, 2, 2, seed=76)
     T = Target(F)
-    data = irka(T, shifts=default_shifts(T, 4)[None])[0]
-    A, B, C, _ = irka_models(T, data[-1:])
+    its = irka(T, shifts=default_shifts(T, 4)[None])[0]
+    A, B, C, _ = irka_models(T, its[-1:])
     A, B, C = A[0], B[0], C[0]
     Bw, Cw = T.work_BC()
     s = torch.tensor([0.3j, 1.0 + 2j], dtype=torch.complex128)

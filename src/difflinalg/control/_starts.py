@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import time as _time
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -208,8 +209,9 @@ def irka(T: Target, models: tuple[Tensor, Tensor, Tensor] | None = None, shifts:
          max_iter: int = 20, tol: float = 1e-3, deadline=None) -> list[list[tuple[Tensor, Tensor, Tensor]]]:
     """IRKA runs in lock-step (batched), from the models ``(Ar, Br, Cr)`` (K, r, r), (K, r, m),
     (K, p, r) and from the shift vectors ``shifts`` (K', r) with all-ones directions. Returns, for
-    each run (the models' runs first), the interpolation data ``(sigma, bdir, cdir)`` of its
-    iterates: ``irka_models`` gives the iterates themselves (in working coordinates).
+    each run (the models' runs first), its iterates ``(A, B, C, sigma, bdir, cdir)``: the complex
+    model and the interpolation data (shifts and directions) it was projected at; ``irka_models``
+    gives them in working coordinates (real for a real target).
 
     The iteration only needs the poles and residue directions of each iterate, which do not depend
     on the coordinates of the target: it runs in the complex modal coordinates, where the shifted
@@ -252,7 +254,7 @@ def irka(T: Target, models: tuple[Tensor, Tensor, Tensor] | None = None, shifts:
         Ar, Br, Cr, good = _project(T, sigma, bdir, cdir, diagonal=True)
         for k, run in enumerate(runs.tolist()):
             if bool(good[k]):
-                out[run].append((sigma[k], bdir[k], cdir[k]))
+                out[run].append((Ar[k], Br[k], Cr[k], sigma[k], bdir[k], cdir[k]))
         if not bool(good.all()):
             if not bool(good.any()):
                 break
@@ -262,11 +264,82 @@ def irka(T: Target, models: tuple[Tensor, Tensor, Tensor] | None = None, shifts:
     return out
 
 
-def irka_models(T: Target, data: list[tuple[Tensor, Tensor, Tensor]]):
-    """The IRKA iterates of the interpolation data ``(sigma, bdir, cdir)`` (``irka``), in working
-    coordinates (real for a real target), batched: ``(Ar, Br, Cr, ok)``."""
-    sigma, bdir, cdir = (torch.stack(t) for t in zip(*data))
-    return _project(T, sigma, bdir, cdir, diagonal=False)
+def irka_models(T: Target, its: list[tuple]):
+    """The IRKA iterates ``its`` (``irka``) as models in working coordinates, batched:
+    ``(Ar, Br, Cr, ok)``. A real target's iterates are complex models with real transfer functions:
+    they are brought to real modal form (``real_modal_form``: O(r^3), not the O(N r^2) of a
+    projection), and projected again in the real working coordinates (``_project``) where that fails."""
+    A, B, C, sigma, bdir, cdir = (torch.stack(t) for t in zip(*its))
+    if not (T.real and A.is_complex()):  # complex targets; real bases already (no modal form)
+        return A, B, C, torch.ones(A.shape[0], dtype=torch.bool)
+    Ar, Br, Cr, ok = real_modal_form(A, B, C)
+    if not bool(ok.all()):
+        i = torch.nonzero(~ok).reshape(-1)
+        Ar, Br, Cr = Ar.clone(), Br.clone(), Cr.clone()
+        Ar[i], Br[i], Cr[i], ok[i] = _project(T, sigma[i], bdir[i], cdir[i], diagonal=False)
+    return Ar, Br, Cr, ok
+
+
+#: real_modal_form: poles with |Im| <= REAL_POLE_RTOL max |pole| are real, and each of the others
+#: needs a partner within PAIR_RTOL max |pole| of its conjugate
+REAL_POLE_RTOL, PAIR_RTOL = 1e-8, 1e-6
+
+
+def real_modal_form(A: Tensor, B: Tensor, C: Tensor):
+    """Real realizations ``(Ar, Br, Cr, ok)`` of complex models ``A`` (K, r, r), ``B`` (K, r, m),
+    ``C`` (K, p, r) whose transfer functions are real (conjugate-closed poles and residues):
+    with ``A = X diag(mu) X^{-1}``, ``b_i`` the rows of ``X^{-1} B`` and ``c_i`` the columns of
+    ``C X``, a real pole gives a 1 x 1 block with its residue ``c_i b_i^T`` rotated to real, and a
+    conjugate pair (upper member ``mu``) the block ``[[Re mu, Im mu], [-Im mu, Re mu]]`` with
+    columns ``[Re c, Im c]`` of ``Cr`` and rows ``[2 Re b, -2 Im b]`` of ``Br``: then
+    ``c b^T / (s - mu) + conj(c b^T) / (s - conj mu)`` is the block's transfer function. ``ok`` is
+    False where the poles are not conjugate-closed (``REAL_POLE_RTOL``, ``PAIR_RTOL``) or the
+    eigenvector basis is singular or worse conditioned than 1e6 (then the modal form loses digits).
+    The pairing is a few comparisons per model in NumPy (r is small); the rest is batched."""
+    mu, X = torch.linalg.eig(A)
+    Xi, info = torch.linalg.inv_ex(X)
+    cond = torch.linalg.matrix_norm(X, 1) * torch.linalg.matrix_norm(Xi, 1)
+    b, c = Xi @ B.to(X.dtype), C.to(X.dtype) @ X
+    K, r = mu.shape
+    mn = mu.detach().cpu().numpy()
+    ok = ((info == 0) & (cond <= 1e6)).cpu().numpy()
+    src = np.tile(np.arange(r), (K, 1))  # slot -> pole (upper member for a pair)
+    kind = np.zeros((K, r), dtype=np.int64)  # 0: real pole, 1 and 2: first and second state of a pair
+    for k in range(K):
+        m = mn[k]
+        scale = max(float(np.abs(m).max()), 1e-300)
+        real = np.flatnonzero(np.abs(m.imag) <= REAL_POLE_RTOL * scale)
+        up = np.flatnonzero(m.imag > REAL_POLE_RTOL * scale)
+        low = np.flatnonzero(m.imag < -REAL_POLE_RTOL * scale)
+        if len(up) != len(low) or not np.isfinite(m).all():
+            ok[k] = False
+            continue
+        if len(up):  # each upper pole's conjugate is a lower pole, one to one
+            near = np.abs(m[low][None, :] - m[up].conj()[:, None]).argmin(1)
+            if len(set(near.tolist())) != len(up) or \
+                    (np.abs(m[low][near] - m[up].conj()) > PAIR_RTOL * scale).any():
+                ok[k] = False
+                continue
+        src[k] = np.concatenate([real, np.repeat(up, 2)])
+        kind[k] = np.concatenate([np.zeros(len(real), dtype=np.int64), np.tile([1, 2], len(up))])
+    srcT, kindT = torch.as_tensor(src, device=A.device), torch.as_tensor(kind, device=A.device)
+    mus = torch.gather(mu, 1, srcT)
+    cs = torch.gather(c, 2, srcT[:, None, :].expand(-1, c.shape[1], -1))
+    bs = torch.gather(b, 1, srcT[:, :, None].expand(-1, -1, b.shape[2]))
+    # a real pole's residue c b^T is real: rotate c (and b back) by the phase of c's largest entry
+    cp = torch.gather(cs, 1, cs.abs().argmax(1, keepdim=True))  # (K, 1, r)
+    ph = torch.where(cp.abs() > 0, cp.abs() / torch.where(cp.abs() > 0, cp, torch.ones_like(cp)),
+                     torch.ones_like(cp))
+    isr = kindT == 0
+    cs = torch.where(isr[:, None, :], cs * ph, cs)
+    bs = torch.where(isr[:, :, None], bs / ph.mT, bs)
+    Cr = torch.where((kindT == 2)[:, None, :], cs.imag, cs.real)
+    Br = torch.where((kindT == 1)[:, :, None], 2 * bs.real, torch.where((kindT == 2)[:, :, None], -2 * bs.imag, bs.real))
+    off = torch.where(kindT[:, :-1] == 1, mus.imag[:, :-1], torch.zeros_like(mus.real[:, :-1]))
+    Ar = torch.diag_embed(mus.real) + torch.diag_embed(off, 1) - torch.diag_embed(off, -1)
+    ok = torch.as_tensor(ok, device=A.device)
+    ok &= torch.isfinite(Ar).flatten(1).all(1) & torch.isfinite(Br).flatten(1).all(1) & torch.isfinite(Cr).flatten(1).all(1)
+    return Ar, Br, Cr, ok
 
 
 def default_shifts(T: Target, r: int) -> Tensor:
