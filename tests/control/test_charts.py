@@ -146,3 +146,37 @@ def test_bases_batched(kind):
         bh, bv = sp.bases(X[k])
         assert torch.allclose(Bh[k] @ Bh[k].mT, bh @ bh.mT, atol=1e-12)
         assert torch.allclose(Bv[k] @ Bv[k].mT, bv @ bv.mT, atol=1e-12)
+
+
+class _FlatSpace:
+    """A chart without gauge (``minimize`` on R^D): horizontal basis the identity."""
+
+    discrete = False
+
+    def __init__(self, D):
+        self.D = D
+
+    def bases(self, x):
+        return torch.eye(self.D, dtype=x.dtype), torch.zeros(self.D, 0, dtype=x.dtype)
+
+    def transversality(self, Bh, x):
+        return 1.0
+
+
+def test_minimize_trusts_a_young_hessian_for_the_newton_decrement():
+    """``f = 1 + x^T Q x / 2``: the finite-difference Newton step of the first iteration lands at the
+    minimizer to the difference error; at the second iteration the predicted decrease of the
+    (one update old) quasi-Newton step is below ``eps_f``: stop ("stationary"), with no further
+    Hessian and no line search whose values could only be noise."""
+    Q = torch.diag(torch.tensor([1e-3, 1.0, 30.0], dtype=torch.float64))
+    calls = []
+
+    def fg(x):
+        calls.append(1)
+        return 1.0 + 0.5 * float(x @ (Q @ x)), Q @ x
+
+    x0 = torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64)
+    res = minimize(fg, _FlatSpace(3), x0, gtol=1e-300, eps_f=1e-10)
+    assert res.status == "stationary" and res.iterations == 1
+    assert res.evaluations == len(calls) == 1 + 3 + 1  # start, Hessian (3 gradients), one step
+    assert res.f == pytest.approx(1.0, abs=1e-10)
