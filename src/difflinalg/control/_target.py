@@ -166,6 +166,7 @@ class Target:
         self.d2 = float((self.D.abs() ** 2).sum()) if self.discrete else 0.0
         self._residues_ready = False
         self._half = None
+        self._work_bc = None
 
     def _mirror(self, poles: Tensor) -> Tensor:
         return 1.0 / poles.conj() if self.discrete else -poles.conj()
@@ -249,6 +250,7 @@ class Target:
         self.omega = omega
         self._residues_ready = False
         self._half = None
+        self._work_bc = None
 
     def eigvals(self) -> Tensor:
         """Poles of the target (in its original time scale)."""
@@ -498,7 +500,9 @@ class Target:
         if self.method == "schur":
             return self.B_F, self.C_F
         if self.real and not diagonal:
-            return self._Jinv(self.Bt).real.to(self.dtype), self._JH(self.Ct.mH).mH.real.to(self.dtype)
+            if self._work_bc is None:  # kept until the next rescaling (the starts ask often)
+                self._work_bc = (self._Jinv(self.Bt).real.to(self.dtype), self._JH(self.Ct.mH).mH.real.to(self.dtype))
+            return self._work_bc
         return self.Bt, self.Ct
 
     def work_apply_A(self, X: Tensor, diagonal: bool = False) -> Tensor:
