@@ -12,20 +12,12 @@ from __future__ import annotations
 
 import torch
 
-from ..check import register_case
+from ..check import randn, register_case
 from ._analysis import frequency_response, h2_error, h2_norm, hankel_singular_values
 from ._charts import OutputNormalSpace
 from ._criterion import h2_projection
 from ._solve import lu_solve
 from ._statespace import StateSpace
-
-
-def _randn(gen, dtype, *shape):
-    rdt = torch.empty((), dtype=dtype).real.dtype
-    x = torch.randn(*shape, generator=gen, dtype=rdt)
-    if dtype.is_complex:
-        x = torch.complex(x, torch.randn(*shape, generator=gen, dtype=rdt))
-    return x
 
 
 def _stable_c(M: torch.Tensor) -> torch.Tensor:
@@ -42,7 +34,7 @@ def _stable_d(M: torch.Tensor) -> torch.Tensor:
 
 
 def _sys_inputs(n, p, m, batch=()):
-    return lambda dt, g: (_randn(g, dt, *batch, n, n), _randn(g, dt, *batch, n, m), _randn(g, dt, *batch, p, n))
+    return lambda dt, g: (randn(dt, g, *batch, n, n), randn(dt, g, *batch, n, m), randn(dt, g, *batch, p, n))
 
 
 # -- h2_norm -------------------------------------------------------------------------------------
@@ -52,7 +44,7 @@ register_case("h2_norm", "discrete", lambda A, B, C: h2_norm(StateSpace(_stable_
 register_case("h2_norm", "batched", lambda A, B, C: h2_norm(StateSpace(_stable_c(A), B, C)), _sys_inputs(3, 1, 2, (2,)))
 register_case("h2_norm", "lightly_damped",
               lambda w, B, C: h2_norm(StateSpace(torch.tensor([[-1e-3, 1.0], [-1.0, -1e-3]], dtype=w.dtype) * w[0, 0], B, C)),
-              lambda dt, g: (torch.ones(1, 1, dtype=dt) + 0.1 * _randn(g, dt, 1, 1), _randn(g, dt, 2, 1), _randn(g, dt, 1, 2)),
+              lambda dt, g: (torch.ones(1, 1, dtype=dt) + 0.1 * randn(dt, g, 1, 1), randn(dt, g, 2, 1), randn(dt, g, 1, 2)),
               dtypes=(torch.float64,), hard=True, max_step=1e-5)
 
 # -- h2_error (Gramian method: differentiable) -----------------------------------------------------
@@ -103,7 +95,7 @@ def _crit_d(AF, BF, CF, Cc, K):
 
 
 def _crit_inputs(N, n, p, m):
-    return lambda dt, g: (*_sys_inputs(N, p, m)(dt, g), _randn(g, dt, p, n), _randn(g, dt, n, n))
+    return lambda dt, g: (*_sys_inputs(N, p, m)(dt, g), randn(dt, g, p, n), randn(dt, g, n, n))
 
 
 register_case("h2_projection", "continuous", _crit, _crit_inputs(6, 2, 2, 2), max_step=1e-3)
@@ -119,5 +111,5 @@ def _pair_fn(discrete):
     return fn
 
 
-register_case("output_normal_pair", "continuous", _pair_fn(False), lambda dt, g: (_randn(g, dt, 12),))
-register_case("output_normal_pair", "discrete", _pair_fn(True), lambda dt, g: (_randn(g, dt, 12),))
+register_case("output_normal_pair", "continuous", _pair_fn(False), lambda dt, g: (randn(dt, g, 12),))
+register_case("output_normal_pair", "discrete", _pair_fn(True), lambda dt, g: (randn(dt, g, 12),))
