@@ -205,10 +205,10 @@ class OutputNormalSpace:
         the largest singular value of ``Bh0^T Q``, ``Q`` an orthonormal basis of the vertical space
         ``V`` at ``x`` (the sines of the angles are the singular values of the part of ``Q`` outside
         the centre's vertical space). With ``V^T V = L L^T``, ``s`` is the largest singular value of
-        the D x d matrix ``L^{-1} V^T Bh0``: a Gram matrix and a Cholesky factorization instead of a
+        the g x d matrix ``L^{-1} V^T Bh0``: a Gram matrix and a Cholesky factorization instead of a
         QR of ``V`` and an SVD of a g x g matrix (g, the gauge dimension, is the largest of these
-        sizes: n(n-1)/2), measured 4x cheaper at n = 20. Falls back to that QR and SVD if ``V`` is
-        numerically rank deficient."""
+        sizes: n(n-1)/2), measured 3x cheaper at n = 20 (0.9 ms instead of 2.6). Falls back to that
+        QR and SVD if ``V`` is numerically rank deficient."""
         if self.dim_gauge == 0:
             return 1.0
         V = self.vertical(x)

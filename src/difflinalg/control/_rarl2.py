@@ -687,17 +687,16 @@ def _irka_candidates(run: _Run, names: list[str], bt_model) -> dict:
     return out
 
 
-def _start_models(name: str, run: _Run, bt_model, gen, irka_cands: dict | None = None):
+def _start_models(name: str, run: _Run, bt_model, gen, irka_cands: dict):
     """The candidate models of a start, ``(A, C, normal)`` with ``A`` (K, r, r) and ``C`` (K, p, r) in
     the working coordinates (``normal``: already output-normal pairs), or None; ``_Run.score_starts``
-    keeps the best candidate of each start."""
+    keeps the best candidate of each start. ``irka_cands``: ``_irka_candidates`` of the run."""
     T, r = run.T, run.r
     if name == "bt":
         Ar, _, Cr = bt_model
         return Ar[None], Cr[None], False
     if name in ("irka-bt", "irka"):
-        cands = irka_cands if irka_cands is not None else _irka_candidates(run, [name], bt_model)
-        return (*cands[name], False) if name in cands else None
+        return (*irka_cands[name], False) if name in irka_cands else None
     if name == "random":
         C, A = run.space.pair(random_pair(run.space, gen))
         return A[None], C[None], True

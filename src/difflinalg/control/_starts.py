@@ -206,7 +206,7 @@ def _project(T: Target, sigma: Tensor, bdir: Tensor, cdir: Tensor, diagonal: boo
 
 
 def irka(T: Target, models: tuple[Tensor, Tensor, Tensor] | None = None, shifts: Tensor | None = None,
-         max_iter: int = 20, tol: float = 1e-3, deadline=None) -> list[list[tuple[Tensor, Tensor, Tensor]]]:
+         max_iter: int = 20, tol: float = 1e-3, deadline=None) -> list[list[tuple]]:
     """IRKA runs in lock-step (batched), from the models ``(Ar, Br, Cr)`` (K, r, r), (K, r, m),
     (K, p, r) and from the shift vectors ``shifts`` (K', r) with all-ones directions. Returns, for
     each run (the models' runs first), its iterates ``(A, B, C, sigma, bdir, cdir)``: the complex

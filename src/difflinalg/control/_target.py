@@ -532,6 +532,8 @@ class Target:
             Y2, S2 = Y.reshape(-1, *Y.shape[-2:]), sig.reshape(-1, sig.shape[-1])
             out = torch.empty_like(Y2)
             I = torch.eye(self.N, dtype=self.cdt)
+            # one O(N^2) triangular solve per shift (a batched solve would hold an N x N matrix per
+            # shift and problem); this is the fallback for targets without a usable modal form
             for b in range(Y2.shape[0]):
                 for k in range(Y2.shape[-1]):
                     out[b, :, k] = torch.linalg.solve_triangular(S2[b, k] * I - Tm, Y2[b, :, k:k + 1],
