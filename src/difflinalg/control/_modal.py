@@ -246,6 +246,13 @@ def squared_h2_error_residues(F: StateSpace, H: StateSpace, max_cond: float = 1e
     return float(val.real)
 
 
+def longdouble_residue_work(N: int, n: int, p: int, m: int) -> int:
+    """Operations, ``(N + n)^2 p m``, of ``_residue_sum_longdouble`` for the error between systems of
+    orders ``N`` and ``n`` with ``p`` outputs and ``m`` inputs (extended precision, no BLAS: callers
+    compare it with their budget before asking for it)."""
+    return (N + n) ** 2 * p * m
+
+
 def _residue_sum_longdouble(poles: Tensor, cols: Tensor, rows: Tensor, discrete: bool, DE: Tensor,
                             max_elements: float = 2e6) -> float:
     """``residue_sum`` in NumPy's extended precision (``longdouble``: 64-bit significand on x86, so

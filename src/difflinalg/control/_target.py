@@ -41,8 +41,8 @@ from torch import Tensor
 from .._errors import ConvergenceError
 from .._utils import eps
 from ..equations import SchurForm, SteinOperator, SylvesterOperator, observability_gramian
-from ._modal import (_recip_, _residue_sum_longdouble, cauchy_pivoted_cholesky, error_residues, mirror_sums,
-                     modal_form, modal_h2_norm2)
+from ._modal import (_recip_, _residue_sum_longdouble, cauchy_pivoted_cholesky, error_residues,
+                     longdouble_residue_work, mirror_sums, modal_form, modal_h2_norm2)
 from ._statespace import StateSpace
 
 MODAL_COND_MAX = 1e6
@@ -50,7 +50,8 @@ SMALL_EIG_COND_MAX = 1e6
 #: batched evaluations are split into chunks whose intermediates hold at most about this many
 #: complex elements (64 MB)
 BATCH_ELEMENTS = 4e6
-#: largest (N + n)^2 p m for which ties at the noise level are settled in extended precision
+#: largest ``longdouble_residue_work`` for which ties at the noise level are settled in extended
+#: precision (several candidates per run; the one-off yardstick of the CLI allows _cli.CLI_PRECISE_MAX_WORK)
 PRECISE_MAX_WORK = 4e6
 
 
@@ -452,7 +453,7 @@ class Target:
 
     def precise_affordable(self, n: int) -> bool:
         """``psi_precise`` costs O((N + n)^2 p m) operations in extended precision (no BLAS)."""
-        return self.method == "modal" and (self.N + n) ** 2 * self.p * self.m <= PRECISE_MAX_WORK
+        return self.method == "modal" and longdouble_residue_work(self.N, n, self.p, self.m) <= PRECISE_MAX_WORK
 
     def psi_precise(self, C: Tensor, A: Tensor) -> float | None:
         """The criterion at ``(C, A)`` summed in extended precision (``_modal._residue_sum_longdouble``):
