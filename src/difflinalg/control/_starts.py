@@ -29,7 +29,7 @@ from ._balanced import square_root_projection
 from .._utils import herm
 from ..equations import observability_gramian
 from ._charts import to_output_normal
-from ._target import Target
+from ._target import Target, small_eig
 
 
 def to_pair(T: Target, A: Tensor, C: Tensor) -> tuple[Tensor, Tensor] | None:
@@ -44,17 +44,15 @@ def _small_observability_gramian(A: Tensor, C: Tensor, discrete: bool) -> Tensor
     eigendecomposition ``A = V diag(mu) V^{-1}`` (batched; a Schur-based solve costs a few times
     more for these sizes): ``Q = V^{-H} X V^{-1}`` with ``X_ij = -(W^H W)_ij / (conj mu_i + mu_j)``
     (continuous) or ``(W^H W)_ij / (1 - conj mu_i mu_j)`` (discrete), ``W = C V``. Models whose
-    eigenvector basis is worse conditioned than 1e6 are solved by ``observability_gramian``."""
-    mu, V = torch.linalg.eig(A)
-    Vi, info = torch.linalg.inv_ex(V)
-    cond = torch.linalg.matrix_norm(V, 1) * torch.linalg.matrix_norm(Vi, 1)
+    eigenvector basis is worse conditioned than 1e6 (``small_eig``) are solved by ``observability_gramian``."""
+    mu, V, Vi, ok = small_eig(A)
     W = C.to(V.dtype) @ V
     M = W.mH @ W
     mc = mu.conj()[..., :, None]
     X = M / (1 - mc * mu[..., None, :]) if discrete else -M / (mc + mu[..., None, :])
     Q = Vi.mH @ X @ Vi
     Q = Q if A.is_complex() else Q.real
-    bad = (info != 0) | ~(cond <= 1e6) | ~torch.isfinite(Q).flatten(1).all(1)
+    bad = ~ok | ~torch.isfinite(Q).flatten(1).all(1)
     if bool(bad.any()):
         i = torch.nonzero(bad).reshape(-1)
         Q = Q.clone()
@@ -296,13 +294,11 @@ def real_modal_form(A: Tensor, B: Tensor, C: Tensor):
     False where the poles are not conjugate-closed (``REAL_POLE_RTOL``, ``PAIR_RTOL``) or the
     eigenvector basis is singular or worse conditioned than 1e6 (then the modal form loses digits).
     The pairing is a few comparisons per model in NumPy (r is small); the rest is batched."""
-    mu, X = torch.linalg.eig(A)
-    Xi, info = torch.linalg.inv_ex(X)
-    cond = torch.linalg.matrix_norm(X, 1) * torch.linalg.matrix_norm(Xi, 1)
+    mu, X, Xi, ok = small_eig(A)
     b, c = Xi @ B.to(X.dtype), C.to(X.dtype) @ X
     K, r = mu.shape
     mn = mu.detach().cpu().numpy()
-    ok = ((info == 0) & (cond <= 1e6)).cpu().numpy()
+    ok = ok.cpu().numpy()
     src = np.tile(np.arange(r), (K, 1))  # slot -> pole (upper member for a pair)
     kind = np.zeros((K, r), dtype=np.int64)  # 0: real pole, 1 and 2: first and second state of a pair
     for k in range(K):

@@ -55,6 +55,18 @@ BATCH_ELEMENTS = 4e6
 PRECISE_MAX_WORK = 4e6
 
 
+def small_eig(A: Tensor):
+    """``(mu, V, V^{-1}, ok)`` of small matrices ``A`` (..., n, n) (batched; unit-norm eigenvector
+    columns, as LAPACK returns them); ``ok`` is False where the eigenvector basis is singular or worse
+    conditioned (1-norm) than ``SMALL_EIG_COND_MAX``, whose modal forms lose too many digits. A real
+    ``A`` is decomposed as such (LAPACK's real ``geev``: twice as fast as the complex one, and
+    conjugate pairs come out exactly conjugate)."""
+    mu, V = torch.linalg.eig(A)
+    Vi, info = torch.linalg.inv_ex(V)
+    cond = torch.linalg.matrix_norm(V, 1) * torch.linalg.matrix_norm(Vi, 1)
+    return mu, V, Vi, (info == 0) & (cond <= SMALL_EIG_COND_MAX)  # also False for nan
+
+
 class Target:
     """The target of a reduction, normalized and factorized once (module docstring).
 
@@ -318,7 +330,7 @@ class Target:
     def _modal_batch(self, C: Tensor, A: Tensor, grad: bool, residues: bool):
         """One batched modal evaluation; members whose eigenvector basis is too ill-conditioned
         for the eigen path are evaluated one by one (dense-solve path)."""
-        mu, V, Vi, ok = self._small_eig_batch(A)
+        mu, V, Vi, ok = small_eig(A)
         if bool(ok.all()):
             out = self._criterion_modal(C, A, grad, residues, eig=(mu, V, Vi))
         else:
@@ -338,19 +350,9 @@ class Target:
                 gA, gC = gA.real, gC.real
         return gA, gC, Bh
 
-    def _small_eig_batch(self, A: Tensor):
-        """``(mu, V, V^{-1}, ok)`` of the small ``A`` (batched; unit-norm eigenvector columns, as
-        LAPACK returns them); ``ok`` is False where the eigenvector basis is singular or worse
-        conditioned than ``SMALL_EIG_COND_MAX``. A real ``A`` is decomposed as such (LAPACK's real
-        ``geev``: twice as fast as the complex one, and conjugate pairs come out exactly conjugate)."""
-        mu, V = torch.linalg.eig(A)
-        Vi, info = torch.linalg.inv_ex(V)
-        cond = torch.linalg.matrix_norm(V, 1) * torch.linalg.matrix_norm(Vi, 1)
-        return mu, V, Vi, (info == 0) & (cond <= SMALL_EIG_COND_MAX)  # also False for nan
-
     def _small_eig(self, A: Tensor):
-        """``(mu, V, V^{-1})`` of the small ``A`` (``_small_eig_batch``), None unless all are ok."""
-        mu, V, Vi, ok = self._small_eig_batch(A)
+        """``(mu, V, V^{-1})`` of the small ``A`` (``small_eig``), None unless all are ok."""
+        mu, V, Vi, ok = small_eig(A)
         return (mu, V, Vi) if bool(ok.all()) else None
 
     def _criterion_modal(self, C: Tensor, A: Tensor, grad: bool, residues: bool = True, eig=None):
