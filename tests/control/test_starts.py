@@ -4,8 +4,8 @@ real bases, the shifted solves in working coordinates, and the scoring of all st
 import pytest
 import torch
 
-from difflinalg.control._starts import (_realify, balanced_start, default_shifts, irka, irka_models, to_pair,
-                                        to_pairs)
+from difflinalg.control._starts import (_realify, balanced_start, default_shifts, irka, irka_models, modal_start,
+                                        to_pair, to_pairs)
 from difflinalg.control._target import Target
 
 from _controlhelpers import random_system
@@ -112,6 +112,28 @@ def test_irka_lockstep_equals_separate_runs(discrete):
                 assert torch.allclose(t, tref, rtol=1e-9, atol=1e-11)
         A, B, C, ok = irka_models(T, run)
         assert bool(ok.all()) and not A.is_complex() and A.shape == (len(run), 4, 4)
+
+
+def test_irka_candidates_from_modal_truncation_in_the_same_batch():
+    """``_irka_candidates``: the "irka-modal" run (IRKA from ``modal_start``) goes in lock-step with
+    the runs from balanced truncation and from spread shifts, and its candidates are those of the
+    run alone (the first iterate and the last IRKA_CANDIDATES)."""
+    from difflinalg.control._rarl2 import IRKA_CANDIDATES, _irka_candidates, _Run
+
+    F = random_system(12, 2, 2, seed=80)
+    T = Target(F)
+    run = _Run(T, 4, 1e-9, 100, None)
+    bt = balanced_start(T, 4)[:3]
+    modal = modal_start(T, 4)
+    cands = _irka_candidates(run, ["bt", "irka-bt", "irka", "irka-modal"], bt, modal)
+    assert set(cands) == {"irka-bt", "irka", "irka-modal"}
+    its = irka(T, models=tuple(t[None] for t in modal))[0]
+    keep = its[:1] + its[1:][-IRKA_CANDIDATES:]
+    A, _, C, ok = irka_models(T, keep)
+    assert bool(ok.all()) and cands["irka-modal"][0].shape == A.shape
+    assert torch.allclose(cands["irka-modal"][0], A, atol=1e-9) and torch.allclose(cands["irka-modal"][1], C, atol=1e-9)
+    # without a modal start (no modal form) the run is left out, the others are kept
+    assert set(_irka_candidates(run, ["irka-bt", "irka-modal"], bt, None)) == {"irka-bt"}
 
 
 def _tf(A, B, C, s):

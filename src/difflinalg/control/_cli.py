@@ -34,7 +34,7 @@ def add_reduce_parser(subparsers) -> argparse.ArgumentParser:
     )
     p.add_argument("model", metavar="MODEL", help="model file (.mat/.npz) or built-in name")
     p.add_argument("--order", "-r", type=int, required=True, help="reduced order")
-    p.add_argument("--starts", type=int, default=None, help="number of RARL2 starts (default: balanced truncation, two IRKA starts, a modal start, and perturbation rounds when these reach different minima)")
+    p.add_argument("--starts", type=int, default=None, help="number of RARL2 starts (default: balanced truncation, IRKA from it, from spread shifts and from modal truncation, and perturbation rounds when these reach different minima)")
     p.add_argument("--seed", type=int, default=None, help="seed of the random starts")
     p.add_argument("--compare", default="bt,irka", metavar="LIST",
                    help="comma-separated methods to compare with: bt, irka (pyMOR, continuous "
