@@ -15,11 +15,10 @@ over output-normal pairs ``(C, A)`` (the optimal ``B_hat = Q12^H B_F`` and ``D_h
    stationary point (relative gradient below ``tol``);
 4. from several starts (``_starts``): balanced truncation, IRKA from it, from spread shifts and
    from modal truncation (dominant poles), random pairs, and lower-order solutions extended by the
-   best approximation of their error; the
-   best result is kept and every start is reported. The starts are optimized from the most
-   promising one; a start far above the best result is skipped, one that falls behind is
-   abandoned, one that reaches a minimum already found is stopped ("joined"), and perturbation
-   rounds from the best result run only when the starts disagree.
+   best approximation of their error; the best result is kept and every start is reported. The
+   starts are optimized from the most promising one; a start far above the best result is skipped,
+   one that falls behind is abandoned, one that reaches a minimum already found is stopped
+   ("joined"), and perturbation rounds from the best result run only when the starts disagree.
 
 Precision. For tiny errors (relative ~1e-5 and below) psi, computed in double precision, carries
 rounding noise ``eps_f`` comparable to the differences between good models
@@ -703,7 +702,6 @@ def _start_models(name: str, run: _Run, bt_model, gen, irka_cands: dict, modal):
     the working coordinates (``normal``: already output-normal pairs), or None; ``_Run.score_starts``
     keeps the best candidate of each start. ``irka_cands``: ``_irka_candidates`` of the run;
     ``modal``: ``modal_start`` (or None)."""
-    T, r = run.T, run.r
     if name == "bt":
         Ar, _, Cr = bt_model
         return Ar[None], Cr[None], False
