@@ -20,9 +20,11 @@ Times. Each method runs once for its result; then, while the case's time stays w
 ``REPEAT_BUDGET`` seconds, IRKA and ours are run again in alternation (at most ``--repeats`` runs in
 all): the times reported are the medians (the machine is shared: alternating runs see the same load).
 
-Resolution. Every H2 error here is computed with ``h2_error(..., precise=True)`` (residues summed in
-extended precision), whose own spread over realizations of one transfer function (``noise``) is
-far below 1e-6. But the methods optimize criteria evaluated in double precision, which cannot
+Resolution. Every H2 error here is computed with ``h2_error(..., precise=True)`` (refined residues,
+cancelling sums in double-double arithmetic: ~10 digits of relative errors down to ~1e-9), whose
+spread over realizations ``(T^-1 A T, T^-1 B, C T)`` of a model (``noise``: these are rounded to
+double, so it includes the change of the transfer function by that rounding) is far below 1e-6
+except where the error is at the rounding level of the model itself (heat-cont, order 12). But the methods optimize criteria evaluated in double precision, which cannot
 order models whose relative errors differ by less than ``resolution = eps_f / (2 err^2)``
 (``ReductionResult.resolution``: rounding noise of the criterion over twice the squared error;
 above 1e-6 for relative errors of ~1e-5 and below). A miss of the 1e-6 floor by less than twice

@@ -155,10 +155,15 @@ def h2_error(F: StateSpace, H: StateSpace, *, relative: bool = False, method: st
       ``"gramian"`` (in discrete time the residue terms carry a factor ``1 / conj(nu)`` that amplifies
       rounding for poles near 0, so the Gramian is the default there).
 
-    ``precise=True`` (residues only) sums the residues in NumPy's extended precision
-    (``longdouble``, on the CPU): errors of ``eps ||F|| ||F - H||`` in double still read relative
-    errors below ~1e-5 ``||F||`` with a few digits only; this keeps about three more (a yardstick for
-    comparing approximations at tiny errors; not differentiable).
+    ``precise=True`` (residues only; CPU, NumPy; not differentiable) is the yardstick for comparing
+    approximations at tiny errors (``_precise``): the poles and residues of ``F`` and ``H`` refined
+    by Newton steps in extended precision (up to order 400; above it LAPACK's, whose eigenvalue
+    errors of ``eps ||A||`` limit tiny errors of stiff systems), and the sums that cancel in
+    double-double arithmetic (~32 digits). Relative errors down to ~1e-9 ``||F||`` keep ~10 digits
+    (the SLICOT heat model reduced to order 12, error 6.0199e-9: equal to a 45-digit mpmath sum to
+    12 digits, where double precision gives noise and extended precision alone 0.3% errors). The
+    first call for an ``F`` costs O(N^3) (refinement) and O(N^2 p m) (its norm); later calls
+    O((N + n) n p m).
     """
     check_comparable(F, H)
     if F.dtype != H.dtype:

@@ -63,18 +63,18 @@ def _load(spec: str, discrete: bool):
                      f"({', '.join(sorted(BUILTIN))})")
 
 
-#: largest ``longdouble_residue_work`` of the extended-precision error in the table (one sum per
+#: largest ``_precise.residue_work`` of the extended-precision error in the table (one sum per
 #: method, against the several per run that ``rarl2`` allows itself: ``_target.PRECISE_MAX_WORK``)
 CLI_PRECISE_MAX_WORK = 2e7
 
 
 def _row(method, F, H, seconds, note=""):
     from ._analysis import h2_error, stability_margin
-    from ._modal import longdouble_residue_work
+    from ._precise import residue_work
 
     err = float(h2_error(F, H))
     nrm = float(F._cache.get("_norm") or _norm(F))
-    if err < 1e-4 * nrm and longdouble_residue_work(F.order, H.order, F.n_outputs, F.n_inputs) <= CLI_PRECISE_MAX_WORK:
+    if err < 1e-4 * nrm and residue_work(F.order, H.order, F.n_outputs, F.n_inputs) <= CLI_PRECISE_MAX_WORK:
         # small relative errors keep few digits in double precision: sum the residues in extended
         # precision (the same yardstick for every method)
         try:

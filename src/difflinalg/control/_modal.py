@@ -41,6 +41,7 @@ import torch
 from torch import Tensor
 
 from .._utils import eps
+from ._precise import Residues, refine_modal, squared_error
 from ._statespace import StateSpace
 
 
@@ -165,6 +166,27 @@ def cached_modal_form(sys: StateSpace):
     return sys._cache[key]
 
 
+#: largest order whose modal data ``precise_residues`` refines in extended precision
+#: (``_precise.refine_modal``: O(N^3) without BLAS, ~0.15 s at N = 200, ~1 s at N = 350)
+REFINE_MAX_ORDER = 400
+
+
+def precise_residues(sys: StateSpace) -> Residues:
+    """The poles and residues of ``sys`` for ``_precise.squared_error`` (cached): refined by Newton
+    steps in extended precision (``_precise.refine_modal``) up to order REFINE_MAX_ORDER, else those
+    of the double-precision modal form (whose eigenvalues carry errors of ``eps ||A||``)."""
+    key = "precise_residues"
+    if key not in sys._cache:
+        if sys.order <= REFINE_MAX_ORDER:
+            A, B, C = (x.detach().cpu().resolve_conj().numpy() for x in (sys.A, sys.B, sys.C))
+            lam, V = np.linalg.eig(A)
+            data = refine_modal(A, B, C, lam, V)
+        else:
+            data = tuple(x.detach().cpu().resolve_conj().numpy() for x in cached_modal_form(sys)[:3])
+        sys._cache[key] = Residues(*data, sys.discrete)
+    return sys._cache[key]
+
+
 def _recip_(x: Tensor) -> Tensor:
     """``1 / x`` elementwise, in place (``x`` a temporary): through NumPy for CPU tensors without
     autograd, where a complex reciprocal is measured 1.5-2x faster than ``torch.reciprocal`` (itself
@@ -225,8 +247,8 @@ def error_residues(lamF: Tensor, BtF: Tensor, CtF: Tensor, lamH: Tensor, BtH: Te
 
 def squared_h2_error_residues(F: StateSpace, H: StateSpace, max_cond: float = 1e8, precise: bool = False):
     """``||F - H||_2^2`` by residues, or None if a modal form is too ill-conditioned (or, in discrete
-    time, a pole is at 0, where the formula divides by it). ``precise``: the sum in extended
-    precision (``_residue_sum_longdouble``)."""
+    time, a pole is at 0, where the formula divides by it). ``precise``: refined poles and residues
+    (``precise_residues``) summed in double-double arithmetic (``_precise.squared_error``)."""
     lamF, BtF, CtF, condF, _ = cached_modal_form(F)
     lamH, BtH, CtH, condH, _ = modal_form(H.A, H.B, H.C)
     if lamF is None or lamH is None or not (condF <= max_cond and condH <= max_cond):
@@ -237,48 +259,13 @@ def squared_h2_error_residues(F: StateSpace, H: StateSpace, max_cond: float = 1e
     cdt = lamF.dtype
     DE = (F.D - H.D).to(cdt)
     if precise:
-        return _residue_sum_longdouble(poles, cols, rows, F.discrete, DE)
+        return squared_error(precise_residues(F), precise_residues(H), DE.detach().cpu().resolve_conj().numpy())
 
     def E_at(s):
         return transfer_at(lamF, BtF, CtF, s) - transfer_at(lamH, BtH, CtH, s)
 
     val, _ = residue_sum(poles, cols, rows, E_at, F.discrete, DE)
     return float(val.real)
-
-
-def longdouble_residue_work(N: int, n: int, p: int, m: int) -> int:
-    """Operations, ``(N + n)^2 p m``, of ``_residue_sum_longdouble`` for the error between systems of
-    orders ``N`` and ``n`` with ``p`` outputs and ``m`` inputs (extended precision, no BLAS: callers
-    compare it with their budget before asking for it)."""
-    return (N + n) ** 2 * p * m
-
-
-def _residue_sum_longdouble(poles: Tensor, cols: Tensor, rows: Tensor, discrete: bool, DE: Tensor,
-                            max_elements: float = 2e6) -> float:
-    """``residue_sum`` in NumPy's extended precision (``longdouble``: 64-bit significand on x86, so
-    ~2000x smaller rounding errors than double; equal to double where the platform has no wider
-    type). The error samples ``E(s_k)`` at the mirror points cancel to ``||E||`` from terms of size
-    ``||F||``: in double that costs ``eps ||F||^2`` absolute in ``||E||^2`` (relative errors of ~1e-5
-    for an error of 1e-6 ||F||); the poles and residues themselves (double) perturb ``||E||^2`` only
-    by ``~eps ||E|| ||F||``. A yardstick for comparing approximations at tiny errors (CPU, NumPy,
-    O((N + n)^2 p m) without BLAS); not differentiable."""
-    ld = np.clongdouble
-    nu = poles.detach().cpu().resolve_conj().numpy().astype(ld)
-    c = cols.detach().cpu().resolve_conj().numpy().astype(ld)  # (p, K)
-    b = rows.detach().cpu().resolve_conj().numpy().astype(ld)  # (K, m)
-    R = (c.T[:, :, None] * b[:, None, :]).reshape(nu.shape[0], -1)  # vec(c_k b_k^T)
-    pts = 1 / np.conj(nu) if discrete else -np.conj(nu)
-    chunk = max(1, int(max_elements // max(nu.shape[0], 1)))
-    total = ld(0)
-    for k in range(0, nu.shape[0], chunk):
-        E = (1 / (pts[k:k + chunk, None] - nu[None, :])) @ R  # E(s) at the chunk's mirror points
-        terms = (E * np.conj(R[k:k + chunk])).sum(1)
-        if discrete:
-            terms = terms / np.conj(nu[k:k + chunk])
-        total += terms.sum()
-    if discrete:
-        total += (np.abs(DE.detach().cpu().resolve_conj().numpy().astype(ld)) ** 2).sum()
-    return float(total.real)
 
 
 def mirror_sums(lam: Tensor, Bt: Tensor, Ct: Tensor, discrete: bool,

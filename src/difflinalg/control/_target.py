@@ -41,8 +41,8 @@ from torch import Tensor
 from .._errors import ConvergenceError
 from .._utils import eps
 from ..equations import SchurForm, SteinOperator, SylvesterOperator, observability_gramian
-from ._modal import (_recip_, _residue_sum_longdouble, cauchy_pivoted_cholesky, error_residues,
-                     longdouble_residue_work, mirror_sums, modal_form, modal_h2_norm2)
+from ._modal import _recip_, cauchy_pivoted_cholesky, mirror_sums, modal_form, modal_h2_norm2
+from ._precise import Residues, refine_modal, residue_work, squared_error
 from ._statespace import StateSpace
 
 MODAL_COND_MAX = 1e6
@@ -50,7 +50,7 @@ SMALL_EIG_COND_MAX = 1e6
 #: batched evaluations are split into chunks whose intermediates hold at most about this many
 #: complex elements (64 MB)
 BATCH_ELEMENTS = 4e6
-#: largest ``longdouble_residue_work`` for which ties at the noise level are settled in extended
+#: largest ``_precise.residue_work`` for which ties at the noise level are settled in extended
 #: precision (several candidates per run; the one-off yardstick of the CLI allows _cli.CLI_PRECISE_MAX_WORK)
 PRECISE_MAX_WORK = 4e6
 
@@ -262,6 +262,7 @@ class Target:
             self._schur_form = None
         self.omega = omega
         self._residues_ready = False
+        self._precise = None
         self._half = None
         self._work_bc = None
 
@@ -454,21 +455,26 @@ class Target:
         return psi, gA, gC, Bh
 
     def precise_affordable(self, n: int) -> bool:
-        """``psi_precise`` costs O((N + n)^2 p m) operations in extended precision (no BLAS)."""
-        return self.method == "modal" and longdouble_residue_work(self.N, n, self.p, self.m) <= PRECISE_MAX_WORK
+        """``psi_precise`` costs O((N + n)^2 p m) operations beyond double precision (no BLAS)."""
+        return self.method == "modal" and residue_work(self.N, n, self.p, self.m) <= PRECISE_MAX_WORK
 
     def psi_precise(self, C: Tensor, A: Tensor) -> float | None:
-        """The criterion at ``(C, A)`` summed in extended precision (``_modal._residue_sum_longdouble``):
-        ``||F - H||^2`` for the normalized target and the model with the optimal ``B_hat`` (and
-        ``D_hat = D_F``); None if ``A`` is not diagonalizable with well-conditioned eigenvectors, or
-        if the residue formula does not apply (``_prepare_residues``: a discrete pole at 0)."""
+        """The criterion at ``(C, A)`` beyond double precision: ``||F - H||^2`` for the normalized
+        target and the model with the optimal ``B_hat`` (and ``D_hat = D_F``), with the model's poles
+        and residues refined and the residues summed by ``_precise`` (the target's modal data are
+        not refined: their errors move the errors of nearby models alike, and refining them costs
+        O(N^3)); None if ``A`` is not diagonalizable with well-conditioned eigenvectors, or if the
+        residue formula does not apply (``_prepare_residues``: a discrete pole at 0)."""
         e = self._small_eig(A)
         if e is None or self.method != "modal" or self.F_mirror is None:  # no residue formula
             return None
-        mu, V, Vi = e
+        mu, V, _ = e
         Bh = self._criterion_modal(C, A, grad=False, residues=False, eig=e)[3]
-        poles, cols, rows = error_residues(self.lam, self.Bt, self.Ct, mu, Vi @ Bh.to(self.cdt), C.to(self.cdt) @ V)
-        return _residue_sum_longdouble(poles, cols, rows, self.discrete, torch.zeros_like(self.D))
+        a, b, c, mu, V = (x.detach().cpu().resolve_conj().numpy() for x in (A, Bh, C, mu, V))
+        if getattr(self, "_precise", None) is None:  # the target's data, with ||F||^2, once
+            self._precise = Residues(*(x.detach().cpu().resolve_conj().numpy() for x in (self.lam, self.Bt, self.Ct)),
+                                     self.discrete)
+        return squared_error(self._precise, Residues(*refine_modal(a, b, c, mu, V), self.discrete))
 
     # -- working coordinates for the start heuristics (real for real targets) ---------------------
     def _pairs_of(self, X: Tensor) -> tuple[Tensor, Tensor, Tensor]:

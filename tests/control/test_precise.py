@@ -1,0 +1,147 @@
+"""The extended-precision yardstick: double-double arithmetic, refined modal data, H2 errors at
+tiny relative errors (``_precise``, ``h2_error(..., precise=True)``)."""
+
+import math
+from fractions import Fraction
+
+import mpmath
+import numpy as np
+import pytest
+import torch
+
+import difflinalg.control._precise as P
+from difflinalg.control import StateSpace, h2_error, h2_norm
+
+from _controlhelpers import random_system
+
+
+def _exact(x) -> Fraction:
+    return Fraction(float(x[0])) + Fraction(float(x[1]))
+
+
+def _dd(rng, n):
+    hi = rng.standard_normal(n) * 10.0 ** rng.integers(-8, 8, n)
+    return hi, hi * 1e-17 * rng.standard_normal(n)
+
+
+def test_double_double_arithmetic_is_exact_to_32_digits():
+    rng = np.random.default_rng(0)
+    x, y = _dd(rng, 200), _dd(rng, 200)
+    for k in range(200):
+        xk, yk = (x[0][k], x[1][k]), (y[0][k], y[1][k])
+        X, Y = _exact(xk), _exact(yk)
+        for op, ref in ((P.dd_add, X + Y), (P.dd_mul, X * Y), (P.dd_div, X / Y)):
+            got = _exact(op(xk, yk))
+            assert abs(got - ref) <= 1e-31 * abs(ref) + Fraction(1, 10 ** 300), (op.__name__, k)
+    # a sum that cancels 20 digits: float64 keeps none of them, double-double all that remain
+    a = np.array([1e20, 3.0, -1e20, 1e-5])
+    parts = (a, np.zeros_like(a))
+    assert _exact(P.dd_sum(parts)) == Fraction(3) + Fraction(1e-5)
+    assert float(a.sum()) != 3.00001
+
+
+def test_complex_double_double_reciprocal_and_product():
+    rng = np.random.default_rng(1)
+    z = rng.standard_normal(50) + 1j * rng.standard_normal(50)
+    w = rng.standard_normal(50) + 1j * rng.standard_normal(50)
+    mpmath.mp.dps = 40
+    r = P.cdd_recip(P.cdd(z))
+    m = P.cdd_mul(P.cdd(z), P.cdd(w))
+    for k in range(50):
+        ref_r = 1 / mpmath.mpc(z[k].real, z[k].imag)
+        ref_m = mpmath.mpc(z[k].real, z[k].imag) * mpmath.mpc(w[k].real, w[k].imag)
+        for got, ref in (((r[0][0][k], r[0][1][k]), ref_r.real), ((r[1][0][k], r[1][1][k]), ref_r.imag),
+                         ((m[0][0][k], m[0][1][k]), ref_m.real), ((m[1][0][k], m[1][1][k]), ref_m.imag)):
+            val = mpmath.mpf(float(got[0])) + mpmath.mpf(float(got[1]))
+            assert abs(val - ref) <= 1e-30 * abs(ref_r if ref in (ref_r.real, ref_r.imag) else ref_m)
+
+
+def test_refine_modal_reaches_extended_precision_eigenvalues():
+    """A non-normal matrix with eigenvalues over four decades: LAPACK's are off by ~eps ||A||
+    (relative 1e-13 for the smallest), the refined ones by ~eps_ld ||A|| (a 40-digit mpmath
+    eigendecomposition as reference)."""
+    rng = np.random.default_rng(2)
+    n = 8
+    lam0 = -np.logspace(-2, 2, n)
+    V0 = np.eye(n) + 0.3 * rng.standard_normal((n, n))
+    A = V0 @ np.diag(lam0) @ np.linalg.inv(V0)
+    B, C = rng.standard_normal((n, 2)), rng.standard_normal((1, n))
+    lam, V = np.linalg.eig(A)
+    lr, Br, Cr = P.refine_modal(A, B, C, lam, V)
+    mpmath.mp.dps = 40
+    ev, ER = mpmath.eig(mpmath.matrix(A.tolist()))
+    ref = sorted((ev[k] for k in range(n)), key=lambda z: float(mpmath.re(z)))
+    order = np.argsort(lr.real.astype(float))
+    lr, Br, Cr = lr[order], Br[order], Cr[:, order]
+    nrm = float(np.linalg.norm(A, 2))
+    err_ld = max(float(abs(mpmath.mpf(str(lr[k].real)) - ref[k])) for k in range(n)) / nrm
+    err_d = max(float(abs(sorted(lam.real)[k] - ref[k])) for k in range(n)) / nrm
+    assert err_ld <= 1e-18 and err_ld <= 1e-2 * err_d, (err_ld, err_d)
+    # the residues c_k b_k^T agree with mpmath's (scale-free products)
+    Vi = ER ** -1
+    Bm, Cm = Vi * mpmath.matrix(B.tolist()), mpmath.matrix(C.tolist()) * ER
+    idx = sorted(range(n), key=lambda k: float(mpmath.re(ev[k])))
+    for j, k in enumerate(idx):
+        for q in range(2):
+            want = Cm[0, k] * Bm[k, q]
+            got = mpmath.mpc(str(Cr[0, j].real), str(Cr[0, j].imag)) * mpmath.mpc(str(Br[j, q].real), str(Br[j, q].imag))
+            assert abs(got - want) <= 1e-15 * abs(want)
+
+
+def test_refine_modal_keeps_repeated_eigenvalues_finite():
+    """A repeated eigenvalue (two identical modes): the vectors inside the cluster are left alone
+    instead of divided by a zero gap."""
+    A = np.diag([-1.0, -1.0, -3.0])
+    B = np.array([[1.0], [2.0], [1.0]])
+    C = np.array([[1.0, 1.0, 1.0]])
+    lam, V = np.linalg.eig(A)
+    lr, Br, Cr = P.refine_modal(A, B, C, lam, V)
+    assert np.isfinite(lr).all() and np.isfinite(Br).all() and np.isfinite(Cr).all()
+    assert np.allclose(np.sort(lr.real.astype(float)), [-3, -1, -1])
+
+
+def _with_tiny_mode(H: StateSpace, g: float, a: float) -> StateSpace:
+    """``F = H + g^2 / (s + a)`` (or ``g^2 / (z - a)``) as a block-diagonal realization: ``F - H`` is
+    exactly the added mode, whatever the rounding of ``H``'s own digits."""
+    n, m, p = H.order, H.n_inputs, H.n_outputs
+    A = torch.zeros(n + 1, n + 1, dtype=H.dtype)
+    A[:n, :n], A[n, n] = H.A, -a if not H.discrete else a
+    B = torch.cat([H.B, torch.zeros(1, m, dtype=H.dtype)])
+    C = torch.cat([H.C, torch.zeros(p, 1, dtype=H.dtype)], 1)
+    B[n, 0], C[0, n] = g, g
+    return StateSpace(A, B, C, H.D, time=H.time)
+
+
+@pytest.mark.parametrize("discrete", [False, True])
+def test_h2_error_precise_reads_tiny_errors(discrete):
+    """``F = H + (tiny mode)`` with ``||F - H|| = 1e-9 ||F||`` known in closed form: the precise
+    yardstick gives it to 1e-8 relative; in double precision the value is lost (rounding of
+    ``eps ||F||^2`` against ``1e-18 ||F||^2``)."""
+    H = random_system(20, 2, 2, discrete=discrete, seed=31)
+    a = 0.5
+    exact2_unit = 1 / (2 * a) if not discrete else 1 / (1 - a * a)  # ||1 / (s + a)||^2, ||1 / (z - a)||^2
+    g = math.sqrt(1e-9 * float(h2_norm(H)) / math.sqrt(exact2_unit))
+    F = _with_tiny_mode(H, g, a)
+    exact = g * g * math.sqrt(exact2_unit)
+    got = float(h2_error(F, H, precise=True))
+    assert got == pytest.approx(exact, rel=1e-8)
+    assert float(h2_error(F, H, method="gramian")) != pytest.approx(exact, rel=1e-2)
+
+
+def test_squared_error_long_double_and_double_double_paths_agree(monkeypatch):
+    """At a moderate error the target's norm is taken in long double; forcing double-double
+    changes the result by rounding only."""
+    F = random_system(30, 2, 1, seed=32)
+    H = random_system(4, 2, 1, seed=33)
+    RF, RH = P.Residues(*_modal(F), False), P.Residues(*_modal(H), False)
+    v_ld = P.squared_error(RF, RH)
+    monkeypatch.setattr(P, "SUM_RTOL", 0.0)
+    v_dd = P.squared_error(P.Residues(*_modal(F), False), P.Residues(*_modal(H), False))
+    assert v_ld == pytest.approx(v_dd, rel=1e-14)
+    assert v_ld == pytest.approx(float(h2_error(F, H, method="gramian")) ** 2, rel=1e-9)
+
+
+def _modal(S: StateSpace):
+    A, B, C = (x.numpy() for x in (S.A, S.B, S.C))
+    lam, V = np.linalg.eig(A)
+    return P.refine_modal(A, B, C, lam, V)
