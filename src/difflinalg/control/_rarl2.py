@@ -536,7 +536,7 @@ class _Run:
         point, the interpolation conditions of a stationary point, does not evaluate it (heat-cont,
         SLICOT, order 8: from 5.9560882e-6 to 5.9560691e-6, a fixed point IRKA reaches from every
         start, in 10 iterations); ``final`` keeps it only if it is better beyond double precision."""
-        f, sr, x, sigma, _ = best
+        _, _, x, sigma, _ = best
         self.space.sigma = sigma
         C, A = self.space.pair(x)
         Bh = self.T.criterion(C, A, grad=False)[3]
