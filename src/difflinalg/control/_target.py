@@ -178,6 +178,7 @@ class Target:
         self.D = self.D * s
         self.d2 = float((self.D.abs() ** 2).sum()) if self.discrete else 0.0
         self._residues_ready = False
+        self._precise = None  # the modal data for psi_precise (``_precise.Residues``), made when first needed
         self._half = None
         self._work_bc = None
 
@@ -471,7 +472,7 @@ class Target:
         mu, V, _ = e
         Bh = self._criterion_modal(C, A, grad=False, residues=False, eig=e)[3]
         a, b, c, mu, V = (x.detach().cpu().resolve_conj().numpy() for x in (A, Bh, C, mu, V))
-        if getattr(self, "_precise", None) is None:  # the target's data, with ||F||^2, once
+        if self._precise is None:  # the target's data, with ||F||^2, once
             self._precise = Residues(*(x.detach().cpu().resolve_conj().numpy() for x in (self.lam, self.Bt, self.Ct)),
                                      self.discrete)
         return squared_error(self._precise, Residues(*refine_modal(a, b, c, mu, V), self.discrete))
