@@ -14,7 +14,9 @@ from ._errors import (
     GaugeWarning,
     InputError,
     NotPositiveDefiniteError,
+    PrecisionWarning,
     SingularEquationError,
+    TransformCheckWarning,
     UnstableSystemError,
 )
 from .equations import *  # noqa: F403

@@ -38,3 +38,19 @@ class GaugeError(DifflinalgError, RuntimeError):
 
 class GaugeWarning(UserWarning):
     """Warning form of ``GaugeError`` (e.g. ``svd(..., gauge="warn")``)."""
+
+
+class PrecisionWarning(UserWarning):
+    """A result or derivative computed in the input's precision may have lost most of its digits.
+
+    Emitted when a rule's own condition estimate ``kappa`` (from quantities it already holds: gaps,
+    pivots, separations) predicts a relative error ``kappa * eps(dtype)`` above
+    ``difflinalg._utils.PRECISION_TOL`` (single precision mostly: float32 resolves ~7 digits).
+    The fix is named in the message (usually: compute in float64). Make it an error with
+    ``warnings.simplefilter("error", difflinalg.PrecisionWarning)``."""
+
+
+class TransformCheckWarning(UserWarning):
+    """A value check (degeneracy, gauge, precision) could not run inside a ``torch.func``
+    transform, where data-dependent control flow is not allowed; the rule marks the affected
+    entries as NaN instead of raising, and warns once per check."""

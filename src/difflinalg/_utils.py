@@ -8,12 +8,13 @@ value checks (finiteness) are skipped there; shape and dtype checks always run.
 from __future__ import annotations
 
 import operator
+import warnings
 from collections.abc import Sequence
 
 import torch
 from torch import Tensor
 
-from ._errors import InputError
+from ._errors import InputError, PrecisionWarning
 
 _FLOATING = (torch.float32, torch.float64, torch.complex64, torch.complex128)
 
@@ -137,3 +138,48 @@ def check_int(x, name: str, expected: str = "an integer") -> int:
         return operator.index(x)
     except TypeError:
         raise InputError(f"{name}: expected {expected}, got {type(x).__name__} ({x!r})") from None
+
+
+# ----------------------------------------------------------------------------------------------
+# Warnings shared by the rules.
+
+PRECISION_TOL = 1e-2
+"""Predicted relative error (``kappa * eps``) above which a rule emits ``PrecisionWarning``:
+beyond it the result keeps fewer than two correct digits (``docs/conventions.md``)."""
+
+_warned: set[str] = set()
+
+
+def warn_once(key: str, message: str, category: type[Warning] = UserWarning, stacklevel: int = 3) -> None:
+    """``warnings.warn`` only the first time ``key`` is seen in this process (for warnings that
+    would otherwise repeat every iteration of a training loop, e.g. a check skipped under
+    ``torch.func``)."""
+    if key in _warned:
+        return
+    _warned.add(key)
+    warnings.warn(message, category, stacklevel=stacklevel)
+
+
+def check_precision(op: str, kappa: Tensor | float, dtype: torch.dtype, what: str) -> None:
+    """The single-precision policy: warn ``PrecisionWarning`` when ``kappa * eps(dtype)`` exceeds
+    ``PRECISION_TOL``.
+
+    ``kappa`` is the rule's cheap condition estimate for ``what`` (e.g. "the eigenvector
+    derivative: inverse relative gap"), a float or a tensor (its largest entry counts; one host
+    synchronisation, skipped inside ``torch.func`` transforms where the value cannot be read).
+    """
+    if isinstance(kappa, Tensor):
+        if is_wrapped(kappa) or kappa.numel() == 0 or kappa.device.type == "meta":
+            return
+        kappa = float(kappa.detach().abs().amax())
+    predicted = kappa * eps(dtype)
+    if not predicted > PRECISION_TOL:
+        return
+    name = str(dtype).replace("torch.", "")
+    warnings.warn(
+        f"{op}: {what} has condition ~{kappa:.2e}, so in {name} (eps {eps(dtype):.1e}) it may carry a "
+        f"relative error up to ~{min(predicted, 1e300):.1e}; compute in double precision "
+        f"(x.to(torch.float64) / torch.complex128) or regularize the problem",
+        PrecisionWarning,
+        stacklevel=3,
+    )
