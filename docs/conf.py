@@ -28,6 +28,7 @@ extensions = [
     "sphinx.ext.napoleon",
     "sphinx.ext.mathjax",
     "optional_include",
+    "math_leaks",
 ]
 
 source_suffix = {".md": "markdown", ".rst": "restructuredtext"}

@@ -222,3 +222,18 @@ def test_revolve_page_formulas_match_the_implementation():
             r = next(r for r in range(n + 1) if eta(r, s) >= n)
             assert t[n, s] == r * n - math.comb(s + r, s + 1) == revolve_cost(n, s)
     assert revolve_cost(10, 1) == 45 and revolve_cost(1000, 10) == 3636
+
+
+def test_math_leak_check_flags_tex_in_text_only():
+    pytest.importorskip("sphinx")
+    from docutils.core import publish_doctree
+
+    sys.path.insert(0, str(DOCS / "_ext"))
+    try:
+        from math_leaks import find_leaks
+    finally:
+        sys.path.remove(str(DOCS / "_ext"))
+    leaked = publish_doctree("A formula \\\\operatorname{Re} x that leaked, and $y$.\n")
+    assert [s for _, s in find_leaks(leaked)]
+    clean = publish_doctree("Code ``$x$ \\\\langle`` and math :math:`\\\\langle x \\\\rangle`.\n")
+    assert find_leaks(clean) == []
