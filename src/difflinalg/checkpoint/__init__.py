@@ -2,7 +2,9 @@
 
 ``revolve_schedule(n, s)`` / ``revolve_cost(n, s)``: the Griewank-Walther schedule and its optimal
 number of extra forward steps; ``binomial_loop(step, x0, n, snapshots=s)``: a loop whose backward
-follows that schedule (at most ``s`` stored states, gradients of the unrolled loop).
+follows that schedule (at most ``s`` stored states, gradients of the unrolled loop), for the state
+and for every tensor ``step`` captures, leaves and tensors computed before the loop alike
+(``_capture``).
 """
 
 from ._loop import LoopStats, binomial_loop

@@ -9,10 +9,16 @@ re-advances without taping, and tapes one step at a time to pull the adjoint bac
 
 so the gradients are those of the unrolled loop, the extra forward steps are exactly
 ``revolve_cost(n, snapshots)`` (the optimum) and at most ``snapshots`` states plus the step being
-differentiated are held. Parameters ``step`` closes over are inputs of the loop's autograd node
-(found by graph inspection, ``_params``, or given as ``params=``), so their gradients accumulate
-like any other. With ``create_graph=True`` (double backward) the backward instead re-runs the loop
-with a full graph (exact second derivatives, plain-autograd memory).
+differentiated are held.
+
+Captured tensors (``_capture``). The tensors requiring grad that ``step`` uses besides its state
+-- leaves (weights) and non-leaves computed before the loop (``c = f(W)``), however ``step``
+reaches them -- are found while the first step is taped, and are inputs of the loop's autograd
+node. Each tape replaces them by detached stand-ins, so no tape reaches their history; ``gp`` above
+accumulates the gradients of the stand-ins, and the node returns them once, so autograd runs each
+captured tensor's history once, after the loop, as plain autograd does. With
+``create_graph=True`` (double backward) the backward instead re-runs the loop with a full graph on
+aliases of the captured tensors (exact second derivatives, plain-autograd memory).
 
 References: Griewank & Walther (2000), "Algorithm 799: revolve"; Griewank & Walther, *Evaluating
 Derivatives* (2nd ed., SIAM 2008), chapter 12.
@@ -20,16 +26,18 @@ Derivatives* (2nd ed., SIAM 2008), chapter 12.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
 import torch.utils._pytree as pytree
 from torch import Tensor
+from torch.autograd.graph import GradientEdge, get_gradient_edge
 
 from .._errors import InputError
 from .._utils import is_wrapped
-from ._params import creation_marker, find_params
+from ._capture import Captures, Finder, Stand, Swap, check_cut, creation_marker, describe, finish
 from ._revolve import Action, _check, revolve_cost, revolve_schedule
 
 
@@ -69,8 +77,9 @@ class _Run:
     schedule: list[Action]
     turn_at: int  # index of the firsturn action
     stats: LoopStats
+    caps: Captures | None = None  # set by the discovery tape
     slots: list = field(default_factory=list)
-    tape: tuple | None = None  # (x_in leaves, y leaves) of the last, taped step
+    tape: tuple | None = None  # (x_in leaves, y leaves, stand) of the last, taped step
     checked: bool = False
 
     def __post_init__(self) -> None:
@@ -98,15 +107,23 @@ class _Run:
         self.stats.forward_steps += a.stop - a.index
         return state
 
-    def taped(self, state: tuple) -> tuple[tuple, tuple]:
-        """Tape one step from ``state``: returns (x_in leaves, y leaves)."""
+    def taped(self, state: tuple, finder: Finder | None = None) -> tuple:
+        """Tape one step from ``state``: (x_in leaves, y leaves, stand of the captured tensors).
+
+        With ``finder`` this is the discovery tape (``self.caps`` is set from it by the caller).
+        """
         x_in = tuple(t.detach().requires_grad_(_is_diff(t)) for t in state)
-        with torch.enable_grad():
+        if finder is not None:
+            finder.skip.update(id(t) for t in x_in)
+            mode = Swap(finder.table, finder)
+        else:
+            mode = self.caps.mode
+        with torch.enable_grad(), mode if mode is not None else contextlib.nullcontext():
             y = self.call(x_in)
         self.stats.taped_steps += 1
-        return x_in, y
+        return x_in, y, (self.caps.later if finder is None else None)
 
-    def sweep(self, x0: tuple) -> tuple:
+    def sweep(self, x0: tuple, finder: Finder | None = None) -> tuple:
         """The forward part of the schedule, up to and including the taped last step."""
         self.slots = [None] * self.stats.snapshots
         state = tuple(t.detach() for t in x0)
@@ -117,7 +134,7 @@ class _Run:
                 state = self.advance(state, a)
             else:  # pragma: no cover - the forward part has no other actions
                 raise AssertionError(a)
-        self.tape = self.taped(state)
+        self.tape = self.taped(state, finder)
         return self.tape[1]
 
 
@@ -136,26 +153,30 @@ def _check_output(o_leaves, o_def, leaves, treedef) -> None:
             )
 
 
-def _vjp(y: tuple, x_in: tuple, params: list, g: tuple):
-    """Pull ``g`` back through one taped step: (grads of x_in leaves, grads of params)."""
-    ys = [t for t, gi in zip(y, g) if gi is not None and t.requires_grad]
-    gs = [gi for t, gi in zip(y, g) if gi is not None and t.requires_grad]
-    wrt = [t for t in x_in if t.requires_grad] + list(params)
-    if not ys or not wrt:
-        return tuple(None for _ in x_in), [None] * len(params)
-    grads = torch.autograd.grad(ys, wrt, gs, allow_unused=True)
-    it = iter(grads[: len(wrt) - len(params)])
-    gx = tuple(next(it) if t.requires_grad else None for t in x_in)
-    return gx, list(grads[len(wrt) - len(params):])
+def _grad(ys: tuple, wrt_x: tuple, stand: Stand, g: tuple, create_graph: bool = False):
+    """Pull ``g`` back from ``ys`` to the state inputs ``wrt_x`` and the stand-ins of the
+    captured tensors: (grads of wrt_x, [(param index, grad)])."""
+    outs = [t for t, gi in zip(ys, g) if gi is not None and t.requires_grad]
+    gs = [gi for t, gi in zip(ys, g) if gi is not None and t.requires_grad]
+    xs = [t for t in wrt_x if t.requires_grad]
+    wrt = xs + [s for _, s in stand]
+    if not outs or not wrt:
+        return tuple(None for _ in wrt_x), []
+    grads = torch.autograd.grad(outs, wrt, gs, allow_unused=True, create_graph=create_graph)
+    it = iter(grads[: len(xs)])
+    gx = tuple(next(it) if t.requires_grad else None for t in wrt_x)
+    return gx, [(i, q) for (i, _), q in zip(stand, grads[len(xs):])]
 
 
-def _accumulate(acc, g):
-    """acc + g, in place after the first step (one parameter-gradient buffer, not one per step)."""
-    if g is None:
-        return acc
-    if acc is None:
-        return g.clone()  # g may alias a tensor autograd hands out again (identity paths)
-    return acc.add_(g)
+def _accumulate(gp: list, pairs: list) -> None:
+    """gp[i] += q, in place after the first step (one gradient buffer per captured tensor)."""
+    for i, q in pairs:
+        if q is None:
+            continue
+        if gp[i] is None:
+            gp[i] = q.clone()  # q may alias a tensor autograd hands out again (identity paths)
+        else:
+            gp[i].add_(q)
 
 
 class _BinomialLoop(torch.autograd.Function):
@@ -173,17 +194,17 @@ class _BinomialLoop(torch.autograd.Function):
     @staticmethod
     def backward(ctx, *g_out):
         run, n_x = ctx.run, ctx.n_x
-        saved = ctx.saved_tensors
-        x0, params = saved[:n_x], list(saved[n_x:])
+        x0 = ctx.saved_tensors[:n_x]  # also checks that nothing saved was modified in place
         if torch.is_grad_enabled():  # create_graph=True: exact double backward, full graph
-            return (None, None, *_unrolled_backward(run, x0, params, g_out))
+            return (None, None, *_unrolled_backward(run, x0, g_out))
         if run.tape is None:  # a second backward (retain_graph=True): redo the forward part
             run.sweep(x0)
-        x_in, y = run.tape
+        gp = [None] * len(run.caps.params)
+        x_in, y, stand = run.tape
         run.tape = None  # the last step's tape is consumed now
-        gx, gpk = _vjp(y, x_in, params, g_out)
-        gp = [_accumulate(None, q) for q in gpk]
-        del x_in, y, gpk
+        gx, pairs = _grad(y, x_in, stand, g_out)
+        _accumulate(gp, pairs)
+        del x_in, y, pairs
         state = None
         for a in run.schedule[run.turn_at + 1 :]:
             if a.kind == "restore":
@@ -193,10 +214,10 @@ class _BinomialLoop(torch.autograd.Function):
             elif a.kind == "takeshot":
                 run.take(a.slot, state)
             else:  # youturn: tape step a.index from x_{a.index} and pull the adjoint through it
-                x_in, y = run.taped(state)
-                gx, gpk = _vjp(y, x_in, params, gx)
-                gp = [_accumulate(p, q) for p, q in zip(gp, gpk)]
-                del x_in, y, gpk
+                x_in, y, stand = run.taped(state)
+                gx, pairs = _grad(y, x_in, stand, gx)
+                _accumulate(gp, pairs)
+                del x_in, y, pairs
         run.slots = []  # release the snapshots
         run.stats.backward_passes += 1
         gx = tuple(gi if x.requires_grad else None for gi, x in zip(gx, x0))
@@ -210,18 +231,38 @@ class _BinomialLoop(torch.autograd.Function):
         )
 
 
-def _unrolled_backward(run: _Run, x0: tuple, params: list, g_out: tuple) -> list:
-    leaves = tuple(x0)
-    for _ in range(run.stats.n_steps):
-        leaves = run.call(leaves)
+def _unrolled_backward(run: _Run, x0: tuple, g_out: tuple) -> list:
+    """Gradients with a graph (double backward): the loop unrolled on aliases of the state and of
+    the captured tensors, so that autograd captures their gradients without running their
+    history, and the results stay differentiable in them."""
+    caps = run.caps
+    params = caps.params
+    raw_ids = {i for i, _ in caps.raw}
+    aliased = [i for i in caps.used if i not in raw_ids]  # a raw one is reached as itself
+    targets = {id(s.node if isinstance(s, GradientEdge) else get_gradient_edge(s).node): params[i]
+               for i, s in caps.raw}
+    sources = [x.grad_fn for x in x0 if x.grad_fn is not None]
+    sources += [params[i].grad_fn for i in aliased if params[i].grad_fn is not None]
+    hit = check_cut(sources, targets)
+    if hit is not None:
+        raise InputError(
+            f"binomial_loop: double backward (create_graph=True) needs x0 and the captured tensors "
+            f"not to be computed from a tensor passed directly to a torch.autograd.Function in "
+            f"step ({describe(hit)}); carry that tensor in the loop state instead"
+        )
+    stand = [(i, params[i].view_as(params[i])) for i in aliased]
+    xa = tuple(x.view_as(x) if x.requires_grad else x for x in x0)
+    leaves = xa
+    with Swap({id(params[i]): s for i, s in stand}):
+        for _ in range(run.stats.n_steps):
+            leaves = run.call(leaves)
     run.stats.taped_steps += run.stats.n_steps
-    ys = [t for t, g in zip(leaves, g_out) if g is not None and t.requires_grad]
-    gs = [g for t, g in zip(leaves, g_out) if g is not None and t.requires_grad]
-    wrt = [t for t in x0 if t.requires_grad] + params
-    grads = torch.autograd.grad(ys, wrt, gs, allow_unused=True, create_graph=True) if ys else [None] * len(wrt)
-    it = iter(grads)
-    gx = [next(it) if t.requires_grad else None for t in x0]
-    return gx + list(it)
+    gx, pairs = _grad(leaves, xa, stand + caps.raw, g_out, create_graph=True)
+    gp = [None] * len(params)
+    for i, q in pairs:  # out of place: these gradients carry a graph
+        if q is not None:
+            gp[i] = q if gp[i] is None else gp[i] + q
+    return [*gx, *gp]
 
 
 def binomial_loop(
@@ -238,22 +279,33 @@ def binomial_loop(
     Args:
         step: maps a state to a state of the same structure, shapes and dtypes. It must be a
             function of its state and of fixed tensors (it is re-run during the backward: no
-            randomness, no in-place change of its input, no side effects that matter).
+            randomness, no in-place change of its input or of the tensors it uses, no side effects
+            that matter, the same tensors at every step).
         x0: the initial state: a tensor or a pytree (tuple, list, dict) of tensors.
         n_steps: number of steps, ``>= 0``.
         snapshots: number of states the schedule may store (``>= 1``, ``x0`` included).
-        params: the tensors ``step`` uses that need gradients. ``None`` finds them from the
-            autograd graph of one step (leaf tensors directly, non-leaf ones through the tensors
-            reachable from ``step``); given, they are checked to cover every such tensor.
+        params: optional. The tensors that ``step`` uses and that need gradients are found
+            automatically (leaves and tensors computed before the loop, however ``step`` reaches
+            them); given, they are checked to cover every such tensor, and ``params`` that
+            ``step`` does not use get no gradient. Also names a tensor passed straight to a
+            ``torch.autograd.Function`` that cannot be found otherwise.
         return_stats: also return a ``LoopStats`` (updated when the backward runs).
 
     Returns:
         ``x_n`` with the structure of ``x0`` (and the ``LoopStats`` if ``return_stats``).
 
+    Raises:
+        InputError: bad arguments; a ``step`` output of another structure, shape or dtype; a
+            captured tensor missing from ``params``; ``torch.func`` transforms or forward mode;
+            captured tensors computed from one another and both passed straight to a
+            ``torch.autograd.Function`` (carry one in the state).
+
     Backward (``torch.autograd.backward``/``grad``) gives the gradients of plain autograd through
-    the unrolled loop with ``revolve_cost(n_steps, snapshots)`` extra steps and at most
-    ``snapshots`` stored states. ``create_graph=True`` falls back to a full unrolled graph.
-    Under ``torch.no_grad`` the loop just runs. ``torch.func`` transforms are not supported.
+    the unrolled loop -- for the state and for every captured tensor, whose history (e.g. the
+    ``D^H X`` computed from ``D`` before an ADMM loop) is backpropagated once -- with
+    ``revolve_cost(n_steps, snapshots)`` extra steps and at most ``snapshots`` stored states.
+    ``create_graph=True`` falls back to a full unrolled graph. Under ``torch.no_grad`` the loop
+    just runs. ``torch.func`` transforms are not supported.
     """
     if not callable(step):
         raise InputError(f"step: expected a callable, got {type(step).__name__}")
@@ -265,7 +317,7 @@ def binomial_loop(
         params = list(params)
         if not all(isinstance(p, Tensor) and p.requires_grad for p in params):
             raise InputError("params: expected tensors that require grad")
-    if any(is_wrapped(t) for t in leaves + (params or [])):
+    if torch._C._are_functorch_transforms_active() or any(is_wrapped(t) for t in leaves + (params or [])):
         raise InputError(
             "binomial_loop: torch.func transforms (grad, vmap, jvp) are not supported; use "
             "torch.autograd.grad / .backward() (or run the plain loop inside the transform)"
@@ -287,15 +339,15 @@ def binomial_loop(
 
     run.schedule = revolve_schedule(n_steps, snapshots)
     run.turn_at = next(i for i, a in enumerate(run.schedule) if a.kind == "firsturn")
-    marker = creation_marker()
-    y = run.sweep(tuple(leaves))
+    finder = Finder(creation_marker())
+    y = run.sweep(tuple(leaves), finder)
     x_in = run.tape[0]
-    found = find_params([t for t in y if isinstance(t, Tensor) and t.requires_grad],
-                        [t for t in x_in], marker, step, params)
-    if not found and not any(t.requires_grad for t in leaves):
-        out = tuple(t.detach() for t in y)
+    run.caps = finish(finder, [t for t in y if t.requires_grad], x_in, params)
+    run.tape = (x_in, y, run.caps.first)
+    if not run.caps.params and not any(t.requires_grad for t in leaves):
         run.tape = None
         run.slots = []
-        return done(pytree.tree_unflatten(list(out), treedef))
-    out = _BinomialLoop.apply(run, len(leaves), *leaves, *found)
+        return done(pytree.tree_unflatten([t.detach() for t in y], treedef))
+    out = _BinomialLoop.apply(run, len(leaves), *leaves, *run.caps.params)
     return done(pytree.tree_unflatten(list(out), treedef))
+
