@@ -48,7 +48,7 @@ class Stencil:
 
     @property
     def roundoff_coef(self) -> float:
-        """sum |c_i|: the amplification of rounding errors in f (divided by h^q)."""
+        """``sum |c_i|``: the amplification of rounding errors in f (divided by h^q)."""
         return float(sum(abs(c) for c in self.coefs))
 
     def __repr__(self) -> str:

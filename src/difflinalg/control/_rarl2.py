@@ -188,7 +188,7 @@ class ReductionResult:
 
 # -- targets --------------------------------------------------------------------------------------
 def markov_system(markov) -> StateSpace:
-    """Discrete-time finite-impulse-response realization of Markov parameters ``F_0 .. F_K``
+    """Discrete-time finite-impulse-response realization of Markov parameters ``F_0, ..., F_K``
     ((K+1, p, m), or (K+1,) for a single-input single-output system): ``F(z) = sum_k F_k z^{-k}``,
     ``D = F_0``, a block shift ``A`` (nilpotent) of order ``K m``."""
     M = as_tensor(markov, "target")

@@ -236,7 +236,9 @@ def root(F: Callable, x_star, *params, **options: Unpack[RootOptions]):
             receives no gradient itself.
         params: tensors or pytrees of tensors (non-tensor leaves are passed through as constants).
 
-    Keyword options (shared by ``fixed_point``, ``argmin`` and ``custom_root``):
+    Keyword options are shared by ``fixed_point``, ``argmin`` and ``custom_root``.
+
+    Keyword Args:
         solve: linear solver for ``dF/dx``: ``"dense"`` (build the Jacobian with ``N`` jvps and
             LU-factorize it, reused by all derivative solves at this point), ``"gmres"``,
             ``"cg"`` (``dF/dx`` symmetric positive definite, realified), or ``"auto"`` (dense up to
