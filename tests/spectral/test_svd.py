@@ -244,3 +244,44 @@ def test_bad_input():
             svd(A, degeneracy_tol=tol)
     with pytest.raises(InputError, match="full_matrices"):
         svd(A, full_matrices=1)
+
+
+@pytest.mark.parametrize("full_matrices", [False, True])
+@pytest.mark.parametrize("shape", [(0, 3, 3), (2, 0, 4, 3), (0, 3), (3, 0), (2, 0, 4), (0, 0)])
+def test_empty_inputs_match_torch(shape, full_matrices):
+    """Empty batches and m = 0 or n = 0: values, shapes and gradients as torch.linalg.svd
+    (an empty batch used to crash in backward: "amax(): Expected reduction dim")."""
+    A = torch.randn(*shape, dtype=F64)
+
+    def loss(fn, A):
+        U, S, Vh = fn(A)
+        return U.sum() + S.sum() + Vh.sum()
+
+    out = svd(A, full_matrices=full_matrices)
+    ref = torch.linalg.svd(A, full_matrices=full_matrices)
+    for x, y in zip(out, ref):
+        assert x.shape == y.shape and x.dtype == y.dtype
+    A1, A2 = A.clone().requires_grad_(), A.clone().requires_grad_()
+    g1, = torch.autograd.grad(loss(lambda A: svd(A, full_matrices=full_matrices), A1), A1,
+                              allow_unused=True, materialize_grads=True)
+    g2, = torch.autograd.grad(loss(lambda A: torch.linalg.svd(A, full_matrices=full_matrices), A2),
+                              A2, allow_unused=True, materialize_grads=True)
+    assert g1.shape == g2.shape == A.shape and torch.equal(g1, g2)
+
+
+@pytest.mark.parametrize("view", ["conj", "mH"])
+def test_conjugate_views(view):
+    Z = randn(C128, gen(18), 5, 3)
+    x = randn(C128, gen(19), 3, 5) if view == "mH" else randn(C128, gen(19), 5, 3)
+
+    def f(Z, resolve):
+        A = Z.conj() if view == "conj" else Z.mH
+        if resolve:
+            A = A.resolve_conj()
+        return invariant_loss(*svd(A), x)
+
+    assert torch.allclose(f(Z, False), f(Z, True))
+    assert torch.allclose(grad(lambda Z: f(Z, False))(Z), grad(lambda Z: f(Z, True))(Z), atol=1e-12)
+    Z1 = Z.clone().requires_grad_()
+    f(Z1, False).backward()
+    assert torch.allclose(Z1.grad, grad(lambda Z: f(Z, True))(Z), atol=1e-12)

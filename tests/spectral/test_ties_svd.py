@@ -21,8 +21,21 @@ import warnings
 import pytest
 import torch
 
-from difflinalg import DegenerateSpectrumError, svd, svd_truncated
-from difflinalg.check import randn
+import difflinalg._utils as dl_utils
+from difflinalg import (
+    DegenerateSpectrumError,
+    GaugeError,
+    GaugeWarning,
+    PrecisionWarning,
+    TransformCheckWarning,
+    svd,
+    svd_function,
+    svd_truncated,
+)
+from difflinalg.check import gradcheck, randn
+from difflinalg.spectral._cases_svd import proj, with_spectrum
+from difflinalg.spectral._svd import svd_gaps
+from difflinalg.spectral._svd_ties import resolve_tol
 
 F32, F64, C128 = torch.float32, torch.float64, torch.complex128
 POINTS = {"exact tie": 0.0, "rotated tie": None, "gap 1e-10": 1e-10, "gap 1e-6": 1e-6}
@@ -195,6 +208,228 @@ def test_cell_inside_torch_func_is_nan(cell):
         g_ok = torch.func.grad(lambda A: via_svd(op, "projector", A))(A)
     assert torch.isnan(g).all()
     assert torch.isfinite(g_ok).all()
+
+
+
+# ----------------------------------------------------------------------------------------------
+# The tolerance, the criteria and their messages, torch.func, second order, single precision.
+
+
+def test_default_tolerance_is_rounding_level():
+    """None: ties up to 4 max(m, n) eps s_max (a LAPACK split of a tie is below 0.41 of that);
+    0.0: exact ties only; a real gap a little above rounding is resolved."""
+    e = torch.finfo(F64).eps
+    assert resolve_tol(None, 4, 6, F64) == 4 * 6 * e and resolve_tol(0.0, 4, 6, F64) == 0.0
+    for split, tied in ((0.0, True), (2 * e, True), (12 * e, True), (20 * e, False), (200 * e, False)):
+        S = torch.tensor([4.0, 3.0, 1.0 + 4 * split, 1.0], dtype=F64)  # relative to s_max = 4
+        assert bool(svd_gaps(S, resolve_tol(None, 4, 4, F64)).cluster[2, 3]) == tied
+    assert not bool(svd_gaps(torch.tensor([4.0, 3.0, 1.0 + 4 * e, 1.0], dtype=F64), 0.0).cluster[2, 3])
+
+
+def test_exact_ties_only_is_loud_at_a_rounding_split():
+    """A pair split by 40 eps (below the default tie tolerance 64 eps here): by default a tie
+    (exact, no warning); with degeneracy_tol=0.0 the projector's gradient divides rounding by
+    rounding and the precision policy says so instead of returning it silently."""
+    e = torch.finfo(F64).eps
+    A = with_spectrum(F64, torch.Generator().manual_seed(2), [4.0, 3.0, 1.0 + 40 * e, 1.0], 4, 4)
+    W = randn(F64, torch.Generator().manual_seed(3), 4, 4)
+
+    def loss(A, tol):
+        return (W * proj(svd(A, degeneracy_tol=tol)[0][:, 2:4])).sum()
+
+    A1 = A.clone().requires_grad_()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        g, = torch.autograd.grad(loss(A1, None), A1)
+    g_ref = fd_gradient(lambda B: (W * proj(_heval(B @ B.mH)[1][:, :2])).sum(), A)
+    assert (g - g_ref).norm() <= 1e-7 * g_ref.norm()
+    with pytest.warns(PrecisionWarning, match="svd: the singular-vector derivative"):
+        torch.autograd.grad(loss(A1, 0.0), A1)
+
+
+def test_message_names_batch_cluster_cotangent_and_fix():
+    A = torch.stack([with_spectrum(F64, torch.Generator().manual_seed(0), [4.0, 3.0, 2.0, 1.0], 4, 4),
+                     matrix("svd", "rotated tie", F64)]).requires_grad_()
+    W = randn(F64, torch.Generator().manual_seed(1), 4, 4)
+    U, S, Vh = svd(A)
+    with pytest.raises(DegenerateSpectrumError) as info:
+        (W * ((U * torch.sin(S)[..., None, :]) @ Vh)).sum().backward()
+    msg = str(info.value)
+    for part in ("batch index (1,)", "S[[2, 3]] ~ 1", "gS[[2, 3]] = [", "svd_function",
+                 "degeneracy_tol=0.0"):
+        assert part in msg, (part, msg)
+
+
+@pytest.mark.parametrize("dtype", [F64, C128])
+def test_coupling_with_equal_value_cotangents(dtype):
+    """A diagonal, W all ones: the value cotangents of <W, U sin(S) V^H> are equal in the tie
+    (criterion 2 is met), the missing term is proportional to the off-diagonal vector cotangent:
+    criterion 3 raises. The exact path (svd_function) agrees with the series."""
+    A = torch.diag(torch.tensor([5.0, 3.0, 1.0, 1.0], dtype=F64)).to(dtype).requires_grad_()
+    W = torch.ones(4, 4, dtype=dtype)
+    U, S, Vh = svd(A)
+    with pytest.raises(DegenerateSpectrumError, match="both a value cotangent"):
+        (W * ((U * torch.sin(S).to(dtype)) @ Vh)).real.sum().backward()
+
+
+def test_value_and_vector_loss_of_one_cluster():
+    """The documented false alarm: a symmetric value loss and a subspace loss of one cluster
+    from the same call raise; from two calls (each node gets one kind of cotangent) exact."""
+    A = matrix("svd", "rotated tie", F64)
+    Wu = randn(F64, torch.Generator().manual_seed(3), 4, 4)
+
+    def one_call(A):
+        U, S, _ = svd(A)
+        return S.square().sum() + (Wu * proj(U[:, 2:4])).sum()
+
+    def two_calls(A):
+        return svd(A)[1].square().sum() + (Wu * proj(svd(A)[0][:, 2:4])).sum()
+
+    A1 = A.clone().requires_grad_()
+    with pytest.raises(DegenerateSpectrumError, match="separate svd calls"):
+        one_call(A1).backward()
+    assert gradcheck(two_calls, A, modes=("vjp", "jvp"), max_step=1e-4).passed
+
+
+@pytest.mark.parametrize("dtype", [F64, C128])
+def test_zero_singular_values(dtype):
+    """A value cotangent at a zero singular value (the nuclear norm of a rank-deficient matrix)
+    raises; S**2 (even) is exact: its gradient is 2 A."""
+    A = with_spectrum(dtype, torch.Generator().manual_seed(4), [3.0, 2.0, 1.0], 4, 4)
+    A1 = A.clone().requires_grad_()
+    with pytest.raises(DegenerateSpectrumError, match="S\\[3\\] .* is zero"):
+        svd(A1)[1].sum().backward()
+    g, = torch.autograd.grad(svd(A1)[1].square().sum(), A1)
+    assert torch.allclose(g, 2 * A, atol=1e-13)
+
+
+def test_gauge_modes_apply_to_tie_checks():
+    A = matrix("svd", "rotated tie", F64)
+    W = randn(F64, torch.Generator().manual_seed(5), 4, 4)
+
+    def run(gauge):
+        A1 = A.clone().requires_grad_()
+        U, S, Vh = svd(A1, gauge=gauge)
+        (W * ((U * torch.sin(S)) @ Vh)).sum().backward()
+        return A1.grad
+
+    with pytest.warns(GaugeWarning, match="svd_function"):
+        g = run("warn")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert torch.equal(run("ignore"), g)
+
+
+def test_gauge_error_precedes_tie_checks():
+    """One vector of a tie: a gauge dependence (GaugeError), not a tie error."""
+    A = matrix("svd", "rotated tie", F64).requires_grad_()
+    U, S, _ = svd(A)
+    with pytest.raises(GaugeError, match="gauge"):
+        (U[:, 2].sum() ** 2 + S.sum()).backward()
+
+
+def test_inside_torch_func_nan_per_matrix_and_warning_once():
+    """vmap(grad): the matrix with a coupled tie gets NaN, the other one its exact gradient;
+    TransformCheckWarning is issued once."""
+    A = torch.stack([with_spectrum(F64, torch.Generator().manual_seed(6), [4.0, 3.0, 2.0, 1.0], 4, 4),
+                     matrix("svd", "rotated tie", F64)])
+    W = randn(F64, torch.Generator().manual_seed(7), 4, 4)
+
+    def f(A):
+        U, S, Vh = svd(A)
+        return (W * ((U * torch.sin(S)) @ Vh)).sum()
+
+    dl_utils._warned.discard("svd-ties")
+    with pytest.warns(TransformCheckWarning, match="cannot raise"):
+        g = torch.func.vmap(torch.func.grad(f))(A)
+    assert torch.isnan(g[1]).all() and torch.isfinite(g[0]).all()
+    g0 = torch.func.grad(lambda A: (W * svd_function(A, torch.sin, torch.cos)).sum())(A[0])
+    assert torch.allclose(g[0], g0, rtol=1e-10, atol=1e-12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # once per process
+        torch.func.vmap(torch.func.grad(f))(A)
+
+
+def _curved(A):
+    return svd(A)[1].square().sum()  # ||A||_F^2: curved in the values of the tie
+
+
+def _linear(A):
+    return svd(A)[1].sum() + proj(svd(A)[0][:, 2:4]).diagonal().cumsum(0).sum()
+
+
+def test_second_order_curved_loss_at_a_tie():
+    """||A||_F^2 through the values: first order exact (2 A, also with create_graph=True), any
+    second derivative raises (double backward, forward-over-reverse with forward AD) or is NaN
+    inside torch.func (hessian = forward-over-reverse)."""
+    A = matrix("svd", "rotated tie", F64)
+    A1 = A.clone().requires_grad_()
+    g, = torch.autograd.grad(_curved(A1), A1, create_graph=True)
+    assert torch.allclose(g, 2 * A, atol=1e-12)
+    with pytest.raises(DegenerateSpectrumError, match="curved"):
+        torch.autograd.grad(g.sum(), A1)
+    with pytest.raises(DegenerateSpectrumError, match="curved"):
+        torch.autograd.functional.hessian(_curved, A)
+    import torch.autograd.forward_ad as fwAD
+    with fwAD.dual_level(), pytest.raises(DegenerateSpectrumError, match="curved"):
+        Ad = fwAD.make_dual(A.clone().requires_grad_(), torch.ones_like(A))
+        torch.autograd.grad(_curved(Ad), Ad, create_graph=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TransformCheckWarning)
+        assert torch.isnan(torch.func.hessian(_curved)(A)).any()
+    # away from the tie the same loss has the exact Hessian 2 I
+    B = matrix("svd", "gap 1e-6", F64)
+    H = torch.func.hessian(_curved)(B).reshape(16, 16)
+    assert torch.allclose(H, 2 * torch.eye(16, dtype=F64), atol=1e-7)
+
+
+def test_second_order_linear_losses_at_a_tie_agree_across_paths():
+    """Losses of the class linear in the cluster's values: the Hessian by forward-over-reverse,
+    double backward and reverse-over-reverse inside torch.func agree (no check fires on the
+    cotangents of the second pass), and it is symmetric."""
+    A = matrix("svd", "rotated tie", F64)
+    H1 = torch.func.hessian(_linear)(A)
+    H2 = torch.autograd.functional.hessian(_linear, A)
+    H3 = torch.func.jacrev(torch.func.jacrev(_linear))(A)
+    assert torch.isfinite(H1).all()
+    assert torch.allclose(H1, H2, atol=1e-10) and torch.allclose(H1, H3, atol=1e-10)
+    assert torch.allclose(H1.reshape(16, 16), H1.reshape(16, 16).T, atol=1e-10)
+
+
+@pytest.mark.parametrize("dtype", [F32, torch.complex64])
+def test_single_precision_policy(dtype):
+    """float32 at the issue's points: cluster gaps <= 1e-6 (below 4 n eps s_max = 7.6e-6) are
+    ties: the pair's projector is exact without warning, one vector of it a GaugeError; gaps that
+    single precision cannot resolve but that are not ties (1e-5, 3e-5) warn for the losses that
+    use them (PrecisionWarning) and not for the values (sum S)."""
+    hi = C128 if dtype.is_complex else F64
+    W = randn(hi, torch.Generator().manual_seed(8), 4, 4)
+    for gap, tie in ((1e-8, True), (1e-7, True), (1e-6, True), (1e-5, False), (3e-5, False)):
+        A = with_spectrum(hi, torch.Generator().manual_seed(9), [4.0, 3.0, 1.0 + gap, 1.0], 4, 4)
+        A32 = A.to(dtype)
+
+        def pair(A):
+            return (W.to(A.dtype).conj() * proj(svd(A)[0][:, 2:4])).real.sum()
+
+        def one(A):
+            return (W.to(A.dtype).conj() * proj(svd(A)[0][:, 2:3])).real.sum()
+
+        A1 = A32.clone().requires_grad_()
+        if tie:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                g, = torch.autograd.grad(pair(A1), A1)
+            g_ref = torch.func.grad(pair)(A)
+            assert (g.to(hi) - g_ref).norm() <= 1e-4 * g_ref.norm()
+            with pytest.raises(GaugeError):
+                one(A1).backward()
+        else:
+            for loss in (pair, one):
+                with pytest.warns(PrecisionWarning, match="float32|complex64"):
+                    torch.autograd.grad(loss(A1), A1)
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                torch.autograd.grad(svd(A1)[1].sum(), A1)
 
 
 def markdown() -> str:

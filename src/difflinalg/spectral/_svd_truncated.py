@@ -401,9 +401,9 @@ def svd_truncated(
         raise InputError(f"method: expected one of {METHODS}, got {method!r}")
     tol = resolve_tol(check_degeneracy_tol(degeneracy_tol), m, n, A.dtype)
     gauge = check_gauge(gauge)
-    if k == 0 or A.numel() == 0:
-        method = "full"  # nothing to iterate on
-    if method == "auto":
+    if k == 0 or A.numel() == 0:  # nothing to iterate on
+        method, opts = "full", _Opts((False, 0, 0))
+    elif method == "auto":
         method = "iterative" if (not is_wrapped(A) and _prefers_iterative(m, n, k)) else "full"
         opts = _Opts((True, *_budgets(m, n, k)))
     else:
