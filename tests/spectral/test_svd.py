@@ -223,7 +223,9 @@ def test_cluster_projector_spread_within_tol():
     values stay exact, second order included (the block tangent of the rules)."""
     for spread in (0.0, 1e-12, 1e-8, 1e-5):
         A = with_spectrum(C128, gen(17), [3.0, 2 + spread, 2.0, 2 - spread, 1.0], 6, 5)
-        fn = lambda A: cluster_invariants(svd(A, degeneracy_tol=1e-3), svd(A, degeneracy_tol=1e-3), 1, 4)  # noqa: E731
+        def fn(A):
+            return cluster_invariants(svd(A, degeneracy_tol=1e-3), svd(A, degeneracy_tol=1e-3), 1, 4)
+
         assert gradcheck(fn, A, modes=ALL, max_step=1e-3).passed
 
 

@@ -65,7 +65,9 @@ def matrix(op: str, point: str, dtype: torch.dtype, seed: int = 0) -> torch.Tens
     hi = C128 if dtype.is_complex else F64
     st = torch.tensor(s, dtype=F64)
     if point == "exact tie":  # a signed permutation with phases: the values are exact
-        ph = torch.exp(1j * torch.arange(1.0, len(s) + 1, dtype=F64)) if dtype.is_complex else torch.ones(len(s))
+        ph = torch.ones(len(s), dtype=F64)
+        if dtype.is_complex:
+            ph = torch.exp(1j * torch.arange(1.0, len(s) + 1, dtype=F64))
         P = torch.eye(m, dtype=hi)[:, torch.randperm(m, generator=gen)[: len(s)]]
         Q = torch.eye(n, dtype=hi)[:, torch.randperm(n, generator=gen)[: len(s)]]
         A = (P * (st * ph).to(hi)) @ Q.mH

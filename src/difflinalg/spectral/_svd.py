@@ -74,9 +74,9 @@ Derived on the dilation, where the cluster blocks are ``+-Sigma_c`` and the off-
 (``[D, a] = D a - a D``, ``{D, c} = D c + c D``). Second derivatives are then exact at clusters
 away from zero for the losses of the class that are linear in each cluster's values (their sum);
 a loss curved in the values of a cluster needs limits of divided differences of its own
-gradient, ``(gS_i - gS_j)/(s_i - s_j)``, which no rule on ``(U, S, V)`` can supply: forward-over-
-reverse and double backward raise ``DegenerateSpectrumError`` for it (``_svd_ties.py``; NaN inside
-``torch.func``). At masked zero singular values (and ``s_i + s_j``) only first derivatives are
+gradient, ``(gS_i - gS_j)/(s_i - s_j)``, which no rule on ``(U, S, V)`` can supply:
+forward-over-reverse and double backward raise ``DegenerateSpectrumError`` for it
+(``_svd_curvature.py``; NaN inside ``torch.func``). At masked zero singular values (and ``s_i + s_j``) only first derivatives are
 exact. Forward mode (``jvp``, forward-over-forward) sees only ``dA``, nothing of the loss: it is
 exact for the class above and cannot check the consumer of its tangents.
 
@@ -110,16 +110,8 @@ from .._nested import call
 from .._utils import check_matrix, herm, is_wrapped, skew
 from ._gaps import check_degeneracy_tol as _check_degeneracy_tol
 from ._gaps import cluster_mask, masked_reciprocal, spectral_scale
-from ._svd_ties import (
-    CheckToken,
-    check_mode,
-    curvature_guard,
-    curvature_probe,
-    enforce,
-    poison,
-    resolve_tol,
-    tie_stats,
-)
+from ._svd_curvature import curvature_guard, curvature_probe
+from ._svd_ties import CheckToken, check_mode, enforce, poison, resolve_tol, tie_stats
 
 GAUGE_MODES = ("error", "warn", "ignore")
 

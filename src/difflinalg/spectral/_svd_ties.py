@@ -61,16 +61,10 @@ matrix, maxima of absolute values):
 Inside ``torch.func`` transforms (no host synchronisation) the gradient of the offending
 matrices is NaN and ``TransformCheckWarning`` is issued once. ``gauge="ignore"`` skips all.
 
-Second order (``curvature_guard``, ``curvature_probe``). With the block tangent of ``_svd.py``
-second derivatives are exact at clusters for losses of the class that are linear in each
-cluster's values along the split directions: ``(gS_i - gS_j)`` must stay 0 to first order. A loss
-curved in a cluster's values (``sum(S**2)``) needs ``lim (gS_i - gS_j)/(s_i - s_j)``, which is
-again unavailable. Forward-over-reverse sees the tangent ``dgS`` of the cotangent: unequal inside
-a cluster raises (NaN in transforms). Double backward probes ``d gS / d S`` along a zero-sum
-vector per cluster (one extra backward through the loss's graph of ``gS``) and raises when a
-second derivative through the gradient is taken. Forward mode (``jvp``, forward-over-forward)
-receives only ``dA`` and nothing about the loss, so it cannot check: it is exact for the class
-and otherwise returns the derivative of the class part (documented in ``svd``).
+Second order: ``_svd_curvature.py`` (a loss curved in a cluster's values). Forward mode (``jvp``,
+forward-over-forward) receives only ``dA`` and nothing about the loss, so it cannot check: it is
+exact for the class and otherwise returns the derivative of the class part (documented in
+``svd``).
 
 Precision (``docs/conventions.md``): ``kappa = s_max max(1/gap)`` over the unmasked gaps the
 cotangent uses (``|X_ij| + |X_ji| + |Y_ij| + |Y_ji| > eps scale``; ``s_i + s_j`` likewise,
@@ -299,115 +293,3 @@ def _fail(op, gauge, stats, worst, S, gS, X, Y, gaps, tol_rel) -> None:
     if gauge == "error":
         raise DegenerateSpectrumError(msg)
     warnings.warn(msg, GaugeWarning, stacklevel=4)
-
-
-# ----------------------------------------------------------------------------------------------
-# Second order.
-
-
-def _curved(dg: Tensor, block: Tensor) -> Tensor:
-    """Per matrix: the tangent ``dg`` differs inside a cluster (beyond rounding of its size)."""
-    d = (dg[..., :, None] - dg[..., None, :]).abs() * block
-    size = dg.abs().amax(-1, keepdim=True)[..., None] if dg.shape[-1] else d
-    return _amax2(d - math.sqrt(eps(dg.dtype)) * size) > 0
-
-
-CURVED_MSG = (
-    "{op}: the loss is curved in the singular values of a cluster of (nearly) equal singular "
-    "values (its gradient gS changes differently for values of one cluster), so its second "
-    "derivative at the tie needs the limit (gS_i - gS_j)/(s_i - s_j), which no rule on "
-    "(U, S, Vh) has. Write the loss through a matrix function that is exact there "
-    "(difflinalg.svd_function for U f(S) V^H; sum f(s_i) = trace of "
-    "difflinalg.hermitian_function(A^H A, g) with g(x) = f(sqrt(x))), or pass degeneracy_tol=0.0 "
-    "if the singular values are genuinely distinct"
-)
-
-
-class _CurvatureGuard(torch.autograd.Function):
-    """Identity on ``gS`` whose forward-mode derivative checks that the tangent of ``gS`` is equal
-    inside every cluster (forward-over-reverse: ``torch.func.hessian``, ``jvp(grad(...))``)."""
-
-    generate_vmap_rule = True
-
-    @staticmethod
-    def forward(gS: Tensor, block: Tensor, op: str):
-        return gS.clone()
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        _, block, op = inputs
-        ctx.op = op
-        # saved for both passes: vmap's generated backward expects its saved tensors
-        ctx.save_for_backward(block)
-        ctx.save_for_forward(block)
-
-    @staticmethod
-    def backward(ctx, g):
-        return g.clone(), None, None
-
-    @staticmethod
-    def jvp(ctx, dgS, *_):
-        block, = ctx.saved_tensors
-        bad = _curved(dgS, block)
-        if is_wrapped(dgS):
-            warn_once(f"{ctx.op}-curvature", f"{ctx.op}: inside torch.func the second-order check "
-                      "(a loss curved in the values of a cluster of equal singular values) cannot "
-                      "raise: such a second derivative is NaN instead of a DegenerateSpectrumError",
-                      TransformCheckWarning)
-            return torch.where(bad[..., None], torch.full_like(dgS, float("nan")), dgS)
-        if bool(bad.any()):
-            raise DegenerateSpectrumError(CURVED_MSG.format(op=ctx.op))
-        return dgS.clone()
-
-
-def curvature_guard(op: str, gS: Tensor, gaps) -> Tensor:
-    """``gS`` with the forward-over-reverse curvature check attached (identity in value)."""
-    return _CurvatureGuard.apply(gS, gaps.block, op)
-
-
-class _RaiseOnDerivative(torch.autograd.Function):
-    """Identity whose derivatives (reverse and forward) raise ``DegenerateSpectrumError``."""
-
-    @staticmethod
-    def forward(x: Tensor, msg: str):
-        return x.clone()
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        ctx.msg = inputs[1]
-
-    @staticmethod
-    def backward(ctx, g):
-        raise DegenerateSpectrumError(ctx.msg)
-
-    @staticmethod
-    def jvp(ctx, dx, _):
-        raise DegenerateSpectrumError(ctx.msg)
-
-
-def curvature_probe(op: str, gA: Tensor, gS: Tensor, S: Tensor, gaps) -> Tensor:
-    """Double backward (outside ``torch.func``): if ``gS`` depends on ``S`` unequally inside a
-    cluster, any derivative of the returned ``gA`` raises (a lazy error: a first-order gradient
-    taken with ``create_graph=True`` stays usable). Test: ``J = d gS / d S`` has equal rows inside
-    every cluster iff ``J z = 0`` for ``z`` of zero sum per cluster; judged against ``|J o|``
-    (``o`` the clusters' indicator) and ``|gS| / s_max``. Two extra backward passes through the
-    loss's graph of ``gS``."""
-    if not gS.requires_grad or is_wrapped(gS) or not bool(gaps.block.any()):
-        return gA
-    Sd = S.detach()
-    member = gaps.block.any(-1)
-    o = member.to(Sd.dtype)
-    z = torch.cos(1.0 + 2.0 * torch.arange(Sd.shape[-1], device=Sd.device, dtype=Sd.dtype)) * o
-    cl = gaps.cluster.to(Sd.dtype) * o[..., None, :]
-    z = (z - (cl @ z[..., None])[..., 0] / cl.sum(-1).clamp_min(1)) * o  # zero sum per cluster
-    rz, = torch.autograd.grad(gS, S, z, retain_graph=True, allow_unused=True)
-    if rz is None:
-        return gA
-    ro, = torch.autograd.grad(gS, S, o, retain_graph=True, allow_unused=True)
-    ref = gS.detach().abs().amax(-1, keepdim=True) / Sd[..., :1].clamp_min(torch.finfo(Sd.dtype).tiny)
-    if ro is not None:
-        ref = ref + ro.detach().abs().amax(-1, keepdim=True)
-    curved = (rz.detach().abs() * o > math.sqrt(eps(Sd.dtype)) * ref).any()
-    if not bool(curved):
-        return gA
-    return _RaiseOnDerivative.apply(gA, CURVED_MSG.format(op=op))
