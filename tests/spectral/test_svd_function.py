@@ -126,6 +126,9 @@ def test_f0_nonzero_needs_full_rank():
     A = with_spectrum(F64, gen(9), [2.0, 1.0], 3, 3)  # rank 2
     with pytest.raises(DegenerateSpectrumError, match="f\\(0\\)"):
         svd_function(A, torch.cos, lambda s: -torch.sin(s))
+    both = torch.stack([A, randn(F64, gen(10), 3, 3)])  # inside vmap: NaN for the singular one
+    F = vmap(lambda A: svd_function(A, torch.cos, lambda s: -torch.sin(s)))(both)
+    assert torch.isnan(F[0]).all() and torch.isfinite(F[1]).all()
     B = randn(F64, gen(10), 3, 3)  # full rank: defined and differentiable
     assert gradcheck(lambda B: svd_function(B, torch.cos, lambda s: -torch.sin(s)), B).passed
     # rectangular full-rank input never evaluates f at 0

@@ -83,20 +83,23 @@ def dilation_eigh(U: Tensor, S: Tensor, Vh: Tensor) -> tuple[Tensor, Tensor]:
     return torch.cat([S, -S, zeros], -1), torch.cat([top, bottom], -2)
 
 
-def _check_zero(fn: ScalarFunction, S: Tensor, m: int, n: int) -> None:
-    """Raise where ``f(0) != 0`` meets a zero singular value (``F`` is not continuous there)."""
-    if is_wrapped(S) or S.numel() == 0:
-        return
-    f0 = float(fn.f(torch.zeros((), dtype=S.dtype, device=S.device)))
-    if f0 == 0.0:
-        return
+def _check_zero(fn: ScalarFunction, S: Tensor, F: Tensor, m: int, n: int) -> Tensor:
+    """Where ``f(0) != 0`` meets a zero singular value (up to rounding) ``F`` is not continuous
+    (it pairs arbitrary null vectors): raise, or NaN for those matrices inside ``torch.func``."""
+    if S.numel() == 0:
+        return F
+    f0 = fn.f(torch.zeros((), dtype=S.dtype, device=S.device))
     tol = resolve_tol(None, m, n, S.dtype) * S.amax(-1)
-    if bool((S.amin(-1) <= tol).any()):
+    bad = (S.amin(-1) <= tol) & (f0 != 0)
+    if is_wrapped(S) or is_wrapped(f0):
+        return torch.where(bad[..., None, None], torch.full_like(F, float("nan")), F)
+    if bool(bad.any()):
         raise DegenerateSpectrumError(
-            f"f: f(0) = {f0:.3e} != 0, but A has a zero singular value (up to rounding, "
+            f"f: f(0) = {float(f0):.3e} != 0, but A has a zero singular value (up to rounding, "
             f"{float(S.amin()):.3e}): U f(S) V^H is not continuous there (it pairs arbitrary null "
             "vectors); use a function with f(0) = 0 (e.g. f(s) - f(0))"
         )
+    return F
 
 
 class _SVDFunction(torch.autograd.Function):
@@ -106,9 +109,8 @@ class _SVDFunction(torch.autograd.Function):
     def forward(A: Tensor, fn: ScalarFunction, odd: ScalarFunction):
         U, S, Vh = torch.linalg.svd(A, full_matrices=True)
         k = S.shape[-1]
-        _check_zero(fn, S, *A.shape[-2:])
         fS = _apply_scalar(fn, S).to(A.dtype)
-        F = (U[..., :k] * fS[..., None, :]) @ Vh[..., :k, :]
+        F = _check_zero(fn, S, (U[..., :k] * fS[..., None, :]) @ Vh[..., :k, :], *A.shape[-2:])
         w, Q = dilation_eigh(U, S, Vh)
         return F, w, Q
 
@@ -165,7 +167,8 @@ def svd_function(A: Tensor, f, df, d2f=None) -> Tensor:
         InputError: wrong shape or dtype, non-finite entries, ``f``/``df``/``d2f`` not callable
             or ``f`` not returning a real tensor of the singular values' shape.
         DegenerateSpectrumError: ``f(0) != 0`` and ``A`` has a zero singular value (up to
-            rounding): ``F`` is not continuous there.
+            rounding): ``F`` is not continuous there (inside ``torch.func``: NaN for that
+            matrix).
 
     Derivatives: reverse, forward, forward-over-reverse, double backward and forward-over-forward
     (module notes); ``torch.func`` transforms (vmap, grad, jvp, hessian) work.
