@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import scipy.linalg
 import torch
-from torch.func import grad, hessian, jacrev, jvp, vmap
+from torch.func import grad, hessian, jacrev, vmap
 
 from difflinalg import DegenerateSpectrumError, InputError, svd, svd_function
 from difflinalg.check import cases, gradcheck
 from difflinalg.spectral._cases_svd import exact_tie, randn, sin_svd, with_spectrum
 
-from _helpers import gen, gradcheck_case
+from _helpers import assert_vmap_grad_and_jvp, gen, gradcheck_case
 
 F32, F64, C64, C128 = torch.float32, torch.float64, torch.complex64, torch.complex128
 ALL = ("vjp", "jvp", "hvp", "hvp_rev", "jvp2")
@@ -96,12 +96,7 @@ def test_torch_func_transforms():
     def f(A):
         return (W.conj() * svd_function(A, torch.tanh, lambda s: 1 - torch.tanh(s) ** 2)).real.sum()
 
-    g_vmap = vmap(grad(f))(A)
-    g_loop = torch.stack([grad(f)(a) for a in A])
-    assert torch.allclose(g_vmap, g_loop, rtol=1e-12, atol=1e-13)
-    d = randn(C128, gen(6), 4, 3)
-    _, t = jvp(f, (A[0],), (d,))
-    assert torch.allclose(t, (g_loop[0].conj() * d).real.sum(), rtol=1e-10)
+    assert_vmap_grad_and_jvp(f, A, randn(C128, gen(6), 4, 3))
     Ar = A[0].real.contiguous()
     fr = lambda A: (W.real * svd_function(A, torch.sin, torch.cos)).sum()  # noqa: E731
     H = hessian(fr)(Ar)

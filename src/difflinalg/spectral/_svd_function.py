@@ -46,7 +46,7 @@ from .._errors import DegenerateSpectrumError, InputError
 from .._nested import call
 from .._utils import check_matrix, is_wrapped
 from ..matfun._divided import ScalarFunction
-from ..matfun._hermitian import _apply_scalar, _HermitianFrechet
+from ..matfun._hermitian import _apply_scalar, _HermitianFrechet, _HermitianFunction
 from ._svd_ties import resolve_tol
 
 
@@ -102,11 +102,14 @@ def _check_zero(fn: ScalarFunction, S: Tensor, F: Tensor, m: int, n: int) -> Ten
     return F
 
 
-class _SVDFunction(torch.autograd.Function):
+class _SVDFunction(_HermitianFunction):
+    """``(A, odd f, f) -> (F, w, Q)`` with the dilation's eigenpairs ``(w, Q)``; ``setup_context``
+    is ``_HermitianFunction``'s (``ctx.fn``: the odd extension)."""
+
     generate_vmap_rule = True
 
     @staticmethod
-    def forward(A: Tensor, fn: ScalarFunction, odd: ScalarFunction):
+    def forward(A: Tensor, odd: ScalarFunction, fn: ScalarFunction):
         U, S, Vh = torch.linalg.svd(A, full_matrices=True)
         k = S.shape[-1]
         fS = _apply_scalar(fn, S).to(A.dtype)
@@ -115,19 +118,10 @@ class _SVDFunction(torch.autograd.Function):
         return F, w, Q
 
     @staticmethod
-    def setup_context(ctx, inputs, output):
-        A, _, odd = inputs
-        _, w, Q = output
-        ctx.odd = odd
-        ctx.mark_non_differentiable(w, Q)
-        ctx.save_for_backward(A, w, Q)
-        ctx.save_for_forward(A, w, Q)
-
-    @staticmethod
     def backward(ctx, gF: Tensor, gw, gQ):
         A, w, Q = ctx.saved_tensors
         m = A.shape[-2]
-        G = _HermitianFrechet.apply(dilation(A), 0.5 * dilation(gF), w, Q, ctx.odd)
+        G = _HermitianFrechet.apply(dilation(A), 0.5 * dilation(gF), w, Q, ctx.fn)
         return 2.0 * G[..., :m, m:], None, None
 
     @staticmethod
@@ -136,7 +130,7 @@ class _SVDFunction(torch.autograd.Function):
         m = A.shape[-2]
         # The Frechet op and ``call`` (not plain arithmetic, whose outer tangents PyTorch drops
         # here): forward-over-forward stays exact.
-        G = _HermitianFrechet.apply(call(dilation, A), call(dilation, dA), w, Q, ctx.odd)
+        G = _HermitianFrechet.apply(call(dilation, A), call(dilation, dA), w, Q, ctx.fn)
         return call(lambda G: G[..., :m, m:], G), None, None
 
 
@@ -179,5 +173,5 @@ def svd_function(A: Tensor, f, df, d2f=None) -> Tensor:
                              f"{type(g).__name__}")
     A = check_matrix(A, "A")
     fn = ScalarFunction(f=f, df=df, d2f=d2f, name=getattr(f, "__name__", "f"))
-    return _SVDFunction.apply(A, fn, odd_extension(fn))[0]
+    return _SVDFunction.apply(A, odd_extension(fn), fn)[0]
 
