@@ -85,7 +85,7 @@ Checks (``gauge="error"``, the default, or ``"warn"``): backward verifies the cr
 ``Im(X_ii + Y_ii)`` for complex input, the cluster rotations, the free vectors of zero singular
 values, the extra columns of ``full_matrices=True``; equal value cotangents in every cluster; no
 value/vector coupling in a cluster; no value cotangent at zero values) with one host
-synchronisation, which also applies the single-precision policy (``PrecisionWarning`` when
+synchronisation (a second one only where a cluster or a zero value exists), which also applies the single-precision policy (``PrecisionWarning`` when
 ``s_max / gap`` of a gap the cotangent uses exceeds ``1e-2 / eps``). Inside ``torch.func`` the
 failing matrices get a NaN gradient and ``TransformCheckWarning`` is issued once;
 ``gauge="ignore"`` skips the checks and returns the masked rule in the symmetric gauge.
@@ -111,7 +111,7 @@ from .._utils import check_matrix, herm, is_wrapped, skew
 from ._gaps import check_degeneracy_tol as _check_degeneracy_tol
 from ._gaps import cluster_mask, masked_reciprocal, spectral_scale
 from ._svd_curvature import curvature_guard, curvature_probe
-from ._svd_ties import CheckToken, check_mode, enforce, poison, resolve_tol, tie_stats
+from ._svd_ties import CheckToken, check_mode, enforce, has_ties, poison, resolve_tol, tie_stats
 
 GAUGE_MODES = ("error", "warn", "ignore")
 
@@ -164,6 +164,13 @@ def block_tangent(A: Tensor, U: Tensor, Vh: Tensor, gaps: SVDGaps) -> Tensor:
     ``O(m n k)`` product."""
     Hs = herm(U.mH @ A @ Vh.mH)
     return (Hs - Hs.detach()) * gaps.block
+
+
+def needs_block(gaps: SVDGaps) -> bool:
+    """Whether the block tangent can be nonzero: inside ``torch.func`` always assumed (no host
+    synchronisation), outside one check whether any cluster away from zero exists (otherwise
+    ``D`` is exactly zero and its ``O(m n k)`` product is skipped)."""
+    return is_wrapped(gaps.block) or bool(gaps.block.any())
 
 
 def _inv_block(Sinv: Tensor, D: Tensor | None) -> Tensor:
@@ -255,17 +262,21 @@ def checked_vjp(op: str, ctx, A: Tensor, U: Tensor, S: Tensor, Vh: Tensor, gU: T
         comp = ()
         if U.shape[-2] > S.shape[-1]:
             comp += (gU - U @ X,)
-            extra += ((gU - U @ X) * zero,)
         if Vh.shape[-1] > S.shape[-1]:
             comp += (gVh.mH - Vh.mH @ Y,)
-            extra += ((gVh.mH - Vh.mH @ Y) * zero,)
-        stats = tie_stats(S, X, Y, gS, gaps, extra, grads or (gU, gVh), comp,
-                          gaps.Sinv if comp_inv is None else comp_inv)
+        extra += tuple(c * zero for c in comp)
+
+        def stats_fn(ties: bool):
+            return tie_stats(S, X, Y, gS, gaps, extra, grads or (gU, gVh), comp,
+                             gaps.Sinv if comp_inv is None else comp_inv, ties)
+
         if mode == "sync":
-            enforce(op, ctx.gauge, stats, S, gS, X, Y, gaps, ctx.tol)
+            enforce(op, ctx.gauge, stats_fn, has_ties(S, gaps), S, gS, X, Y, gaps, ctx.tol)
+        else:
+            stats = stats_fn(True)
     # D has value 0: it only matters when this backward is differentiated again.
     second = torch.is_grad_enabled() or is_wrapped(gU)
-    D = block_tangent(A, U, Vh, gaps) if second else None
+    D = block_tangent(A, U, Vh, gaps) if second and needs_block(gaps) else None
     gS_in = curvature_guard(op, gS, gaps) if second and S.numel() else gS
     gA = vjp(gS_in, D)
     if mode == "poison":
@@ -339,7 +350,7 @@ def svd_jvp_full(A: Tensor, U: Tensor, S: Tensor, Vh: Tensor, dA: Tensor, tol: f
     k0 = S.shape[-1]
     gaps = svd_gaps(S, tol)
     Ut, Vht, Ue, Vhe = _split(U, Vh, k0)
-    D = block_tangent(A, Ut, Vht, gaps)
+    D = block_tangent(A, Ut, Vht, gaps) if needs_block(gaps) else None
     dU, dS, dVh = svd_jvp(Ut, S, Vht, dA, gaps, D)
     Sig_inv = _inv_block(gaps.Sinv, D).to(dA.dtype)
     if Ue.shape[-1]:
@@ -401,7 +412,7 @@ def svd(
         gauge: what backward does when a check fails: "error" (raise ``GaugeError`` /
             ``DegenerateSpectrumError``), "warn" (``GaugeWarning``) or "ignore" (no checks: the
             masked rule in the symmetric gauge). The checks cost one host synchronisation per
-            backward; inside ``torch.func`` failing matrices get NaN gradients instead
+            backward (two at ties); inside ``torch.func`` failing matrices get NaN gradients instead
             (``TransformCheckWarning`` once).
 
     Returns:

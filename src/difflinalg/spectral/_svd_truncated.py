@@ -83,6 +83,7 @@ from ._svd import (
     check_degeneracy_tol,
     check_gauge,
     checked_vjp,
+    needs_block,
     svd_core_vjp,
     svd_gaps,
     svd_jvp,
@@ -303,7 +304,7 @@ class _TruncatedSVD(torch.autograd.Function):
 
         def rule(A, U, S, Vh, F1, F2, dA):
             gaps = svd_gaps(S, tol)
-            D = block_tangent(A, U, Vh, gaps)
+            D = block_tangent(A, U, Vh, gaps) if needs_block(gaps) else None
             dU, dS, dVh = svd_jvp(U, S, Vh, dA, gaps, D, complement=False)
             if not (A.shape[-2] == A.shape[-1] == S.shape[-1]):
                 V = Vh.mH
