@@ -379,6 +379,17 @@ def test_second_order_curved_loss_at_a_tie():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", TransformCheckWarning)
         assert torch.isnan(torch.func.hessian(_curved)(A)).any()
+    # gauge="warn": a warning, and the (incomplete) Hessian; "ignore": no check
+    def curved_mode(A, gauge):
+        return svd(A, gauge=gauge)[1].square().sum()
+
+    with pytest.warns(GaugeWarning, match="curved"):
+        H_warn = torch.autograd.functional.hessian(lambda A: curved_mode(A, "warn"), A)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        H_ign = torch.autograd.functional.hessian(lambda A: curved_mode(A, "ignore"), A)
+        assert torch.allclose(torch.func.hessian(lambda A: curved_mode(A, "ignore"))(A), H_ign)
+    assert torch.allclose(H_warn, H_ign)
     # away from the tie the same loss has the exact Hessian 2 I
     B = matrix("svd", "gap 1e-6", F64)
     H = torch.func.hessian(_curved)(B).reshape(16, 16)

@@ -277,12 +277,12 @@ def checked_vjp(op: str, ctx, A: Tensor, U: Tensor, S: Tensor, Vh: Tensor, gU: T
     # D has value 0: it only matters when this backward is differentiated again.
     second = torch.is_grad_enabled() or is_wrapped(gU)
     D = block_tangent(A, U, Vh, gaps) if second and needs_block(gaps) else None
-    gS_in = curvature_guard(op, gS, gaps) if second and S.numel() else gS
+    gS_in = curvature_guard(op, gS, gaps, ctx.gauge) if second and S.numel() else gS
     gA = vjp(gS_in, D)
     if mode == "poison":
         gA = poison(op, gA, stats)
     elif mode == "sync" and second:
-        gA = curvature_probe(op, gA, gS, S, gaps)
+        gA = curvature_probe(op, gA, gS, S, gaps, ctx.gauge)
     return gA
 
 

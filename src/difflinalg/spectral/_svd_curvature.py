@@ -29,7 +29,9 @@ import math
 import torch
 from torch import Tensor
 
-from .._errors import DegenerateSpectrumError, TransformCheckWarning
+import warnings
+
+from .._errors import DegenerateSpectrumError, GaugeWarning, TransformCheckWarning
 from .._utils import eps, is_wrapped, warn_once
 
 
@@ -62,20 +64,20 @@ class _CurvatureGuard(torch.autograd.Function):
     generate_vmap_rule = True
 
     @staticmethod
-    def forward(gS: Tensor, block: Tensor, op: str):
+    def forward(gS: Tensor, block: Tensor, op: str, gauge: str):
         return gS.clone()
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        _, block, op = inputs
-        ctx.op = op
+        _, block, op, gauge = inputs
+        ctx.op, ctx.gauge = op, gauge
         # saved for both passes: vmap's generated backward expects its saved tensors
         ctx.save_for_backward(block)
         ctx.save_for_forward(block)
 
     @staticmethod
     def backward(ctx, g):
-        return g.clone(), None, None
+        return g.clone(), None, None, None
 
     @staticmethod
     def jvp(ctx, dgS, *_):
@@ -88,36 +90,48 @@ class _CurvatureGuard(torch.autograd.Function):
                       TransformCheckWarning)
             return torch.where(bad[..., None], torch.full_like(dgS, float("nan")), dgS)
         if bool(bad.any()):
-            raise DegenerateSpectrumError(CURVED_MSG.format(op=ctx.op))
+            _raise_or_warn(CURVED_MSG.format(op=ctx.op), ctx.gauge)
         return dgS.clone()
 
 
-def curvature_guard(op: str, gS: Tensor, gaps) -> Tensor:
-    """``gS`` with the forward-over-reverse curvature check attached (identity in value)."""
-    return _CurvatureGuard.apply(gS, gaps.block, op)
+def _raise_or_warn(msg: str, gauge: str) -> None:
+    if gauge == "error":
+        raise DegenerateSpectrumError(msg)
+    warnings.warn(msg, GaugeWarning, stacklevel=3)
+
+
+def curvature_guard(op: str, gS: Tensor, gaps, gauge: str) -> Tensor:
+    """``gS`` with the forward-over-reverse curvature check attached (identity in value);
+    ``gauge`` as in ``svd`` ("ignore": nothing attached)."""
+    if gauge == "ignore":
+        return gS
+    return _CurvatureGuard.apply(gS, gaps.block, op, gauge)
 
 
 class _RaiseOnDerivative(torch.autograd.Function):
-    """Identity whose derivatives (reverse and forward) raise ``DegenerateSpectrumError``."""
+    """Identity whose derivatives (reverse and forward) raise ``DegenerateSpectrumError`` (or
+    warn ``GaugeWarning`` and pass through, ``gauge="warn"``)."""
 
     @staticmethod
-    def forward(x: Tensor, msg: str):
+    def forward(x: Tensor, msg: str, gauge: str):
         return x.clone()
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        ctx.msg = inputs[1]
+        ctx.msg, ctx.gauge = inputs[1], inputs[2]
 
     @staticmethod
     def backward(ctx, g):
-        raise DegenerateSpectrumError(ctx.msg)
+        _raise_or_warn(ctx.msg, ctx.gauge)
+        return g, None, None
 
     @staticmethod
-    def jvp(ctx, dx, _):
-        raise DegenerateSpectrumError(ctx.msg)
+    def jvp(ctx, dx, *_):
+        _raise_or_warn(ctx.msg, ctx.gauge)
+        return dx.clone()
 
 
-def curvature_probe(op: str, gA: Tensor, gS: Tensor, S: Tensor, gaps) -> Tensor:
+def curvature_probe(op: str, gA: Tensor, gS: Tensor, S: Tensor, gaps, gauge: str) -> Tensor:
     """Double backward (outside ``torch.func``): if ``gS`` depends on ``S`` unequally inside a
     cluster, any derivative of the returned ``gA`` raises (a lazy error: a first-order gradient
     taken with ``create_graph=True`` stays usable). Test: ``J = d gS / d S`` has equal rows inside
@@ -142,4 +156,4 @@ def curvature_probe(op: str, gA: Tensor, gS: Tensor, S: Tensor, gaps) -> Tensor:
     curved = (rz.detach().abs() * o > math.sqrt(eps(Sd.dtype)) * ref).any()
     if not bool(curved):
         return gA
-    return _RaiseOnDerivative.apply(gA, CURVED_MSG.format(op=op))
+    return _RaiseOnDerivative.apply(gA, CURVED_MSG.format(op=op), gauge)
