@@ -116,7 +116,7 @@ def _amax2(x: Tensor) -> Tensor:
     return x.amax(dim=(-2, -1)) if x.shape[-1] and x.shape[-2] else x.new_zeros(x.shape[:-2])
 
 
-def _pair_tables(S: Tensor, gS: Tensor, X: Tensor, Y: Tensor, gaps, r: float):
+def _pair_tables(S: Tensor, gS: Tensor, X: Tensor, Y: Tensor, gaps):
     """(values excess, coupling size) per in-cluster pair away from zero, (..., k, k)."""
     Sd = S.detach()
     smax = Sd[..., :1, None]
@@ -173,7 +173,7 @@ def tie_stats(S: Tensor, X: Tensor, Y: Tensor, gS: Tensor, gaps, extra: tuple[Te
     # 2, 3, 4
     values, coupling, zero_v = none, none, none
     if ties:
-        values, coupling = (_amax2(t) for t in _pair_tables(S, gS, X, Y, gaps, r))
+        values, coupling = (_amax2(t) for t in _pair_tables(S, gS, X, Y, gaps))
         zero = S <= gaps.tol[..., 0]
         zero_v = (gS.abs() * zero).amax(-1) * smax
     # precision: inverse gaps the cotangent uses, in units of s_max
@@ -290,7 +290,7 @@ def _fail(op, gauge, stats, worst, S, gS, X, Y, gaps, tol_rel) -> None:
             "difflinalg.svd_function with f(0) = 0, or regularize the matrix"
         )
     else:
-        table = (_pair_tables(S, gS, X, Y, gaps, 0.0)[kind - 2])[b]
+        table = (_pair_tables(S, gS, X, Y, gaps)[kind - 2])[b]
         flat = int(table.abs().reshape(-1).argmax())
         i = flat // table.shape[-1]
         idx = _cluster_of(S, gaps, b, i)
