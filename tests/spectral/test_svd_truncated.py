@@ -433,3 +433,20 @@ def test_ties_in_the_kept_block():
         (W * ((U * torch.sin(S)) @ Vh)).sum().backward()
     fn = lambda A: proj(svd_truncated(A, 3, method="full")[0][:, 1:3])  # noqa: E731
     assert gradcheck(fn, A, modes=("vjp", "jvp", "hvp"), max_step=1e-3).passed
+
+
+def test_single_precision_split_gap_warns():
+    """float32 with s_k - s_(k+1) = 3e-5 (not a tie, unresolvable in single precision): the
+    complement terms divide by it, so a loss of the kept vectors warns (PrecisionWarning); the
+    kept values alone do not (they do not use the gap)."""
+    import warnings
+
+    from difflinalg import PrecisionWarning
+
+    A = with_spectrum(F64, gen(43), [3.0, 1.0 + 3e-5, 1.0, 0.5], 6, 5).to(torch.float32)
+    A1 = A.clone().requires_grad_()
+    with pytest.warns(PrecisionWarning, match="svd_truncated"):
+        torch.autograd.grad(proj(svd_truncated(A1, 2, method="full")[0]).diagonal().cumsum(0).sum(), A1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        torch.autograd.grad(svd_truncated(A1, 2, method="full")[1].sum(), A1)
