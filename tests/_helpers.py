@@ -22,3 +22,15 @@ def gradcheck_case(case: Case, dtype: torch.dtype, seed: int = 0) -> GradcheckRe
     failing input and mode."""
     return gradcheck(case.fn, *case.make_inputs(dtype, gen(seed)), modes=case.modes, rtol=case.rtol,
                      atol=case.atol, seed=seed, **dict(case.gradcheck_kwargs))
+
+
+def assert_vmap_grad_and_jvp(f, A: torch.Tensor, d: torch.Tensor, rtol: float = 1e-10) -> torch.Tensor:
+    """For a real loss ``f`` of one matrix and a batch ``A``: ``vmap(grad(f))`` equals the loop of
+    ``grad(f)``, and ``jvp(f)`` at ``A[0]`` along ``d`` equals ``Re <grad, d>`` (adjointness in
+    PyTorch's complex convention). Returns the gradients."""
+    g_vmap = torch.func.vmap(torch.func.grad(f))(A)
+    g_loop = torch.stack([torch.func.grad(f)(a) for a in A])
+    assert torch.allclose(g_vmap, g_loop, rtol=1e-12, atol=1e-12)
+    _, t = torch.func.jvp(f, (A[0],), (d,))
+    assert torch.allclose(t, (g_loop[0].conj() * d).real.sum(), rtol=rtol)
+    return g_loop

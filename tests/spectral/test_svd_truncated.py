@@ -341,7 +341,7 @@ def test_single_precision_iterative():
 
 def test_bad_input():
     A = randn(F64, gen(), 4, 3)
-    for k in (0, 4, -1, 2.0, True, None):
+    for k in (4, -1, 2.0, True, None):
         with pytest.raises(InputError, match="k: expected an integer"):
             svd_truncated(A, k)
     with pytest.raises(InputError, match="method"):
@@ -383,3 +383,70 @@ def test_large_gaussian_auto_takes_iterative_path(krylov_calls):
     assert krylov_calls == [True]
     g0 = full_reference(A, 8, W, x)
     assert (g - g0).norm() <= 1e-10 * g0.norm()
+
+
+@pytest.mark.parametrize("shape,k", [((0, 4, 3), 2), ((2, 0, 4, 3), 3), ((0, 3), 0), ((3, 0), 0),
+                                     ((4, 3), 0)])
+def test_empty_inputs(shape, k):
+    """Empty batches, m = 0 or n = 0 (k = 0) and k = 0: the leading columns of torch's SVD, and
+    gradients of the right shape (zero)."""
+    A = torch.randn(*shape, dtype=F64, requires_grad=True)
+    U, S, Vh = svd_truncated(A, k)
+    U0, S0, Vh0 = torch.linalg.svd(A.detach(), full_matrices=False)
+    assert U.shape == U0[..., :k].shape and S.shape == S0[..., :k].shape
+    assert Vh.shape == Vh0[..., :k, :].shape
+    (U.sum() + S.sum() + Vh.sum()).backward()
+    assert A.grad.shape == A.shape and not A.grad.any()
+
+
+@pytest.mark.parametrize("view", ["conj", "mH"])
+@pytest.mark.parametrize("method", ["full", "iterative"])
+def test_conjugate_views(view, method):
+    """Z.conj() and Z.mH (lazily conjugated views) into svd_truncated: values and gradients
+    equal those of the resolved matrix (they failed in view_as_real)."""
+    Z = randn(C128, gen(40), 30, 20)
+    A0 = Z.conj() if view == "conj" else Z.mH
+
+    def f(Z, resolve):
+        A = Z.conj() if view == "conj" else Z.mH
+        if resolve:
+            A = A.resolve_conj()
+        U, S, Vh = svd_truncated(A, 2, method=method)
+        return S.sum() + proj(U).real.diagonal().cumsum(0).sum() + proj(Vh.mH).real.trace()
+
+    assert A0.is_conj()
+    Z1, Z2 = Z.clone().requires_grad_(), Z.clone().requires_grad_()
+    v1, v2 = f(Z1, False), f(Z2, True)
+    assert torch.allclose(v1, v2, rtol=1e-12)
+    v1.backward()
+    v2.backward()
+    assert torch.allclose(Z1.grad, Z2.grad, rtol=1e-9, atol=1e-11)
+
+
+def test_ties_in_the_kept_block():
+    """A tie inside the kept block: subspace losses exact, a coupled loss raises (as svd)."""
+    A = with_spectrum(F64, gen(41), [3.0, 2.0, 2.0, 1.0, 0.5], 6, 5)
+    W = randn(F64, gen(42), 6, 5)
+    A1 = A.clone().requires_grad_()
+    U, S, Vh = svd_truncated(A1, 3, method="full")
+    with pytest.raises(DegenerateSpectrumError, match="svd_truncated: the singular values S\\[\\[1, 2\\]\\]"):
+        (W * ((U * torch.sin(S)) @ Vh)).sum().backward()
+    fn = lambda A: proj(svd_truncated(A, 3, method="full")[0][:, 1:3])  # noqa: E731
+    assert gradcheck(fn, A, modes=("vjp", "jvp", "hvp"), max_step=1e-3).passed
+
+
+def test_single_precision_split_gap_warns():
+    """float32 with s_k - s_(k+1) = 3e-5 (not a tie, unresolvable in single precision): the
+    complement terms divide by it, so a loss of the kept vectors warns (PrecisionWarning); the
+    kept values alone do not (they do not use the gap)."""
+    import warnings
+
+    from difflinalg import PrecisionWarning
+
+    A = with_spectrum(F64, gen(43), [3.0, 1.0 + 3e-5, 1.0, 0.5], 6, 5).to(torch.float32)
+    A1 = A.clone().requires_grad_()
+    with pytest.warns(PrecisionWarning, match="svd_truncated"):
+        torch.autograd.grad(proj(svd_truncated(A1, 2, method="full")[0]).diagonal().cumsum(0).sum(), A1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        torch.autograd.grad(svd_truncated(A1, 2, method="full")[1].sum(), A1)

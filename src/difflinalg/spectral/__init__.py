@@ -1,10 +1,11 @@
 """Spectral rules: eigh, invariant subspaces, SVD, truncated SVD."""
 
 from ._svd import svd
+from ._svd_function import svd_function
 from ._svd_truncated import svd_truncated
 
 __all__: list[str] = []
-__all__ += ["svd", "svd_truncated"]
+__all__ += ["svd", "svd_truncated", "svd_function"]
 
 from ._eigh import EighResult, eigh
 

@@ -1,9 +1,12 @@
-"""Verification cases of svd and svd_truncated (run by ``difflinalg verify``).
+"""Verification cases of svd, svd_truncated and svd_function (run by ``difflinalg verify``).
 
 The checked functions are gauge invariant (singular values, products ``u_j v_j^H``, projectors
 ``U_r U_r^H`` onto separated groups, ``|U^H x|^2``): the singular vectors themselves are defined
 only up to phases, and finite differences of LAPACK's choice would not be a derivative.
-At degenerate points the functions are invariant under the rotations the masks drop.
+At degenerate points the functions are in the exact class of ``_svd_ties.py`` (invariant under
+the rotations the masks drop, symmetric in a cluster's values, values and vectors of a cluster
+from separate calls). ``svd_function`` is smooth everywhere (``f`` odd): its hard cases are
+ties and zero singular values.
 """
 
 from __future__ import annotations
@@ -13,7 +16,19 @@ from torch import Tensor
 
 from ..check import randn, register_case
 from ._svd import svd
+from ._svd_function import svd_function
 from ._svd_truncated import svd_truncated
+
+
+def exact_tie(dtype, gen, s, m: int, n: int) -> Tensor:
+    """A matrix with singular values exactly ``s`` (``r = len(s) <= min(m, n)``): a random
+    signed partial permutation, so LAPACK returns exactly equal values for a repeated entry."""
+    r = len(s)
+    P = torch.eye(m, dtype=dtype)[:, torch.randperm(m, generator=gen)[:r]]
+    Q = torch.eye(n, dtype=dtype)[:, torch.randperm(n, generator=gen)[:r]]
+    signs = 1.0 - 2.0 * (torch.rand(r, generator=gen) < 0.5).double()
+    d = torch.as_tensor(s, dtype=torch.float64) * signs
+    return (P * d.to(dtype)) @ Q.mH
 
 
 def with_spectrum(dtype, gen, s, m: int, n: int, batch=()) -> Tensor:
@@ -38,14 +53,23 @@ def invariants(U: Tensor, S: Tensor, Vh: Tensor, r: int = 1):
     return S, proj(U[..., :r]), proj(Vh[..., :r, :].mH), M
 
 
-def cluster_invariants(U: Tensor, S: Tensor, Vh: Tensor, lo: int, hi: int):
-    """Functions of a cluster ``lo:hi`` that are invariant under its rotations and linear in its
-    singular values: the values outside it, the cluster's sum, its left and right projectors and
-    ``U_c V_c^H`` (second order exact; a curved function of the cluster's values is not, see
-    ``_svd.py``)."""
+def cluster_invariants(values, vectors, lo: int, hi: int):
+    """Functions of a cluster ``lo:hi`` in the exact class (``_svd_ties.py``), linear in its
+    singular values: the values outside it and the cluster's sum (from the decomposition
+    ``values``), its left and right projectors and ``U_c V_c^H`` (from ``vectors``). Two calls:
+    one call whose cluster receives both a value and a vector cotangent is the documented false
+    alarm of the coupling check (second order exact; a curved function of the cluster's values
+    is not)."""
+    _, S, _ = values
+    U, _, Vh = vectors
     Sc = S[..., lo:hi].sum(-1, keepdim=True)
     Uc, Vc = U[..., lo:hi], Vh[..., lo:hi, :].mH
     return torch.cat([S[..., :lo], Sc, S[..., hi:]], -1), proj(Uc), proj(Vc), Uc @ Vc.mH
+
+
+def _twice(fn):
+    """``A -> cluster_invariants(fn(A), fn(A), ...)`` helper: two decompositions of ``A``."""
+    return lambda A, lo, hi: cluster_invariants(fn(A), fn(A), lo, hi)
 
 
 def rank_invariants(U: Tensor, S: Tensor, Vh: Tensor, r: int):
@@ -95,24 +119,29 @@ _reg("full_matrices", lambda A: (*invariants(*svd(A, full_matrices=True)),
      lambda dt, g: (randn(dt, g, 5, 3),))
 _reg("full_matrices_wide", lambda A: proj(svd(A, full_matrices=True)[2][..., 2:, :].mH),
      lambda dt, g: (randn(dt, g, 2, 5),))
-_reg("repeated", lambda A: cluster_invariants(*svd(A, degeneracy_tol=1e-8), 1, 3),
+_reg("repeated", lambda A: _twice(lambda A: svd(A, degeneracy_tol=1e-8))(A, 1, 3),
      lambda dt, g: (with_spectrum(dt, g, [3.0, 2.0, 2.0, 1.0], 4, 4),), hard=True,
      max_step=1e-3)
-_reg("repeated_tall", lambda A: cluster_invariants(*svd(A, degeneracy_tol=1e-8), 0, 3),
+_reg("repeated_tall", lambda A: _twice(lambda A: svd(A, degeneracy_tol=1e-8))(A, 0, 3),
      lambda dt, g: (with_spectrum(dt, g, [2.0, 2.0, 2.0, 0.5], 6, 4),), hard=True,
      max_step=1e-3)
-_reg("cluster_1e-12", lambda A: cluster_invariants(*svd(A, degeneracy_tol=1e-8), 1, 4),
+_reg("cluster_1e-12", lambda A: _twice(lambda A: svd(A, degeneracy_tol=1e-8))(A, 1, 4),
      lambda dt, g: (with_spectrum(dt, g, [3.0, 2 + 1e-12, 2.0, 2 - 1e-12, 1.0], 5, 5),),
      hard=True, max_step=1e-3)
-_reg("cluster_1e-3", lambda A: cluster_invariants(*svd(A, degeneracy_tol=1e-2), 1, 4),
+_reg("cluster_1e-3", lambda A: _twice(lambda A: svd(A, degeneracy_tol=1e-2))(A, 1, 4),
      lambda dt, g: (with_spectrum(dt, g, [3.0, 2 + 1e-3, 2.0, 2 - 1e-3, 1.0], 5, 5),),
      hard=True, max_step=1e-3)
-_reg("cluster_1e-6", lambda A: cluster_invariants(*svd(A, degeneracy_tol=1e-4), 1, 4),
+_reg("cluster_1e-6", lambda A: _twice(lambda A: svd(A, degeneracy_tol=1e-4))(A, 1, 4),
      lambda dt, g: (with_spectrum(dt, g, [3.0, 2 + 1e-6, 2.0, 2 - 1e-6, 1.0], 5, 5),),
      hard=True, max_step=1e-3)
-_reg("cluster_1e-3_unmasked", lambda A: cluster_invariants(*svd(A), 1, 3),
+_reg("cluster_1e-3_unmasked", lambda A: _twice(svd)(A, 1, 3),
      lambda dt, g: (with_spectrum(dt, g, [3.0, 2 + 1e-3, 2.0, 1.0], 4, 4),),
      hard=True, max_step=1e-5)
+# Ties at the default tolerance (rounding level): a rounding-split tie and an exact one.
+_reg("rounding_tie", lambda A: _twice(svd)(A, 1, 3),
+     lambda dt, g: (with_spectrum(dt, g, [3.0, 2.0, 2.0, 1.0], 5, 4),), hard=True, max_step=1e-3)
+_reg("exact_tie", lambda A: _twice(svd)(A, 0, 3),
+     lambda dt, g: (exact_tie(dt, g, [2.0, 2.0, 2.0, 0.5], 4, 5),), hard=True, max_step=1e-3)
 _reg("rank_deficient", lambda A: rank_invariants(*svd(A, degeneracy_tol=1e-10), 2),
      lambda dt, g: (with_spectrum(dt, g, [3.0, 1.5], 4, 4),), hard=True, modes=FIRST_ORDER,
      max_step=1e-3)
@@ -155,9 +184,39 @@ _trunc("iterative_wide", lambda A: invariants(*svd_truncated(A, 2, method="itera
 _trunc("discarded_degenerate",
        lambda A: invariants(*svd_truncated(A, 2, method="full"), r=2),
        lambda dt, g: (with_spectrum(dt, g, [3.0, 2.0, 1.0, 1.0], 5, 5),), hard=True, max_step=1e-3)
-_trunc("kept_cluster", lambda A: cluster_invariants(*svd_truncated(A, 3, method="full",
-                                                                  degeneracy_tol=1e-8), 1, 3),
+_trunc("kept_cluster", lambda A: _twice(lambda A: svd_truncated(A, 3, method="full",
+                                                                degeneracy_tol=1e-8))(A, 1, 3),
        lambda dt, g: (with_spectrum(dt, g, [3.0, 2.0, 2.0, 1.0], 5, 4),), hard=True,
        max_step=1e-3)
 _trunc("rank_deficient", lambda A: invariants(*svd_truncated(A, 2, method="full"), r=2),
        lambda dt, g: (with_spectrum(dt, g, [2.0, 1.0], 5, 4),), hard=True, max_step=1e-3)
+_trunc("rounding_tie_kept", lambda A: _twice(lambda A: svd_truncated(A, 3, method="full"))(A, 0, 2),
+       lambda dt, g: (with_spectrum(dt, g, [2.0, 2.0, 1.0, 0.5], 6, 5),), hard=True,
+       max_step=1e-3)
+
+
+# --- svd_function ----------------------------------------------------------------------------------
+def _fn(name, fn, make, hard=False, **kw):
+    register_case("svd_function", name, fn, make, hard=hard, **kw)
+
+
+def sin_svd(A: Tensor) -> Tensor:
+    return svd_function(A, torch.sin, torch.cos)
+
+
+def tanh_svd(A: Tensor) -> Tensor:
+    return svd_function(A, torch.tanh, lambda s: 1.0 - torch.tanh(s).square())
+
+
+_fn("generic", sin_svd, lambda dt, g: (randn(dt, g, 4, 4),))
+_fn("batched_tall", tanh_svd, lambda dt, g: (randn(dt, g, 2, 5, 3),))
+_fn("wide", sin_svd, lambda dt, g: (randn(dt, g, 3, 5),))
+_fn("rounding_tie", sin_svd, lambda dt, g: (with_spectrum(dt, g, [5.0, 3.0, 1.0, 1.0], 4, 4),),
+    hard=True, max_step=1e-3)
+_fn("exact_tie", sin_svd, lambda dt, g: (exact_tie(dt, g, [2.0, 1.0, 1.0], 3, 4),), hard=True,
+    max_step=1e-3)
+_fn("rank_deficient", sin_svd, lambda dt, g: (with_spectrum(dt, g, [2.0, 1.0], 4, 4),),
+    hard=True, max_step=1e-3)
+_fn("rank_deficient_tall", tanh_svd, lambda dt, g: (with_spectrum(dt, g, [1.5, 1.5], 5, 3),),
+    hard=True, max_step=1e-3)
+_fn("zero", sin_svd, lambda dt, g: (torch.zeros(3, 4, dtype=dt),), hard=True, max_step=1e-3)

@@ -35,19 +35,23 @@ that is invariant under the phases, ``Im(X_ii + Y_ii) = 0``. The rules are the a
 other for every loss, so forward-over-reverse and double backward are consistent.
 
 Degeneracies and zero singular values. The entries divided by a masked gap are set to zero
-(``1/0 := 0``, the pseudo-inverse convention). With ``tol = degeneracy_tol * s_max`` (per matrix,
-masks only, no host synchronisation), masked are: ``s_j - s_i`` for ``i, j`` in one cluster
-(chain clustering of the sorted values with steps ``<= tol``, ``_gaps.cluster_mask``, shared with
-``eigh``; the diagonal always: it multiplies the gauge component ``Im(X_ii + Y_ii)``), and every
-``s_j + s_i`` and ``s_i`` that is ``<= tol``. ``degeneracy_tol=None`` means ``tol = 0``: only
-exactly zero gaps are masked. The result is exact for losses invariant under the freedom that
-the masked gaps leave: rotations ``(U_c, V_c) -> (U_c Q, V_c Q)`` inside a cluster, independent
-rotations of the left and right singular vectors of zero singular values (and of the null
-spaces), and the phases; and depending on a cluster's singular values only through symmetric
-functions of them (at a degeneracy the individual values are not differentiable). For other
-losses the derivative does not exist at such a point. For numerically rank-deficient or
-clustered inputs (values equal only up to rounding) pass ``degeneracy_tol`` (e.g. ``1e-10`` in
-float64): ``1/(1e-17)`` is not a useful number.
+(``1/0 := 0``, the pseudo-inverse convention). With ``tol = t * s_max`` (per matrix, masks only,
+no host synchronisation), masked are: ``s_j - s_i`` for ``i, j`` in one cluster (chain clustering
+of the sorted values with steps ``<= tol``, ``_gaps.cluster_mask``, shared with ``eigh``; the
+diagonal always: it multiplies the gauge component ``Im(X_ii + Y_ii)``), and every ``s_j + s_i``
+and ``s_i`` that is ``<= tol``. ``degeneracy_tol=None`` (default): ``t = 4 max(m, n) eps``, the
+size of a split that rounding alone produces (a tie computed by LAPACK comes out split by up to
+``0.4 max(m, n) eps s_max``, and ``1/gap`` of such a split is noise: without the mask the
+projector onto a rotated repeated pair had 90% error); ``0.0``: exact ties only; a float:
+that relative tolerance. Which losses are exact at a cluster, why no rule on ``(U, S, Vh)`` can
+be exact for the others (``<W, U f(S) V^H>``: use ``svd_function``), and what backward checks
+(gauge, equal value cotangents, value/vector coupling, zero values; ``DegenerateSpectrumError``)
+is proved in ``_svd_ties.py``. In short: exact for losses invariant under the rotations
+``(U_c, V_c) -> (U_c Q, V_c Q)`` of each cluster (at every nearby split of its values) and
+symmetric in its values, e.g. projectors of whole clusters, ``U_c V_c^H``, ``sum(S)``,
+``||A||_F^2``; at zero singular values also invariant under independent rotations of the left and
+right vectors and of the null spaces, with no dependence on the zero values themselves beyond
+even functions (``S**2``).
 
 Second order. Backward and forward rules are differentiable torch operations (the forward rule
 through ``_nested.call``), so all second derivatives (double backward, forward-over-reverse,
@@ -68,19 +72,23 @@ Derived on the dilation, where the cluster blocks are ``+-Sigma_c`` and the off-
     both: Sinv -> Sinv - Sinv D Sinv  in the (I - U U^H) / (I - V V^H) terms
 
 (``[D, a] = D a - a D``, ``{D, c} = D c + c D``). Second derivatives are then exact at clusters
-away from zero for the invariant losses above that are linear in each cluster's values (their
-sum); a loss curved in the values of a cluster needs limits of divided differences of its own
-gradient, ``(gS_i - gS_j)/(s_i - s_j)``, which no rule on ``(U, S, V)`` can supply (the same
-limit is documented for ``eigh``). At masked zero singular values (and ``s_i + s_j``) only first
-derivatives are exact. ``D`` is formed only with ``degeneracy_tol`` (an ``O(m n k)`` product).
+away from zero for the losses of the class that are linear in each cluster's values (their sum);
+a loss curved in the values of a cluster needs limits of divided differences of its own
+gradient, ``(gS_i - gS_j)/(s_i - s_j)``, which no rule on ``(U, S, V)`` can supply:
+forward-over-reverse and double backward raise ``DegenerateSpectrumError`` for it
+(``_svd_curvature.py``; NaN inside ``torch.func``). At masked zero singular values (and ``s_i + s_j``) only first derivatives are
+exact. Forward mode (``jvp``, forward-over-forward) sees only ``dA``, nothing of the loss: it is
+exact for the class above and cannot check the consumer of its tangents.
 
-Gauge check (``gauge="error"``, the default, or ``"warn"``): in backward, the components of the
-incoming gradient along the masked directions (``Im(X_ii + Y_ii)`` for complex input, the
-cluster rotations, the free vectors of zero singular values, the extra columns of
-``full_matrices=True``) must vanish up to rounding (``sqrt(eps)`` relative); otherwise the loss
-depends on an arbitrary choice of the decomposition and its gradient is not defined. The check
-needs one host synchronisation per backward call and is skipped inside ``torch.func`` transforms
-(``gauge="ignore"`` skips it always and returns the gradient in the symmetric gauge).
+Checks (``gauge="error"``, the default, or ``"warn"``): backward verifies the criteria of
+``_svd_ties.py`` (the components of the incoming gradient along the gauge directions vanish:
+``Im(X_ii + Y_ii)`` for complex input, the cluster rotations, the free vectors of zero singular
+values, the extra columns of ``full_matrices=True``; equal value cotangents in every cluster; no
+value/vector coupling in a cluster; no value cotangent at zero values) with one host
+synchronisation (a second one only where a cluster or a zero value exists), which also applies the single-precision policy (``PrecisionWarning`` when
+``s_max / gap`` of a gap the cotangent uses exceeds ``1e-2 / eps``). Inside ``torch.func`` the
+failing matrices get a NaN gradient and ``TransformCheckWarning`` is issued once;
+``gauge="ignore"`` skips the checks and returns the masked rule in the symmetric gauge.
 
 ``full_matrices=True``: the extra columns ``U_e = U[..., k0:]`` (or ``V_e``) are an arbitrary
 orthonormal basis of the complement. They are differentiated with the minimal rotation that
@@ -92,18 +100,18 @@ gauge dependence (checked as above).
 
 from __future__ import annotations
 
-import math
-import warnings
 from typing import NamedTuple
 
 import torch
 from torch import Tensor
 
-from .._errors import GaugeError, GaugeWarning, InputError
+from .._errors import InputError
 from .._nested import call
-from .._utils import check_matrix, eps, herm, is_wrapped, skew
+from .._utils import check_matrix, herm, is_wrapped, skew
 from ._gaps import check_degeneracy_tol as _check_degeneracy_tol
 from ._gaps import cluster_mask, masked_reciprocal, spectral_scale
+from ._svd_curvature import curvature_guard, curvature_probe
+from ._svd_ties import CheckToken, check_mode, enforce, has_ties, poison, resolve_tol, tie_stats
 
 GAUGE_MODES = ("error", "warn", "ignore")
 
@@ -134,9 +142,9 @@ class SVDGaps(NamedTuple):
     block: Tensor
 
 
-def svd_gaps(S: Tensor, degeneracy_tol: float | None) -> SVDGaps:
-    """Masks and inverse gaps of the rules (differentiable through ``S``: the masks are not)."""
-    tol_rel = 0.0 if degeneracy_tol is None else degeneracy_tol
+def svd_gaps(S: Tensor, tol_rel: float) -> SVDGaps:
+    """Masks and inverse gaps of the rules for the relative tolerance ``tol_rel``
+    (``_svd_ties.resolve_tol``); differentiable through ``S``, the masks are not."""
     k = S.shape[-1]
     tol = (tol_rel * spectral_scale(S))[..., None]  # (..., 1, 1)
     cluster = cluster_mask(S, tol_rel)
@@ -150,16 +158,19 @@ def svd_gaps(S: Tensor, degeneracy_tol: float | None) -> SVDGaps:
     return SVDGaps(G1, G2, Sinv, tol, cluster, block)
 
 
-def block_tangent(A: Tensor, U: Tensor, Vh: Tensor, gaps: SVDGaps,
-                  degeneracy_tol: float | None) -> Tensor | None:
+def block_tangent(A: Tensor, U: Tensor, Vh: Tensor, gaps: SVDGaps) -> Tensor:
     """``D``: the off-diagonal in-cluster part of ``herm(U^H A V) - diag(S)``, as a tensor whose
-    value is exactly 0 but whose derivative is that of the block (see the module notes). ``None``
-    without ``degeneracy_tol`` (then only exact ties form clusters: a measure-zero case left at
-    first order, which saves an ``O(m n k)`` product)."""
-    if degeneracy_tol is None:
-        return None
+    value is exactly 0 but whose derivative is that of the block (see the module notes); an
+    ``O(m n k)`` product."""
     Hs = herm(U.mH @ A @ Vh.mH)
     return (Hs - Hs.detach()) * gaps.block
+
+
+def needs_block(gaps: SVDGaps) -> bool:
+    """Whether the block tangent can be nonzero: inside ``torch.func`` always assumed (no host
+    synchronisation), outside one check whether any cluster away from zero exists (otherwise
+    ``D`` is exactly zero and its ``O(m n k)`` product is skipped)."""
+    return is_wrapped(gaps.block) or bool(gaps.block.any())
 
 
 def _inv_block(Sinv: Tensor, D: Tensor | None) -> Tensor:
@@ -236,61 +247,43 @@ def svd_vjp(U: Tensor, S: Tensor, Vh: Tensor, gU: Tensor, gS: Tensor, gVh: Tenso
     return gA
 
 
-# ----------------------------------------------------------------------------------------------
-# Gauge check.
+def checked_vjp(op: str, ctx, A: Tensor, U: Tensor, S: Tensor, Vh: Tensor, gU: Tensor, gS: Tensor,
+                gVh: Tensor, gaps: SVDGaps, vjp, extra: tuple[Tensor, ...] = (),
+                grads: tuple[Tensor, ...] = (), comp_inv: Tensor | None = None) -> Tensor:
+    """The checks of ``_svd_ties`` around a backward rule ``vjp(gS, D) -> gA`` on thin factors
+    (shared by ``svd`` and ``svd_truncated``): raise, or poison inside ``torch.func``; the
+    second-order guards when the backward is differentiated. ``comp_inv`` (..., k): the inverse
+    gaps of the complement terms for the precision estimate (default ``1/s``)."""
+    mode = check_mode(ctx, gU) if S.numel() else "skip"
+    stats = None
+    if mode != "skip":
+        X, Y = U.mH @ gU, Vh @ gVh.mH
+        zero = (S <= gaps.tol[..., 0])[..., None, :]  # free vectors of zero singular values
+        comp = ()
+        if U.shape[-2] > S.shape[-1]:
+            comp += (gU - U @ X,)
+        if Vh.shape[-1] > S.shape[-1]:
+            comp += (gVh.mH - Vh.mH @ Y,)
+        extra += tuple(c * zero for c in comp)
 
+        def stats_fn(ties: bool):
+            return tie_stats(S, X, Y, gS, gaps, extra, grads or (gU, gVh), comp,
+                             gaps.Sinv if comp_inv is None else comp_inv, ties)
 
-def gauge_violation(S: Tensor, X: Tensor, Y: Tensor, gS: Tensor, gaps: SVDGaps,
-                    extra: tuple[Tensor, ...] = (),
-                    grads: tuple[Tensor, ...] = ()) -> tuple[float, float]:
-    """Largest component of the incoming gradient along a masked (gauge) direction.
-
-    Returns ``(violation, scale)``: the largest ``|skew(X) + skew(Y)|`` inside a cluster (the
-    diagonal always), ``|skew(X) - skew(Y)|`` where ``s_j + s_i`` is masked, and the entries of
-    ``extra`` (components that must vanish, already restricted to masked directions), and the
-    size of the gradient they are judged against (``|X|``, ``|Y|``, ``s_max |gS|`` and the
-    incoming vector gradients ``grads``). One host synchronisation.
-    """
-    G2m = (S[..., None, :] + S[..., :, None]).abs() <= gaps.tol
-    Xa, Ya = skew(X), skew(Y)
-    parts = [((Xa + Ya).abs() * gaps.cluster).amax(), ((Xa - Ya).abs() * G2m).amax()]
-    parts += [e.abs().amax() for e in extra if e.numel()]
-    viol = torch.stack([p.to(S.dtype) for p in parts]).amax()
-    scale = X.abs().amax() + Y.abs().amax() + (S.amax(-1, keepdim=True) * gS.abs()).amax()
-    for g in grads:
-        scale = scale + g.abs().amax()
-    vals = torch.stack([viol, scale]).tolist()
-    return vals[0], vals[1]
-
-
-def needs_gauge_check(ctx, g: Tensor) -> bool:
-    """Whether this backward call checks the gauge: not for "ignore", not inside ``torch.func``
-    (no host synchronisation there), and only on the first call of a node. With
-    ``create_graph=True`` the node's backward is called again for the second derivative, with
-    cotangents produced by the first backward (invariant if the loss is, up to rounding of
-    quantities that vanish: not something a relative test can judge)."""
-    if ctx.gauge == "ignore" or is_wrapped(g) or getattr(ctx, "gauge_checked_for_graph", False):
-        return False
-    if torch.is_grad_enabled():
-        ctx.gauge_checked_for_graph = True
-    return True
-
-
-def apply_gauge_policy(op: str, gauge: str, violation: float, scale: float, dtype: torch.dtype) -> None:
-    """Raise or warn when the gauge component exceeds ``sqrt(eps)`` relative to the gradient."""
-    if gauge == "ignore" or not violation > math.sqrt(eps(dtype)) * max(scale, 1e-300):
-        return
-    msg = (
-        f"{op}: the loss depends on the gauge of the singular vectors (their phases, rotations "
-        "inside a cluster of (nearly) equal singular values, or the vectors of zero singular "
-        f"values): its gradient has a component {violation:.3e} along these directions "
-        f"(gradient size {scale:.3e}), so its derivative is not defined. Make the loss invariant "
-        "(e.g. use |U[..., j]^H x|^2 or U[..., j] Vh[..., j, :] instead of U[..., j]), or pass "
-        "gauge='ignore' to get the gradient in the symmetric gauge"
-    )
-    if gauge == "error":
-        raise GaugeError(msg)
-    warnings.warn(msg, GaugeWarning, stacklevel=3)
+        if mode == "sync":
+            enforce(op, ctx.gauge, stats_fn, has_ties(S, gaps), S, gS, X, Y, gaps, ctx.tol)
+        else:
+            stats = stats_fn(True)
+    # D has value 0: it only matters when this backward is differentiated again.
+    second = torch.is_grad_enabled() or is_wrapped(gU)
+    D = block_tangent(A, U, Vh, gaps) if second and needs_block(gaps) else None
+    gS_in = curvature_guard(op, gS, gaps, ctx.gauge) if second and S.numel() else gS
+    gA = vjp(gS_in, D)
+    if mode == "poison":
+        gA = poison(op, gA, stats)
+    elif mode == "sync" and second:
+        gA = curvature_probe(op, gA, gS, S, gaps, ctx.gauge)
+    return gA
 
 
 # ----------------------------------------------------------------------------------------------
@@ -306,15 +299,15 @@ class _SVD(torch.autograd.Function):
     generate_vmap_rule = True
 
     @staticmethod
-    def forward(A: Tensor, full_matrices: bool, degeneracy_tol: float | None, gauge: str):
+    def forward(A: Tensor, full_matrices: bool, tol: float, gauge: str, token: CheckToken):
         U, S, Vh = torch.linalg.svd(A, full_matrices=full_matrices)
         return U, S, Vh  # a plain tuple (vmap's generated rule does not flatten return_types)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        A, full_matrices, degeneracy_tol, gauge = inputs
+        A, full_matrices, tol, gauge, token = inputs
         U, S, Vh = output
-        ctx.degeneracy_tol, ctx.gauge = degeneracy_tol, gauge
+        ctx.tol, ctx.gauge, ctx.token = tol, gauge, token
         ctx.save_for_backward(A, U, S, Vh)
         ctx.save_for_forward(A, U, S, Vh)
 
@@ -322,51 +315,42 @@ class _SVD(torch.autograd.Function):
     def backward(ctx, gU: Tensor, gS: Tensor, gVh: Tensor):
         A, U, S, Vh = ctx.saved_tensors
         k0 = S.shape[-1]
-        gaps = svd_gaps(S, ctx.degeneracy_tol)
+        gaps = svd_gaps(S, ctx.tol)
         Ut, Vht, Ue, Vhe = _split(U, Vh, k0)
         gUt, gVht, gUe, gVhe = _split(gU, gVh, k0)
-        extra: list[Tensor] = []
+        extra: tuple[Tensor, ...] = ()
         if Ue.shape[-1]:  # extra columns: fold their gradient into the thin one (minimal rotation)
             gUt = gUt - Ue @ (gUe.mH @ Ut)
-            extra.append(skew(Ue.mH @ gUe))
+            extra += (skew(Ue.mH @ gUe),)
         if Vhe.shape[-2]:
             gVht = gVht - (Vht @ gVhe.mH) @ Vhe
-            extra.append(skew(Vhe @ gVhe.mH))
-        if needs_gauge_check(ctx, gUt):
-            X, Y = Ut.mH @ gUt, Vht @ gVht.mH
-            zero = (S <= gaps.tol[..., 0])[..., None, :]  # free vectors of zero singular values
-            if Ut.shape[-2] > k0:
-                extra.append((gUt - Ut @ X) * zero)
-            if Vht.shape[-1] > k0:
-                extra.append((gVht.mH - Vht.mH @ Y) * zero)
-            viol, scale = gauge_violation(S, X, Y, gS, gaps, tuple(extra), (gU, gVh))
-            apply_gauge_policy("svd", ctx.gauge, viol, scale, S.dtype)
-        # D has value 0: it only matters when this backward is differentiated again.
-        second = torch.is_grad_enabled() or is_wrapped(gUt)
-        D = block_tangent(A, Ut, Vht, gaps, ctx.degeneracy_tol) if second else None
-        gA = svd_vjp(Ut, S, Vht, gUt, gS, gVht, gaps, D)
-        return gA, None, None, None
+            extra += (skew(Vhe @ gVhe.mH),)
+
+        def vjp(gS_in, D):
+            return svd_vjp(Ut, S, Vht, gUt, gS_in, gVht, gaps, D)
+
+        gA = checked_vjp("svd", ctx, A, Ut, S, Vht, gUt, gS, gVht, gaps, vjp, extra, (gU, gVh))
+        return gA, None, None, None, None
 
     @staticmethod
     def jvp(ctx, dA: Tensor, *_):
         A, U, S, Vh = ctx.saved_tensors
-        degeneracy_tol = ctx.degeneracy_tol
+        tol = ctx.tol
 
         def rule(A, U, S, Vh, dA):
-            return svd_jvp_full(A, U, S, Vh, dA, degeneracy_tol)
+            return svd_jvp_full(A, U, S, Vh, dA, tol)
 
         # Through ``call`` so that an outer forward level sees this rule's arithmetic (jvp of jvp).
         return call(rule, A, U, S, Vh, dA)
 
 
-def svd_jvp_full(A: Tensor, U: Tensor, S: Tensor, Vh: Tensor, dA: Tensor,
-                 degeneracy_tol: float | None):
+def svd_jvp_full(A: Tensor, U: Tensor, S: Tensor, Vh: Tensor, dA: Tensor, tol: float):
     """``svd_jvp`` with the block tangent, plus the extra columns of ``full_matrices=True``
     (minimal rotation)."""
     k0 = S.shape[-1]
-    gaps = svd_gaps(S, degeneracy_tol)
+    gaps = svd_gaps(S, tol)
     Ut, Vht, Ue, Vhe = _split(U, Vh, k0)
-    D = block_tangent(A, Ut, Vht, gaps, degeneracy_tol)
+    D = block_tangent(A, Ut, Vht, gaps) if needs_block(gaps) else None
     dU, dS, dVh = svd_jvp(Ut, S, Vht, dA, gaps, D)
     Sig_inv = _inv_block(gaps.Sinv, D).to(dA.dtype)
     if Ue.shape[-1]:
@@ -398,9 +382,20 @@ def svd(
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Singular value decomposition ``A = U diag(S) Vh``, differentiable at degenerate points.
 
-    The values equal ``torch.linalg.svd(A, full_matrices=...)``. The derivatives (reverse,
-    forward and second order) use the formulas of this module: the complex gauge term, the
-    ``(I - U U^H)`` / ``(I - V V^H)`` terms of rectangular input, and masked gaps.
+    The values equal ``torch.linalg.svd(A, full_matrices=...)`` (also for ``m = 0`` or
+    ``n = 0`` and empty batches). The derivatives (reverse, forward and second order) use the
+    formulas of this module: the complex gauge term, the ``(I - U U^H)`` / ``(I - V V^H)`` terms
+    of rectangular input, and masked gaps.
+
+    At (nearly) repeated singular values a derivative exists only for some losses: exact are
+    those invariant under rotations inside each cluster and symmetric in its values
+    (projectors of whole clusters, ``U_c V_c^H``, ``sum(S)``, ``||A||_F^2``, ...; second
+    derivatives: those linear in each cluster's values). For other losses backward raises
+    ``DegenerateSpectrumError`` (``GaugeError`` for a gauge dependence) instead of returning a
+    wrong number; ``U f(S) V^H`` is exact through ``difflinalg.svd_function``. Proofs, the
+    criteria and their one false alarm (a value loss and a vector loss of one cluster from the
+    same call: split them into two calls) are in ``_svd_ties.py``; a table per point and
+    dtype in ``docs/ties_svd.md``. Forward mode cannot see the loss and is not checked.
 
     Args:
         A: (..., m, n) real or complex (float32/64, complex64/128), finite.
@@ -408,16 +403,17 @@ def svd(
             an arbitrary basis of the complement: only losses invariant under its rotations have
             a gradient (they follow the minimal rotation; see the module notes).
         degeneracy_tol: singular values in one chain cluster (consecutive gaps at most
-            ``degeneracy_tol * max(S)``), and sums ``s_i + s_j`` and values ``s_i`` below that,
-            count as degenerate and their pairs contribute nothing (masks, no host
-            synchronisation). Exact for losses invariant under rotations within each cluster
-            and of the singular vectors of zero singular values, also at second order at
-            clusters away from zero for losses linear in a cluster's values (module notes).
-            ``None``: only exactly equal values (and exact zeros) are masked.
-        gauge: what backward does when the loss depends on the gauge (the phases of complex
-            singular vectors, rotations inside masked clusters): "error" (raise ``GaugeError``),
-            "warn" (``GaugeWarning``) or "ignore" (gradient in the symmetric gauge). The check
-            costs one host synchronisation per backward and is skipped inside ``torch.func``.
+            ``tol * max(S)``), and sums ``s_i + s_j`` and values ``s_i`` below that, count as
+            ties and their pairs contribute nothing (masks, no host synchronisation).
+            ``None`` (default): ``tol = 4 max(m, n) eps``, the size of a split that rounding
+            produces, so rounding-level splits are ties and every real gap is resolved;
+            ``0.0``: exact ties only; a float: that tolerance (a larger one trades accuracy for
+            robustness, for losses of the exact class).
+        gauge: what backward does when a check fails: "error" (raise ``GaugeError`` /
+            ``DegenerateSpectrumError``), "warn" (``GaugeWarning``) or "ignore" (no checks: the
+            masked rule in the symmetric gauge). The checks cost one host synchronisation per
+            backward (two at ties); inside ``torch.func`` failing matrices get NaN gradients instead
+            (``TransformCheckWarning`` once).
 
     Returns:
         ``(U, S, Vh)``: ``U`` (..., m, k), ``S`` (..., k) real descending, ``Vh`` (..., k, n) with
@@ -426,11 +422,15 @@ def svd(
     Raises:
         InputError: wrong shape or dtype, non-finite entries, bad option.
         GaugeError: in backward, for a gauge-dependent loss with ``gauge="error"``.
+        DegenerateSpectrumError: in backward (and second derivatives), for a loss outside the
+            exact class at a cluster or zero singular value, with ``gauge="error"``.
+
+    Warns:
+        PrecisionWarning: in backward, when a gap the loss uses is below ``1e-2 / eps`` of
+            ``s_max`` (single precision mostly; ``docs/conventions.md``).
     """
     A = check_matrix(A, "A")
-    if A.shape[-1] == 0 or A.shape[-2] == 0:
-        raise InputError(f"A: expected a non-empty matrix (..., m, n), got shape {tuple(A.shape)}")
     if not isinstance(full_matrices, bool):
         raise InputError(f"full_matrices: expected a bool, got {full_matrices!r}")
-    tol = check_degeneracy_tol(degeneracy_tol)
-    return _SVD.apply(A, full_matrices, tol, check_gauge(gauge))
+    tol = resolve_tol(check_degeneracy_tol(degeneracy_tol), A.shape[-2], A.shape[-1], A.dtype)
+    return _SVD.apply(A, full_matrices, tol, check_gauge(gauge), CheckToken())

@@ -76,19 +76,19 @@ from torch import Tensor
 
 from .._errors import DegenerateSpectrumError, InputError
 from .._nested import call
-from .._utils import check_matrix, eps, is_wrapped
-from ._eigh import check_finite_fast
+from .._utils import check_finite_sum, check_matrix, eps, is_wrapped
+from ._gaps import masked_reciprocal
 from ._svd import (
-    apply_gauge_policy,
+    block_tangent,
     check_degeneracy_tol,
     check_gauge,
-    block_tangent,
-    gauge_violation,
-    needs_gauge_check,
+    checked_vjp,
+    needs_block,
     svd_core_vjp,
     svd_gaps,
     svd_jvp,
 )
+from ._svd_ties import CheckToken, resolve_tol
 from ._svd_iterative import (
     adjoint_mm,
     default_block,
@@ -204,7 +204,7 @@ def _check_split_gap(A: Tensor, S: Tensor, F2: Tensor) -> None:
     """Raise if ``s_k`` is not separated from ``s_{k+1}`` (or from 0 for rectangular input)."""
     m, n = A.shape[-2:]
     k = S.shape[-1]
-    if is_wrapped(S) or (k == m and k == n):
+    if is_wrapped(S) or (k == m and k == n) or k == 0 or S.numel() == 0:
         return
     s_next = F2[..., 0] if F2.shape[-1] else torch.zeros_like(S[..., 0])
     gap = S[..., -1] - s_next
@@ -248,7 +248,8 @@ class _TruncatedSVD(torch.autograd.Function):
     generate_vmap_rule = True
 
     @staticmethod
-    def forward(A: Tensor, k: int, method: str, degeneracy_tol, gauge: str, opts: _Opts):
+    def forward(A: Tensor, k: int, method: str, tol: float, gauge: str, opts: _Opts,
+                token: CheckToken):
         if method == "iterative":
             if is_wrapped(A):  # under vmap the forward sees batched tensors
                 raise InputError(ITERATIVE_IN_VMAP)
@@ -262,43 +263,48 @@ class _TruncatedSVD(torch.autograd.Function):
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        A, k, _, degeneracy_tol, gauge, opts = inputs
+        A, k, _, tol, gauge, opts, token = inputs
         U, S, Vh, F1, F2 = output
         ctx.mark_non_differentiable(F1, F2)
         # All discarded pairs known (full SVD, or a subspace that spans everything): closed form.
         ctx.exact = F1.shape[-1] == min(A.shape[-2:]) - k
-        ctx.degeneracy_tol, ctx.gauge, ctx.opts = degeneracy_tol, gauge, opts
+        ctx.tol, ctx.gauge, ctx.opts, ctx.token = tol, gauge, opts, token
         ctx.save_for_backward(A, U, S, Vh, F1, F2)
         ctx.save_for_forward(A, U, S, Vh, F1, F2)
 
     @staticmethod
     def backward(ctx, gU, gS, gVh, _g1, _g2):
         A, U, S, Vh, F1, F2 = ctx.saved_tensors
-        gaps = svd_gaps(S, ctx.degeneracy_tol)
-        gV = gVh.mH
-        X, Y = U.mH @ gU, Vh @ gV
-        if needs_gauge_check(ctx, X):
-            viol, scale = gauge_violation(S, X, Y, gS, gaps, grads=(gU, gVh))
-            apply_gauge_policy("svd_truncated", ctx.gauge, viol, scale, S.dtype)
-        second = torch.is_grad_enabled() or is_wrapped(X)
-        D = block_tangent(A, U, Vh, gaps, ctx.degeneracy_tol) if second else None
-        MVh = svd_core_vjp(S, X, Y, gS, gaps, D) @ Vh
-        if A.shape[-2] == A.shape[-1] == S.shape[-1]:
-            return U @ MVh, None, None, None, None, None
-        G, H = gU - U @ X, gV - Vh.mH @ Y
-        Gam, Th = _complement(A, U, S, Vh, F1, F2, ctx.exact, ctx.opts, G, H, D)
-        # U M Vh + Gamma Vh + U Theta^H as one product of inner size 2k (one m x n pass)
-        gA = torch.cat([U, Gam], dim=-1) @ torch.cat([MVh + Th.mH, Vh], dim=-2)
-        return gA, None, None, None, None, None
+        _check_split_gap(A, S, F2)  # before the checks of the kept block: the more specific error
+        gaps = svd_gaps(S, ctx.tol)
+        square = A.shape[-2] == A.shape[-1] == S.shape[-1]
+
+        def vjp(gS_in, D):
+            gV = gVh.mH
+            X, Y = U.mH @ gU, Vh @ gV
+            MVh = svd_core_vjp(S, X, Y, gS_in, gaps, D) @ Vh
+            if square:
+                return U @ MVh
+            G, H = gU - U @ X, gV - Vh.mH @ Y
+            Gam, Th = _complement(A, U, S, Vh, F1, F2, ctx.exact, ctx.opts, G, H, D)
+            # U M Vh + Gamma Vh + U Theta^H as one product of inner size 2k (one m x n pass)
+            return torch.cat([U, Gam], dim=-1) @ torch.cat([MVh + Th.mH, Vh], dim=-2)
+
+        # the complement terms divide by s_j - s_(k+1) (not s_j): the precision estimate's gaps
+        s_next = F2[..., :1] if F2.shape[-1] else torch.zeros_like(S[..., :1])
+        comp_inv = masked_reciprocal(S - s_next, S - s_next > 0).detach()
+        gA = checked_vjp("svd_truncated", ctx, A, U, S, Vh, gU, gS, gVh, gaps, vjp,
+                         comp_inv=None if square else comp_inv)
+        return gA, None, None, None, None, None, None
 
     @staticmethod
     def jvp(ctx, dA, *_):
         A, U, S, Vh, F1, F2 = ctx.saved_tensors
-        degeneracy_tol, exact, opts = ctx.degeneracy_tol, ctx.exact, ctx.opts
+        tol, exact, opts = ctx.tol, ctx.exact, ctx.opts
 
         def rule(A, U, S, Vh, F1, F2, dA):
-            gaps = svd_gaps(S, degeneracy_tol)
-            D = block_tangent(A, U, Vh, gaps, degeneracy_tol)
+            gaps = svd_gaps(S, tol)
+            D = block_tangent(A, U, Vh, gaps) if needs_block(gaps) else None
             dU, dS, dVh = svd_jvp(U, S, Vh, dA, gaps, D, complement=False)
             if not (A.shape[-2] == A.shape[-1] == S.shape[-1]):
                 V = Vh.mH
@@ -353,40 +359,55 @@ def svd_truncated(
 
     Args:
         A: (..., m, n) real or complex (float32/64, complex64/128), finite.
-        k: number of kept triplets, ``1 <= k <= min(m, n)``. The derivative needs a gap
-            ``s_k > s_{k+1}`` (and ``s_k > 0`` if ``m != n``); otherwise backward raises
-            ``DegenerateSpectrumError``.
+        k: number of kept triplets, ``0 <= k <= min(m, n)`` (``k = 0``: empty factors, as
+            for ``m = 0`` or ``n = 0``). The derivative needs a gap ``s_k > s_{k+1}`` (and
+            ``s_k > 0`` if ``m != n``); otherwise backward raises ``DegenerateSpectrumError``.
         method: "full" (a full thin SVD), "iterative" (randomized block Krylov iteration and
             conjugate gradients, to machine precision; raises ``ConvergenceError`` if they do not
             converge; not under ``torch.func.vmap``) or "auto" (iterative on large matrices with
             a fallback to a full SVD, full otherwise and inside transforms). See the notes.
-        degeneracy_tol: masks inside the kept block, as in ``difflinalg.svd``.
-        gauge: gauge check of backward for the kept block, as in ``difflinalg.svd``.
+        degeneracy_tol: ties inside the kept block, as in ``difflinalg.svd`` (default: rounding
+            level, ``4 max(m, n) eps``).
+        gauge: the checks of backward for the kept block, as in ``difflinalg.svd``: at a
+            cluster of kept singular values exact for the same class of losses, and a named
+            error (``GaugeError``, ``DegenerateSpectrumError``) otherwise.
 
     Returns:
         ``(U_k, S_k, Vh_k)`` of shapes (..., m, k), (..., k), (..., k, n): the leading ``k``
         columns/values/rows of ``torch.linalg.svd(A, full_matrices=False)`` up to the gauge
         (phases/signs) of the singular vectors.
+
+    Raises:
+        InputError: wrong shape, dtype, ``k`` or option; non-finite entries.
+        ConvergenceError: ``method="iterative"`` did not converge.
+        GaugeError, DegenerateSpectrumError: in backward, as for ``difflinalg.svd``, and for a
+            zero gap ``s_k = s_(k+1)``.
+
+    Warns:
+        PrecisionWarning: in backward, when a gap the loss uses (inside the kept block, or
+            ``s_k - s_(k+1)``) is below ``1e-2 / eps`` of ``s_max``.
     """
     A = check_matrix(A, "A", finite=False)
-    check_finite_fast(A, "A")  # one reduction instead of three passes over a large A
+    check_finite_sum(A, "A")  # one reduction instead of three passes over a large A
+    if A.is_conj():  # a lazily conjugated view (Z.conj(), Z.mH): the kernels need its values
+        A = A.resolve_conj()
     m, n = A.shape[-2:]
-    if m == 0 or n == 0:
-        raise InputError(f"A: expected a non-empty matrix (..., m, n), got shape {tuple(A.shape)}")
     k0 = min(m, n)
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= k0:
+    if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k <= k0:
         raise InputError(
-            f"k: expected an integer with 1 <= k <= min(m, n) = {k0} for A of shape "
+            f"k: expected an integer with 0 <= k <= min(m, n) = {k0} for A of shape "
             f"{tuple(A.shape)}, got {k!r}"
         )
     if method not in METHODS:
         raise InputError(f"method: expected one of {METHODS}, got {method!r}")
-    tol = check_degeneracy_tol(degeneracy_tol)
+    tol = resolve_tol(check_degeneracy_tol(degeneracy_tol), m, n, A.dtype)
     gauge = check_gauge(gauge)
-    if method == "auto":
+    if k == 0 or A.numel() == 0:  # nothing to iterate on
+        method, opts = "full", _Opts((False, 0, 0))
+    elif method == "auto":
         method = "iterative" if (not is_wrapped(A) and _prefers_iterative(m, n, k)) else "full"
         opts = _Opts((True, *_budgets(m, n, k)))
     else:
         opts = _Opts((False, max(200, 2 * k0 // default_block(k, k0)), 1000))
-    U, S, Vh, _, _ = _TruncatedSVD.apply(A, k, method, tol, gauge, opts)
+    U, S, Vh, _, _ = _TruncatedSVD.apply(A, k, method, tol, gauge, opts, CheckToken())
     return U, S, Vh
