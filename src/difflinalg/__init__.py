@@ -24,4 +24,4 @@ from .factor import *  # noqa: F403
 from .matfun import *  # noqa: F403
 from .spectral import *  # noqa: F403
 
-__version__ = "0.1.0"
+from ._version import __version__
