@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+from torch.linalg import LinAlgError
+
+# The numerical failures (a factorization or an equation that cannot be solved, a derivative that
+# does not exist at a degenerate spectrum, an iteration that does not converge) are also
+# ``torch.linalg.LinAlgError``, so that code written for torch.linalg (``except LinAlgError``)
+# catches them when it switches to difflinalg.
+
 
 class DifflinalgError(Exception):
     """Base class of difflinalg's own errors."""
@@ -11,15 +18,15 @@ class InputError(DifflinalgError, ValueError):
     """An argument has the wrong shape, dtype or values (non-finite entries, out of range)."""
 
 
-class NotPositiveDefiniteError(InputError):
+class NotPositiveDefiniteError(InputError, LinAlgError):
     """A matrix that must be Hermitian positive definite is not."""
 
 
-class SingularEquationError(InputError):
+class SingularEquationError(InputError, LinAlgError):
     """A linear matrix equation has no unique solution (e.g. A and -B share an eigenvalue)."""
 
 
-class DegenerateSpectrumError(InputError):
+class DegenerateSpectrumError(InputError, LinAlgError):
     """A rule's derivative is undefined because of a zero gap the rule cannot avoid."""
 
 
@@ -27,7 +34,7 @@ class UnstableSystemError(InputError):
     """A dynamical system that must be stable is not."""
 
 
-class ConvergenceError(DifflinalgError, RuntimeError):
+class ConvergenceError(DifflinalgError, LinAlgError):
     """An iterative method or a residual check failed."""
 
 
