@@ -106,3 +106,17 @@ def test_python_dash_m():
     assert proc.returncode == 0, proc.stderr
     recs = _records(proc.stdout)
     assert len(recs) == 5 * 2 * len({r["case"] for r in recs}) and all(r["passed"] for r in recs)
+
+
+def test_top_level_help_and_version(capsys):
+    import difflinalg
+    from difflinalg.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0 and capsys.readouterr().out.strip() == f"difflinalg {difflinalg.__version__}"
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    # plain text, not raw reST from a docstring
+    assert "``" not in out and "reduce" in out and "verify" in out

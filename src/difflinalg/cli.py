@@ -8,6 +8,12 @@ import math
 import sys
 
 from ._errors import InputError
+from ._version import __version__
+
+DESCRIPTION = """\
+difflinalg: derivatives through scientific linear algebra that are exact or raise a named error.
+Run `difflinalg COMMAND --help` for a command's arguments and examples.
+"""
 
 # The fields of a ``verify --json`` record.
 JSON_KEYS = ("op", "dtype", "case", "mode", "max_rel_err", "passed")
@@ -39,7 +45,9 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="difflinalg", description=__doc__)
+    parser = argparse.ArgumentParser(prog="difflinalg", description=DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"difflinalg {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("verify", help="check every registered rule against finite differences",
                        description="Run every registered rule's verification cases through "
