@@ -14,13 +14,14 @@ from ._io import load_model, save_model
 from ._models import BUILTIN as BUILTIN_MODELS
 from ._models import builtin_model
 from ._rarl2 import ReductionResult, StartResult, markov_system, rarl2
-from ._statespace import StateSpace, error_system
+from ._statespace import StateSpace, as_system, error_system
 
 __all__ = [
     "BUILTIN_MODELS",
     "ReductionResult",
     "StartResult",
     "StateSpace",
+    "as_system",
     "balanced_truncation",
     "builtin_model",
     "error_system",

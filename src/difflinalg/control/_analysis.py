@@ -40,7 +40,7 @@ from ._statespace import StateSpace, _fmt_complex, check_comparable, check_syste
 def stability_margin(sys: StateSpace) -> float:
     """Distance of the poles to the stability boundary: ``-max Re(lambda)`` (continuous) or
     ``1 - max |lambda|`` (discrete); positive iff stable (the minimum over a batch)."""
-    check_system(sys)
+    sys = check_system(sys)
     if sys.order == 0:
         return float("inf")
     ev = sys.poles()
@@ -130,7 +130,7 @@ def h2_norm(sys: StateSpace) -> Tensor:
         UnstableSystemError: naming the pole, if the system is not stable.
         InputError: for a continuous-time system with non-zero D (infinite H2 norm).
     """
-    check_system(sys)
+    sys = check_system(sys)
     check_h2(sys, "system")
     Q = _cached(sys, "Q", lambda: observability_gramian_of(sys))
     val = _trace_quad(sys.B, Q)
@@ -165,7 +165,7 @@ def h2_error(F: StateSpace, H: StateSpace, *, relative: bool = False, method: st
     first call for an ``F`` costs O(N^3) (refinement) and O(N^2 p m) (its norm); later calls
     O((N + n) n p m).
     """
-    check_comparable(F, H)
+    F, H = check_comparable(F, H)
     if F.dtype != H.dtype:
         raise InputError(f"F, H: dtypes differ ({F.dtype} and {H.dtype}); convert one with .to(dtype)")
     check_stable(F, "F")
@@ -224,7 +224,7 @@ def gramian_factor(P: Tensor) -> Tensor:
 
 def hankel_singular_values(sys: StateSpace) -> Tensor:
     """Hankel singular values (descending, real), ``sqrt(eig(P Q))`` from the Gramians' factors."""
-    check_system(sys)
+    sys = check_system(sys)
     check_stable(sys, "system")
     P = _cached(sys, "P", lambda: controllability_gramian_of(sys))
     Q = _cached(sys, "Q", lambda: observability_gramian_of(sys))
@@ -237,7 +237,7 @@ def hankel_singular_values(sys: StateSpace) -> Tensor:
 def frequency_response(sys: StateSpace, w) -> Tensor:
     """Transfer function at the frequencies ``w`` (real, (K,)): ``H(i w)`` (continuous) or
     ``H(e^{i w})`` (discrete, ``w`` in radians per sample). Returns (..., K, p, m), complex."""
-    check_system(sys)
+    sys = check_system(sys)
     w = as_tensor(w, "w")
     if w.is_complex() or w.ndim != 1:
         raise InputError(f"w: expected a real 1-D tensor of frequencies, got shape {tuple(w.shape)} "

@@ -72,7 +72,7 @@ def balanced_truncation(F: StateSpace, order: int, *, return_hsv: bool = False):
         UnstableSystemError: ``F`` is not stable (names the pole).
         InputError: ``order`` not below the minimal order of ``F``; a batched ``F``.
     """
-    check_system(F, "F")
+    F = check_system(F, "F")
     if F.batch_shape != ():
         raise InputError(f"F: balanced_truncation takes one system, got a batch of shape {tuple(F.batch_shape)}")
     check_stable(F, "F")
@@ -83,6 +83,6 @@ def balanced_truncation(F: StateSpace, order: int, *, return_hsv: bool = False):
         raise InputError(f"order: expected a positive integer, got {order!r}")
     W, V, s = square_root_projection(Lp, Lq, min(order, F.order))
     check_order(order, s.detach(), F.dtype, F.order)
-    red = StateSpace(W.mH @ F.A @ V, W.mH @ F.B, F.C @ V, F.D, time=F.time)
+    red = F.with_matrices(W.mH @ F.A @ V, W.mH @ F.B, F.C @ V, F.D)
     return (red, s) if return_hsv else red
 

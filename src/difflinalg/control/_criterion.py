@@ -39,7 +39,7 @@ def h2_projection(F: StateSpace, C: Tensor, A: Tensor) -> tuple[Tensor, Tensor]:
         ``psi`` (real, the batch shape) and ``B_hat`` (..., n, m); differentiable in ``C``, ``A`` and
         the matrices of ``F`` (reverse, forward and higher order).
     """
-    check_system(F, "F")
+    F = check_system(F, "F")
     A = check_matrix(A, "A", square=True)
     C = check_matrix(C, "C")
     check_same_dtype(F=F.A, C=C, A=A)

@@ -2,6 +2,8 @@ r"""``StateSpace``: a linear time-invariant system with validated matrices.
 
 Continuous time: ``x' = A x + B u, y = C x + D u``, transfer function ``C (sI - A)^{-1} B + D``;
 discrete time: ``x[k+1] = A x[k] + B u[k]``, transfer function ``C (zI - A)^{-1} B + D``.
+Discrete-time systems carry their sampling period ``dt`` (python-control's name; ``None`` when
+unspecified); continuous-time systems have ``dt = 0``.
 Matrices are torch tensors of one dtype (float32/64 or complex64/128) with optional leading batch
 dimensions that broadcast (``A`` (..., n, n), ``B`` (..., n, m), ``C`` (..., p, n), ``D`` (..., p, m)).
 The analysis functions (``h2_norm``, ``frequency_response``, ...) are differentiable in the matrices.
@@ -14,8 +16,35 @@ from torch import Tensor
 
 from .._errors import InputError
 from .._utils import as_tensor, check_matrix, check_same_dtype
+from . import _interop
 
 TIMES = ("continuous", "discrete")
+
+
+def _check_time(time: str | None, dt) -> tuple[str, float | None]:
+    """``(time, dt)`` from the constructor's arguments, python-control's ``dt`` convention included
+    (``0``: continuous; ``True`` or ``None`` with ``time="discrete"``: discrete, period unspecified)."""
+    if time is not None and time not in TIMES:
+        raise InputError(f"time: expected 'continuous' or 'discrete', got {time!r}")
+    if dt is True:
+        dt = None
+        time = time or "discrete"
+    elif dt is not None:
+        if isinstance(dt, bool) or not isinstance(dt, (int, float)) or not (dt >= 0 and dt < float("inf")):
+            raise InputError(f"dt: expected a sampling period >= 0 (0 for continuous time), or None/True for "
+                             f"an unspecified period, got {dt!r}")
+        dt = float(dt)
+    if time is None:
+        time = "discrete" if dt else "continuous"
+    if time == "continuous":
+        if dt:
+            raise InputError(f"dt: a continuous-time system has dt = 0, got {dt!r}; pass time='discrete' "
+                             "for a sampled system")
+        return time, 0.0
+    if dt == 0.0:
+        raise InputError("dt: a discrete-time system needs a positive sampling period (or None when "
+                         "unspecified), got 0")
+    return time, dt
 
 
 def _fmt_complex(z: complex) -> str:
@@ -40,15 +69,18 @@ class StateSpace:
         D: (..., p, m) feedthrough (default zero). All of one floating dtype, real or complex;
             numpy arrays and scipy sparse matrices are converted (integer arrays are refused:
             convert them, e.g. ``A.astype(float)``; ``load_model`` does this for files).
-        time: ``"continuous"`` or ``"discrete"``.
+        time: ``"continuous"`` or ``"discrete"``; default: discrete when ``dt`` is positive.
+        dt: sampling period of a discrete-time system (seconds; ``None`` or ``True``: unspecified);
+            ``0`` or ``None`` for continuous time. Carried through every derived system and
+            conversion (``to_control``, ``to_scipy``, ``to_pymor``).
 
     Raises:
-        InputError: wrong shapes, mixed dtypes, non-finite entries, unknown ``time``.
+        InputError: wrong shapes, mixed dtypes, non-finite entries, unknown ``time``, a negative
+            ``dt`` or a positive one with ``time="continuous"``.
     """
 
-    def __init__(self, A, B, C, D=None, *, time: str = "continuous"):
-        if time not in TIMES:
-            raise InputError(f"time: expected 'continuous' or 'discrete', got {time!r}")
+    def __init__(self, A, B, C, D=None, *, time: str | None = None, dt=None):
+        time, dt = _check_time(time, dt)
         A = check_matrix(_to_tensor(A, "A"), "A", square=True)
         B = check_matrix(_to_tensor(B, "B"), "B")
         C = check_matrix(_to_tensor(C, "C"), "C")
@@ -73,6 +105,7 @@ class StateSpace:
             ) from None
         self.A, self.B, self.C, self.D = A, B, C, D
         self.time = time
+        self.dt: float | None = dt
         self._cache: dict = {}
 
     # -- sizes and types -----------------------------------------------------------------------
@@ -104,18 +137,79 @@ class StateSpace:
     def matrices(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         return self.A, self.B, self.C, self.D
 
+    # -- other libraries (python-control, scipy.signal, pyMOR; see ``_interop``) ------------------
+    @classmethod
+    def _from_realization(cls, real, dtype: torch.dtype | None) -> "StateSpace":
+        *mats, dt = real
+        if dtype is None:
+            dtype = torch.complex128 if any(m.dtype.kind == "c" for m in mats) else torch.float64
+        return cls(*(torch.tensor(m, dtype=dtype) for m in mats), time="continuous" if dt == 0 else "discrete", dt=dt)
+
+    def _realization(self):
+        if self.batch_shape != ():
+            raise InputError(f"system: the other libraries hold one system, got a batch of shape "
+                             f"{tuple(self.batch_shape)}; convert its members one at a time")
+        return tuple(x.detach().cpu().resolve_conj().numpy() for x in self.matrices())
+
+    @classmethod
+    def from_control(cls, sys, *, dtype: torch.dtype | None = None) -> "StateSpace":
+        """From a python-control ``StateSpace`` or ``TransferFunction``; ``sys.dt`` gives the time
+        domain (``0`` or ``None``: continuous; ``True``: discrete, period unspecified; ``T``).
+        ``dtype`` defaults to float64 (complex128 for complex matrices).
+
+        Raises:
+            InputError: not a python-control system, or python-control is not installed.
+        """
+        return cls._from_realization(_interop.read_control(sys), dtype)
+
+    def to_control(self):
+        """The python-control ``StateSpace`` (``dt``: 0, the period, or ``True`` if unspecified)."""
+        return _interop.write_control(*self._realization(), self.discrete, self.dt)
+
+    @classmethod
+    def from_scipy(cls, sys, *, dtype: torch.dtype | None = None) -> "StateSpace":
+        """From a ``scipy.signal`` ``lti`` or ``dlti`` (state space, transfer function or
+        zeros-poles-gain); a ``dlti``'s ``dt`` becomes ``dt``.
+
+        Raises:
+            InputError: not a ``scipy.signal`` LTI object.
+        """
+        return cls._from_realization(_interop.read_scipy(sys), dtype)
+
+    def to_scipy(self):
+        """The ``scipy.signal.StateSpace`` (a ``dlti`` with ``dt`` in discrete time)."""
+        return _interop.write_scipy(*self._realization(), self.discrete, self.dt)
+
+    @classmethod
+    def from_pymor(cls, model, *, dtype: torch.dtype | None = None) -> "StateSpace":
+        """From a pyMOR ``LTIModel`` (``sampling_time`` becomes ``dt``); a descriptor matrix ``E``
+        is folded in as ``(E^{-1} A, E^{-1} B, C, D)``.
+
+        Raises:
+            InputError: not an ``LTIModel``, a singular ``E``, or pyMOR is not installed.
+        """
+        return cls._from_realization(_interop.read_pymor(model), dtype)
+
+    def to_pymor(self):
+        """The pyMOR ``LTIModel`` (``sampling_time = dt``; needs a known period in discrete time)."""
+        return _interop.write_pymor(*self._realization(), self.discrete, self.dt)
+
     # -- derived systems -----------------------------------------------------------------------
+    def with_matrices(self, A, B, C, D) -> "StateSpace":
+        """A system of the same time domain and sampling period with new matrices."""
+        return StateSpace(A, B, C, D, time=self.time, dt=self.dt)
+
     def to(self, dtype: torch.dtype | None = None, device=None) -> "StateSpace":
         """The same system with matrices converted (e.g. ``.to(torch.complex128)``)."""
-        return StateSpace(*(x.to(dtype=dtype, device=device) for x in self.matrices()), time=self.time)
+        return self.with_matrices(*(x.to(dtype=dtype, device=device) for x in self.matrices()))
 
     def detach(self) -> "StateSpace":
-        return StateSpace(*(x.detach() for x in self.matrices()), time=self.time)
+        return self.with_matrices(*(x.detach() for x in self.matrices()))
 
     def similarity(self, T: Tensor, Tinv: Tensor | None = None) -> "StateSpace":
         """The realization ``(T^{-1} A T, T^{-1} B, C T, D)`` (same transfer function)."""
         Tinv = torch.linalg.inv(T) if Tinv is None else Tinv
-        return StateSpace(Tinv @ self.A @ T, Tinv @ self.B, self.C @ T, self.D, time=self.time)
+        return self.with_matrices(Tinv @ self.A @ T, Tinv @ self.B, self.C @ T, self.D)
 
     def __sub__(self, other: "StateSpace") -> "StateSpace":
         """The error system ``self - other`` (block-diagonal state matrix, order n1 + n2)."""
@@ -154,30 +248,53 @@ class StateSpace:
     def __repr__(self) -> str:
         b = f", batch={tuple(self.batch_shape)}" if len(self.batch_shape) else ""
         return (f"StateSpace(order={self.order}, outputs={self.n_outputs}, inputs={self.n_inputs}, "
-                f"time={self.time!r}, dtype={str(self.dtype).replace('torch.', '')}{b})")
+                f"time={self.time!r}{f', dt={self.dt:g}' if self.dt else ''}, dtype={str(self.dtype).replace('torch.', '')}{b})")
+
+
+def as_system(sys, name: str = "system") -> StateSpace:
+    """``sys`` as a ``StateSpace``: a ``StateSpace`` as is; a python-control, ``scipy.signal`` or
+    pyMOR system converted (``StateSpace.from_control``, ``from_scipy``, ``from_pymor``).
+
+    Raises:
+        InputError: anything else, naming ``name``; a tuple or array is never guessed to be
+            matrices or Markov parameters: build ``StateSpace(A, B, C, D)`` or ``markov_system(F)``.
+    """
+    if isinstance(sys, StateSpace):
+        return sys
+    lib = _interop.library_of(sys)
+    if lib is not None:
+        try:
+            return StateSpace._from_realization(_interop.READERS[lib](sys), None)
+        except InputError as exc:
+            raise InputError(f"{name}: {exc}") from None
+    hint = ("StateSpace(A, B, C, D) for matrices, markov_system(F) for Markov parameters"
+            if isinstance(sys, (tuple, list)) or hasattr(sys, "shape") else
+            "StateSpace(A, B, C, D, dt=...), or pass a python-control, scipy.signal or pyMOR system")
+    raise InputError(f"{name}: expected a system, got {type(sys).__name__}; build one with {hint}")
 
 
 def check_system(sys, name: str = "system") -> StateSpace:
-    if not isinstance(sys, StateSpace):
-        raise InputError(f"{name}: expected a difflinalg.control.StateSpace, got {type(sys).__name__}; "
-                         "build one with StateSpace(A, B, C, D, time=...)")
-    return sys
+    """The system ``sys`` as a ``StateSpace`` (see ``as_system``)."""
+    return as_system(sys, name)
 
 
-def check_comparable(F, H) -> None:
-    """``F`` and ``H`` are StateSpaces of one time domain and one (outputs x inputs) size."""
-    check_system(F, "F")
-    check_system(H, "H")
+def check_comparable(F, H) -> tuple[StateSpace, StateSpace]:
+    """``F`` and ``H`` as StateSpaces (``as_system``) of one time domain and one (outputs x inputs)
+    size."""
+    F, H = as_system(F, "F"), as_system(H, "H")
     if F.time != H.time:
         raise InputError(f"F, H: time domains differ ({F.time} and {H.time}); both must be {F.time}")
+    if F.dt and H.dt and F.dt != H.dt:
+        raise InputError(f"F, H: sampling periods differ (dt = {F.dt:g} and {H.dt:g}); resample one of them")
     if (F.n_outputs, F.n_inputs) != (H.n_outputs, H.n_inputs):
         raise InputError(f"F, H: sizes differ: F is {F.n_outputs} x {F.n_inputs} (outputs x inputs), "
                          f"H is {H.n_outputs} x {H.n_inputs}")
+    return F, H
 
 
 def error_system(F: StateSpace, H: StateSpace) -> StateSpace:
     """The system ``F - H``: ``([A_F 0; 0 A_H], [B_F; B_H], [C_F, -C_H], D_F - D_H)``."""
-    check_comparable(F, H)
+    F, H = check_comparable(F, H)
     check_same_dtype(F=F.A, H=H.A)
     batch = torch.broadcast_shapes(F.batch_shape, H.batch_shape)
     nF, nH = F.order, H.order
@@ -191,4 +308,4 @@ def error_system(F: StateSpace, H: StateSpace) -> StateSpace:
     ], -2)
     B = torch.cat([ex(F.B), ex(H.B)], -2)
     C = torch.cat([ex(F.C), -ex(H.C)], -1)
-    return StateSpace(A, B, C, F.D - H.D, time=F.time)
+    return StateSpace(A, B, C, F.D - H.D, time=F.time, dt=F.dt or H.dt)
