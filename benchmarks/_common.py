@@ -8,8 +8,10 @@ shared and noisy: ratios of medians are more stable than absolute times).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
+import os
 import statistics
 import sys
 import time
@@ -28,6 +30,36 @@ def parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="smaller sizes / fewer repeats (smoke run)")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
     return p
+
+
+def add_data_argument(p: argparse.ArgumentParser, default: Path, what: str) -> None:
+    """``--data DIR``: where the benchmark's data lives (default: the shared data folder)."""
+    p.add_argument("--data", type=Path, default=default, metavar="DIR",
+                   help=f"{what} (default: {default})")
+
+
+def require_data(path: Path, name: str) -> None:
+    """Exit non-zero, saying what is missing, when the data a run was asked for is absent (a
+    benchmark that silently benchmarks nothing reads as a pass)."""
+    if not path.exists():
+        print(f"{name}: {path} not found: pass --data DIR pointing at the data (nothing was benchmarked)",
+              file=sys.stderr)
+        raise SystemExit(2)
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """Silence file descriptor 2 (the profiler's C++ side prints a "USDT ... profiler_start/stop"
+    line per use, which buried the tables)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def setup(args) -> None:
@@ -74,8 +106,14 @@ def peak_memory(fn: Callable[[], object]) -> int:
     """Peak bytes allocated by torch on the CPU while ``fn()`` runs (torch profiler memory events)."""
     from torch.profiler import ProfilerActivity, profile
 
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+    prof = profile(activities=[ProfilerActivity.CPU], profile_memory=True)
+    with _quiet_stderr():  # only around start and stop: what fn() prints (warnings) still shows
+        prof.__enter__()
+    try:
         fn()
+    finally:
+        with _quiet_stderr():
+            prof.__exit__(None, None, None)
     events = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]
     events.sort(key=lambda e: e.start_ns())
     cur = peak = 0

@@ -24,7 +24,7 @@ import math
 import sys
 from pathlib import Path
 
-from _common import parser, print_table, setup, write_json
+from _common import add_data_argument, parser, print_table, require_data, setup, write_json
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -79,12 +79,11 @@ def double_spread(fom, F: StateSpace, H: StateSpace, k: int = 20) -> tuple[float
 
 def main() -> int:
     p = parser(__doc__.splitlines()[0])
+    add_data_argument(p, DATA, "the SLICOT heat-cont.mat file")
     args = p.parse_args()
     setup(args)
-    if not DATA.exists():
-        print(f"no data at {DATA}: nothing to measure", file=sys.stderr)
-        return 0
-    F = load_model(DATA)
+    require_data(args.data, "h2_yardstick")
+    F = load_model(args.data)
     try:
         from pymor.core.logger import set_log_levels
         from pymor.models.iosys import LTIModel

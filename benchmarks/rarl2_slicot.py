@@ -39,7 +39,7 @@ import sys
 import time
 from pathlib import Path
 
-from _common import interleaved, parser, print_table, setup, write_json
+from _common import add_data_argument, interleaved, parser, print_table, require_data, setup, write_json
 
 import torch  # noqa: E402  (after _common, which puts src/ on the path)
 
@@ -103,12 +103,14 @@ def main() -> int:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--only", nargs="+", metavar="NAME", help="only these systems (file stems)")
     p.add_argument("--no-pymor", action="store_true", help="skip pyMOR (ours only)")
+    add_data_argument(p, DATA, "folder of SLICOT .mat files")
+    p.add_argument("--best-known", type=Path, default=BEST, metavar="PATH",
+                   help=f"JSON of best-known relative errors (default: {BEST}; optional)")
     args = p.parse_args()
     setup(args)
-    if not DATA.exists():
-        print(f"rarl2_slicot: {DATA} not found: nothing to benchmark (skipped)")
-        return 0
-    best = json.loads(BEST.read_text())["best_known"] if BEST.exists() else {}
+    require_data(args.data, "rarl2_slicot")
+    data, best_path = args.data, args.best_known
+    best = json.loads(best_path.read_text())["best_known"] if best_path.exists() else {}
     use_pymor = not args.no_pymor
     if use_pymor:
         try:
@@ -124,7 +126,7 @@ def main() -> int:
             use_pymor = False
     from difflinalg.control._cli import pymor_to_statespace
 
-    files = sorted(DATA.glob("*.mat"), key=lambda f: load_model(f).order)
+    files = sorted(data.glob("*.mat"), key=lambda f: load_model(f).order)
     rows = []
     for f in files:
         name = f.stem
