@@ -83,7 +83,11 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from .._utils import check_finite, check_matrix, herm, is_wrapped
-from ._gaps import check_degeneracy_tol, cluster_mask, inverse_gaps
+from ._eigh_ties import CURVED_MSG, eigh_gaps, enforce, tie_stats
+from ._gaps import check_degeneracy_tol, cluster_mask, default_tol, inverse_gaps
+from ._svd import check_gauge
+from ._svd_curvature import curvature_guard, curvature_probe
+from ._svd_ties import CheckToken, check_mode, poison
 
 
 class EighResult(NamedTuple):
@@ -276,14 +280,14 @@ class _Eigh(torch.autograd.Function):
     generate_vmap_rule = True
 
     @staticmethod
-    def forward(A, tol):
+    def forward(A, tol, gauge, token):
         return eigh_factor(A)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        A, tol = inputs
+        A, tol, gauge, token = inputs
         w, V = output
-        ctx.tol = tol
+        ctx.tol, ctx.gauge, ctx.token = tol, gauge, token
         ctx.save_for_backward(A, w, V)
         ctx.save_for_forward(A, w, V)
 
@@ -292,37 +296,107 @@ class _Eigh(torch.autograd.Function):
         A, w, V = ctx.saved_tensors
         gw = _or_zeros(gw, w)
         gV = _or_zeros(gV, V)
-        return _EighVJP.apply(A, gw, gV, w, V, ctx.tol), None
+
+        def rule(gw_in):
+            return _EighVJP.apply(A, gw_in, gV, w, V, ctx.tol)
+
+        return checked_backward("eigh", ctx, rule, w, gw, V, gV, TOL_HINT), None, None, None
 
     @staticmethod
-    def jvp(ctx, dA, _tol):
+    def jvp(ctx, dA, *_):
         A, w, V = ctx.saved_tensors
         return _EighJVP.apply(A, dA, w, V, ctx.tol)
 
 
-def eigh(A: Tensor, *, degeneracy_tol: float | None = None) -> EighResult:
-    """Eigendecomposition of a Hermitian matrix, batched, with derivatives exact at clusters.
+TOL_HINT = ("; if the eigenvalues are genuinely distinct, pass degeneracy_tol=0.0; gauge='ignore' "
+            "skips the checks")
+
+
+def checked_backward(op: str, ctx, rule, w: Tensor, gw: Tensor, V: Tensor, gV: Tensor,
+                     tol_hint: str) -> Tensor:
+    """The checks of ``_eigh_ties`` around the reverse rule ``rule(gw) -> gA``: raise (or NaN
+    inside ``torch.func``), the precision policy, and the second-order curvature guards when the
+    backward is differentiated (``ctx``: ``tol``, ``gauge``, ``token``)."""
+    gaps = eigh_gaps(w, ctx.tol)
+    n = w.shape[-1]
+    mode = check_mode(ctx, gV if is_wrapped(gV) else gw) if w.numel() else "skip"
+    stats = None
+    if mode != "skip":
+        T = V.mH @ gV
+
+        def stats_fn(ties: bool):
+            return tie_stats(w, T, gw, gaps, n, (gV,), gaps.F, T.abs() + T.abs().mT, ties)
+
+        if mode == "sync":
+            enforce(op, ctx.gauge, stats_fn, gaps.block.any(), w, gw, T, gaps, n, tol_hint)
+        else:
+            stats = stats_fn(True)
+    second = torch.is_grad_enabled() or is_wrapped(gV) or is_wrapped(gw)
+    msg = CURVED_MSG.format(op=op, tol_hint=tol_hint)
+    gw_in = curvature_guard(op, gw, gaps, ctx.gauge, msg) if second and w.numel() else gw
+    gA = rule(gw_in)
+    if mode == "poison":
+        gA = poison(op, gA, stats)
+    elif mode == "sync" and second:
+        gA = curvature_probe(op, gA, gw, w, gaps, ctx.gauge, msg)
+    return gA
+
+
+def eigh(A: Tensor, *, degeneracy_tol: float | None = None, gauge: str = "error") -> EighResult:
+    """Eigendecomposition of a Hermitian matrix, batched; derivatives exact or loud at clusters.
+
+    At (nearly) repeated eigenvalues a derivative exists only for some losses: exact are those
+    invariant under rotations inside each cluster and symmetric in its eigenvalues (projectors
+    ``V_c V_c^H`` of whole clusters, ``w[c].sum()``, ``sum(w**2) = ||A||_F^2``, ...; second
+    derivatives: those linear in each cluster's eigenvalues). For other losses backward raises
+    ``DegenerateSpectrumError`` (``GaugeError`` for a gauge dependence) instead of returning a
+    wrong number; ``V f(w) V^H`` is exact through ``difflinalg.eigh_function``. Proofs, the
+    criteria and their one false alarm (an eigenvalue loss and an eigenvector loss of one
+    cluster from the same call: split them into two calls) are in ``_eigh_ties.py``; a table per
+    point and dtype in ``docs/ties.md``. Forward mode cannot see the loss and is not checked.
 
     Args:
         A: (..., n, n) real or complex (float32/64, complex64/128), finite. Its Hermitian part
             ``(A + A^H)/2`` is decomposed (both triangles are read; for a Hermitian ``A`` this is
-            ``A`` itself). The gradient returned for ``A`` is Hermitian.
-        degeneracy_tol: relative tolerance (times ``max |w|`` per matrix) under which consecutive
-            eigenvalues form a cluster whose internal pairs contribute nothing to the derivatives
-            (exact for losses invariant under rotations inside each cluster, see the module
-            docstring). ``None`` (same as ``0``): only exactly equal eigenvalues are grouped; near
-            ties then give the standard ``1/(w_j - w_i)`` terms.
+            ``A`` itself). The gradient returned for ``A`` is Hermitian. Conjugate views are
+            accepted.
+        degeneracy_tol: consecutive eigenvalues closer than ``tol * max|w|`` (per matrix) form a
+            cluster whose internal pairs contribute nothing to the derivatives. ``None``
+            (default): ``tol = 4 n eps``, the size of a split that rounding produces, so
+            rounding-level splits are ties and every real gap is resolved; ``0.0``: exact ties
+            only; a float: that tolerance.
+        gauge: what backward does when a check fails: "error" (raise ``GaugeError`` /
+            ``DegenerateSpectrumError``), "warn" (``GaugeWarning``) or "ignore" (no checks: the
+            masked rule). The checks cost one host synchronisation per backward (two at ties);
+            inside ``torch.func`` failing matrices get NaN gradients instead
+            (``TransformCheckWarning`` once).
 
     Returns:
         ``EighResult(eigenvalues, eigenvectors)``: ``w`` (..., n) ascending (real dtype) and ``V``
         (..., n, n) with ``herm(A) = V diag(w) V^H``, as ``torch.linalg.eigh(herm(A))``.
 
+    Raises:
+        InputError: wrong shape or dtype, non-finite entries, bad option.
+        GaugeError: in backward, for a loss that depends on the eigenvector phases or on
+            rotations inside a cluster (``gauge="error"``).
+        DegenerateSpectrumError: in backward (and second derivatives), for a loss outside the
+            exact class at a cluster (``gauge="error"``).
+
+    Warns:
+        PrecisionWarning: in backward, when a gap the loss uses is below ``1e-2 / eps`` of
+            ``max|w|`` (single precision mostly; ``docs/conventions.md``).
+
     Derivatives: reverse, forward, and second order (double backward, forward-over-reverse),
-    usable under ``torch.func`` (vmap, grad, jvp, hessian). The loss must not depend on the
-    eigenvector phases (signs in the real case).
+    usable under ``torch.func`` (vmap, grad, jvp, hessian).
     """
-    A = check_matrix(A, "A", square=True, finite=False)
+    A = resolve_views(check_matrix(A, "A", square=True, finite=False))
     check_finite_fast(A, "A")
-    tol = check_degeneracy_tol(degeneracy_tol, "max |eigenvalue|")
-    w, V = _Eigh.apply(A, tol)
+    tol = default_tol(check_degeneracy_tol(degeneracy_tol, "max |eigenvalue|"), A.shape[-1], A.dtype)
+    w, V = _Eigh.apply(A, tol, check_gauge(gauge), CheckToken())
     return EighResult(w, V)
+
+
+def resolve_views(A: Tensor) -> Tensor:
+    """Materialize conjugate and negative views (``Z.mH``, ``H.conj()``): the checks read the
+    entries through ``view_as_real``, which refuses unresolved views."""
+    return A.resolve_conj().resolve_neg()
