@@ -83,11 +83,10 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from .._utils import check_finite, check_matrix, herm, is_wrapped
-from ._eigh_ties import CURVED_MSG, eigh_gaps, enforce, tie_stats
+from ._eigh_ties import checked_backward, eigh_gaps
 from ._gaps import check_degeneracy_tol, cluster_mask, default_tol, inverse_gaps
 from ._svd import check_gauge
-from ._svd_curvature import curvature_guard, curvature_probe
-from ._svd_ties import CheckToken, check_mode, poison
+from ._svd_ties import CheckToken
 
 
 class EighResult(NamedTuple):
@@ -300,46 +299,24 @@ class _Eigh(torch.autograd.Function):
         def rule(gw_in):
             return _EighVJP.apply(A, gw_in, gV, w, V, ctx.tol)
 
-        return checked_backward("eigh", ctx, rule, w, gw, V, gV, TOL_HINT), None, None, None
+        def parts():
+            T = V.mH @ gV
+            return T, (gV,), gaps.F, T.abs() + T.abs().mT, False
+
+        gaps = eigh_gaps(w, ctx.tol)
+        wrapped = gV if is_wrapped(gV) else gw
+        gA = checked_backward("eigh", ctx, rule, w, gw, gaps, w.shape[-1], wrapped, parts, TOL_HINT)
+        return gA, None, None, None
 
     @staticmethod
     def jvp(ctx, dA, *_):
         A, w, V = ctx.saved_tensors
+        ctx.token.forward = True
         return _EighJVP.apply(A, dA, w, V, ctx.tol)
 
 
 TOL_HINT = ("; if the eigenvalues are genuinely distinct, pass degeneracy_tol=0.0; gauge='ignore' "
             "skips the checks")
-
-
-def checked_backward(op: str, ctx, rule, w: Tensor, gw: Tensor, V: Tensor, gV: Tensor,
-                     tol_hint: str) -> Tensor:
-    """The checks of ``_eigh_ties`` around the reverse rule ``rule(gw) -> gA``: raise (or NaN
-    inside ``torch.func``), the precision policy, and the second-order curvature guards when the
-    backward is differentiated (``ctx``: ``tol``, ``gauge``, ``token``)."""
-    gaps = eigh_gaps(w, ctx.tol)
-    n = w.shape[-1]
-    mode = check_mode(ctx, gV if is_wrapped(gV) else gw) if w.numel() else "skip"
-    stats = None
-    if mode != "skip":
-        T = V.mH @ gV
-
-        def stats_fn(ties: bool):
-            return tie_stats(w, T, gw, gaps, n, (gV,), gaps.F, T.abs() + T.abs().mT, ties)
-
-        if mode == "sync":
-            enforce(op, ctx.gauge, stats_fn, gaps.block.any(), w, gw, T, gaps, n, tol_hint)
-        else:
-            stats = stats_fn(True)
-    second = torch.is_grad_enabled() or is_wrapped(gV) or is_wrapped(gw)
-    msg = CURVED_MSG.format(op=op, tol_hint=tol_hint)
-    gw_in = curvature_guard(op, gw, gaps, ctx.gauge, msg) if second and w.numel() else gw
-    gA = rule(gw_in)
-    if mode == "poison":
-        gA = poison(op, gA, stats)
-    elif mode == "sync" and second:
-        gA = curvature_probe(op, gA, gw, w, gaps, ctx.gauge, msg)
-    return gA
 
 
 def eigh(A: Tensor, *, degeneracy_tol: float | None = None, gauge: str = "error") -> EighResult:

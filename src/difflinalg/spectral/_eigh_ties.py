@@ -75,9 +75,10 @@ import torch
 from torch import Tensor
 
 from .._errors import DegenerateSpectrumError, GaugeError, GaugeWarning
-from .._utils import check_precision, eps, herm, skew
+from .._utils import check_precision, eps, herm, is_wrapped, skew
 from ._gaps import TIE_FACTOR, cluster_mask, inverse_gaps, spectral_scale
-from ._svd_ties import CURVATURE_ALLOWANCE, _amax2, _fmt, _where
+from ._svd_curvature import curvature_guard, curvature_probe
+from ._svd_ties import CURVATURE_ALLOWANCE, _amax2, _fmt, _where, check_mode, poison
 
 BASIS_FACTOR = 64.0
 """Rounding allowance of ``skew(U1^H gU1)`` for eigh_subspace's basis check, in ``n eps scale``."""
@@ -253,3 +254,40 @@ def _raise(cls, msg: str, gauge: str) -> None:
     if gauge == "error":
         raise cls(msg)
     warnings.warn(msg, GaugeWarning, stacklevel=5)
+
+
+def checked_backward(op: str, ctx, rule, w: Tensor, gw: Tensor, gaps: EighGaps, n: int,
+                     wrapped: Tensor, parts, tol_hint: str, curv: EighGaps | None = None) -> Tensor:
+    """The checks around a reverse rule ``rule(gw) -> gA`` (``eigh``, ``eigh_subspace``): raise
+    (or NaN inside ``torch.func``), the precision policy, and the second-order curvature guards
+    when the backward is differentiated. ``ctx``: ``gauge`` and ``token``; ``wrapped``: a
+    cotangent (is it a ``torch.func`` tensor?); ``parts() -> (T, grads, inv, used_src, basis)``
+    as ``tie_stats`` takes them (computed only when the checks run); ``curv``: the clusters whose
+    curvature the second-order rule drops (default ``gaps``)."""
+    mode = check_mode(ctx, wrapped) if w.numel() else "skip"
+    if mode == "poison" and ctx.token.forward:
+        # reverse-over-forward inside torch.func (jacrev(jacfwd(f))): the cotangents are terms of
+        # the tangent formula, which no check can judge (forward-over-reverse is skipped as well:
+        # the two orders cannot be told apart here; its curvature guard still runs)
+        mode = "skip"
+    stats = None
+    if mode != "skip":
+        T, grads, inv, used_src, basis = parts()
+
+        def stats_fn(ties: bool) -> EighStats:
+            return tie_stats(w, T, gw, gaps, n, grads, inv, used_src, ties, basis)
+
+        if mode == "sync":
+            enforce(op, ctx.gauge, stats_fn, gaps.block.any(), w, gw, T, gaps, n, tol_hint)
+        else:
+            stats = stats_fn(True)
+    second = torch.is_grad_enabled() or is_wrapped(wrapped)
+    msg = CURVED_MSG.format(op=op, tol_hint=tol_hint)
+    curv = gaps if curv is None else curv
+    gw_in = curvature_guard(op, gw, curv, ctx.gauge, msg) if second and w.numel() else gw
+    gA = rule(gw_in)
+    if mode == "poison":
+        gA = poison(op, gA, stats)
+    elif mode == "sync" and second:
+        gA = curvature_probe(op, gA, gw, w, curv, ctx.gauge, msg)
+    return gA

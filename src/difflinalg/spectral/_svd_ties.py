@@ -197,10 +197,11 @@ class CheckToken:
     backward is the second-derivative pass, whose cotangents come from the first backward
     (formula terms that no check can judge): ``done`` makes the checks run once per call."""
 
-    __slots__ = ("done",)
+    __slots__ = ("done", "forward")
 
     def __init__(self) -> None:
         self.done = False
+        self.forward = False  # the op's forward-mode rule ran (set by ops that use it, eigh)
 
 
 def check_mode(ctx, g: Tensor) -> str:
