@@ -19,18 +19,18 @@ tangent with ``Im diag(V^H dV) = 0``, and the reverse rule drops ``Im diag(T)``:
 depend on the phases (``torch.linalg.eigh`` raises for such losses; here it is documented only).
 
 Degeneracy. ``degeneracy_tol`` groups the eigenvalues into clusters (chain clustering, see
-``_gaps.py``: consecutive sorted eigenvalues closer than ``degeneracy_tol * max|w|`` share a
-cluster; computed with masks, no host synchronisation). ``None`` means ``0``: only exactly equal
-eigenvalues are grouped. Pairs inside a cluster contribute nothing (``F = 0``). This is exact
-for every loss invariant under unitary rotations ``V_c -> V_c Q`` inside each cluster and
-depending on a cluster's eigenvalues only through their sum (more generally: symmetric functions,
-at first order), e.g. losses of the cluster projectors ``V_c V_c^H`` and of spectral functions
-that are constant on clusters. Why: for such a loss ``T_cc`` is Hermitian, so the dropped terms
-``herm(F_cc o T_cc)`` vanish anyway; the masked rule is the exact rule minus zero. For a loss that
-depends on the individual eigenvectors of a cluster the derivative does not exist (at a true
-degeneracy) or is ``O(1/spread)`` (at a near one); the masked rule then returns the derivative of
-the cluster-invariant part only. ``degeneracy_tol`` should be set above the spread that rounding
-produces (``~ n eps``) and below the gaps the loss must resolve.
+``_gaps.py``: consecutive sorted eigenvalues closer than ``tol * max|w|`` share a cluster;
+computed with masks, no host synchronisation). ``None`` (default): ``tol = 4 n eps``
+(``_gaps.default_tol``, shared with the SVD), the size of a split that rounding produces; ``0.0``:
+exactly equal eigenvalues only. Pairs inside a cluster contribute nothing (``F = 0``). This is
+exact for the losses invariant under unitary rotations ``V_c -> V_c Q`` inside each cluster (at
+every nearby split) and symmetric in its eigenvalues, e.g. projectors ``V_c V_c^H`` and
+``w[c].sum()``: for such a loss ``T_cc`` is Hermitian, so the dropped terms ``herm(F_cc o T_cc)``
+vanish, and ``gw`` is constant on the cluster. It is *not* exact for ``<W, V f(w) V^H>`` (smooth,
+but its gradient has an off-diagonal cluster block that no rule on ``(w, V)`` receives). The
+proof, and the checks with which backward refuses the losses outside the class
+(``GaugeError`` / ``DegenerateSpectrumError``; NaN inside ``torch.func``), are in
+``_eigh_ties.py``; the exact path for matrix functions is ``eigh_function``.
 
 Second order. Both first-order rules are themselves ``autograd.Function`` s with their own JVP
 and VJP: ``_EighVJP`` (the backward; used by double backward and forward-over-reverse, e.g.
@@ -66,8 +66,8 @@ eigenvalue curvature (the Daleckii-Krein terms ``(gw_l - gw_i)/(w_l - w_i)`` and
 losses linear in each cluster's eigenvalues (their sum, a trace); for a loss curved in the
 eigenvalues of a cluster it drops the in-cluster curvature. At an exact repeat that limit is not
 computable from ``gw`` at all (no rule on ``(w, V)`` can supply it; the same limitation is
-documented for the SVD), and at a near repeat the quotients would be dominated by rounding.
-With ``degeneracy_tol=None`` only exact ties form clusters, so these are the standard formulas.
+documented for the SVD), and at a near repeat the quotients would be dominated by rounding: the
+curvature checks of ``_eigh_ties`` raise for such a loss (double backward, forward-over-reverse).
 
 Third and higher derivatives are not provided (the second-order rules are ``once_differentiable``
 in reverse mode; a third forward-mode derivative treats the decomposition as constant).

@@ -29,7 +29,10 @@ of the eigendecomposition.
 Second order: ``_subspace_rules.py`` (both first-order rules are ``autograd.Function`` s with their
 own JVP and VJP; only cross gaps divide).
 
-Zero gap across the split. When ``|w1_j - w2_i| <= n eps max|w|`` for some pair the kept subspace is
+Ties and checks: the exact class and the backward checks (a dependence on the basis of ``U1``,
+ties inside the kept block) are in ``_eigh_ties.py``.
+
+Zero gap across the split. When ``|w1_j - w2_i| <= 4 n eps max|w|`` for some pair the kept subspace is
 not unique and has no derivative. Outside ``torch.func`` transforms ``eigh_subspace`` raises
 ``DegenerateSpectrumError`` (one host synchronisation); inside them (no data-dependent control flow
 there) the derivatives of the affected matrices are NaN (``C`` is NaN there), never a silent

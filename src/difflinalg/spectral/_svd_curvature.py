@@ -85,7 +85,8 @@ class _CurvatureGuard(torch.autograd.Function):
         bad = _curved(dgS, block)
         if is_wrapped(dgS):
             warn_once(f"{ctx.op}-curvature", f"{ctx.op}: inside torch.func the second-order check "
-                      "(a loss curved in the values of a cluster of equal eigen- or singular values) cannot "
+                      "(a loss curved in the values of a cluster of equal eigen- or singular "
+                      "values) cannot "
                       "raise: such a second derivative is NaN instead of a DegenerateSpectrumError",
                       TransformCheckWarning)
             return torch.where(bad[..., None], torch.full_like(dgS, float("nan")), dgS)
