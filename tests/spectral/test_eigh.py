@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch.func import grad, hessian, jacfwd, jacrev, jvp, vmap
 
-from difflinalg import EighResult, InputError, eigh
+from difflinalg import EighResult, GaugeError, InputError, eigh
 from difflinalg.check import cases, gradcheck
 from difflinalg.spectral._cases_eigh import cluster_invariants, clustered, hermitian_with_spectrum, randn
 from difflinalg.spectral._eigh import eigh_jvp_jvp, eigh_jvp_vjp, eigh_vjp_jvp, eigh_vjp_vjp
@@ -100,9 +100,10 @@ def test_clusters_all_modes(dtype, spread):
     A = hermitian_with_spectrum(dtype, gen(6), clustered(spread), batch=(2,))
     x = randn(dtype, gen(7), 6, 6)
 
-    def fn(A):
-        w, V = eigh(A, degeneracy_tol=1e-2)
-        outs = cluster_invariants(w, V, [(0, 1), (1, 4), (4, 6)])
+    def fn(A):  # eigenvalue sums and eigenspace losses from separate calls (see _eigh_ties)
+        w = eigh(A, degeneracy_tol=1e-2).eigenvalues
+        V = eigh(A, degeneracy_tol=1e-2).eigenvectors
+        outs = cluster_invariants(w, None, [(0, 1), (1, 4), (4, 6)], V)
         return outs + ((V[..., 1:4].mH @ x).abs().square().sum((-2, -1)),)
 
     rep = gradcheck(fn, A, modes=ALL, max_step=1e-2)
@@ -160,18 +161,22 @@ def test_second_order_forward_rules_are_adjoint(tol):
 
 
 def test_degeneracy_tol_masks_pairs_inside_clusters():
-    """A loss of one eigenvector inside a near-degenerate pair: 1/spread without tol, masked with."""
+    """A loss of one eigenvector inside a near-degenerate pair: 1/spread with the default tol
+    (the pair is resolved), a GaugeError once a tolerance declares the pair a cluster (the loss
+    then depends on a rotation inside it), masked with gauge='ignore'."""
     A = hermitian_with_spectrum(F64, gen(15), [0.0, 1.0, 1.0 + 1e-9, 3.0])
     x = randn(F64, gen(16), 4)
 
-    def g(tol):
+    def g(tol, gauge="error"):
         A1 = A.clone().requires_grad_()
-        w, V = eigh(A1, degeneracy_tol=tol)
+        w, V = eigh(A1, degeneracy_tol=tol, gauge=gauge)
         (V[:, 1] @ x).square().backward()
         return A1.grad
 
     assert g(None).abs().max() > 1e6
-    assert g(1e-6).abs().max() < 1e2
+    with pytest.raises(GaugeError, match="rotations inside a cluster"):
+        g(1e-6)
+    assert g(1e-6, "ignore").abs().max() < 1e2
 
 
 def test_eigenvalue_only_loss_finite_at_exact_ties():

@@ -75,7 +75,9 @@ def eigengap_loss(R: Tensor, k, margin, *, reduction: str = "mean") -> Tensor:
         raise InputError(f"R: an eigengap needs n >= 2, got shape {tuple(R.shape)}")
     batch = tuple(R.shape[:-2])
     k = _check_k(k, batch, n, R.device)
-    w = eigh(R).eigenvalues  # ascending: lambda_k (descending) = w[n - k]
+    # gauge="ignore": at a flat floor the documented subgradient (an eigenvalue of a cluster, which
+    # eigh's tie checks refuse as not differentiable) is what this loss returns
+    w = eigh(R, gauge="ignore").eigenvalues  # ascending: lambda_k (descending) = w[n - k]
     if isinstance(k, int):
         lam_k, lam_k1 = w[..., n - k], w[..., n - k - 1]
     else:

@@ -8,8 +8,9 @@ __all__: list[str] = []
 __all__ += ["svd", "svd_truncated", "svd_function"]
 
 from ._eigh import EighResult, eigh
+from ._eigh_function import eigh_function
 
-__all__ += ["eigh", "EighResult"]
+__all__ += ["eigh", "EighResult", "eigh_function"]
 
 from ._subspace import SubspaceResult, eigh_subspace, subspace_projector
 

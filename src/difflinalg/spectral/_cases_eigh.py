@@ -31,12 +31,17 @@ def clustered(spread: float) -> list[float]:
     return [-2.0, 1.0, 1.0 + spread, 1.0 - 0.7 * spread, 3.0, 3.0 + 0.4 * spread]
 
 
-def cluster_invariants(w: Tensor, V: Tensor, groups) -> tuple[Tensor, ...]:
-    """Sums of eigenvalues and projectors of the given index groups (cluster-invariant)."""
+def cluster_invariants(w: Tensor, V: Tensor, groups, V2: Tensor | None = None) -> tuple[Tensor, ...]:
+    """Sums of eigenvalues and projectors of the given index groups (cluster-invariant).
+
+    ``V2``: the eigenvectors of a second eigh call for the projectors (the eigenvalue sums use
+    ``w``): one call whose cluster receives both an eigenvalue and an eigenvector cotangent is
+    refused at a tie (the documented false alarm of ``_eigh_ties``), two calls are exact."""
+    V2 = V if V2 is None else V2
     out = []
     for lo, hi in groups:
         out.append(w[..., lo:hi].sum(-1))
-        out.append(V[..., lo:hi] @ V[..., lo:hi].mH)
+        out.append(V2[..., lo:hi] @ V2[..., lo:hi].mH)
     return tuple(out)
 
 
@@ -47,8 +52,9 @@ def _eigh_generic(A):
 
 def _eigh_cluster(spread_tol):
     def fn(A):
-        w, V = eigh(A, degeneracy_tol=spread_tol)
-        return cluster_invariants(w, V, [(0, 1), (1, 4), (4, 6)])
+        w = eigh(A, degeneracy_tol=spread_tol).eigenvalues
+        V = eigh(A, degeneracy_tol=spread_tol).eigenvectors
+        return cluster_invariants(w, None, [(0, 1), (1, 4), (4, 6)], V)
     return fn
 
 
@@ -70,8 +76,9 @@ def _sub(k, largest):
 
 
 def _sub_degenerate(k, largest):
-    def fn(A):
-        w1, U1 = eigh_subspace(A, k, largest=largest)
+    def fn(A):  # the eigenvalue sum and the projector from separate calls (see _eigh_ties)
+        w1 = eigh_subspace(A, k, largest=largest).eigenvalues
+        U1 = eigh_subspace(A, k, largest=largest).eigenvectors
         return w1.sum(-1), U1 @ U1.mH
     return fn
 

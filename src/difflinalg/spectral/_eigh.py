@@ -19,18 +19,18 @@ tangent with ``Im diag(V^H dV) = 0``, and the reverse rule drops ``Im diag(T)``:
 depend on the phases (``torch.linalg.eigh`` raises for such losses; here it is documented only).
 
 Degeneracy. ``degeneracy_tol`` groups the eigenvalues into clusters (chain clustering, see
-``_gaps.py``: consecutive sorted eigenvalues closer than ``degeneracy_tol * max|w|`` share a
-cluster; computed with masks, no host synchronisation). ``None`` means ``0``: only exactly equal
-eigenvalues are grouped. Pairs inside a cluster contribute nothing (``F = 0``). This is exact
-for every loss invariant under unitary rotations ``V_c -> V_c Q`` inside each cluster and
-depending on a cluster's eigenvalues only through their sum (more generally: symmetric functions,
-at first order), e.g. losses of the cluster projectors ``V_c V_c^H`` and of spectral functions
-that are constant on clusters. Why: for such a loss ``T_cc`` is Hermitian, so the dropped terms
-``herm(F_cc o T_cc)`` vanish anyway; the masked rule is the exact rule minus zero. For a loss that
-depends on the individual eigenvectors of a cluster the derivative does not exist (at a true
-degeneracy) or is ``O(1/spread)`` (at a near one); the masked rule then returns the derivative of
-the cluster-invariant part only. ``degeneracy_tol`` should be set above the spread that rounding
-produces (``~ n eps``) and below the gaps the loss must resolve.
+``_gaps.py``: consecutive sorted eigenvalues closer than ``tol * max|w|`` share a cluster;
+computed with masks, no host synchronisation). ``None`` (default): ``tol = 4 n eps``
+(``_gaps.default_tol``, shared with the SVD), the size of a split that rounding produces; ``0.0``:
+exactly equal eigenvalues only. Pairs inside a cluster contribute nothing (``F = 0``). This is
+exact for the losses invariant under unitary rotations ``V_c -> V_c Q`` inside each cluster (at
+every nearby split) and symmetric in its eigenvalues, e.g. projectors ``V_c V_c^H`` and
+``w[c].sum()``: for such a loss ``T_cc`` is Hermitian, so the dropped terms ``herm(F_cc o T_cc)``
+vanish, and ``gw`` is constant on the cluster. It is *not* exact for ``<W, V f(w) V^H>`` (smooth,
+but its gradient has an off-diagonal cluster block that no rule on ``(w, V)`` receives). The
+proof, and the checks with which backward refuses the losses outside the class
+(``GaugeError`` / ``DegenerateSpectrumError``; NaN inside ``torch.func``), are in
+``_eigh_ties.py``; the exact path for matrix functions is ``eigh_function``.
 
 Second order. Both first-order rules are themselves ``autograd.Function`` s with their own JVP
 and VJP: ``_EighVJP`` (the backward; used by double backward and forward-over-reverse, e.g.
@@ -66,8 +66,8 @@ eigenvalue curvature (the Daleckii-Krein terms ``(gw_l - gw_i)/(w_l - w_i)`` and
 losses linear in each cluster's eigenvalues (their sum, a trace); for a loss curved in the
 eigenvalues of a cluster it drops the in-cluster curvature. At an exact repeat that limit is not
 computable from ``gw`` at all (no rule on ``(w, V)`` can supply it; the same limitation is
-documented for the SVD), and at a near repeat the quotients would be dominated by rounding.
-With ``degeneracy_tol=None`` only exact ties form clusters, so these are the standard formulas.
+documented for the SVD), and at a near repeat the quotients would be dominated by rounding: the
+curvature checks of ``_eigh_ties`` raise for such a loss (double backward, forward-over-reverse).
 
 Third and higher derivatives are not provided (the second-order rules are ``once_differentiable``
 in reverse mode; a third forward-mode derivative treats the decomposition as constant).
@@ -83,7 +83,10 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from .._utils import check_finite, check_matrix, herm, is_wrapped
-from ._gaps import check_degeneracy_tol, cluster_mask, inverse_gaps
+from ._eigh_ties import checked_backward, eigh_gaps
+from ._gaps import check_degeneracy_tol, cluster_mask, default_tol, inverse_gaps
+from ._svd import check_gauge
+from ._svd_ties import CheckToken
 
 
 class EighResult(NamedTuple):
@@ -276,14 +279,14 @@ class _Eigh(torch.autograd.Function):
     generate_vmap_rule = True
 
     @staticmethod
-    def forward(A, tol):
+    def forward(A, tol, gauge, token):
         return eigh_factor(A)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        A, tol = inputs
+        A, tol, gauge, token = inputs
         w, V = output
-        ctx.tol = tol
+        ctx.tol, ctx.gauge, ctx.token = tol, gauge, token
         ctx.save_for_backward(A, w, V)
         ctx.save_for_forward(A, w, V)
 
@@ -292,37 +295,85 @@ class _Eigh(torch.autograd.Function):
         A, w, V = ctx.saved_tensors
         gw = _or_zeros(gw, w)
         gV = _or_zeros(gV, V)
-        return _EighVJP.apply(A, gw, gV, w, V, ctx.tol), None
+
+        def rule(gw_in):
+            return _EighVJP.apply(A, gw_in, gV, w, V, ctx.tol)
+
+        def parts():
+            T = V.mH @ gV
+            return T, (gV,), gaps.F, T.abs() + T.abs().mT, False
+
+        gaps = eigh_gaps(w, ctx.tol)
+        wrapped = gV if is_wrapped(gV) else gw
+        gA = checked_backward("eigh", ctx, rule, w, gw, gaps, w.shape[-1], wrapped, parts, TOL_HINT)
+        return gA, None, None, None
 
     @staticmethod
-    def jvp(ctx, dA, _tol):
+    def jvp(ctx, dA, *_):
         A, w, V = ctx.saved_tensors
+        ctx.token.forward = True
         return _EighJVP.apply(A, dA, w, V, ctx.tol)
 
 
-def eigh(A: Tensor, *, degeneracy_tol: float | None = None) -> EighResult:
-    """Eigendecomposition of a Hermitian matrix, batched, with derivatives exact at clusters.
+TOL_HINT = ("; if the eigenvalues are genuinely distinct, pass degeneracy_tol=0.0; gauge='ignore' "
+            "skips the checks")
+
+
+def eigh(A: Tensor, *, degeneracy_tol: float | None = None, gauge: str = "error") -> EighResult:
+    """Eigendecomposition of a Hermitian matrix, batched; derivatives exact or loud at clusters.
+
+    At (nearly) repeated eigenvalues a derivative exists only for some losses: exact are those
+    invariant under rotations inside each cluster and symmetric in its eigenvalues (projectors
+    ``V_c V_c^H`` of whole clusters, ``w[c].sum()``, ``sum(w**2) = ||A||_F^2``, ...; second
+    derivatives: those linear in each cluster's eigenvalues). For other losses backward raises
+    ``DegenerateSpectrumError`` (``GaugeError`` for a gauge dependence) instead of returning a
+    wrong number; ``V f(w) V^H`` is exact through ``difflinalg.eigh_function``. Proofs, the
+    criteria and their one false alarm (an eigenvalue loss and an eigenvector loss of one
+    cluster from the same call: split them into two calls) are in ``_eigh_ties.py``; a table per
+    point and dtype in ``docs/ties.md``. Forward mode cannot see the loss and is not checked.
 
     Args:
         A: (..., n, n) real or complex (float32/64, complex64/128), finite. Its Hermitian part
             ``(A + A^H)/2`` is decomposed (both triangles are read; for a Hermitian ``A`` this is
-            ``A`` itself). The gradient returned for ``A`` is Hermitian.
-        degeneracy_tol: relative tolerance (times ``max |w|`` per matrix) under which consecutive
-            eigenvalues form a cluster whose internal pairs contribute nothing to the derivatives
-            (exact for losses invariant under rotations inside each cluster, see the module
-            docstring). ``None`` (same as ``0``): only exactly equal eigenvalues are grouped; near
-            ties then give the standard ``1/(w_j - w_i)`` terms.
+            ``A`` itself). The gradient returned for ``A`` is Hermitian. Conjugate views are
+            accepted.
+        degeneracy_tol: consecutive eigenvalues closer than ``tol * max|w|`` (per matrix) form a
+            cluster whose internal pairs contribute nothing to the derivatives. ``None``
+            (default): ``tol = 4 n eps``, the size of a split that rounding produces, so
+            rounding-level splits are ties and every real gap is resolved; ``0.0``: exact ties
+            only; a float: that tolerance.
+        gauge: what backward does when a check fails: "error" (raise ``GaugeError`` /
+            ``DegenerateSpectrumError``), "warn" (``GaugeWarning``) or "ignore" (no checks: the
+            masked rule). The checks cost one host synchronisation per backward (two at ties);
+            inside ``torch.func`` failing matrices get NaN gradients instead
+            (``TransformCheckWarning`` once).
 
     Returns:
         ``EighResult(eigenvalues, eigenvectors)``: ``w`` (..., n) ascending (real dtype) and ``V``
         (..., n, n) with ``herm(A) = V diag(w) V^H``, as ``torch.linalg.eigh(herm(A))``.
 
+    Raises:
+        InputError: wrong shape or dtype, non-finite entries, bad option.
+        GaugeError: in backward, for a loss that depends on the eigenvector phases or on
+            rotations inside a cluster (``gauge="error"``).
+        DegenerateSpectrumError: in backward (and second derivatives), for a loss outside the
+            exact class at a cluster (``gauge="error"``).
+
+    Warns:
+        PrecisionWarning: in backward, when a gap the loss uses is below ``1e-2 / eps`` of
+            ``max|w|`` (single precision mostly; ``docs/conventions.md``).
+
     Derivatives: reverse, forward, and second order (double backward, forward-over-reverse),
-    usable under ``torch.func`` (vmap, grad, jvp, hessian). The loss must not depend on the
-    eigenvector phases (signs in the real case).
+    usable under ``torch.func`` (vmap, grad, jvp, hessian).
     """
-    A = check_matrix(A, "A", square=True, finite=False)
+    A = resolve_views(check_matrix(A, "A", square=True, finite=False))
     check_finite_fast(A, "A")
-    tol = check_degeneracy_tol(degeneracy_tol, "max |eigenvalue|")
-    w, V = _Eigh.apply(A, tol)
+    tol = default_tol(check_degeneracy_tol(degeneracy_tol, "max |eigenvalue|"), A.shape[-1], A.dtype)
+    w, V = _Eigh.apply(A, tol, check_gauge(gauge), CheckToken())
     return EighResult(w, V)
+
+
+def resolve_views(A: Tensor) -> Tensor:
+    """Materialize conjugate and negative views (``Z.mH``, ``H.conj()``): the checks read the
+    entries through ``view_as_real``, which refuses unresolved views."""
+    return A.resolve_conj().resolve_neg()

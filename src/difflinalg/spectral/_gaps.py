@@ -19,6 +19,11 @@ synchronisation (so that the rules run inside ``torch.func`` transforms and on a
   second derivatives through eigenvalue outputs).
 * ``tie_tolerance``: ``n * eps * scale``, the size of a gap that rounding alone can produce
   (backward error of a Hermitian eigensolver, ``O(n eps ||A||_2)``).
+* ``TIE_FACTOR`` / ``default_tol``: the relative clustering tolerance the spectral ops use by
+  default, ``TIE_FACTOR * n * eps`` (``n`` the larger dimension): a computed tie comes out split
+  by up to ``~0.4 n eps max|w|`` (measured for ``eigh`` and ``svd``, ranks 2..128, real and
+  complex, single and double), so every rounding-level split is a tie and every gap a derivative
+  can resolve is kept.
 * ``check_degeneracy_tol``: validation of the relative clustering tolerance the ops take.
 
 All functions take real tensors ``(..., n)`` and return ``(..., n, n)`` (or ``(..., m, n)``);
@@ -35,6 +40,18 @@ from torch import Tensor
 
 from .._errors import InputError
 from .._utils import eps
+
+
+TIE_FACTOR = 4.0
+"""Default relative tie tolerance, in units of ``n * eps`` (see the module notes)."""
+
+
+def default_tol(degeneracy_tol: float | None, n: int, dtype: torch.dtype) -> float:
+    """The relative clustering tolerance: ``None`` -> ``TIE_FACTOR * n * eps(dtype)``, else the
+    (validated) float itself."""
+    if degeneracy_tol is None:
+        return TIE_FACTOR * max(n, 1) * eps(dtype)
+    return float(degeneracy_tol)
 
 
 def check_degeneracy_tol(degeneracy_tol, relative_to: str) -> float | None:
@@ -65,8 +82,9 @@ def tie_tolerance(w: Tensor, n: int | None = None) -> Tensor:
     return max(n, 1) * eps(w.dtype) * spectral_scale(w)
 
 
-def cluster_ids(w: Tensor, tol: float) -> Tensor:
-    """Cluster index of every entry of ``w`` (..., n) under chain clustering at ``tol * max|w|``.
+def cluster_ids(w: Tensor, tol: float, scale: Tensor | None = None) -> Tensor:
+    """Cluster index of every entry of ``w`` (..., n) under chain clustering at ``tol * scale``
+    (``scale`` (..., 1), default ``max|w|``; a part of a spectrum passes the whole one's).
 
     Indices are increasing along sorted order and start at 0 in every matrix; ``w`` need not be
     sorted. ``tol = 0`` clusters exactly equal values only.
@@ -75,7 +93,7 @@ def cluster_ids(w: Tensor, tol: float) -> Tensor:
     n = w.shape[-1]
     if n == 0:
         return torch.zeros_like(w, dtype=torch.long)
-    thr = tol * spectral_scale(w)
+    thr = tol * (spectral_scale(w) if scale is None else scale)
     ws, perm = torch.sort(w, dim=-1)
     new = (ws[..., 1:] - ws[..., :-1]) > thr
     ids_sorted = torch.cat(
@@ -84,9 +102,9 @@ def cluster_ids(w: Tensor, tol: float) -> Tensor:
     return torch.zeros_like(ids_sorted).scatter(-1, perm, ids_sorted)
 
 
-def cluster_mask(w: Tensor, tol: float) -> Tensor:
+def cluster_mask(w: Tensor, tol: float, scale: Tensor | None = None) -> Tensor:
     """Boolean (..., n, n): ``True`` where ``w_i`` and ``w_j`` are in one cluster (diagonal included)."""
-    ids = cluster_ids(w, tol)
+    ids = cluster_ids(w, tol, scale)
     return ids[..., :, None] == ids[..., None, :]
 
 

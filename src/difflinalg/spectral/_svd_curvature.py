@@ -64,20 +64,20 @@ class _CurvatureGuard(torch.autograd.Function):
     generate_vmap_rule = True
 
     @staticmethod
-    def forward(gS: Tensor, block: Tensor, op: str, gauge: str):
+    def forward(gS: Tensor, block: Tensor, op: str, gauge: str, msg: str):
         return gS.clone()
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        _, block, op, gauge = inputs
-        ctx.op, ctx.gauge = op, gauge
+        _, block, op, gauge, msg = inputs
+        ctx.op, ctx.gauge, ctx.msg = op, gauge, msg
         # saved for both passes: vmap's generated backward expects its saved tensors
         ctx.save_for_backward(block)
         ctx.save_for_forward(block)
 
     @staticmethod
     def backward(ctx, g):
-        return g.clone(), None, None, None
+        return g.clone(), None, None, None, None
 
     @staticmethod
     def jvp(ctx, dgS, *_):
@@ -85,12 +85,13 @@ class _CurvatureGuard(torch.autograd.Function):
         bad = _curved(dgS, block)
         if is_wrapped(dgS):
             warn_once(f"{ctx.op}-curvature", f"{ctx.op}: inside torch.func the second-order check "
-                      "(a loss curved in the values of a cluster of equal singular values) cannot "
+                      "(a loss curved in the values of a cluster of equal eigen- or singular "
+                      "values) cannot "
                       "raise: such a second derivative is NaN instead of a DegenerateSpectrumError",
                       TransformCheckWarning)
             return torch.where(bad[..., None], torch.full_like(dgS, float("nan")), dgS)
         if bool(bad.any()):
-            _raise_or_warn(CURVED_MSG.format(op=ctx.op), ctx.gauge)
+            _raise_or_warn(ctx.msg, ctx.gauge)
         return dgS.clone()
 
 
@@ -100,12 +101,14 @@ def _raise_or_warn(msg: str, gauge: str) -> None:
     warnings.warn(msg, GaugeWarning, stacklevel=3)
 
 
-def curvature_guard(op: str, gS: Tensor, gaps, gauge: str) -> Tensor:
+def curvature_guard(op: str, gS: Tensor, gaps, gauge: str, msg: str | None = None) -> Tensor:
     """``gS`` with the forward-over-reverse curvature check attached (identity in value);
-    ``gauge`` as in ``svd`` ("ignore": nothing attached)."""
+    ``gauge`` as in ``svd`` ("ignore": nothing attached). ``gaps``: anything with the bool
+    ``block`` (in-cluster, off-diagonal pairs) of the values ``gS`` belongs to (shared with
+    ``eigh``); ``msg``: the error message (default: the SVD's)."""
     if gauge == "ignore":
         return gS
-    return _CurvatureGuard.apply(gS, gaps.block, op, gauge)
+    return _CurvatureGuard.apply(gS, gaps.block, op, gauge, msg or CURVED_MSG.format(op=op))
 
 
 class _RaiseOnDerivative(torch.autograd.Function):
@@ -131,7 +134,8 @@ class _RaiseOnDerivative(torch.autograd.Function):
         return dx.clone()
 
 
-def curvature_probe(op: str, gA: Tensor, gS: Tensor, S: Tensor, gaps, gauge: str) -> Tensor:
+def curvature_probe(op: str, gA: Tensor, gS: Tensor, S: Tensor, gaps, gauge: str,
+                    msg: str | None = None) -> Tensor:
     """Double backward (outside ``torch.func``): if ``gS`` depends on ``S`` unequally inside a
     cluster, any derivative of the returned ``gA`` raises (a lazy error: a first-order gradient
     taken with ``create_graph=True`` stays usable). Test: ``J = d gS / d S`` has equal rows inside
@@ -150,10 +154,11 @@ def curvature_probe(op: str, gA: Tensor, gS: Tensor, S: Tensor, gaps, gauge: str
     if rz is None:
         return gA
     ro, = torch.autograd.grad(gS, S, o, retain_graph=True, allow_unused=True)
-    ref = gS.detach().abs().amax(-1, keepdim=True) / Sd[..., :1].clamp_min(torch.finfo(Sd.dtype).tiny)
+    smax = Sd.abs().amax(-1, keepdim=True)
+    ref = gS.detach().abs().amax(-1, keepdim=True) / smax.clamp_min(torch.finfo(Sd.dtype).tiny)
     if ro is not None:
         ref = ref + ro.detach().abs().amax(-1, keepdim=True)
     curved = (rz.detach().abs() * o > math.sqrt(eps(Sd.dtype)) * ref).any()
     if not bool(curved):
         return gA
-    return _RaiseOnDerivative.apply(gA, CURVED_MSG.format(op=op), gauge)
+    return _RaiseOnDerivative.apply(gA, msg or CURVED_MSG.format(op=op), gauge)

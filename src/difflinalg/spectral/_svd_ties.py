@@ -87,16 +87,15 @@ from torch import Tensor
 
 from .._errors import DegenerateSpectrumError, GaugeError, GaugeWarning, TransformCheckWarning
 from .._utils import check_precision, eps, herm, is_wrapped, skew, warn_once
+from ._gaps import TIE_FACTOR, default_tol  # noqa: F401 - TIE_FACTOR re-exported
 
-TIE_FACTOR = 4.0
 CURVATURE_ALLOWANCE = 8.0
 
 
 def resolve_tol(degeneracy_tol: float | None, m: int, n: int, dtype: torch.dtype) -> float:
-    """The relative clustering tolerance: ``None`` -> ``TIE_FACTOR * max(m, n) * eps(dtype)``."""
-    if degeneracy_tol is None:
-        return TIE_FACTOR * max(m, n, 1) * eps(dtype)
-    return float(degeneracy_tol)
+    """The relative clustering tolerance: ``None`` -> ``TIE_FACTOR * max(m, n) * eps(dtype)``
+    (``_gaps.default_tol``, shared with ``eigh``)."""
+    return default_tol(degeneracy_tol, max(m, n), dtype)
 
 
 class TieStats(NamedTuple):
@@ -198,10 +197,11 @@ class CheckToken:
     backward is the second-derivative pass, whose cotangents come from the first backward
     (formula terms that no check can judge): ``done`` makes the checks run once per call."""
 
-    __slots__ = ("done",)
+    __slots__ = ("done", "forward")
 
     def __init__(self) -> None:
         self.done = False
+        self.forward = False  # the op's forward-mode rule ran (set by ops that use it, eigh)
 
 
 def check_mode(ctx, g: Tensor) -> str:

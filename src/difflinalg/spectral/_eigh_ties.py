@@ -1,0 +1,293 @@
+r"""What the eigh rules check in backward at (near-)repeated eigenvalues; shared by ``eigh``,
+``eigh_subspace`` and ``subspace_projector``.
+
+Ties. Eigenvalues closer than ``tol * max|w|`` form clusters (chain clustering, ``_gaps``) and the
+pairs inside a cluster are masked in the rules (``_eigh.py``). ``degeneracy_tol=None`` (the
+default) uses ``tol = TIE_FACTOR * n * eps`` (``_gaps.default_tol``, the SVD's constant): a
+Hermitian eigensolver's backward error is ``O(n eps ||A||_2)``, so an exact tie comes out split by
+up to that much and a gap that small carries no information. ``0.0`` masks exact ties only.
+
+The exact class (eigh). Let ``L(w, V)`` be a loss and ``phi(A) = L(eigh(A))``; write
+``T = V^H gV`` and ``H = V^H grad(phi) V``. At a cluster ``c`` with eigenvalue ``lambda`` the map
+``(w, V) -> V diag(w) V^H`` has the rotations ``V_c -> V_c Q`` in its kernel, and its image
+misses exactly the directions ``dA = V_c E V_c^H`` with ``E`` Hermitian and off-diagonal (the
+tangent ``V (Omega Lambda - Lambda Omega + diag(dw)) V^H`` has a diagonal cluster block, since
+``Lambda_cc = lambda I``): along them the cluster splits along the eigenvectors of ``E``, a jump
+of the basis. So ``(gw, gV)`` determine every part of ``H`` except the off-diagonal of ``H_cc``;
+the rule sets that part to zero (``H_cc = diag(gw_c)``) and is exact precisely for the losses
+whose ``H_cc`` is diagonal in the computed basis. That basis is arbitrary, so the class is the
+losses with ``H_cc = g I``: invariant under ``V_c -> V_c Q`` for every unitary ``Q`` *at every
+nearby split of the cluster* and symmetric in the cluster's eigenvalues. Sufficiency: along
+``A + t V_c E V_c^H`` (``E = Q diag(e) Q^H``) the decomposition is ``(lambda + t e, V_c Q)``;
+invariance removes ``Q``, symmetry gives ``dphi = g sum(e) = g tr(E)``. Examples: projectors
+``V_c V_c^H`` of whole clusters and any loss of the eigenspaces, symmetric functions of a
+cluster's eigenvalues (``sum(w_c)``, ``sum(w**2) = ||A||_F^2``, ``log det``), sums and products
+of these. Outside it: ``<W, V f(w) V^H> = <W, f(A)>``, smooth, but ``H_cc = f'(lambda)
+(V_c^H W V_c)``; ``sum(w_c) + <W, V_c V_c^H>`` (in the class) and ``<W, V f(w) V^H>`` with
+``f(lambda) = f'(lambda) = 1``, ``diag(V_c^H W V_c) = 1`` have equal cotangents in the cluster
+and different gradients: nothing can be read off the cotangents. Exact path: ``eigh_function``.
+
+eigh_subspace (the kept block ``U1``, ``w1``; ``T11 = U1^H gU1``) differentiates the subspace and
+not its basis (no in-block rotation): exact for losses invariant under ``U1 -> U1 Q`` for every
+unitary ``Q`` and, at ties inside the block, symmetric in the tied eigenvalues; at distinct kept
+eigenvalues each ``w1_j`` has its exact derivative. ``subspace_projector``'s output is invariant:
+always in the class (given a gap across the split).
+
+Criteria (backward; ``r = sqrt(eps)``, ``scale = max|T| + max|w| max|gw| + max|gV|`` per matrix):
+
+1. gauge: ``skew(T)`` inside clusters (its diagonal: the phases of complex eigenvectors) vanishes
+   (``<= r scale``): ``GaugeError``. Necessary (the derivative along the gauge).
+1b. basis (eigh_subspace only): ``skew(T11)`` on pairs of distinct kept eigenvalues vanishes, up
+   to ``max(r scale |w_i - w_j| / max|w|, BASIS_FACTOR n eps scale)`` (the dropped term
+   ``skew(T11)_ij / (w_j - w_i)`` relative to the gradient, above the rounding of ``T11``):
+   ``GaugeError`` pointing to ``eigh``.
+2. values: ``gw`` is equal inside every cluster (up to ``r scale / max|w|`` and, for pairs split by
+   more than rounding (a user tolerance), a curvature allowance ``8 |gw| gap / min(|w_i|, |w_j|)``):
+   necessary (a symmetric function has equal partials at a tie; an individual eigenvalue of a
+   cluster, ``w[j]``, is not differentiable there).
+3. coupling: a cluster whose eigenvalues get a cotangent (``|gw_c| max|w| > r scale``) and whose
+   vectors get an off-diagonal Hermitian cotangent (``herm(T_cc)``, ``> r scale``). For
+   ``<W, V f(w) V^H>`` and ``x^H V g(w) V^H x`` with ``f(lambda), g(lambda) != 0`` the missing part
+   is proportional to exactly that block, so it is caught also when 2 is met by coincidence
+   (``A`` diagonal, ``W`` all ones). False alarm, unavoidable by the proof above: one call whose
+   cluster receives both a value loss and a vector loss (``sum(w) + <W, V_c V_c^H>``); compute
+   them from separate calls. Couplings with ``f(lambda) = 0`` and equal diagonal cotangents
+   escape every criterion.
+
+2-3 raise ``DegenerateSpectrumError`` naming the batch index, the cluster and the cotangent.
+Inside ``torch.func`` transforms the gradient of the offending matrices is NaN and
+``TransformCheckWarning`` is issued once (``_svd_ties.poison``). ``gauge="ignore"`` skips all.
+Second order: a loss curved in a cluster's eigenvalues (``sum(w**2)``) needs
+``lim (gw_i - gw_j)/(w_i - w_j)``, which no rule on ``(w, V)`` receives: the checks of
+``_svd_curvature`` (shared) raise for it. Forward mode sees only ``dA`` and is not checked.
+
+Precision (``docs/conventions.md``): ``kappa = max|w| max(1/gap)`` over the unmasked gaps the
+cotangent uses, read in the same host synchronisation as the checks.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+from .._errors import DegenerateSpectrumError, GaugeError, GaugeWarning
+from .._utils import check_precision, eps, herm, is_wrapped, skew
+from ._gaps import TIE_FACTOR, cluster_mask, inverse_gaps, spectral_scale
+from ._svd_curvature import curvature_guard, curvature_probe
+from ._svd_ties import CURVATURE_ALLOWANCE, _amax2, _fmt, _where, check_mode, poison
+
+BASIS_FACTOR = 64.0
+"""Rounding allowance of ``skew(U1^H gU1)`` for eigh_subspace's basis check, in ``n eps scale``."""
+
+CURVED_MSG = (
+    "{op}: the loss is curved in the eigenvalues of a cluster of (nearly) equal eigenvalues (its "
+    "gradient gw changes differently for eigenvalues of one cluster), so its second derivative at "
+    "the tie needs the limit (gw_i - gw_j)/(w_i - w_j), which no rule on (w, V) has. Write the loss "
+    "through a matrix function that is exact there: sum(f(w)) = trace(difflinalg.eigh_function(A, "
+    "f, df)), e.g. sum(w**2) = (A * A.conj()).real.sum(){tol_hint}"
+)
+
+
+class EighGaps(NamedTuple):
+    """Cluster structure of a spectrum ``w`` (..., k): ``F`` masked inverse gaps, ``cluster``
+    (bool, diagonal included), ``block`` (in-cluster off-diagonal pairs), ``tol`` the relative
+    tolerance, ``wmax`` (..., 1) the spectral scale ``max|w|`` of the whole matrix."""
+
+    F: Tensor
+    cluster: Tensor
+    block: Tensor
+    tol: float
+    wmax: Tensor
+
+
+def eigh_gaps(w: Tensor, tol: float, wmax: Tensor | None = None) -> EighGaps:
+    """Masks for ``w`` (..., k); chain clusters at ``tol * wmax`` (default ``wmax = max|w|``; a
+    kept block passes the whole spectrum's)."""
+    w = w.detach()
+    wmax = spectral_scale(w) if wmax is None else wmax.detach()
+    cluster = cluster_mask(w, tol, wmax)
+    eye = torch.eye(w.shape[-1], dtype=torch.bool, device=w.device)
+    return EighGaps(inverse_gaps(w, cluster), cluster, cluster & ~eye, tol, wmax)
+
+
+class EighStats(NamedTuple):
+    """Per-matrix violation ratios (a check fails where > 1) and ``kappa``."""
+
+    gauge: Tensor
+    basis: Tensor
+    values: Tensor
+    coupling: Tensor
+    kappa: Tensor
+
+    def bad(self) -> Tensor:
+        return (self.gauge > 1) | (self.basis > 1) | (self.values > 1) | (self.coupling > 1)
+
+
+def _scale(T: Tensor, gw: Tensor, gaps: EighGaps, grads: tuple[Tensor, ...]) -> Tensor:
+    scale = _amax2(T.abs()) + gaps.wmax[..., 0] * (gw.abs().amax(-1) if gw.shape[-1] else 0.0)
+    for g in grads:
+        scale = scale + _amax2(g.detach().abs())
+    return scale
+
+
+def pair_tables(w: Tensor, gw: Tensor, T: Tensor, gaps: EighGaps, n: int) -> tuple[Tensor, Tensor]:
+    """(values excess, coupling size) per in-cluster pair, (..., k, k), in units of the scale."""
+    wd = w.detach()
+    wmax = gaps.wmax[..., None]
+    dg = (gw[..., :, None] - gw[..., None, :]).abs()
+    gap = (wd[..., :, None] - wd[..., None, :]).abs()
+    wmin = torch.minimum(wd[..., :, None].abs(), wd[..., None, :].abs()).clamp_min(torch.finfo(wd.dtype).tiny)
+    gmax = torch.maximum(gw[..., :, None].abs(), gw[..., None, :].abs())
+    # the curvature allowance only where the split is more than rounding (a user tolerance)
+    split = gap > TIE_FACTOR * n * eps(wd.dtype) * wmax
+    allowance = torch.where(split, CURVATURE_ALLOWANCE * gmax * gap / wmin, torch.zeros_like(gap))
+    values = torch.where(gaps.block, (dg - allowance).clamp_min(0) * wmax, torch.zeros_like(dg))
+    hv = herm(T).abs()
+    value_side = (wmax * gw.abs()[..., :, None]).to(hv.dtype)
+    coupling = torch.where(gaps.block, torch.minimum(value_side, hv), torch.zeros_like(hv))
+    return values, coupling
+
+
+def tie_stats(w: Tensor, T: Tensor, gw: Tensor, gaps: EighGaps, n: int, grads: tuple[Tensor, ...],
+              inv: Tensor, used_src: Tensor, ties: bool = True, basis: bool = False) -> EighStats:
+    """The criteria of the module notes per matrix, no host synchronisation. ``inv``/``used_src``:
+    the inverse gaps the rule multiplies the cotangent components ``used_src`` by (precision
+    estimate); ``basis``: add criterion 1b (eigh_subspace)."""
+    w, T, gw = w.detach(), T.detach(), gw.detach()
+    dt = w.dtype
+    r = math.sqrt(eps(dt))
+    scale = _scale(T, gw, gaps, grads)
+    thr = (r * scale).clamp_min(torch.finfo(dt).tiny)
+    none = torch.zeros_like(scale)
+    Ta = skew(T)
+    if ties:
+        gauge = _amax2(Ta.abs() * gaps.cluster)
+    elif T.is_complex():
+        gauge = T.diagonal(dim1=-2, dim2=-1).imag.abs().amax(-1) if T.shape[-1] else none
+    else:
+        gauge = none
+    basis_r = none
+    if basis and T.shape[-1] > 1:
+        gap = (w[..., :, None] - w[..., None, :]).abs()
+        bound = torch.maximum(r * scale[..., None, None] * gap / gaps.wmax[..., None],
+                              BASIS_FACTOR * n * eps(dt) * scale[..., None, None])
+        basis_r = _amax2(torch.where(gaps.cluster, torch.zeros_like(gap),
+                                     Ta.abs() / bound.clamp_min(torch.finfo(dt).tiny)))
+    values, coupling = none, none
+    if ties:
+        values, coupling = (_amax2(t) for t in pair_tables(w, gw, T, gaps, n))
+    used = used_src.detach().abs() > eps(dt) * scale[..., None, None]
+    kappa = _amax2(torch.nan_to_num(inv.detach().abs(), posinf=0.0) * used) * gaps.wmax[..., 0]
+    return EighStats(gauge / thr, basis_r, values / thr, coupling / thr, kappa)
+
+
+def enforce(op: str, gauge: str, stats_fn, ties: Tensor, w: Tensor, gw: Tensor, T: Tensor,
+            gaps: EighGaps, n: int, tol_hint: str) -> None:
+    """Raise (or warn, ``gauge="warn"``) for the first failed check; apply the precision policy.
+    ``stats_fn(ties: bool) -> EighStats``; ``ties``: whether any cluster exists (0-dim bool).
+    One host synchronisation without ties, a second one at ties."""
+    if w.numel() == 0:
+        return
+    stats = stats_fn(False)
+    g, b, kappa, t = torch.stack([stats.gauge.amax(), stats.basis.amax(), stats.kappa.amax(),
+                                  ties.to(w.dtype)]).tolist()
+    worst = [g, b, 0.0, 0.0]
+    if t:
+        stats = stats_fn(True)
+        *worst, kappa = torch.stack([f.amax() for f in stats]).tolist()
+    if max(worst) > 1:
+        _fail(op, gauge, stats, worst, w, gw, T, gaps, n, tol_hint)
+    check_precision(op, kappa, w.dtype,
+                    "the eigenvector derivative (max|w| / smallest gap the loss uses)")
+
+
+def _fail(op, gauge, stats, worst, w, gw, T, gaps, n, tol_hint) -> None:
+    kind = next(i for i, v in enumerate(worst) if v > 1)
+    b = _where(stats[kind])
+    where = f" (batch index {b})" if b else ""
+    tol_txt = f"tolerance {gaps.tol:.2g} * max|w|"
+    if kind == 0:
+        msg = (f"{op}: the loss depends on the gauge of the eigenvectors{where} (their phases, or "
+               f"rotations inside a cluster of eigenvalues equal up to the {tol_txt}), so its "
+               "derivative is not defined. Make the loss invariant (e.g. |V[..., j]^H x|^2, or the "
+               "projector V_c V_c^H onto a whole cluster instead of one of its vectors)" + tol_hint)
+        return _raise(GaugeError, msg, gauge)
+    if kind == 1:
+        msg = (f"{op}: the loss depends on the basis of the kept subspace{where}, not only on the "
+               "subspace: eigh_subspace differentiates U1 U1^H and symmetric functions of the kept "
+               "eigenvalues, not the individual eigenvectors (no rotation inside the kept block). "
+               "Use difflinalg.eigh for losses of individual eigenvectors or of eigenvalues and "
+               "eigenvectors jointly, difflinalg.eigh_function(A, f, df) for V f(w) V^H")
+        return _raise(GaugeError, msg, gauge)
+    table = pair_tables(w, gw, T, gaps, n)[kind - 2][b]
+    flat = int(table.abs().reshape(-1).argmax())
+    i = flat // table.shape[-1]
+    wb, gwb = w[b].detach(), gw[b].detach()
+    idx = [int(j) for j in torch.nonzero(gaps.cluster[b + (i,)]).reshape(-1)]
+    spread = float(wb[idx].max() - wb[idx].min())
+    head = (f"{op}: the eigenvalues w[{idx}] ~ {float(wb[i]):.6g}{where} form a cluster (spread "
+            f"{spread:.2e}, within the {tol_txt})")
+    fix = "For V f(w) V^H use difflinalg.eigh_function(A, f, df) (exact at ties)" + tol_hint
+    if kind == 2:
+        msg = (f"{head}, but the loss gives them different cotangents gw[{idx}] = {_fmt(gwb[idx])}: "
+               "at a tie only losses symmetric in a cluster's eigenvalues and invariant under its "
+               "rotations have a derivative that the cotangents determine (an individual eigenvalue "
+               "of a cluster is not differentiable there; a coupling such as <W, V f(w) V^H> is not "
+               "determined); use the cluster's sum w[c].sum() for its eigenvalues. " + fix)
+    else:
+        hv = herm(T[b]).abs()[idx][:, idx]
+        off = float((hv - torch.diag_embed(hv.diagonal())).amax())
+        msg = (f"{head} that receives both an eigenvalue cotangent (gw = {float(gwb[i]):.3e}) and "
+               f"in-cluster eigenvector cotangents (off-diagonal |herm(V_c^H gV_c)| = {off:.3e}): a "
+               "loss coupling a cluster's eigenvalues with its vectors (<W, V f(w) V^H>, "
+               "x^H V g(w) V^H x) has a derivative the cotangents do not determine at a tie. " + fix
+               + "; a sum of a symmetric function of the eigenvalues and a loss of the eigenspaces "
+               f"is exact: compute the two parts from separate {op} calls")
+    _raise(DegenerateSpectrumError, msg, gauge)
+
+
+def _raise(cls, msg: str, gauge: str) -> None:
+    if gauge == "error":
+        raise cls(msg)
+    warnings.warn(msg, GaugeWarning, stacklevel=5)
+
+
+def checked_backward(op: str, ctx, rule, w: Tensor, gw: Tensor, gaps: EighGaps, n: int,
+                     wrapped: Tensor, parts, tol_hint: str, curv: EighGaps | None = None) -> Tensor:
+    """The checks around a reverse rule ``rule(gw) -> gA`` (``eigh``, ``eigh_subspace``): raise
+    (or NaN inside ``torch.func``), the precision policy, and the second-order curvature guards
+    when the backward is differentiated. ``ctx``: ``gauge`` and ``token``; ``wrapped``: a
+    cotangent (is it a ``torch.func`` tensor?); ``parts() -> (T, grads, inv, used_src, basis)``
+    as ``tie_stats`` takes them (computed only when the checks run); ``curv``: the clusters whose
+    curvature the second-order rule drops (default ``gaps``)."""
+    mode = check_mode(ctx, wrapped) if w.numel() else "skip"
+    if mode == "poison" and ctx.token.forward:
+        # reverse-over-forward inside torch.func (jacrev(jacfwd(f))): the cotangents are terms of
+        # the tangent formula, which no check can judge (forward-over-reverse is skipped as well:
+        # the two orders cannot be told apart here; its curvature guard still runs)
+        mode = "skip"
+    stats = None
+    if mode != "skip":
+        T, grads, inv, used_src, basis = parts()
+
+        def stats_fn(ties: bool) -> EighStats:
+            return tie_stats(w, T, gw, gaps, n, grads, inv, used_src, ties, basis)
+
+        if mode == "sync":
+            enforce(op, ctx.gauge, stats_fn, gaps.block.any(), w, gw, T, gaps, n, tol_hint)
+        else:
+            stats = stats_fn(True)
+    second = torch.is_grad_enabled() or is_wrapped(wrapped)
+    msg = CURVED_MSG.format(op=op, tol_hint=tol_hint)
+    curv = gaps if curv is None else curv
+    gw_in = curvature_guard(op, gw, curv, ctx.gauge, msg) if second and w.numel() else gw
+    gA = rule(gw_in)
+    if mode == "poison":
+        gA = poison(op, gA, stats)
+    elif mode == "sync" and second:
+        gA = curvature_probe(op, gA, gw, w, curv, ctx.gauge, msg)
+    return gA
