@@ -55,6 +55,7 @@ from ._charts import OutputNormalSpace, output_normal_residual
 from ._starts import balanced_start, default_shifts, irka, irka_models, modal_start, random_pair, to_pair, to_pairs
 from ._statespace import StateSpace
 from ._target import Target
+from ._validate import validated_rarl2
 
 #: IRKA iterates scored as candidates for a start (the first one and the last IRKA_CANDIDATES)
 IRKA_CANDIDATES = 4
@@ -572,7 +573,8 @@ def rarl2(
     Args:
         target: a stable ``StateSpace`` (continuous time with D = 0, or discrete time; real or
             complex; several inputs and outputs), or discrete-time Markov parameters
-            ``F_0, ..., F_K`` as an array (K+1, p, m) (or (K+1,)).
+            ``F_0, ..., F_K`` as an array (K+1, p, m) (or (K+1,)). Single precision is reduced in
+            double precision and the model returned in the target's dtype (``_validate``).
         order: the reduced order n, below the target's minimal order.
         starts: a list of start kinds from ``"bt"`` (balanced truncation), ``"irka-bt"`` (IRKA
             from it), ``"irka"`` (IRKA from shifts spread over the target's band), ``"modal"``
@@ -599,7 +601,7 @@ def rarl2(
             order; malformed target or arguments.
     """
     with _threads(1):
-        return _rarl2(target, order, starts, seed, max_iter, tol, progress, method, max_time)
+        return validated_rarl2(_rarl2, target, order, starts, seed, max_iter, tol, progress, method, max_time)
 
 
 @contextlib.contextmanager
