@@ -673,7 +673,7 @@ def _search(run: _Run, names: list[str], bt_model, gen, prog: _Progress, adaptiv
     modal = modal_start(run.T, run.r) if {"modal", "irka-modal"} & set(primary) else None
     irka_cands = _irka_candidates(run, primary, bt_model, modal)
     for name in primary:
-        if run.out_of_time():
+        if run.out_of_time() and made:  # a budget spent before any start still gets the first one
             break
         models = _start_models(name, run, bt_model, gen, irka_cands, modal)
         if models is not None:
