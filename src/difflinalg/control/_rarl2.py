@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import sys
 import time as _time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -52,6 +51,7 @@ from ._analysis import check_h2, check_stable_poles
 from ._balanced import check_order
 from ._bfgs import OptimResult, fd_inverse_hessians, minimize
 from ._charts import OutputNormalSpace, output_normal_residual
+from ._progress import Progress as _Progress
 from ._starts import balanced_start, default_shifts, irka, irka_models, modal_start, random_pair, to_pair, to_pairs
 from ._statespace import StateSpace
 from ._target import Target
@@ -244,33 +244,6 @@ def _parse_starts(starts, seed) -> list[str]:
     if bad or not names:
         raise InputError(f"starts: unknown start kind(s) {bad}; choose from {START_KINDS}")
     return names
-
-
-class _Progress:
-    def __init__(self, enabled: bool, total: int):
-        self.enabled, self.total, self.done = enabled, total, 0
-        self.t0 = _time.perf_counter()
-        self.last = 0.0
-        self.best = math.inf
-
-    def update(self, name: str, it: int, err: float, force: bool = False):
-        if not self.enabled:
-            return
-        now = _time.perf_counter()
-        if not force and now - self.last < 0.2:
-            return
-        self.last = now
-        self.best = min(self.best, err)
-        frac = self.done / max(self.total, 1)
-        bar = "#" * int(20 * frac) + "-" * (20 - int(20 * frac))
-        sys.stderr.write(f"\r[{bar}] start {self.done + 1}/{self.total} {name:<8} iter {it:5d} "
-                         f"err {err:.6e} best {self.best:.6e} {now - self.t0:6.1f}s")
-        sys.stderr.flush()
-
-    def close(self):
-        if self.enabled:
-            sys.stderr.write("\n")
-            sys.stderr.flush()
 
 
 class _Run:
