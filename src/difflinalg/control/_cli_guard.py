@@ -47,8 +47,6 @@ _EXAMPLES = {"--output": "reduced.npz", "--json": "results.json", "--plot": "plo
 
 def _check_writable(flag: str, path: str) -> Path:
     p = Path(path)
-    if p.is_dir():
-        raise InputError(f"{flag}: {path} is a directory; give a file path, e.g. {p / _EXAMPLES[flag]}")
     parent = p.parent
     if not parent.exists():
         raise InputError(f"{flag}: the directory {parent} of {path} does not exist; create it first "
@@ -76,6 +74,9 @@ def check_output_paths(output: str | None, json_path: str | None, plot: str | No
     for flag, path in (("--output", output), ("--json", json_path), ("--plot", plot)):
         if path is None or (flag == "--json" and path == "-"):
             continue
+        if Path(path).is_dir():
+            raise InputError(f"{flag}: {path} is a directory; give a file path, e.g. "
+                             f"{Path(path) / _EXAMPLES[flag]}")
         suffix = Path(path).suffix.lower()
         if flag == "--output" and suffix not in MODEL_SUFFIXES:
             raise InputError(f"--output: unknown model file type {suffix or '(none)'!r} in {path}; "
