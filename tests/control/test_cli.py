@@ -183,3 +183,75 @@ def test_table_and_json_print_no_nan(capsys):
     text = capsys.readouterr().out
     assert "NaN" not in text and "Infinity" not in text
     json.loads(text)
+
+
+# -- signals to a running `python -m difflinalg reduce` -------------------------------------------
+def _run_until(args, marker: str, timeout: float = 60.0):
+    """Start ``python -m difflinalg reduce ARGS`` and wait until its stderr shows ``marker``;
+    returns the process and a function giving (stdout, stderr) once it has ended."""
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "difflinalg", "reduce", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    err: list[str] = []
+
+    def pump():
+        while ch := proc.stderr.read(1):
+            err.append(ch)
+
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
+    t0 = time.monotonic()
+    while marker not in "".join(err):
+        if proc.poll() is not None or time.monotonic() - t0 > timeout:
+            proc.kill()
+            raise AssertionError(f"never saw {marker!r}: {''.join(err)}")
+        time.sleep(0.01)
+
+    def finish():
+        out = proc.stdout.read()
+        proc.wait(timeout=timeout)
+        reader.join(timeout=timeout)
+        return out, "".join(err)
+
+    return proc, finish
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig, status, name", [("SIGINT", 130, "Ctrl-C"), ("SIGTERM", 143, "SIGTERM")])
+def test_signal_during_rarl2_saves_best_so_far(tmp_path, sig, status, name):
+    """A signal while RARL2 optimizes (200 starts: ~10 s of work) ends it within its current step:
+    the table and the best model so far are written, one line says so, the status is 128 + signum."""
+    import signal
+
+    out = tmp_path / "m.npz"
+    proc, finish = _run_until(["msd:40", "--order", "12", "--starts", "200", "--compare", "", "--progress",
+                               "--output", str(out)], "start 2/200")
+    proc.send_signal(getattr(signal, sig))
+    stdout, stderr = finish()
+    assert proc.returncode == status, stderr
+    assert "Traceback" not in stderr
+    assert stderr.strip().splitlines()[-1] == (f"difflinalg reduce: RARL2 interrupted ({name}): the table and "
+                                               "files hold its best model so far")
+    assert "interrupted: best so far" in stdout
+    assert load_model(out).is_stable()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig, status, name", [("SIGINT", 130, "Ctrl-C"), ("SIGTERM", 143, "SIGTERM")])
+def test_signal_during_balanced_truncation_one_line(tmp_path, sig, status, name):
+    import signal
+
+    out = tmp_path / "m.npz"
+    proc, finish = _run_until(["heat1d:1500", "--order", "10", "--compare", "bt", "--progress",
+                               "--output", str(out)], "balanced truncation ...")
+    proc.send_signal(getattr(signal, sig))
+    stdout, stderr = finish()
+    assert proc.returncode == status, stderr
+    assert "Traceback" not in stderr and stdout == ""
+    assert stderr.strip().splitlines()[-1] == (f"difflinalg reduce: interrupted ({name}) during balanced "
+                                               "truncation; nothing saved")
+    assert not out.exists()

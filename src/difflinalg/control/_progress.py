@@ -80,12 +80,16 @@ class Status:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._width = 0
         self.t0 = 0.0
 
-    def _line(self, text: str) -> None:
+    def _line(self, text: str, end: str = "") -> None:
+        """Overwrite the line with ``text`` (padded with blanks over the previous text: no terminal
+        escape codes, which would litter a log file)."""
         with self._lock:
-            sys.stderr.write(f"\r{text}\x1b[K")
+            sys.stderr.write(f"\r{text:<{self._width}}{end}")
             sys.stderr.flush()
+            self._width = 0 if end else len(text)
 
     def _tick(self) -> None:
         while not self._stop.wait(self.interval):
@@ -111,7 +115,10 @@ class Status:
         self._stop.set()
         self._thread.join()
         self._thread = None
-        self._line(f"{self.label}: {time.perf_counter() - self.t0:.2f} s\n" if final else "")
+        if final:
+            self._line(f"{self.label}: {time.perf_counter() - self.t0:.2f} s", "\n")
+        else:
+            self._line("", "\r")
 
     def __exit__(self, exc_type, exc, tb) -> None:
         self.stop(final=exc_type is None)
