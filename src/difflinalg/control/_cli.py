@@ -42,6 +42,9 @@ def add_reduce_parser(subparsers) -> argparse.ArgumentParser:
         help="H2-optimal model reduction (RARL2) compared with balanced truncation and IRKA",
         description=f"Reduce a stable linear system to --order states with RARL2. MODEL is a .mat "
                     f"(SLICOT style) or .npz file, or a built-in model NAME[:SIZE] ({names}).",
+        epilog="The output paths are checked before any work. Ctrl-C or SIGTERM during RARL2 keeps "
+               "its best model so far (printed, saved to --output) and exits with status 130 or 143; "
+               "earlier, the command stops with one line and the same status.",
     )
     p.add_argument("model", metavar="MODEL", help="model file (.mat/.npz) or built-in name")
     p.add_argument("--order", "-r", type=int, required=True, help="reduced order")
