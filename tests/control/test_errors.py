@@ -59,3 +59,24 @@ def test_gramians_name_the_mismatched_argument(discrete):
         controllability_gramian(F.A, B3, discrete=discrete)
     with pytest.raises(InputError, match=r"batch dimensions do not broadcast \(A: \(2, 4, 4\), C: \(3, 2, 4\)\)"):
         observability_gramian(F.A, B3.mT, discrete=discrete)
+
+
+def test_frequency_response_at_a_pole_inside_vmap_is_nan_and_warns():
+    """Inside torch.func the pole check cannot raise: that entry is NaN (never a finite number),
+    the others are those outside the transform, and TransformCheckWarning says so."""
+    from difflinalg import TransformCheckWarning
+    from difflinalg import _utils
+
+    _utils._warned.discard("frequency_response-pole")  # warned once per process
+    F = _oscillator()
+    w = torch.tensor([0.5, 1.0], dtype=torch.float64)
+    As = torch.stack([F.A - torch.eye(2, dtype=torch.float64), F.A])
+
+    def resp(a):
+        return frequency_response(StateSpace(a, F.B, F.C), w)
+
+    with pytest.warns(TransformCheckWarning, match="frequency_response: inside torch.func"):
+        G = torch.func.vmap(resp)(As)
+    assert torch.equal(G[0], resp(As[0]))
+    assert torch.equal(G[1, 0], frequency_response(F, w[:1])[0])
+    assert bool(G[1, 1].isnan().all())

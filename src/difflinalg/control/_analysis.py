@@ -23,8 +23,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .._errors import InputError, SingularEquationError, UnstableSystemError
-from .._utils import as_tensor, herm, is_wrapped
+from .._errors import InputError, SingularEquationError, TransformCheckWarning, UnstableSystemError
+from .._utils import as_tensor, herm, is_wrapped, warn_once
 from ..equations import (
     SchurForm,
     SteinOperator,
@@ -263,4 +263,9 @@ def frequency_response(sys: StateSpace, w) -> Tensor:
             f"w: frequency w[{k}] = {float(w[k]):.6g} is a pole of the system ({_fmt_complex(s[k])} is an "
             "eigenvalue of A): the transfer function is infinite there; evaluate beside it")
     X = torch.linalg.lu_solve(LU, piv, B[..., None, :, :])  # the lu_solve of ``_solve``, factor kept
+    if is_wrapped(info):  # no raising inside torch.func (docs/conventions.md): NaN at a pole
+        warn_once("frequency_response-pole", "frequency_response: inside torch.func the checks for a "
+                  "frequency at a pole or not finite cannot raise: the response there is NaN instead",
+                  TransformCheckWarning)
+        X = torch.where((info > 0)[..., None, None], torch.full_like(X, float("nan")), X)
     return C[..., None, :, :] @ X + D[..., None, :, :]
