@@ -133,3 +133,14 @@ def test_batched_system_conversion_is_refused():
                    torch.ones(1, 3, dtype=F64))
     with pytest.raises(InputError, match="batch"):
         F.to_scipy()
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".mat"])
+@pytest.mark.parametrize("dt", [0.125, None])
+def test_sampling_period_survives_files(tmp_path, suffix, dt):
+    from difflinalg.control import load_model, save_model
+
+    F = _random(discrete=True, dt=dt)
+    save_model(F, tmp_path / f"m{suffix}")
+    G = load_model(tmp_path / f"m{suffix}")
+    _same(G, F)

@@ -85,3 +85,73 @@ def test_builtin_errors():
         builtin_model("nope")
     with pytest.raises(InputError, match="must be an integer"):
         builtin_model("msd:x")
+
+
+def _good(**extra):
+    return dict(A=-np.eye(2), B=np.ones((2, 1)), C=np.ones((1, 2)), **extra)
+
+
+def test_damaged_npz_files_named(tmp_path):
+    """Random bytes, an empty file, a truncated archive, a single .npy and pickled entries in a
+    .npz each get an InputError saying what is wrong with the file (no zipfile/EOF/pickle errors)."""
+    np.savez(tmp_path / "good.npz", **_good())
+    data = (tmp_path / "good.npz").read_bytes()
+    cases = {
+        "random.npz": (np.random.default_rng(0).bytes(300), r"not a NumPy \.npz archive \(not a zip archive"),
+        "empty.npz": (b"", r"the file is empty \(0 bytes\)"),
+        "truncated.npz": (data[: len(data) // 2], r"the \.npz archive is damaged or truncated \(BadZipFile"),
+    }
+    for name, (raw, msg) in cases.items():
+        (tmp_path / name).write_bytes(raw)
+        with pytest.raises(InputError, match=f"{name}: {msg}"):
+            load_model(tmp_path / name)
+    np.save(tmp_path / "single.npy", -np.eye(2))
+    (tmp_path / "single.npz").write_bytes((tmp_path / "single.npy").read_bytes())
+    with pytest.raises(InputError, match=r"single NumPy array \(\.npy\)"):
+        load_model(tmp_path / "single.npz")
+    np.savez(tmp_path / "obj.npz", **_good(extra=np.array([{"a": 1}], dtype=object)))
+    with pytest.raises(InputError, match="entry 'extra' holds pickled Python objects"):
+        load_model(tmp_path / "obj.npz")
+    (tmp_path / "dir.npz").mkdir()
+    with pytest.raises(InputError, match="is a directory"):
+        load_model(tmp_path / "dir.npz")
+    (tmp_path / "empty.mat").write_bytes(b"")
+    with pytest.raises(InputError, match="empty.mat: not a readable MATLAB file"):
+        load_model(tmp_path / "empty.mat")
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".mat"])
+@pytest.mark.parametrize("ts, msg", [
+    (np.zeros((0,)), r"sample time Ts must be one real number .* got float64 array of shape \(0,?"),
+    ("abc", r"sample time Ts must be one real number .* got <U3 array"),
+    (np.array([0.1, 0.2]), r"sample time Ts must be one real number .* shape \((1, )?2,?\)"),
+    (np.nan, r"sample time Ts = nan is neither > 0 or -1"),
+    (-2.0, r"sample time Ts = -2.0 is neither > 0 or -1"),
+])
+def test_bad_sample_time(tmp_path, suffix, ts, msg):
+    path = tmp_path / f"ts{suffix}"
+    if suffix == ".npz":
+        np.savez(path, **_good(Ts=np.asarray(ts)))
+    else:
+        scipy.io.savemat(path, _good(Ts=ts))
+    with pytest.raises(InputError, match=msg):
+        load_model(path)
+    assert load_model(path, time="discrete").discrete  # an explicit time domain overrides the file
+
+
+@pytest.mark.parametrize("ts, discrete", [(0.0, False), (0.5, True), (-1.0, True)])
+def test_sample_time_values(tmp_path, ts, discrete):
+    scipy.io.savemat(tmp_path / "m.mat", _good(Ts=ts))
+    assert load_model(tmp_path / "m.mat").discrete is discrete
+
+
+def test_bad_time_entry_and_argument(tmp_path):
+    np.savez(tmp_path / "t.npz", **_good(time=np.array("sometimes")))
+    with pytest.raises(InputError, match="entry 'time' must be 'continuous' or 'discrete', got 'sometimes'"):
+        load_model(tmp_path / "t.npz")
+    np.savez(tmp_path / "t2.npz", **_good(time=np.array(1.0)))
+    with pytest.raises(InputError, match="entry 'time' must be the string"):
+        load_model(tmp_path / "t2.npz")
+    np.savez(tmp_path / "ok.npz", **_good())
+    with pytest.raises(InputError, match="time: expected None .* got 'cont'"):
+        load_model(tmp_path / "ok.npz", time="cont")

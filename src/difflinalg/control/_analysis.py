@@ -23,8 +23,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .._errors import InputError, UnstableSystemError
-from .._utils import as_tensor, herm, is_wrapped
+from .._errors import InputError, SingularEquationError, TransformCheckWarning, UnstableSystemError
+from .._utils import as_tensor, herm, is_wrapped, warn_once
 from ..equations import (
     SchurForm,
     SteinOperator,
@@ -32,7 +32,6 @@ from ..equations import (
     controllability_gramian,
     observability_gramian,
 )
-from ._solve import lu_solve
 from ._statespace import StateSpace, _fmt_complex, check_comparable, check_system
 
 
@@ -235,13 +234,21 @@ def hankel_singular_values(sys: StateSpace) -> Tensor:
 
 # -- frequency response ---------------------------------------------------------------------------
 def frequency_response(sys: StateSpace, w) -> Tensor:
-    """Transfer function at the frequencies ``w`` (real, (K,)): ``H(i w)`` (continuous) or
-    ``H(e^{i w})`` (discrete, ``w`` in radians per sample). Returns (..., K, p, m), complex."""
+    """Transfer function at the frequencies ``w`` (real, finite, (K,)): ``H(i w)`` (continuous) or
+    ``H(e^{i w})`` (discrete, ``w`` in radians per sample). Returns (..., K, p, m), complex.
+
+    Raises:
+        InputError: ``w`` not a real 1-D tensor, or with a NaN/infinite entry.
+        SingularEquationError: a frequency is a pole (``s I - A`` exactly singular).
+    """
     sys = check_system(sys)
     w = as_tensor(w, "w")
     if w.is_complex() or w.ndim != 1:
         raise InputError(f"w: expected a real 1-D tensor of frequencies, got shape {tuple(w.shape)} "
                          f"and dtype {w.dtype}")
+    if not is_wrapped(w) and not bool(torch.isfinite(w).all()):
+        k = int(torch.nonzero(~torch.isfinite(w))[0])
+        raise InputError(f"w: expected finite frequencies, got w[{k}] = {float(w[k])}; remove it")
     cdt = torch.promote_types(sys.dtype, torch.complex64)
     w = w.to(dtype=torch.empty((), dtype=cdt).real.dtype, device=sys.A.device)
     s = torch.polar(torch.ones_like(w), w) if sys.discrete else torch.complex(torch.zeros_like(w), w)
@@ -249,5 +256,16 @@ def frequency_response(sys: StateSpace, w) -> Tensor:
     n = sys.order
     eye = torch.eye(n, dtype=cdt, device=A.device)
     M = s[:, None, None] * eye - A[..., None, :, :]
-    X = lu_solve(M, B[..., None, :, :])
+    LU, piv, info = torch.linalg.lu_factor_ex(M)
+    if not is_wrapped(info) and bool((info > 0).any()):
+        k = int(torch.nonzero(info > 0)[0, -1])
+        raise SingularEquationError(
+            f"w: frequency w[{k}] = {float(w[k]):.6g} is a pole of the system ({_fmt_complex(s[k])} is an "
+            "eigenvalue of A): the transfer function is infinite there; evaluate beside it")
+    X = torch.linalg.lu_solve(LU, piv, B[..., None, :, :])  # the lu_solve of ``_solve``, factor kept
+    if is_wrapped(info):  # no raising inside torch.func (docs/conventions.md): NaN at a pole
+        warn_once("frequency_response-pole", "frequency_response: inside torch.func the checks for a "
+                  "frequency at a pole or not finite cannot raise: the response there is NaN instead",
+                  TransformCheckWarning)
+        X = torch.where((info > 0)[..., None, None], torch.full_like(X, float("nan")), X)
     return C[..., None, :, :] @ X + D[..., None, :, :]

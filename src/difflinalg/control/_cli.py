@@ -1,9 +1,17 @@
 """``difflinalg reduce MODEL --order R``: balanced truncation, RARL2 and (optionally) pyMOR's IRKA.
 
 Prints a table (method, absolute and relative H2 error, stability margin, wall time); the errors
-of every method are recomputed by ``h2_error`` from the error system. ``--plot`` draws the largest
-singular value of the frequency responses and of the errors (matplotlib, the ``plot`` extra).
-Ctrl-C during RARL2 keeps the best model found so far (the table marks it "interrupted").
+of every method are recomputed by ``h2_error`` from the error system, and every method is timed
+with one thread (``_cli_guard.pinned_threads``). ``--plot`` draws the largest singular value of the
+frequency responses and of the errors (matplotlib, the ``plot`` extra).
+
+The arguments and the output paths (``--output``, ``--json``, ``--plot``) are checked before any
+work (``_cli_guard.check_output_paths``). Ctrl-C or SIGTERM during RARL2 keeps the best model found
+so far: it is saved (``--output``, written first), the table marks it "interrupted", and the exit
+status is 130 (Ctrl-C) or 143 (SIGTERM). Interrupted before RARL2 (loading the model, balanced
+truncation, IRKA), the command ends with one line saying where, nothing saved, the same status.
+Progress goes to stderr when it is a terminal (or with ``--progress``): a ticking status line
+during loading, balanced truncation, IRKA and the target's factorization, then RARL2's bar.
 """
 
 from __future__ import annotations
@@ -18,6 +26,9 @@ from pathlib import Path
 import torch
 
 from .._errors import DifflinalgError, InputError
+from ._cli_guard import Interrupt, check_output_paths, interrupt_signals, pinned_threads, thread_note
+from ._progress import Status
+from ._validate import check_rarl2_args
 
 METHODS = ("bt", "irka")
 
@@ -31,6 +42,9 @@ def add_reduce_parser(subparsers) -> argparse.ArgumentParser:
         help="H2-optimal model reduction (RARL2) compared with balanced truncation and IRKA",
         description=f"Reduce a stable linear system to --order states with RARL2. MODEL is a .mat "
                     f"(SLICOT style) or .npz file, or a built-in model NAME[:SIZE] ({names}).",
+        epilog="The output paths are checked before any work. Ctrl-C or SIGTERM during RARL2 keeps "
+               "its best model so far (printed, saved to --output) and exits with status 130 or 143; "
+               "earlier, the command stops with one line and the same status.",
     )
     p.add_argument("model", metavar="MODEL", help="model file (.mat/.npz) or built-in name")
     p.add_argument("--order", "-r", type=int, required=True, help="reduced order")
@@ -45,6 +59,8 @@ def add_reduce_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--discrete", action="store_true", help="treat a model file as discrete time")
     p.add_argument("--max-time", type=float, default=None, help="time budget of RARL2 in seconds")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--progress", action="store_true",
+                   help="show the progress even when stderr is not a terminal (e.g. a log file)")
     p.set_defaults(func=_cmd_reduce)
     return p
 
@@ -144,82 +160,147 @@ def _fmt_table(rows) -> str:
     head = f"{'method':<14} {'order':>5} {'H2 error':>14} {'relative':>14} {'margin':>10} {'time [s]':>9}  note"
     lines = [head, "-" * len(head)]
     for r in rows:
-        lines.append(f"{r['method']:<14} {r['order']:>5} {r['h2_error']:14.8e} {r['relative_h2_error']:14.8e} "
-                     f"{r['stability_margin']:10.3e} {r['seconds']:9.2f}  {r['note']}")
+        lines.append(f"{r['method']:<14} {r['order']:>5} {_fmt(r['h2_error'], '14.8e')} "
+                     f"{_fmt(r['relative_h2_error'], '14.8e')} {_fmt(r['stability_margin'], '10.3e')} "
+                     f"{_fmt(r['seconds'], '9.2f')}  {r['note']}")
+    lines.append(f"({thread_note()})")
     return "\n".join(lines)
 
 
-def _cmd_reduce(args) -> int:
-    from ._balanced import balanced_truncation
-    from ._rarl2 import rarl2
+class _Stage:
+    """What the command is doing (for the message when it is interrupted)."""
 
-    try:
-        F = _load(args.model, args.discrete)
-    except (DifflinalgError, FileNotFoundError) as exc:
-        print(f"difflinalg reduce: {exc}", file=sys.stderr)
-        return 2
+    def __init__(self):
+        self.what, self.saved = "starting", ""
+
+
+def _cmd_reduce(args) -> int:
+    """Run ``reduce``; Ctrl-C and SIGTERM end it with one line (after saving RARL2's best model so
+    far, if it got that far) and the exit status 128 + signal number (module docstring)."""
+    stage = _Stage()
+    with interrupt_signals() as sig:
+        try:
+            return _reduce(args, stage, sig)
+        except KeyboardInterrupt:
+            print(file=sys.stderr)  # end a progress line
+            saved = f"; {stage.saved}" if stage.saved else "; nothing saved"
+            print(f"difflinalg reduce: interrupted ({sig.name}) during {stage.what}{saved}", file=sys.stderr)
+            return sig.exit_status
+        except DifflinalgError as exc:
+            print(f"difflinalg reduce: {exc}", file=sys.stderr)
+            return 2
+
+
+def _reduce(args, stage: _Stage, sig: Interrupt) -> int:
+    # everything that can be checked without the model is checked before any work
+    check_output_paths(args.output, args.json, args.plot)
     compare = [m.strip() for m in args.compare.split(",") if m.strip()]
     bad = [m for m in compare if m not in METHODS]
     if bad:
-        print(f"difflinalg reduce: --compare: unknown method(s) {bad}; choose from {list(METHODS)}", file=sys.stderr)
-        return 2
+        raise InputError(f"--compare: unknown method(s) {bad}; choose from {list(METHODS)}")
+    check_rarl2_args(order=args.order, starts=args.starts, seed=args.seed, max_time=args.max_time)
+    show = args.progress or (not args.no_progress and sys.stderr.isatty())
+    stage.what = "loading the model"
+    with Status(f"loading {args.model}", show):
+        try:
+            F = _load(args.model, args.discrete)
+        except FileNotFoundError as exc:
+            raise InputError(str(exc)) from None
     print(f"model {args.model}: {F}", file=sys.stderr)
     rows, models = [], {}
-    try:
-        if "bt" in compare:
-            t0 = time.perf_counter()
-            Hb = balanced_truncation(F, args.order)
-            rows.append(_row("balanced-trunc", F, Hb, time.perf_counter() - t0))
-            models["balanced-trunc"] = Hb
-        if "irka" in compare:
-            if F.discrete:
-                print("difflinalg reduce: IRKA (pyMOR) is continuous-time only: skipped", file=sys.stderr)
-            else:
-                out = pymor_irka(F, args.order)
-                if out is None:
-                    print("difflinalg reduce: pyMOR is not installed (pip install 'difflinalg[bench]'): "
-                          "IRKA skipped", file=sys.stderr)
-                else:
-                    Hi, sec, failure = out
-                    if Hi is None:
-                        print(f"difflinalg reduce: IRKA (pyMOR) failed after {sec:.2f} s: {failure}",
-                              file=sys.stderr)
-                    else:
-                        try:
-                            rows.append(_row("irka (pyMOR)", F, Hi, sec))
-                            models["irka (pyMOR)"] = Hi
-                        except DifflinalgError as exc:  # IRKA may return an unstable model
-                            print(f"difflinalg reduce: IRKA result not usable: {exc}", file=sys.stderr)
+    if "bt" in compare:
+        stage.what = "balanced truncation"
+        with Status("balanced truncation", show):
+            from ._balanced import balanced_truncation
+
+            with pinned_threads():
+                t0 = time.perf_counter()
+                Hb = balanced_truncation(F, args.order)
+                sec = time.perf_counter() - t0
+        stage.what = "the error of balanced truncation"
+        rows.append(_row("balanced-trunc", F, Hb, sec))
+        models["balanced-trunc"] = Hb
+    if "irka" in compare:
+        stage.what = "IRKA (pyMOR)"
+        _irka_row(F, args.order, show, rows, models)
+    stage.what = "RARL2"
+    from ._rarl2 import rarl2
+
+    with Status("RARL2: factorizing the target, balanced truncation", show):
         t0 = time.perf_counter()
-        res = rarl2(F, args.order, starts=args.starts, seed=args.seed, max_time=args.max_time,
-                    progress=not args.no_progress and sys.stderr.isatty())
-        rows.append(_row("rarl2", F, res.model, time.perf_counter() - t0,
+        res = rarl2(F, args.order, starts=args.starts, seed=args.seed, max_time=args.max_time, progress=show)
+        sec = time.perf_counter() - t0
+    if args.output:  # first: a second interrupt while the table is computed keeps the model
+        from ._io import save_model
+
+        save_model(res.model, args.output)
+        stage.saved = f"the RARL2 model was saved to {args.output}"
+        print(f"saved the RARL2 model to {args.output}", file=sys.stderr)
+    stage.what = "the error table"
+    with Status("computing the errors", show):
+        rows.append(_row("rarl2", F, res.model, sec,
                          ("interrupted: best so far; " if res.interrupted else "")
-                         + f"best start {res.best_start}, rel. gradient {res.rel_grad:.1e}"))
-        models["rarl2"] = res.model
-    except DifflinalgError as exc:
-        print(f"difflinalg reduce: {exc}", file=sys.stderr)
-        return 2
+                         + f"best start {res.best_start}, rel. gradient {_fmt(res.rel_grad, '.1e')}"))
+    models["rarl2"] = res.model
     if args.json != "-":
         print(_fmt_table(rows))
         print(res.summary())
     if args.json:
-        payload = {"model": args.model, "order": args.order, "rows": rows,
-                   "starts": [vars(s) for s in res.starts]}
-        text = json.dumps(payload, indent=1, default=float)
+        stage.what = "writing the JSON file"
+        payload = {"model": args.model, "order": args.order, "interrupted": res.interrupted,
+                   "threads": 1, "rows": rows, "starts": [vars(s) for s in res.starts]}
+        text = json.dumps(_strict(payload), indent=1, default=float)
         if args.json == "-":
             print(text)
         else:
             Path(args.json).write_text(text + "\n")
-    if args.output:
-        from ._io import save_model
-
-        save_model(res.model, args.output)
-        print(f"saved the RARL2 model to {args.output}", file=sys.stderr)
     if args.plot:
+        stage.what = "the plot"
         _plot(F, models, args.plot)
         print(f"saved the plot to {args.plot}", file=sys.stderr)
+    if res.interrupted:  # everything is written: say so, and exit with the signal's status
+        print(f"difflinalg reduce: RARL2 interrupted ({sig.name}): the table and files hold its best "
+              "model so far", file=sys.stderr)
+        return sig.exit_status
     return 0
+
+
+def _irka_row(F, r: int, show: bool, rows: list, models: dict) -> None:
+    """pyMOR's IRKA as a table row (continuous time, when pyMOR is installed)."""
+    if F.discrete:
+        print("difflinalg reduce: IRKA (pyMOR) is continuous-time only: skipped", file=sys.stderr)
+        return
+    with Status("IRKA (pyMOR)", show), pinned_threads():
+        out = pymor_irka(F, r)
+    if out is None:
+        print("difflinalg reduce: pyMOR is not installed (pip install 'difflinalg[bench]'): IRKA skipped",
+              file=sys.stderr)
+        return
+    Hi, sec, failure = out
+    if Hi is None:
+        print(f"difflinalg reduce: IRKA (pyMOR) failed after {sec:.2f} s: {failure}", file=sys.stderr)
+        return
+    try:
+        rows.append(_row("irka (pyMOR)", F, Hi, sec))
+        models["irka (pyMOR)"] = Hi
+    except DifflinalgError as exc:  # IRKA may return an unstable model
+        print(f"difflinalg reduce: IRKA result not usable: {exc}", file=sys.stderr)
+
+
+def _fmt(x: float, spec: str) -> str:
+    """``x`` formatted, ``-`` if it is not finite (tables never print nan)."""
+    return format(x, spec) if math.isfinite(x) else "-"
+
+
+def _strict(x):
+    """``x`` with non-finite floats as None (strict JSON has no NaN or Infinity)."""
+    if isinstance(x, dict):
+        return {k: _strict(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_strict(v) for v in x]
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
 
 
 def _plot(F, models: dict, path: str) -> None:

@@ -3,7 +3,8 @@
 ``.mat`` (``scipy.io.loadmat``): matrices ``A``, ``B``, ``C`` (case-insensitive), optional ``D``
 (absent means zero) and ``E`` (must be the identity: descriptor systems are not supported); dense
 or scipy-sparse, any numeric type (``uint8``-stored matrices, as in several SLICOT files, are cast to
-float64). A scalar ``Ts``/``dt`` > 0 marks a discrete-time system. ``.npz``: the same names, plus an
+float64). A scalar sample time ``Ts``/``dt`` > 0 (or MATLAB's -1, unspecified) marks a discrete-time
+system, 0 a continuous one. ``.npz``: the same names, plus an
 optional ``time`` entry (``"continuous"`` or ``"discrete"``). ``save_model`` writes either format.
 """
 
@@ -15,7 +16,7 @@ import numpy as np
 import torch
 
 from .._errors import InputError
-from ._statespace import StateSpace
+from ._statespace import StateSpace, as_system
 
 
 def _dense(x) -> np.ndarray:
@@ -34,6 +35,76 @@ def _pick(d: dict, name: str):
         if k.lower() == name.lower():
             return v
     return None
+
+
+def _sampling_period(d: dict, path: str) -> float | None:
+    """The sample time a file states (``Ts`` or ``dt``) when it is a positive number, else None."""
+    ts = _pick(d, "Ts") if _pick(d, "Ts") is not None else _pick(d, "dt")
+    if ts is None:
+        return None
+    ts = np.asarray(ts)
+    if ts.size != 1 or ts.dtype.kind not in "biuf":
+        return None
+    v = float(ts.reshape(-1)[0])
+    return v if v > 0 and np.isfinite(v) else None
+
+
+def _time_domain(d: dict, path: str) -> str:
+    """The time domain a file states: its ``time`` entry, else its sample time ``Ts`` (or ``dt``):
+    > 0 or -1 (MATLAB's "unspecified sample time") discrete, 0 continuous; absent: continuous."""
+    t = _pick(d, "time")
+    if t is not None:
+        t = np.asarray(t)
+        if t.size != 1 or t.dtype.kind not in "US":
+            raise InputError(f"{path}: entry 'time' must be the string 'continuous' or 'discrete', got "
+                             f"{t.dtype} array of shape {t.shape}; fix it or pass time=... to load_model")
+        t = str(t.reshape(-1)[0])
+        if t not in ("continuous", "discrete"):
+            raise InputError(f"{path}: entry 'time' must be 'continuous' or 'discrete', got {t!r}; fix it "
+                             "or pass time=... to load_model")
+        return t
+    name = "Ts" if _pick(d, "Ts") is not None else "dt"
+    ts = _pick(d, name)
+    if ts is None:
+        return "continuous"
+    ts = np.asarray(ts)
+    if ts.size != 1 or ts.dtype.kind not in "biuf":
+        raise InputError(f"{path}: the sample time {name} must be one real number (> 0 or -1: discrete, "
+                         f"0: continuous), got {ts.dtype} array of shape {ts.shape}; fix it or pass "
+                         "time='continuous'/'discrete' to load_model")
+    v = float(ts.reshape(-1)[0])
+    if not (v >= 0 or v == -1):  # NaN, or negative other than MATLAB's -1
+        raise InputError(f"{path}: the sample time {name} = {v} is neither > 0 or -1 (discrete) nor 0 "
+                         "(continuous); fix it or pass time='continuous'/'discrete' to load_model")
+    return "continuous" if v == 0 else "discrete"
+
+
+def _read_npz(p: Path, path: str) -> dict:
+    """The arrays of a ``.npz`` archive, or an InputError saying what is wrong with the file."""
+    with open(p, "rb") as fh:
+        head = fh.read(4)
+        if not head:
+            raise InputError(f"{path}: the file is empty (0 bytes); save the model again")
+        if head != b"PK\x03\x04":  # a .npz is a zip archive
+            what = "a single NumPy array (.npy)" if head == b"\x93NUM" else "not a zip archive"
+            raise InputError(f"{path}: not a NumPy .npz archive ({what}; it starts with bytes {head!r}); "
+                             "save the model with numpy.savez(path, A=A, B=B, C=C) or save_model")
+        fh.seek(0)
+        try:
+            with np.load(fh, allow_pickle=False) as z:
+                d = {}
+                for k in z.files:
+                    try:
+                        d[k] = z[k]
+                    except ValueError:  # object arrays: not unpickled, they could run code
+                        raise InputError(f"{path}: entry {k!r} holds pickled Python objects, which are not "
+                                         "loaded (unsafe); store numeric arrays") from None
+        except InputError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - zipfile/zlib/format errors of a damaged archive
+            raise InputError(f"{path}: the .npz archive is damaged or truncated ({type(exc).__name__}: "
+                             f"{exc}); save the model again") from None
+    return d
 
 
 def _from_dict(d: dict, path: str, time: str | None) -> StateSpace:
@@ -59,12 +130,7 @@ def _from_dict(d: dict, path: str, time: str | None) -> StateSpace:
             raise InputError(f"{path}: a descriptor matrix E other than the identity is not supported; "
                              "convert to A := E^{-1} A, B := E^{-1} B first")
     if time is None:
-        t = _pick(d, "time")
-        if t is not None:
-            time = str(np.asarray(t).reshape(-1)[0]) if np.asarray(t).size else "continuous"
-        else:
-            ts = _pick(d, "Ts") if _pick(d, "Ts") is not None else _pick(d, "dt")
-            time = "discrete" if ts is not None and float(np.asarray(ts).reshape(-1)[0]) > 0 else "continuous"
+        time = _time_domain(d, path)
     cplx = any(np.iscomplexobj(m) for m in mats.values())
     dt = torch.complex128 if cplx else torch.float64
     A, B, C = (torch.as_tensor(mats[n]).to(dt) for n in "ABC")
@@ -74,8 +140,9 @@ def _from_dict(d: dict, path: str, time: str | None) -> StateSpace:
     D = torch.as_tensor(mats["D"]).to(dt) if "D" in mats else None
     if D is not None and D.numel() == 0:
         D = None
+    dt_file = _sampling_period(d, path) if time == "discrete" else None
     try:
-        return StateSpace(A, B, C, D, time=time)
+        return StateSpace(A, B, C, D, time=time, dt=dt_file)
     except InputError as exc:
         raise InputError(f"{path}: {exc}") from None
 
@@ -88,12 +155,18 @@ def load_model(path, *, time: str | None = None) -> StateSpace:
         time: override the time domain stored in (or implied by) the file.
 
     Raises:
-        InputError: unknown extension, missing A/B/C, inconsistent shapes, non-finite entries.
+        InputError: unknown extension, a file that is not a readable archive (empty, truncated,
+            damaged, pickled objects), missing A/B/C, inconsistent shapes, non-finite entries, a
+            malformed ``time``/``Ts``/``dt`` entry; a directory; a bad ``time`` argument.
         FileNotFoundError: no such file.
     """
+    if time not in (None, "continuous", "discrete"):
+        raise InputError(f"time: expected None (as stored in the file), 'continuous' or 'discrete', got {time!r}")
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(f"{path}: no such file")
+    if p.is_dir():
+        raise InputError(f"{path}: is a directory; give the path of a .mat or .npz model file")
     suffix = p.suffix.lower()
     if suffix == ".mat":
         import scipy.io
@@ -104,24 +177,24 @@ def load_model(path, *, time: str | None = None) -> StateSpace:
             raise InputError(f"{path}: not a readable MATLAB file ({exc})") from None
         return _from_dict(d, str(path), time)
     if suffix == ".npz":
-        with np.load(str(p), allow_pickle=False) as z:
-            d = {k: z[k] for k in z.files}
-        return _from_dict(d, str(path), time)
+        return _from_dict(_read_npz(p, str(path)), str(path), time)
     raise InputError(f"{path}: unknown model file type {suffix!r}; use .mat (MATLAB/SLICOT) or .npz")
 
 
 def save_model(sys: StateSpace, path) -> None:
-    """Write a system to ``.npz`` (with its time domain) or ``.mat`` (``Ts = 1`` if discrete)."""
-    if not isinstance(sys, StateSpace):
-        raise InputError(f"sys: expected a StateSpace, got {type(sys).__name__}")
+    """Write a system to ``.npz`` (with its time domain and ``dt``) or ``.mat`` (``Ts``: 0 in
+    continuous time, the sampling period in discrete time, MATLAB's -1 when it is unspecified)."""
+    sys = as_system(sys, "sys")
     p = Path(path)
     mats = {n: m.detach().cpu().resolve_conj().numpy() for n, m in zip("ABCD", sys.matrices())}
     suffix = p.suffix.lower()
     if suffix == ".npz":
-        np.savez(str(p), **mats, time=np.array(sys.time))
+        extra = {"dt": np.array(sys.dt)} if sys.discrete and sys.dt else {}
+        np.savez(str(p), **mats, time=np.array(sys.time), **extra)
     elif suffix == ".mat":
         import scipy.io
 
-        scipy.io.savemat(str(p), dict(mats, Ts=np.array(1.0 if sys.discrete else 0.0)))
+        ts = (sys.dt or -1.0) if sys.discrete else 0.0
+        scipy.io.savemat(str(p), dict(mats, Ts=np.array(ts)))
     else:
         raise InputError(f"{path}: unknown model file type {suffix!r}; use .npz or .mat")

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import sys
 import time as _time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -52,9 +51,11 @@ from ._analysis import check_h2, check_stable_poles
 from ._balanced import check_order
 from ._bfgs import OptimResult, fd_inverse_hessians, minimize
 from ._charts import OutputNormalSpace, output_normal_residual
+from ._progress import Progress as _Progress
 from ._starts import balanced_start, default_shifts, irka, irka_models, modal_start, random_pair, to_pair, to_pairs
 from ._statespace import StateSpace
 from ._target import Target
+from ._validate import validated_rarl2
 
 #: IRKA iterates scored as candidates for a start (the first one and the last IRKA_CANDIDATES)
 IRKA_CANDIDATES = 4
@@ -243,33 +244,6 @@ def _parse_starts(starts, seed) -> list[str]:
     if bad or not names:
         raise InputError(f"starts: unknown start kind(s) {bad}; choose from {START_KINDS}")
     return names
-
-
-class _Progress:
-    def __init__(self, enabled: bool, total: int):
-        self.enabled, self.total, self.done = enabled, total, 0
-        self.t0 = _time.perf_counter()
-        self.last = 0.0
-        self.best = math.inf
-
-    def update(self, name: str, it: int, err: float, force: bool = False):
-        if not self.enabled:
-            return
-        now = _time.perf_counter()
-        if not force and now - self.last < 0.2:
-            return
-        self.last = now
-        self.best = min(self.best, err)
-        frac = self.done / max(self.total, 1)
-        bar = "#" * int(20 * frac) + "-" * (20 - int(20 * frac))
-        sys.stderr.write(f"\r[{bar}] start {self.done + 1}/{self.total} {name:<8} iter {it:5d} "
-                         f"err {err:.6e} best {self.best:.6e} {now - self.t0:6.1f}s")
-        sys.stderr.flush()
-
-    def close(self):
-        if self.enabled:
-            sys.stderr.write("\n")
-            sys.stderr.flush()
 
 
 class _Run:
@@ -572,7 +546,8 @@ def rarl2(
     Args:
         target: a stable ``StateSpace`` (continuous time with D = 0, or discrete time; real or
             complex; several inputs and outputs), or discrete-time Markov parameters
-            ``F_0, ..., F_K`` as an array (K+1, p, m) (or (K+1,)).
+            ``F_0, ..., F_K`` as an array (K+1, p, m) (or (K+1,)). Single precision is reduced in
+            double precision and the model returned in the target's dtype (``_validate``).
         order: the reduced order n, below the target's minimal order.
         starts: a list of start kinds from ``"bt"`` (balanced truncation), ``"irka-bt"`` (IRKA
             from it), ``"irka"`` (IRKA from shifts spread over the target's band), ``"modal"``
@@ -599,7 +574,7 @@ def rarl2(
             order; malformed target or arguments.
     """
     with _threads(1):
-        return _rarl2(target, order, starts, seed, max_iter, tol, progress, method, max_time)
+        return validated_rarl2(_rarl2, target, order, starts, seed, max_iter, tol, progress, method, max_time)
 
 
 @contextlib.contextmanager
@@ -671,7 +646,7 @@ def _search(run: _Run, names: list[str], bt_model, gen, prog: _Progress, adaptiv
     modal = modal_start(run.T, run.r) if {"modal", "irka-modal"} & set(primary) else None
     irka_cands = _irka_candidates(run, primary, bt_model, modal)
     for name in primary:
-        if run.out_of_time():
+        if run.out_of_time() and made:  # a budget spent before any start still gets the first one
             break
         models = _start_models(name, run, bt_model, gen, irka_cands, modal)
         if models is not None:

@@ -24,7 +24,7 @@ import math
 from torch import Tensor
 
 from .._utils import check_matrix, herm
-from ._checks import check_stable, validate_equation
+from ._checks import batch_shape, check_stable, validate_equation
 from ._factor import EigForm, SchurForm
 from ._operator import SteinOperator, SylvesterOperator, resolve_method
 
@@ -94,6 +94,7 @@ def controllability_gramian(A: Tensor, B: Tensor, *, discrete: bool = False, met
     """
     A = check_matrix(A, "A", square=True)
     B = check_matrix(B, "B")
+    batch_shape(A=A, B=B)  # name B (not the internal B B^H) when the batches do not broadcast
     Q = B @ B.mH
     if discrete:
         return herm(solve_discrete_lyapunov(A, Q, method=method, require_stable=True))
@@ -108,6 +109,7 @@ def observability_gramian(A: Tensor, C: Tensor, *, discrete: bool = False, metho
     """
     A = check_matrix(A, "A", square=True)
     C = check_matrix(C, "C")
+    batch_shape(A=A, C=C)
     R = C.mH @ C
     if discrete:
         return herm(solve_discrete_lyapunov(A.mH, R, method=method, require_stable=True))
