@@ -257,10 +257,7 @@ def kron_lu(A: Tensor, B: Tensor, kind: str) -> tuple[Tensor, Tensor]:
     return LU, piv
 
 
-def kron_suspect_singular(LU: Tensor) -> bool:
-    """True if an LU pivot is negligible (then the eigenvalue test names the pair)."""
-    if is_wrapped(LU) or LU.shape[-1] == 0:
-        return False
-    d = LU.diagonal(dim1=-2, dim2=-1).abs()
-    tol = LU.shape[-1] * eps(LU.dtype) * d.amax(-1)
-    return bool((d.amin(-1) <= tol).any())
+def kron_eigvals(A: Tensor, B: Tensor) -> tuple[Tensor, Tensor]:
+    """Eigenvalues of both coefficients for the singularity test of the Kronecker path (batched
+    ``torch.linalg.eigvals``, any device; O(m^3 + n^3), nothing Kronecker-sized)."""
+    return torch.linalg.eigvals(A.detach()), torch.linalg.eigvals(B.detach())

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 
+import torch
 from torch import Tensor
 
 from .._utils import check_matrix, herm
@@ -47,6 +48,9 @@ def _operator(cls, A: Tensor, method: str, check: bool = True):
     if m == "eig":
         f = EigForm(A)
         return cls(f, f.mH, method="eig", **kw)
+    if check:  # eigenvalues of A^H are those of A, conjugated: one eigvals call
+        ea = torch.linalg.eigvals(A.detach())
+        kw["_eigvals"] = (ea, ea.conj())
     return cls(A, A.mH, method="kron", **kw)
 
 
