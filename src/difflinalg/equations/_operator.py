@@ -191,9 +191,9 @@ class SylvesterOperator(_EquationOperator):
         B: (..., n, n) tensor or ``SchurForm``; same dtype and device as ``A``.
         method: ``"auto"``, ``"schur"``, ``"schur-torch"``, ``"eig"`` or ``"kron"`` (module docstring).
         check: raise ``SingularEquationError`` if ``A`` and ``-B`` share an eigenvalue (to
-            ``max(m, n) eps (||A||_F + ||B||_F)``), naming the closest pair, or if a solution
+            ``4 max(m, n) eps (||A||_F + ||B||_F)``), naming the closest pair, or if a solution
             proves the equation numerically singular (``(||A||_F + ||B||_F) ||X|| / ||C|| >=
-            1 / (max(m, n) eps)``, non-normal coefficients); warn ``PrecisionWarning`` when the
+            1 / (4 max(m, n) eps)``, non-normal coefficients); warn ``PrecisionWarning`` when the
             condition estimate predicts fewer than two correct digits (``docs/conventions.md``).
             Inside ``torch.func``: NaN for singular batch elements and ``TransformCheckWarning``.
 
@@ -224,7 +224,7 @@ class SteinOperator(_EquationOperator):
     """The Stein (discrete-time Sylvester) operator ``X -> X - A X B``, factorized once.
 
     Arguments as for ``SylvesterOperator``; ``check`` raises ``SingularEquationError`` if a product
-    of eigenvalues ``lambda_i(A) mu_j(B)`` equals 1 (to ``max(m, n) eps (1 + ||A||_F ||B||_F)``).
+    of eigenvalues ``lambda_i(A) mu_j(B)`` equals 1 (to ``4 max(m, n) eps (1 + ||A||_F ||B||_F)``).
     ``solve(C)`` solves ``X - A X B = C``; ``solve_adjoint(C)`` solves ``X - A^H X B^H = C``.
     """
 

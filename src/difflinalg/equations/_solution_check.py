@@ -10,7 +10,7 @@ and a Kronecker LU or a Schur solve then returns an ``X`` of size ``~||C|| / (ep
 with ``scale`` the estimate of ``||L||`` of ``_checks.separation`` (``||A||_F + ||B||_F``, or
 ``1 + ||A||_F ||B||_F``). With ``kappa = max(scale / min gap, growth)``:
 
-* ``kappa >= 1 / (max(m, n) eps)`` (``singular_limit``, the threshold of the eigenvalue test):
+* ``kappa >= 1 / (4 max(m, n) eps)`` (``singular_limit``, the threshold of the eigenvalue test):
   ``SingularEquationError`` naming the closest eigenvalue pair;
 * ``kappa eps > PRECISION_TOL``: ``PrecisionWarning`` (``_utils.check_precision``; the solution
   and its gradient, both solves with ``L`` or ``L^H``, keep fewer than two correct digits). This is
