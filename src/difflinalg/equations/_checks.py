@@ -31,12 +31,14 @@ import torch
 from torch import Tensor
 
 from .._errors import InputError, SingularEquationError, UnstableSystemError
-from .._utils import check_matrix, check_same_dtype, eps, is_wrapped
+from .._utils import check_matrix, check_same_dtype, eps, is_wrapped, reject_meta
 
 
 def validate_equation(A: Tensor, B: Tensor, C: Tensor, names=("A", "B", "C")) -> tuple[Tensor, Tensor, Tensor]:
     """Check coefficient shapes (square), right-hand side shape, dtype, device, batch broadcast."""
     na, nb, nc = names
+    for nm, t in zip(names, (A, B, C)):
+        reject_meta(nm, t)
     A = check_matrix(A, na, square=True)
     B = check_matrix(B, nb, square=True)
     C = check_matrix(C, nc)
@@ -54,6 +56,8 @@ def validate_equation(A: Tensor, B: Tensor, C: Tensor, names=("A", "B", "C")) ->
 
 def validate_coefficients(A: Tensor, B: Tensor, names=("A", "B")) -> tuple[Tensor, Tensor]:
     na, nb = names
+    reject_meta(na, A)
+    reject_meta(nb, B)
     A = check_matrix(A, na, square=True)
     B = check_matrix(B, nb, square=True)
     check_same_dtype(**{na: A, nb: B})

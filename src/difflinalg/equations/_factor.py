@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 
 from .._errors import ConvergenceError, InputError
-from .._utils import check_matrix, eps, is_wrapped
+from .._utils import check_matrix, eps, is_wrapped, reject_meta
 from ._checks import broadcast
 
 
@@ -134,6 +134,7 @@ class SchurForm:
             self.matrix, self.T, self.U, self._eigvals, self.adjoint = A, *_factors
             self.complex_form = self.T.is_complex()
             return
+        reject_meta("A", A)
         A = check_matrix(A, "A", square=True)
         if complex_form is None:
             complex_form = A.is_complex() or A.device.type != "cpu"

@@ -24,7 +24,7 @@ import math
 import torch
 from torch import Tensor
 
-from .._utils import check_matrix, herm
+from .._utils import check_matrix, herm, reject_meta
 from ._checks import check_stable, validate_equation
 from ._factor import EigForm, SchurForm
 from ._operator import SteinOperator, SylvesterOperator, resolve_method
@@ -96,6 +96,8 @@ def controllability_gramian(A: Tensor, B: Tensor, *, discrete: bool = False, met
     continuous: ``A P + P A^H + B B^H = 0``; discrete: ``P = A P A^H + B B^H``.
     Raises ``UnstableSystemError`` naming the eigenvalue if ``A`` is not stable.
     """
+    reject_meta("A", A)
+    reject_meta("B", B)
     A = check_matrix(A, "A", square=True)
     B = check_matrix(B, "B")
     Q = B @ B.mH
@@ -110,6 +112,8 @@ def observability_gramian(A: Tensor, C: Tensor, *, discrete: bool = False, metho
     continuous: ``A^H Q + Q A + C^H C = 0``; discrete: ``Q = A^H Q A + C^H C``.
     Raises ``UnstableSystemError`` naming the eigenvalue if ``A`` is not stable.
     """
+    reject_meta("A", A)
+    reject_meta("C", C)
     A = check_matrix(A, "A", square=True)
     C = check_matrix(C, "C")
     R = C.mH @ C

@@ -38,7 +38,7 @@ import torch
 from torch import Tensor
 
 from .._errors import InputError
-from .._utils import check_matrix, check_same_dtype
+from .._utils import check_matrix, check_same_dtype, reject_meta
 from ._checks import broadcast, check_nonsingular, check_same_device, equation_text, validate_coefficients
 from ._factor import EigForm, SchurForm, eig_accuracy_check, kron_eigvals, kron_lu
 from ._solution_check import check_solution
@@ -132,6 +132,7 @@ class _EquationOperator:
 
     # -- solves --------------------------------------------------------------------------------
     def _rhs(self, C) -> Tensor:
+        reject_meta("C", C)
         C = check_matrix(C, "C")
         check_same_dtype(**{self.names[0]: self.A, "C": C})
         check_same_device(**{self.names[0]: self.A, "C": C})
