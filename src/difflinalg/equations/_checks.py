@@ -132,12 +132,13 @@ def equation_scale(kind: str, A: Tensor, B: Tensor) -> Tensor:
     return fa + fb if kind == "sylvester" else 1 + fa * fb
 
 
-def separation_kappa(kind: str, eig_a: Tensor, eig_b: Tensor, A: Tensor, B: Tensor) -> Tensor:
-    """``scale / min gap`` per batch element (inf for a zero gap; 0 for an empty equation)."""
+def separation_kappa(kind: str, eig_a: Tensor, eig_b: Tensor, A: Tensor, B: Tensor) -> tuple[Tensor, Tensor]:
+    """``(scale / min gap, scale)`` per batch element (``inf`` for a zero gap, 0 for an empty
+    equation)."""
     gap, scale = separation(kind, eig_a, eig_b, A, B)
     if gap.shape[-1] == 0 or gap.shape[-2] == 0:
-        return torch.zeros(gap.shape[:-2], dtype=torch.float64, device=gap.device)
-    return scale / gap.flatten(-2).amin(-1)
+        return torch.zeros(gap.shape[:-2], dtype=torch.float64, device=gap.device), scale
+    return scale / gap.flatten(-2).amin(-1), scale
 
 
 SINGULAR_FACTOR = 4
@@ -147,6 +148,12 @@ def singular_limit(m: int, n: int, dtype: torch.dtype) -> float:
     """The condition number from which an equation counts as numerically singular:
     ``1 / (4 max(m, n) eps)`` (equivalently ``min gap <= 4 max(m, n) eps scale``)."""
     return 1.0 / (SINGULAR_FACTOR * max(m, n, 1) * eps(dtype))
+
+
+def worst(kappa: Tensor) -> float:
+    """The largest condition estimate (``inf`` if any is NaN): one host synchronisation."""
+    k = kappa.detach().amax()
+    return float(torch.where(torch.isnan(k), torch.full_like(k, float("inf")), k))
 
 
 def singular_error(kind: str, eig_a: Tensor, eig_b: Tensor, A: Tensor, B: Tensor, kappa: Tensor,
@@ -208,16 +215,18 @@ def check_nonsingular(kind: str, eig_a: Tensor, eig_b: Tensor, A: Tensor, B: Ten
     """Raise ``SingularEquationError`` if an eigenvalue pair makes the equation (numerically)
     singular (``min gap <= 4 max(m, n) eps scale``, see ``separation``), naming the closest pair.
 
-    Returns the separation estimate ``scale / min gap`` per batch element, the condition estimate
-    of the precision policy. Inside ``torch.func`` nothing is raised (no host synchronisation):
+    Returns the separation estimate ``scale / min gap`` per batch element (the condition estimate
+    of the precision policy) and ``scale``. Inside ``torch.func`` nothing is raised (no host synchronisation):
     the caller poisons singular batch elements (``_operator._apply``)."""
-    kappa = separation_kappa(kind, eig_a, eig_b, A, B)
+    kappa, scale = separation_kappa(kind, eig_a, eig_b, A, B)
     if any(is_wrapped(t) for t in (eig_a, eig_b, A, B)) or kappa.device.type == "meta":
-        return kappa
+        return kappa, scale
+    if kappa.numel() == 0 or worst(kappa) < singular_limit(eig_a.shape[-1], eig_b.shape[-1], A.dtype):
+        return kappa, scale  # the usual case: one host synchronisation
     err = singular_error(kind, eig_a, eig_b, A, B, kappa, names, hint)
     if err is not None:
         raise err
-    return kappa
+    return kappa, scale
 
 
 def check_stable(eigvals: Tensor, discrete: bool, name: str = "A") -> None:

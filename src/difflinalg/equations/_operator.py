@@ -126,7 +126,9 @@ class _EquationOperator:
         self._eig = (eig_a, eig_b)
         # The separation estimate scale / min gap: raises here when the eigenvalues already show a
         # singular equation; each solve adds the a posteriori estimate from the solution's growth.
-        self._kappa = check_nonsingular(self.kind, eig_a, eig_b, a_t, b_t, names, _hint) if check else None
+        self._kappa = self._scale = None
+        if check:
+            self._kappa, self._scale = check_nonsingular(self.kind, eig_a, eig_b, a_t, b_t, names, _hint)
         self._spec = _Spec(self.kind, self.method, op_a, op_b)
         self._factors = factors
 
