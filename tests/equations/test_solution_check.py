@@ -191,3 +191,37 @@ def test_check_false_skips_the_growth_check():
     A, B, C = _nilpotent_shift(1e6, 1e-2)
     X = dl.SylvesterOperator(A, B, method="kron", check=False).solve(C)
     assert math.isfinite(float(X.abs().max()))
+
+
+@pytest.mark.parametrize("method", ["kron", "schur", "schur-torch", "eig"])
+def test_conjugate_and_negative_views(method, gen):
+    # lazy conj / neg views reach numpy (Schur) and LAPACK: resolved at entry, same results
+    c = torch.complex128
+    A = torch.randn(3, 3, dtype=c, generator=gen) + 3 * torch.eye(3, dtype=c)
+    B = torch.randn(3, 3, dtype=c, generator=gen) + 3 * torch.eye(3, dtype=c)
+    C = torch.randn(3, 3, dtype=c, generator=gen)
+    r = lambda t: t.resolve_conj().resolve_neg().clone()  # noqa: E731
+    cases = [(dl.solve_sylvester, (A.conj(), B.mH, C.conj())),
+             (dl.solve_stein, (0.2 * A.conj(), 0.1 * B.mH, C.mH)),
+             (dl.solve_continuous_lyapunov, (A.mH, C.conj())),
+             (dl.solve_discrete_lyapunov, (0.1 * A.mH, C.conj()))]
+    for fn, args in cases:
+        torch.testing.assert_close(fn(*args, method=method), fn(*map(r, args), method=method), rtol=0, atol=0)
+    R = torch.randn(3, 3, dtype=d, generator=gen) + 3 * torch.eye(3, dtype=d)
+    N = (-1j * R.to(c)).conj().imag  # real, negative bit set
+    assert N.is_neg()
+    torch.testing.assert_close(dl.solve_sylvester(N, N, R, method=method), dl.solve_sylvester(R, R, R, method=method))
+
+
+META = torch.empty(3, 3, device="meta", dtype=d)
+
+
+@pytest.mark.parametrize("call", [
+    lambda: dl.solve_sylvester(META, META, META), lambda: dl.solve_stein(META, META, META),
+    lambda: dl.solve_continuous_lyapunov(META, META), lambda: dl.solve_discrete_lyapunov(META, META),
+    lambda: dl.SylvesterOperator(META, META), lambda: dl.SteinOperator(META, META), lambda: dl.SchurForm(META),
+    lambda: dl.controllability_gramian(META, META), lambda: dl.observability_gramian(META, META),
+    lambda: dl.SylvesterOperator(torch.eye(3, dtype=d), torch.eye(3, dtype=d)).solve(META)])
+def test_meta_tensors_named_error(call):
+    with pytest.raises(dl.InputError, match="meta tensors are not supported"):
+        call()
