@@ -198,6 +198,8 @@ def sweep(dl, count, sizes):
 
 def timing(dl, sizes, repeats):
     """Median seconds per ``method="auto"`` solve of generic inputs (one call per size/batch)."""
+    from _common import timeit
+
     torch.set_num_threads(1)
     g = torch.Generator().manual_seed(0)
     rows = []
@@ -210,13 +212,7 @@ def timing(dl, sizes, repeats):
             for kind, fn in (("sylvester", lambda: dl.solve_sylvester(A, B, C)),
                              ("stein", lambda: dl.solve_stein(S, S.mT, C)),
                              ("discrete", lambda: dl.solve_discrete_lyapunov(S, C))):
-                fn()
-                ts = []
-                for _ in range(repeats):
-                    t0 = time.perf_counter()
-                    fn()
-                    ts.append(time.perf_counter() - t0)
-                rows.append(dict(kind=kind, n=n, batch=batch, seconds=float(np.median(ts))))
+                rows.append(dict(kind=kind, n=n, batch=batch, seconds=timeit(fn, repeats)))
     return rows
 
 
@@ -281,7 +277,7 @@ def main():
         row = dict(kind=r["kind"], n=r["n"], method=r["method"], cases=r["cases"])
         for k in versions:
             s = sing[k][i]
-            row[f"{k} garbage"] = s["garbage"]
+            row[f"{k} garbage (warned)"] = f"{s['garbage']} ({s['warned']})"
             row[f"{k} raised"] = s["raised"]
         row["after max|X| returned"] = r["max_abs_x"]
         if "before" in versions:
