@@ -12,7 +12,7 @@ and the factored operators ``SylvesterOperator(A, B)`` / ``SteinOperator(A, B)``
 operators). The derivatives solve the adjoint equation with the kept factors (``_rule.py``).
 
 Conditioning (documented behaviour near singularity). With ``sep`` the smallest eigenvalue gap
-(``|lambda_i(A) + mu_j(B)|`` or ``|1 - lambda_i mu_j|``): ``sep <= max(m, n) eps scale`` raises
+(``|lambda_i(A) + mu_j(B)|`` or ``|1 - lambda_i mu_j|``): ``sep <= 4 max(m, n) eps scale`` raises
 ``SingularEquationError`` naming the pair; above it the equation is solved, the solution grows like
 ``||C|| / sep``, its relative error is about ``eps scale / sep`` for normal coefficients (more for
 non-normal ones, the Schur methods being backward stable), and gradients grow like ``1 / sep^2``.

@@ -8,11 +8,20 @@ When is an equation singular? ``A X + X B = C`` has a unique solution iff no eig
 an eigenvalue of ``-B``; ``X - A X B = C`` iff no product ``lambda_i(A) mu_j(B)`` equals 1. Computed
 eigenvalues carry errors of order ``eps * ||A||``, so the test is against a tolerance:
 
-    Sylvester:  min |lambda_i + mu_j|      <= tol = max(m, n) * eps * (||A||_F + ||B||_F)
-    Stein:      min |1 - lambda_i mu_j|    <= tol = max(m, n) * eps * (1 + ||A||_F ||B||_F)
+    Sylvester:  min |lambda_i + mu_j|      <= tol = 4 max(m, n) * eps * (||A||_F + ||B||_F)
+    Stein:      min |1 - lambda_i mu_j|    <= tol = 4 max(m, n) * eps * (1 + ||A||_F ||B||_F)
+
+(the QR algorithm's eigenvalues are exact for coefficients perturbed by about ``n eps ||A||``, which
+moves a normal matrix's eigenvalues as much; a Stein gap collects the errors of both factors of
+the product, and issue 16's reproducer, an exactly singular normal case, computes a gap of
+``1.2 max(m, n) eps scale``: hence the factor ``SINGULAR_FACTOR = 4``)
 
 raises ``SingularEquationError`` naming the closest pair. Gaps above ``tol`` are solved (see the
-package docstring for what accuracy to expect).
+package docstring for what accuracy to expect). ``tol`` is the condition-number threshold
+``scale / min gap >= 1 / (4 max(m, n) eps)`` (``singular_limit``); for non-normal coefficients the
+gap overestimates the separation, so every solve also checks the a posteriori estimate
+``kappa >= ||L|| ||X|| / ||C||`` against the same limit (``_operator.py``). Every path (Kronecker
+LU, Schur, eig, operators, Lyapunov) runs both.
 """
 
 from __future__ import annotations
@@ -22,12 +31,14 @@ import torch
 from torch import Tensor
 
 from .._errors import InputError, SingularEquationError, UnstableSystemError
-from .._utils import check_matrix, check_same_dtype, eps, is_wrapped
+from .._utils import check_matrix, check_same_dtype, eps, is_wrapped, reject_meta
 
 
 def validate_equation(A: Tensor, B: Tensor, C: Tensor, names=("A", "B", "C")) -> tuple[Tensor, Tensor, Tensor]:
     """Check coefficient shapes (square), right-hand side shape, dtype, device, batch broadcast."""
     na, nb, nc = names
+    for nm, t in zip(names, (A, B, C)):
+        reject_meta(nm, t)
     A = check_matrix(A, na, square=True)
     B = check_matrix(B, nb, square=True)
     C = check_matrix(C, nc)
@@ -45,6 +56,8 @@ def validate_equation(A: Tensor, B: Tensor, C: Tensor, names=("A", "B", "C")) ->
 
 def validate_coefficients(A: Tensor, B: Tensor, names=("A", "B")) -> tuple[Tensor, Tensor]:
     na, nb = names
+    reject_meta(na, A)
+    reject_meta(nb, B)
     A = check_matrix(A, na, square=True)
     B = check_matrix(B, nb, square=True)
     check_same_dtype(**{na: A, nb: B})
@@ -96,58 +109,124 @@ def equation_text(kind: str, na: str = "A", nb: str = "B") -> str:
     return f"Stein equation X - {na} X {nb} = C"
 
 
-def check_nonsingular(kind: str, eig_a: Tensor, eig_b: Tensor, A: Tensor, B: Tensor,
-                      names=("A", "B"), hint: str = "") -> None:
-    """Raise ``SingularEquationError`` if an eigenvalue pair makes the equation (numerically)
-    singular. ``eig_a`` (..., m) and ``eig_b`` (..., n) are the eigenvalues of A and B. Runs on the
-    host (a few numbers per matrix), skipped inside torch.func transforms."""
-    if any(is_wrapped(t) for t in (eig_a, eig_b, A, B)):
-        return
-    m, n = eig_a.shape[-1], eig_b.shape[-1]
-    if m == 0 or n == 0:
-        return
-    ea = eig_a.detach().resolve_conj().cpu().numpy().astype(np.complex128)
-    eb = eig_b.detach().resolve_conj().cpu().numpy().astype(np.complex128)
-    fa = torch.linalg.matrix_norm(A.detach()).cpu().numpy().astype(np.float64)
-    fb = torch.linalg.matrix_norm(B.detach()).cpu().numpy().astype(np.float64)
-    batch = np.broadcast_shapes(ea.shape[:-1], eb.shape[:-1], fa.shape, fb.shape)
-    ea, eb = np.broadcast_to(ea, batch + (m,)), np.broadcast_to(eb, batch + (n,))
-    fa, fb = np.broadcast_to(fa, batch), np.broadcast_to(fb, batch)
-    e = eps(A.dtype)
+def separation(kind: str, eig_a: Tensor, eig_b: Tensor, A: Tensor, B: Tensor) -> tuple[Tensor, Tensor]:
+    """The eigenvalue gaps ``gap`` (..., m, n) and the coefficient scale (...), float64, detached.
+
+    Sylvester: ``gap_ij = |lambda_i + mu_j|``, ``scale = ||A||_F + ||B||_F``; Stein:
+    ``gap_ij = |1 - lambda_i mu_j|``, ``scale = 1 + ||A||_F ||B||_F``. ``scale / min gap`` is the
+    separation estimate of the condition number of the equation (exact up to a factor ~n for normal
+    coefficients, a lower bound otherwise). Torch operations only: runs inside ``torch.func``.
+    """
+    ea = eig_a.detach().to(torch.complex128)
+    eb = eig_b.detach().to(torch.complex128)
     if kind == "sylvester":
-        gap = np.abs(ea[..., :, None] + eb[..., None, :])
-        tol = max(m, n) * e * (fa + fb)
-    else:
-        gap = np.abs(1 - ea[..., :, None] * eb[..., None, :])
-        tol = max(m, n) * e * (1 + fa * fb)
-    gmin = gap.reshape(batch + (m * n,)).min(-1)
-    bad = gmin <= tol
+        return (ea[..., :, None] + eb[..., None, :]).abs(), equation_scale(kind, A, B)
+    return (1 - ea[..., :, None] * eb[..., None, :]).abs(), equation_scale(kind, A, B)
+
+
+def equation_scale(kind: str, A: Tensor, B: Tensor) -> Tensor:
+    """The estimate of ``||L||`` (...), float64: ``||A||_F + ||B||_F`` (Sylvester) or
+    ``1 + ||A||_F ||B||_F`` (Stein), an upper bound of the operator's 2-norm."""
+    fa = torch.linalg.matrix_norm(A.detach()).to(torch.float64)
+    fb = torch.linalg.matrix_norm(B.detach()).to(torch.float64)
+    return fa + fb if kind == "sylvester" else 1 + fa * fb
+
+
+def separation_kappa(kind: str, eig_a: Tensor, eig_b: Tensor, A: Tensor, B: Tensor) -> tuple[Tensor, Tensor]:
+    """``(scale / min gap, scale)`` per batch element (``inf`` for a zero gap, 0 for an empty
+    equation)."""
+    gap, scale = separation(kind, eig_a, eig_b, A, B)
+    if gap.shape[-1] == 0 or gap.shape[-2] == 0:
+        return torch.zeros(gap.shape[:-2], dtype=torch.float64, device=gap.device), scale
+    return scale / gap.flatten(-2).amin(-1), scale
+
+
+SINGULAR_FACTOR = 4
+
+
+def singular_limit(m: int, n: int, dtype: torch.dtype) -> float:
+    """The condition number from which an equation counts as numerically singular:
+    ``1 / (4 max(m, n) eps)`` (equivalently ``min gap <= 4 max(m, n) eps scale``)."""
+    return 1.0 / (SINGULAR_FACTOR * max(m, n, 1) * eps(dtype))
+
+
+def worst(kappa: Tensor) -> float:
+    """The largest condition estimate (``inf`` if any is NaN): one host synchronisation."""
+    k = kappa.detach().amax()
+    return float(torch.where(torch.isnan(k), torch.full_like(k, float("inf")), k))
+
+
+def singular_error(kind: str, eig_a: Tensor, eig_b: Tensor, A: Tensor, B: Tensor, kappa: Tensor,
+                   names=("A", "B"), hint: str = "", growth: Tensor | None = None) -> SingularEquationError | None:
+    """The ``SingularEquationError`` for the worst batch element of ``kappa`` (condition estimate per
+    batch element, broadcast batch shape) if it reaches ``singular_limit``, else None. Names the
+    closest eigenvalue pair of that element; ``growth`` (same shape as ``kappa``, or None) is the a
+    posteriori estimate ``||L|| ||X|| / ||C||`` when it, not the eigenvalue gap, found it singular.
+    One host synchronisation; not for wrapped tensors."""
+    m, n = eig_a.shape[-1], eig_b.shape[-1]
+    limit = singular_limit(m, n, A.dtype)
+    k = kappa.detach().to(torch.float64).cpu().numpy()
+    bad = ~(k < limit)  # NaN (an overflowed solution) counts as singular
     if not bad.any():
-        return
-    # Worst offender: the smallest gap relative to its tolerance.
-    ratio = np.where(bad, gmin / np.maximum(tol, 1e-300), np.inf).reshape(-1)
-    flat = int(ratio.argmin())
+        return None
+    batch = k.shape
+    flat = int(np.argmax(np.where(bad, np.nan_to_num(k, nan=np.inf), -1.0).reshape(-1))) if batch else 0
     bidx = tuple(int(i) for i in np.unravel_index(flat, batch)) if batch else ()
-    g = gap.reshape(-1, m * n)[flat]
-    k = int(g.argmin())
-    i, j = divmod(k, n)
-    la, lb = ea.reshape(-1, m)[flat][i], eb.reshape(-1, n)[flat][j]
+    gap, scale = separation(kind, eig_a, eig_b, A, B)
+    gap = np.broadcast_to(gap.cpu().numpy(), batch + (m, n)).reshape(-1, m * n)[flat]
+    scale = float(np.broadcast_to(scale.cpu().numpy(), batch).reshape(-1)[flat])
+    ea = np.broadcast_to(eig_a.detach().resolve_conj().cpu().numpy(), batch + (m,)).reshape(-1, m)[flat]
+    eb = np.broadcast_to(eig_b.detach().resolve_conj().cpu().numpy(), batch + (n,)).reshape(-1, n)[flat]
+    j = int(gap.argmin())
+    i, j = divmod(j, n)
+    la, lb, g = complex(ea[i]), complex(eb[j]), float(gap[i * n + j])
     na, nb = names
     where = f" (batch index {bidx})" if bidx else ""
     if kind == "sylvester":
-        what = (f"{na} and -{nb} share an eigenvalue: closest pair lambda_{na}[{i}] = {_fmt(la)}, "
-                f"-lambda_{nb}[{j}] = {_fmt(-lb)}, |lambda_{na} + lambda_{nb}| = {g[k]:.3e}")
+        pair = (f"closest pair lambda_{na}[{i}] = {_fmt(la)}, -lambda_{nb}[{j}] = {_fmt(-lb)}, "
+                f"|lambda_{na} + lambda_{nb}| = {g:.3e}")
+        what = f"{na} and -{nb} share an eigenvalue"
         fix = (f"shift one coefficient (e.g. {nb} + delta * I) so that the spectra of {na} and -{nb} "
                "are disjoint")
     else:
-        what = (f"an eigenvalue of {na} times an eigenvalue of {nb} equals 1: closest pair "
-                f"lambda_{na}[{i}] = {_fmt(la)}, lambda_{nb}[{j}] = {_fmt(lb)}, "
-                f"|1 - lambda_{na} lambda_{nb}| = {g[k]:.3e}")
+        pair = (f"closest pair lambda_{na}[{i}] = {_fmt(la)}, lambda_{nb}[{j}] = {_fmt(lb)}, "
+                f"|1 - lambda_{na} lambda_{nb}| = {g:.3e}")
+        what = f"an eigenvalue of {na} times an eigenvalue of {nb} equals 1"
         fix = f"scale one coefficient (e.g. (1 - delta) * {na}) so that no product of eigenvalues is 1"
-    raise SingularEquationError(
-        f"{equation_text(kind, na, nb)} is singular (no unique solution){where}: {what} "
-        f"<= tolerance {float(tol.reshape(-1)[flat]):.3e}{hint}; {fix}"
+    tol = scale / limit
+    gr = None if growth is None else np.broadcast_to(growth.detach().cpu().numpy(), batch).reshape(-1)[flat]
+    if gr is not None and not g <= tol:
+        # Found by the solution's growth: the coefficients are far from normal, so the operator is
+        # much closer to singular than the eigenvalue gap suggests.
+        what = (f"{what} to within the rounding of non-normal coefficients: the solution grew to "
+                f"scale ||X|| / ||C|| = {float(gr):.3e} >= 1 / (4 max(m, n) eps) = {limit:.3e}, "
+                f"so the equation's condition number is at least that; {pair}")
+    else:
+        what = f"{what}: {pair} <= tolerance {tol:.3e} = 4 max(m, n) eps scale"
+    if A.dtype in (torch.float32, torch.complex64):
+        fix += "; or compute in double precision (.to(torch.float64) / torch.complex128), where it may be resolvable"
+    return SingularEquationError(
+        f"{equation_text(kind, na, nb)} is singular (no unique solution){where}: {what}{hint}; {fix}"
     )
+
+
+def check_nonsingular(kind: str, eig_a: Tensor, eig_b: Tensor, A: Tensor, B: Tensor,
+                      names=("A", "B"), hint: str = "") -> Tensor:
+    """Raise ``SingularEquationError`` if an eigenvalue pair makes the equation (numerically)
+    singular (``min gap <= 4 max(m, n) eps scale``, see ``separation``), naming the closest pair.
+
+    Returns the separation estimate ``scale / min gap`` per batch element (the condition estimate
+    of the precision policy) and ``scale``. Inside ``torch.func`` nothing is raised (no host synchronisation):
+    the caller poisons singular batch elements (``_operator._apply``)."""
+    kappa, scale = separation_kappa(kind, eig_a, eig_b, A, B)
+    if any(is_wrapped(t) for t in (eig_a, eig_b, A, B)) or kappa.device.type == "meta":
+        return kappa, scale
+    if kappa.numel() == 0 or worst(kappa) < singular_limit(eig_a.shape[-1], eig_b.shape[-1], A.dtype):
+        return kappa, scale  # the usual case: one host synchronisation
+    err = singular_error(kind, eig_a, eig_b, A, B, kappa, names, hint)
+    if err is not None:
+        raise err
+    return kappa, scale
 
 
 def check_stable(eigvals: Tensor, discrete: bool, name: str = "A") -> None:

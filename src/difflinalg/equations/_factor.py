@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 
 from .._errors import ConvergenceError, InputError
-from .._utils import check_matrix, eps, is_wrapped
+from .._utils import check_matrix, eps, is_wrapped, reject_meta
 from ._checks import broadcast
 
 
@@ -134,6 +134,7 @@ class SchurForm:
             self.matrix, self.T, self.U, self._eigvals, self.adjoint = A, *_factors
             self.complex_form = self.T.is_complex()
             return
+        reject_meta("A", A)
         A = check_matrix(A, "A", square=True)
         if complex_form is None:
             complex_form = A.is_complex() or A.device.type != "cpu"
@@ -257,10 +258,7 @@ def kron_lu(A: Tensor, B: Tensor, kind: str) -> tuple[Tensor, Tensor]:
     return LU, piv
 
 
-def kron_suspect_singular(LU: Tensor) -> bool:
-    """True if an LU pivot is negligible (then the eigenvalue test names the pair)."""
-    if is_wrapped(LU) or LU.shape[-1] == 0:
-        return False
-    d = LU.diagonal(dim1=-2, dim2=-1).abs()
-    tol = LU.shape[-1] * eps(LU.dtype) * d.amax(-1)
-    return bool((d.amin(-1) <= tol).any())
+def kron_eigvals(A: Tensor, B: Tensor) -> tuple[Tensor, Tensor]:
+    """Eigenvalues of both coefficients for the singularity test of the Kronecker path (batched
+    ``torch.linalg.eigvals``, any device; O(m^3 + n^3), nothing Kronecker-sized)."""
+    return torch.linalg.eigvals(A.detach()), torch.linalg.eigvals(B.detach())

@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import math
 
+import torch
 from torch import Tensor
 
-from .._utils import check_matrix, herm
+from .._utils import check_matrix, herm, reject_meta
 from ._checks import batch_shape, check_stable, validate_equation
 from ._factor import EigForm, SchurForm
 from ._operator import SteinOperator, SylvesterOperator, resolve_method
@@ -47,6 +48,9 @@ def _operator(cls, A: Tensor, method: str, check: bool = True):
     if m == "eig":
         f = EigForm(A)
         return cls(f, f.mH, method="eig", **kw)
+    if check:  # eigenvalues of A^H are those of A, conjugated: one eigvals call
+        ea = torch.linalg.eigvals(A.detach())
+        kw["_eigvals"] = (ea, ea.conj())
     return cls(A, A.mH, method="kron", **kw)
 
 
@@ -92,6 +96,8 @@ def controllability_gramian(A: Tensor, B: Tensor, *, discrete: bool = False, met
     continuous: ``A P + P A^H + B B^H = 0``; discrete: ``P = A P A^H + B B^H``.
     Raises ``UnstableSystemError`` naming the eigenvalue if ``A`` is not stable.
     """
+    reject_meta("A", A)
+    reject_meta("B", B)
     A = check_matrix(A, "A", square=True)
     B = check_matrix(B, "B")
     batch_shape(A=A, B=B)  # name B (not the internal B B^H) when the batches do not broadcast
@@ -107,6 +113,8 @@ def observability_gramian(A: Tensor, C: Tensor, *, discrete: bool = False, metho
     continuous: ``A^H Q + Q A + C^H C = 0``; discrete: ``Q = A^H Q A + C^H C``.
     Raises ``UnstableSystemError`` naming the eigenvalue if ``A`` is not stable.
     """
+    reject_meta("A", A)
+    reject_meta("C", C)
     A = check_matrix(A, "A", square=True)
     C = check_matrix(C, "C")
     batch_shape(A=A, C=C)

@@ -48,6 +48,9 @@ class ScalarFunction:
             ``None``: the generic quotient / Simpson switch.
         dd2: stable second divided difference ``dd2(a, b, c)``; ``None``: generic.
         domain: ``check(w, name)`` raising for eigenvalues outside the domain; ``None``: all reals.
+        kappa: condition estimate of the derivative from the eigenvalues (..., n) -> (...): the
+            predicted relative error of the first divided differences is ``kappa eps``, ``inf``
+            where the derivative does not exist (sqrt at a zero eigenvalue); ``None``: not checked.
         name: for messages.
     """
 
@@ -57,6 +60,7 @@ class ScalarFunction:
     dd: Callable[[Tensor, Tensor], Tensor] | None = None
     dd2: Callable[[Tensor, Tensor, Tensor], Tensor] | None = None
     domain: Callable[[Tensor, str], None] | None = None
+    kappa: Callable[[Tensor], Tensor] | None = None
     name: str = "f"
 
     def second(self, w: Tensor) -> Tensor:
@@ -152,6 +156,18 @@ def _sqrt_dd2(a: Tensor, b: Tensor, c: Tensor) -> Tensor:
     return -1.0 / ((sa + sb) * (sb + sc) * (sa + sc))
 
 
+def _sqrt_kappa(w: Tensor) -> Tensor:
+    """``max |l| / (2 l_min)``: ``f'(l) = 1 / (2 sqrt(l))`` has relative condition 1/2 in ``l``, and
+    ``l_min`` carries an absolute error ~``eps max |l|``; ``inf`` where ``l_min`` is zero within
+    rounding (``<= n eps max |l|``, the tolerance of the forward's domain check): there the square
+    root is not differentiable."""
+    wmax = w.abs().amax(dim=-1)
+    wmin = w.amin(dim=-1)
+    tol = w.shape[-1] * eps(w.dtype) * wmax
+    return torch.where(wmin > tol, wmax / (2 * wmin.clamp_min(torch.finfo(w.dtype).tiny)),
+                       torch.full_like(wmax, math.inf))
+
+
 SQRT = ScalarFunction(
     f=lambda w: w.clamp_min(0).sqrt(),
     df=lambda w: 0.5 / w.clamp_min(0).sqrt(),
@@ -159,6 +175,7 @@ SQRT = ScalarFunction(
     dd=lambda a, b: 1.0 / (a.clamp_min(0).sqrt() + b.clamp_min(0).sqrt()),
     dd2=_sqrt_dd2,
     domain=_check_positive(False, "sqrtmh"),
+    kappa=_sqrt_kappa,
     name="sqrt",
 )
 

@@ -31,7 +31,8 @@ import torch
 from torch import Tensor
 
 from .._errors import InputError
-from .._utils import check_matrix, herm, is_wrapped
+from .._utils import check_matrix, herm, is_wrapped, reject_meta
+from ._checks import check_derivative, check_overflow
 from ._divided import (
     EXP,
     LOG,
@@ -85,14 +86,16 @@ class _HermitianFunction(torch.autograd.Function):
         w, V = torch.linalg.eigh(herm(A))
         if fn.domain is not None and not is_wrapped(w):
             fn.domain(w, name)
-        F = V @ (_apply_scalar(fn, w).to(V.dtype)[..., :, None] * V.mH)
+        fw = _apply_scalar(fn, w)
+        check_overflow(fn, w, fw, name)
+        F = V @ (fw.to(V.dtype)[..., :, None] * V.mH)
         return F, w, V
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        A, fn, _ = inputs
+        A, fn, name = inputs
         _, w, V = output
-        ctx.fn = fn
+        ctx.fn, ctx.name = fn, name
         ctx.mark_non_differentiable(w, V)
         ctx.save_for_backward(A, w, V)
         ctx.save_for_forward(A, w, V)
@@ -100,13 +103,15 @@ class _HermitianFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, gF: Tensor, gw, gV):
         A, w, V = ctx.saved_tensors
-        return _HermitianFrechet.apply(A, herm(gF), w, V, ctx.fn), None, None
+        gA = _HermitianFrechet.apply(A, herm(gF), w, V, ctx.fn)
+        return check_derivative(ctx.fn, w, gA, ctx.name), None, None
 
     @staticmethod
     def jvp(ctx, dA: Tensor, *_):
         A, w, V = ctx.saved_tensors
         # The op itself, not plain operations: forward-over-forward stays exact too.
-        return _HermitianFrechet.apply(A, herm(dA), w, V, ctx.fn), None, None
+        dF = _HermitianFrechet.apply(A, herm(dA), w, V, ctx.fn)
+        return check_derivative(ctx.fn, w, dF, ctx.name), None, None
 
 
 class _HermitianFrechet(torch.autograd.Function):
@@ -149,6 +154,7 @@ class _HermitianFrechet(torch.autograd.Function):
 
 
 def _hermitian_apply(A: Tensor, fn: ScalarFunction, name: str) -> Tensor:
+    reject_meta(name, A)
     A = check_matrix(A, name, square=True)
     return _HermitianFunction.apply(A, fn, name)[0]
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from .._utils import check_matrix
+from .._utils import check_matrix, reject_meta
 from ._primary import primary_function
 
 
@@ -37,5 +37,6 @@ def logm(A: Tensor, method: str = "auto") -> Tensor:
         InputError: for a singular ``A`` or an eigenvalue on the negative real axis, naming it;
             for method "eig", for an ill-conditioned eigenvector matrix.
     """
+    reject_meta("A", A)
     A = check_matrix(A, "A", square=True)
     return primary_function(A, "log", method, "A")

@@ -47,6 +47,7 @@ Higham and Relton 2013).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import scipy.linalg
@@ -89,7 +90,7 @@ def schur_factor(A: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     A real ``A`` keeps its real (quasi-triangular) form: the square root stays real, and the
     products with ``Z`` (at every derivative order too) are real.
     """
-    a = A.detach().cpu().resolve_conj().numpy()
+    a = A.detach().cpu().resolve_conj().resolve_neg().numpy()
     T, Z = scipy.linalg.schur(a, output="complex" if A.is_complex() else "real")
     T, Z = torch.from_numpy(T).to(A.device), torch.from_numpy(Z).to(A.device)
     return Z, Z.mH, T
@@ -262,9 +263,42 @@ class _PrimaryFunction(torch.autograd.Function):
         return _PrimaryFunction.apply(plan, *args), (0, 0, 0, 0)
 
 
+#: Matrices whose largest entry lies outside ``[2^-SCALE_BAND, 2^SCALE_BAND]`` are scaled to unit
+#: size first: the 2 x 2 block formulas and the Pade step form products of up to four entries,
+#: which under/overflow (NaN at ``1e+-200 A``, 1e-3 error at ``1e-160 A``, issue 16 item 4);
+#: inside the band no product of four entries leaves float32's range.
+SCALE_BAND = 16
+
+
+def unit_scale_exponent(A: Tensor) -> Tensor:
+    """``e`` (..., 1, 1), real, with ``A / 4^e`` of unit size (largest entry in ``[1/2, 2]``);
+    0 inside the band, for a zero or non-finite matrix. Torch operations only (no host
+    synchronisation: runs inside ``torch.func``)."""
+    m = A.detach().abs().amax(dim=(-2, -1), keepdim=True)
+    e = torch.round(torch.log2(m) / 2)
+    keep = ((m >= 2.0 ** -SCALE_BAND) & (m <= 2.0 ** SCALE_BAND)) | ~torch.isfinite(e)
+    return torch.where(keep, torch.zeros_like(e), e)
+
+
 def primary_function(A: Tensor, kind: str, method: str, name: str = "A") -> Tensor:
+    """``f(A)`` for ``kind`` "sqrt" or "log", scaled by a power of 4 when ``A`` is tiny or huge:
+
+        sqrtm(4^e B) = 2^e sqrtm(B),    logm(4^e B) = logm(B) + 2 e log(2) I
+
+    (scaling by powers of 2 is exact in floating point, so values and derivatives obey the scaling
+    laws to rounding; the derivatives of the scaled op are the chain rule through exact products)."""
     if method not in METHODS:
         raise InputError(f"method: expected one of {METHODS}, got {method!r}")
+    # Lazy conjugate / negative views reach numpy (SciPy's Schur) in the forward pass.
+    A = A.resolve_conj().resolve_neg()
     if A.numel() == 0:  # empty matrix or batch: nothing to factorize
         return A.clone()
-    return _PrimaryFunction.apply(Plan(kind, method, name), None, None, None, A)[0]
+    e = unit_scale_exponent(A)
+    half = torch.exp2(-e)  # 4^-e as two factors 2^-e: 4^-e alone overflows for subnormal entries
+    B = A * half * half
+    F = _PrimaryFunction.apply(Plan(kind, method, name), None, None, None, B)[0]
+    if kind == "sqrt":
+        return F * torch.exp2(e).to(F.dtype)
+    shift = (2.0 * math.log(2.0)) * e  # (..., 1, 1)
+    eye = torch.eye(F.shape[-1], dtype=F.dtype, device=F.device)
+    return F + shift.to(F.dtype) * eye

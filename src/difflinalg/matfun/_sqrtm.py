@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from .._utils import check_matrix
+from .._utils import check_matrix, reject_meta
 from ._primary import primary_function
 
 
@@ -37,5 +37,6 @@ def sqrtm(A: Tensor, method: str = "auto") -> Tensor:
             ``A``: the square root is not differentiable there), naming it; for method "eig", for
             an ill-conditioned eigenvector matrix.
     """
+    reject_meta("A", A)
     A = check_matrix(A, "A", square=True)
     return primary_function(A, "sqrt", method, "A")
