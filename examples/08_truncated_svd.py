@@ -85,6 +85,8 @@ def value_and_grad(loss, A):
 print("svd_truncated(A, 10) against finite differences (gradcheck: vjp, jvp, hvp):")
 for dtype in (torch.float64, torch.complex128):
     A = low_rank(60, 40, 20, 1e-3).to(dtype)
+    if dtype.is_complex:
+        A = A + 1j * low_rank(60, 40, 20, 1e-3)
     Y = torch.randn(60, 40, generator=gen, dtype=dtype)
     # The loss is real: Re<Y, A_k> for complex A. gradcheck computes forward mode and
     # forward-over-reverse through torch.func, where difflinalg's tie checks cannot raise and say
