@@ -191,7 +191,7 @@ for (loss, method), ys in curves.items():
 ax.axhline(1e2, color="grey", lw=0.5)
 ax.text(2e-17, 2e2, "NaN", color="grey")
 ax.set(xlabel="gap g (0 plotted at 1e-17)", ylabel="max |grad - exact| (worst Q)",
-       title="Gradients at a near-double eigenvalue; exact: subspace_projector, hermitian_function")
+       title="Gradient error at a near-double eigenvalue\n(reference: subspace_projector, hermitian_function)")
 ax.legend(fontsize=7)
 fig.tight_layout()
 fig.savefig(args.out / "02_gap_sweep.png", dpi=120)
