@@ -59,9 +59,9 @@ N = NX * NY
 K_SRC = 2  # sources per training scene
 SIGMA2 = 0.01  # noise power (per element; sources have power 1: SNR 20 dB)
 MARGIN = 0.5  # the desired normalized gap (lambda_k - lambda_{k+1}) / tr R_c
-STEPS = 20 if args.quick else 300
-BATCH = 8 if args.quick else 32
-EVAL_EVERY = 5 if args.quick else 20
+STEPS = 20 if args.quick else 150
+BATCH = 8 if args.quick else 16
+EVAL_EVERY = 5 if args.quick else 10
 
 # --- the array's errors and the data -------------------------------------------------------------
 # Gains +-20%; phases: a ramp across the aperture (a mis-positioned array: it biases every
