@@ -55,14 +55,17 @@ def test_bessel_example_prints_the_reference_derivative(tmp_path):
                           capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout
-    # forward and reverse mode and the manual rule agree with the reference to a few ulps; the
-    # 5-point finite difference to its error estimate (~1e-13 at the adaptive step).
+    # Error model: each of forward mode, reverse mode and the manual rule sums the 60 series terms
+    # (magnitudes <= |J'|, fast decaying), each term within a few ulps (lgamma, exp, log), so the
+    # rounding error is below 60 eps |J'|. The 5-point difference at its adaptive step h ~ 1e-3:
+    # rounding eps |J| / h ~ 1e-14 plus truncation h^4 |J^(5)| / 30 ~ 1e-14; 1e-11 leaves margin
+    # for another step choice.
     rows = dict(re.findall(r"^(forward mode|reverse mode|manual rule|central_fdm\(5, 1\))\s.*?"
                            r"(-?0\.\d{17})\s", out, re.M))
     assert set(rows) == {"forward mode", "reverse mode", "manual rule", "central_fdm(5, 1)"}, out
     ref = 0.11985236384014333
     for name in ("forward mode", "reverse mode", "manual rule"):
-        assert abs(float(rows[name]) - ref) <= 4 * 2.2e-16 * ref, (name, rows[name])
+        assert abs(float(rows[name]) - ref) <= 60 * 2.2e-16 * ref, (name, rows[name])
     assert abs(float(rows["central_fdm(5, 1)"]) - ref) <= 1e-11
     assert "['1/12', '-2/3', '0', '2/3', '-1/12']" in out
     assert (tmp_path / "01_bessel.png").is_file() and (tmp_path / "01_fd_error.png").is_file()
