@@ -7,9 +7,9 @@ for every input: the H2-optimal reduced model of a given order n,
     min_H ||F - H||_2   over stable H of order n.
 
 What goes wrong elsewhere: balanced truncation is fast and comes with an error bound, but is not
-H2-optimal (often 10-50% worse at the same order); IRKA satisfies the first-order optimality
-conditions when it converges, but it is a fixed-point iteration that can cycle or stop at a poor
-stationary point, and it does not say how close to optimal it is.
+H2-optimal (its error is often tens of percent larger at the same order); IRKA satisfies the
+first-order optimality conditions when it converges, but it is a fixed-point iteration that can
+cycle or stop at a poor stationary point, and it does not say how close to optimal it is.
 
 What difflinalg gives: ``difflinalg.control.rarl2`` minimizes the H2 error itself over
 output-normal pairs ``(C, A)`` (stable by construction; ``B`` and ``D`` optimal in closed form),
