@@ -6,7 +6,8 @@ import torch
 
 from ..check import register_case
 from ..spectral._cases_eigh import hermitian_with_spectrum
-from ._eigengap import eigengap_loss
+from ._decomposition import decompose
+from ._eigengap import cluster_mean_gap_loss, eigengap_loss
 from ._music import music_spectrum, noise_subspace_power
 from ._steering import ula_steering, ura_steering
 
@@ -51,6 +52,41 @@ register_case("music_spectrum", "repeated_signal_near_flat_floor", lambda R, S: 
 register_case("noise_subspace_power", "generic", lambda R, S: noise_subspace_power(R, S, 3),
               lambda dt, g: (_covariance(dt, g, 8, [3.0, 5.0, 7.0], 1.0, 1e-12), _S8(dt)), hard=True,
               max_step=1e-2)
+
+# Per-sample k (a LongTensor of the batch shape): 1, 2 and 3 sources above a floor of width 0.2.
+_K3 = torch.tensor([1, 2, 3])
+register_case("noise_subspace_power", "per_sample_k", lambda R, S: noise_subspace_power(R, S, _K3),
+              lambda dt, g: (_covariance(dt, g, 8, [4.0, 7.0, 9.0], 1.0, 0.2, batch=(3,)), _S8(dt)))
+register_case("music_spectrum", "per_sample_k", lambda R, S: music_spectrum(R, S, _K3),
+              lambda dt, g: (_covariance(dt, g, 8, [4.0, 7.0, 9.0], 1.0, 0.2, batch=(3,)), _S8(dt)))
+# Per-sample k on exactly flat floors (the samples' floors start at different indices).
+register_case("music_spectrum", "per_sample_k_flat_floor", lambda R, S: music_spectrum(R, S, _K3),
+              lambda dt, g: (_covariance(dt, g, 8, [4.0, 7.0, 9.0], 1.0, 0.0, batch=(3,)), _S8(dt)),
+              hard=True, max_step=1e-2)
+
+
+def _combined(R, S):
+    """Eigengap hinge + cluster-mean hinge + MUSIC loss on one shared decomposition."""
+    d = decompose(R)
+    return (eigengap_loss(d, 2, 5.0) + cluster_mean_gap_loss(d, 2, 5.0)
+            + noise_subspace_power(d, S, 2).sum())
+register_case("decompose", "combined_losses", _combined,
+              lambda dt, g: (_covariance(dt, g, 8, [4.0, 7.0], 1.0, 0.2), _S8(dt)))
+register_case("decompose", "combined_losses_flat_floor",
+              lambda R, S: cluster_mean_gap_loss(decompose(R), 2, 5.0) + noise_subspace_power(decompose(R), S, 2).sum(),
+              lambda dt, g: (_covariance(dt, g, 8, [4.0, 7.0], 1.0, 0.0), _S8(dt)), hard=True, max_step=1e-2)
+
+# Cluster-mean hinge: smooth on an exactly flat floor (the noise mean has the projector as its
+# gradient); "mean" also at a repeated signal pair (equal source powers).
+register_case("cluster_mean_gap_loss", "generic", lambda R: cluster_mean_gap_loss(R, 2, 4.0, reduction="none"),
+              lambda dt, g: (hermitian_with_spectrum(dt, g, [0.1, 0.9, 2.0, 2.8, 3.5]),))
+register_case("cluster_mean_gap_loss", "flat_floor", lambda R: cluster_mean_gap_loss(R, 3, 6.0),
+              lambda dt, g: (hermitian_with_spectrum(dt, g, [1.0, 1.0, 1.0, 1.0, 3.0, 5.0, 6.0]),),
+              hard=True, max_step=1e-2)
+register_case("cluster_mean_gap_loss", "flat_floor_repeated_signal",
+              lambda R: cluster_mean_gap_loss(R, torch.tensor([3, 2]), 6.0, signal="mean", reduction="sum"),
+              lambda dt, g: (hermitian_with_spectrum(dt, g, [1.0, 1.0, 1.0, 1.0, 5.0, 5.0, 5.0], batch=(2,)),),
+              hard=True, max_step=1e-2)
 
 register_case("ula_steering", "generic", lambda t: ula_steering(5, t, spacing=0.4),
               lambda dt, g: (torch.rand(4, generator=g, dtype=_real(dt)) * 2 - 1,),
