@@ -84,8 +84,8 @@ register_case("cluster_mean_gap_loss", "flat_floor", lambda R: cluster_mean_gap_
               lambda dt, g: (hermitian_with_spectrum(dt, g, [1.0, 1.0, 1.0, 1.0, 3.0, 5.0, 6.0]),),
               hard=True, max_step=1e-2)
 register_case("cluster_mean_gap_loss", "flat_floor_repeated_signal",
-              lambda R: cluster_mean_gap_loss(R, torch.tensor([3, 2]), 6.0, signal="mean", reduction="sum"),
-              lambda dt, g: (hermitian_with_spectrum(dt, g, [1.0, 1.0, 1.0, 1.0, 5.0, 5.0, 5.0], batch=(2,)),),
+              lambda R: cluster_mean_gap_loss(R, torch.tensor([2, 4]), 9.0, signal="mean", reduction="sum"),
+              lambda dt, g: (hermitian_with_spectrum(dt, g, [1.0, 1.0, 1.0, 5.0, 5.0, 8.0, 8.0], batch=(2,)),),
               hard=True, max_step=1e-2)
 
 register_case("ula_steering", "generic", lambda t: ula_steering(5, t, spacing=0.4),
