@@ -10,3 +10,7 @@ __all__: list[str] = [
     "SpectralDecomposition", "decompose", "eigengap_loss", "cluster_mean_gap_loss", "music_spectrum",
     "noise_subspace_power", "ula_steering", "ura_steering",
 ]
+
+from ._order import estimate_source_count, information_criteria
+
+__all__ += ["estimate_source_count", "information_criteria"]
