@@ -44,3 +44,29 @@ def ula_crb(n, doas, powers, noise_var, N, spacing=0.5):
     Pperp = torch.eye(n, dtype=C128) - A @ torch.linalg.solve(A.mH @ A, A.mH)
     H = (D.mH @ Pperp @ D) * (P @ A.mH @ torch.linalg.solve(R, A) @ P).T
     return torch.linalg.inv(H.real).diagonal() * noise_var / (2 * N)
+
+
+def ura_crb(nx, ny, angles, powers, noise_var, N, spacing=(0.5, 0.5)):
+    """Stochastic CRB (diagonal, radians^2) of (theta_1..theta_K, phi_1..phi_K) on a URA (layout
+    of ``ura_steering``): ``CRB^-1 = (2N / sigma^2) Re[(D^H P_A^perp D) .* (1_{2x2} kron U^T)]``,
+    ``U = P A^H R^-1 A P``, ``D = [dA/dtheta, dA/dphi]`` (P. Stoica, E. G. Larsson, A. B.
+    Gershman, The stochastic CRB for array processing: a textbook derivation, IEEE SPL 8 (2001)
+    148-150)."""
+    from difflinalg.signal import ura_steering
+
+    theta = torch.tensor([a[0] for a in angles], dtype=F64)
+    phi = torch.tensor([a[1] for a in angles], dtype=F64)
+    A = ura_steering(nx, ny, theta, phi, spacing=spacing)
+    ix = torch.arange(nx, dtype=F64).repeat_interleave(ny)[:, None] * spacing[0]
+    iy = torch.arange(ny, dtype=F64).repeat(nx)[:, None] * spacing[1]
+    c, s = torch.cos, torch.sin
+    d_theta = 2j * math.pi * (ix * c(theta) * c(phi) + iy * c(theta) * s(phi))
+    d_phi = 2j * math.pi * (-ix * s(theta) * s(phi) + iy * s(theta) * c(phi))
+    D = torch.cat([A * d_theta, A * d_phi], dim=-1)
+    n = A.shape[0]
+    P = torch.diag(torch.tensor(powers, dtype=F64)).to(C128)
+    R = A @ P @ A.mH + noise_var * torch.eye(n, dtype=C128)
+    Pperp = torch.eye(n, dtype=C128) - A @ torch.linalg.solve(A.mH @ A, A.mH)
+    U = P @ A.mH @ torch.linalg.solve(R, A) @ P
+    H = (D.mH @ Pperp @ D) * torch.kron(torch.ones(2, 2, dtype=C128), U.T.contiguous())
+    return torch.linalg.inv(H.real).diagonal() * noise_var / (2 * N)

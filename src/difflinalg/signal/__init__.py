@@ -14,3 +14,11 @@ __all__: list[str] = [
 from ._order import estimate_source_count, information_criteria
 
 __all__ += ["estimate_source_count", "information_criteria"]
+
+from ._doa import find_peaks, soft_argmax_refine
+from ._esprit import unitary_esprit
+from ._root_music import root_music
+from ._smoothing import forward_backward_average, spatial_smoothing
+
+__all__ += ["find_peaks", "soft_argmax_refine", "unitary_esprit", "root_music", "forward_backward_average",
+            "spatial_smoothing"]
