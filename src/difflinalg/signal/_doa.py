@@ -11,11 +11,15 @@ window of grid points around the peak::
 
     x_hat = sum_i softmax(s(x_i) / tau) x_i
 
-is ``x0`` up to the truncation of the window and the aliasing of the grid, both negligible when
-the weights' width is about one grid step and the window spans several widths (the aliasing
-error of a Gaussian of width ``sigma = h`` sampled at spacing ``h`` is ``~ exp(-2 pi^2)``). The
-default temperature sets that width from the score's discrete curvature at the peak:
-``tau = -mean_axes(s[i+1] - 2 s[i] + s[i-1])``, itself a linear function of the score, so the
+is ``x0`` up to the truncation of the window and the aliasing of the grid, both small when the
+weights' width ``sigma`` is a fraction of a grid step ``h`` and the window spans several widths:
+the aliasing error of the mean of a Gaussian of width ``sigma`` sampled at spacing ``h`` is at
+most ``~ 4 pi (sigma^2 / h) exp(-2 pi^2 sigma^2 / h^2)`` (Poisson summation) and the truncation error at most
+``radius h Phi_c((radius - 1/2) h / sigma)``. A cubic term ``d3`` of the score (third derivative
+over 6) adds a bias ``~ 3 d3 sigma^2 / (2 c)`` (``c`` the curvature over 2), which a small width
+keeps small. The default temperature sets ``sigma = h / sqrt(2)`` (aliasing ``<= 2 pi h e^{-pi^2} ~ 3.3e-4 h``,
+truncation ``< 2e-6 h`` at the default radius 4) from the score's discrete curvature at the peak:
+``tau = -mean_axes(s[i+1] - 2 s[i] + s[i-1]) / 2``, itself a linear function of the score, so the
 derivatives are those of the refined coordinates as defined, temperature included. The result is differentiable in the
 score, hence in ``R`` through ``music_spectrum``; a good score is the negative null spectrum
 ``-noise_subspace_power`` (an analytic, locally quadratic function of the angles, unlike the
@@ -155,7 +159,7 @@ def soft_argmax_refine(score: Tensor, grids, peaks: Tensor, *, radius: int = 4,
                 li = ix[0] if ndim == 1 else ix[0] * shape[1] + ix[1]
                 return flat.gather(-1, li.reshape(*batch, -1)).reshape(li.shape)
             curv.append(at(1) - 2 * at(0) + at(-1))
-        tau = -torch.stack(curv).mean(0)
+        tau = -0.5 * torch.stack(curv).mean(0)
         tiny = torch.finfo(S.dtype).tiny
         tau = tau.clamp_min(tiny) if is_wrapped(tau) else torch.where(tau > 0, tau, torch.full_like(tau, 1.0))
     else:
