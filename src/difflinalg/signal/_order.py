@@ -53,7 +53,7 @@ def _eigenvalues(eigenvalues) -> Tensor:
 
 
 def information_criteria(eigenvalues, n_snapshots: int, criterion: str = "mdl") -> Tensor:
-    """AIC or MDL of every candidate number of sources ``k = 0 .. p - 1`` (Wax-Kailath).
+    """AIC or MDL of every candidate number of sources k, from 0 to p - 1 (Wax-Kailath).
 
     Args:
         eigenvalues: (..., p) positive eigenvalues of sample covariances (any order), or a
