@@ -11,7 +11,8 @@ on ``lambda_4 - lambda_5`` plus the MUSIC noise-subspace power ``sum_a ||E_n^H a
   the cost before the shared decomposition existed), for information.
 
 Reported: median seconds of forward+backward over interleaved repeats, the ratio to the anchor
-(floor of issue 19: shared <= 1.05x, complex64 and complex128), and the relative errors of the
+(floor of issue 19: shared <= 1.05x, complex64 and complex128), the ratio of median process CPU
+times (steadier than wall time on a loaded machine), and the relative errors of the
 gradients (ours and the anchor's) against the anchor's gradient computed in complex128.
 
 Run: ``./dev bench music [--quick] [--json PATH|-] [--repeats R] [--threads T]`` (threads default 1).
@@ -79,7 +80,7 @@ def main() -> None:
         S = ura_steering(12, 12, t.reshape(-1), ph.reshape(-1)).to(dtype)
         fns = {"anchor": step(anchor_loss, R, S), "shared": step(shared_loss, R, S),
                "separate": step(separate_loss, R, S)}
-        wall, _ = interleaved(fns, repeats)
+        wall, cpu = interleaved(fns, repeats)
         # reference: the anchor in complex128 (correct on this 0.1-wide floor, which complex128
         # resolves); the anchor's own complex64 gradient of the noise-subspace loss is not
         g_ref = step(anchor_loss, R.to(torch.complex128), S.to(torch.complex128))()
@@ -89,6 +90,7 @@ def main() -> None:
             rows.append({
                 "dtype": str(dtype).replace("torch.", ""), "batch": batch, "variant": name,
                 "anchor_s": wall["anchor"], "time_s": wall[name], "ratio": wall[name] / wall["anchor"],
+                "cpu_ratio": cpu[name] / cpu["anchor"],
                 "grad_err": float((g - g_ref).norm() / g_ref.norm()),
                 "anchor_grad_err": float((g_anchor - g_ref).norm() / g_ref.norm()),
                 "floor_1.05x": ("met" if wall[name] <= 1.05 * wall["anchor"] else "MISSED") if name == "shared" else "",

@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from difflinalg import InputError
-from difflinalg.check import gradcheck
+from difflinalg.check import cases
 from difflinalg.signal import root_music, ula_steering, unitary_esprit
 from difflinalg.signal._esprit import unitary_matrix
 
-from _helpers import gen
+from _helpers import gen, gradcheck_case
 from _signal_data import sample_covariance, snapshots, ula_crb
 from test_root_music import exact_covariance
 
@@ -56,11 +56,11 @@ def test_rmse_against_cramer_rao_bound_and_root_music():
     assert float((est - root_music(R, 2)).abs().max()) < 5 * float(crb.max())
 
 
-def test_derivatives_with_respect_to_R():
-    n, doas = 6, [-0.3, 0.5]
-    A = ula_steering(n, torch.tensor(doas, dtype=F64))
-    R = sample_covariance(snapshots(A, [10.0, 10.0], 1.0, 100, gen(6)))
-    assert gradcheck(lambda r: unitary_esprit(r, 2), R, modes=("vjp", "jvp", "hvp")).passed
+@pytest.mark.parametrize("case", cases(["unitary_esprit"]), ids=lambda c: c.name)
+def test_registered_cases(case):
+    """Derivatives of the DOAs with respect to R (simple ESPRIT eigenvalues)."""
+    for dtype in case.dtypes:
+        assert gradcheck_case(case, dtype).passed
 
 
 def test_bad_input():

@@ -6,12 +6,12 @@ import pytest
 import torch
 
 from difflinalg import InputError
-from difflinalg.check import gradcheck
+from difflinalg.check import cases
 from difflinalg.signal import (find_peaks, forward_backward_average, music_spectrum, root_music, spatial_smoothing,
                                ula_steering, ura_steering)
 from difflinalg.spectral._cases_eigh import randn
 
-from _helpers import gen
+from _helpers import gen, gradcheck_case
 from _signal_data import sample_covariance, snapshots
 
 F64, C128 = torch.float64, torch.complex128
@@ -80,11 +80,10 @@ def test_coherent_sources_2d():
     assert torch.allclose(found, ang, atol=0.03)
 
 
-def test_derivatives():
-    X = randn(C128, gen(5), 6, 8)
-    R = X @ X.mH
-    assert gradcheck(lambda r: spatial_smoothing(r, (2, 2), shape=(2, 3), forward_backward=True), R,
-                     modes=("vjp", "jvp")).passed
+@pytest.mark.parametrize("case", cases(["spatial_smoothing"]), ids=lambda c: c.name)
+def test_registered_cases(case):
+    for dtype in case.dtypes:
+        assert gradcheck_case(case, dtype).passed
 
 
 def test_bad_input():

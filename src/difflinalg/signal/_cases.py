@@ -8,7 +8,9 @@ from ..check import register_case
 from ..spectral._cases_eigh import hermitian_with_spectrum
 from ._decomposition import decompose
 from ._eigengap import cluster_mean_gap_loss, eigengap_loss
+from ._esprit import unitary_esprit
 from ._music import music_spectrum, noise_subspace_power
+from ._smoothing import spatial_smoothing
 from ._steering import ula_steering, ura_steering
 
 
@@ -95,3 +97,21 @@ register_case("ura_steering", "generic", lambda t, p: ura_steering(3, 2, t, p),
               lambda dt, g: (torch.rand(2, 3, generator=g, dtype=_real(dt)),
                              torch.rand(3, generator=g, dtype=_real(dt)) * 6),
               dtypes=(torch.float64,))
+
+
+def _ula_data(dtype, gen, n=6, doas=(-0.3, 0.5), snapshots=100):
+    """Sample covariance of two sources at 10 dB on an n-element ULA (complex)."""
+    A = ula_steering(n, torch.tensor(doas, dtype=torch.float64))
+    s = torch.complex(torch.randn(len(doas), snapshots, generator=gen, dtype=torch.float64),
+                      torch.randn(len(doas), snapshots, generator=gen, dtype=torch.float64)) * 2.2
+    noise = torch.complex(torch.randn(n, snapshots, generator=gen, dtype=torch.float64),
+                          torch.randn(n, snapshots, generator=gen, dtype=torch.float64)) * 0.7
+    X = A @ s + noise
+    return ((X @ X.mH) / snapshots).to(dtype)
+
+
+register_case("unitary_esprit", "two_sources", lambda R: unitary_esprit(R, 2),
+              lambda dt, g: (_ula_data(dt, g),), dtypes=(torch.complex128,), modes=("vjp", "jvp", "hvp"))
+register_case("spatial_smoothing", "ura_forward_backward",
+              lambda R: spatial_smoothing(R, (2, 2), shape=(2, 3), forward_backward=True),
+              lambda dt, g: (hermitian_with_spectrum(dt, g, [0.5, 1.0, 1.5, 2.0, 3.0, 4.0], batch=(2,)),))
