@@ -34,7 +34,7 @@ import torch
 from torch import Tensor
 
 from .._errors import DegenerateSpectrumError, InputError, TransformCheckWarning
-from .._utils import as_tensor, check_matrix, eps, is_wrapped, warn_once
+from .._utils import as_tensor, check_finite_sum, check_matrix, eps, is_wrapped, warn_once
 from ..spectral import eigh
 
 
@@ -65,7 +65,9 @@ def resolve_views(x: Tensor) -> Tensor:
 
 def covariance(R, name: str = "R") -> Tensor:
     """A validated square (..., n, n) covariance argument, views resolved."""
-    R = check_matrix(R, name, square=True)
+    R = check_matrix(R, name, square=True, finite=False)
+    # one reduction instead of an elementwise isfinite pass (2% of a 144 x 144 training step)
+    check_finite_sum(R, name)
     return resolve_views(R)
 
 
