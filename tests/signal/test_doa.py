@@ -142,3 +142,20 @@ def test_bad_input():
         soft_argmax_refine(x, x, torch.tensor([3.0]))
     with pytest.raises(InputError, match=r"peaks: expected int64 grid indices of shape \(\.\.\., P, 2\)"):
         soft_argmax_refine(torch.ones(10, 10, dtype=F64), (x, x), torch.tensor([3]))
+    with pytest.raises(InputError, match=r"peaks: expected the batch shape \(2,\) of the score"):
+        soft_argmax_refine(x.expand(2, 10), x, torch.tensor([3]))
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(InputError, match="temperature: expected positive finite"):
+            soft_argmax_refine(x, x, torch.tensor([3]), radius=2, temperature=bad)
+
+
+def test_refinement_without_curvature_is_nan():
+    """A linear score has no negative curvature at its (edge) maximum: no width to derive, so the
+    refined coordinate is NaN, value and gradient (an explicit temperature works)."""
+    x = torch.arange(10, dtype=F64)
+    s = (0.5 * x).requires_grad_()
+    out = soft_argmax_refine(s, x, find_peaks(s, 1), radius=2)
+    assert torch.isnan(out).all()
+    g, = torch.autograd.grad(out.sum(), s)
+    assert torch.isnan(g).any()
+    assert torch.isfinite(soft_argmax_refine(s, x, find_peaks(s, 1), radius=2, temperature=1.0)).all()

@@ -109,14 +109,15 @@ def soft_argmax_refine(score: Tensor, grids, peaks: Tensor, *, radius: int = 4,
             ``(theta_grid, phi_grid)``, uniformly spaced.
         peaks: (..., P) or (..., P, 2) grid indices (``find_peaks``).
         radius: half-width of the window in grid steps (window ``2 radius + 1`` per axis).
-        temperature: softmax temperature (broadcasting to (..., P)); default from the score's
-            discrete curvature at each peak, which makes the weights one grid step wide.
+        temperature: positive softmax temperature (broadcasting to (..., P)); default from the
+            score's discrete curvature at each peak (weights ``h / sqrt(2)`` wide); a peak without
+            negative curvature then gives NaN (pass a temperature there).
 
     Returns:
         (..., P) or (..., P, 2) refined coordinates, in the grids' units and dtype.
 
     Raises:
-        InputError: shapes inconsistent, window larger than the grid.
+        InputError: shapes inconsistent, window larger than the grid, non-positive temperature.
     """
     grids = (grids,) if isinstance(grids, Tensor) else tuple(grids)
     ndim = len(grids)
@@ -133,9 +134,12 @@ def soft_argmax_refine(score: Tensor, grids, peaks: Tensor, *, radius: int = 4,
     if peaks.dtype != torch.int64 or (ndim == 2 and (peaks.ndim < 1 or peaks.shape[-1] != 2)):
         raise InputError(f"peaks: expected int64 grid indices of shape (..., P{', 2' if ndim == 2 else ''}) "
                          f"(find_peaks), got dtype {peaks.dtype}, shape {tuple(peaks.shape)}")
+    batch = S.shape[:S.ndim - ndim]
     if ndim == 1:
         peaks = peaks[..., None]
-    batch = S.shape[:S.ndim - ndim]
+    if peaks.ndim != len(batch) + 2 or peaks.shape[:-2] != batch:
+        raise InputError(f"peaks: expected the batch shape {tuple(batch)} of the score followed by (P{', 2' if ndim == 2 else ''}), "
+                         f"got shape {tuple(peaks.shape[:-1] if ndim == 1 else peaks.shape)}; use find_peaks on the same score")
     offs = torch.arange(2 * radius + 1, device=S.device)
     # window start per axis, shifted inside the grid
     lo = [(peaks[..., a] - radius).clamp(0, shape[a] - 2 * radius - 1) for a in range(ndim)]
@@ -148,8 +152,7 @@ def soft_argmax_refine(score: Tensor, grids, peaks: Tensor, *, radius: int = 4,
         lin = (idx[0][..., :, None] * shape[1] + idx[1][..., None, :]).flatten(-2)  # (..., P, W^2)
         coords = [grids[0][idx[0]][..., :, None].expand(*idx[0].shape, idx[1].shape[-1]).flatten(-2),
                   grids[1][idx[1]][..., None, :].expand(*idx[1].shape[:-1], idx[0].shape[-1], idx[1].shape[-1]).flatten(-2)]
-    P_ = lin.shape[-2]
-    vals = flat.gather(-1, lin.reshape(*batch, -1)).reshape(*batch, P_, -1)
+    vals = flat.gather(-1, lin.reshape(*batch, -1)).reshape(*lin.shape)
     if temperature is None:
         centre = [peaks[..., a].clamp(1, shape[a] - 2) for a in range(ndim)]
         curv = []
@@ -160,10 +163,16 @@ def soft_argmax_refine(score: Tensor, grids, peaks: Tensor, *, radius: int = 4,
                 return flat.gather(-1, li.reshape(*batch, -1)).reshape(li.shape)
             curv.append(at(1) - 2 * at(0) + at(-1))
         tau = -0.5 * torch.stack(curv).mean(0)
-        tiny = torch.finfo(S.dtype).tiny
-        tau = tau.clamp_min(tiny) if is_wrapped(tau) else torch.where(tau > 0, tau, torch.full_like(tau, 1.0))
+        # no negative curvature (a plateau, or a fallback entry of find_peaks that is not a local
+        # maximum): no width to derive, so that peak's result is NaN (value and derivatives)
+        tau = torch.where(tau > 0, tau, torch.full_like(tau, float("nan")))
     else:
-        tau = as_tensor(temperature, "temperature").to(S.dtype)
+        tau = as_tensor(temperature, "temperature")
+        if tau.is_complex() or not (tau.is_floating_point() or tau.dtype in (torch.int32, torch.int64)):
+            raise InputError(f"temperature: expected a positive real number or tensor, got dtype {tau.dtype}")
+        if not is_wrapped(tau) and tau.numel() and not bool((tau > 0).all() and torch.isfinite(tau).all()):
+            raise InputError(f"temperature: expected positive finite values, got {tau.flatten()[:5].tolist()}")
+        tau = tau.to(dtype=S.dtype, device=S.device)
     wts = torch.softmax(vals / tau[..., None], dim=-1)
     out = torch.stack([(wts * c.to(S.dtype)).sum(-1) for c in coords], dim=-1)
     return out[..., 0] if ndim == 1 else out
