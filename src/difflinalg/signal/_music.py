@@ -17,10 +17,12 @@ degenerate) noise floor and with repeated signal eigenvalues. With ``R`` a matri
 ``k`` they go through ``eigh_subspace(R, k, largest=True)`` (``O(n^2 k)`` beyond the
 eigendecomposition); with a shared ``SpectralDecomposition`` (``decompose``) or a per-sample
 tensor ``k`` through ``difflinalg.eigh`` with cotangents on the signal eigenvectors only (the noise
-columns of each sample are masked by exact zeros, no loop over groups of samples). A zero gap
-between ``lambda_k`` and ``lambda_{k+1}`` (k larger than the number of sources the data support)
-raises ``DegenerateSpectrumError`` on the ``eigh_subspace`` path; on the decomposition path that
-gap enters as ``1 / (lambda_k - lambda_{k+1})``, so estimate k first (``estimate_source_count``).
+columns of each sample are masked by exact zeros, no loop over groups of samples). A gap
+between ``lambda_k`` and ``lambda_{k+1}`` at rounding level (k larger than the number of sources
+the data support) raises ``DegenerateSpectrumError`` on both paths (inside ``torch.func`` the
+affected samples are NaN, with one ``TransformCheckWarning``); estimate k first
+(``estimate_source_count``). Small but resolved gaps enter the derivative as
+``1 / (lambda_k - lambda_{k+1})``, as they must.
 
 Reference: R. O. Schmidt, Multiple emitter location and signal parameter estimation, IEEE Trans.
 Antennas Propag. 34 (1986) 276-280.
@@ -82,20 +84,18 @@ def noise_subspace_power(R, steering: Tensor, k) -> Tensor:
 
     Raises:
         InputError: shapes, dtypes (cast with ``steering.to(R.dtype)``), or k out of range.
-        DegenerateSpectrumError: ``lambda_k == lambda_{k+1}`` (matrix ``R`` and int ``k``).
+        DegenerateSpectrumError: ``lambda_k == lambda_{k+1}`` up to rounding in some sample (the
+            signal subspace is not defined; inside ``torch.func`` that sample is NaN instead).
     """
-    d = None
     if isinstance(R, SpectralDecomposition):
         d = as_decomposition(R)
-        V = d.eigenvectors
-        n, batch = V.shape[-1], tuple(V.shape[:-2])
-        steering = _check_steering(steering, n, V.dtype, batch)
-        k = check_sources(k, batch, n, V.device)
+        ref = d.eigenvectors
     else:
-        R = covariance(R)
-        n, batch = R.shape[-1], tuple(R.shape[:-2])
-        steering = _check_steering(steering, n, R.dtype, batch)
-        k = check_sources(k, batch, n, R.device)
+        d, R = None, covariance(R)
+        ref = R
+    n, batch = ref.shape[-1], tuple(ref.shape[:-2])
+    steering = _check_steering(steering, n, ref.dtype, batch)
+    k = check_sources(k, batch, n, ref.device)
     if d is None and isinstance(k, int):
         # eigh_subspace checks the split gap itself
         Us = eigh_subspace(R, k, largest=True).eigenvectors
