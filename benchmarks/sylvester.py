@@ -108,12 +108,21 @@ def bench_batch(args, rows):
     A, B, C = _coef(g, n, 1.0, b), _coef(g, n, 1.0, b), randn(torch.float64, g, b, n, n)
     An, Bn, Cn = A.numpy(), B.numpy(), C.numpy()
     fns = {"scipy_loop": lambda: [scipy.linalg.solve_sylvester(An[i], Bn[i], Cn[i]) for i in range(b)]}
+    dev = torch.device(args.device)
+    A, B, C = A.to(dev), B.to(dev), C.to(dev)
+
+    def run(m):
+        X = dl.solve_sylvester(A, B, C, method=m)
+        if dev.type == "cuda":
+            torch.cuda.synchronize()  # time the kernels, not their launch
+        return X
+
     for m in ("auto", "kron", "eig", "schur", "schur-torch"):
-        fns[m] = (lambda m=m: dl.solve_sylvester(A, B, C, method=m))
+        fns[m] = (lambda m=m: run(m))
     t, _ = interleaved(fns, max(3, args.repeats // 2))
     for m in fns:
         if m != "scipy_loop":
-            rows.append(dict(bench="batch", batch=b, n=n, method=m, ours_ms=1e3 * t[m],
+            rows.append(dict(bench="batch", device=args.device, batch=b, n=n, method=m, ours_ms=1e3 * t[m],
                              scipy_loop_ms=1e3 * t["scipy_loop"], speedup=t["scipy_loop"] / t[m]))
 
 
@@ -132,6 +141,7 @@ def bench_crossover(args, rows):
 def main() -> None:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--only", choices=("n200", "rarl2", "batch", "crossover"), default=None)
+    p.add_argument("--device", default="cpu", help="device of the batched solves (e.g. cuda; the SciPy loop stays on the CPU)")
     args = p.parse_args()
     setup(args)
     print(f"torch threads: {torch.get_num_threads()}")
