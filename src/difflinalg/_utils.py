@@ -183,3 +183,18 @@ def check_precision(op: str, kappa: Tensor | float, dtype: torch.dtype, what: st
         PrecisionWarning,
         stacklevel=3,
     )
+
+
+def reject_meta(arg_name: str, t: Tensor) -> None:
+    """Raise ``InputError`` for a tensor on the ``meta`` device.
+
+    The rules read values (pivots, gaps, condition estimates) to decide between a result and a named
+    error, which a meta tensor (shape only, no data) cannot provide; failing here gives a named
+    error instead of torch's ".item() cannot be called on meta tensors" from deep inside a rule.
+    """
+    if isinstance(t, Tensor) and t.device.type == "meta":
+        raise InputError(
+            f"{arg_name}: meta tensors (device='meta', shape only) are not supported: this rule reads "
+            f"values to decide between a result and a named error; pass a tensor with data (e.g. "
+            f"{arg_name}.to('cpu') after materializing it), or infer shapes from torch.linalg's own op"
+        )
