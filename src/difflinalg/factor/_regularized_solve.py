@@ -58,6 +58,7 @@ from functools import partial
 
 import torch
 from torch import Tensor
+from torch.overrides import handle_torch_function, has_torch_function
 
 from .._errors import InputError, NotPositiveDefiniteError
 from .._nested import call
@@ -223,6 +224,90 @@ def _as_rho(rho, D: Tensor) -> Tensor:
     return r
 
 
+def check_gram_method(gram: str, method: str) -> None:
+    if gram not in _GRAMS:
+        raise InputError(f"gram: expected one of {_GRAMS}, got {gram!r}")
+    if method not in _METHODS:
+        raise InputError(f"method: expected one of {_METHODS}, got {method!r}")
+
+
+def prepare_D_rho(D: Tensor, rho) -> tuple[Tensor, Tensor]:
+    """Validated ``D`` and ``rho`` as a real tensor of shape (..., 1, 1) (before any factorization)."""
+    reject_meta("D", D)
+    reject_meta("rho", rho)
+    D = check_matrix(D, "D", finite=False)
+    check_finite_sum(D, "D")
+    r = _as_rho(rho, D)
+    return D, r.reshape(*r.shape, 1, 1)
+
+
+def prepare_rhs(D: Tensor, x, r: Tensor, gram: str) -> tuple[Tensor, bool]:
+    """``x`` as a block (..., k, r) and whether it was a vector; checks dtype, shape and that the
+    batch shapes of ``D``, ``x`` and ``rho`` broadcast."""
+    reject_meta("x", x)
+    x = as_tensor(x, "x")
+    check_same_dtype(D=D, x=x)
+    check_finite_sum(x, "x")
+    m, n = D.shape[-2:]
+    k = n if gram == "DhD" else m
+    if x.ndim == 0:
+        raise InputError(f"x: expected a vector (..., {k}) or a block (..., {k}, r), got a scalar")
+    vector = x.ndim == 1 or (x.ndim == D.ndim - 1 and x.shape[:-1] == D.shape[:-2])
+    if vector:
+        x = x.unsqueeze(-1)
+    if x.shape[-2] != k:
+        side = "D^H D" if gram == "DhD" else "D D^H"
+        kind = "vector" if vector else "block"
+        raise InputError(
+            f"x: shape {tuple(x.shape[:-1] if vector else x.shape)} does not match D of shape "
+            f"{tuple(D.shape)}: gram={gram!r} ({side}, {k} x {k}) needs a {kind} with "
+            f"{'last' if vector else 'second-to-last'} dimension {k}"
+            + ("" if vector or x.ndim != D.ndim - 1 else
+               " (x is read as a block because x.shape[:-1] != D.shape[:-2])")
+            + ("" if gram == "DDh" else "; for (rho I + D D^H)^{-1} x use gram='DDh'")
+        )
+    try:
+        torch.broadcast_shapes(D.shape[:-2], x.shape[:-2], r.shape[:-2])
+    except RuntimeError as exc:
+        raise InputError(
+            f"x, rho: batch shapes D {tuple(D.shape[:-2])}, x {tuple(x.shape[:-2])}, rho "
+            f"{tuple(r.shape[:-2])} do not broadcast; make them equal or 1 where they differ"
+        ) from exc
+    # Lazily conjugated / negated inputs trip a torch assert on forward-mode views in the nested
+    # jvp (jvp of jvp): materialize them (a no-op without the bits).
+    return x.resolve_conj().resolve_neg(), vector
+
+
+def factorize(D: Tensor, r: Tensor, gram: str, method: str) -> tuple[Tensor, str]:
+    """The Cholesky factor (no graph: a cache the rules differentiate through analytically) and
+    which Gram matrix it factors; warns ``PrecisionWarning`` from its condition estimate."""
+    m, n = D.shape[-2:]
+    if method == "direct":
+        factored = gram
+    elif method == "woodbury":
+        factored = _other(gram)
+    else:
+        factored = "DDh" if m < n else ("DhD" if n < m else gram)
+    with torch.no_grad():
+        L = gram_factor(D.detach(), r.detach(), factored)
+        check_precision("regularized_solve", factor_condition(L, None if factored == gram else r),
+                        D.dtype, f"(rho I + {'D^H D' if gram == 'DhD' else 'D D^H'})^{{-1}} x and its derivative")
+    return L, factored
+
+
+def solve_with(D: Tensor, x: Tensor, r: Tensor, L: Tensor, gram: str, factored: str) -> Tensor:
+    """``_RegSolve`` on a block ``x``, dispatching ``__torch_function__`` first.
+
+    ``torch.autograd.Function.apply`` does not dispatch torch-function modes, so a mode that
+    substitutes tensors (``binomial_loop``'s ``Swap``, which cuts each taped step from the graph of
+    the tensors it captures) would not see ``D`` and ``rho`` here; through
+    ``handle_torch_function`` it sees them as any torch op's arguments.
+    """
+    if has_torch_function((D, x, r)):
+        return handle_torch_function(solve_with, (D, x, r), D, x, r, L, gram, factored)
+    return _RegSolve.apply(D, x, r, L, gram, factored)
+
+
 def regularized_solve(
     D: Tensor,
     x: Tensor,
@@ -232,6 +317,8 @@ def regularized_solve(
     method: str = "auto",
 ) -> Tensor:
     """Solve ``(rho I + D^H D) y = x`` (``gram="DhD"``) or ``(rho I + D D^H) y = x`` (``"DDh"``).
+
+    The one-shot form of ``RegularizedSolver`` (which factorizes once for many solves).
 
     Args:
         D: (..., m, n) real or complex.
@@ -252,64 +339,17 @@ def regularized_solve(
     ``torch.func``); the Cholesky factor is computed once and reused by every derivative.
 
     Raises:
-        InputError: bad shapes, dtypes, ``gram``/``method``, non-finite values, ``rho <= 0`` or complex.
+        InputError: bad shapes, dtypes, ``gram``/``method``, non-finite values, ``rho <= 0`` or
+            complex, meta tensors.
         NotPositiveDefiniteError: if rounding makes ``rho I + Gram`` numerically indefinite.
 
     Warns:
         PrecisionWarning: when the factor's condition estimate (module docstring) times ``eps``
             exceeds ``PRECISION_TOL`` (float32: beyond ~8.4e4): compute in float64.
     """
-    if gram not in _GRAMS:
-        raise InputError(f"gram: expected one of {_GRAMS}, got {gram!r}")
-    if method not in _METHODS:
-        raise InputError(f"method: expected one of {_METHODS}, got {method!r}")
-    reject_meta("D", D)
-    reject_meta("x", x)
-    reject_meta("rho", rho)
-    D = check_matrix(D, "D", finite=False)
-    x = as_tensor(x, "x")
-    check_same_dtype(D=D, x=x)
-    check_finite_sum(D, "D")
-    check_finite_sum(x, "x")
-    m, n = D.shape[-2:]
-    k = n if gram == "DhD" else m
-    if x.ndim == 0:
-        raise InputError(f"x: expected a vector (..., {k}) or a block (..., {k}, r), got a scalar")
-    vector = x.ndim == 1 or (x.ndim == D.ndim - 1 and x.shape[:-1] == D.shape[:-2])
-    if vector:
-        x = x.unsqueeze(-1)
-    if x.shape[-2] != k:
-        side = "D^H D" if gram == "DhD" else "D D^H"
-        kind = "vector" if vector else "block"
-        raise InputError(
-            f"x: shape {tuple(x.shape[:-1] if vector else x.shape)} does not match D of shape "
-            f"{tuple(D.shape)}: gram={gram!r} ({side}, {k} x {k}) needs a {kind} with "
-            f"{'last' if vector else 'second-to-last'} dimension {k}"
-            + ("" if vector or x.ndim != D.ndim - 1 else
-               " (x is read as a block because x.shape[:-1] != D.shape[:-2])")
-            + ("" if gram == "DDh" else "; for (rho I + D D^H)^{-1} x use gram='DDh'")
-        )
-    r = _as_rho(rho, D)
-    r = r.reshape(*r.shape, 1, 1)
-    try:
-        batch = torch.broadcast_shapes(D.shape[:-2], x.shape[:-2], r.shape[:-2])
-    except RuntimeError as exc:
-        raise InputError(
-            f"x, rho: batch shapes D {tuple(D.shape[:-2])}, x {tuple(x.shape[:-2])}, rho "
-            f"{tuple(r.shape[:-2])} do not broadcast; make them equal or 1 where they differ"
-        ) from exc
-    del batch
-    if method == "direct":
-        factored = gram
-    elif method == "woodbury":
-        factored = _other(gram)
-    else:
-        factored = "DDh" if m < n else ("DhD" if n < m else gram)
-    with torch.no_grad():  # the factor is a cache: the Function's rules differentiate through it
-        L = gram_factor(D.detach(), r.detach(), factored)
-        check_precision("regularized_solve", factor_condition(L, None if factored == gram else r),
-                        D.dtype, f"(rho I + {'D^H D' if gram == 'DhD' else 'D D^H'})^{{-1}} x and its derivative")
-    # Lazily conjugated inputs (D.conj(), x.conj()) trip a torch assert on forward-mode views in the
-    # nested jvp (jvp of jvp): materialize the conjugation (a no-op without the conj bit).
-    y = _RegSolve.apply(D.resolve_conj().resolve_neg(), x.resolve_conj().resolve_neg(), r, L, gram, factored)
+    check_gram_method(gram, method)
+    D, r = prepare_D_rho(D, rho)
+    x, vector = prepare_rhs(D, x, r, gram)
+    L, factored = factorize(D, r, gram, method)
+    y = solve_with(D.resolve_conj().resolve_neg(), x, r, L, gram, factored)
     return y.squeeze(-1) if vector else y
