@@ -487,8 +487,17 @@ def test_empty_shapes_match_torch(shape, mode):
     assert [o.shape for o in out] == [r.shape for r in ref]
     (g,) = torch.autograd.grad(sum(o.sum() for o in out), A, allow_unused=True, materialize_grads=True)
     assert g.shape == A.shape and torch.all(g == 0)
-    L = lq(A.detach().mT)
-    assert L[0].shape == out[-1].mT.shape if mode == "reduced" else True
+    _, tangents = torch.func.jvp(lambda X: qr(X, mode=mode), (A.detach(),), (torch.ones_like(A.detach()),))
+    tangents = tangents if isinstance(tangents, tuple) else (tangents,)
+    assert [t.shape for t in tangents] == [r.shape for r in ref]
+    # lq(A^T) is qr(A) transposed: the same shapes, transposed, and a zero gradient too.
+    At = A.detach().mT.clone().requires_grad_()
+    lout = lq(At, mode=mode)
+    lout = lout if isinstance(lout, tuple) else (lout,)
+    expect = [r.shape for r in ref] if mode == "r" else [ref[1].shape, ref[0].shape]
+    assert [o.mT.shape for o in lout] == expect
+    (g,) = torch.autograd.grad(sum(o.sum() for o in lout), At, allow_unused=True, materialize_grads=True)
+    assert g.shape == At.shape and torch.all(g == 0)
 
 
 @pytest.mark.parametrize("op", [qr, lq])

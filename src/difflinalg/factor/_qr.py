@@ -94,7 +94,7 @@ from torch import Tensor
 from .._errors import GaugeError, InputError
 from .._nested import call
 from .._utils import check_finite_sum, check_matrix, eps, is_wrapped, reject_meta
-from ._qr_rank import _first_deficient, _poison_transformed, _rank_error, _unravel, vjp_deficient
+from ._qr_rank import first_deficient, poison_transformed, rank_error, unravel, vjp_deficient
 
 _MODES = ("reduced", "complete", "r")
 _GAUGE_PROBES = 8
@@ -273,8 +273,8 @@ class _QR(torch.autograd.Function):
         if R.numel() == 0 or A.numel() == 0:
             return torch.zeros_like(A), None, None
         if is_wrapped(R):
-            return _poison_transformed(R, _qr_vjp(Q, R, A, gQ, gR, ctx.op), ctx.op), None, None
-        first = _first_deficient(R)
+            return poison_transformed(R, _qr_vjp(Q, R, A, gQ, gR, ctx.op), ctx.op), None, None
+        first = first_deficient(R)
         if first is None:
             return _qr_vjp(Q, R, A, gQ, gR, ctx.op), None, None
         return vjp_deficient(_qr_vjp, qr_vjp_leading, Q, R, A, gQ, gR, ctx.op, first), None, None
@@ -283,14 +283,14 @@ class _QR(torch.autograd.Function):
     def jvp(ctx, dA: Tensor, _c, _o) -> tuple[Tensor, Tensor]:
         Q, R, A = ctx.saved_tensors
         if not is_wrapped(R) and R.numel():
-            first = _first_deficient(R)
+            first = first_deficient(R)
             if first is not None:
                 k = min(Q.shape[-2], R.shape[-1])
                 ff = first.reshape(-1)
                 i = int((ff < k).nonzero()[0, 0])
                 j = int(ff[i])
-                where = f" (batch index {_unravel(i, R.shape[:-2])})" if R.ndim > 2 else ""
-                raise _rank_error(ctx.op, where, j, k, float(R.reshape(-1, *R.shape[-2:])[i, j, j].abs()),
+                where = f" (batch index {unravel(i, R.shape[:-2])})" if R.ndim > 2 else ""
+                raise rank_error(ctx.op, where, j, k, float(R.reshape(-1, *R.shape[-2:])[i, j, j].abs()),
                                   "forward mode propagates every output's tangent, and the trailing "
                                   "part's does not exist (use reverse mode for a loss of the leading block)")
         # Through ``call`` so that an outer forward level sees the rule's arithmetic (jvp of jvp);
@@ -305,7 +305,7 @@ class _QR(torch.autograd.Function):
 def _jvp_poisoned(fn, op: str, *args: Tensor) -> tuple[Tensor, Tensor]:
     """``fn(*args)`` with NaN tangents for rank-deficient batch entries (``args[1]`` is ``R``)."""
     dQ, dR = fn(*args)
-    return _poison_transformed(args[1], dQ, op), _poison_transformed(args[1], dR, op)
+    return poison_transformed(args[1], dQ, op), poison_transformed(args[1], dR, op)
 
 
 def qr_jvp(Q: Tensor, R: Tensor, dA: Tensor) -> tuple[Tensor, Tensor]:

@@ -14,7 +14,7 @@ from .._errors import InputError, TransformCheckWarning
 from .._utils import eps, warn_once
 
 
-def _deficient(R: Tensor) -> Tensor:
+def deficient(R: Tensor) -> Tensor:
     """Boolean (..., k): ``|R_ii|`` numerically zero (rounding leaves a dependent column with
     ``|R_ii| ~ a few eps |A|``; a genuine one is far above)."""
     k = min(R.shape[-2], R.shape[-1])
@@ -23,22 +23,23 @@ def _deficient(R: Tensor) -> Tensor:
     return d <= tol
 
 
-def _rank_error(op: str, where: str, j: int, k: int, value: float, reason: str) -> InputError:
+def rank_error(op: str, where: str, j: int, k: int, value: float, reason: str) -> InputError:
     what, fac = ("rows", "L") if op == "lq" else ("columns", "R")
     lead = f"L[:, :{j}], Q[:{j}, :]" if op == "lq" else f"Q[:, :{j}], R[:{j}, :]"
     return InputError(
-        f"A: {op} derivative of this loss is undefined at a rank-deficient A{where}: |{fac}[{j}, {j}]| = {value:.3e} is negligible, so "
-        f"{what} 0..{j} of A are linearly dependent and the factorization is not unique; {reason}. "
+        f"A: {op} derivative of this loss is undefined at a rank-deficient A{where}: "
+        f"|{fac}[{j}, {j}]| = {value:.3e} is negligible, so {what} 0..{j} of A are linearly "
+        f"dependent and the factorization is not unique; {reason}. "
         f"Losses of the leading block ({lead}) are differentiable here; otherwise make the {what} "
         "independent (e.g. add a small multiple of the identity) or use difflinalg's SVD for "
         "rank-revealing work"
     )
 
 
-def _first_deficient(R: Tensor) -> Tensor | None:
+def first_deficient(R: Tensor) -> Tensor | None:
     """Per batch entry, the first numerically zero pivot index (k where none); None if there is none
     anywhere. Eager only (one host synchronisation)."""
-    bad = _deficient(R)
+    bad = deficient(R)
     if not bool(bad.any()):
         return None
     k = bad.shape[-1]
@@ -46,7 +47,7 @@ def _first_deficient(R: Tensor) -> Tensor | None:
     return torch.where(bad, idx, torch.full_like(idx, k)).amin(dim=-1)
 
 
-def _poison_transformed(R: Tensor, grads: Tensor, op: str) -> Tensor:
+def poison_transformed(R: Tensor, grads: Tensor, op: str) -> Tensor:
     """Inside torch.func: NaN for the rank-deficient batch entries (no host sync), warn once."""
     warn_once(
         f"{op}-rank",
@@ -55,16 +56,16 @@ def _poison_transformed(R: Tensor, grads: Tensor, op: str) -> Tensor:
         "the leading-block gradient)",
         TransformCheckWarning,
     )
-    bad = _deficient(R).any(dim=-1)[..., None, None]
+    bad = deficient(R).any(dim=-1)[..., None, None]
     return torch.where(bad, torch.full_like(grads, float("nan")), grads)
 
 
-def _unravel(i: int, shape: torch.Size) -> tuple[int, ...]:
+def unravel(i: int, shape: torch.Size) -> tuple[int, ...]:
     """Multi-index of flat index ``i`` in ``shape``."""
     return tuple(int(t) for t in torch.unravel_index(torch.tensor(i), tuple(shape)))
 
 
-def _trailing_small(g: Tensor | None, part: Tensor | None) -> Tensor | bool:
+def trailing_small(g: Tensor | None, part: Tensor | None) -> Tensor | bool:
     """``||part|| <= sqrt(eps) ||g||`` per batch entry (True without a cotangent)."""
     if g is None:
         return True
@@ -91,17 +92,17 @@ def vjp_deficient(full: Callable, leading: Callable, Q: Tensor, R: Tensor, A: Te
         if j == k:
             g = full(q, r, a, gq, gr, op)
         else:
-            okQ = _trailing_small(gq, None if gq is None else gq[..., j:])
-            okR = _trailing_small(gr, None if gr is None else gr[..., j:, :])
+            okQ = trailing_small(gq, None if gq is None else gq[..., j:])
+            okR = trailing_small(gr, None if gr is None else gr[..., j:, :])
             ok = torch.as_tensor(okQ) & torch.as_tensor(okR)
             if not bool(ok.all()):
                 i = int((~ok).nonzero()[0, 0]) if ok.ndim else 0
-                where = f" (batch index {_unravel(int(sel[i]), batch)})" if batch else ""
+                where = f" (batch index {unravel(int(sel[i]), batch)})" if batch else ""
                 if not bool(torch.as_tensor(okQ).all()):
                     part = f"Q[{j}:, :]" if op == "lq" else f"Q[:, {j}:]"
                 else:
                     part = f"L[:, {j}:]" if op == "lq" else f"R[{j}:, :]"
-                raise _rank_error(op, where, j, k, float(r[i, j, j].abs()),
+                raise rank_error(op, where, j, k, float(r[i, j, j].abs()),
                                   f"the loss depends on its trailing part {part}, which has no "
                                   "derivative at this point (see the qr docstring)")
             g = leading(q, r, a, gq, gr, j)

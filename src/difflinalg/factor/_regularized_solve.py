@@ -22,6 +22,9 @@ convention, ``dL = Re tr(g^H dy)``; ``seed-complex-cholesky-solve-gradient.md`` 
               gD = -D (y z^H + z y^H) = -(D [y, z]) [z, y]^H             (DhD, eq. 21)
               gD = -(z y^H + y z^H) D = -[z, y] (D^H [y, z])^H           (DDh, eq. 41)
 
+In the Woodbury forms the inner solve of ``z`` already yields ``D z`` (``DhD``: ``D z = T^{-1} D g``)
+or ``D^H z`` (``DDh``), which saves one of the thin products (``_woodbury_vjp``).
+
 The backward costs one solve with the saved factor and two thin products; the autograd anchor
 (``cholesky`` + ``cholesky_solve`` of the explicit Gram matrix) differentiates through the
 factorization (triangular solves with n right-hand sides) and the Gram product instead.
@@ -57,6 +60,7 @@ from __future__ import annotations
 from functools import partial
 
 import torch
+import torch.autograd.forward_ad as _fwAD
 from torch import Tensor
 from torch.overrides import handle_torch_function, has_torch_function
 
@@ -144,9 +148,19 @@ class _RegSolve(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g: Tensor):
         D, rho, L, y = ctx.saved_tensors
-        z = _RegSolve.apply(D, g, rho, L, ctx.gram, ctx.factored)  # differentiable: double backward
         gD = gx = grho = None
-        if ctx.needs_input_grad[0]:
+        # The inner solves go through this Function when the backward itself may be differentiated
+        # (double backward, forward-over-reverse, torch.func); otherwise plain solves with the factor
+        # (the same values, without a second Function's bookkeeping per solve).
+        nested = torch.is_grad_enabled() or _fwAD._current_level >= 0 or is_wrapped(g) or is_wrapped(D)
+        if ctx.needs_input_grad[0] and ctx.factored != ctx.gram:
+            z, gD = _woodbury_vjp(D, rho, L, y, g, ctx.gram, nested)
+            gD = _sum_to(gD, D)
+        elif nested:
+            z = _RegSolve.apply(D, g, rho, L, ctx.gram, ctx.factored)  # differentiable: double backward
+        else:
+            z = gram_solve(D, rho, L, g, ctx.gram, ctx.factored)
+        if ctx.needs_input_grad[0] and gD is None:
             yz, zy = torch.cat([y, z], dim=-1), torch.cat([z, y], dim=-1)
             if ctx.gram == "DhD":  # negate the thin factor, not the D-sized product
                 gD = (-(D @ yz)) @ zy.mH
@@ -169,6 +183,28 @@ class _RegSolve(torch.autograd.Function):
         # the solve is this Function again (same factor).
         rhs = call(partial(_jvp_rhs, ctx.gram, dD is not None, dx is not None, drho is not None), D, y, *given)
         return _RegSolve.apply(D, rhs, rho, L, ctx.gram, ctx.factored)
+
+
+def _woodbury_vjp(D: Tensor, rho: Tensor, L: Tensor, y: Tensor, g: Tensor, gram: str,
+                  nested: bool) -> tuple[Tensor, Tensor]:
+    """``z = A^{-1} g`` and ``gD`` for the Woodbury forms, one thin product cheaper than the generic
+    rule: for ``gram="DhD"`` (factor of ``T = rho I + D D^H``) ``D z = T^{-1} D g =: u`` is the
+    inner solve of ``z = (g - D^H u) / rho`` itself, so ``gD = -(D y) z^H - u y^H``; for ``"DDh"``
+    (factor of ``S``) ``D^H z = S^{-1} D^H g =: u`` and ``gD = -z (D^H y)^H - y u^H``. ``u`` comes
+    from this Function (the direct form of the other Gram matrix, same factor), so the result is
+    differentiable for the second-order paths (``nested``; else a plain solve with ``L``)."""
+    r = y.shape[-1]
+    if gram == "DhD":
+        P = D @ torch.cat([y, g], dim=-1)  # [D y, D g]
+        u = (_RegSolve.apply(D, P[..., r:], rho, L, "DDh", "DDh") if nested
+             else torch.cholesky_solve(P[..., r:], L))
+        z = (g - D.mH @ u) * rho.reciprocal()
+        return z, (-torch.cat([P[..., :r], u], dim=-1)) @ torch.cat([z, y], dim=-1).mH
+    P = D.mH @ torch.cat([y, g], dim=-1)  # [D^H y, D^H g]
+    u = (_RegSolve.apply(D, P[..., r:], rho, L, "DhD", "DhD") if nested
+         else torch.cholesky_solve(P[..., r:], L))
+    z = (g - D @ u) * rho.reciprocal()
+    return z, torch.cat([z, y], dim=-1) @ (-torch.cat([P[..., :r], u], dim=-1)).mH
 
 
 def _jvp_rhs(gram: str, has_dD: bool, has_dx: bool, has_drho: bool, D: Tensor, y: Tensor, *tangents: Tensor):
@@ -290,8 +326,8 @@ def factorize(D: Tensor, r: Tensor, gram: str, method: str) -> tuple[Tensor, str
         factored = "DDh" if m < n else ("DhD" if n < m else gram)
     with torch.no_grad():
         L = gram_factor(D.detach(), r.detach(), factored)
-        check_precision("regularized_solve", factor_condition(L, None if factored == gram else r),
-                        D.dtype, f"(rho I + {'D^H D' if gram == 'DhD' else 'D D^H'})^{{-1}} x and its derivative")
+        what = f"(rho I + {'D^H D' if gram == 'DhD' else 'D D^H'})^{{-1}} x and its derivative"
+        check_precision("regularized_solve", factor_condition(L, None if factored == gram else r), D.dtype, what)
     return L, factored
 
 
