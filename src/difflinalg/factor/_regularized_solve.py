@@ -69,6 +69,7 @@ from .._nested import call
 from ._cholesky import factor_condition
 from .._utils import (
     as_tensor,
+    broadcast_shapes,
     check_precision,
     reject_meta,
     check_finite,
@@ -116,12 +117,22 @@ def gram_solve(D: Tensor, rho: Tensor, L: Tensor, b: Tensor, gram: str, factored
     Plain torch operations (differentiable, but through the factor only as a constant): the rules
     below call it inside ``_RegSolve`` so that derivatives see ``(D, rho)``.
     """
+    return gram_solve_aux(D, rho, L, b, gram, factored)[0]
+
+
+def gram_solve_aux(D: Tensor, rho: Tensor, L: Tensor, b: Tensor, gram: str,
+                   factored: str) -> tuple[Tensor, Tensor | None]:
+    """``gram_solve`` and, for the Woodbury forms, its inner solve ``t``, which is ``D y``
+    (``DhD``: ``t = T^{-1} D b`` and ``D y = (D b - (T - rho I) t) / rho = t``) or ``D^H y`` (``DDh``);
+    ``None`` for the direct forms."""
     if gram == factored:
-        return torch.cholesky_solve(b, L)
+        return torch.cholesky_solve(b, L), None
     # (x * (1 / rho): a complex-by-real division is ~4x slower than the product on CPU)
     if gram == "DhD":  # (rho I + D^H D)^{-1} b = (b - D^H T^{-1} D b) / rho
-        return (b - D.mH @ torch.cholesky_solve(D @ b, L)) * rho.reciprocal()
-    return (b - D @ torch.cholesky_solve(D.mH @ b, L)) * rho.reciprocal()
+        t = torch.cholesky_solve(D @ b, L)
+        return (b - D.mH @ t) * rho.reciprocal(), t
+    t = torch.cholesky_solve(D.mH @ b, L)
+    return (b - D @ t) * rho.reciprocal(), t
 
 
 def _sum_to(x: Tensor, like: Tensor) -> Tensor:
@@ -147,17 +158,19 @@ class _RegSolve(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, g: Tensor):
-        D, rho, L, y = ctx.saved_tensors
+        saved = ctx.saved_tensors
+        D, rho, L, y = saved[:4]
         gD = gx = grho = None
         # The inner solves go through this Function when the backward itself may be differentiated
         # (double backward, forward-over-reverse, torch.func); otherwise plain solves with the factor
         # (the same values, without a second Function's bookkeeping per solve).
         nested = torch.is_grad_enabled() or _fwAD._current_level >= 0 or is_wrapped(g) or is_wrapped(D)
         if ctx.needs_input_grad[0] and ctx.factored != ctx.gram:
-            z, gD = _woodbury_vjp(D, rho, L, y, g, ctx.gram, nested)
+            image = saved[4] if len(saved) > 4 and not nested else None  # not in the graph: first order only
+            z, gD = _woodbury_vjp(D, rho, L, y, g, ctx.gram, nested, image)
             gD = _sum_to(gD, D)
         elif nested:
-            z = _RegSolve.apply(D, g, rho, L, ctx.gram, ctx.factored)  # differentiable: double backward
+            z = _apply_solve(D, g, rho, L, ctx.gram, ctx.factored)  # differentiable: double backward
         else:
             z = gram_solve(D, rho, L, g, ctx.gram, ctx.factored)
         if ctx.needs_input_grad[0] and gD is None:
@@ -182,29 +195,59 @@ class _RegSolve(torch.autograd.Function):
         # The right-hand side through ``call`` so that an outer forward level sees it (jvp of jvp);
         # the solve is this Function again (same factor).
         rhs = call(partial(_jvp_rhs, ctx.gram, dD is not None, dx is not None, drho is not None), D, y, *given)
-        return _RegSolve.apply(D, rhs, rho, L, ctx.gram, ctx.factored)
+        return _apply_solve(D, rhs, rho, L, ctx.gram, ctx.factored)
+
+
+class _RegSolveEager(torch.autograd.Function):
+    """``_RegSolve`` in the old style (``forward(ctx, ...)``, the same rules) for plain tensors.
+
+    The new style's ``apply`` binds the arguments with ``inspect.signature`` at every call
+    (~35 us); an unrolled loop calls the solve once per iteration forward and once per backward,
+    which at small sizes is a visible share. ``torch.func`` needs the new style (its vmap rule).
+    The old style may also save an intermediate: the Woodbury inner solve (see ``_woodbury_vjp``).
+    """
+
+    @staticmethod
+    def forward(ctx, D: Tensor, x: Tensor, rho: Tensor, L: Tensor, gram: str, factored: str) -> Tensor:
+        y, t = gram_solve_aux(D, rho, L, x, gram, factored)
+        _RegSolve.setup_context(ctx, (D, x, rho, L, gram, factored), y)
+        if t is not None:  # the Woodbury inner solve, D y or D^H y: saves the first-order backward a product
+            ctx.save_for_backward(D, rho, L, y, t)
+        return y
+
+    backward = staticmethod(_RegSolve.backward)
+    jvp = staticmethod(_RegSolve.jvp)
+
+
+def _apply_solve(D: Tensor, x: Tensor, rho: Tensor, L: Tensor, gram: str, factored: str) -> Tensor:
+    """``_RegSolve``, or its old-style twin when no argument is wrapped by a torch.func transform."""
+    if is_wrapped(D) or is_wrapped(x) or is_wrapped(rho) or is_wrapped(L):
+        return _RegSolve.apply(D, x, rho, L, gram, factored)
+    return _RegSolveEager.apply(D, x, rho, L, gram, factored)
 
 
 def _woodbury_vjp(D: Tensor, rho: Tensor, L: Tensor, y: Tensor, g: Tensor, gram: str,
-                  nested: bool) -> tuple[Tensor, Tensor]:
-    """``z = A^{-1} g`` and ``gD`` for the Woodbury forms, one thin product cheaper than the generic
-    rule: for ``gram="DhD"`` (factor of ``T = rho I + D D^H``) ``D z = T^{-1} D g =: u`` is the
-    inner solve of ``z = (g - D^H u) / rho`` itself, so ``gD = -(D y) z^H - u y^H``; for ``"DDh"``
-    (factor of ``S``) ``D^H z = S^{-1} D^H g =: u`` and ``gD = -z (D^H y)^H - y u^H``. ``u`` comes
-    from this Function (the direct form of the other Gram matrix, same factor), so the result is
-    differentiable for the second-order paths (``nested``; else a plain solve with ``L``)."""
+                  nested: bool, image: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """``z = A^{-1} g`` and ``gD`` for the Woodbury forms, one or two thin products cheaper than the
+    generic rule: for ``gram="DhD"`` (factor of ``T = rho I + D D^H``) ``D z = T^{-1} D g =: u`` is
+    the inner solve of ``z = (g - D^H u) / rho`` itself, so ``gD = -(D y) z^H - u y^H``; for
+    ``"DDh"`` (factor of ``S``) ``D^H z = S^{-1} D^H g =: u`` and ``gD = -z (D^H y)^H - y u^H``.
+    ``image`` is ``D y`` (``D^H y``) saved by the forward, else recomputed. With ``nested`` (the
+    backward will be differentiated), ``u`` comes from this Function (the direct form of the other
+    Gram matrix, same factor) and ``image`` is recomputed, so the result is differentiable."""
     r = y.shape[-1]
+    Dh = D.mH if gram == "DhD" else D  # z = (g - Dh u) / rho
+    Dt = D if gram == "DhD" else D.mH  # u = F^{-1} Dt g, image = Dt y
+    if image is None:
+        P = Dt @ torch.cat([y, g], dim=-1)  # [Dt y, Dt g] in one product
+        image, Dtg = P[..., :r], P[..., r:]
+    else:
+        Dtg = Dt @ g
+    u = _apply_solve(D, Dtg, rho, L, _other(gram), _other(gram)) if nested else torch.cholesky_solve(Dtg, L)
+    z = (g - Dh @ u) * rho.reciprocal()
     if gram == "DhD":
-        P = D @ torch.cat([y, g], dim=-1)  # [D y, D g]
-        u = (_RegSolve.apply(D, P[..., r:], rho, L, "DDh", "DDh") if nested
-             else torch.cholesky_solve(P[..., r:], L))
-        z = (g - D.mH @ u) * rho.reciprocal()
-        return z, (-torch.cat([P[..., :r], u], dim=-1)) @ torch.cat([z, y], dim=-1).mH
-    P = D.mH @ torch.cat([y, g], dim=-1)  # [D^H y, D^H g]
-    u = (_RegSolve.apply(D, P[..., r:], rho, L, "DhD", "DhD") if nested
-         else torch.cholesky_solve(P[..., r:], L))
-    z = (g - D @ u) * rho.reciprocal()
-    return z, torch.cat([z, y], dim=-1) @ (-torch.cat([P[..., :r], u], dim=-1)).mH
+        return z, (-torch.cat([image, u], dim=-1)) @ torch.cat([z, y], dim=-1).mH
+    return z, torch.cat([z, y], dim=-1) @ (-torch.cat([image, u], dim=-1)).mH
 
 
 def _jvp_rhs(gram: str, has_dD: bool, has_dx: bool, has_drho: bool, D: Tensor, y: Tensor, *tangents: Tensor):
@@ -303,7 +346,7 @@ def prepare_rhs(D: Tensor, x, r: Tensor, gram: str) -> tuple[Tensor, bool]:
             + ("" if gram == "DDh" else "; for (rho I + D D^H)^{-1} x use gram='DDh'")
         )
     try:
-        torch.broadcast_shapes(D.shape[:-2], x.shape[:-2], r.shape[:-2])
+        broadcast_shapes(D.shape[:-2], x.shape[:-2], r.shape[:-2])
     except RuntimeError as exc:
         raise InputError(
             f"x, rho: batch shapes D {tuple(D.shape[:-2])}, x {tuple(x.shape[:-2])}, rho "
@@ -341,7 +384,7 @@ def solve_with(D: Tensor, x: Tensor, r: Tensor, L: Tensor, gram: str, factored: 
     """
     if has_torch_function((D, x, r)):
         return handle_torch_function(solve_with, (D, x, r), D, x, r, L, gram, factored)
-    return _RegSolve.apply(D, x, r, L, gram, factored)
+    return _apply_solve(D, x, r, L, gram, factored)
 
 
 def regularized_solve(
