@@ -353,9 +353,14 @@ def qr(A: Tensor, mode: str = "reduced") -> tuple[Tensor, Tensor] | Tensor:
     gradient is exact for losses invariant under that factor, and backward raises ``GaugeError``
     for other losses (see the module docstring).
 
+    At a rank-deficient ``A`` (pivot ``j`` numerically zero) the gradient of a loss of the leading
+    block ``Q[:, :j]``, ``R[:j, :]`` exists and is returned exactly (also ``sum |R|^2``); a loss
+    with a first-order dependence on ``R[j:, :]`` or on ``Q[:, j:]`` has none and raises (the
+    proof is in the module docstring). Forward mode raises there (it propagates every output).
+
     Raises:
-        InputError: bad shape/dtype/mode, non-finite entries; when differentiating at a rank-deficient
-            ``A`` (the first k columns dependent).
+        InputError: bad shape/dtype/mode, non-finite entries, a meta tensor; when differentiating
+            at a rank-deficient ``A`` a loss that depends on the trailing block (message names it).
     """
     _check_mode(mode)
     reject_meta("A", A)
@@ -379,7 +384,13 @@ def lq(A: Tensor, mode: str = "reduced") -> tuple[Tensor, Tensor] | Tensor:
 
     Returns:
         ``(L, Q)``, or ``L`` for ``mode="r"``. In complete mode with n > m the last n - m rows of
-        ``Q`` are defined up to a unitary factor (same convention and check as ``qr``).
+        ``Q`` are defined up to a unitary factor (same convention and check as ``qr``). The
+        outputs carry no lazy conjugation (``.imag`` of them works under ``torch.func.vmap``).
+        At rank-deficient rows the leading block ``L[:, :j]``, ``Q[:j, :]`` is differentiable
+        (as for ``qr``).
+
+    Raises:
+        InputError: as ``qr``.
     """
     _check_mode(mode)
     reject_meta("A", A)

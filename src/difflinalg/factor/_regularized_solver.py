@@ -28,7 +28,8 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from ._regularized_solve import check_gram_method, factorize, prepare_D_rho, prepare_rhs, solve_with
+from ._regularized_inputs import check_gram_method, prepare_D_rho, prepare_rhs
+from ._regularized_solve import factorize, solve_with
 
 
 class RegularizedSolver:
