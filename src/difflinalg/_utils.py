@@ -78,6 +78,20 @@ def check_matrix(
     return x
 
 
+def reject_meta(arg_name: str, t: Tensor) -> None:
+    """Raise ``InputError`` for a tensor on the meta device.
+
+    Rules that read values (checks, host factorizations, data-dependent branches) cannot run on
+    meta tensors, which carry shapes only; before this the call failed deep inside with
+    ".item() cannot be called on meta tensors" (issue 16 item 5)."""
+    if isinstance(t, Tensor) and t.device.type == "meta":
+        raise InputError(
+            f"{arg_name}: meta tensors are not supported (this rule reads values: singularity, "
+            "eigenvalue or precision checks, or a host factorization, so it cannot propagate shapes "
+            "alone); call it on tensors with data (e.g. torch.zeros(shape, device='cpu'))"
+        )
+
+
 def check_same_dtype(**tensors: Tensor) -> torch.dtype:
     dtypes = {k: v.dtype for k, v in tensors.items()}
     if len(set(dtypes.values())) > 1:
@@ -199,18 +213,3 @@ def check_precision(op: str, kappa: Tensor | float, dtype: torch.dtype, what: st
         PrecisionWarning,
         stacklevel=3,
     )
-
-
-def reject_meta(arg_name: str, t: Tensor) -> None:
-    """Raise ``InputError`` for a tensor on the ``meta`` device.
-
-    The rules read values (pivots, gaps, condition estimates) to decide between a result and a named
-    error, which a meta tensor (shape only, no data) cannot provide; failing here gives a named
-    error instead of torch's ".item() cannot be called on meta tensors" from deep inside a rule.
-    """
-    if isinstance(t, Tensor) and t.device.type == "meta":
-        raise InputError(
-            f"{arg_name}: meta tensors (device='meta', shape only) are not supported: this rule reads "
-            f"values to decide between a result and a named error; pass a tensor with data (e.g. "
-            f"{arg_name}.to('cpu') after materializing it), or infer shapes from torch.linalg's own op"
-        )
