@@ -387,12 +387,13 @@ def test_single_precision_warns_when_ill_conditioned(shape, gram, scale, rho):
 @pytest.mark.parametrize("shape,gram,rho", [((8, 16), "DhD", 0.1), ((16, 8), "DDh", 0.01),
                                              ((12, 12), "DhD", 1e-3), ((16, 8), "DhD", 1e-4)])
 def test_single_precision_quiet_and_within_bound(dtype, shape, gram, rho):
-    """Below the threshold: no warning, and the relative gradient error is at most 8 kappa eps
-    with kappa the rule's own estimate (documented 4; measured ratios up to ~3.7)."""
+    """Below the threshold: no warning, and the relative gradient error is at most 4 kappa eps
+    with kappa the rule's own estimate (documented 4 kappa eps; measured ratios up to 1.8)."""
     import warnings
 
     import difflinalg
     from difflinalg.factor._cholesky import factor_condition
+    from difflinalg._utils import real_dtype
     from difflinalg.factor._regularized_solve import gram_factor
 
     wide = C128 if dtype.is_complex else F64
@@ -406,10 +407,11 @@ def test_single_precision_quiet_and_within_bound(dtype, shape, gram, rho):
     m, n = shape
     factored = "DDh" if m < n else ("DhD" if n < m else gram)
     r = torch.tensor(rho, dtype=F64).reshape(1, 1)
-    kappa = float(factor_condition(gram_factor(D, r, factored), None if factored == gram else r))
+    r = r.to(real_dtype(dtype))  # the estimate as the rule computes it, in single precision
+    kappa = float(factor_condition(gram_factor(D.to(dtype), r, factored), None if factored == gram else r))
     for a, b in zip(g32, g64):
         err = float(torch.linalg.norm(a.to(wide) - b) / torch.linalg.norm(b))
-        assert err <= 8 * kappa * torch.finfo(dtype).eps, (err, kappa)
+        assert err <= 4 * kappa * torch.finfo(dtype).eps, (err, kappa)
 
 
 def test_conj_and_neg_views():
@@ -458,3 +460,21 @@ def test_single_precision_woodbury_cancellation_warns():
     assert float(torch.linalg.cond(operator(D, 1e-5, "DhD"))) < 100
     with pytest.warns(difflinalg.PrecisionWarning, match="regularized_solve"):
         regularized_solve(D.to(C64), x.to(C64), 1e-5, method="woodbury")
+
+
+@pytest.mark.parametrize("dtype", [F32, C64])
+def test_single_precision_square_gram_small_eigenvalue_warns(dtype):
+    """Direct form, square D with singular values down to 10^-3.5 and rho = 1e-7: condition 5e6,
+    measured float32 gradient error 4.5e-2. The diagonal bound alone reads 5e4 (quiet: a small
+    eigenvalue hides from the diagonal); the inverse iteration in the estimate reads 3.6e5 and
+    the rule warns."""
+    import difflinalg
+
+    wide = C128 if dtype.is_complex else F64
+    U, _ = torch.linalg.qr(randn(32, 32, dtype=wide, seed=3))
+    V, _ = torch.linalg.qr(randn(32, 32, dtype=wide, seed=4))
+    D = (U * torch.logspace(0, -3.5, 32, dtype=F64).to(wide)) @ V.mH
+    x = randn(32, dtype=wide, seed=5)
+    assert float(torch.linalg.cond(operator(D, 1e-7, "DhD"))) > 1e6
+    with pytest.warns(difflinalg.PrecisionWarning, match="regularized_solve"):
+        regularized_solve(D.to(dtype), x.to(dtype), 1e-7, method="direct")

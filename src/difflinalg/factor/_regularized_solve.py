@@ -46,7 +46,7 @@ without pivoting; it fails (``NotPositiveDefiniteError``) only when rounding swa
 
 Single precision. The value and every derivative are solves with the factored matrix ``F``, so
 their relative error is about ``kappa eps`` with ``kappa`` the condition number of the computation:
-``kappa(F) >= max_i ||L[i, :]||^2 / L_ii^2`` (after diagonal scaling) for the direct form, and
+``kappa(F)`` after diagonal scaling (``_cholesky.factor_condition``) for the direct form, and
 ``max_i ||L[i, :]||^2 / rho`` for the Woodbury form (its subtraction ``b - D^H T^{-1} D b`` cancels
 to the size of ``rho``-scaled terms; this is also the condition of the operator with the n - m
 eigenvalues equal to rho). ``_cholesky.factor_condition`` computes both from the factor; the
