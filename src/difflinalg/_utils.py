@@ -7,6 +7,7 @@ value checks (finiteness) are skipped there; shape and dtype checks always run.
 
 from __future__ import annotations
 
+import cmath
 import operator
 import warnings
 from collections.abc import Sequence
@@ -139,8 +140,23 @@ def check_finite_sum(x: Tensor, name: str) -> None:
     """
     if is_wrapped(x) or x.numel() == 0:
         return
-    if not bool(torch.isfinite(x.sum())):
+    # On the Python number: torch.isfinite on a complex 0-d tensor costs ~40 us, this ~5 us.
+    if not cmath.isfinite(complex(x.sum().item())):
         check_finite(x, name)
+
+
+def broadcast_shapes(*shapes: Sequence[int]) -> tuple[int, ...]:
+    """``torch.broadcast_shapes`` in plain Python (raises ``RuntimeError`` likewise); ~100x cheaper
+    on CPU (torch's goes through its Python reference implementation), for per-call checks."""
+    ndim = max((len(s) for s in shapes), default=0)
+    out = [1] * ndim
+    for s in shapes:
+        for i, d in enumerate(s, start=ndim - len(s)):
+            if d != 1:
+                if out[i] not in (1, d):
+                    raise RuntimeError(f"shapes {[tuple(t) for t in shapes]} do not broadcast")
+                out[i] = d
+    return tuple(out)
 
 
 def check_int(x, name: str, expected: str = "an integer") -> int:

@@ -172,3 +172,101 @@ def test_not_positive_definite_in_a_batch_names_the_minor():
 def test_bad_input(A, match):
     with pytest.raises(InputError, match=match):
         cholesky(A)
+
+
+# --- single precision, views, empty shapes, meta -----------------------------------------------------
+
+def _grad(A, W):
+    Ag = A.clone().requires_grad_()
+    (W.to(A.dtype) * cholesky(Ag)).real.sum().backward()
+    return Ag.grad
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.complex64])
+@pytest.mark.parametrize("cond", [1e8, 1e10])
+def test_single_precision_loud_when_ill_conditioned(dtype, cond):
+    """Condition 1e8, 1e10 (the issue measured 0.08-0.86 relative gradient error in float32 at
+    1e8..1e10): the rule warns (or, when rounding makes the matrix indefinite, raises), and the
+    gradient it returns when it warns is indeed off by more than PRECISION_TOL's promise."""
+    import warnings
+
+    import difflinalg
+
+    wide = torch.complex128 if dtype.is_complex else F64
+    A = spd(6, dtype=wide, cond=cond, seed=2)
+    W = randn(6, 6, dtype=wide, seed=4)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            g32 = _grad(A.to(dtype), W)
+        except NotPositiveDefiniteError:
+            return  # loud
+    assert any(issubclass(w.category, difflinalg.PrecisionWarning) and "float64" in str(w.message)
+               for w in caught)
+    if cond >= 1e8:
+        g64 = _grad(A, W)
+        assert float(torch.linalg.norm(g32.to(wide) - g64) / torch.linalg.norm(g64)) > 1e-3
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.complex64])
+@pytest.mark.parametrize("cond", [1e1, 1e3, 1e4])
+def test_single_precision_quiet_and_within_bound(dtype, cond):
+    """Well conditioned: no warning, and the relative gradient error is below 4 kappa eps, with
+    kappa the rule's own estimate (documented bound 4 kappa eps; measured ratios up to 1.0)."""
+    import warnings
+
+    import difflinalg
+    from difflinalg.factor._cholesky import factor_condition
+
+    wide = torch.complex128 if dtype.is_complex else F64
+    A = spd(8, (2,), dtype=wide, cond=cond, seed=3)
+    W = randn(8, 8, dtype=wide, seed=4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", difflinalg.PrecisionWarning)
+        g32 = _grad(A.to(dtype), W)
+    g64 = _grad(A, W)
+    kappa = float(factor_condition(torch.linalg.cholesky(A.to(dtype))).max())  # as the rule computes it
+    err = float(torch.linalg.norm(g32.to(wide) - g64) / torch.linalg.norm(g64))
+    assert err <= 4 * kappa * torch.finfo(dtype).eps, (err, kappa)
+
+
+def test_double_precision_scaled_matrix_stays_quiet():
+    """A badly scaled but well-conditioned matrix (diagonal scales over 8 decades): Cholesky is
+    scaling-invariant, and so is the estimate: no warning, even though cond(A) ~ 1e16."""
+    import warnings
+
+    import difflinalg
+
+    d = torch.logspace(-4, 4, 4, dtype=F64)
+    B = d[:, None] * spd(4, seed=1) * d[None, :]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", difflinalg.PrecisionWarning)
+        cholesky(B)
+
+
+@pytest.mark.parametrize("upper", [False, True])
+def test_conj_neg_views_and_upper_output(upper):
+    A = spd(4, dtype=C128)
+    for V in (A.conj(), A.mH, A.mT):
+        torch.testing.assert_close(cholesky(V, upper=upper), cholesky(V.resolve_conj(), upper=upper))
+    N = (1j * spd(4)).conj().imag  # a neg view of -spd
+    assert N.is_neg()
+    torch.testing.assert_close(cholesky(-N, upper=upper), cholesky(spd(4), upper=upper))
+    U = cholesky(A, upper=upper)
+    assert not U.is_conj()  # no conj view: its .imag would be a neg view (no vmap rule)
+    g = torch.func.vmap(torch.func.grad(lambda X: cholesky(X, upper=upper).imag.sum()))(A.expand(2, 4, 4))
+    assert torch.isfinite(g).all()
+
+
+@pytest.mark.parametrize("shape", [(0, 3, 3), (2, 0, 0), (0, 0)])
+def test_empty_shapes_match_torch(shape):
+    A = torch.randn(*shape, dtype=F64, requires_grad=True)
+    L = cholesky(A)
+    assert L.shape == torch.linalg.cholesky(A.detach()).shape
+    (g,) = torch.autograd.grad(L.sum(), A, materialize_grads=True)
+    assert g.shape == A.shape
+
+
+def test_meta_tensor_named_error():
+    with pytest.raises(InputError, match="A: meta tensors"):
+        cholesky(torch.empty(3, 3, device="meta"))

@@ -5,7 +5,7 @@ detected), rank deficiency, torch.func transforms, and bad input."""
 import pytest
 import torch
 
-from difflinalg import GaugeError, InputError, lq, qr
+from difflinalg import GaugeError, InputError, TransformCheckWarning, lq, qr
 from difflinalg.check import gradcheck
 
 from _helpers import randn
@@ -257,26 +257,105 @@ def test_complete_non_invariant_phase_only_raises():
 
 # --- rank deficiency ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("dtype", [F64, C128])
-def test_rank_deficient_raises_when_differentiated(dtype):
+def _fd_check(f, A, seed=1):
+    """Reverse-mode gradient of the real scalar f at A against a central difference (derivative()
+    with its error estimate) along a random direction."""
+    from difflinalg.check import derivative
+
+    Ag = A.clone().requires_grad_()
+    (g,) = torch.autograd.grad(f(Ag), Ag)
+    U = randn(*A.shape, dtype=A.dtype, seed=seed)
+    fd, err = derivative(lambda t: f(A + t * U), torch.zeros((), dtype=F64))
+    an = (g.conj() * U).real.sum()
+    assert abs(an - fd) <= 10 * err + 1e-9 * abs(fd), (float(an), float(fd), float(err))
+    return g
+
+
+def _dependent_last(dtype):
     B = randn(5, 2, dtype=dtype)
-    A = torch.cat([B, B[:, :1] * 2.0], dim=-1)  # third column dependent
+    return torch.cat([B, B[:, :1] * 2.0], dim=-1)  # third column dependent: rank 2, j = 2
+
+
+@pytest.mark.parametrize("dtype", [F64, C128])
+def test_rank_deficient_leading_block_losses_exact(dtype):
+    """At exact rank deficiency the losses of the leading block (and sum |R|^2 = ||A||^2, whose
+    trailing cotangent 2 R[j:, :] is rounding-level) get the gradient; finite differences agree."""
+    A = _dependent_last(dtype)
     Q, R = qr(A)
     assert torch.isfinite(Q).all() and torch.isfinite(R).all()  # the value is still returned
     torch.testing.assert_close(Q @ R, A, atol=1e-12, rtol=0)
+    W = randn(5, 5, dtype=dtype, seed=3)
+    W = W + W.mH
+    C = randn(2, 3, dtype=dtype, seed=4)
+    losses = {
+        "R[:2, :]": lambda A: (C.conj() * qr(A)[1][:2, :]).real.sum(),
+        "sum |R|^2": lambda A: (qr(A, mode="r").abs() ** 2).sum(),
+        "<W, Q1 Q1^H>": lambda A: (W * (qr(A)[0][:, :2] @ qr(A)[0][:, :2].mH)).real.sum(),
+        "lq L[:, :2]": lambda A: (C.mT.conj() * lq(A.mT)[0][:, :2]).real.sum(),
+        "complete Q[:, :2]": lambda A: (W[:, :2] * qr(A, mode="complete")[0][:, :2]).real.sum(),
+    }
+    for name, f in losses.items():
+        g = _fd_check(f, A)
+        if name == "sum |R|^2":
+            torch.testing.assert_close(g, 2 * A, atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("dtype", [F64, C128])
+def test_rank_deficient_middle_column_and_wide(dtype):
+    B = randn(5, 2, dtype=dtype)
+    A = torch.cat([B[:, :1], B[:, :1] * -3.0, B[:, 1:]], dim=-1)  # j = 1; column 2 adds rank again
+    _fd_check(lambda A: (qr(A)[1][:1, :].abs() ** 2).sum() + qr(A)[0][:, 0].real.sum(), A)
+    with pytest.raises(InputError, match=r"trailing part R\[1:, :\]"):
+        Ag = A.clone().requires_grad_()
+        qr(Ag)[1][1:, :].abs().sum().backward()
+    # Wide A = [X, Y] with a rank-deficient X: the leading block still determines R[:1, :].
+    Wd = torch.cat([B.mT[:, :1], 2 * B.mT[:, :1], B.mT[:, 1:]], dim=-1)
+    _fd_check(lambda A: qr(A)[1][:1, :].real.sum() + qr(A)[0][:, :1].abs().sum(), Wd)
+
+
+@pytest.mark.parametrize("dtype", [F64, C128])
+def test_rank_deficient_raises_where_no_derivative(dtype):
+    A = _dependent_last(dtype)
     Ag = A.clone().requires_grad_()
-    with pytest.raises(InputError, match="rank-deficient"):
-        qr(Ag)[0].abs().sum().backward()
+    with pytest.raises(InputError, match=r"rank-deficient A: \|R\[2, 2\]\|.*trailing part R\[2:, :\]"):
+        qr(Ag)[1][2, 2].real.backward()  # R_22 = ||(I - Q1 Q1^H) a_2||: like |t|, no derivative
+    with pytest.raises(InputError, match=r"trailing part Q\[:, 2:\]"):
+        qr(Ag)[0].abs().sum().backward()  # Q[:, 2] is discontinuous at A
+    with pytest.raises(InputError, match=r"trailing part Q\[2:, :\]"):
+        lq(A.mT.clone().requires_grad_())[1].abs().sum().backward()
     import torch.autograd.forward_ad as fwAD
 
-    with fwAD.dual_level(), pytest.raises(InputError, match="rank-deficient"):
+    with fwAD.dual_level(), pytest.raises(InputError, match="forward mode"):
         qr(fwAD.make_dual(A, torch.ones_like(A)))
-    # Wide: dependent leading block X.
-    W = torch.cat([B.mT[:, :1], B.mT[:, :1], B.mT[:, 1:]], dim=-1).clone().requires_grad_()
-    with pytest.raises(InputError, match="first 2 columns"):
-        qr(W)[1].abs().sum().backward()
-    with pytest.raises(InputError, match="rows"):
-        lq(A.mT.clone().requires_grad_())[0].abs().sum().backward()
+    # Batched: the error names the batch entry; the full-rank entries do not matter.
+    Ab = torch.stack([randn(5, 3, dtype=dtype, seed=7), A]).requires_grad_()
+    with pytest.raises(InputError, match=r"batch index \(1,\)"):
+        qr(Ab)[0].abs().sum().backward()
+
+
+def test_rank_deficient_batched_mixed_gradient():
+    """A batch mixing full-rank and rank-deficient entries: each gets its own rule."""
+    A = torch.stack([randn(5, 3, seed=7), _dependent_last(F64), randn(5, 3, seed=8)])
+    f = lambda A: (qr(A)[1][..., :2, :] ** 2).sum() + qr(A)[0][..., :2].sum()  # noqa: E731
+    g = _fd_check(f, A)
+    for i in range(3):
+        Ai = A[i].clone().requires_grad_()
+        (gi,) = torch.autograd.grad(f(Ai), Ai)
+        torch.testing.assert_close(g[i], gi, atol=1e-13, rtol=1e-12)
+
+
+def test_rank_deficient_inside_torch_func_is_nan_not_wrong():
+    from difflinalg import _utils
+
+    A = _dependent_last(F64)
+    _utils._warned.discard("qr-rank")  # warn_once: earlier tests may have used the key
+    with pytest.warns(TransformCheckWarning, match="rank-deficiency"):
+        g = torch.func.grad(lambda A: (qr(A)[1][:2, :] ** 2).sum())(A)
+    assert torch.isnan(g).all()
+    good = randn(5, 3, seed=7)
+    g = torch.func.vmap(torch.func.grad(lambda A: (qr(A)[1] ** 2).sum()))(torch.stack([good, A]))
+    torch.testing.assert_close(g[0], 2 * good, atol=1e-12, rtol=0)
+    assert torch.isnan(g[1]).all()
 
 
 def test_zero_matrix_value_and_error():
@@ -361,3 +440,67 @@ def test_bad_input():
         qr(bad)
     with pytest.raises(InputError, match="A: contains"):
         lq(bad)
+
+
+# --- views, empty shapes, meta, torch.func with complex LQ -----------------------------------------
+
+@pytest.mark.parametrize("op", [qr, lq])
+def test_complex_outputs_under_torch_func(op):
+    """``.imag`` of the outputs under vmap/jacrev/hessian (a conj-view output made it a neg view,
+    which has no batching rule), and the values agree with the eager ones."""
+    A = randn(2, 4, 3, dtype=C128)
+    f = lambda X, i: (op(X)[i].imag ** 2).sum() + op(X)[i].imag.sum()  # noqa: E731
+    for i in (0, 1):
+        g = torch.func.vmap(torch.func.grad(lambda X: f(X, i)))(A)
+        for b in range(2):
+            Ab = A[b].clone().requires_grad_()
+            torch.testing.assert_close(g[b], torch.autograd.grad(f(Ab, i), Ab)[0], atol=1e-12, rtol=1e-12)
+        torch.testing.assert_close(torch.func.vmap(lambda X: op(X)[i].imag)(A), op(A)[i].imag)
+        H = torch.func.hessian(lambda x: f(x * (1 + 1j), i))(A[0].real)
+        assert H.shape == (4, 3, 4, 3) and torch.isfinite(H).all()
+        torch.testing.assert_close(H.flatten(0, 1).flatten(1), H.flatten(0, 1).flatten(1).mT, atol=1e-9, rtol=1e-9)
+        J = torch.func.jacrev(lambda x: op(x * (1 + 1j))[i].imag)(A[0].real)
+        assert torch.isfinite(J).all()
+    assert not op(A)[0].is_conj() and not op(A)[1].is_conj()
+
+
+@pytest.mark.parametrize("op", [qr, lq])
+def test_conj_and_neg_views_match_materialized(op):
+    Z = randn(4, 3, dtype=C128)
+    views = {"conj": Z.conj(), "mH": Z.mH, "neg": (1j * randn(4, 3, dtype=C128, seed=2)).conj().imag}
+    for name, V in views.items():
+        M = V.clone().resolve_conj().resolve_neg()
+        for a, b in zip(op(V), op(M)):
+            torch.testing.assert_close(a, b, atol=1e-13, rtol=0)
+        assert gradcheck(lambda X: op(X.conj() if name == "conj" else X), V.resolve_conj().resolve_neg(),
+                         modes=("vjp", "jvp")).passed
+
+
+@pytest.mark.parametrize("shape", [(0, 3, 3), (0, 4, 2), (2, 0, 3), (2, 3, 0), (0, 0)])
+@pytest.mark.parametrize("mode", ["reduced", "complete", "r"])
+def test_empty_shapes_match_torch(shape, mode):
+    A = torch.randn(*shape, dtype=F64, requires_grad=True)
+    out = qr(A, mode=mode)
+    out = out if isinstance(out, tuple) else (out,)
+    ref = torch.linalg.qr(A.detach(), mode=mode)
+    ref = (ref.R,) if mode == "r" else tuple(ref)
+    assert [o.shape for o in out] == [r.shape for r in ref]
+    (g,) = torch.autograd.grad(sum(o.sum() for o in out), A, allow_unused=True, materialize_grads=True)
+    assert g.shape == A.shape and torch.all(g == 0)
+    _, tangents = torch.func.jvp(lambda X: qr(X, mode=mode), (A.detach(),), (torch.ones_like(A.detach()),))
+    tangents = tangents if isinstance(tangents, tuple) else (tangents,)
+    assert [t.shape for t in tangents] == [r.shape for r in ref]
+    # lq(A^T) is qr(A) transposed: the same shapes, transposed, and a zero gradient too.
+    At = A.detach().mT.clone().requires_grad_()
+    lout = lq(At, mode=mode)
+    lout = lout if isinstance(lout, tuple) else (lout,)
+    expect = [r.shape for r in ref] if mode == "r" else [ref[1].shape, ref[0].shape]
+    assert [o.mT.shape for o in lout] == expect
+    (g,) = torch.autograd.grad(sum(o.sum() for o in lout), At, allow_unused=True, materialize_grads=True)
+    assert g.shape == At.shape and torch.all(g == 0)
+
+
+@pytest.mark.parametrize("op", [qr, lq])
+def test_meta_tensor_named_error(op):
+    with pytest.raises(InputError, match="A: meta tensors"):
+        op(torch.empty(4, 3, device="meta"))

@@ -29,6 +29,7 @@ register_case("cholesky", "ill_conditioned", cholesky, lambda dt, g: (_spd(dt, g
 
 from ._qr import lq, qr  # noqa: E402
 from ._regularized_solve import regularized_solve  # noqa: E402
+from ._regularized_solver import RegularizedSolver  # noqa: E402
 
 
 def _ill(dtype, gen, m, n, cond):
@@ -105,3 +106,24 @@ _rs_case("batched_rho_vector", (2, 4, 3), (2, 3), (2,))
 _rs_case("batched_broadcast", (4, 3), (2, 3, 2), (2,), gram="DhD", method="woodbury")
 _rs_case("small_rho_ill_conditioned", (5, 3), (3, 2), (), method="woodbury", rho_lo=1e-3, cond=1e3,
          hard=True, max_step=1e-5)
+
+
+# --- RegularizedSolver: several solves through one factor (a chained solve, as in an unrolled loop)
+
+
+def _solver_case(name, dshape, xshape, *, gram="DhD", method="auto"):
+    def fn(D, x, rho):
+        solver = RegularizedSolver(D, rho, gram=gram, method=method)
+        y = solver.solve(x)
+        return y, solver.solve(0.5 * y + x)
+
+    def make(dt, g):
+        rdt = torch.empty((), dtype=dt).real.dtype
+        return randn(dt, g, *dshape), randn(dt, g, *xshape), 1.0 + torch.rand((), generator=g, dtype=rdt)
+
+    register_case("RegularizedSolver", name, fn, make, max_step=0.05, names=("D", "x", "rho"))
+
+
+_solver_case("DhD_woodbury_chained", (3, 5), (5, 2))
+_solver_case("DDh_direct_chained", (3, 5), (3, 2), gram="DDh")
+_solver_case("DhD_direct_batched", (2, 5, 3), (2, 3))

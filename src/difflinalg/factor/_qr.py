@@ -54,23 +54,47 @@ Second order: the backward is written in differentiable operations on the saved 
 reverse-over-forward work. Nested forward mode (``jacfwd(jacfwd(...))``) through any
 ``torch.autograd.Function`` returns zero higher derivatives in torch 2.13 (pytorch/pytorch#197867).
 
-Rank-deficient input (``|R_ii| <= 10 max(m, n) eps max_j |R_jj|``, i.e. the first ``k`` columns of
-``A`` are numerically dependent): the factorization is not unique and the derivative does not
-exist. The forward value is still returned (with ``sgn(0) = 1``); the backward and the JVP raise
-``InputError`` (outside ``torch.func`` transforms, where value checks are skipped and the derivative
-is inf/NaN).
+Rank-deficient input. Let ``j`` be the first index with ``|R_jj| <= 10 max(m, n) eps max_i |R_ii|``
+(numerically zero; ``j < k``). Write ``A = [X, Y]`` with ``X = A[:, :j]`` (full column rank),
+``Q = [Q1, Q2]`` (``Q1 = Q[:, :j]``) and ``R = [[R11, R12], [0, R22]]``. Then:
+
+* The leading block ``(Q1, R[:j, :]) = (Q1, [R11, R12])`` is an analytic function of ``A`` near
+  this point: ``X = Q1 R11`` is the QR of a full-rank matrix and ``R12 = Q1^H Y``. So for a loss
+  whose cotangents vanish outside it (``gQ[:, j:] = 0``, ``gR[j:, :] = 0``; e.g. ``R[:j, :]``,
+  ``Q1 Q1^H``) the gradient exists and is the wide rule above with ``m`` replaced by ``j``::
+
+      gY = Q1 gR12,   gX = tall rule at (gQ1 + Y gR12^H, gR11)
+
+  This also holds when ``gR[j:, :]`` is nonzero but ``R[j:, :] = 0`` (rank exactly ``j``) and the
+  loss is smooth in ``R[j:, :]`` with zero derivative there, e.g. ``sum |R|^2 = ||A||_F^2``:
+  ``R[j:, :]`` is Lipschitz in ``A`` (``||R[j:, :]|| = ||(I - Q1 Q1^H) Y||``), so its contribution is
+  ``O(||dA||^2)``. The backward therefore takes this path when ``||gQ[:, j:]|| <= sqrt(eps) ||gQ||``
+  and ``||gR[j:, :]|| <= sqrt(eps) ||gR||`` (rounding-level trailing cotangents).
+* Otherwise it raises ``InputError``. A first-order dependence on ``R[j:, :]`` has no derivative:
+  with rank ``j``, ``R_jj = ||(I - Q1 Q1^H) a_j||`` (one more column) behaves like ``|t|`` along
+  ``dA = t (I - Q1 Q1^H) u``. ``Q2`` is not even continuous: arbitrarily small perturbations of
+  ``A`` give it any orthonormal frame orthogonal to ``Q1`` (the direction of the vanishing residual),
+  so a loss depending on it has a derivative only if it is invariant under that choice (e.g.
+  ``Q Q^H`` of a square ``A``, a constant); the rule does not certify such losses and raises.
+
+The JVP cannot know the loss: at a rank-deficient point it raises (eager mode). Inside
+``torch.func`` transforms, where no value check can raise, the backward and the JVP return NaN for
+the rank-deficient batch entries and warn once (``TransformCheckWarning``): loud, never a finite
+wrong number.
 """
 
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import torch
 from torch import Tensor
 
 from .._errors import GaugeError, InputError
 from .._nested import call
-from .._utils import check_finite_sum, check_matrix, eps, is_wrapped
+from .._utils import check_finite_sum, check_matrix, eps, is_wrapped, reject_meta
+from ._qr_rank import first_deficient, poison_transformed, rank_error, unravel, vjp_deficient
 
 _MODES = ("reduced", "complete", "r")
 _GAUGE_PROBES = 8
@@ -157,28 +181,6 @@ def qr_vjp_tall(Q: Tensor, R: Tensor, gQ: Tensor | None, gR: Tensor | None,
     return _rinvh_right(G, R)
 
 
-def _check_full_rank(R: Tensor, op: str) -> None:
-    """Raise if the leading k x k block of ``R`` is numerically singular (skipped under torch.func)."""
-    if is_wrapped(R) or R.numel() == 0:
-        return
-    k = min(R.shape[-2], R.shape[-1])
-    d = R.diagonal(dim1=-2, dim2=-1)[..., :k].abs()
-    # Rounding leaves a dependent column with |R_kk| ~ a few eps |A| (a genuine one is far above).
-    tol = 10 * max(R.shape[-2], R.shape[-1]) * eps(R.dtype) * d.amax(dim=-1, keepdim=True)
-    bad = d <= tol
-    if bool(bad.any()):
-        idx = bad.nonzero()[0].tolist()
-        where = f" (batch index {tuple(idx[:-1])})" if len(idx) > 1 else ""
-        what = "rows" if op == "lq" else "columns"
-        raise InputError(
-            f"A: {op} derivative is undefined for rank-deficient input{where}: "
-            f"|{'L' if op == 'lq' else 'R'}[{idx[-1]}, {idx[-1]}]| = {float(d[tuple(idx)]):.3e} is "
-            f"negligible, so the first {k} {what} of A are linearly dependent and the factorization is "
-            "not unique; make them independent (e.g. add a small multiple of the identity), or use "
-            "difflinalg's SVD for rank-revealing work"
-        )
-
-
 def _gauge_probes(p: int, like: Tensor) -> Tensor:
     """Fixed (p, q) probe matrix (deterministic, dense, full column rank) for the gauge check."""
     q = min(p, _GAUGE_PROBES)
@@ -215,6 +217,38 @@ def _check_gauge_invariant(Q2: Tensor, gQ2: Tensor, op: str) -> None:
             )
 
 
+def qr_vjp_leading(Q: Tensor, R: Tensor, A: Tensor, gQ: Tensor | None, gR: Tensor | None,
+                   j: int) -> Tensor:
+    """Gradient wrt ``A`` of a loss of the leading block ``(Q[:, :j], R[:j, :])`` only (the wide rule
+    with ``m`` replaced by ``j``; see the module docstring). Trailing cotangents are ignored."""
+    Q1, R11, Y = Q[..., :j], R[..., :j, :j], A[..., j:]
+    gQ1 = None if gQ is None else gQ[..., :j]
+    gR11 = None if gR is None else gR[..., :j, :j]
+    if gR is not None:
+        gV = gR[..., :j, j:]
+        gQ1 = Y @ gV.mH if gQ1 is None else gQ1 + Y @ gV.mH
+        gY = Q1 @ gV
+    else:
+        gY = torch.zeros_like(Y)
+    return torch.cat([qr_vjp_tall(Q1, R11, gQ1, gR11), gY], dim=-1)
+
+
+def _qr_vjp(Q: Tensor, R: Tensor, A: Tensor, gQ: Tensor | None, gR: Tensor | None, op: str) -> Tensor:
+    """Gradient of the normalized QR (any mode and shape) at a full-rank ``A``."""
+    m, n = Q.shape[-2], R.shape[-1]
+    if m < n:
+        return qr_vjp_leading(Q, R, A, gQ, gR, m)
+    Q1, R1 = Q[..., :n], R[..., :n, :]
+    gQ1 = None if gQ is None else gQ[..., :n]
+    gR1 = None if gR is None else gR[..., :n, :]
+    extra = None
+    if gQ is not None and Q.shape[-1] > n:  # complete mode, m > n
+        Q2, gQ2 = Q[..., n:], gQ[..., n:]
+        _check_gauge_invariant(Q2, gQ2, op)
+        extra = -(Q2 @ (gQ2.mH @ Q1))
+    return qr_vjp_tall(Q1, R1, gQ1, gR1, extra)
+
+
 class _QR(torch.autograd.Function):
     generate_vmap_rule = True
 
@@ -228,47 +262,50 @@ class _QR(torch.autograd.Function):
         Q, R = output
         ctx.op = op
         ctx.set_materialize_grads(False)
-        m, n = A.shape[-2:]
-        if m < n:  # the wide rule needs Y = A[..., m:]
-            ctx.save_for_backward(Q, R, A)
-            ctx.save_for_forward(Q, R, A)
-        else:
-            ctx.save_for_backward(Q, R)
-            ctx.save_for_forward(Q, R)
+        # A itself (for Y = A[..., j:] of the wide and the rank-deficient rules): a reference to
+        # the input, exact, and differentiable for the second-order paths.
+        ctx.save_for_backward(Q, R, A)
+        ctx.save_for_forward(Q, R, A)
 
     @staticmethod
     def backward(ctx, gQ: Tensor | None, gR: Tensor | None):
-        Q, R = ctx.saved_tensors[:2]
-        _check_full_rank(R, ctx.op)
-        m, n = Q.shape[-2], R.shape[-1]
-        if m < n:
-            (A,) = ctx.saved_tensors[2:]
-            U, Y = R[..., :m], A[..., m:]
-            gU = None if gR is None else gR[..., :m]
-            if gR is not None:
-                gV = gR[..., m:]
-                gQ = Y @ gV.mH if gQ is None else gQ + Y @ gV.mH
-            gX = qr_vjp_tall(Q, U, gQ, gU)
-            gY = torch.zeros_like(Y) if gR is None else Q @ gR[..., m:]
-            return torch.cat([gX, gY], dim=-1), None, None
-        Q1, R1 = Q[..., :n], R[..., :n, :]
-        gQ1 = None if gQ is None else gQ[..., :n]
-        gR1 = None if gR is None else gR[..., :n, :]
-        extra = None
-        if gQ is not None and Q.shape[-1] > n:  # complete mode, m > n
-            Q2, gQ2 = Q[..., n:], gQ[..., n:]
-            _check_gauge_invariant(Q2, gQ2, ctx.op)
-            extra = -(Q2 @ (gQ2.mH @ Q1))
-        return qr_vjp_tall(Q1, R1, gQ1, gR1, extra), None, None
+        Q, R, A = ctx.saved_tensors
+        if R.numel() == 0 or A.numel() == 0:
+            return torch.zeros_like(A), None, None
+        if is_wrapped(R):
+            return poison_transformed(R, _qr_vjp(Q, R, A, gQ, gR, ctx.op), ctx.op), None, None
+        first = first_deficient(R)
+        if first is None:
+            return _qr_vjp(Q, R, A, gQ, gR, ctx.op), None, None
+        return vjp_deficient(_qr_vjp, qr_vjp_leading, Q, R, A, gQ, gR, ctx.op, first), None, None
 
     @staticmethod
     def jvp(ctx, dA: Tensor, _c, _o) -> tuple[Tensor, Tensor]:
-        Q, R = ctx.saved_tensors[:2]
-        _check_full_rank(R, ctx.op)
-        # Through ``call`` so that an outer forward level sees the rule's arithmetic (jvp of jvp).
-        if Q.shape[-2] < R.shape[-1]:
-            return call(qr_jvp_wide, Q, R, ctx.saved_tensors[2], dA)
-        return call(qr_jvp, Q, R, dA)
+        Q, R, A = ctx.saved_tensors
+        if not is_wrapped(R) and R.numel():
+            first = first_deficient(R)
+            if first is not None:
+                k = min(Q.shape[-2], R.shape[-1])
+                ff = first.reshape(-1)
+                i = int((ff < k).nonzero()[0, 0])
+                j = int(ff[i])
+                where = f" (batch index {unravel(i, R.shape[:-2])})" if R.ndim > 2 else ""
+                raise rank_error(ctx.op, where, j, k, float(R.reshape(-1, *R.shape[-2:])[i, j, j].abs()),
+                                  "forward mode propagates every output's tangent, and the trailing "
+                                  "part's does not exist (use reverse mode for a loss of the leading block)")
+        # Through ``call`` so that an outer forward level sees the rule's arithmetic (jvp of jvp);
+        # the NaN marking under torch.func too, inside the called function for the same reason.
+        fn = qr_jvp_wide if Q.shape[-2] < R.shape[-1] else qr_jvp
+        args = (Q, R, A, dA) if Q.shape[-2] < R.shape[-1] else (Q, R, dA)
+        if is_wrapped(R) and R.numel():
+            return call(partial(_jvp_poisoned, fn, ctx.op), *args)
+        return call(fn, *args)
+
+
+def _jvp_poisoned(fn, op: str, *args: Tensor) -> tuple[Tensor, Tensor]:
+    """``fn(*args)`` with NaN tangents for rank-deficient batch entries (``args[1]`` is ``R``)."""
+    dQ, dR = fn(*args)
+    return poison_transformed(args[1], dQ, op), poison_transformed(args[1], dR, op)
 
 
 def qr_jvp(Q: Tensor, R: Tensor, dA: Tensor) -> tuple[Tensor, Tensor]:
@@ -316,16 +353,22 @@ def qr(A: Tensor, mode: str = "reduced") -> tuple[Tensor, Tensor] | Tensor:
     gradient is exact for losses invariant under that factor, and backward raises ``GaugeError``
     for other losses (see the module docstring).
 
+    At a rank-deficient ``A`` (pivot ``j`` numerically zero) the gradient of a loss of the leading
+    block ``Q[:, :j]``, ``R[:j, :]`` exists and is returned exactly (also ``sum |R|^2``); a loss
+    with a first-order dependence on ``R[j:, :]`` or on ``Q[:, j:]`` has none and raises (the
+    proof is in the module docstring). Forward mode raises there (it propagates every output).
+
     Raises:
-        InputError: bad shape/dtype/mode, non-finite entries; when differentiating at a rank-deficient
-            ``A`` (the first k columns dependent).
+        InputError: bad shape/dtype/mode, non-finite entries, a meta tensor; when differentiating
+            at a rank-deficient ``A`` a loss that depends on the trailing block (message names it).
     """
     _check_mode(mode)
+    reject_meta("A", A)
     A = check_matrix(A, "A", finite=False)
     check_finite_sum(A, "A")
     # A lazily conjugated input (A.conj(), A.mH) trips a torch assert on forward-mode views inside
     # the nested jvp (jvp of jvp): materialize the conjugation (a no-op without the conj bit).
-    Q, R = _QR.apply(A.resolve_conj(), mode == "complete", "qr")
+    Q, R = _QR.apply(A.resolve_conj().resolve_neg(), mode == "complete", "qr")
     return R if mode == "r" else (Q, R)
 
 
@@ -341,10 +384,25 @@ def lq(A: Tensor, mode: str = "reduced") -> tuple[Tensor, Tensor] | Tensor:
 
     Returns:
         ``(L, Q)``, or ``L`` for ``mode="r"``. In complete mode with n > m the last n - m rows of
-        ``Q`` are defined up to a unitary factor (same convention and check as ``qr``).
+        ``Q`` are defined up to a unitary factor (same convention and check as ``qr``). The
+        outputs carry no lazy conjugation (``.imag`` of them works under ``torch.func.vmap``).
+        At rank-deficient rows the leading block ``L[:, :j]``, ``Q[:j, :]`` is differentiable
+        (as for ``qr``).
+
+    Raises:
+        InputError: as ``qr``.
     """
     _check_mode(mode)
+    reject_meta("A", A)
     A = check_matrix(A, "A", finite=False)
     check_finite_sum(A, "A")
-    Q, R = _QR.apply(A.mH.resolve_conj(), mode == "complete", "lq")  # see qr on resolve_conj
-    return R.mH if mode == "r" else (R.mH, Q.mH)
+    # Resolved conjugates in and out, never conj views: the ``.imag`` of a conj view is a neg view,
+    # and ``aten::_neg_view`` has no vmap batching rule (vmap, jacrev, hessian would fail).
+    Q, R = _QR.apply(_ht(A.resolve_neg()), mode == "complete", "lq")
+    return _ht(R) if mode == "r" else (_ht(R), _ht(Q))
+
+
+def _ht(x: Tensor) -> Tensor:
+    """``x^H`` as a tensor without the conjugate bit (``resolve_conj`` has a vmap rule;
+    ``conj_physical`` runs vmap's slow per-sample fallback)."""
+    return x.mH.resolve_conj()

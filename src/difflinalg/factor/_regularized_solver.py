@@ -1,0 +1,121 @@
+r"""``RegularizedSolver``: factorize ``rho I + D^H D`` (or its Woodbury partner) once, solve many times.
+
+The unrolled-ADMM / dictionary-learning z-update solves ``(rho I + D^H D) z = x_t`` at every
+iteration ``t`` with the same ``D`` and ``rho``. ``regularized_solve`` would factorize at every
+call; this object holds one Cholesky factor ``L`` and applies the rules of
+``_regularized_solve`` (forward, reverse, forward mode, second order: see that module) to every
+``solve``.
+
+One factor in the graph. ``L`` is computed once, without autograd, and enters each solve's
+``torch.autograd.Function`` as a constant input; the Function's rules differentiate through the
+dependence of ``L`` on ``(D, rho)`` analytically (``gD = -D (y z^H + z y^H)`` for ``DhD``, eq. 21
+of the seed note, summed by autograd over the solves; ``grho = -Re sum(conj(z) y)``), and every
+backward and JVP solves with the same ``L``. So the graph holds ``D``, ``rho``, ``L`` once and one
+``y`` per solve, and the backward never refactorizes or differentiates through a factorization
+(``torch.cholesky_solve``'s own backward costs an O(m^3) product per solve for the factor's
+gradient; this rule's per-solve cost is O(m n r)).
+
+The factor is a snapshot of ``(D, rho)`` at construction: changing ``D`` in place afterwards
+makes the solves (and autograd's version check on the saved ``D``) inconsistent; build a new
+solver after each update of ``D`` (once per training step in dictionary learning).
+
+Capture by ``binomial_loop``. The solves dispatch ``__torch_function__`` before applying the
+Function (``_regularized_solve.solve_with``), so the loop's capture mode sees ``D`` and ``rho``
+as the arguments of a torch call and cuts each taped step at them, as for any torch op.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+from ._regularized_inputs import check_gram_method, prepare_D_rho, prepare_rhs
+from ._regularized_solve import factorize, solve_with
+
+
+class RegularizedSolver:
+    """Solves ``(rho I + D^H D) y = x`` (``gram="DhD"``) or ``(rho I + D D^H) y = x`` (``"DDh"``) for
+    any number of right-hand sides with one Cholesky factorization.
+
+    Args:
+        D: (..., m, n) real or complex.
+        rho: positive real: a Python number, a 0-d tensor, or a real tensor whose shape broadcasts
+            with the batch shape of ``D`` (one rho per problem), of D's real dtype.
+        gram: which operator, ``"DhD"`` (n x n) or ``"DDh"`` (m x m).
+        method: ``"direct"`` factorizes the operator's own Gram matrix, ``"woodbury"`` the other
+            one (Woodbury identity), ``"auto"`` (default) the smaller of the two (ties: direct),
+            which is also the better conditioned one.
+
+    Every ``solve`` is differentiable with respect to ``D``, ``rho`` (as passed here) and its
+    ``x``: reverse mode, forward mode, second order, ``torch.func`` transforms, and inside
+    ``difflinalg.checkpoint.binomial_loop`` steps; all of them use the one factor.
+
+    Raises:
+        InputError: bad ``D``/``rho``/``gram``/``method`` (shape, dtype, non-finite, ``rho <= 0``,
+            complex ``rho``, meta tensors), checked before the factorization.
+        NotPositiveDefiniteError: if rounding makes ``rho I + Gram`` numerically indefinite.
+
+    Warns:
+        PrecisionWarning: when the factor's condition estimate times ``eps`` exceeds
+            ``PRECISION_TOL`` (see ``regularized_solve``): compute in float64.
+
+    Example::
+
+        solver = difflinalg.RegularizedSolver(D, rho)        # factorizes once
+        for _ in range(n_iter):
+            z = solver.solve(D.mH @ s + rho * (u - v))       # no refactorization
+    """
+
+    def __init__(self, D: Tensor, rho, *, gram: str = "DhD", method: str = "auto"):
+        check_gram_method(gram, method)
+        D, r = prepare_D_rho(D, rho)
+        self._L, self._factored = factorize(D, r, gram, method)
+        self._D = D.resolve_conj().resolve_neg()
+        self._rho = r
+        self.gram = gram
+        self.method = method
+
+    @property
+    def D(self) -> Tensor:
+        """The matrix ``D`` (as passed; lazily conjugated views materialized)."""
+        return self._D
+
+    @property
+    def rho(self) -> Tensor:
+        """``rho`` as a real tensor of shape (..., 1, 1)."""
+        return self._rho
+
+    @property
+    def factored(self) -> str:
+        """Which Gram matrix the factor is of: ``"DhD"`` (``rho I + D^H D``) or ``"DDh"``."""
+        return self._factored
+
+    @property
+    def factor(self) -> Tensor:
+        """The lower Cholesky factor ``L`` of ``rho I + Gram`` for ``factored`` (no autograd graph)."""
+        return self._L
+
+    def solve(self, x: Tensor) -> Tensor:
+        """``(rho I + Gram)^{-1} x``.
+
+        Args:
+            x: same dtype as ``D``; a vector (..., k) or a block (..., k, r) with k = n for
+                ``"DhD"`` and k = m for ``"DDh"``, read as in ``regularized_solve``; its batch
+                dimensions broadcast with those of ``D`` and ``rho``.
+
+        Returns:
+            ``y`` with the shape of ``x`` broadcast with the batch shape.
+
+        Raises:
+            InputError: bad shape/dtype or non-finite values of ``x``.
+        """
+        x, vector = prepare_rhs(self._D, x, self._rho, self.gram)
+        y = solve_with(self._D, x, self._rho, self._L, self.gram, self._factored)
+        return y.squeeze(-1) if vector else y
+
+    __call__ = solve
+
+    def __repr__(self) -> str:
+        m, n = self._D.shape[-2:]
+        return (f"RegularizedSolver(D: {tuple(self._D.shape)} {str(self._D.dtype).replace('torch.', '')}, "
+                f"gram={self.gram!r}, factored={self._factored!r} ({m if self._factored == 'DDh' else n}"
+                f" x {m if self._factored == 'DDh' else n}))")
