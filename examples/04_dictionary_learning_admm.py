@@ -18,7 +18,9 @@ What difflinalg gives:
 * ``difflinalg.regularized_solve(D, rhs, rho)``: the regularized normal equations by a Cholesky
   factor of the *smaller* Gram matrix (here ``D D^H``, m x m, with the Woodbury identity), reused by
   its own backward, differentiable in ``D``, ``rhs`` and ``rho``, complex included. The z-update
-  is one function, ``make_z_update(D, rho)``, so that a factor-once solver object can replace it.
+  is one function, ``make_z_update(D, rho)``: ``difflinalg.RegularizedSolver(D, rho)`` factors
+  ``rho I + D^H D`` (or its Woodbury form, whichever is smaller) once per dictionary update and
+  every iteration's solve, and backward, reuse that one factor.
 * ``difflinalg.checkpoint.binomial_loop(step, state, K, snapshots=s)``: the same loop with the
   same gradient, storing at most ``s`` states and recomputing the rest by Revolve's optimal
   schedule (``revolve_cost(K, s)`` extra steps).
@@ -83,13 +85,10 @@ X, X_test = signals(N_SIG), signals(N_SIG)
 
 
 def make_z_update(D: torch.Tensor, rho: float):
-    """The z-update ``rhs -> (rho I + D^H D)^-1 rhs`` for a fixed D.
-
-    Written as a closure so that a solver that factors ``rho I + D^H D`` once (and reuses the
-    factor in every iteration and in backward) is a two-line change here."""
-    def z_update(rhs: torch.Tensor) -> torch.Tensor:
-        return difflinalg.regularized_solve(D, rhs, rho)
-    return z_update
+    """The z-update ``rhs -> (rho I + D^H D)^-1 rhs`` for a fixed D: one factorization, shared by
+    every iteration's solve and by backward (``difflinalg.regularized_solve`` would refactor per
+    call)."""
+    return difflinalg.RegularizedSolver(D, rho).solve
 
 
 def soft_threshold(v: torch.Tensor, t: float) -> torch.Tensor:
