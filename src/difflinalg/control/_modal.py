@@ -177,13 +177,15 @@ def precise_residues(sys: StateSpace) -> Residues:
     of the double-precision modal form (whose eigenvalues carry errors of ``eps ||A||``)."""
     key = "precise_residues"
     if key not in sys._cache:
+        refined = False
         if sys.order <= REFINE_MAX_ORDER:
             A, B, C = (x.detach().cpu().resolve_conj().numpy() for x in (sys.A, sys.B, sys.C))
             lam, V = np.linalg.eig(A)
-            data = refine_modal(A, B, C, lam, V)
+            *data, refined = refine_modal(A, B, C, lam, V, report=True)
         else:
             data = tuple(x.detach().cpu().resolve_conj().numpy() for x in cached_modal_form(sys)[:3])
-        sys._cache[key] = Residues(*data, sys.discrete)
+        u = np.finfo(np.longdouble if refined else np.float64).eps
+        sys._cache[key] = Residues(*data, sys.discrete, data_eps=float(u))
     return sys._cache[key]
 
 
