@@ -20,6 +20,8 @@ differentiable (the Gramians come from ``difflinalg``'s Lyapunov/Sylvester rules
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -123,8 +125,44 @@ def _trace_quad(B: Tensor, Q: Tensor, B2: Tensor | None = None) -> Tensor:
     return (B.conj() * (Q @ B2)).sum((-2, -1)).real
 
 
+#: ``B`` and ``C`` whose largest entries are outside ``2^{+-SCALE_EXPONENT}`` are scaled by powers of
+#: two before the H2 norm and error (exact: no rounding changes), so that ``B^H Q B``, a product of
+#: four such factors, neither under- nor overflows (1e-200 or 1e160 entries would)
+SCALE_EXPONENT = 60
+
+
+def _scale_exponent(*Xs: Tensor) -> int:
+    """``k`` with ``2^k max |X|`` about 1, or 0 if all entries of the ``Xs`` are within
+    ``2^{+-SCALE_EXPONENT}`` (or not readable: inside torch.func, or zero/non-finite)."""
+    if any(is_wrapped(X) for X in Xs):
+        return 0
+    m = max((float(X.detach().abs().max()) for X in Xs if X.numel()), default=0.0)
+    if not (m > 0 and math.isfinite(m)):
+        return 0
+    k = math.frexp(m)[1]
+    return -k if abs(k) > SCALE_EXPONENT else 0
+
+
+def _scaled(sys: StateSpace, kB: int, kC: int) -> StateSpace:
+    """The strictly proper part of ``sys`` with ``B * 2^kB`` and ``C * 2^kC`` (its transfer function
+    times ``2^(kB + kC)``; ``D`` is left out: the callers add its norm, which has its own scale);
+    cached on ``sys`` (its Gramian and modal data stay reusable)."""
+    return _cached(sys, ("scaled", kB, kC), lambda: StateSpace(
+        sys.A, sys.B * 2.0 ** kB, sys.C * 2.0 ** kC, torch.zeros_like(sys.D), time=sys.time))
+
+
+def _frobenius(X: Tensor) -> Tensor:
+    """``||X||_F`` over the last two dimensions without under- or overflow (power-of-two scaling)."""
+    k = _scale_exponent(X)
+    return torch.linalg.matrix_norm(X * 2.0 ** k if k else X) * 2.0 ** -k
+
+
 def h2_norm(sys: StateSpace) -> Tensor:
     """H2 norm of a stable system (real tensor of the batch shape); differentiable.
+
+    ``B`` and ``C`` far from unit size are scaled by powers of two first (``SCALE_EXPONENT``;
+    exact), so norms in the floating-point range are returned in range (``B`` of size 1e-200 or
+    1e160 would under- or overflow ``B^H Q B``).
 
     Raises:
         UnstableSystemError: naming the pole, if the system is not stable.
@@ -132,6 +170,10 @@ def h2_norm(sys: StateSpace) -> Tensor:
     """
     check_system(sys)
     check_h2(sys, "system")
+    kB, kC = _scale_exponent(sys.B), _scale_exponent(sys.C)
+    if kB or kC:
+        val = h2_norm(_scaled(sys, kB, kC)) * 2.0 ** -(kB + kC)
+        return torch.hypot(val, _frobenius(sys.D)) if sys.discrete else val
     Q = _cached(sys, "Q", lambda: observability_gramian_of(sys))
     val = _trace_quad(sys.B, Q)
     if sys.discrete:
@@ -179,6 +221,12 @@ def h2_error(F: StateSpace, H: StateSpace, *, relative: bool = False, method: st
         raise InputError(f"method: expected 'auto', 'gramian' or 'residues', got {method!r}")
     if precise and method == "gramian":
         raise InputError("precise: extended precision is for method='residues' (or 'auto'), not 'gramian'")
+    kB, kC = _scale_exponent(F.B, H.B), _scale_exponent(F.C, H.C)
+    if kB or kC:  # exact power-of-two scaling (h2_norm), the same for both systems
+        err = h2_error(_scaled(F, kB, kC), _scaled(H, kB, kC), method=method, precise=precise) * 2.0 ** -(kB + kC)
+        if F.discrete:
+            err = torch.hypot(err, _frobenius(F.D - H.D))
+        return err / h2_norm(F) if relative else err
     use_res = method == "residues" or (method == "auto" and not F.discrete) or precise
     if use_res and F.batch_shape == () and H.batch_shape == () and _cacheable(F) and _cacheable(H):
         from ._modal import squared_h2_error_residues

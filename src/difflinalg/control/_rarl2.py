@@ -23,15 +23,19 @@ over output-normal pairs ``(C, A)`` (the optimal ``B_hat = Q12^H B_F`` and ``D_h
 Precision. For tiny errors (relative ~1e-5 and below) psi, computed in double precision, carries
 rounding noise ``eps_f`` comparable to the differences between good models
 (``ReductionResult.resolution``). The optimizer then decides on the gradient (which has no such
-cancellation), the search stops once psi is at its noise level, and results tied within the noise
-are ordered by psi evaluated beyond double precision (``Target.psi_precise``, ``_precise``). Where
-the resolution is coarser than 1e-6, the best result is also polished by IRKA iterations, whose
-fixed point (the interpolation conditions of a stationary point) needs no value of psi; the
-polished model is kept if it is better by that evaluation.
+cancellation), and the search stops once psi is at its noise level. Where the criterion does not
+resolve the relative error to 1e-8, the results tied within the noise, their starting points and
+balanced truncation of the original target are compared, and the error is reported, by the
+extended-precision yardstick of ``h2_error(..., precise=True)`` (``_selection``; with its accuracy
+in ``ReductionResult.error_resolution``; a criterion at its noise level is never reported as 0).
+Where the resolution is coarser than 1e-6, the best result is also polished by IRKA iterations,
+whose fixed point (the interpolation conditions of a stationary point) needs no value of psi; the
+polished model is kept if it is better by the yardstick.
 
 The returned model ``H = (A, B_hat, C, D_hat)`` has output-normal ``(C, A)`` (residual at rounding
 level), is stable, and its error is no larger than that of any start (each optimization only
-decreases psi).
+decreases psi). In the tiny-error regime (``_selection``) it may be balanced truncation itself, in
+its balanced realization, where that is better by the yardstick than every model of the search.
 """
 
 from __future__ import annotations
@@ -127,7 +131,10 @@ class ReductionResult:
         starts: a ``StartResult`` per start; ``best_start`` names the one kept.
         history: (iteration, relative error, gradient norm, seconds) of the kept start.
         output_normal_residual: ``||A^H A + C^H C - I||_F`` or ``||A + A^H + C^H C||_F`` of the
-            normalized pair; stability_margin: ``-max Re(poles)`` or ``1 - max |poles|``.
+            normalized pair (NaN where the model is balanced truncation itself, in its balanced
+            realization: chosen in the tiny-error regime when it is better by the extended-precision
+            yardstick than every model of the search, ``_selection``); stability_margin:
+            ``-max Re(poles)`` or ``1 - max |poles|``.
         target_norm: ``||F||_2``; seconds: wall time; interrupted: stopped by Ctrl-C (the best model
             so far is returned); method: the target's factorization ("modal" or "schur").
         resolution: the relative-error resolution of the criterion, ``eps_f / (2 psi)`` with
@@ -812,8 +819,12 @@ def _result(F: StateSpace, T: Target, run: _Run, choice: Choice, interrupted: bo
         grad_norm = sr.grad_norm
     # relative gradient at the reported error (a criterion at its noise level is no denominator)
     rel_grad = grad_norm / (2 * max(rel, math.sqrt(run.eps_f) if not choice.measured else 1e-300))
-    res_on = output_normal_residual(C, A, T.discrete)
-    model = model_of(T, C, A)  # back to the units of F: (omega A, ||F|| B, sqrt(omega) C)
+    if choice.model is not None:  # balanced truncation itself (``_selection.bt_model``)
+        model = choice.model
+        grad_norm = rel_grad = res_on = math.nan  # not a point of the charts; not output-normal
+    else:
+        res_on = output_normal_residual(C, A, T.discrete)
+        model = model_of(T, C, A)  # back to the units of F: (omega A, ||F|| B, sqrt(omega) C)
     ev = torch.linalg.eigvals(model.A)
     margin = float(1 - ev.abs().max()) if T.discrete else float(-ev.real.max())
     return ReductionResult(

@@ -69,13 +69,16 @@ class Choice:
     """The result to return: ``best`` (a ``_Run.results`` entry with the chosen point), its
     normalized squared error ``psi`` (by the yardstick, or the criterion), ``error_resolution``
     (relative, on the error ``sqrt(psi)``), ``polished`` (an IRKA iterate from the best result) and
-    ``measured`` (``psi`` is the yardstick's value)."""
+    ``measured`` (``psi`` is the yardstick's value); ``model``: the balanced truncation of the original
+    target (``bt_model``, in its balanced realization, not output-normal) where it is better by the
+    yardstick than every point of the run."""
 
     best: tuple
     psi: float
     error_resolution: float
     polished: bool = False
     measured: bool = False
+    model: StateSpace | None = None
 
 
 def model_of(T: Target, C: Tensor, A: Tensor) -> StateSpace:
@@ -183,48 +186,30 @@ def select(run, polish: bool = True) -> Choice | None:
                 if math.isfinite(sr.grad_norm):
                     sr.rel_grad = sr.grad_norm / (2 * max(math.sqrt(v[0]), 1e-300))
     ok = [k for k, v in enumerate(vals) if v is not None]
-    if not ok:
+    bt = bt_model(T, run.r)
+    vbt = yardstick(T, bt) if bt is not None else None
+    if not ok and vbt is None:
         return fallback
-    k = min(ok, key=lambda j: vals[j][0])
+    k = min(ok, key=lambda j: vals[j][0]) if ok else None
+    if vbt is not None and (k is None or vbt[0] < vals[k][0]):
+        ib = next((i for i, t in enumerate(run.results) if t[1].name == "bt"), None)
+        t = run.results[ib] if ib is not None else best
+        return Choice((t[0], t[1], t[2], t[3], t[4]), vbt[0], vbt[1], False, True, bt)
     x, sigma, polished, refs = cands[k]
     t = run.results[refs[0][0]]
     return Choice((t[0], t[1], x, sigma, t[4]), vals[k][0], vals[k][1], polished, True)
 
 
-def _measure_only(run, choice: Choice) -> Choice:
-    """The best result with its error measured by the yardstick where the criterion is at its noise
-    level and one evaluation is affordable (REPORT_MAX_WORK); else ``choice`` as it is."""
-    T = run.T
-    if run.best()[0] > TIE_LEVELS * run.eps_f or not yardstick_usable(T, run.r, REPORT_MAX_WORK):
-        return choice
-    _, _, x, sigma, _ = choice.best
-    run.space.sigma = sigma
-    v = yardstick(T, model_of(T, *run.space.pair(x)))
-    if v is None:
-        return choice
-    return Choice(choice.best, v[0], v[1], False, True)
+def bt_model(T: Target, r: int) -> StateSpace | None:
+    """Balanced truncation of the original target (``balanced_truncation``: dense Gramians, O(N^3)
+    once per target), in its balanced realization: RARL2's own balanced-truncation start comes from
+    low-rank Gramian factors, whose truncation (1e-15) is no longer negligible against errors of
+    ~1e-10 and below, and its output-normal form from a Cholesky factor of the model's Gramian, of
+    condition ``sigma_1 / sigma_r`` (1e10 in the tiny-error regime), costs digits such errors do not
+    have. None if it fails (e.g. an order above the dense Gramians' numerical minimal order)."""
+    from ._balanced import balanced_truncation
 
-
-def polish_candidates(run, best) -> list[tuple[Tensor, complex | float]]:
-    """IRKA from the result ``best``: its last POLISH_CANDIDATES iterates (POLISH_ITER iterations at
-    most, shifts to POLISH_TOL) that are stable and observable, as ``(x, sigma)`` (chart coordinates
-    and centre). At tiny errors the double-precision criterion cannot guide BFGS the last relative
-    ~1e-5 to the minimum (its noise is the resolution), while IRKA's fixed point, the interpolation
-    conditions of a stationary point, does not evaluate it (heat-cont, SLICOT, order 8: from
-    5.9560882e-6 to 5.9560691e-6, a fixed point IRKA reaches from every start, in 10 iterations);
-    ``select`` keeps one only if it is better by the yardstick."""
-    T = run.T
-    _, _, x, sigma, _ = best
-    run.space.sigma = sigma
-    C, A = run.space.pair(x)
-    Bh = T.criterion(C, A, grad=False)[3]
-    its = irka(T, models=(A[None], Bh[None], C[None]), max_iter=POLISH_ITER, tol=POLISH_TOL,
-               deadline=run.deadline)[0]
-    if not its:
-        return []
-    Ai, _, Ci, ok = irka_models(T, its[-POLISH_CANDIDATES:])
-    if not bool(ok.any()):
-        return []
-    Cn, An, ok2 = to_pairs(T, Ai[ok].to(run.space.mdt), Ci[ok].to(run.space.mdt))
-    return [(run.space.from_pair(Cn[k], An[k]), run.space.sigma) for k in torch.nonzero(ok2).reshape(-1).tolist()]
-
+    try:
+        return balanced_truncation(_target_copy(T), r)
+    except Exception:  # noqa: BLE001 - no candidate
+        return None
