@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 from .._errors import InputError, UnstableSystemError
-from .._utils import as_tensor, herm, is_wrapped
+from .._utils import as_tensor, eps, herm, is_wrapped
 from ..equations import (
     SchurForm,
     SteinOperator,
@@ -193,9 +193,17 @@ def h2_error(F: StateSpace, H: StateSpace, *, relative: bool = False, method: st
       (eigenvector condition numbers <= 1e8); rounding errors of about ``eps ||F|| ||F - H||``, so
       small errors keep their digits (an error of 1e-5 ||F|| loses ~10 digits with the Gramian);
       not differentiated;
-    * ``"auto"``: in continuous time ``"residues"`` when possible and no input requires grad, else
-      ``"gramian"`` (in discrete time the residue terms carry a factor ``1 / conj(nu)`` that amplifies
-      rounding for poles near 0, so the Gramian is the default there).
+    * ``"auto"``: in continuous time ``"residues"`` when possible, no input requires grad, and their
+      estimated rounding error (``_modal._rounding_bound``: ``eps`` times the eigenvector condition
+      numbers times the absolute residue sums) is below the Gramian formula's (``(N + n) eps`` times
+      the same sums), else ``"gramian"``: non-normal targets (eigenvector
+      condition 1e7, where the residues were 5x wrong) get the Gramian. In discrete time the residue
+      terms carry a factor ``1 / conj(nu)`` that amplifies rounding for poles near 0, so the Gramian
+      is the default there. (Nearly) repeated poles of a non-normal block have no modal form
+      (``_modal.near_repeated``): the Gramian too. Where the chosen value's rounding bound exceeds
+      ``AUTO_PRECISE_RTOL`` of it (tiny errors: it may read 0) and no input requires grad, the
+      error is measured as with ``precise=True`` when that applies and is affordable
+      (``AUTO_PRECISE_MAX_WORK``).
 
     ``precise=True`` (residues only; CPU, NumPy; not differentiable) is the yardstick for comparing
     approximations at tiny errors (``_precise``): the poles and residues of ``F`` and ``H`` refined
@@ -231,7 +239,18 @@ def h2_error(F: StateSpace, H: StateSpace, *, relative: bool = False, method: st
     if use_res and F.batch_shape == () and H.batch_shape == () and _cacheable(F) and _cacheable(H):
         from ._modal import squared_h2_error_residues
 
-        val = squared_h2_error_residues(F, H, precise=precise)
+        auto = method == "auto" and not precise
+        val = squared_h2_error_residues(F, H, precise=precise, bound=auto)
+        if auto and val is not None:
+            # the residues only where their rounding bound is below the Gramian formula's,
+            # (N + n) eps times the same absolute sums, i.e. where the eigenvector condition
+            # numbers (weighted) are below N + n: non-normal targets (condition 1e7: the residues
+            # were 5x wrong) get the Gramian, normal ones keep the digits of small errors
+            val, est, absum = val
+            if not est <= (F.order + H.order) * absum:
+                val = None
+            elif est > AUTO_PRECISE_RTOL * max(val, 0.0):
+                val = _precise_or(F, H, val)
         if val is not None:
             err = torch.tensor(max(val, 0.0) ** 0.5, dtype=torch.empty((), dtype=F.dtype).real.dtype)
             return err / h2_norm(F) if relative else err
@@ -253,10 +272,36 @@ def h2_error(F: StateSpace, H: StateSpace, *, relative: bool = False, method: st
     val = _trace_quad(F.B, QF) + 2 * _trace_quad(F.B, Q12, H.B) + _trace_quad(H.B, QH)
     if F.discrete:
         val = val + ((F.D - H.D).abs() ** 2).sum((-2, -1))
+    if method == "auto" and F.batch_shape == () and H.batch_shape == () and _cacheable(F) and _cacheable(H):
+        # the Gramian formula's rounding: (N + n) eps times its terms' absolute values
+        absum = sum(float(_trace_quad(X.abs(), Y.abs(), Z.abs())) for X, Y, Z in
+                    ((F.B, QF, F.B), (F.B, Q12, H.B), (F.B, Q12, H.B), (H.B, QH, H.B)))
+        if (F.order + H.order) * eps(F.dtype) * absum > AUTO_PRECISE_RTOL * max(float(val), 0.0):
+            val = torch.as_tensor(_precise_or(F, H, float(val)), dtype=val.dtype)
     err = val.clamp_min(0).sqrt()
     if relative:
         err = err / h2_norm(F)
     return err
+
+
+#: ``h2_error``'s default measures in extended precision (``precise=True``) where the rounding
+#: bound of the double-precision value exceeds AUTO_PRECISE_RTOL of it (the squared error; the
+#: error itself then has fewer than ~6 correct digits, or none: it may read 0) and the
+#: extended-precision work (``_precise.residue_work``) is at most AUTO_PRECISE_MAX_WORK
+AUTO_PRECISE_RTOL = 1e-6
+AUTO_PRECISE_MAX_WORK = 2e7
+
+
+def _precise_or(F: StateSpace, H: StateSpace, val: float) -> float:
+    """The squared error by the extended-precision yardstick where it applies and is affordable,
+    else ``val`` (the double-precision value)."""
+    from ._modal import squared_h2_error_residues
+    from ._precise import residue_work
+
+    if residue_work(F.order, H.order, F.n_outputs, F.n_inputs) > AUTO_PRECISE_MAX_WORK:
+        return val
+    v = squared_h2_error_residues(F, H, precise=True)
+    return val if v is None else v
 
 
 # -- Hankel singular values -----------------------------------------------------------------------

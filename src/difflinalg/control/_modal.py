@@ -274,10 +274,12 @@ def error_residues(lamF: Tensor, BtF: Tensor, CtF: Tensor, lamH: Tensor, BtH: Te
     return torch.cat([lamF, lamH]), torch.cat([CtF, -CtH], 1), torch.cat([BtF, BtH])
 
 
-def squared_h2_error_residues(F: StateSpace, H: StateSpace, max_cond: float = 1e8, precise: bool = False):
+def squared_h2_error_residues(F: StateSpace, H: StateSpace, max_cond: float = 1e8, precise: bool = False,
+                              bound: bool = False):
     """``||F - H||_2^2`` by residues, or None if a modal form is too ill-conditioned (or, in discrete
     time, a pole is at 0, where the formula divides by it). ``precise``: refined poles and residues
-    (``precise_residues``) summed in double-double arithmetic (``_precise.squared_error``)."""
+    (``precise_residues``) summed in double-double arithmetic (``_precise.squared_error``).
+    ``bound`` (not ``precise``): ``(value, rounding bound, absolute sum)`` (``_rounding_bound``)."""
     lamF, BtF, CtF, condF, _ = cached_modal_form(F)
     lamH, BtH, CtH, condH, _ = modal_form(H.A, H.B, H.C)
     if lamF is None or lamH is None or not (condF <= max_cond and condH <= max_cond):
@@ -294,7 +296,32 @@ def squared_h2_error_residues(F: StateSpace, H: StateSpace, max_cond: float = 1e
         return transfer_at(lamF, BtF, CtF, s) - transfer_at(lamH, BtH, CtH, s)
 
     val, _ = residue_sum(poles, cols, rows, E_at, F.discrete, DE)
-    return float(val.real)
+    if not bound:
+        return float(val.real)
+    est, absum = _rounding_bound(poles, cols, rows, (lamF, BtF, CtF, condF), (lamH, BtH, CtH, condH), F.discrete)
+    return float(val.real), est, absum
+
+
+def _rounding_bound(poles: Tensor, cols: Tensor, rows: Tensor, modalF, modalH, discrete: bool):
+    """``(bound, absolute sum)``: the estimated rounding error of ``residue_sum`` for ``E = F - H``,
+    and the same sum without the condition numbers. Each modal term ``c_i b_i^T / (s - lam_i)`` of a
+    system carries a relative error of about ``eps kappa`` (``kappa`` its eigenvector basis'
+    condition number: the errors of the eigenpairs), so ``E(s)`` one of
+    ``eps sum_sys kappa sum_i |c_i| |b_i|^T / |s - lam_i|``; the sum over the poles ``nu_k`` weights it by
+    ``|c_k| |b_k|^T`` (``/ |nu_k|`` in discrete time). The absolute sum (kappa = 1) times
+    ``(N + n) eps`` is the matching bound of the Gramian formula, whose terms are the same sums
+    (Gramian entries) with rounding errors growing with the order. O((N + n)^2 p m)."""
+    pts = 1.0 / poles.conj() if discrete else -poles.conj()
+    S, S1 = 0.0, 0.0
+    for lam, Bt, Ct, cond in (modalF, modalH):
+        G = 1.0 / (pts[:, None] - lam[None, :]).abs()  # (K, N_sys)
+        T = torch.einsum("kn,pn,nm->kpm", G, Ct.abs(), Bt.abs())
+        S, S1 = S + cond * T, S1 + T
+    w = torch.stack([torch.einsum("pk,kpm,km->k", cols.abs(), X, rows.abs()) for X in (S, S1)])
+    if discrete:
+        w = w / poles.abs()
+    e = eps(torch.float64)
+    return float(e * w[0].sum()), float(e * w[1].sum())
 
 
 def mirror_sums(lam: Tensor, Bt: Tensor, Ct: Tensor, discrete: bool,
