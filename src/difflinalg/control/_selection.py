@@ -103,6 +103,8 @@ def _target_copy(T: Target) -> StateSpace:
     if getattr(T, "_yardstick_F", None) is None:
         F = T.F
         T._yardstick_F = StateSpace(*(x.detach() for x in F.matrices()), time=F.time)
+        if getattr(T, "modal_form", None) is not None:  # the target's eigendecomposition, reused
+            T._yardstick_F._cache["modal"] = T.modal_form
     return T._yardstick_F
 
 

@@ -90,8 +90,12 @@ class Target:
     # -- setup -----------------------------------------------------------------------------------
     def _try_modal(self, A: Tensor, force: bool) -> None:
         F = self.F
-        lam, Bt, Ct, cond, _ = modal_form(A, F.B, F.C)
+        form = modal_form(A, F.B, F.C)
+        lam, Bt, Ct, cond, _ = form
         self.modal_cond = cond
+        # the modal form of the original target, kept for the yardstick (``_selection``): an
+        # eigendecomposition of a large target costs as much as the rest of a run
+        self.modal_form = tuple(x.clone() if isinstance(x, Tensor) else x for x in form)
         if not math.isfinite(cond) or (cond > MODAL_COND_MAX and not force):
             return
         self.method = "modal"
