@@ -285,10 +285,11 @@ def h2_error(F: StateSpace, H: StateSpace, *, relative: bool = False, method: st
 
 
 #: ``h2_error``'s default measures in extended precision (``precise=True``) where the rounding
-#: bound of the double-precision value exceeds AUTO_PRECISE_RTOL of it (the squared error; the
-#: error itself then has fewer than ~6 correct digits, or none: it may read 0) and the
-#: extended-precision work (``_precise.residue_work``) is at most AUTO_PRECISE_MAX_WORK
-AUTO_PRECISE_RTOL = 1e-6
+#: bound of the double-precision value exceeds AUTO_PRECISE_RTOL of it (the squared error: the
+#: error itself then has fewer than ~3 correct digits, or none: it may read 0) and the
+#: extended-precision work (``_precise.residue_work``) is at most AUTO_PRECISE_MAX_WORK (its
+#: refinement costs O(N^3) without BLAS: seconds at N = 400, not worth it for the fourth digit)
+AUTO_PRECISE_RTOL = 1e-3
 AUTO_PRECISE_MAX_WORK = 2e7
 
 
