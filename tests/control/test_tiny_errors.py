@@ -95,3 +95,35 @@ def test_summary_prints_dash_for_values_not_computed():
 
     assert _fmt(math.nan, "9.1e") == "        -" and _fmt(math.inf, "14.8g").strip() == "-"
     assert _fmt(1.5e-3, "9.1e") == format(1.5e-3, "9.1e")
+
+
+def heat2d(n: int) -> StateSpace:
+    """2-D heat equation on the unit square (n x n interior points, Dirichlet; symmetric), input on
+    the lower-left corner region, output the mean over the upper-right one."""
+    h = 1.0 / (n + 1)
+    eye = torch.eye(n, dtype=torch.float64)
+    off = torch.diag(torch.ones(n - 1, dtype=torch.float64), -1)
+    L = (-2 * eye + off + off.T) / h**2
+    x = torch.arange(1, n + 1, dtype=torch.float64) * h
+    X, Y = torch.meshgrid(x, x, indexing="ij")
+    B = ((X < 0.3) & (Y < 0.3)).to(torch.float64).reshape(-1, 1)
+    C = ((X > 0.7) & (Y > 0.7)).to(torch.float64).reshape(1, -1) * h**2
+    return StateSpace(torch.kron(eye, L) + torch.kron(L, eye), B, C)
+
+
+@pytest.mark.slow
+def test_heat2d_reports_a_nonzero_error():
+    """The practical case of the issue: a 2-D heat equation with N = 3025 states at order 10 reported
+    a relative error of 0.0. Here N = 2025: too large for comparing candidates beyond double
+    precision (``YARDSTICK_MAX_WORK``), it still gets its returned model's error measured
+    (``_selection._measure_only``), never 0."""
+    from difflinalg.control._precise import residue_work
+    from difflinalg.control._selection import YARDSTICK_MAX_WORK
+
+    F = heat2d(45)
+    assert residue_work(F.order, 10, 1, 1) > YARDSTICK_MAX_WORK
+    res = rarl2(F, 10)
+    assert res.precise and 0 < res.relative_error < 1e-6
+    assert res.error_resolution < 0.1 * res.error
+    text = res.summary()
+    assert "nan" not in text and "inf" not in text
