@@ -178,7 +178,8 @@ class ReductionResult:
         lines = [f"RARL2 order {self.model.order}: relative H2 error {self.relative_error:.10g}{res} "
                  f"(absolute {self.error:.10g}{', extended precision' if self.precise else ''}), "
                  f"gradient {_fmt(self.grad_norm, '.2e')} (relative {_fmt(self.rel_grad, '.2e')}), "
-                 f"best start {self.best_start!r}{' (polished by IRKA)' if self.polished else ''}, "
+                 f"best start {self.best_start!r}{' (polished by IRKA)' if self.polished else ''}"
+                 f"{' (balanced truncation itself)' if math.isnan(self.output_normal_residual) else ''}, "
                  f"{self.seconds:.2f} s"
                  + (" [interrupted]" if self.interrupted else "")]
         lines.append(f"{'start':<12} {'start error':>14} {'error':>14} {'rel grad':>9} {'iters':>6} {'status':>11} {'time':>7}")

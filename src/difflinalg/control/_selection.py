@@ -143,10 +143,12 @@ def criterion_resolution(psi: float, eps_f: float) -> float:
 def select(run, polish: bool = True) -> Choice | None:
     """The result of ``run`` (a ``_rarl2._Run``) to return. Where the best criterion resolves the
     relative error to 1e-8 it is the best result by the criterion. Otherwise the candidates within
-    TIE_LEVELS noise levels of it (end points and starting points of the starts, and with
-    ``polish`` and a resolution coarser than POLISH_RESOLUTION the IRKA iterates from the best
-    result, whose fixed point needs no value of the criterion) are compared by the yardstick where
-    it is affordable, and each start's reported errors are replaced by the yardstick's values."""
+    TIE_LEVELS noise levels of it (end points and starting points of the starts, balanced
+    truncation of the original target (``bt_model``), and where the resolution is coarser than
+    POLISH_RESOLUTION the IRKA iterates from the best result, whose fixed point needs no value of
+    the criterion) are compared by the yardstick where it is affordable, and each start's reported
+    errors are replaced by the yardstick's values. Without ``polish`` (an interrupted run) the best
+    result by the criterion, at once."""
     best = run.best()
     if best is None:
         return None
@@ -155,6 +157,8 @@ def select(run, polish: bool = True) -> Choice | None:
         return Choice(best, best[0], criterion_resolution(best[0], eps_f))
     fallback = Choice(best, max(best[0], eps_f), math.sqrt(eps_f) if best[0] <= eps_f
                       else criterion_resolution(best[0], eps_f))
+    if not polish:  # interrupted (Ctrl-C): return at once, with the criterion's bound
+        return fallback
     if not yardstick_usable(T, run.r, YARDSTICK_MAX_WORK):
         return _measure_only(run, fallback)
     tie = best[0] + TIE_LEVELS * eps_f
@@ -173,7 +177,7 @@ def select(run, polish: bool = True) -> Choice | None:
             add(i, t[2], t[3], False, "end")
         if t[1].start_error ** 2 <= tie:
             add(i, x0, t[3], False, "start")
-    if polish and best[0] < eps_f / (2 * POLISH_RESOLUTION) and not run.out_of_time():
+    if best[0] < eps_f / (2 * POLISH_RESOLUTION) and not run.out_of_time():
         ib = next(i for i, t in enumerate(run.results) if t is best)
         for x, sigma in polish_candidates(run, best):
             add(ib, x, sigma, True, None)
@@ -192,7 +196,7 @@ def select(run, polish: bool = True) -> Choice | None:
                 if math.isfinite(sr.grad_norm):
                     sr.rel_grad = sr.grad_norm / (2 * max(math.sqrt(v[0]), 1e-300))
     ok = [k for k, v in enumerate(vals) if v is not None]
-    bt = bt_model(T, run.r)
+    bt = bt_model(T, run.r) if not run.out_of_time() else None
     vbt = yardstick(T, bt) if bt is not None else None
     if not ok and vbt is None:
         return fallback
