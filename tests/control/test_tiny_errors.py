@@ -21,7 +21,7 @@ def tiny_family(seed: int) -> tuple[StateSpace, int]:
     """A = randn(N, N) / sqrt(N) made stable (continuous: shifted to spectral abscissa -0.1;
     discrete: scaled to spectral radius 0.9), N in 30..60, 1-2 inputs and outputs, D in discrete
     time; the order where the Hankel singular values fall below 1e-10 sigma_1 (at most the
-    numerical minimal order)."""
+    numerical minimal order, with a margin)."""
     g = torch.Generator().manual_seed(seed)
     N = 30 + int(torch.randint(0, 31, (1,), generator=g))
     p = 1 + int(torch.randint(0, 2, (1,), generator=g))
@@ -36,6 +36,10 @@ def tiny_family(seed: int) -> tuple[StateSpace, int]:
     F = StateSpace(A, B, C, D, time="discrete" if disc else "continuous")
     hsv = hankel_singular_values(F)
     r = int((hsv >= 1e-10 * hsv[0]).sum())
+    # small Hankel singular values of nearly non-minimal systems vary with the platform (threads,
+    # MKL code path: seed 22 has spurious ones of 1e-8 to 1e-11 with two threads): at most one
+    # beyond 1e-9 sigma_1, so that the order stays inside the numerical minimal order everywhere
+    r = min(r, int((hsv >= 1e-9 * hsv[0]).sum()) + 1)
     return F, min(r, minimal_order(hsv, F.dtype, F.order))
 
 

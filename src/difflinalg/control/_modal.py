@@ -302,7 +302,8 @@ def squared_h2_error_residues(F: StateSpace, H: StateSpace, max_cond: float = 1e
     return float(val.real), est, absum
 
 
-def _rounding_bound(poles: Tensor, cols: Tensor, rows: Tensor, modalF, modalH, discrete: bool):
+def _rounding_bound(poles: Tensor, cols: Tensor, rows: Tensor, modalF, modalH, discrete: bool,
+                    max_elements: float = 4e6):
     """``(bound, absolute sum)``: the estimated rounding error of ``residue_sum`` for ``E = F - H``,
     and the same sum without the condition numbers. Each modal term ``c_i b_i^T / (s - lam_i)`` of a
     system carries a relative error of about ``eps kappa`` (``kappa`` its eigenvector basis'
@@ -310,18 +311,25 @@ def _rounding_bound(poles: Tensor, cols: Tensor, rows: Tensor, modalF, modalH, d
     ``eps sum_sys kappa sum_i |c_i| |b_i|^T / |s - lam_i|``; the sum over the poles ``nu_k`` weights it by
     ``|c_k| |b_k|^T`` (``/ |nu_k|`` in discrete time). The absolute sum (kappa = 1) times
     ``(N + n) eps`` is the matching bound of the Gramian formula, whose terms are the same sums
-    (Gramian entries) with rounding errors growing with the order. O((N + n)^2 p m)."""
+    (Gramian entries) with rounding errors growing with the order. O((N + n)^2 p m), in chunks of
+    about ``max_elements`` kernel entries."""
     pts = 1.0 / poles.conj() if discrete else -poles.conj()
-    S, S1 = 0.0, 0.0
-    for lam, Bt, Ct, cond in (modalF, modalH):
-        G = 1.0 / (pts[:, None] - lam[None, :]).abs()  # (K, N_sys)
-        T = torch.einsum("kn,pn,nm->kpm", G, Ct.abs(), Bt.abs())
-        S, S1 = S + cond * T, S1 + T
-    w = torch.stack([torch.einsum("pk,kpm,km->k", cols.abs(), X, rows.abs()) for X in (S, S1)])
-    if discrete:
-        w = w / poles.abs()
+    K = pts.shape[0]
+    chunk = max(1, int(max_elements // max(K, 1)))
+    tot = torch.zeros(2, dtype=torch.float64)
+    for k in range(0, K, chunk):
+        sl = slice(k, k + chunk)
+        S, S1 = 0.0, 0.0
+        for lam, Bt, Ct, cond in (modalF, modalH):
+            G = 1.0 / (pts[sl, None] - lam[None, :]).abs()  # (chunk, N_sys)
+            T = torch.einsum("kn,pn,nm->kpm", G, Ct.abs(), Bt.abs())
+            S, S1 = S + cond * T, S1 + T
+        w = torch.stack([torch.einsum("pk,kpm,km->k", cols[:, sl].abs(), X, rows[sl].abs()) for X in (S, S1)])
+        if discrete:
+            w = w / poles[sl].abs()
+        tot += w.sum(1)
     e = eps(torch.float64)
-    return float(e * w[0].sum()), float(e * w[1].sum())
+    return float(e * tot[0]), float(e * tot[1])
 
 
 def mirror_sums(lam: Tensor, Bt: Tensor, Ct: Tensor, discrete: bool,

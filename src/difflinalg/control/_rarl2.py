@@ -641,7 +641,7 @@ def _search(run: _Run, names: list[str], bt_model, gen, prog: _Progress, adaptiv
         if run.exact():
             # at the criterion's noise level no optimization can show progress: the remaining
             # starts are recorded as they are ("noise"), for the comparison in extended
-            # precision among the results at that level (``_Run.final``)
+            # precision among the results at that level (``_selection.select``)
             for psi_r, _, name_r, pair_r, _ in cands[i:]:
                 if psi_r <= run.best()[0] + TIE_LEVELS * run.eps_f:
                     run.record_unoptimized(name_r, pair_r, "noise")
