@@ -198,14 +198,16 @@ def cached_modal_form(sys: StateSpace):
 REFINE_MAX_ORDER = 400
 
 
-def precise_residues(sys: StateSpace) -> Residues:
+def precise_residues(sys: StateSpace, refine: bool = True) -> Residues:
     """The poles and residues of ``sys`` for ``_precise.squared_error`` (cached): refined by Newton
-    steps in extended precision (``_precise.refine_modal``) up to order REFINE_MAX_ORDER, else those
-    of the double-precision modal form (whose eigenvalues carry errors of ``eps ||A||``)."""
-    key = "precise_residues"
+    steps in extended precision (``_precise.refine_modal``) up to order REFINE_MAX_ORDER (and with
+    ``refine``), else those of the double-precision modal form (whose eigenvalues carry errors of
+    ``eps ||A||``)."""
+    refine = refine and sys.order <= REFINE_MAX_ORDER
+    key = ("precise_residues", refine)
     if key not in sys._cache:
         refined = False
-        if sys.order <= REFINE_MAX_ORDER:
+        if refine:
             A, B, C = (x.detach().cpu().resolve_conj().numpy() for x in (sys.A, sys.B, sys.C))
             lam, V = np.linalg.eig(A)
             *data, refined = refine_modal(A, B, C, lam, V, report=True)
@@ -275,11 +277,12 @@ def error_residues(lamF: Tensor, BtF: Tensor, CtF: Tensor, lamH: Tensor, BtH: Te
 
 
 def squared_h2_error_residues(F: StateSpace, H: StateSpace, max_cond: float = 1e8, precise: bool = False,
-                              bound: bool = False):
+                              bound: bool = False, refine: bool = True):
     """``||F - H||_2^2`` by residues, or None if a modal form is too ill-conditioned (or, in discrete
     time, a pole is at 0, where the formula divides by it). ``precise``: refined poles and residues
     (``precise_residues``) summed in double-double arithmetic (``_precise.squared_error``).
-    ``bound`` (not ``precise``): ``(value, rounding bound, absolute sum)`` (``_rounding_bound``)."""
+    ``bound`` (not ``precise``): ``(value, rounding bound, absolute sum)`` (``_rounding_bound``).
+    ``refine`` (``precise``): False keeps ``F``'s double-precision modal data (``precise_residues``)."""
     lamF, BtF, CtF, condF, _ = cached_modal_form(F)
     lamH, BtH, CtH, condH, _ = modal_form(H.A, H.B, H.C)
     if lamF is None or lamH is None or not (condF <= max_cond and condH <= max_cond):
@@ -290,7 +293,7 @@ def squared_h2_error_residues(F: StateSpace, H: StateSpace, max_cond: float = 1e
     cdt = lamF.dtype
     DE = (F.D - H.D).to(cdt)
     if precise:
-        return squared_error(precise_residues(F), precise_residues(H), DE.detach().cpu().resolve_conj().numpy())
+        return squared_error(precise_residues(F, refine), precise_residues(H), DE.detach().cpu().resolve_conj().numpy())
 
     def E_at(s):
         return transfer_at(lamF, BtF, CtF, s) - transfer_at(lamH, BtH, CtH, s)
