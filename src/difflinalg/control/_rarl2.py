@@ -545,8 +545,10 @@ def rarl2(
         max_time: stop starting new work after this many seconds (the best so far is returned).
 
     Returns:
-        ``ReductionResult`` (the model, its absolute and relative H2 errors, the gradient norm at
-        exit, each start's result and the history of the best one).
+        ``ReductionResult`` (the model, its absolute and relative H2 errors with their accuracy
+        ``error_resolution``, the gradient norm at exit, each start's result and the history of the
+        best one). Where the double-precision criterion cannot resolve the error (tiny errors), the
+        error is measured, and the candidates compared, beyond double precision (``_selection``).
 
     Raises:
         UnstableSystemError: the target is unstable (names the pole).
