@@ -138,7 +138,7 @@ class ReductionResult:
         target_norm: ``||F||_2``; seconds: wall time; interrupted: stopped by Ctrl-C (the best model
             so far is returned); method: the target's factorization ("modal" or "schur").
         resolution: the relative-error resolution of the criterion, ``eps_f / (2 psi)`` with
-            ``eps_f`` its rounding noise: models whose relative errors differ by less than this
+            ``eps_f`` its rounding noise and ``psi`` the reported squared relative error: models whose relative errors differ by less than this
             factor cannot be ordered in double precision (relevant for errors of ~1e-5 ||F|| and
             below; ties within it are settled beyond double precision where affordable).
         polished: the model is the best result moved by IRKA iterations (``best_start`` names the
@@ -834,7 +834,7 @@ def _result(F: StateSpace, T: Target, run: _Run, choice: Choice, interrupted: bo
         model=model, error=rel * T.norm, relative_error=rel, grad_norm=grad_norm, rel_grad=rel_grad,
         starts=[t[1] for t in run.results], best_start=sr.name, history=hist,
         output_normal_residual=res_on, stability_margin=margin, target_norm=T.norm, seconds=seconds,
-        interrupted=interrupted, method=T.method, resolution=run.eps_f / (2 * max(f, 1e-300)),
+        interrupted=interrupted, method=T.method, resolution=run.eps_f / (2 * max(psi, 1e-300)),
         polished=choice.polished, error_resolution=choice.error_resolution * T.norm,
         precise=choice.measured,
     )
