@@ -164,8 +164,10 @@ def test_half_spectrum_criterion_equals_the_full_one(discrete):
     assert psi_h == pytest.approx(psi_f, rel=1e-12, abs=1e-15)
     for a, b in ((gA_h, gA_f), (gC_h, gC_f), (Bh_h, Bh_f)):
         assert torch.allclose(a.to(b.dtype), b, rtol=1e-11, atol=1e-13 * float(b.abs().max()))
-    # and the criterion in extended precision agrees at this (ordinary) error
-    assert T.psi_precise(C, A) == pytest.approx(psi_h, rel=1e-10)
+    # and the extended-precision yardstick of the model agrees at this (ordinary) error
+    from difflinalg.control._selection import model_of, yardstick
+
+    assert yardstick(T, model_of(T, C, A))[0] == pytest.approx(psi_h, rel=1e-10)
 
 
 def test_fd_hessians_at_several_points_in_one_batch():

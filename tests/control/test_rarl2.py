@@ -215,7 +215,7 @@ def test_polish_at_tiny_errors(monkeypatch):
     """The heat equation at order 8 (relative error 6.4e-6, where the double-precision criterion
     resolves only ~2e-5 of it): the IRKA polish of the best result moves it to IRKA's fixed point,
     1.2e-5 lower in extended precision; without it the search stops at its noise level."""
-    import difflinalg.control._rarl2 as R
+    import difflinalg.control._selection as R
     from difflinalg.control._models import heat1d
 
     F = heat1d(100)

@@ -103,10 +103,37 @@ def _eig_hermitian(S: Tensor, B: Tensor, C: Tensor, cdt: torch.dtype):
     return lam.to(cdt), V.mH @ B.to(cdt), C.to(cdt) @ V, 1.0
 
 
+#: eigenvalues of a non-Hermitian block closer to each other than GAP_RTOL times their magnitude (or
+#: 1e-3 of the block's largest) count as repeated (``_eig_general``)
+GAP_RTOL = 1e-8
+
+
+def near_repeated(lam: Tensor, rtol: float = GAP_RTOL, max_elements: float = 4e6) -> Tensor:
+    """Per block of eigenvalues ``lam`` (nb, s): True if two of them are within ``rtol max(|lam_i|,
+    1e-3 max |lam|)`` of each other. O(nb s^2), in chunks of about ``max_elements`` distances."""
+    nb, s = lam.shape
+    scale = torch.maximum(lam.abs(), 1e-3 * lam.abs().amax(-1, keepdim=True))  # (nb, s)
+    out = torch.zeros(nb, dtype=torch.bool)
+    chunk = max(1, int(max_elements // max(s, 1)))
+    for k in range(0, s, chunk):
+        d = (lam[:, k:k + chunk, None] - lam[:, None, :]).abs()  # (nb, c, s)
+        idx = torch.arange(k, min(k + chunk, s))
+        d[:, idx - k, idx] = math.inf
+        out |= (d <= rtol * scale[:, k:k + chunk, None]).flatten(1).any(1)
+    return out
+
+
 def _eig_general(S: Tensor, B: Tensor, C: Tensor, cdt: torch.dtype):
     """Modal form of blocks ``S`` (nb, s, s) by ``eig`` with unit eigenvector columns ``V``, and the
-    1-norm condition number of ``V`` (inf if singular: defective)."""
+    1-norm condition number of ``V``; inf if ``V`` is singular (defective) or if a block has
+    (nearly) repeated eigenvalues (``near_repeated``): those of a non-normal block are split by
+    rounding errors of ``eps ||S||`` and their eigenvectors are then set by rounding too (within the
+    invariant subspace, nearly parallel or not), so the residues of the modal form carry errors far
+    above what ``cond(V)`` predicts (a system with poles repeated to 3e-15 and cond(V) = 3e3 gave its
+    H2 norm 0.6% wrong)."""
     lam, V = torch.linalg.eig(S)
+    if bool(near_repeated(lam).any()):
+        return lam, None, None, math.inf
     V = V / torch.linalg.vector_norm(V, dim=-2, keepdim=True)
     Vi, info = torch.linalg.inv_ex(V)
     if bool((info != 0).any()):
@@ -147,7 +174,7 @@ def modal_form(A: Tensor, B: Tensor, C: Tensor) -> tuple[Tensor, Tensor, Tensor,
                 parts = [(idx[k], fn(sub[k], Bb[k], Cb[k], cdt))
                          for k, fn in ((hm, _eig_hermitian), (~hm, _eig_general))]
         for jx, (lam, Bt, Ct, c) in parts:
-            if Bt is None:  # defective (e.g. a shift matrix): no modal form
+            if Bt is None:  # defective (e.g. a shift matrix) or (nearly) repeated poles: no modal form
                 return None, None, None, float("inf"), None
             cond = max(cond, c)
             Bts.append(Bt.reshape(-1, Bd.shape[-1]))
@@ -171,19 +198,23 @@ def cached_modal_form(sys: StateSpace):
 REFINE_MAX_ORDER = 400
 
 
-def precise_residues(sys: StateSpace) -> Residues:
+def precise_residues(sys: StateSpace, refine: bool = True) -> Residues:
     """The poles and residues of ``sys`` for ``_precise.squared_error`` (cached): refined by Newton
-    steps in extended precision (``_precise.refine_modal``) up to order REFINE_MAX_ORDER, else those
-    of the double-precision modal form (whose eigenvalues carry errors of ``eps ||A||``)."""
-    key = "precise_residues"
+    steps in extended precision (``_precise.refine_modal``) up to order REFINE_MAX_ORDER (and with
+    ``refine``), else those of the double-precision modal form (whose eigenvalues carry errors of
+    ``eps ||A||``)."""
+    refine = refine and sys.order <= REFINE_MAX_ORDER
+    key = ("precise_residues", refine)
     if key not in sys._cache:
-        if sys.order <= REFINE_MAX_ORDER:
+        refined = False
+        if refine:
             A, B, C = (x.detach().cpu().resolve_conj().numpy() for x in (sys.A, sys.B, sys.C))
             lam, V = np.linalg.eig(A)
-            data = refine_modal(A, B, C, lam, V)
+            *data, refined = refine_modal(A, B, C, lam, V, report=True)
         else:
             data = tuple(x.detach().cpu().resolve_conj().numpy() for x in cached_modal_form(sys)[:3])
-        sys._cache[key] = Residues(*data, sys.discrete)
+        u = np.finfo(np.longdouble if refined else np.float64).eps
+        sys._cache[key] = Residues(*data, sys.discrete, data_eps=float(u))
     return sys._cache[key]
 
 
@@ -245,10 +276,13 @@ def error_residues(lamF: Tensor, BtF: Tensor, CtF: Tensor, lamH: Tensor, BtH: Te
     return torch.cat([lamF, lamH]), torch.cat([CtF, -CtH], 1), torch.cat([BtF, BtH])
 
 
-def squared_h2_error_residues(F: StateSpace, H: StateSpace, max_cond: float = 1e8, precise: bool = False):
+def squared_h2_error_residues(F: StateSpace, H: StateSpace, max_cond: float = 1e8, precise: bool = False,
+                              bound: bool = False, refine: bool = True):
     """``||F - H||_2^2`` by residues, or None if a modal form is too ill-conditioned (or, in discrete
     time, a pole is at 0, where the formula divides by it). ``precise``: refined poles and residues
-    (``precise_residues``) summed in double-double arithmetic (``_precise.squared_error``)."""
+    (``precise_residues``) summed in double-double arithmetic (``_precise.squared_error``).
+    ``bound`` (not ``precise``): ``(value, rounding bound, absolute sum)`` (``_rounding_bound``).
+    ``refine`` (``precise``): False keeps ``F``'s double-precision modal data (``precise_residues``)."""
     lamF, BtF, CtF, condF, _ = cached_modal_form(F)
     lamH, BtH, CtH, condH, _ = modal_form(H.A, H.B, H.C)
     if lamF is None or lamH is None or not (condF <= max_cond and condH <= max_cond):
@@ -259,13 +293,46 @@ def squared_h2_error_residues(F: StateSpace, H: StateSpace, max_cond: float = 1e
     cdt = lamF.dtype
     DE = (F.D - H.D).to(cdt)
     if precise:
-        return squared_error(precise_residues(F), precise_residues(H), DE.detach().cpu().resolve_conj().numpy())
+        return squared_error(precise_residues(F, refine), precise_residues(H), DE.detach().cpu().resolve_conj().numpy())
 
     def E_at(s):
         return transfer_at(lamF, BtF, CtF, s) - transfer_at(lamH, BtH, CtH, s)
 
     val, _ = residue_sum(poles, cols, rows, E_at, F.discrete, DE)
-    return float(val.real)
+    if not bound:
+        return float(val.real)
+    est, absum = _rounding_bound(poles, cols, rows, (lamF, BtF, CtF, condF), (lamH, BtH, CtH, condH), F.discrete)
+    return float(val.real), est, absum
+
+
+def _rounding_bound(poles: Tensor, cols: Tensor, rows: Tensor, modalF, modalH, discrete: bool,
+                    max_elements: float = 4e6):
+    """``(bound, absolute sum)``: the estimated rounding error of ``residue_sum`` for ``E = F - H``,
+    and the same sum without the condition numbers. Each modal term ``c_i b_i^T / (s - lam_i)`` of a
+    system carries a relative error of about ``eps kappa`` (``kappa`` its eigenvector basis'
+    condition number: the errors of the eigenpairs), so ``E(s)`` one of
+    ``eps sum_sys kappa sum_i |c_i| |b_i|^T / |s - lam_i|``; the sum over the poles ``nu_k`` weights it by
+    ``|c_k| |b_k|^T`` (``/ |nu_k|`` in discrete time). The absolute sum (kappa = 1) times
+    ``(N + n) eps`` is the matching bound of the Gramian formula, whose terms are the same sums
+    (Gramian entries) with rounding errors growing with the order. O((N + n)^2 p m), in chunks of
+    about ``max_elements`` kernel entries."""
+    pts = 1.0 / poles.conj() if discrete else -poles.conj()
+    K = pts.shape[0]
+    chunk = max(1, int(max_elements // max(K, 1)))
+    tot = torch.zeros(2, dtype=torch.float64)
+    for k in range(0, K, chunk):
+        sl = slice(k, k + chunk)
+        S, S1 = 0.0, 0.0
+        for lam, Bt, Ct, cond in (modalF, modalH):
+            G = 1.0 / (pts[sl, None] - lam[None, :]).abs()  # (chunk, N_sys)
+            T = torch.einsum("kn,pn,nm->kpm", G, Ct.abs(), Bt.abs())
+            S, S1 = S + cond * T, S1 + T
+        w = torch.stack([torch.einsum("pk,kpm,km->k", cols[:, sl].abs(), X, rows[sl].abs()) for X in (S, S1)])
+        if discrete:
+            w = w / poles[sl].abs()
+        tot += w.sum(1)
+    e = eps(torch.float64)
+    return float(e * tot[0]), float(e * tot[1])
 
 
 def mirror_sums(lam: Tensor, Bt: Tensor, Ct: Tensor, discrete: bool,

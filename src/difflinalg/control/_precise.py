@@ -151,7 +151,7 @@ def _bcast(x, shape_fn):
 
 # -- refined modal data --------------------------------------------------------------------------
 def refine_modal(A: np.ndarray, B: np.ndarray, C: np.ndarray, lam: np.ndarray, V: np.ndarray,
-                 steps: int = 2):
+                 steps: int = 2, report: bool = False):
     """Poles and residue factors ``(lam, W^{-1} B, C W)`` of ``(A, B, C)`` in extended precision
     (complex long double arrays) from the eigendecomposition ``A V = V diag(lam)`` (double):
     Newton steps on all eigenpairs at once, ``R = A V - V diag(lam)`` formed in extended precision,
@@ -160,7 +160,9 @@ def refine_modal(A: np.ndarray, B: np.ndarray, C: np.ndarray, lam: np.ndarray, V
     ``V^{-1} B`` by iterative refinement. Quadratic convergence for simple eigenvalues separated by
     more than the errors; within a cluster (gaps below ``1e-8 |lam|``) the vectors are left as they
     are, and if the steps do not shrink the residual the double-precision data are returned (in
-    long double). O(N^3) extended-precision operations (no BLAS: ``refine_work``)."""
+    long double). O(N^3) extended-precision operations (no BLAS: ``refine_work``). ``report``: a
+    fourth element, True if the steps were kept (the data are accurate to long double's unit
+    roundoff times the eigenvector condition number, else to double's)."""
     Vi = np.linalg.inv(V)
     A_, V_, lam_ = A.astype(_CLD), V.astype(_CLD), lam.astype(_CLD)
     Vi_ = Vi.astype(_CLD)
@@ -179,11 +181,12 @@ def refine_modal(A: np.ndarray, B: np.ndarray, C: np.ndarray, lam: np.ndarray, V
         X[near] = 0
         V_ = V_ + V_ @ X
     if not (np.isfinite(sizes).all() and (len(sizes) < 2 or sizes[-1] <= sizes[0])):
-        return plain
+        return (*plain, False) if report else plain
     Bt = Vi_ @ B_
     for _ in range(2):
         Bt = Bt + Vi_ @ (B_ - V_ @ Bt)
-    return lam_, Bt, C.astype(_CLD) @ V_
+    out = (lam_, Bt, C.astype(_CLD) @ V_)
+    return (*out, True) if report else out
 
 
 # -- H2 inner products by residues ----------------------------------------------------------------
@@ -198,7 +201,10 @@ class Residues:
     complex double or long double NumPy arrays); ``discrete``: the residue formulas of discrete time
     (module docstring). Holds them in long double and, when first needed, in double-double."""
 
-    def __init__(self, lam, Bt, Ct, discrete: bool):
+    def __init__(self, lam, Bt, Ct, discrete: bool, data_eps: float = float(np.finfo(np.float64).eps)):
+        #: unit roundoff of the modal data (long double after refinement): with the eigenvector
+        #: condition number, the relative accuracy of the transfer function they represent
+        self.data_eps = data_eps
         self.nu = np.asarray(lam).astype(_CLD)
         self.K, self.discrete = self.nu.shape[0], discrete
         self.R = (np.asarray(Ct).astype(_CLD).T[:, :, None] * np.asarray(Bt).astype(_CLD)[:, None, :]).reshape(self.K, -1)

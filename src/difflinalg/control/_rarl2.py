@@ -23,15 +23,19 @@ over output-normal pairs ``(C, A)`` (the optimal ``B_hat = Q12^H B_F`` and ``D_h
 Precision. For tiny errors (relative ~1e-5 and below) psi, computed in double precision, carries
 rounding noise ``eps_f`` comparable to the differences between good models
 (``ReductionResult.resolution``). The optimizer then decides on the gradient (which has no such
-cancellation), the search stops once psi is at its noise level, and results tied within the noise
-are ordered by psi evaluated beyond double precision (``Target.psi_precise``, ``_precise``). Where
-the resolution is coarser than 1e-6, the best result is also polished by IRKA iterations, whose
-fixed point (the interpolation conditions of a stationary point) needs no value of psi; the
-polished model is kept if it is better by that evaluation.
+cancellation), and the search stops once psi is at its noise level. Where the criterion does not
+resolve the relative error to 1e-8, the results tied within the noise, their starting points and
+balanced truncation of the original target are compared, and the error is reported, by the
+extended-precision yardstick of ``h2_error(..., precise=True)`` (``_selection``; with its accuracy
+in ``ReductionResult.error_resolution``; a criterion at its noise level is never reported as 0).
+Where the resolution is coarser than 1e-6, the best result is also polished by IRKA iterations,
+whose fixed point (the interpolation conditions of a stationary point) needs no value of psi; the
+polished model is kept if it is better by the yardstick.
 
 The returned model ``H = (A, B_hat, C, D_hat)`` has output-normal ``(C, A)`` (residual at rounding
 level), is stable, and its error is no larger than that of any start (each optimization only
-decreases psi).
+decreases psi). In the tiny-error regime (``_selection``) it may be balanced truncation itself, in
+its balanced realization, where that is better by the yardstick than every model of the search.
 """
 
 from __future__ import annotations
@@ -52,8 +56,10 @@ from ._balanced import check_order
 from ._bfgs import OptimResult, fd_inverse_hessians, minimize
 from ._charts import OutputNormalSpace, output_normal_residual
 from ._progress import Progress as _Progress
+from ._selection import TIE_LEVELS, Choice, criterion_resolution, model_of, select
 from ._starts import balanced_start, default_shifts, irka, irka_models, modal_start, random_pair, to_pair, to_pairs
-from ._statespace import StateSpace
+from ._interop import library_of
+from ._statespace import StateSpace, as_system
 from ._target import Target
 from ._validate import validated_rarl2
 
@@ -82,11 +88,6 @@ SKIP_RATIO = 9.0
 #: the search stops when the best criterion is within NOISE_LEVELS noise levels (``Target.eps_f``)
 #: of zero: no other start could be shown to be better
 NOISE_LEVELS = 2.0
-#: results within TIE_LEVELS noise levels of the best are compared beyond double precision
-TIE_LEVELS = 4.0
-#: ... when the best criterion is below PRECISE_BELOW noise levels (its resolution of the relative
-#: error, ``eps_f / (2 psi)``, is coarser than 1e-8)
-PRECISE_BELOW = 5e7
 #: a start joins a minimum already found (status "joined", stopped) when its criterion is within
 #: JOIN_RTOL of it (relative; 5e-7 on the H2 error, below the quality tolerance 1e-6) and its poles
 #: are within JOIN_POLE_RTOL of that minimum's: the rest of its run would only find it again
@@ -97,13 +98,6 @@ MINIMUM_STATUS = ("converged", "stationary", "exact", "stalled")
 #: batched evaluation when that is at most this many gradients (small orders, where an evaluation
 #: costs its call overhead and the starts' Hessians cost about as much as one)
 START_HESSIAN_ROWS = 64
-#: IRKA polish of the best result (``_Run.polish_candidates``) where the criterion's resolution of
-#: the relative error (``eps_f / (2 psi)``) is coarser than POLISH_RESOLUTION, i.e. cannot tell
-#: errors within the 1e-6 of the benchmark's quality floor apart: at most POLISH_ITER iterations,
-#: to shifts converged to POLISH_TOL
-POLISH_RESOLUTION = 1e-6
-POLISH_ITER = 20
-POLISH_TOL = 1e-8
 
 
 @dataclass
@@ -139,17 +133,26 @@ class ReductionResult:
         starts: a ``StartResult`` per start; ``best_start`` names the one kept.
         history: (iteration, relative error, gradient norm, seconds) of the kept start.
         output_normal_residual: ``||A^H A + C^H C - I||_F`` or ``||A + A^H + C^H C||_F`` of the
-            normalized pair; stability_margin: ``-max Re(poles)`` or ``1 - max |poles|``.
+            normalized pair (NaN where the model is balanced truncation itself, in its balanced
+            realization: chosen in the tiny-error regime when it is better by the extended-precision
+            yardstick than every model of the search, ``_selection``); stability_margin:
+            ``-max Re(poles)`` or ``1 - max |poles|``.
         target_norm: ``||F||_2``; seconds: wall time; interrupted: stopped by Ctrl-C (the best model
             so far is returned); method: the target's factorization ("modal" or "schur").
         resolution: the relative-error resolution of the criterion, ``eps_f / (2 psi)`` with
-            ``eps_f`` its rounding noise: models whose relative errors differ by less than this
+            ``eps_f`` its rounding noise and ``psi`` the reported squared relative error: models whose relative errors differ by less than this
             factor cannot be ordered in double precision (relevant for errors of ~1e-5 ||F|| and
             below; ties within it are settled beyond double precision where affordable).
         polished: the model is the best result moved by IRKA iterations (``best_start`` names the
             start it came from; ``grad_norm`` and ``rel_grad`` are those of the model): done where
-            the criterion does not resolve the error to 1e-8 and kept only if better in extended
-            precision (module docstring, "Precision").
+            the criterion does not resolve the error to 1e-6 and kept only if better by the
+            extended-precision yardstick (module docstring, "Precision").
+        error_resolution: uncertainty of ``error`` (absolute, same units): ``|error - ||F - model||_2|``
+            is at most about this (``_selection``). Where the criterion cannot resolve the error,
+            ``error`` is the extended-precision yardstick's value (``precise`` True) and this its
+            accuracy; where even that is unavailable and the criterion is at its noise level,
+            ``error`` is this bound, not 0.
+        precise: ``error`` was measured by the yardstick of ``h2_error(..., precise=True)``.
     """
 
     model: StateSpace
@@ -168,16 +171,22 @@ class ReductionResult:
     method: str = ""
     resolution: float = 0.0
     polished: bool = False
+    error_resolution: float = 0.0
+    precise: bool = False
 
     def summary(self) -> str:
-        lines = [f"RARL2 order {self.model.order}: relative H2 error {self.relative_error:.10g} "
-                 f"(absolute {self.error:.10g}), gradient {self.grad_norm:.2e} (relative {self.rel_grad:.2e}), "
-                 f"best start {self.best_start!r}{' (polished by IRKA)' if self.polished else ''}, "
+        res = f" +- {self.error_resolution / max(self.target_norm, 1e-300):.1e}" if self.precise or \
+            self.error_resolution > 1e-8 * self.error else ""
+        lines = [f"RARL2 order {self.model.order}: relative H2 error {self.relative_error:.10g}{res} "
+                 f"(absolute {self.error:.10g}{', extended precision' if self.precise else ''}), "
+                 f"gradient {_fmt(self.grad_norm, '.2e')} (relative {_fmt(self.rel_grad, '.2e')}), "
+                 f"best start {self.best_start!r}{' (polished by IRKA)' if self.polished else ''}"
+                 f"{' (balanced truncation itself)' if math.isnan(self.output_normal_residual) else ''}, "
                  f"{self.seconds:.2f} s"
                  + (" [interrupted]" if self.interrupted else "")]
         lines.append(f"{'start':<12} {'start error':>14} {'error':>14} {'rel grad':>9} {'iters':>6} {'status':>11} {'time':>7}")
         for s in self.starts:
-            lines.append(f"{s.name:<12} {s.start_error:14.8g} {s.error:14.8g} {s.rel_grad:9.1e} "
+            lines.append(f"{s.name:<12} {_fmt(s.start_error, '14.8g')} {_fmt(s.error, '14.8g')} {_fmt(s.rel_grad, '9.1e')} "
                          f"{s.iterations:6d} {s.status:>11} {s.seconds:6.2f}s")
         return "\n".join(lines)
 
@@ -185,6 +194,15 @@ class ReductionResult:
         return (f"ReductionResult(order={self.model.order}, relative_error={self.relative_error:.6g}, "
                 f"error={self.error:.6g}, grad_norm={self.grad_norm:.2e}, best_start={self.best_start!r}, "
                 f"starts={len(self.starts)}, seconds={self.seconds:.2f})")
+
+
+def _fmt(v: float, spec: str) -> str:
+    """``v`` formatted, or ``-`` (right-aligned to the width of ``spec``) if it is not finite (not
+    computed: a start that was not optimized has no gradient)."""
+    if math.isfinite(v):
+        return format(v, spec)
+    width = "".join(ch for ch in spec.split(".")[0] if ch.isdigit())
+    return "-".rjust(int(width)) if width else "-"
 
 
 # -- targets --------------------------------------------------------------------------------------
@@ -212,13 +230,21 @@ def markov_system(markov) -> StateSpace:
 
 
 def _as_target(target) -> StateSpace:
-    if isinstance(target, StateSpace):
-        if target.batch_shape != ():
-            raise InputError(f"target: rarl2 reduces one system, got a batch of shape {tuple(target.batch_shape)}")
-        return target
+    """The target as a StateSpace: a StateSpace or a python-control / scipy.signal / pyMOR system
+    (``as_system``), or Markov parameters given as a tensor or array (K+1, p, m). A tuple or list is
+    refused: ``(A, B, C, D)`` and a list of Markov parameters look alike, and guessing is how a
+    state-space tuple was once read as an impulse response."""
     if isinstance(target, (str, bytes)) or hasattr(target, "__fspath__"):
         raise InputError(f"target: expected a StateSpace or Markov parameters (K+1, p, m), got the path "
                          f"{str(target)!r}; read a model file with load_model(path) first")
+    if isinstance(target, (tuple, list)):
+        raise InputError("target: a tuple or list is ambiguous (state-space matrices or Markov parameters); "
+                         "pass StateSpace(A, B, C, D) for matrices or markov_system(F) for Markov parameters")
+    if isinstance(target, StateSpace) or library_of(target) is not None:
+        target = as_system(target, "target")
+        if target.batch_shape != ():
+            raise InputError(f"target: rarl2 reduces one system, got a batch of shape {tuple(target.batch_shape)}")
+        return target
     try:
         return markov_system(target)
     except InputError:
@@ -417,8 +443,7 @@ class _Run:
 
         if status is not None:
             gn = float(g0.norm()) if g0 is not None else math.nan
-            res = OptimResult(x0, f0, gn, gn / (2 * math.sqrt(max(f0, 1e-300))), 0, 1, 0, status,
-                              [(0, f0, gn, 0.0)])
+            res = OptimResult(x0, f0, gn, gn / (2 * self.err(f0)), 0, 1, 0, status, [(0, f0, gn, 0.0)])
         else:
             res = minimize(self.fg, self.space, x0, gtol=self.tol, max_iter=self.max_iter, callback=cb,
                            deadline=self.deadline, eps_f=self.eps_f, fg_batch=self.fg_batch, fg0=(f0, g0),
@@ -427,8 +452,10 @@ class _Run:
         # eps_f (``minimize`` breaks such ties by the gradient, which tells where the minimum is)
         if not res.f <= f0 + self.eps_f:
             res.x, res.f = x0, f0
-        sr = StartResult(name, math.sqrt(max(f0, 0.0)), math.sqrt(max(res.f, 0.0)), res.grad_norm,
-                         res.rel_grad, res.iterations, res.evaluations, res.chart_switches, res.status,
+        # the relative gradient at an error the criterion can tell (not at its noise: 1e+141)
+        rel_grad = res.grad_norm / (2 * self.err(res.f))
+        sr = StartResult(name, self.err(f0), self.err(res.f), res.grad_norm,
+                         rel_grad, res.iterations, res.evaluations, res.chart_switches, res.status,
                          _time.perf_counter() - t0)
         hist = [(k, math.sqrt(max(f, 0.0)), g, t) for (k, f, g, t) in res.history]
         self.results.append((res.f, sr, res.x.clone(), self.space.sigma, hist))
@@ -449,84 +476,21 @@ class _Run:
     def record_unoptimized(self, name: str, pair, status: str = "interrupted") -> None:
         x = self.space.from_pair(*(t.to(self.space.mdt) for t in pair))
         f = self.fg(x)[0]
-        e = math.sqrt(max(f, 0.0))
+        e = self.err(f)
         sr = StartResult(name, e, e, math.nan, math.nan, 0, 1, 0, status, 0.0)
         self.results.append((f, sr, x, self.space.sigma, [(0, e, math.nan, 0.0)]))
         self.x0s.append(x)
         self.minima.append(None)
 
+    def err(self, f: float) -> float:
+        """The relative error of a criterion value ``f``; at the criterion's noise level (``f <= eps_f``,
+        where it may read 0 or less for a non-zero error) the bound ``sqrt(eps_f)`` (``_selection``
+        replaces it by the extended-precision value where that is computed)."""
+        return math.sqrt(max(f, self.eps_f))
+
     def best(self):
         ok = [t for t in self.results if math.isfinite(t[0])]
         return min(ok, key=lambda t: t[0]) if ok else None
-
-    def final(self, polish: bool = True):
-        """``(best, psi, grad)``: the result to return, its criterion (None: the double-precision
-        value is accurate) and, if it is a polished model, its ``(grad_norm, rel_grad)`` (else None).
-        Results (and their starting points) whose criteria are within the noise of the best one
-        (``TIE_LEVELS * eps_f``: tiny errors, relative 1e-5 and below) cannot be ordered by the
-        criterion, and a best criterion at its noise level does not tell the error: then the
-        candidates are compared, and the error reported, by the criterion beyond double precision
-        (``Target.psi_precise``) where that is affordable. With ``polish``, the IRKA iterates from
-        the best result (``polish_candidates``) are candidates too."""
-        best = self.best()
-        if best is None:
-            return None, None, None
-        if best[0] > PRECISE_BELOW * self.eps_f:  # the criterion resolves relative 1e-8: no ties matter
-            return best, None, None
-        if not self.T.precise_affordable(self.r):
-            return best, None, None
-        tie = best[0] + TIE_LEVELS * self.eps_f
-        cands = []  # (result, point, chart centre, polished); a point met again is left out
-        for t, x0 in zip(self.results, self.x0s):
-            for x, ok in ((t[2], math.isfinite(t[0]) and t[0] <= tie), (x0, t[1].start_error ** 2 <= tie)):
-                if ok and not any(c[2] == t[3] and torch.equal(c[1], x) for c in cands):
-                    cands.append((t, x, t[3], False))
-        if polish and best[0] < self.eps_f / (2 * POLISH_RESOLUTION) and not self.out_of_time():
-            cands += [(best, x, sigma, True) for x, sigma in self.polish_candidates(best)]
-        # nothing to order, and the best criterion is above its noise level: it is accurate
-        if len(cands) <= 1 and best[0] > TIE_LEVELS * self.eps_f:
-            return best, None, None
-        vals = []
-        for _, x, sigma, _ in cands:
-            self.space.sigma = sigma
-            vals.append(self.T.psi_precise(*self.space.pair(x)))
-        j = min(range(len(cands)), key=lambda i: vals[i] if vals[i] is not None else math.inf)
-        if vals[j] is None:
-            return best, None, None
-        t, x, sigma, polished = cands[j]
-        grad = None
-        if polished:
-            self.space.sigma = sigma
-            f, g = self.fg(x)
-            gn = float(g.norm())
-            grad = (gn, gn / (2 * math.sqrt(max(f, 1e-300))))
-        return (t[0], t[1], x, sigma, t[4]), vals[j], grad
-
-    def polish_candidates(self, best) -> list[tuple[Tensor, complex | float]]:
-        """IRKA from the result ``best``: its last IRKA_CANDIDATES iterates (POLISH_ITER iterations
-        at most, shifts to POLISH_TOL) that are stable and observable, as ``(x, sigma)`` (chart
-        coordinates and centre). At tiny errors the double-precision criterion cannot guide BFGS
-        the last relative ~1e-5 to the minimum (its noise is the resolution), while IRKA's fixed
-        point, the interpolation conditions of a stationary point, does not evaluate it (heat-cont,
-        SLICOT, order 8: from 5.9560882e-6 to 5.9560691e-6, a fixed point IRKA reaches from every
-        start, in 10 iterations); ``final`` keeps it only if it is better beyond double precision."""
-        _, _, x, sigma, _ = best
-        self.space.sigma = sigma
-        C, A = self.space.pair(x)
-        Bh = self.T.criterion(C, A, grad=False)[3]
-        its = irka(self.T, models=(A[None], Bh[None], C[None]), max_iter=POLISH_ITER, tol=POLISH_TOL,
-                   deadline=self.deadline)[0]
-        if not its:
-            return []
-        Ai, _, Ci, ok = irka_models(self.T, its[-IRKA_CANDIDATES:])
-        if not bool(ok.any()):
-            return []
-        Cn, An, ok2 = to_pairs(self.T, Ai[ok].to(self.space.mdt), Ci[ok].to(self.space.mdt))
-        out = []
-        for k in torch.nonzero(ok2).reshape(-1).tolist():
-            xk = self.space.from_pair(Cn[k], An[k])
-            out.append((xk, self.space.sigma))
-        return out
 
 
 def rarl2(
@@ -565,8 +529,10 @@ def rarl2(
         max_time: stop starting new work after this many seconds (the best so far is returned).
 
     Returns:
-        ``ReductionResult`` (the model, its absolute and relative H2 errors, the gradient norm at
-        exit, each start's result and the history of the best one).
+        ``ReductionResult`` (the model, its absolute and relative H2 errors with their accuracy
+        ``error_resolution``, the gradient norm at exit, each start's result and the history of the
+        best one). Where the double-precision criterion cannot resolve the error (tiny errors), the
+        error is measured, and the candidates compared, beyond double precision (``_selection``).
 
     Raises:
         UnstableSystemError: the target is unstable (names the pole).
@@ -629,10 +595,10 @@ def _rarl2(target, order, starts, seed, max_iter, tol, progress, method, max_tim
                 run.record_unoptimized("bt", pair)
     finally:
         prog.close()
-    best, psi, grad = run.final(polish=not interrupted)
-    if best is None:
+    choice = select(run, polish=not interrupted)
+    if choice is None:
         raise InputError("rarl2: no start produced a stable model (all were interrupted or failed)")
-    return _result(F, T, run, best, interrupted, _time.perf_counter() - t_start, psi, grad)
+    return _result(F, T, run, choice, interrupted, _time.perf_counter() - t_start)
 
 
 def _search(run: _Run, names: list[str], bt_model, gen, prog: _Progress, adaptive: bool = False) -> None:
@@ -661,7 +627,7 @@ def _search(run: _Run, names: list[str], bt_model, gen, prog: _Progress, adaptiv
         if run.exact():
             # at the criterion's noise level no optimization can show progress: the remaining
             # starts are recorded as they are ("noise"), for the comparison in extended
-            # precision among the results at that level (``_Run.final``)
+            # precision among the results at that level (``_selection.select``)
             for psi_r, _, name_r, pair_r, _ in cands[i:]:
                 if psi_r <= run.best()[0] + TIE_LEVELS * run.eps_f:
                     run.record_unoptimized(name_r, pair_r, "noise")
@@ -826,31 +792,33 @@ def _extend_start(run: _Run, gen):
     return sp.pair(best) if best is not None else None
 
 
-def _result(F: StateSpace, T: Target, run: _Run, best, interrupted: bool, seconds: float,
-            psi_precise: float | None = None, polished: tuple[float, float] | None = None) -> ReductionResult:
-    f, sr, x, sigma, hist = best
-    grad_norm, rel_grad = polished if polished is not None else (sr.grad_norm, sr.rel_grad)
+def _result(F: StateSpace, T: Target, run: _Run, choice: Choice, interrupted: bool,
+            seconds: float) -> ReductionResult:
+    f, sr, x, sigma, hist = choice.best
     run.space.sigma = sigma
     C, A = run.space.pair(x)
-    psi, _, _, Bh = T.criterion(C, A, grad=False)
-    if psi_precise is not None:
-        psi = psi_precise
-    res_on = output_normal_residual(C, A, T.discrete)
-    # back to the units of F: (omega A, ||F|| B, sqrt(omega) C)
-    w = T.omega
-    A_o = A * w if not T.discrete else A
-    C_o = C * math.sqrt(w) if not T.discrete else C
-    B_o = Bh * T.norm
-    dt = F.dtype
-    D_o = F.D.detach() if T.discrete else torch.zeros_like(F.D)
-    model = StateSpace(A_o.to(dt), B_o.to(dt), C_o.to(dt), D_o.to(dt), time=F.time)
-    ev = torch.linalg.eigvals(A_o)
-    margin = float(1 - ev.abs().max()) if T.discrete else float(-ev.real.max())
+    psi = choice.psi
     rel = math.sqrt(max(psi, 0.0))
+    if choice.polished:  # the gradient of the polished model itself
+        g = run.fg(x)[1]
+        grad_norm = float(g.norm())
+    else:
+        grad_norm = sr.grad_norm
+    # relative gradient at the reported error (a criterion at its noise level is no denominator)
+    rel_grad = grad_norm / (2 * max(rel, math.sqrt(run.eps_f) if not choice.measured else 1e-300))
+    if choice.model is not None:  # balanced truncation itself (``_selection.bt_model``)
+        model = choice.model
+        grad_norm = rel_grad = res_on = math.nan  # not a point of the charts; not output-normal
+    else:
+        res_on = output_normal_residual(C, A, T.discrete)
+        model = model_of(T, C, A)  # back to the units of F: (omega A, ||F|| B, sqrt(omega) C)
+    ev = torch.linalg.eigvals(model.A)
+    margin = float(1 - ev.abs().max()) if T.discrete else float(-ev.real.max())
     return ReductionResult(
         model=model, error=rel * T.norm, relative_error=rel, grad_norm=grad_norm, rel_grad=rel_grad,
         starts=[t[1] for t in run.results], best_start=sr.name, history=hist,
         output_normal_residual=res_on, stability_margin=margin, target_norm=T.norm, seconds=seconds,
         interrupted=interrupted, method=T.method, resolution=run.eps_f / (2 * max(psi, 1e-300)),
-        polished=polished is not None,
+        polished=choice.polished, error_resolution=choice.error_resolution * T.norm,
+        precise=choice.measured,
     )

@@ -42,7 +42,6 @@ from .._errors import ConvergenceError
 from .._utils import eps
 from ..equations import SchurForm, SteinOperator, SylvesterOperator, observability_gramian
 from ._modal import _recip_, cauchy_pivoted_cholesky, mirror_sums, modal_form, modal_h2_norm2
-from ._precise import Residues, refine_modal, residue_work, squared_error
 from ._statespace import StateSpace
 
 MODAL_COND_MAX = 1e6
@@ -50,9 +49,6 @@ SMALL_EIG_COND_MAX = 1e6
 #: batched evaluations are split into chunks whose intermediates hold at most about this many
 #: complex elements (64 MB)
 BATCH_ELEMENTS = 4e6
-#: largest ``_precise.residue_work`` for which ties at the noise level are settled in extended
-#: precision (several candidates per run; the one-off yardstick of the CLI allows _cli.CLI_PRECISE_MAX_WORK)
-PRECISE_MAX_WORK = 4e6
 
 
 def small_eig(A: Tensor):
@@ -94,8 +90,12 @@ class Target:
     # -- setup -----------------------------------------------------------------------------------
     def _try_modal(self, A: Tensor, force: bool) -> None:
         F = self.F
-        lam, Bt, Ct, cond, _ = modal_form(A, F.B, F.C)
+        form = modal_form(A, F.B, F.C)
+        lam, Bt, Ct, cond, _ = form
         self.modal_cond = cond
+        # the modal form of the original target, kept for the yardstick (``_selection``): an
+        # eigendecomposition of a large target costs as much as the rest of a run
+        self.modal_form = tuple(x.clone() if isinstance(x, Tensor) else x for x in form)
         if not math.isfinite(cond) or (cond > MODAL_COND_MAX and not force):
             return
         self.method = "modal"
@@ -178,7 +178,6 @@ class Target:
         self.D = self.D * s
         self.d2 = float((self.D.abs() ** 2).sum()) if self.discrete else 0.0
         self._residues_ready = False
-        self._precise = None  # the modal data for psi_precise (``_precise.Residues``), made when first needed
         self._half = None
         self._work_bc = None
 
@@ -263,7 +262,6 @@ class Target:
             self._schur_form = None
         self.omega = omega
         self._residues_ready = False
-        self._precise = None
         self._half = None
         self._work_bc = None
 
@@ -454,28 +452,6 @@ class Target:
             gA = -2 * Q12.mH @ P12h
         gC = -2 * Cf @ P12h
         return psi, gA, gC, Bh
-
-    def precise_affordable(self, n: int) -> bool:
-        """``psi_precise`` costs O((N + n)^2 p m) operations beyond double precision (no BLAS)."""
-        return self.method == "modal" and residue_work(self.N, n, self.p, self.m) <= PRECISE_MAX_WORK
-
-    def psi_precise(self, C: Tensor, A: Tensor) -> float | None:
-        """The criterion at ``(C, A)`` beyond double precision: ``||F - H||^2`` for the normalized
-        target and the model with the optimal ``B_hat`` (and ``D_hat = D_F``), with the model's poles
-        and residues refined and the residues summed by ``_precise`` (the target's modal data are
-        not refined: their errors move the errors of nearby models alike, and refining them costs
-        O(N^3)); None if ``A`` is not diagonalizable with well-conditioned eigenvectors, or if the
-        residue formula does not apply (``_prepare_residues``: a discrete pole at 0)."""
-        e = self._small_eig(A)
-        if e is None or self.method != "modal" or self.F_mirror is None:  # no residue formula
-            return None
-        mu, V, _ = e
-        Bh = self._criterion_modal(C, A, grad=False, residues=False, eig=e)[3]
-        a, b, c, mu, V = (x.detach().cpu().resolve_conj().numpy() for x in (A, Bh, C, mu, V))
-        if self._precise is None:  # the target's data, with ||F||^2, once
-            self._precise = Residues(*(x.detach().cpu().resolve_conj().numpy() for x in (self.lam, self.Bt, self.Ct)),
-                                     self.discrete)
-        return squared_error(self._precise, Residues(*refine_modal(a, b, c, mu, V), self.discrete))
 
     # -- working coordinates for the start heuristics (real for real targets) ---------------------
     def _pairs_of(self, X: Tensor) -> tuple[Tensor, Tensor, Tensor]:
