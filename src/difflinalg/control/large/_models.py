@@ -86,7 +86,7 @@ def convection_diffusion_2d(n: int, velocity: tuple[float, float] = (20.0, 10.0)
     return SparseSystem(A, B, C)
 
 
-def msd_descriptor(n: int, alpha: float = 0.05, beta: float = 0.002) -> SparseSystem:
+def msd_descriptor(n: int, alpha: float = 0.1, beta: float = 0.02) -> SparseSystem:
     """Mass-spring-damper chain of n masses in descriptor form (N = 2n, E = diag(I, M); module
     docstring). ``alpha``, ``beta``: Rayleigh damping ``alpha M + beta K``."""
     n = _check_n(n)
