@@ -51,7 +51,7 @@ from ._system import SparseSystem
 
 N_SHIFTS = 16
 ARNOLDI_STEPS = (16, 12)  # steps with E_c^{-1} A_c (large Ritz values) and A_c^{-1} E_c (small)
-ADI_TOL = 1e-13
+ADI_TOL = 1e-15
 ADI_MAX_ITER = 600
 #: a cycle of shifts that reduces the residual by less than this factor is followed by new shifts
 REFRESH_GAIN = 1e-2
@@ -205,7 +205,9 @@ def lr_gramian(sys: SparseSystem, kind: str = "c", tol: float = ADI_TOL, max_ite
             j, cycle_start, res_cycle = 0, len(blocks), res
         p = shifts[j]
         j += 1
-        V = S.solve(a1 + p * a2, b1 + p * b2, W, adjoint)
+        # the adjoint pencil's step (A_c^H + p E_c^H) V = W is (A_c + conj(p) E_c)^H V = W
+        q = p.conjugate() if adjoint else p
+        V = S.solve(a1 + q * a2, b1 + q * b2, W, adjoint)
         if real and p.imag != 0:
             g, d = 2 * math.sqrt(-p.real), p.real / p.imag
             V1 = V.real + d * V.imag

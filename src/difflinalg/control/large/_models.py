@@ -11,7 +11,8 @@ r"""Generated large sparse benchmark models (finite differences, first-order des
 * ``msd_descriptor(n)``: a chain of n masses with a consistent (tridiagonal, finite-element type)
   mass matrix ``M``, springs ``K`` and Rayleigh damping ``alpha M + beta K``, in first-order form
   ``E = diag(I, M)``, ``A = [[0, I], [-K, -(alpha M + beta K)]]`` (N = 2n); force on the first mass,
-  output the velocity of the last one.
+  output its velocity (collocated; from the first to the last mass the chain transmits almost
+  nothing that a model of order 20 could capture: balanced truncation errors ~0.9).
 """
 
 from __future__ import annotations
@@ -86,7 +87,7 @@ def convection_diffusion_2d(n: int, velocity: tuple[float, float] = (20.0, 10.0)
     return SparseSystem(A, B, C)
 
 
-def msd_descriptor(n: int, alpha: float = 0.1, beta: float = 0.02) -> SparseSystem:
+def msd_descriptor(n: int, alpha: float = 0.5, beta: float = 0.05) -> SparseSystem:
     """Mass-spring-damper chain of n masses in descriptor form (N = 2n, E = diag(I, M); module
     docstring). ``alpha``, ``beta``: Rayleigh damping ``alpha M + beta K``."""
     n = _check_n(n)
@@ -106,5 +107,5 @@ def msd_descriptor(n: int, alpha: float = 0.1, beta: float = 0.02) -> SparseSyst
     B = np.zeros((2 * n, 1))
     B[n, 0] = 1.0
     C = np.zeros((1, 2 * n))
-    C[0, 2 * n - 1] = 1.0
+    C[0, n] = 1.0  # collocated: the velocity of the forced mass
     return SparseSystem(A, B, C, E=E)
