@@ -55,6 +55,9 @@ ADI_TOL = 1e-15
 ADI_MAX_ITER = 600
 #: a cycle of shifts that reduces the residual by less than this factor is followed by new shifts
 REFRESH_GAIN = 1e-2
+#: ... and one that gains less than STALL_GAIN with the residual below STALL_OK ends the iteration
+STALL_GAIN = 0.5
+STALL_OK = 1e-12
 #: eigenvector condition number up to which the small model is diagonalized for the inner product
 DIAG_COND = 1e8
 
@@ -200,6 +203,8 @@ def lr_gramian(sys: SparseSystem, kind: str = "c", tol: float = ADI_TOL, max_ite
             # end of a cycle: if it gained less than REFRESH_GAIN, new shifts from the Ritz values of
             # the pencil on the cycle's iterates (projection shifts: they follow the modes that the
             # residual still holds, e.g. lightly damped oscillations)
+            if res > STALL_GAIN * res_cycle and res <= STALL_OK:
+                break  # stagnation at the rounding level of the residual: more steps add nothing
             if res > REFRESH_GAIN * res_cycle:
                 shifts = _projection_shifts(sys, np.concatenate(blocks[cycle_start:], axis=1), adjoint) or shifts
             j, cycle_start, res_cycle = 0, len(blocks), res
