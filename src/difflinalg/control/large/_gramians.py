@@ -137,7 +137,7 @@ def adi_shifts(sys: SparseSystem, adjoint: bool = False, count: int = N_SHIFTS) 
     S = solver_of(sys)
     B = sys.C.conj().T if adjoint else sys.B
     rng = np.random.default_rng(0)
-    v0 = B @ np.ones(B.shape[1]) + 1e-3 * np.linalg.norm(B) / math.sqrt(sys.order) * rng.standard_normal(sys.order)
+    v0 = (B @ np.ones(B.shape[1])).astype(sys.dtype) + 1e-3 * np.linalg.norm(B) / math.sqrt(sys.order) * rng.standard_normal(sys.order)
     big = _arnoldi_ritz(lambda x: S.solve(a2, b2, _combo(sys, a1, b1, x, adjoint), adjoint), v0, ARNOLDI_STEPS[0])
     small = _arnoldi_ritz(lambda x: S.solve(a1, b1, _combo(sys, a2, b2, x, adjoint), adjoint), v0, ARNOLDI_STEPS[1])
     small = 1.0 / small[np.abs(small) > 0]

@@ -26,7 +26,7 @@ import scipy.sparse as sps
 import scipy.sparse.linalg as spla
 
 from ..._errors import DifflinalgError, InputError
-from ._system import SparseSystem
+from ._system import SparseSystem, lu_solve
 
 PROBE_MIN = 4000
 #: column ordering for SuperLU: minimum degree on A^T + A (pencils from PDEs are structurally
@@ -159,12 +159,8 @@ class ShiftedSolver:
         X = np.asarray(X)
         if lu is None:  # E = identity
             Y = X.copy()
-        elif np.iscomplexobj(X) and lu.L.dtype.kind != "c":
-            trans = "T" if adjoint else "N"
-            Y = lu.solve(np.ascontiguousarray(X.real), trans=trans) + 1j * lu.solve(np.ascontiguousarray(X.imag), trans=trans)
         else:
-            trans = ("H" if lu.L.dtype.kind == "c" else "T") if adjoint else "N"
-            Y = lu.solve(np.ascontiguousarray(X.astype(lu.L.dtype, copy=False)), trans=trans)
+            Y = lu_solve(lu, X, "H" if adjoint else "N")
         if scale.imag == 0:
             return Y / scale.real
         return Y / scale

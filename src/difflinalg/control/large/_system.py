@@ -61,6 +61,17 @@ def _sparse(x, name: str, N: int | None = None) -> sps.csc_matrix:
     return x
 
 
+def lu_solve(lu, X: np.ndarray, trans: str = "N") -> np.ndarray:
+    """``lu.solve`` for any right-hand side: a complex one with a real factorization is solved by
+    its real and imaginary parts (SuperLU's solve needs the factorization's dtype)."""
+    X = np.asarray(X)
+    if lu.L.dtype.kind != "c":
+        if np.iscomplexobj(X):
+            return lu.solve(np.ascontiguousarray(X.real), trans=trans) + 1j * lu.solve(np.ascontiguousarray(X.imag), trans=trans)
+        return lu.solve(np.ascontiguousarray(X, dtype=np.float64), trans="T" if trans == "H" else trans)
+    return lu.solve(np.ascontiguousarray(X, dtype=np.complex128), trans=trans)
+
+
 def _check_nonsingular(E: sps.csc_matrix):
     """The sparse LU of E (kept for later solves); a zero or negligible pivot is an InputError."""
     N = E.shape[0]
@@ -164,8 +175,7 @@ class SparseSystem:
                              "use the sparse functions of difflinalg.control.large, or raise max_order")
         A, B = self.A.toarray(), self.B
         if self._E_lu is not None:
-            A = self._E_lu.solve(np.asarray(A, dtype=np.result_type(A, self.E.dtype)))
-            B = self._E_lu.solve(np.asarray(B, dtype=np.result_type(B, self.E.dtype)))
+            A, B = lu_solve(self._E_lu, A), lu_solve(self._E_lu, B)
         import torch
 
         dt = torch.complex128 if self.is_complex else torch.float64
