@@ -16,7 +16,9 @@ def test_rarl2_large_full_model_error(make):
     s = make()
     R = rarl2_large(s, 6, verify_surrogate=True)
     d = s.to_dense()
-    e_dense = float(h2_error(d, R.model, relative=True))
+    # dense reference from the Gramian blocks of the error system (the residue path of h2_error
+    # disagrees with it and with h2_norm(error_system) on this non-normal target: reported)
+    e_dense = float(h2_error(d, R.model, relative=True, method="gramian"))
     # the full-model error of the returned model, against the dense residue computation: the
     # cancellation in ||F||^2 + ||H||^2 - 2 Re <F, H> costs ~1e-12 ||F||^2 (relative error^2)
     assert R.relative_error == pytest.approx(e_dense, abs=1e-12 / e_dense)
@@ -24,7 +26,7 @@ def test_rarl2_large_full_model_error(make):
     assert R.relative_error <= min(R.candidates["bt"], R.candidates["irka-bt"])
     assert R.best_start in R.candidates and R.candidates[R.best_start] == R.relative_error
     assert R.surrogate_order > 6 and R.surrogate_result is not None
-    assert float(h2_error(d, R.surrogate_result.model, relative=True)) == pytest.approx(
+    assert float(h2_error(d, R.surrogate_result.model, relative=True, method="gramian")) == pytest.approx(
         R.candidates["rarl2"], abs=1e-12 / R.candidates["rarl2"])
     assert R.model.order == 6 and not math.isnan(R.surrogate_error)
 
