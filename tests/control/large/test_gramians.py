@@ -6,7 +6,7 @@ import scipy.linalg as sla
 import scipy.sparse as sps
 import torch
 
-from difflinalg import InputError
+from difflinalg import InputError, UnstableSystemError
 from difflinalg.control import StateSpace, balanced_truncation, h2_error, h2_norm
 from difflinalg.control.large import (SparseSystem, convection_diffusion_2d, h2_error_sparse, h2_norm_sparse,
                                       heat_2d, lr_gramian, msd_descriptor)
@@ -86,6 +86,8 @@ def test_h2_bad_input():
     H = balanced_truncation(s.to_dense(), 2)
     with pytest.raises(InputError, match="H: F is continuous time but H is discrete"):
         h2_error_sparse(s, StateSpace(H.A * 0.01, H.B, H.C, time="discrete"))
+    with pytest.raises(UnstableSystemError, match="H: "):
+        h2_error_sparse(s, StateSpace(-H.A, H.B, H.C))  # unstable: the formula would be finite and wrong
     s2 = SparseSystem(s.A, s.B, s.C, np.ones((1, 1)))
     with pytest.raises(InputError, match="non-zero D has an infinite H2 norm"):
         h2_norm_sparse(s2)

@@ -39,3 +39,15 @@ def test_rarl2_large_bad_input():
         rarl2_large(s, 5, max_surrogate=3)
     with pytest.raises(FactorizationMemoryError, match="needs an estimated"):
         rarl2_large(msd_descriptor(31), 5, memory_limit=1000)
+
+
+def test_unstable_candidate_never_wins():
+    """IRKA can return an unstable model; its inner-product score would be finite and wrong."""
+    from difflinalg.control import StateSpace
+    from difflinalg.control.large import lr_balanced_truncation
+    from difflinalg.control.large._rarl2 import _full_score
+
+    s = msd_descriptor(30)
+    H = lr_balanced_truncation(s, 4)
+    assert math.isfinite(_full_score(s, H))
+    assert _full_score(s, StateSpace(-H.A, H.B, H.C)) == math.inf

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..._errors import InputError
+from ..._errors import ConvergenceError, InputError
 from .._rarl2 import ReductionResult, rarl2
 from .._statespace import StateSpace
 from ._gramians import ADI_TOL, check_h2_finite, h2_inner, h2_norm_sparse, lr_gramian, small_h2_norm2
@@ -82,7 +82,11 @@ class LargeReductionResult:
 
 
 def _full_score(F: SparseSystem, H: StateSpace) -> float:
-    """``||H||^2 - 2 Re <F, H>`` = ``||F - H||^2 - ||F||^2`` (exact up to the solves' rounding)."""
+    """``||H||^2 - 2 Re <F, H>`` = ``||F - H||^2 - ||F||^2`` (exact up to the solves' rounding);
+    ``inf`` for an unstable candidate (IRKA and Petrov-Galerkin projections can return one)."""
+    ev = np.linalg.eigvals(H.A.numpy())
+    if not ((np.abs(ev).max() < 1) if F.discrete else (ev.real.max() < 0)):
+        return math.inf
     return small_h2_norm2(H) - 2 * h2_inner(F, H).real
 
 
@@ -133,7 +137,7 @@ def rarl2_large(sys, r: int, *, max_surrogate: int = MAX_SURROGATE, verify_surro
     t = _time.perf_counter()
     models = {"bt": bt, "irka-bt": irk}
     scores = {k: _full_score(F, H) for k, H in models.items()}
-    best_err = math.sqrt(max(nF**2 + min(scores.values()), 0.0))
+    best_err = math.sqrt(max(nF**2 + min(scores.values()), 0.0)) if math.isfinite(min(scores.values())) else nF
     tail = 2 * np.cumsum(hsv[::-1])[::-1]  # tail[k] = 2 sum_{i >= k} sigma_i
     # Hankel singular values below HSV_FLOOR sigma_1 carry the Gramians' truncation error, not the target
     rank = int((hsv > HSV_FLOOR * hsv[0]).sum())
@@ -171,6 +175,9 @@ def rarl2_large(sys, r: int, *, max_surrogate: int = MAX_SURROGATE, verify_surro
     tm["polish"] = _time.perf_counter() - t
 
     best = min(scores, key=lambda n: scores[n])
+    if not math.isfinite(scores[best]):
+        raise ConvergenceError("sys: every candidate model (balanced truncation, IRKA, RARL2 on the surrogate) "
+                               "is unstable; try another order r")
     rel = {n: math.sqrt(max(nF**2 + v, 0.0)) / nF for n, v in scores.items()}
     return LargeReductionResult(
         model=models[best], error=rel[best] * nF, relative_error=rel[best], target_norm=nF, best_start=best,
