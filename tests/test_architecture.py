@@ -75,3 +75,11 @@ def test_modules_stay_readable():
             if (n := len(p.read_text().splitlines())) > MAX_LINES}
     # control/_rarl2.py and control/_target.py predate the limit; the control/ redesign splits them.
     assert set(long) <= {"control/_rarl2.py", "control/_target.py"}, long
+
+
+def test_test_module_names_are_unique():
+    """pytest's default import mode imports test modules by basename: two files of one name in
+    different folders break collection of the whole suite."""
+    names = [p.name for p in (PKG.parents[1] / "tests").rglob("test_*.py")]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    assert not dupes, f"rename one of each: {dupes}"

@@ -27,6 +27,7 @@ NAMESPACES = [
     "difflinalg.implicit",
     "difflinalg.checkpoint",
     "difflinalg.control",
+    "difflinalg.control.large",
     "difflinalg.signal",
 ]
 

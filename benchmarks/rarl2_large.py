@@ -1,0 +1,152 @@
+"""RARL2 at scale (issue 18 phase 1): rarl2_large vs pyMOR IRKA and pyMOR balanced truncation on
+generated sparse models (2-D heat, 2-D upwind convection-diffusion, mass-spring-damper descriptor).
+
+Each (model, N, r, method) runs in its own subprocess (one thread) so that its peak memory
+(``resource.getrusage``, max RSS) is its own. The relative H2 error of every result is measured
+twice: by pyMOR's ``h2_norm`` of the error system (the outside yardstick) and by difflinalg's
+``h2_error_sparse``. Floors (issue 18): convection-diffusion N = 1e3..3e3: rarl2 time <= IRKA time;
+N >= 1e4: rarl2 error <= min(IRKA, BT) (1 + 1e-6) and time <= IRKA time.
+
+    python benchmarks/rarl2_large.py [--sizes 1000 3000 10000] [--orders 10 20] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+MODELS = ("heat", "convdiff", "msd")
+METHODS = ("rarl2_large", "pymor_irka", "pymor_bt")
+
+
+def make(model: str, N: int):
+    from difflinalg.control.large import convection_diffusion_2d, heat_2d, msd_descriptor
+
+    if model == "msd":
+        return msd_descriptor(N // 2)
+    n = round(math.sqrt(N))
+    return heat_2d(n) if model == "heat" else convection_diffusion_2d(n)
+
+
+def worker(model: str, N: int, r: int, method: str) -> dict:
+    """One configuration, in this process: time the method, then measure its error both ways."""
+    import resource
+    import time
+
+    import torch
+
+    torch.set_num_threads(1)
+    from pymor.models.iosys import LTIModel
+
+    from difflinalg.control.large import h2_error_sparse, h2_norm_sparse, rarl2_large
+
+    sys_ = make(model, N)
+    fom = LTIModel.from_matrices(sys_.A, sys_.B, sys_.C, E=sys_.E)
+    t = time.perf_counter()
+    info = {}
+    if method == "rarl2_large":
+        R = rarl2_large(sys_, r)
+        H = R.model
+        info = {"best_start": R.best_start, "surrogate_order": R.surrogate_order, "factorizations": R.factorizations}
+    else:
+        from pymor.reductors.bt import BTReductor
+        from pymor.reductors.h2 import IRKAReductor
+
+        red = IRKAReductor(fom) if method == "pymor_irka" else BTReductor(fom)
+        rom = red.reduce(r)
+        from difflinalg.control import StateSpace
+
+        H = StateSpace.from_pymor(rom)
+    seconds = time.perf_counter() - t
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    ours = h2_error_sparse(sys_, H, relative=True)
+    rom = H.to_pymor()
+    yard = float((fom - rom).h2_norm() / fom.h2_norm())
+    return {"model": model, "N": sys_.order, "r": r, "method": method, "seconds": seconds, "peak_bytes": peak,
+            "rel_err_pymor": yard, "rel_err_ours": ours, "norm_ours": h2_norm_sparse(sys_), **info}
+
+
+def run(model, N, r, method, timeout) -> dict:
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    cmd = [sys.executable, __file__, "--worker", model, str(N), str(r), method]
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+    except subprocess.TimeoutExpired:
+        return {"model": model, "N": N, "r": r, "method": method, "error": f"timeout {timeout} s"}
+    if out.returncode != 0:
+        return {"model": model, "N": N, "r": r, "method": method, "error": out.stderr.strip().splitlines()[-1][:200]}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _ratio(a: float, b: float) -> float:
+    return a / b if b > 0 else (1.0 if a == b else math.inf)  # both 0: below the yardstick's noise
+
+
+def floors(rows: list[dict]) -> list[dict]:
+    """The issue's floors per (model, N, r) from the rows."""
+    out = []
+    keys = sorted({(r["model"], r["N"], r["r"]) for r in rows})
+    for key in keys:
+        got = {r["method"]: r for r in rows if (r["model"], r["N"], r["r"]) == key and "error" not in r}
+        if len(got) < 3:
+            continue
+        ra, ir, bt = got["rarl2_large"], got["pymor_irka"], got["pymor_bt"]
+        f = {"model": key[0], "N": key[1], "r": key[2], "time_ratio": ra["seconds"] / ir["seconds"],
+             "err_ratio_pymor": _ratio(ra["rel_err_pymor"], min(ir["rel_err_pymor"], bt["rel_err_pymor"])),
+             "err_ratio_ours": _ratio(ra["rel_err_ours"], min(ir["rel_err_ours"], bt["rel_err_ours"]))}
+        if key[0] == "convdiff" and key[1] <= 3500:
+            f["floor"] = "time <= IRKA"
+            f["met"] = f["time_ratio"] <= 1
+        elif key[1] >= 10000:
+            f["floor"] = "error <= min(IRKA,BT)(1+1e-6), time <= IRKA"
+            f["met"] = f["time_ratio"] <= 1 and f["err_ratio_pymor"] <= 1 + 1e-6
+        out.append(f)
+    return out
+
+
+def main():
+    if len(sys.argv) > 1 and sys.argv[1] == "--worker":
+        sys.path.insert(0, str(ROOT / "src"))
+        m, N, r, meth = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+        print(json.dumps(worker(m, N, r, meth)))
+        return
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--sizes", type=int, nargs="+", default=[1000, 3000, 10000])
+    p.add_argument("--orders", type=int, nargs="+", default=[10, 20])
+    p.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
+    p.add_argument("--timeout", type=float, default=600)
+    p.add_argument("--json", metavar="PATH")
+    a = p.parse_args()
+    rows = []
+    print(f"{'model':<9} {'N':>6} {'r':>3} {'method':<12} {'time s':>8} {'peak MB':>8} {'rel err (pyMOR)':>16} "
+          f"{'rel err (ours)':>15}  note")
+    for model in a.models:
+        for N in a.sizes:
+            for r in a.orders:
+                for meth in METHODS:
+                    row = run(model, N, r, meth, a.timeout)
+                    rows.append(row)
+                    if "error" in row:
+                        print(f"{model:<9} {N:>6} {r:>3} {meth:<12} failed: {row['error']}", flush=True)
+                        continue
+                    print(f"{model:<9} {row['N']:>6} {r:>3} {meth:<12} {row['seconds']:8.2f} "
+                          f"{row['peak_bytes'] / 2**20:8.0f} {row['rel_err_pymor']:16.6e} {row['rel_err_ours']:15.6e}  "
+                          f"{row.get('best_start', '')}", flush=True)
+    fl = floors(rows)
+    print("\nfloors")
+    for f in fl:
+        print(f"{f['model']:<9} {f['N']:>6} {f['r']:>3} time/IRKA {f['time_ratio']:.2f} err/min(IRKA,BT) "
+              f"{f['err_ratio_pymor']:.8f} (ours {f['err_ratio_ours']:.8f})  {f.get('floor', '')}: "
+              f"{'met' if f.get('met') else 'NOT met' if 'met' in f else '-'}")
+    if a.json:
+        Path(a.json).write_text(json.dumps({"rows": rows, "floors": fl}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

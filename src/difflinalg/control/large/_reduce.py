@@ -1,0 +1,209 @@
+r"""Reduction at scale: IRKA with sparse shifted solves, balanced truncation from low-rank factors.
+
+IRKA (Gugercin, Antoulas, Beattie 2008). For shifts ``s_i`` and tangential directions ``b_i``,
+``c_i`` (from the previous reduced model's poles ``l_i`` and residue directions) the bases
+
+    V_i = (s_i E - A)^{-1} B b_i,     W_i = (s_i E - A)^{-H} C^H c_i
+
+give the Petrov-Galerkin model ``(W^H A V, W^H B, C V, D; W^H E V)``, which interpolates ``F``
+tangentially at the shifts; at a fixed point ``s_i = -conj(l_i)`` (continuous) or ``1 / conj(l_i)``
+(discrete) these are the first-order conditions of H2 optimality. One LU per shift serves both
+solves (``_solves``); a conjugate pair of a real system needs one (the real basis holds ``Re v``,
+``Im v``). Stops when the shifts move by less than ``tol`` (relative).
+
+Balanced truncation (square root, low rank): ``P ~ Z Z^H``, ``Q ~ Y Y^H`` (``_gramians``), the SVD
+``Y^H E Z = U S V^H``, ``T = Z V_r S_r^{-1/2}``, ``W = Y U_r S_r^{-1/2}``, reduced model
+``(W^H A T, W^H B, C T, D)`` (``W^H E T = I``). The singular values approximate the Hankel singular
+values (from below, to the Gramians' accuracy).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.linalg as sla
+
+from ..._errors import InputError
+from .._statespace import StateSpace
+from ._gramians import lr_gramian
+from ._solves import ShiftedSolver, solver_of
+from ._system import SparseSystem, small_model
+
+IRKA_TOL = 1e-6
+IRKA_MAX_ITER = 50
+
+
+def check_reduced_order(r, sys: SparseSystem, name: str = "r") -> int:
+    if isinstance(r, bool) or not isinstance(r, (int, np.integer)) or r < 1:
+        raise InputError(f"{name}: expected a positive integer, got {r!r}")
+    if r >= sys.order:
+        raise InputError(f"{name}: {r} is not below the target's order {sys.order}; choose {name} < {sys.order}")
+    return int(r)
+
+
+def _orth(X: np.ndarray) -> np.ndarray:
+    Q, _ = np.linalg.qr(X)
+    return Q
+
+
+def interpolation_data(Ar, Er, Br, Cr, discrete: bool, real: bool):
+    """Shifts (mirrored poles) and tangential directions of the reduced model ``(Ar, Br, Cr; Er)``:
+    ``(sigma, b, c)`` with ``b[:, i] = Br^H y_i``, ``c[:, i] = Cr x_i`` (left/right eigenvectors).
+    For a real model only one of each conjugate pair is kept (``Im sigma >= 0``)."""
+    lam, Yl, X = sla.eig(Ar, Er, left=True, right=True)
+    if discrete:
+        big = np.abs(lam) < 1e-12
+        sigma = np.where(big, 1e12, 1.0 / np.where(big, 1.0, lam.conj()))
+    else:
+        sigma = -lam.conj()
+    b = Br.conj().T @ Yl
+    c = Cr @ X
+    if real:
+        keep = sigma.imag >= -1e-14 * np.abs(sigma)
+        # real shifts: real directions (eigenvectors of real eigenvalues are real up to a phase)
+        sigma = np.where(np.abs(sigma.imag) <= 1e-14 * np.abs(sigma), sigma.real, sigma)
+        sigma, b, c = sigma[keep], b[:, keep], c[:, keep]
+        for i in np.nonzero(sigma.imag == 0)[0]:
+            for M in (b, c):
+                j = np.argmax(np.abs(M[:, i]))
+                M[:, i] = (M[:, i] * abs(M[j, i]) / M[j, i]).real if M[j, i] != 0 else M[:, i].real
+    return sigma, b, c
+
+
+def _bases(sys: SparseSystem, S: ShiftedSolver, sigma, b, c):
+    real = not sys.is_complex
+    Vs, Ws = [], []
+    for i, s in enumerate(sigma):
+        # (s E - A)^{-1} = -(A - s E)^{-1}; the sign does not change the spanned space
+        v = S.shifted(s, sys.B @ b[:, i])
+        w = S.shifted(s, sys.C.conj().T @ c[:, i], adjoint=True)  # (s E - A)^{-H} = -(A - s E)^{-H}
+        if real and np.iscomplexobj(v) and np.abs(s.imag) > 0:
+            Vs += [v.real, v.imag]
+            Ws += [w.real, w.imag]
+        else:
+            Vs.append(v.real if real else v)
+            Ws.append(w.real if real else w)
+    return _orth(np.stack(Vs, 1)), _orth(np.stack(Ws, 1))
+
+
+def project(sys: SparseSystem, V: np.ndarray, W: np.ndarray):
+    """``(Ar, Er, Br, Cr)`` of the Petrov-Galerkin projection ``(W^H A V, W^H E V, W^H B, C V)``."""
+    Wh = W.conj().T
+    return Wh @ sys.apply_A(V), Wh @ sys.apply_E(V), Wh @ sys.B, sys.C @ V
+
+
+@dataclass
+class IrkaInfo:
+    """IRKA run: iterations, convergence (relative shift change per iteration), factorizations."""
+
+    iterations: int = 0
+    converged: bool = False
+    changes: list = field(default_factory=list)
+    factorizations: int = 0
+    models: list = field(default_factory=list)
+
+
+def _ritz_start(sys: SparseSystem, S: ShiftedSolver, r: int):
+    """Reduced model from a one-sided rational Krylov space at the low-frequency point (s = 0, or
+    z = 1 in discrete time): its Ritz values start IRKA."""
+    a, b = (1.0, -1.0) if sys.discrete else (1.0, 0.0)
+    cols, X = [], sys.B.copy()
+    while sum(c.shape[1] for c in cols) < r:
+        X = S.solve(a, b, X)
+        X = _orth(X) if X.shape[1] > 1 else X / np.linalg.norm(X)
+        cols.append(X)
+        X = sys.apply_E(X)
+    V = _orth(np.concatenate(cols, 1))[:, :r]
+    Ar, Er, Br, Cr = project(sys, V, V)
+    lam = sla.eigvals(Ar, Er)
+    if (np.abs(lam) >= 1).any() if sys.discrete else (lam.real >= 0).any():
+        return None
+    return Ar, Er, Br, Cr
+
+
+def irka_sparse(sys: SparseSystem, r: int, *, start: StateSpace | None = None, tol: float = IRKA_TOL,
+                max_iter: int = IRKA_MAX_ITER, memory_limit: int | None = None, return_info: bool = False):
+    """IRKA (module docstring) for a sparse (descriptor) system.
+
+    Args:
+        sys: a stable ``SparseSystem``. r: reduced order.
+        start: a dense model of order r whose mirrored poles and residue directions are the initial
+            interpolation data (default: Ritz values of a rational Krylov space at low frequency).
+        tol: stop when the shifts change by less than this (relative). max_iter: iterations.
+        memory_limit: bytes for the sparse factorizations (``ShiftedSolver``).
+        return_info: also return an ``IrkaInfo``.
+
+    Returns:
+        The reduced dense ``StateSpace`` (and ``IrkaInfo``).
+
+    Raises:
+        InputError: bad order. FactorizationMemoryError: the solves would not fit in memory.
+    """
+    r = check_reduced_order(r, sys)
+    S = solver_of(sys, memory_limit)
+    f0 = S.factorizations
+    real = not sys.is_complex
+    if start is not None:
+        if start.order != r:
+            raise InputError(f"start: expected a model of order {r}, got {start.order}")
+        Ar, Br, Cr, _ = (x.detach().numpy() for x in start.matrices())
+        Er = np.eye(r)
+    else:
+        init = _ritz_start(sys, S, r)
+        if init is None:  # unstable Ritz values: balanced truncation instead
+            from ._reduce import lr_balanced_truncation
+            Ar, Br, Cr, _ = (x.numpy() for x in lr_balanced_truncation(sys, r).matrices())
+            Er = np.eye(r)
+        else:
+            Ar, Er, Br, Cr = init
+    info = IrkaInfo()
+    sigma, b, c = interpolation_data(Ar, Er, Br, Cr, sys.discrete, real)
+    model = None
+    for it in range(max_iter):
+        V, W = _bases(sys, S, sigma, b, c)
+        Ar, Er, Br, Cr = project(sys, V, W)
+        model = (Ar, Er, Br, Cr)
+        new, b, c = interpolation_data(Ar, Er, Br, Cr, sys.discrete, real)
+        info.iterations = it + 1
+        if new.shape != sigma.shape:
+            change = math.inf
+        else:
+            change = float(np.max(np.abs(np.sort_complex(new) - np.sort_complex(sigma)) / np.abs(np.sort_complex(new))))
+        info.changes.append(change)
+        sigma = new
+        if change <= tol:
+            info.converged = True
+            break
+    info.factorizations = S.factorizations - f0
+    H = small_model(model[0], model[2], model[3], sys.D.copy() if sys.discrete else np.zeros_like(sys.D), model[1], sys)
+    return (H, info) if return_info else H
+
+
+def lr_balanced_truncation(sys: SparseSystem, r: int, *, tol: float = 1e-13, memory_limit: int | None = None,
+                           return_hsv: bool = False):
+    """Balanced truncation from low-rank Gramian factors (module docstring).
+
+    Returns:
+        The reduced dense ``StateSpace`` (and the approximate Hankel singular values).
+
+    Raises:
+        InputError: bad order, or ``r`` above the numerical rank of the low-rank factors.
+    """
+    r = check_reduced_order(r, sys)
+    solver_of(sys, memory_limit)
+    Z, _ = lr_gramian(sys, "c", tol)
+    Y, _ = lr_gramian(sys, "o", tol)
+    U, s, Vh = np.linalg.svd(Y.conj().T @ sys.apply_E(Z), full_matrices=False)
+    k = int((s > s[0] * max(Z.shape[1], Y.shape[1]) * np.finfo(float).eps).sum()) if s.size and s[0] > 0 else 0
+    if r > k:
+        raise InputError(f"r: {r} exceeds the numerical rank {k} of the low-rank Gramian factors (Hankel "
+                         f"singular values beyond {k} are below rounding): an order-{k} model reproduces the "
+                         f"target to the Gramians' accuracy; choose r <= {k}")
+    d = 1 / np.sqrt(s[:r])
+    T = (Z @ Vh[:r].conj().T) * d
+    Wb = (Y @ U[:, :r]) * d
+    Ar, Er, Br, Cr = project(sys, T, Wb)
+    H = small_model(Ar, Br, Cr, sys.D.copy() if sys.discrete else np.zeros_like(sys.D), Er, sys)
+    return (H, s) if return_hsv else H
