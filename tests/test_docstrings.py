@@ -138,11 +138,11 @@ def sections(doc: str) -> set[str]:
 
 
 def examples(doc: str) -> list[str]:
-    """The code blocks of the ``Example::`` sections, dedented."""
+    """The code blocks of the ``Example::`` (or ``Example (what it shows)::``) sections, dedented."""
     out = []
     lines = doc.splitlines()
     for i, line in enumerate(lines):
-        if line.strip() != "Example::":
+        if not re.fullmatch(r"Examples?( \(.*\))?::", line.strip()):
             continue
         indent = len(line) - len(line.lstrip())
         block = []
@@ -189,13 +189,28 @@ def test_covered_function_documents_args_returns_raises_example(qualname):
         assert re.search(rf"\b{re.escape(p.name)}\b", args), f"{qualname}: Args does not describe {p.name}"
 
 
-@pytest.mark.parametrize("qualname", sorted(COVERED))
-def test_covered_function_example_runs(qualname):
-    for code in examples(inspect.getdoc(resolve(qualname)) or ""):
+def run_examples(qualname: str) -> int:
+    """Execute the examples of ``qualname``'s docstring (each in a fresh namespace); their count."""
+    blocks = examples(inspect.getdoc(resolve(qualname)) or "")
+    for code in blocks:
         namespace: dict[str, object] = {"__name__": f"example_{qualname}"}
         with warnings.catch_warnings():
-            warnings.simplefilter("error")  # an example must not warn
+            # An example must not warn (difflinalg's warnings are UserWarnings; torch's own
+            # deprecation notices are not the example's business).
+            warnings.simplefilter("error", UserWarning)
             exec(compile(code, f"<{qualname} example>", "exec"), namespace)  # noqa: S102 - ours
+    return len(blocks)
+
+
+@pytest.mark.parametrize("qualname", sorted(COVERED))
+def test_covered_function_example_runs(qualname):
+    assert run_examples(qualname) >= 1
+
+
+@pytest.mark.parametrize("qualname", CLASSES)
+def test_class_examples_run(qualname):
+    """Class docstrings need no example, but those they show must run."""
+    run_examples(qualname)
 
 
 def class_members() -> list[tuple[str, str]]:
