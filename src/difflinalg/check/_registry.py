@@ -181,7 +181,8 @@ def load_errors() -> dict[str, str]:
 
         from difflinalg.check import load_errors
 
-        assert load_errors() == {}  # every family's cases imported
+        for module, error in load_errors().items():  # empty when every family's cases imported
+            print(f"{module}: {error}")
     """
     _load()
     return dict(_LOAD_ERRORS)
