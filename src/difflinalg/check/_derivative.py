@@ -125,7 +125,10 @@ class Derivative:
             quadrature.
 
         Raises:
-            InputError: a complex ``w`` or a complex ``value``.
+            InputError: a complex ``value`` (split it into real and imaginary parts first).
+                Pass a real ``w``: a complex tensor ``w`` is cast to ``value``'s real dtype by
+                torch before the check (its imaginary part dropped, with torch's
+                ``UserWarning``), complex Python numbers raise torch's ``TypeError``.
         """
         w = torch.as_tensor(w, dtype=self.value.real.dtype, device=self.value.device)
         if w.is_complex() or self.value.is_complex():
