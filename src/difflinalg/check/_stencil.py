@@ -80,7 +80,8 @@ def stencil(offsets, q: int = 1) -> Stencil:
 
     Args:
         offsets: the ``p`` distinct integer offsets ``o_i`` (any iterable; each is passed
-            through ``int()``), in units of the step ``h``.
+            through ``int()``, which truncates a non-integer: pass integers), in units of the
+            step ``h``.
         q: the derivative order, an ``int >= 1``.
 
     Returns:
