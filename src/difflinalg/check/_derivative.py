@@ -115,7 +115,21 @@ class Derivative:
 
     def dot(self, w: Tensor) -> Derivative:
         """The estimate of ``sum(w * value)`` (``w`` real, broadcastable to ``value``) with an error
-        estimate of its own (tighter than ``sum(|w| * error)``, which adds worst cases)."""
+        estimate of its own (tighter than ``sum(|w| * error)``, which adds worst cases).
+
+        Args:
+            w: real weights (tensor or number), broadcastable to ``value``.
+
+        Returns:
+            A scalar ``Derivative``: signed truncation terms combine linearly, rounding errors in
+            quadrature.
+
+        Raises:
+            InputError: a complex ``value`` (split it into real and imaginary parts first).
+                Pass a real ``w``: a complex tensor ``w`` is cast to ``value``'s real dtype by
+                torch before the check (its imaginary part dropped, with torch's
+                ``UserWarning``), complex Python numbers raise torch's ``TypeError``.
+        """
         w = torch.as_tensor(w, dtype=self.value.real.dtype, device=self.value.device)
         if w.is_complex() or self.value.is_complex():
             raise InputError("w: Derivative.dot needs a real weight and a real value; "
@@ -200,6 +214,26 @@ def derivative(
     Returns:
         ``Derivative(value, error, step)``; ``value`` has f's output shape, ``error`` its estimated
         absolute error (same shape), ``step`` the (finest) step in ``t``.
+
+    Raises:
+        InputError: ``f`` not callable; an unknown ``kind``; invalid ``p``, ``q`` (``p > q >= 1``),
+            ``step``, ``factor``, ``max_step`` (finite positive numbers) or ``richardson``
+            (``int >= 0``); ``x`` or ``direction`` not floating point or not finite; no
+            ``direction`` for an ``x`` with several elements, a ``direction`` of another shape,
+            zero, or complex for a real ``x``; ``f`` returning a non-floating or non-finite value
+            (the stencil left its domain: lower ``max_step``).
+
+    Example::
+
+        import math
+        import torch
+        from difflinalg.check import derivative
+
+        d = derivative(torch.sin, 1.0)                  # adaptive step, 5-point central stencil
+        assert abs(float(d.value) - math.cos(1.0)) <= float(d.error) < 1e-11
+        x = torch.tensor([1.0, 2.0], dtype=torch.float64)
+        d = derivative(lambda x: (x**2).sum(), x, direction=torch.tensor([1.0, 0.0], dtype=torch.float64))
+        assert abs(float(d.value) - 2.0) < 1e-9         # directional derivative 2 x . d
     """
     if not callable(f):
         raise InputError(f"f: expected a callable, got {type(f).__name__}")

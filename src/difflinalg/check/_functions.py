@@ -15,7 +15,17 @@ from torch import Tensor
 
 
 def bessel_j_series(nu: int, z: Tensor, terms: int = 40) -> Tensor:
-    """``J_nu(z) = sum_k (-1)^k (z/2)^(2k+nu) / (k! (k+nu)!)`` for an integer ``nu >= 0``."""
+    """``J_nu(z) = sum_k (-1)^k (z/2)^(2k+nu) / (k! (k+nu)!)`` for an integer ``nu >= 0``.
+
+    Args:
+        nu: the order, an integer ``>= 0``.
+        z: the argument, a floating or complex tensor (any shape); the series is summed in its
+            dtype.
+        terms: number of terms of the series (40 is accurate to rounding for ``|z| <~ 10``).
+
+    Returns:
+        ``J_nu(z)``, shaped like ``z``, differentiable in ``z`` (plain torch arithmetic).
+    """
     half = z / 2
     sq = half * half
     term = half**nu / math.factorial(nu)  # k = 0

@@ -69,7 +69,40 @@ def register_case(
     hard: bool = False,
     **gradcheck_kwargs,
 ) -> Case:
-    """Register a verification case (re-registering the same (op, name) replaces it)."""
+    """Register a verification case (re-registering the same (op, name) replaces it).
+
+    ``difflinalg verify`` (and ``cases()``) then runs ``gradcheck(fn, make_inputs(dtype, gen))``
+    in every mode of ``modes`` for every dtype of ``dtypes``.
+
+    Args:
+        op: public name of the op, a non-empty string (e.g. "cholesky").
+        name: the case, a non-empty string (e.g. "batched", "degenerate").
+        fn: the function checked, of the inputs (wraps the op with whatever makes the input
+            valid, e.g. ``A -> cholesky(A @ A.mH + I)``).
+        make_inputs: ``(dtype, generator) -> tuple of inputs``.
+        dtypes: dtypes the case runs in (default float64 and complex128).
+        modes: ``gradcheck`` modes (default "vjp", "jvp", "hvp", "hvp_rev", "jvp2").
+        rtol, atol: tolerances (None: from the dtype, ``default_tolerances``).
+        hard: a hard point (degenerate, rank-deficient, ill-conditioned) rather than a generic one.
+        gradcheck_kwargs: further keyword arguments for ``gradcheck`` (e.g. ``max_step``).
+
+    Returns:
+        The registered ``Case``.
+
+    Raises:
+        InputError: empty or non-string ``op`` or ``name``; ``fn`` or ``make_inputs`` not
+            callable; an unknown mode.
+
+    Example::
+
+        import torch
+        from difflinalg.check import cases, randn, register_case, unregister_case
+
+        case = register_case("my_square", "generic", lambda A: A @ A,
+                             lambda dtype, gen: (randn(dtype, gen, 3, 3),), modes=("vjp", "jvp"))
+        assert cases(["my_square"]) == [case]
+        unregister_case("my_square")
+    """
     if not (isinstance(op, str) and op and isinstance(name, str) and name):
         raise InputError(f"op, name: expected non-empty strings, got {op!r}, {name!r}")
     if not callable(fn) or not callable(make_inputs):
@@ -84,7 +117,29 @@ def register_case(
 
 
 def unregister_case(op: str, name: str | None = None) -> None:
-    """Remove a case (or, with ``name=None``, every case of ``op``); unknown names are ignored."""
+    """Remove a case (or, with ``name=None``, every case of ``op``); unknown names are ignored.
+
+    Args:
+        op: public name of the op.
+        name: the case to remove, or ``None`` for every case of ``op``.
+
+    Returns:
+        None.
+
+    Raises:
+        Nothing: unknown ``op`` or ``name`` are ignored.
+
+    Example::
+
+        from difflinalg.check import cases, register_case, unregister_case
+
+        register_case("my_op", "a", lambda x: x, lambda dtype, gen: ())
+        register_case("my_op", "b", lambda x: x, lambda dtype, gen: ())
+        unregister_case("my_op", "a")
+        assert [c.name for c in cases(["my_op"])] == ["b"]
+        unregister_case("my_op")
+        assert "my_op" not in {c.op for c in cases()}
+    """
     for key in [k for k in _CASES if k[0] == op and (name is None or k[1] == name)]:
         del _CASES[key]
 
@@ -108,13 +163,51 @@ def _load() -> None:
 
 
 def load_errors() -> dict[str, str]:
-    """Case modules that failed to import: ``{module: error}``."""
+    """Case modules that failed to import: ``{module: error}``.
+
+    Imports every family's ``_cases`` module on first use (as ``cases()`` does); a module that
+    fails is remembered here instead of hiding the other families' cases.
+
+    Args:
+        None.
+
+    Returns:
+        A new dict ``{module name: "ExceptionType: message"}``, empty when every module imported.
+
+    Raises:
+        Nothing: import failures are returned, not raised.
+
+    Example::
+
+        from difflinalg.check import load_errors
+
+        for module, error in load_errors().items():  # empty when every family's cases imported
+            print(f"{module}: {error}")
+    """
     _load()
     return dict(_LOAD_ERRORS)
 
 
 def cases(ops: Sequence[str] | None = None) -> list[Case]:
-    """Registered cases, optionally only those of the named ops (unknown names are an error)."""
+    """Registered cases, optionally only those of the named ops (unknown names are an error).
+
+    Args:
+        ops: public op names (e.g. ``["cholesky", "eigh"]``), or ``None``/empty for every case.
+
+    Returns:
+        A list of ``Case``, in registration order.
+
+    Raises:
+        InputError: an unknown op name (the message lists the registered ops and any case module
+            that failed to import).
+
+    Example::
+
+        from difflinalg.check import cases
+
+        sqrtm_cases = cases(["sqrtm"])
+        assert sqrtm_cases and all(c.op == "sqrtm" for c in sqrtm_cases)
+    """
     _load()
     known = sorted({c.op for c in _CASES.values()})
     if ops:

@@ -30,6 +30,7 @@ class Stencil:
         return len(self.offsets)
 
     def float_coefs(self) -> tuple[float, ...]:
+        """The weights ``coefs`` rounded to Python floats (for evaluating the stencil)."""
         return tuple(float(c) for c in self.coefs)
 
     @property
@@ -71,7 +72,34 @@ def _solve_exact(offsets: tuple[int, ...], q: int) -> tuple[Fraction, ...]:
 
 
 def stencil(offsets, q: int = 1) -> Stencil:
-    """Stencil for the q-th derivative on arbitrary distinct integer ``offsets``."""
+    """Stencil for the q-th derivative on arbitrary distinct integer ``offsets``.
+
+    The weights solve the Taylor (Vandermonde) system ``sum_i c_i o_i^k = q! [k == q]``,
+    ``k = 0 .. p-1``, exactly over the rationals (Fornberg 1988), so the truncation error is
+    ``O(h^(p-q))`` (one order more when symmetry cancels the next moment: ``Stencil.order``).
+
+    Args:
+        offsets: the ``p`` distinct integer offsets ``o_i`` (any iterable; each is passed
+            through ``int()``, which truncates a non-integer: pass integers), in units of the
+            step ``h``.
+        q: the derivative order, an ``int >= 1``.
+
+    Returns:
+        ``Stencil(offsets, coefs, q)`` with exact ``fractions.Fraction`` weights:
+        ``f^(q)(x) ~ sum(coefs[i] * f(x + offsets[i] * h)) / h**q``.
+
+    Raises:
+        InputError: ``q`` not an integer ``>= 1``; repeated offsets; ``p <= q`` offsets.
+
+    Example::
+
+        from fractions import Fraction
+        from difflinalg.check import stencil
+
+        st = stencil([-1, 0, 1], q=2)              # the second difference
+        assert st.coefs == (1, -2, 1) and st.order == 2
+        assert stencil([0, 1, 3]).coefs == (Fraction(-4, 3), Fraction(3, 2), Fraction(-1, 6))
+    """
     offsets = tuple(int(o) for o in offsets)
     if not isinstance(q, int) or q < 1:
         raise InputError(f"q: the derivative order must be an integer >= 1, got {q!r}")
@@ -99,6 +127,29 @@ def central_fdm(p: int, q: int = 1) -> Stencil:
 
     Odd p uses offsets ``-(p-1)/2 .. (p-1)/2``; even p skips 0 (``-p/2 .. -1, 1 .. p/2``).
     ``central_fdm(5, 1)`` has offsets -2..2 and weights 1/12, -2/3, 0, 2/3, -1/12.
+
+    Args:
+        p: number of points, an ``int > q``.
+        q: the derivative order, an ``int >= 1``.
+
+    Returns:
+        The ``Stencil`` (exact rational weights; ``order`` ``p - q``, or ``p - q + 1`` when
+        symmetry cancels the next moment, as for odd ``p`` and odd ``q``).
+
+    Raises:
+        InputError: ``p`` or ``q`` not an integer, ``q < 1`` or ``p <= q``.
+
+    Example::
+
+        import math
+        from difflinalg.check import central_fdm
+
+        st = central_fdm(5, 1)
+        assert [str(c) for c in st.coefs] == ["1/12", "-2/3", "0", "2/3", "-1/12"]
+        assert st.order == 4
+        h = 1e-2
+        d = sum(c * math.sin(1.0 + o * h) for o, c in zip(st.offsets, st.float_coefs())) / h
+        assert abs(d - math.cos(1.0)) < 1e-9    # truncation (1/30) h^4 |sin^(5)(1)|
     """
     _check_pq(p, q)
     half = p // 2
@@ -107,12 +158,47 @@ def central_fdm(p: int, q: int = 1) -> Stencil:
 
 
 def forward_fdm(p: int, q: int = 1) -> Stencil:
-    """The p-point one-sided stencil on offsets 0 .. p-1 (for points at a left boundary)."""
+    """The p-point one-sided stencil on offsets 0 .. p-1 (for points at a left boundary).
+
+    Args:
+        p: number of points, an ``int > q``.
+        q: the derivative order, an ``int >= 1``.
+
+    Returns:
+        The ``Stencil`` (exact rational weights, ``order`` ``p - q``).
+
+    Raises:
+        InputError: ``p`` or ``q`` not an integer, ``q < 1`` or ``p <= q``.
+
+    Example::
+
+        from difflinalg.check import forward_fdm
+
+        assert [str(c) for c in forward_fdm(3, 1).coefs] == ["-3/2", "2", "-1/2"]
+    """
     _check_pq(p, q)
     return stencil(range(p), q)
 
 
 def backward_fdm(p: int, q: int = 1) -> Stencil:
-    """The p-point one-sided stencil on offsets -(p-1) .. 0 (for points at a right boundary)."""
+    """The p-point one-sided stencil on offsets -(p-1) .. 0 (for points at a right boundary).
+
+    Args:
+        p: number of points, an ``int > q``.
+        q: the derivative order, an ``int >= 1``.
+
+    Returns:
+        The ``Stencil`` (exact rational weights, ``order`` ``p - q``).
+
+    Raises:
+        InputError: ``p`` or ``q`` not an integer, ``q < 1`` or ``p <= q``.
+
+    Example::
+
+        from difflinalg.check import backward_fdm
+
+        assert backward_fdm(3, 1).offsets == (-2, -1, 0)
+        assert [str(c) for c in backward_fdm(3, 1).coefs] == ["1/2", "-2", "3/2"]
+    """
     _check_pq(p, q)
     return stencil(range(-(p - 1), 1), q)

@@ -306,6 +306,23 @@ def binomial_loop(
     ``revolve_cost(n_steps, snapshots)`` extra steps and at most ``snapshots`` stored states.
     ``create_graph=True`` falls back to a full unrolled graph. Under ``torch.no_grad`` the loop
     just runs. ``torch.func`` transforms are not supported.
+
+    Example::
+
+        import torch
+        from difflinalg.checkpoint import binomial_loop, revolve_cost
+
+        W = torch.tensor([[0.9, 0.2], [-0.2, 0.9]], dtype=torch.float64, requires_grad=True)
+        x0 = torch.ones(2, dtype=torch.float64)
+        step = lambda x: torch.tanh(W @ x)          # W is found as a captured tensor
+        xn, stats = binomial_loop(step, x0, 100, snapshots=5, return_stats=True)
+        xn.sum().backward()
+        assert stats.forward_steps == revolve_cost(100, 5) and stats.peak_snapshots <= 5
+
+        x = x0                                      # the same gradient as plain autograd
+        for _ in range(100):
+            x = step(x)
+        assert torch.allclose(W.grad, torch.autograd.grad(x.sum(), W)[0])
     """
     if not callable(step):
         raise InputError(f"step: expected a callable, got {type(step).__name__}")

@@ -72,7 +72,28 @@ def repetition_number(n: int, s: int) -> int:
 
 def revolve_cost(n_steps: int, snapshots: int) -> int:
     """Minimal number of forward (advance) steps to reverse ``n_steps`` with ``snapshots`` stored
-    states: ``r n - C(s + r, s + 1)`` (n=10, s=1: 45; n=1000, s=10: 3636)."""
+    states: ``r n - C(s + r, s + 1)`` with ``r`` the smallest integer such that
+    ``C(s + r, s) >= n`` (Griewank and Walther 2000, "Algorithm 799: revolve").
+
+    Args:
+        n_steps: number of steps ``n`` to reverse, an ``int >= 0``.
+        snapshots: number of stored states ``s`` (the initial state's included), an ``int >= 1``.
+
+    Returns:
+        The optimal number of extra (untaped) step evaluations, an ``int`` (0 for ``n_steps <= 1``),
+        besides the ``n_steps`` taped steps of the reversal.
+
+    Raises:
+        InputError: ``n_steps`` or ``snapshots`` not an ``int`` (``bool`` refused), ``n_steps < 0``
+            or ``snapshots < 1``.
+
+    Example::
+
+        from difflinalg.checkpoint import revolve_cost
+
+        assert revolve_cost(10, 1) == 45          # one snapshot: n (n - 1) / 2
+        assert revolve_cost(1000, 10) == 3636     # 3.6 extra steps per step with 10 states
+    """
     _check(n_steps, snapshots)
     if n_steps == 0:
         return 0
@@ -102,7 +123,31 @@ def revolve_schedule(n_steps: int, snapshots: int) -> list[Action]:
 
     Its number of advanced steps is ``revolve_cost(n_steps, snapshots)`` (optimal), at most
     ``snapshots`` snapshot slots are in use at any time, and every step is taped exactly once, in
-    the order ``n - 1, ..., 0`` (``firsturn`` for the first, ``youturn`` for the others).
+    the order ``n - 1, ..., 0`` (``firsturn`` for the first, ``youturn`` for the others). Built
+    iteratively in ``O(n log n)``, by the recursion of nested reversals with an optimal split at
+    every node (Griewank 1992; Griewank and Walther 2000).
+
+    Args:
+        n_steps: number of steps ``n`` to reverse, an ``int >= 0``.
+        snapshots: number of stored states ``s`` (the initial state's included), an ``int >= 1``.
+
+    Returns:
+        The list of ``Action`` s to execute in order (empty for ``n_steps = 0``): it starts with
+        ``takeshot`` of ``x_0`` in slot 0.
+
+    Raises:
+        InputError: ``n_steps`` or ``snapshots`` not an ``int`` (``bool`` refused), ``n_steps < 0``
+            or ``snapshots < 1``.
+
+    Example::
+
+        from difflinalg.checkpoint import revolve_cost, revolve_schedule
+
+        schedule = revolve_schedule(4, 2)
+        assert schedule[0].kind == "takeshot" and schedule[4].kind == "firsturn"
+        advanced = sum(a.stop - a.index for a in schedule if a.kind == "advance")
+        assert advanced == revolve_cost(4, 2) == 4
+        assert [a.index for a in schedule if a.kind.endswith("turn")] == [3, 2, 1, 0]
     """
     _check(n_steps, snapshots)
     if n_steps == 0:

@@ -127,6 +127,22 @@ class SchurForm:
         matrix: the coefficient (``A``, or ``A^H`` for a form obtained with ``.mH``).
         T, U: the factors of the original ``A`` (``adjoint`` says whether ``matrix = U T^H U^H``).
         eigvals: eigenvalues of ``matrix`` (..., n), complex.
+
+    Raises:
+        InputError: ``A`` not a square matrix (..., n, n), of an unsupported dtype, non-finite or
+            a meta tensor; ``complex_form=False`` for a complex ``A``.
+        ConvergenceError: LAPACK ``?gees`` did not converge.
+
+    Example::
+
+        import torch
+        import difflinalg
+
+        A = torch.tensor([[1.0, 2.0], [-2.0, 1.0]], dtype=torch.float64)  # eigenvalues 1 +- 2i
+        F = difflinalg.SchurForm(A)
+        assert torch.allclose(F.U @ F.T @ F.U.mH, A)
+        assert torch.allclose(F.eigvals.imag.abs(), torch.tensor([2.0, 2.0], dtype=torch.float64))
+        G = F.mH  # the form of A^H, without refactorizing
     """
 
     def __init__(self, A: Tensor, complex_form: bool | None = None, *, _factors=None):
@@ -153,19 +169,23 @@ class SchurForm:
 
     @property
     def eigvals(self) -> Tensor:
+        """Eigenvalues of ``matrix`` (..., n), complex (from the diagonal blocks of ``T``)."""
         ev = self._eigvals
         return ev.conj().resolve_conj() if self.adjoint else ev
 
     @property
     def shape(self) -> torch.Size:
+        """Shape of ``matrix``, (..., n, n)."""
         return self.matrix.shape
 
     @property
     def dtype(self) -> torch.dtype:
+        """Dtype of ``matrix``."""
         return self.matrix.dtype
 
     @property
     def device(self) -> torch.device:
+        """Device of ``matrix``."""
         return self.matrix.device
 
     def to_complex(self) -> "SchurForm":

@@ -158,13 +158,36 @@ class _EquationOperator:
         return check_solution(self, X, C)
 
     def solve(self, C: Tensor) -> Tensor:
-        """The solution ``X`` of the equation with right side ``C`` (..., m, n); differentiable in
-        ``C`` and in the coefficients (if they require grad), to any order."""
+        """The solution ``X`` of the equation with right side ``C``.
+
+        Args:
+            C: (..., m, n), the operator's dtype and device; its batch dimensions broadcast with
+                the coefficients'.
+
+        Returns:
+            ``X`` (..., m, n), differentiable in ``C`` and in the coefficients (if they require
+            grad), to any order.
+
+        Raises:
+            InputError: ``C`` of another shape, dtype or device, non-finite or a meta tensor.
+            SingularEquationError: (with ``check=True``) the solution's growth proves the equation
+                numerically singular.
+        """
         return self._apply(self._rhs(C), False)
 
     def solve_adjoint(self, C: Tensor) -> Tensor:
         """The solution of the adjoint equation (conjugate-transposed coefficients) with right side
-        ``C``, from the same factors."""
+        ``C``, from the same factors.
+
+        Args:
+            C: (..., m, n), as for ``solve``.
+
+        Returns:
+            ``X`` (..., m, n), differentiable as for ``solve``.
+
+        Raises:
+            InputError, SingularEquationError: as for ``solve``.
+        """
         return self._apply(self._rhs(C), True)
 
     # -- misc ----------------------------------------------------------------------------------
@@ -204,22 +227,52 @@ class SylvesterOperator(_EquationOperator):
     Both are differentiable with respect to ``C`` and, when they require grad, ``A`` and ``B``
     (reverse, forward and higher order; the adjoint solves reuse the factors).
 
-    Example (RARL2-shaped: a fixed large ``A_F``, a small varying ``B``)::
+    Raises:
+        InputError: non-square coefficients, mixed dtypes or devices, batch shapes that do not
+            broadcast, non-finite values, meta tensors, an unknown ``method`` (or one other than
+            "schur"/"schur-torch" with a ``SchurForm``); with ``method="eig"``, eigenvector
+            matrices too ill-conditioned for it.
+        SingularEquationError: (``check=True``) ``A`` and ``-B`` share an eigenvalue.
+        ConvergenceError: the Schur decomposition (LAPACK ``?gees``) did not converge.
 
-        AF = difflinalg.SchurForm(A_F)              # O(N^3), once
-        for B in ...:
-            op = difflinalg.SylvesterOperator(AF, B)  # factorizes only B
-            X = op.solve(C)                          # O(N^2 n + N n^2)
+    Example (RARL2-shaped: a fixed large ``A_F``, small varying ``B``)::
+
+        import torch
+        import difflinalg
+
+        gen = torch.Generator().manual_seed(0)
+        A_F = torch.randn(50, 50, generator=gen, dtype=torch.float64) - 10 * torch.eye(50, dtype=torch.float64)
+        AF = difflinalg.SchurForm(A_F)                  # O(N^3), once
+        for _ in range(3):
+            B = torch.randn(4, 4, generator=gen, dtype=torch.float64) - 10 * torch.eye(4, dtype=torch.float64)
+            op = difflinalg.SylvesterOperator(AF, B)    # factorizes only B
+            C = torch.randn(50, 4, generator=gen, dtype=torch.float64)
+            X = op.solve(C)                             # O(N^2 n + N n^2)
+            assert torch.allclose(op(X), C)
     """
 
     kind = "sylvester"
 
     def __call__(self, X: Tensor) -> Tensor:
-        """Apply the operator: ``A X + X B``."""
+        """Apply the operator: ``A X + X B``.
+
+        Args:
+            X: (..., m, n), the coefficients' dtype.
+
+        Returns:
+            ``A X + X B`` (..., m, n).
+        """
         return self.A @ X + X @ self.B
 
     def apply_adjoint(self, X: Tensor) -> Tensor:
-        """Apply the adjoint operator: ``A^H X + X B^H``."""
+        """Apply the adjoint operator: ``A^H X + X B^H``.
+
+        Args:
+            X: (..., m, n), the coefficients' dtype.
+
+        Returns:
+            ``A^H X + X B^H`` (..., m, n).
+        """
         return self.A.mH @ X + X @ self.B.mH
 
 
@@ -229,15 +282,43 @@ class SteinOperator(_EquationOperator):
     Arguments as for ``SylvesterOperator``; ``check`` raises ``SingularEquationError`` if a product
     of eigenvalues ``lambda_i(A) mu_j(B)`` equals 1 (to ``4 max(m, n) eps (1 + ||A||_F ||B||_F)``).
     ``solve(C)`` solves ``X - A X B = C``; ``solve_adjoint(C)`` solves ``X - A^H X B^H = C``.
+
+    Raises:
+        InputError, ConvergenceError: as for ``SylvesterOperator``.
+        SingularEquationError: (``check=True``) a product ``lambda_i(A) mu_j(B)`` equals 1.
+
+    Example::
+
+        import torch
+        import difflinalg
+
+        A = torch.tensor([[0.5, 0.2], [0.0, 0.4]], dtype=torch.float64)
+        op = difflinalg.SteinOperator(A, A.mH)   # X - A X A^H: a discrete Lyapunov operator
+        X = op.solve(torch.eye(2, dtype=torch.float64))
+        assert torch.allclose(op(X), torch.eye(2, dtype=torch.float64))
     """
 
     kind = "stein"
 
     def __call__(self, X: Tensor) -> Tensor:
-        """Apply the operator: ``X - A X B``."""
+        """Apply the operator: ``X - A X B``.
+
+        Args:
+            X: (..., m, n), the coefficients' dtype.
+
+        Returns:
+            ``X - A X B`` (..., m, n).
+        """
         return X - self.A @ X @ self.B
 
     def apply_adjoint(self, X: Tensor) -> Tensor:
-        """Apply the adjoint operator: ``X - A^H X B^H``."""
+        """Apply the adjoint operator: ``X - A^H X B^H``.
+
+        Args:
+            X: (..., m, n), the coefficients' dtype.
+
+        Returns:
+            ``X - A^H X B^H`` (..., m, n).
+        """
         return X - self.A.mH @ X @ self.B.mH
 

@@ -31,10 +31,48 @@ if TYPE_CHECKING:
 def argmin(f: Callable, x_star, *params, **options: Unpack[SolveOptions]):
     """Attach a minimizer ``x*`` of ``f(x, *params)`` to the graph of ``params``.
 
+    The root problem ``grad_x f(x, *params) = 0`` (PyTorch's gradient convention for complex
+    ``x``) is handed to ``root`` with ``symmetric=True``: its Jacobian is the Hessian, so "auto"
+    uses CG for large problems; Hessian-vector products are ``torch.func`` forward-over-reverse.
+
     Args:
         f: real objective ``f(x, *params)``; a scalar, or with ``batch_dims=k`` a tensor of shape
             ``B`` (one objective per problem, summed for the gradient since they are independent).
-        x_star, params, ...: as in ``root`` (applied to ``grad_x f = 0`` with ``symmetric=True``).
+            Twice differentiable in torch operations.
+        x_star: the minimizer (tensor or pytree of tensors, real or complex) from any solver; it
+            receives no gradient itself.
+        params: tensors or pytrees of tensors ``f`` depends on (tensors captured by a closure are
+            constants).
+        options: the keyword options of ``root`` except ``symmetric`` (``solve``, ``tol``,
+            ``maxiter``, ``restart``, ``residual_tol``, ``on_failure``, ``batch_dims``).
+
+    Returns:
+        ``x_star`` (same structure), differentiable with respect to ``params`` (reverse, forward,
+        higher order).
+
+    Raises:
+        InputError: as in ``root``; ``f`` returning a complex value or not a tensor.
+        ConvergenceError: ``grad_x f(x_star)`` is not zero to ``residual_tol``, or a linear solve
+            with the Hessian fails, e.g. at a singular Hessian (``on_failure="raise"``).
+        TypeError: an unknown keyword (``symmetric`` included).
+
+    Warns:
+        ImplicitDiffWarning: instead of ``ConvergenceError`` with ``on_failure="warn"``.
+
+    Example (the ridge regression path)::
+
+        import torch
+        from difflinalg.implicit import argmin
+
+        A = torch.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]], dtype=torch.float64)
+        b = torch.tensor([1.0, 0.0, 1.0], dtype=torch.float64)
+        lam = torch.tensor(0.1, dtype=torch.float64, requires_grad=True)
+        f = lambda x, lam: ((A @ x - b) ** 2).sum() + lam * (x**2).sum()
+        H = A.mT @ A + lam.detach() * torch.eye(2, dtype=torch.float64)
+        x_star = torch.linalg.solve(H, A.mT @ b)    # the minimizer, from any solver
+        x = argmin(f, x_star, lam)
+        x.sum().backward()                           # dx/dlam = -H^{-1} x_star
+        assert torch.allclose(lam.grad, -torch.linalg.solve(H, x_star).sum())
     """
     opts = solve_options("argmin", options, symmetric=True)
 

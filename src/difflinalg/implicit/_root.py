@@ -262,8 +262,27 @@ def root(F: Callable, x_star, *params, **options: Unpack[RootOptions]):
         ``x_star`` (same structure), differentiable with respect to ``params``.
 
     Raises:
-        InputError: bad arguments, or ``F``'s output not shaped like ``x`` (structure, shape, dtype).
-        ConvergenceError: a residual check failed (with ``on_failure="raise"``).
+        InputError: bad arguments (``F`` not callable, ``x_star`` without tensors, of an integer
+            dtype, leaves mixing precisions or batch shapes, invalid option values), or ``F``'s
+            output not shaped like ``x`` (structure, shape, dtype).
+        ConvergenceError: a residual check failed (with ``on_failure="raise"``): ``F(x_star)`` in
+            this call, or a linear solve with ``dF/dx`` when the derivatives are computed (in
+            backward or forward mode).
+        TypeError: an unknown keyword.
+
+    Warns:
+        ImplicitDiffWarning: instead of ``ConvergenceError`` with ``on_failure="warn"``.
+
+    Example::
+
+        import torch
+        from difflinalg.implicit import root
+
+        a = torch.tensor(2.0, dtype=torch.float64, requires_grad=True)
+        x_star = a.detach() ** (1 / 3)              # from any solver: the root of x^3 - a
+        x = root(lambda x, a: x**3 - a, x_star, a)
+        x.backward()                                # dx/da = 1 / (3 x^2)
+        assert torch.allclose(a.grad, 1 / (3 * x_star**2))
     """
     opts = solve_options("root", options)
     return _root(F, x_star, params, opts, name="root", residual="F(x_star, *params)")
@@ -281,11 +300,38 @@ def custom_root(F: Callable, **options: Unpack[RootOptions]):
     its result is passed through ``root(F, x_star, *params, **options)``. ``x0`` gets no gradient;
     keyword arguments are passed to both functions as constants.
 
+    Args:
+        F: the optimality condition ``F(x, *params, **kwargs)``, returning a tensor (pytree)
+            shaped like ``x``, as in ``root``.
+        options: the keyword options of ``root`` (``solve``, ``tol``, ``maxiter``, ``restart``,
+            ``residual_tol``, ``on_failure``, ``batch_dims``, ``symmetric``), used at every call.
+
+    Returns:
+        A decorator: ``solver`` -> ``wrapped(x0, *params, **kwargs)``, which returns the solver's
+        ``x_star`` (same structure), differentiable with respect to ``params`` (reverse, forward,
+        higher order).
+
+    Raises:
+        InputError: at decoration, an unknown option or an invalid option value; at each call,
+            the errors of ``root``.
+        ConvergenceError: at each call, as in ``root`` (e.g. the solver's result does not satisfy
+            ``F = 0`` to ``residual_tol``).
+
     Example::
+
+        import torch
+        from difflinalg.implicit import custom_root
 
         @custom_root(lambda x, A, b: A @ x - b)
         def linsolve(x0, A, b):
-            return torch.linalg.solve(A, b)
+            return torch.linalg.solve(A, b)  # any solver; its steps are not differentiated
+
+        A = torch.tensor([[3.0, 1.0], [1.0, 2.0]], dtype=torch.float64, requires_grad=True)
+        b = torch.tensor([1.0, 0.0], dtype=torch.float64, requires_grad=True)
+        x = linsolve(torch.zeros(2, dtype=torch.float64), A, b)
+        x.sum().backward()                   # b.grad = A^{-T} 1, A.grad = -(A^{-T} 1) x^T
+        ones = torch.ones(2, dtype=torch.float64)
+        assert torch.allclose(b.grad, torch.linalg.solve(A.detach().mT, ones))
     """
     try:
         Options(**options).validate()

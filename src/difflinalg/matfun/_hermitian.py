@@ -173,10 +173,26 @@ def hermitian_function(A: Tensor, f, df, d2f=None) -> Tensor:
             eigenvalues; default: ``df`` differentiated by forward-mode autodiff.
 
     Returns:
-        ``V diag(f(l)) V^H`` (..., n, n), in ``A``'s dtype.
+        ``V diag(f(l)) V^H`` (..., n, n), in ``A``'s dtype, with ``herm(A) = V diag(l) V^H``.
 
-    Derivatives: reverse, forward, forward-over-reverse and double backward (see the module
-    docstring); vmap, ``torch.func.jvp`` and ``torch.func.hessian`` work.
+    Raises:
+        InputError: ``f``, ``df`` or ``d2f`` not callable; ``f`` returning something other than a
+            real tensor of the eigenvalues' shape; ``f`` overflowing (non-finite at a finite
+            eigenvalue); a non-square, non-finite or meta ``A``, an unsupported dtype.
+
+    Derivatives: reverse, forward, forward-over-reverse and double backward, exact at repeated
+    eigenvalues (Daleckii-Krein; Higham, "Functions of Matrices", Thm. 3.11 and 3.33; see the
+    module docstring); vmap, ``torch.func.jvp`` and ``torch.func.hessian`` work.
+
+    Example::
+
+        import torch
+        from difflinalg import hermitian_function
+
+        A = torch.eye(3, dtype=torch.float64, requires_grad=True)  # a triple eigenvalue
+        S = hermitian_function(A, torch.sin, torch.cos)
+        S.trace().backward()  # finite where the eigh backward divides by zero
+        assert torch.allclose(A.grad, torch.cos(torch.tensor(1.0, dtype=torch.float64)) * torch.eye(3, dtype=torch.float64))
     """
     for nm, g in (("f", f), ("df", df), ("d2f", d2f)):
         if g is not None and not callable(g):
@@ -188,9 +204,35 @@ def sqrtmh(A: Tensor) -> Tensor:
     """Square root of a Hermitian positive semidefinite matrix (gradient finite at repeated
     eigenvalues, e.g. at the identity; infinite at zero eigenvalues, where sqrt is not differentiable).
 
+    Args:
+        A: (..., n, n) real or complex (float32/64, complex64/128), finite; its Hermitian part
+            ``(A + A^H) / 2`` is used.
+
+    Returns:
+        ``X = V diag(sqrt(l)) V^H`` (..., n, n), Hermitian positive semidefinite, ``X @ X = herm(A)``;
+        differentiable as ``hermitian_function`` (exact at repeated eigenvalues).
+
     Raises:
-        NotPositiveDefiniteError: if an eigenvalue is negative beyond rounding (``-n eps |A|``);
-            eigenvalues inside that tolerance are treated as zero.
+        NotPositiveDefiniteError: if an eigenvalue is negative beyond rounding (``-n eps max|l|``);
+            eigenvalues inside that tolerance are treated as zero. In backward or forward mode:
+            at a zero eigenvalue (``<= n eps max|l|``), where the derivative does not exist.
+        InputError: a non-square, non-finite or meta ``A``, an unsupported dtype.
+
+    Warns:
+        PrecisionWarning: the derivative's condition ``max|l| / (2 l_min)`` predicts fewer than
+            two correct digits in the dtype (``docs/conventions.md``).
+        TransformCheckWarning: inside ``torch.func`` the derivative check cannot raise: the
+            derivative at a zero eigenvalue is NaN instead (the domain check is skipped there).
+
+    Example::
+
+        import torch
+        from difflinalg import sqrtmh
+
+        A = torch.eye(3, dtype=torch.float64, requires_grad=True)
+        X = sqrtmh(A)
+        X.sum().backward()  # finite where the eigh backward divides by l_i - l_j = 0
+        assert torch.allclose(A.grad, torch.full((3, 3), 0.5, dtype=torch.float64))
     """
     return _hermitian_apply(A, SQRT, "A")
 
@@ -198,22 +240,83 @@ def sqrtmh(A: Tensor) -> Tensor:
 def logmh(A: Tensor) -> Tensor:
     """Logarithm of a Hermitian positive definite matrix.
 
+    Args:
+        A: (..., n, n) real or complex (float32/64, complex64/128), finite; its Hermitian part
+            ``(A + A^H) / 2`` is used.
+
+    Returns:
+        ``V diag(log(l)) V^H`` (..., n, n), Hermitian; differentiable as ``hermitian_function``
+        (exact at repeated eigenvalues).
+
     Raises:
-        NotPositiveDefiniteError: if an eigenvalue is not positive.
+        NotPositiveDefiniteError: if an eigenvalue is not positive (``<= n eps max|l|``; the check
+            is skipped inside ``torch.func``).
+        InputError: a non-square, non-finite or meta ``A``, an unsupported dtype.
+
+    Example::
+
+        import math
+        import torch
+        from difflinalg import logmh
+
+        A = torch.diag(torch.tensor([1.0, math.e], dtype=torch.float64))
+        assert torch.allclose(logmh(A), torch.diag(torch.tensor([0.0, 1.0], dtype=torch.float64)))
     """
     return _hermitian_apply(A, LOG, "A")
 
 
 def expmh(A: Tensor) -> Tensor:
-    """Exponential of a Hermitian matrix (its Hermitian part)."""
+    """Exponential of a Hermitian matrix (its Hermitian part).
+
+    Args:
+        A: (..., n, n) real or complex (float32/64, complex64/128), finite; its Hermitian part
+            ``(A + A^H) / 2`` is used.
+
+    Returns:
+        ``V diag(exp(l)) V^H`` (..., n, n), Hermitian positive definite; differentiable as
+        ``hermitian_function`` (exact at repeated eigenvalues).
+
+    Raises:
+        InputError: ``exp`` of an eigenvalue overflows the dtype (e.g. above ~709 in float64, ~88
+            in float32; shift: ``expmh(A - c I) = exp(-c) expmh(A)``); a non-square, non-finite or
+            meta ``A``, an unsupported dtype.
+
+    Example::
+
+        import torch
+        from difflinalg import expmh
+
+        A = torch.tensor([[0.0, 1.0], [1.0, 0.0]], dtype=torch.float64)
+        assert torch.allclose(expmh(A), torch.linalg.matrix_exp(A))
+    """
     return _hermitian_apply(A, EXP, "A")
 
 
 def powmh(A: Tensor, p: float) -> Tensor:
     """``A^p`` for a Hermitian positive definite matrix and a real exponent ``p``.
 
+    Args:
+        A: (..., n, n) real or complex (float32/64, complex64/128), finite; its Hermitian part
+            ``(A + A^H) / 2`` is used.
+        p: the exponent, a finite Python ``int`` or ``float`` (not a tensor: no derivative in
+            ``p``).
+
+    Returns:
+        ``V diag(l^p) V^H`` (..., n, n), Hermitian; differentiable in ``A`` as
+        ``hermitian_function`` (exact at repeated eigenvalues).
+
     Raises:
-        NotPositiveDefiniteError: if an eigenvalue is not positive.
-        InputError: if ``p`` is not a finite Python number.
+        NotPositiveDefiniteError: if an eigenvalue is not positive (``<= n eps max|l|``; the check
+            is skipped inside ``torch.func``).
+        InputError: if ``p`` is not a finite Python number; if ``l^p`` overflows the dtype; a
+            non-square, non-finite or meta ``A``, an unsupported dtype.
+
+    Example::
+
+        import torch
+        from difflinalg import powmh
+
+        A = torch.tensor([[2.0, 1.0], [1.0, 2.0]], dtype=torch.float64)
+        assert torch.allclose(powmh(A, -1), torch.linalg.inv(A))
     """
     return _hermitian_apply(A, power(p), "A")

@@ -35,7 +35,23 @@ def sqrtm(A: Tensor, method: str = "auto") -> Tensor:
     Raises:
         InputError: for an eigenvalue on the closed negative real axis (including a singular
             ``A``: the square root is not differentiable there), naming it; for method "eig", for
-            an ill-conditioned eigenvector matrix.
+            an ill-conditioned eigenvector matrix (condition number above ``1 / (n sqrt(eps))``);
+            for a non-square, non-finite or meta ``A``, an unsupported dtype, an unknown
+            ``method``.
+
+    Derivatives (reverse, forward, any order) solve the Sylvester equation ``X dX + dX X = dA``
+    in the forward pass's triangular basis (Higham, "Functions of Matrices", Thm. 3.6).
+
+    Example::
+
+        import torch
+        from difflinalg import sqrtm
+
+        A = torch.tensor([[4.0, 1.0], [0.0, 9.0]], dtype=torch.float64, requires_grad=True)
+        X = sqrtm(A)
+        assert torch.allclose(X, torch.tensor([[2.0, 0.2], [0.0, 3.0]], dtype=torch.float64))
+        X.trace().backward()  # d tr(sqrt(A)) / dA = (1/2) A^{-1/2}^T
+        assert torch.allclose(A.grad, 0.5 * torch.linalg.inv(X.detach()).mT)
     """
     reject_meta("A", A)
     A = check_matrix(A, "A", square=True)
