@@ -50,8 +50,8 @@ def test_degenerate_floor_gives_finite_subgradient():
     """Flat floor (lambda_{k+1} repeated 10 times): the maximum of the cluster is not
     differentiable; the gradient is finite and a valid subgradient: restricted to the floor it
     is +q q^H for a unit q in the floor (eigenvalues 0, ..., 0, 1), on the signal -v_k v_k^H.
-    The same loss through torch.linalg.eigh (eigenvalues and a noise-subspace term) is NaN."""
-    n = 14
+    (What torch.linalg.eigh's own gradient does at this tie depends on the LAPACK build and CPU
+    kernel, finite on some machines, NaN on others, so it is not asserted here.)"""
     R = hermitian_with_spectrum(C128, gen(4), [1.0] * 10 + [4.0, 6.0, 7.0, 9.0])
     g = grad(lambda r: eigengap_loss(r, 4, 5.0))(R)
     assert torch.isfinite(g).all()
@@ -60,15 +60,6 @@ def test_degenerate_floor_gives_finite_subgradient():
     ev = torch.linalg.eigvalsh(En.mH @ g @ En)
     assert torch.allclose(ev, torch.tensor([0.0] * 9 + [1.0], dtype=F64), atol=1e-10)
     assert torch.allclose(vk.mH @ g @ vk, -torch.ones(1, 1, dtype=C128), atol=1e-10)
-
-    def torch_loss(r):
-        w, V = torch.linalg.eigh(r)
-        hinge = torch.relu(5.0 - (w[n - 4] - w[n - 5]))
-        return hinge + (V[:, :10] @ V[:, :10].mH).diagonal().real[0]
-
-    R1 = R.clone().requires_grad_()
-    g_torch, = torch.autograd.grad(torch_loss(R1), R1)
-    assert not torch.isfinite(g_torch).all()
 
 
 def test_vmap_and_single_precision():
