@@ -14,17 +14,29 @@ coefficient and ``C_r = sum |c_i|``. The minimizing step is
 epsilon, which a fixed ``eps`` cannot do.
 
 Error estimate. The model above can be optimistic: ``f`` may be noisier than ``eps |f|`` (an
-ill-conditioned computation) or ``f^{(q+k)}`` may vanish by coincidence at ``x``. So the estimate
-``D(h)`` is checked against ``D(r h)`` with ``r = 2/3`` (``p - 1`` more evaluations, no point farther
-out; not ``h/2``, whose samples can share the binary lattice error of ``x + t d`` with ``h``'s)::
+ill-conditioned computation: a solve with condition number kappa is noisy at ``~ eps kappa |f|``)
+or ``f^{(q+k)}`` may vanish by coincidence at ``x``. So the rounding part of the estimate is the
+largest of three (``_fd_error``):
+
+* the model ``C_r eps_f / h^q`` above;
+* the noise measured from the samples: the ``2p - 1`` values at ``h`` and at the check step
+  ``r h`` are fitted by a polynomial of degree ``q + k + 1``; the residuals' RMS ``sigma`` is the
+  noise of one evaluation (what is smooth over ``|t| <= reach h`` is such a polynomial up to
+  ``O(h^(q+k+2))``), and ``C_r sigma / h^q`` bounds its effect (componentwise, and no component
+  below the RMS over components: rounding in linear algebra is normwise). Where ``sigma`` exceeds
+  the model's ``eps_f`` by more than 4, the step is chosen again from ``sigma`` (``p - 1`` more
+  evaluations at each of two steps) and the residuals of both steps are pooled;
+* the check of ``D(h)`` against ``D(r h)`` with ``r = 2/3`` (``p - 1`` more evaluations, no point
+  farther out; not ``h/2``, whose samples can share the binary lattice error of ``x + t d`` with
+  ``h``'s)::
 
     D(h) - D(r h) = (1 - r^k) T(h) + N(h) - N(r h),
 
-with ``T`` the truncation and ``N`` the rounding error. What the modelled truncation does not
-explain is attributed to noise, whose typical size at ``h`` is ``|N(h) - N(r h)| / sqrt(1 + r^-2q)``::
+  with ``T`` the truncation and ``N`` the rounding error; what the modelled truncation does not
+  explain is attributed to noise, whose typical size at ``h`` is
+  ``|N(h) - N(r h)| / sqrt(1 + r^-2q)``.
 
-    error = |T| + max(N_model, max(0, |D(h) - D(r h)| - (1 - r^k) |T|) / sqrt(1 + r^-2q)).
-
+So ``error = |T| + max(N_model, N_measured, max(0, |D(h) - D(r h)| - (1 - r^k) |T|) / sqrt(1 + r^-2q))``.
 This is computed per output component, and ``Derivative.dot(w)`` gives the same estimate for a
 linear functional ``w . f'`` (signed terms combine linearly, rounding in quadrature), which is what
 ``gradcheck`` compares in its reverse-mode checks: the error of a projection is not the sum of the
@@ -41,7 +53,8 @@ as a matrix function is up to its nearest singularity). The error estimate trust
 model (the steps are dyadic and no noise check as above is made): for a noisy ``f`` prefer
 ``richardson=0`` (``gradcheck`` does).
 
-References: Fornberg (1988) for stencils; Ridders (1982) and Numerical Recipes ``dfridr`` for the
+References: Fornberg (1988) for stencils; Moré and Wild, "Estimating computational noise",
+SIAM J. Sci. Comput. 33 (2011), for measuring the noise from the samples; Ridders (1982) and Numerical Recipes ``dfridr`` for the
 extrapolation and its error estimate; FiniteDifferences.jl for the adaptive step.
 """
 
