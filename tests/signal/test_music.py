@@ -1,6 +1,7 @@
 """``music_spectrum`` / ``noise_subspace_power``: values against a direct noise-subspace
 computation, peaks at the true directions, derivatives (the registered cases run in
-tests/check/test_registered_cases.py; with respect to the steering vectors too), broadcasting, the zero-gap error, bad input."""
+tests/check/test_registered_cases.py; with respect to the steering vectors too), broadcasting,
+the zero-gap error, bad input."""
 
 import math
 
