@@ -26,8 +26,12 @@ def _progress_line(index: int, n_ops: int, op: str, records: list[dict], seconds
     """``[3/25] qr: 11 cases, 110 checks passed (2.3 s)``, or the failed case/dtype/mode."""
     n_cases = len({r["case"] for r in records})
     bad = [r for r in records if not r["passed"]]
-    status = f"{len(records)} checks passed" if not bad else f"{len(bad)} of {len(records)} checks FAILED: " + \
-        ", ".join(sorted({f"{r['case']} {r['dtype']} {r['mode']}" for r in bad})[:5]) + (" ..." if len(bad) > 5 else "")
+    if bad:
+        which = sorted({f"{r['case']} {r['dtype']} {r['mode']}" for r in bad})
+        status = f"{len(bad)} of {len(records)} checks FAILED: " + ", ".join(which[:5]) + \
+            (" ..." if len(which) > 5 else "")
+    else:
+        status = f"{len(records)} checks passed"
     return f"verify: [{index}/{n_ops}] {op}: {n_cases} case{'s' * (n_cases != 1)}, {status} ({seconds:.1f} s)"
 
 
@@ -50,7 +54,8 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     threads = torch.get_num_threads()
     torch.set_num_threads(args.threads)
     n_cases = sum(len(g) for g in groups.values())
-    print(f"verify: {n_cases} cases of {len(groups)} ops (progress per op on stderr)", file=sys.stderr, flush=True)
+    print(f"verify: {n_cases} cases of {len(groups)} ops (progress per op on stderr)", file=sys.stderr,
+          flush=True)
     done = []
 
     def op_done(op: str, records: list[dict], seconds: float) -> None:

@@ -54,8 +54,9 @@ model (the steps are dyadic and no noise check as above is made): for a noisy ``
 ``richardson=0`` (``gradcheck`` does).
 
 References: Fornberg (1988) for stencils; Moré and Wild, "Estimating computational noise",
-SIAM J. Sci. Comput. 33 (2011), for measuring the noise from the samples; Ridders (1982) and Numerical Recipes ``dfridr`` for the
-extrapolation and its error estimate; FiniteDifferences.jl for the adaptive step.
+SIAM J. Sci. Comput. 33 (2011), for measuring the noise from the samples; Ridders (1982) and
+Numerical Recipes ``dfridr`` for the extrapolation and its error estimate; FiniteDifferences.jl
+for the adaptive step.
 """
 
 from __future__ import annotations
