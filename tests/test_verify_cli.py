@@ -120,3 +120,39 @@ def test_top_level_help_and_version(capsys):
     out = capsys.readouterr().out
     # plain text, not raw reST from a docstring
     assert "``" not in out and "reduce" in out and "verify" in out
+
+
+def test_list_prints_op_case_names_and_runs_nothing(capsys, broken_op):
+    assert main(["verify", "--list"]) == 0
+    names = capsys.readouterr().out.split()
+    assert "cholesky/generic" in names and "qr/near_dependent_columns_wide" in names
+    assert f"{broken_op}/wrong_sign" in names and len(names) == len(set(names))
+    assert main(["verify", "--list", "--ops", "cholesky", broken_op]) == 0  # the broken case is not run
+    names = capsys.readouterr().out.split()
+    assert f"{broken_op}/wrong_sign" in names and all(n.split("/")[0] in ("cholesky", broken_op) for n in names)
+    assert sum(n.startswith("cholesky/") for n in names) >= 4
+
+
+def test_progress_per_op_on_stderr(capsys, broken_op):
+    register_case("zz_fine", "sin", torch.sin, lambda dt, g: (torch.randn(4, generator=g, dtype=dt),),
+                  modes=("vjp", "jvp"))
+    try:
+        assert main(["verify", "--ops", "zz_fine", broken_op, "--json", "-"]) == 1
+    finally:
+        unregister_case("zz_fine")
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert lines[0].startswith("verify: 2 cases of 2 ops")
+    # ops in order of registration (the fixture's first)
+    assert lines[1].startswith("verify: [1/2] zz_broken: 1 case, 2 of 2 checks FAILED: ")
+    assert "wrong_sign float64 vjp" in lines[1] and lines[1].endswith(" s)")
+    assert lines[2].startswith("verify: [2/2] zz_fine: 1 case, 4 checks passed (")
+    assert json.loads(captured.out)  # stdout holds only the JSON
+
+
+def test_threads_option(capsys, broken_op):
+    n = torch.get_num_threads()
+    assert main(["verify", "--ops", broken_op, "--threads", "0"]) == 2
+    assert "--threads: expected an integer >= 1" in capsys.readouterr().err
+    assert main(["verify", "--ops", broken_op, "--threads", "1", "--json", "-"]) == 1
+    assert torch.get_num_threads() == n  # restored

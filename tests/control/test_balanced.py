@@ -62,9 +62,13 @@ def test_bt_nonnormal_error_bound():
 
 def test_bt_complex():
     F = random_system(6, 2, 1, dtype=torch.complex128, seed=22)
-    H = balanced_truncation(F, 3)
+    H, s = balanced_truncation(F, 3, return_hsv=True)
     assert H.dtype == torch.complex128 and H.is_stable()
-    assert float(h2_error(F, H, relative=True)) < 1.0
+    # BT's bound ||F - H||_inf <= 2 sum_{k>r} s_k (0.67 here; the zero model's error is 4.3), on a
+    # frequency grid in the spectral norm (the grid can only underestimate the H-inf norm).
+    w = torch.logspace(-3, 3, 400, dtype=torch.float64)
+    err = torch.linalg.matrix_norm(frequency_response(F, w) - frequency_response(H, w), ord=2).max()
+    assert float(err) <= 2 * float(s[3:].sum()) * (1 + 1e-8)
 
 
 def test_bt_order_errors():

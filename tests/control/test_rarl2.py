@@ -126,7 +126,9 @@ def test_starts_list_and_random_starts_reported():
 def test_extend_start():
     F = random_system(10, 1, 1, seed=55)
     res = rarl2(F, 3, starts=["extend"])
-    assert res.starts[0].name == "extend" and res.relative_error < 1
+    # `< 1` would accept the zero model; the extend start reaches 0.0148 here, BT's error is 0.056.
+    bt = float(h2_error(F, balanced_truncation(F, 3), relative=True))
+    assert res.starts[0].name == "extend" and res.relative_error <= bt
 
 
 def test_history_and_monotone_decrease():

@@ -1,6 +1,7 @@
 """``music_spectrum`` / ``noise_subspace_power``: values against a direct noise-subspace
-computation, peaks at the true directions, derivatives (registered cases, with respect to the
-steering vectors too), broadcasting, the zero-gap error, bad input."""
+computation, peaks at the true directions, derivatives (the registered cases run in
+tests/check/test_registered_cases.py; with respect to the steering vectors too), broadcasting,
+the zero-gap error, bad input."""
 
 import math
 
@@ -9,19 +10,13 @@ import torch
 from torch.func import grad, vmap
 
 from difflinalg import DegenerateSpectrumError, InputError
-from difflinalg.check import cases, gradcheck
+from difflinalg.check import gradcheck
 from difflinalg.signal import music_spectrum, noise_subspace_power, ula_steering, ura_steering
 from difflinalg.spectral._cases_eigh import randn
 
-from _helpers import gen, gradcheck_case
+from _helpers import gen
 
 F64, C64, C128 = torch.float64, torch.complex64, torch.complex128
-
-
-@pytest.mark.parametrize("case", cases(["music_spectrum", "noise_subspace_power"]), ids=lambda c: f"{c.op}-{c.name}")
-def test_registered_cases(case):
-    for dtype in case.dtypes:
-        assert gradcheck_case(case, dtype).passed
 
 
 def _sample_covariance(n, doas, snapshots, noise, g):

@@ -1,6 +1,6 @@
 """``difflinalg.svd_function``: ``U f(S) V^H`` by Daleckii-Krein on the dilation. Values against
 SciPy, every derivative mode against finite differences at generic points, ties and zero singular
-values (registered cases), torch.func transforms, the exact gradient where ``svd`` raises, and bad
+values (registered cases: tests/check/test_registered_cases.py), torch.func transforms, the exact gradient where ``svd`` raises, and bad
 input."""
 
 import warnings
@@ -12,21 +12,13 @@ import torch
 from torch.func import grad, hessian, jacrev, vmap
 
 from difflinalg import DegenerateSpectrumError, InputError, svd, svd_function
-from difflinalg.check import cases, gradcheck
+from difflinalg.check import gradcheck
 from difflinalg.spectral._cases_svd import exact_tie, randn, sin_svd, with_spectrum
 
-from _helpers import assert_vmap_grad_and_jvp, gen, gradcheck_case
+from _helpers import assert_vmap_grad_and_jvp, gen
 
 F32, F64, C64, C128 = torch.float32, torch.float64, torch.complex64, torch.complex128
 ALL = ("vjp", "jvp", "hvp", "hvp_rev", "jvp2")
-
-
-@pytest.mark.parametrize("case", cases(["svd_function"]), ids=lambda c: c.name)
-def test_registered_cases(case):
-    """Generic, batched, rectangular, rounding and exact ties, rank-deficient and zero input, in
-    every mode (vjp, jvp, hvp, hvp_rev, jvp2), float64 and complex128."""
-    for dtype in case.dtypes:
-        assert gradcheck_case(case, dtype).passed
 
 
 @pytest.mark.parametrize("dtype", [F32, F64, C64, C128])

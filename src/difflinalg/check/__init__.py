@@ -2,9 +2,10 @@
 the registry of rules and their verification cases behind ``difflinalg verify``."""
 
 from ._derivative import Derivative, derivative
-from ._gradcheck import CheckRecord, GradcheckError, GradcheckReport, default_tolerances, gradcheck
+from ._gradcheck import default_tolerances, gradcheck
 from ._inputs import randn
 from ._registry import Case, cases, load_errors, register_case, unregister_case
+from ._report import CheckRecord, GradcheckError, GradcheckReport
 from ._stencil import Stencil, backward_fdm, central_fdm, forward_fdm, stencil
 
 __all__ = [

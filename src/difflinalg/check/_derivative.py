@@ -14,17 +14,29 @@ coefficient and ``C_r = sum |c_i|``. The minimizing step is
 epsilon, which a fixed ``eps`` cannot do.
 
 Error estimate. The model above can be optimistic: ``f`` may be noisier than ``eps |f|`` (an
-ill-conditioned computation) or ``f^{(q+k)}`` may vanish by coincidence at ``x``. So the estimate
-``D(h)`` is checked against ``D(r h)`` with ``r = 2/3`` (``p - 1`` more evaluations, no point farther
-out; not ``h/2``, whose samples can share the binary lattice error of ``x + t d`` with ``h``'s)::
+ill-conditioned computation: a solve with condition number kappa is noisy at ``~ eps kappa |f|``)
+or ``f^{(q+k)}`` may vanish by coincidence at ``x``. So the rounding part of the estimate is the
+largest of three (``_fd_error``):
+
+* the model ``C_r eps_f / h^q`` above;
+* the noise measured from the samples: the ``2p - 1`` values at ``h`` and at the check step
+  ``r h`` are fitted by a polynomial of degree ``q + k + 1``; the residuals' RMS ``sigma`` is the
+  noise of one evaluation (what is smooth over ``|t| <= reach h`` is such a polynomial up to
+  ``O(h^(q+k+2))``), and ``C_r sigma / h^q`` bounds its effect (componentwise, and no component
+  below the RMS over components: rounding in linear algebra is normwise). Where ``sigma`` exceeds
+  the model's ``eps_f`` by more than 4, the step is chosen again from ``sigma`` (``p - 1`` more
+  evaluations at each of two steps) and the residuals of both steps are pooled;
+* the check of ``D(h)`` against ``D(r h)`` with ``r = 2/3`` (``p - 1`` more evaluations, no point
+  farther out; not ``h/2``, whose samples can share the binary lattice error of ``x + t d`` with
+  ``h``'s)::
 
     D(h) - D(r h) = (1 - r^k) T(h) + N(h) - N(r h),
 
-with ``T`` the truncation and ``N`` the rounding error. What the modelled truncation does not
-explain is attributed to noise, whose typical size at ``h`` is ``|N(h) - N(r h)| / sqrt(1 + r^-2q)``::
+  with ``T`` the truncation and ``N`` the rounding error; what the modelled truncation does not
+  explain is attributed to noise, whose typical size at ``h`` is
+  ``|N(h) - N(r h)| / sqrt(1 + r^-2q)``.
 
-    error = |T| + max(N_model, max(0, |D(h) - D(r h)| - (1 - r^k) |T|) / sqrt(1 + r^-2q)).
-
+So ``error = |T| + max(N_model, N_measured, max(0, |D(h) - D(r h)| - (1 - r^k) |T|) / sqrt(1 + r^-2q))``.
 This is computed per output component, and ``Derivative.dot(w)`` gives the same estimate for a
 linear functional ``w . f'`` (signed terms combine linearly, rounding in quadrature), which is what
 ``gradcheck`` compares in its reverse-mode checks: the error of a projection is not the sum of the
@@ -41,8 +53,10 @@ as a matrix function is up to its nearest singularity). The error estimate trust
 model (the steps are dyadic and no noise check as above is made): for a noisy ``f`` prefer
 ``richardson=0`` (``gradcheck`` does).
 
-References: Fornberg (1988) for stencils; Ridders (1982) and Numerical Recipes ``dfridr`` for the
-extrapolation and its error estimate; FiniteDifferences.jl for the adaptive step.
+References: Fornberg (1988) for stencils; Moré and Wild, "Estimating computational noise",
+SIAM J. Sci. Comput. 33 (2011), for measuring the noise from the samples; Ridders (1982) and
+Numerical Recipes ``dfridr`` for the extrapolation and its error estimate; FiniteDifferences.jl
+for the adaptive step.
 """
 
 from __future__ import annotations
@@ -55,48 +69,13 @@ import torch
 from torch import Tensor
 
 from .._errors import InputError
+from ._fd_error import ErrorModel, fit_residuals, resid_noise
 from ._stencil import Stencil, backward_fdm, central_fdm, forward_fdm
 
 _KINDS = {"central": central_fdm, "forward": forward_fdm, "backward": backward_fdm}
 # Ratio of the check step to the step. Not a power of two: the rounding of ``x + t d`` lies on a
 # binary lattice, and steps h and h/2 can see the same lattice error (the check would miss it).
 _CHECK = 2.0 / 3.0
-
-
-@dataclass(frozen=True)
-class _ErrorModel:
-    """Pieces of the error estimate, kept so that linear functionals get their own estimate.
-
-    ``error = |trunc| + max(noise, max(0, |check| - gain * |check_trunc|) / spread)`` (elementwise):
-    ``trunc`` is a signed truncation estimate, ``noise`` a rounding bound, ``check`` a signed
-    difference of two estimates (``None`` when there is none) whose truncation part is
-    ``gain * check_trunc``; the rest of it, over ``spread``, is the noise it reveals.
-    """
-
-    trunc: Tensor
-    noise: Tensor
-    check: Tensor | None = None
-    check_trunc: Tensor | None = None
-    gain: float = 0.0
-    spread: float = 1.0
-
-    def error(self) -> Tensor:
-        err = self.noise
-        if self.check is not None:
-            excess = (self.check.abs() - self.gain * self.check_trunc.abs()).clamp_min(0.0)
-            err = torch.maximum(err, excess / self.spread)
-        return self.trunc.abs() + err
-
-    def map(self, lin: Callable[[Tensor], Tensor], quad: Callable[[Tensor], Tensor]) -> _ErrorModel:
-        """The model after a linear map: ``lin`` for the signed parts, ``quad`` for the noise."""
-        check = None if self.check is None else lin(self.check)
-        check_trunc = None if self.check_trunc is None else lin(self.check_trunc)
-        return _ErrorModel(lin(self.trunc), quad(self.noise), check, check_trunc, self.gain, self.spread)
-
-    def dot(self, w: Tensor) -> _ErrorModel:
-        """The model of ``sum(w * D)`` for a real weight ``w``: signed parts combine linearly and
-        the (independent) rounding errors in quadrature."""
-        return self.map(lambda t: (w * t).sum(), lambda n: torch.linalg.vector_norm((w * n).reshape(-1)))
 
 
 @dataclass(frozen=True)
@@ -107,7 +86,7 @@ class Derivative:
     value: Tensor
     error: Tensor
     step: float
-    _model: _ErrorModel | None = field(default=None, repr=False, compare=False)
+    _model: ErrorModel | None = field(default=None, repr=False, compare=False)
 
     def __iter__(self):  # allows ``value, error = derivative(...)``
         yield self.value
@@ -319,11 +298,42 @@ def derivative(
     def noise(hh: float) -> Tensor:
         return C_r * eps * factor * fmag / hh**q
 
+    def at_step(hh: float, prev: tuple[Tensor, int] | None = None):
+        """The estimate at step ``hh``, its error model and the fit residuals (f's units, with
+        their degrees of freedom); ``prev``: residuals at an earlier step, pooled with these (f's
+        noise level does not depend on the step)."""
+        value = _apply(st, g, hh)
+        check = value - _apply(st, g, _CHECK * hh)
+        trunc = C_t * M_vec * hh**k
+        # The 2p - 1 samples at both steps (keys built as in ``_apply``, so they hit the cache),
+        # fitted by a polynomial of degree q + k + 1 (q + k where that leaves < 2 degrees of freedom).
+        ts = sorted({0.0} | {o * hh for o in st.offsets} | {o * (_CHECK * hh) for o in st.offsets})
+        deg = q + k + 1 if len(ts) - (q + k + 2) >= 2 else q + k
+        fit = fit_residuals(ts, [g(t) for t in ts], hh, deg)
+        if fit is not None and prev is not None:
+            fit = torch.cat([prev[0], fit[0]]), prev[1] + fit[1]
+        nz, resid, dof = noise(hh), None, 0
+        if fit is not None:
+            resid, dof = fit[0] * (C_r / hh**q), fit[1]
+            sig = resid_noise(resid, dof)
+            # Normwise rounding, few samples per component: at least the RMS over components.
+            pooled = sig.square().mean().sqrt() if sig.numel() else sig
+            nz = torch.maximum(nz, torch.maximum(sig, pooled))
+        model = ErrorModel(trunc, nz, check, trunc, 1.0 - _CHECK**k,
+                           math.sqrt(1.0 + _CHECK ** (-2 * q)), resid, dof)
+        return value, model, fit
+
     if richardson == 0:
-        value = _apply(st, g, h)
-        trunc = C_t * M_vec * h**k
-        model = _ErrorModel(trunc, noise(h), value - _apply(st, g, _CHECK * h), trunc,
-                            1.0 - _CHECK**k, math.sqrt(1.0 + _CHECK ** (-2 * q)))
+        value, model, fit = at_step(h)
+        # f noisier than eps |f| (ill-conditioned): the step that balances truncation against the
+        # measured noise is larger; one more estimate there (2 (p - 1) evaluations) is more
+        # accurate, and its residuals double the samples of the noise level.
+        level = float(resid_noise(*fit).max()) if fit is not None and fit[0].numel() else 0.0
+        if step is None and M > 0 and level > 4.0 * eps * factor * fmax:
+            h2 = min(max_s, (q * C_r * level / (k * C_t * M)) ** (1.0 / (k + q)))
+            if h2 > 1.5 * h:
+                h = h2
+                value, model, _ = at_step(h, fit)
     else:
         R = richardson
         sym = all(o == -oo for o, oo in zip(st.offsets, reversed(st.offsets)))
@@ -356,7 +366,7 @@ def derivative(
             order += inc
         coarse, value = row
         h = steps[-1]
-        model = _ErrorModel((coarse - value) / (2.0**order - 1), nrow[1])
+        model = ErrorModel((coarse - value) / (2.0**order - 1), nrow[1])
     scale = dnorm**q
     model = model.map(lambda t: t * scale, lambda n: n * scale)
     return Derivative(value * scale, model.error(), h / dnorm, model)

@@ -49,24 +49,46 @@ def run_case(case: Case, dtype: torch.dtype, seed: int = 0) -> list[dict]:
     return out
 
 
-def verify(ops: Sequence[str] | None = None, *, progress: Callable[[list[dict]], None] | None = None,
-           seed: int = 0) -> list[dict]:
-    """Run the registered cases (of ``ops``, default all) in each of their dtypes.
+def by_op(case_list: Sequence[Case]) -> dict[str, list[Case]]:
+    """The cases grouped by op, ops in order of first registration."""
+    groups: dict[str, list[Case]] = {}
+    for case in case_list:
+        groups.setdefault(case.op, []).append(case)
+    return groups
 
-    Without ``ops``, a family whose case module fails to import adds a failed record (op
-    ``<module>``), so a broken registration cannot pass silently.
+
+def verify(ops: Sequence[str] | None = None, *, progress: Callable[[list[dict]], None] | None = None,
+           op_done: Callable[[str, list[dict], float], None] | None = None,
+           seed: int = 0) -> list[dict]:
+    """Run the registered cases (of ``ops``, default all) in each of their dtypes, op by op.
+
+    Args:
+        ops: op names (default: every registered op).
+        progress: called with the records of each case and dtype as soon as they exist.
+        op_done: called after each op with ``(op, its records, seconds)`` (``difflinalg verify``
+            prints a progress line from it).
+        seed: seed of the inputs and of ``gradcheck``'s directions.
+
+    Returns:
+        The records (``run_case``). Without ``ops``, a family whose case module fails to import
+        adds a failed record (op ``<module>``), so a broken registration cannot pass silently.
     """
     records = []
     if not ops:
         for mod, err in load_errors().items():
             records.append(dict(op=f"<{mod}>", dtype="-", case="import", mode="-", max_rel_err=math.nan,
                                 fd_rel_err=math.nan, passed=False, error=err, seconds=0.0))
-    for case in cases(ops):
-        for dtype in case.dtypes:
-            recs = run_case(case, dtype, seed)
-            records += recs
-            if progress is not None:
-                progress(recs)
+    for op, group in by_op(cases(ops)).items():
+        t0, op_records = time.perf_counter(), []
+        for case in group:
+            for dtype in case.dtypes:
+                recs = run_case(case, dtype, seed)
+                op_records += recs
+                if progress is not None:
+                    progress(recs)
+        records += op_records
+        if op_done is not None:
+            op_done(op, op_records, time.perf_counter() - t0)
     return records
 
 
