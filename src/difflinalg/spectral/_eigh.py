@@ -1,8 +1,13 @@
 r"""Hermitian eigendecomposition ``A = V diag(w) V^H`` (w ascending) with first- and second-order rules.
 
-Input. The decomposed matrix is the Hermitian part ``herm(A) = (A + A^H)/2`` (both triangles are
-read; ``torch.linalg.eigh`` reads only the lower one). The value, the JVP (of ``herm(dA)``) and the
-gradient (Hermitian) then describe one function of ``A`` (``docs/conventions.md``).
+Input. As ``torch.linalg.eigh(A, UPLO)``, only one triangle of ``A`` is read: the decomposed matrix
+is ``H = P(A)``, Hermitian with the lower (``UPLO="L"``) or upper triangle of ``A``
+(``_hermitian_input.from_triangle``). The rules below are written for a Hermitian ``A`` (they use
+``herm(dA)``, and return a Hermitian gradient); ``P`` is applied before them as a differentiable
+torch operation, so the JVP sees ``P(dA)`` and the gradient with respect to ``A`` is ``P^*`` of
+the Hermitian one, ``2 tril(G, -1) + diag(G)``: the exact derivative of the function computed, in
+every direction (torch returns ``G``, correct along Hermitian directions only; see
+``_hermitian_input.py`` and ``docs/conventions.md``, "torch.linalg compatibility").
 
 Notation: ``X = V^H herm(dA) V``, ``T = V^H gV``, ``F_ij = 1/(w_j - w_i)`` for ``i != j`` outside a
 cluster, ``F = 0`` inside a cluster and on the diagonal; ``o`` is the elementwise product.
@@ -82,9 +87,10 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from .._utils import check_finite, check_matrix, herm, is_wrapped
+from .._utils import check_matrix, herm, is_wrapped
 from ._eigh_ties import checked_backward, eigh_gaps
 from ._gaps import check_degeneracy_tol, cluster_mask, default_tol, inverse_gaps
+from ._hermitian_input import check_finite_fast, check_uplo, from_triangle, hermitian_part, resolve_views
 from ._svd import check_gauge
 from ._svd_ties import CheckToken
 
@@ -94,23 +100,6 @@ class EighResult(NamedTuple):
 
     eigenvalues: Tensor
     eigenvectors: Tensor
-
-
-def hermitian_part(A: Tensor) -> Tensor:
-    """``(A + A^H)/2`` for a forward pass (not differentiated): materializing ``A^H`` first makes
-    the sum contiguous (about 2x faster than ``herm`` on large complex batches); the result is
-    exactly Hermitian."""
-    return (A.mH.contiguous() + A).mul_(0.5)
-
-
-def check_finite_fast(A: Tensor, name: str) -> None:
-    """``check_finite`` at the cost of one sum: a non-finite entry makes the sum non-finite (the
-    exact, slower check runs only then, so an overflowing sum of finite entries passes)."""
-    if is_wrapped(A) or A.numel() == 0:
-        return
-    total = torch.view_as_real(A).sum() if A.is_complex() else A.sum()
-    if not bool(torch.isfinite(total)):
-        check_finite(A, name)
 
 
 def eigh_factor(A: Tensor) -> tuple[Tensor, Tensor]:
@@ -319,8 +308,18 @@ TOL_HINT = ("; if the eigenvalues are genuinely distinct, pass degeneracy_tol=0.
             "skips the checks")
 
 
-def eigh(A: Tensor, *, degeneracy_tol: float | None = None, gauge: str = "error") -> EighResult:
+def eigh(A: Tensor, UPLO: str = "L", *, degeneracy_tol: float | None = None,
+         gauge: str = "error") -> EighResult:
     """Eigendecomposition of a Hermitian matrix, batched; derivatives exact or loud at clusters.
+
+    The signature, defaults and result are ``torch.linalg.eigh``'s (``UPLO="L"``, positional; a
+    named tuple ``(eigenvalues, eigenvectors)``; only the ``UPLO`` triangle is read), with the
+    keyword-only options ``degeneracy_tol`` and ``gauge`` added (``docs/conventions.md``,
+    "torch.linalg compatibility"). The gradient with respect to ``A`` is the exact derivative of
+    this triangle reading (supported on the triangle, ``2 tril(G, -1) + diag(G)`` for the
+    Hermitian gradient ``G``); ``torch.linalg.eigh`` returns ``G`` itself (the derivative along
+    Hermitian directions only), which is ``herm`` of this one. For the Hermitian part of both
+    triangles, ``(A + A^H)/2``, and a Hermitian gradient, decompose ``herm(A)`` instead.
 
     At (nearly) repeated eigenvalues a derivative exists only for some losses: exact are those
     invariant under rotations inside each cluster and symmetric in its eigenvalues (projectors
@@ -333,10 +332,12 @@ def eigh(A: Tensor, *, degeneracy_tol: float | None = None, gauge: str = "error"
     point and dtype in ``docs/ties.md``. Forward mode cannot see the loss and is not checked.
 
     Args:
-        A: (..., n, n) real or complex (float32/64, complex64/128), finite. Its Hermitian part
-            ``(A + A^H)/2`` is decomposed (both triangles are read; for a Hermitian ``A`` this is
-            ``A`` itself). The gradient returned for ``A`` is Hermitian. Conjugate views are
+        A: (..., n, n) real or complex (float32/64, complex64/128). Only its ``UPLO`` triangle
+            (diagonal included; the imaginary part of the diagonal is ignored, as by LAPACK) is
+            read and must be finite; the other triangle may hold anything. Conjugate views are
             accepted.
+        UPLO: ``"L"`` (default) reads the lower triangle, ``"U"`` the upper one (lower case is
+            accepted, as by torch).
         degeneracy_tol: consecutive eigenvalues closer than ``tol * max|w|`` (per matrix) form a
             cluster whose internal pairs contribute nothing to the derivatives. ``None``
             (default): ``tol = 4 n eps``, the size of a split that rounding produces, so
@@ -349,11 +350,13 @@ def eigh(A: Tensor, *, degeneracy_tol: float | None = None, gauge: str = "error"
             (``TransformCheckWarning`` once).
 
     Returns:
-        ``EighResult(eigenvalues, eigenvectors)``: ``w`` (..., n) ascending (real dtype) and ``V``
-        (..., n, n) with ``herm(A) = V diag(w) V^H``, as ``torch.linalg.eigh(herm(A))``.
+        ``EighResult(eigenvalues, eigenvectors)`` (a named tuple, like
+        ``torch.return_types.linalg_eigh``): ``w`` (..., n) ascending (real dtype) and ``V``
+        (..., n, n) with ``H = V diag(w) V^H`` for the Hermitian ``H`` of the ``UPLO`` triangle,
+        as ``torch.linalg.eigh(A, UPLO)``.
 
     Raises:
-        InputError: wrong shape or dtype, non-finite entries, bad option.
+        InputError: wrong shape or dtype, non-finite entries in the read triangle, bad option.
         GaugeError: in backward, for a loss that depends on the eigenvector phases or on
             rotations inside a cluster (``gauge="error"``).
         DegenerateSpectrumError: in backward (and second derivatives), for a loss outside the
@@ -367,13 +370,8 @@ def eigh(A: Tensor, *, degeneracy_tol: float | None = None, gauge: str = "error"
     usable under ``torch.func`` (vmap, grad, jvp, hessian).
     """
     A = resolve_views(check_matrix(A, "A", square=True, finite=False))
-    check_finite_fast(A, "A")
+    H = from_triangle(A, check_uplo(UPLO))
+    check_finite_fast(H, "A")
     tol = default_tol(check_degeneracy_tol(degeneracy_tol, "max |eigenvalue|"), A.shape[-1], A.dtype)
-    w, V = _Eigh.apply(A, tol, check_gauge(gauge), CheckToken())
+    w, V = _Eigh.apply(H, tol, check_gauge(gauge), CheckToken())
     return EighResult(w, V)
-
-
-def resolve_views(A: Tensor) -> Tensor:
-    """Materialize conjugate and negative views (``Z.mH``, ``H.conj()``): the checks read the
-    entries through ``view_as_real``, which refuses unresolved views."""
-    return A.resolve_conj().resolve_neg()

@@ -114,6 +114,7 @@ from ._svd_curvature import curvature_guard, curvature_probe
 from ._svd_ties import CheckToken, check_mode, enforce, has_ties, poison, resolve_tol, tie_stats
 
 GAUGE_MODES = ("error", "warn", "ignore")
+SVD_DRIVERS = ("gesvd", "gesvdj", "gesva")  # torch.linalg.svd's cuSOLVER methods
 
 
 # ----------------------------------------------------------------------------------------------
@@ -299,13 +300,14 @@ class _SVD(torch.autograd.Function):
     generate_vmap_rule = True
 
     @staticmethod
-    def forward(A: Tensor, full_matrices: bool, tol: float, gauge: str, token: CheckToken):
-        U, S, Vh = torch.linalg.svd(A, full_matrices=full_matrices)
+    def forward(A: Tensor, full_matrices: bool, driver: str | None, tol: float, gauge: str,
+                token: CheckToken):
+        U, S, Vh = torch.linalg.svd(A, full_matrices=full_matrices, driver=driver)
         return U, S, Vh  # a plain tuple (vmap's generated rule does not flatten return_types)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        A, full_matrices, tol, gauge, token = inputs
+        A, full_matrices, driver, tol, gauge, token = inputs
         U, S, Vh = output
         ctx.tol, ctx.gauge, ctx.token = tol, gauge, token
         ctx.save_for_backward(A, U, S, Vh)
@@ -330,7 +332,7 @@ class _SVD(torch.autograd.Function):
             return svd_vjp(Ut, S, Vht, gUt, gS_in, gVht, gaps, D)
 
         gA = checked_vjp("svd", ctx, A, Ut, S, Vht, gUt, gS, gVht, gaps, vjp, extra, (gU, gVh))
-        return gA, None, None, None, None
+        return gA, None, None, None, None, None
 
     @staticmethod
     def jvp(ctx, dA: Tensor, *_):
@@ -373,19 +375,47 @@ def check_gauge(gauge) -> str:
     return gauge
 
 
+def check_driver(driver, A: Tensor) -> str | None:
+    """Validate torch.linalg.svd's ``driver``: a cuSOLVER method, so CUDA input only (torch raises
+    on other devices as well; checked here so that the error names the fix)."""
+    if driver is None:
+        return None
+    if driver not in SVD_DRIVERS:
+        raise InputError(f"driver: expected None or one of {SVD_DRIVERS} (cuSOLVER methods, as in "
+                         f"torch.linalg.svd), got {driver!r}")
+    if A.device.type != "cuda":
+        raise InputError(f"driver: {driver!r} selects a cuSOLVER method and works only for CUDA "
+                         f"tensors (as in torch.linalg.svd), got a tensor on {A.device.type!r}; "
+                         f"leave driver=None on this device")
+    return driver
+
+
+class SVDResult(NamedTuple):
+    """The result of ``svd``, field for field ``torch.linalg.svd``'s: ``U`` (..., m, m or k),
+    ``S`` (..., k) real descending, ``Vh`` (..., n or k, n); unpacks like a tuple."""
+
+    U: Tensor
+    S: Tensor
+    Vh: Tensor
+
+
 def svd(
     A: Tensor,
+    full_matrices: bool = True,
     *,
-    full_matrices: bool = False,
+    driver: str | None = None,
     degeneracy_tol: float | None = None,
     gauge: str = "error",
-) -> tuple[Tensor, Tensor, Tensor]:
+) -> SVDResult:
     """Singular value decomposition ``A = U diag(S) Vh``, differentiable at degenerate points.
 
-    The values equal ``torch.linalg.svd(A, full_matrices=...)`` (also for ``m = 0`` or
-    ``n = 0`` and empty batches). The derivatives (reverse, forward and second order) use the
-    formulas of this module: the complex gauge term, the ``(I - U U^H)`` / ``(I - V V^H)`` terms
-    of rectangular input, and masked gaps.
+    The signature, defaults and result are ``torch.linalg.svd``'s (``full_matrices=True``,
+    positional; ``driver``; a named tuple ``(U, S, Vh)``), with the keyword-only options
+    ``degeneracy_tol`` and ``gauge`` added (``docs/conventions.md``, "torch.linalg
+    compatibility"). The values equal ``torch.linalg.svd(A, full_matrices, driver=driver)`` (also
+    for ``m = 0`` or ``n = 0`` and empty batches). The derivatives (reverse, forward and second
+    order) use the formulas of this module: the complex gauge term, the ``(I - U U^H)`` /
+    ``(I - V V^H)`` terms of rectangular input, and masked gaps.
 
     At (nearly) repeated singular values a derivative exists only for some losses: exact are
     those invariant under rotations inside each cluster and symmetric in its values
@@ -399,9 +429,15 @@ def svd(
 
     Args:
         A: (..., m, n) real or complex (float32/64, complex64/128), finite.
-        full_matrices: return the square ``U`` (m x m) and ``Vh`` (n x n). The extra columns are
-            an arbitrary basis of the complement: only losses invariant under its rotations have
-            a gradient (they follow the minimal rotation; see the module notes).
+        full_matrices: ``True`` (default, as torch): the square ``U`` (m x m) and ``Vh`` (n x n);
+            ``False``: the thin factors. The extra columns of the square factors are an
+            arbitrary basis of the complement: only losses invariant under its rotations (e.g.
+            functions of ``U_e U_e^H = I - U U^H``) have a gradient (they follow the minimal
+            rotation; see the module notes); a loss that depends on the basis itself raises
+            ``GaugeError`` in backward. Losses of the thin columns only are unaffected.
+        driver: torch's cuSOLVER method (``None``, ``"gesvd"``, ``"gesvdj"``, ``"gesva"``),
+            passed to ``torch.linalg.svd``; CUDA tensors only (as in torch). The derivatives
+            do not depend on it.
         degeneracy_tol: singular values in one chain cluster (consecutive gaps at most
             ``tol * max(S)``), and sums ``s_i + s_j`` and values ``s_i`` below that, count as
             ties and their pairs contribute nothing (masks, no host synchronisation).
@@ -416,12 +452,15 @@ def svd(
             (``TransformCheckWarning`` once).
 
     Returns:
-        ``(U, S, Vh)``: ``U`` (..., m, k), ``S`` (..., k) real descending, ``Vh`` (..., k, n) with
-        ``k = min(m, n)`` (or ``m`` and ``n`` with ``full_matrices``).
+        ``SVDResult(U, S, Vh)`` (a named tuple, like ``torch.return_types.linalg_svd``): ``U``
+        (..., m, m), ``S`` (..., k) real descending, ``Vh`` (..., n, n) with ``k = min(m, n)``;
+        with ``full_matrices=False``, ``U`` (..., m, k) and ``Vh`` (..., k, n).
 
     Raises:
-        InputError: wrong shape or dtype, non-finite entries, bad option.
-        GaugeError: in backward, for a gauge-dependent loss with ``gauge="error"``.
+        InputError: wrong shape or dtype, non-finite entries, bad option (also ``driver`` on a
+            non-CUDA tensor).
+        GaugeError: in backward, for a gauge-dependent loss with ``gauge="error"`` (including a
+            dependence on the basis of the extra columns of ``full_matrices=True``).
         DegenerateSpectrumError: in backward (and second derivatives), for a loss outside the
             exact class at a cluster or zero singular value, with ``gauge="error"``.
 
@@ -432,5 +471,6 @@ def svd(
     A = check_matrix(A, "A")
     if not isinstance(full_matrices, bool):
         raise InputError(f"full_matrices: expected a bool, got {full_matrices!r}")
+    driver = check_driver(driver, A)
     tol = resolve_tol(check_degeneracy_tol(degeneracy_tol), A.shape[-2], A.shape[-1], A.dtype)
-    return _SVD.apply(A, full_matrices, tol, check_gauge(gauge), CheckToken())
+    return SVDResult(*_SVD.apply(A, full_matrices, driver, tol, check_gauge(gauge), CheckToken()))
