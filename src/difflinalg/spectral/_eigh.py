@@ -370,8 +370,9 @@ def eigh(A: Tensor, UPLO: str = "L", *, degeneracy_tol: float | None = None,
     usable under ``torch.func`` (vmap, grad, jvp, hessian).
     """
     A = resolve_views(check_matrix(A, "A", square=True, finite=False))
-    H = from_triangle(A, check_uplo(UPLO))
-    check_finite_fast(H, "A")
+    UPLO = check_uplo(UPLO)
+    H = from_triangle(A, UPLO)
+    check_finite_fast(H, "A", UPLO)
     tol = default_tol(check_degeneracy_tol(degeneracy_tol, "max |eigenvalue|"), A.shape[-1], A.dtype)
     w, V = _Eigh.apply(H, tol, check_gauge(gauge), CheckToken())
     return EighResult(w, V)

@@ -57,14 +57,15 @@ def hermitian_part(A: Tensor) -> Tensor:
     return (A.mH.contiguous() + A).mul_(0.5)
 
 
-def check_finite_fast(A: Tensor, name: str) -> None:
+def check_finite_fast(A: Tensor, name: str, UPLO: str | None = None) -> None:
     """``check_finite`` at the cost of one sum: a non-finite entry makes the sum non-finite (the
-    exact, slower check runs only then, so an overflowing sum of finite entries passes)."""
+    exact, slower check runs only then, so an overflowing sum of finite entries passes).
+    ``UPLO``: ``A`` is ``from_triangle``'s result; the count reports the read triangle only."""
     if is_wrapped(A) or A.numel() == 0:
         return
     total = torch.view_as_real(A).sum() if A.is_complex() else A.sum()
     if not bool(torch.isfinite(total)):
-        check_finite(A, name)
+        check_finite(A if UPLO is None else A.tril() if UPLO == "L" else A.triu(), name)
 
 
 def resolve_views(A: Tensor) -> Tensor:
