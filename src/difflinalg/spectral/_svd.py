@@ -34,7 +34,8 @@ Francuz, Schuch & Vanhecke 2023, arXiv:2311.11894) in the symmetric gauge: its d
 that is invariant under the phases, ``Im(X_ii + Y_ii) = 0``. The rules are the adjoint of each
 other for every loss, so forward-over-reverse and double backward are consistent.
 
-Degeneracies and zero singular values. The entries divided by a masked gap are set to zero
+Degeneracies and zero singular values (the masks and inverse gaps: ``_svd_gaps.py``). The entries
+divided by a masked gap are set to zero
 (``1/0 := 0``, the pseudo-inverse convention). With ``tol = t * s_max`` (per matrix, masks only,
 no host synchronisation), masked are: ``s_j - s_i`` for ``i, j`` in one cluster (chain clustering
 of the sorted values with steps ``<= tol``, ``_gaps.cluster_mask``, shared with ``eigh``; the
@@ -109,86 +110,12 @@ from .._errors import InputError
 from .._nested import call
 from .._utils import check_matrix, herm, is_wrapped, skew
 from ._gaps import check_degeneracy_tol as _check_degeneracy_tol
-from ._gaps import cluster_mask, masked_reciprocal, spectral_scale
+from ._svd_gaps import SVDGaps, acomm, block_tangent, comm, inv_block, needs_block, svd_gaps
 from ._svd_curvature import curvature_guard, curvature_probe
 from ._svd_ties import CheckToken, check_mode, enforce, has_ties, poison, resolve_tol, tie_stats
 
 GAUGE_MODES = ("error", "warn", "ignore")
 SVD_DRIVERS = ("gesvd", "gesvdj", "gesva")  # torch.linalg.svd's cuSOLVER methods
-
-
-# ----------------------------------------------------------------------------------------------
-# Masked inverse gaps and the cluster structure (shared with the truncated SVD).
-
-
-def masked_inverse(x: Tensor, tol: Tensor | float) -> Tensor:
-    """``1/x`` where ``|x| > tol`` and ``0`` elsewhere (no inf/NaN in values or derivatives)."""
-    return masked_reciprocal(x, x.abs() > tol)
-
-
-class SVDGaps(NamedTuple):
-    """The masked gap structure of a (thin) SVD with singular values ``S`` (..., k).
-
-    ``G1 = 1/(s_j - s_i)`` (0 inside clusters and on the diagonal), ``G2 = 1/(s_j + s_i)``,
-    ``Sinv = 1/s`` (0 where masked); ``tol`` (..., 1, 1) absolute; ``cluster`` (..., k, k) bool,
-    chain clusters (``_gaps.cluster_mask``); ``block`` (..., k, k) bool, the off-diagonal pairs
-    of clusters away from zero (where the block tangent ``D`` of the second-order rules lives).
-    """
-
-    G1: Tensor
-    G2: Tensor
-    Sinv: Tensor
-    tol: Tensor
-    cluster: Tensor
-    block: Tensor
-
-
-def svd_gaps(S: Tensor, tol_rel: float) -> SVDGaps:
-    """Masks and inverse gaps of the rules for the relative tolerance ``tol_rel``
-    (``_svd_ties.resolve_tol``); differentiable through ``S``, the masks are not."""
-    k = S.shape[-1]
-    tol = (tol_rel * spectral_scale(S))[..., None]  # (..., 1, 1)
-    cluster = cluster_mask(S, tol_rel)
-    diff = S[..., None, :] - S[..., :, None]
-    G1 = masked_reciprocal(diff, ~cluster & (diff.detach() != 0))
-    G2 = masked_inverse(S[..., None, :] + S[..., :, None], tol)
-    Sinv = masked_inverse(S, tol[..., 0])
-    zero = S.detach() <= tol[..., 0]
-    eye = torch.eye(k, dtype=torch.bool, device=S.device)
-    block = cluster & ~eye & ~zero[..., :, None] & ~zero[..., None, :]
-    return SVDGaps(G1, G2, Sinv, tol, cluster, block)
-
-
-def block_tangent(A: Tensor, U: Tensor, Vh: Tensor, gaps: SVDGaps) -> Tensor:
-    """``D``: the off-diagonal in-cluster part of ``herm(U^H A V) - diag(S)``, as a tensor whose
-    value is exactly 0 but whose derivative is that of the block (see the module notes); an
-    ``O(m n k)`` product."""
-    Hs = herm(U.mH @ A @ Vh.mH)
-    return (Hs - Hs.detach()) * gaps.block
-
-
-def needs_block(gaps: SVDGaps) -> bool:
-    """Whether the block tangent can be nonzero: inside ``torch.func`` always assumed (no host
-    synchronisation), outside one check whether any cluster away from zero exists (otherwise
-    ``D`` is exactly zero and its ``O(m n k)`` product is skipped)."""
-    return is_wrapped(gaps.block) or bool(gaps.block.any())
-
-
-def _inv_block(Sinv: Tensor, D: Tensor | None) -> Tensor:
-    """``Sigma^{-1}`` to first order in the block tangent: ``Sinv - Sinv D Sinv`` (a matrix)."""
-    M = torch.diag_embed(Sinv)
-    if D is None:
-        return M
-    M = M.to(D.dtype)
-    return M - Sinv[..., :, None].to(D.dtype) * D * Sinv[..., None, :].to(D.dtype)
-
-
-def _comm(D: Tensor, X: Tensor) -> Tensor:
-    return D @ X - X @ D
-
-
-def _acomm(D: Tensor, X: Tensor) -> Tensor:
-    return D @ X + X @ D
 
 
 # ----------------------------------------------------------------------------------------------
@@ -212,10 +139,10 @@ def svd_jvp(U: Tensor, S: Tensor, Vh: Tensor, dA: Tensor, gaps: SVDGaps, D: Tens
     a, c = H * G1, K * G2
     C, Dv = a + c, a - c
     if D is not None:
-        c1, c2 = G1 * _comm(D, a), G2 * _acomm(D, c)
+        c1, c2 = G1 * comm(D, a), G2 * acomm(D, c)
         C, Dv = C + c1 - c2, Dv + c1 + c2
     dU, dV = U @ C, V @ Dv
-    Sig_inv = _inv_block(gaps.Sinv, D).to(dP.dtype)
+    Sig_inv = inv_block(gaps.Sinv, D).to(dP.dtype)
     if complement and U.shape[-2] > S.shape[-1]:
         dU = dU + (dAV - U @ dP) @ Sig_inv
     if complement and V.shape[-2] > S.shape[-1]:
@@ -230,7 +157,7 @@ def svd_core_vjp(S: Tensor, X: Tensor, Y: Tensor, gS: Tensor, gaps: SVDGaps,
     M = (Xa + Ya) * gaps.G1 + (Xa - Ya) * gaps.G2
     if D is not None:
         A1, B1 = gaps.G1 * (X + Y), gaps.G2 * (X - Y)
-        M = M + herm(gaps.G1 * _comm(D, A1)) - skew(gaps.G2 * _acomm(D, B1))
+        M = M + herm(gaps.G1 * comm(D, A1)) - skew(gaps.G2 * acomm(D, B1))
     return M + torch.diag_embed(gS.to(M.dtype))
 
 
@@ -240,7 +167,7 @@ def svd_vjp(U: Tensor, S: Tensor, Vh: Tensor, gU: Tensor, gS: Tensor, gVh: Tenso
     V, gV = Vh.mH, gVh.mH
     X, Y = U.mH @ gU, V.mH @ gV
     gA = (U @ svd_core_vjp(S, X, Y, gS, gaps, D)) @ Vh
-    Sig_inv = _inv_block(gaps.Sinv, D).to(X.dtype)
+    Sig_inv = inv_block(gaps.Sinv, D).to(X.dtype)
     if U.shape[-2] > S.shape[-1]:
         gA = gA + ((gU - U @ X) @ Sig_inv) @ Vh
     if V.shape[-2] > S.shape[-1]:
@@ -354,7 +281,7 @@ def svd_jvp_full(A: Tensor, U: Tensor, S: Tensor, Vh: Tensor, dA: Tensor, tol: f
     Ut, Vht, Ue, Vhe = _split(U, Vh, k0)
     D = block_tangent(A, Ut, Vht, gaps) if needs_block(gaps) else None
     dU, dS, dVh = svd_jvp(Ut, S, Vht, dA, gaps, D)
-    Sig_inv = _inv_block(gaps.Sinv, D).to(dA.dtype)
+    Sig_inv = inv_block(gaps.Sinv, D).to(dA.dtype)
     if Ue.shape[-1]:
         dUe = -Ut @ (Sig_inv @ (Vht @ (dA.mH @ Ue)))
         dU = torch.cat([dU, dUe], dim=-1)
