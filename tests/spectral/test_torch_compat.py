@@ -211,6 +211,21 @@ def test_svd_gradients_match_torch_thin_and_full(dtype):
     torch.testing.assert_close(gv, gv_ref, rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.parametrize("dtype", [F64, C128])
+def test_svd_default_and_svdvals_against_finite_differences(dtype):
+    """The default (full) call on a batched tall matrix, losses of the thin factors and of the
+    complement's span; svdvals: every mode against finite differences."""
+    A = randn(dtype, gen(13), 2, 5, 3)
+
+    def f(A):
+        U, S, Vh = difflinalg.svd(A)
+        Ue = U[..., 3:]
+        return S, U[..., :1] @ Vh[..., :1, :], Ue @ Ue.mH
+
+    assert gradcheck(f, A, modes=("vjp", "jvp", "hvp")).passed
+    assert gradcheck(difflinalg.svdvals, A, modes=("vjp", "jvp", "hvp")).passed
+
+
 def test_full_matrices_default_is_loud_on_the_complement_basis():
     """The default returns the square U: a loss on a single extra column (an arbitrary basis
     vector of the complement) raises GaugeError instead of a silent zero gradient."""
