@@ -4,9 +4,9 @@
 They are the value fields of the full decompositions (the vectors are computed too: the
 derivatives need them), so their derivatives are exactly those of ``eigh`` and ``svd`` for a loss
 of the values alone: at a cluster of repeated values the loss must be symmetric in the cluster's
-values (equal cotangents, e.g. ``sum``, ``sum(w**2)``), and for ``svdvals`` no cotangent may reach
-a zero singular value (``|s|`` has no derivative at 0, e.g. the nuclear norm of a rank-deficient
-matrix); otherwise backward raises ``DegenerateSpectrumError`` (``_eigh_ties.py``,
+values (equal cotangents, e.g. ``sum``, ``sum(w**2)``), and for ``svdvals`` no nonzero cotangent
+may reach a zero singular value (``|s|`` has no derivative at 0: the nuclear norm of a
+rank-deficient matrix raises, ``sum(S**2)`` is exact); otherwise backward raises ``DegenerateSpectrumError`` (``_eigh_ties.py``,
 ``_svd_ties.py``). The vector gauge never enters.
 """
 
