@@ -16,6 +16,7 @@ import difflinalg
 from difflinalg import EighResult, GaugeError, InputError, SVDResult
 from difflinalg.check import gradcheck
 from difflinalg.spectral._cases_eigh import hermitian_with_spectrum, randn
+from difflinalg.spectral._cases_svd import with_spectrum
 
 from _helpers import gen
 
@@ -239,7 +240,8 @@ def test_full_matrices_default_is_loud_on_the_complement_basis():
 @pytest.mark.parametrize("dtype", [F64, C128])
 def test_values_only_are_exact_or_loud_at_ties(dtype):
     """svdvals / eigvalsh at an exact tie: symmetric losses of the tied values are exact (the
-    Hermitian part equal to torch's gradient), asymmetric ones raise DegenerateSpectrumError."""
+    Hermitian part equal to torch's gradient), asymmetric ones raise DegenerateSpectrumError; at a
+    zero singular value, even functions are exact and |s| raises."""
     H = hermitian_with_spectrum(dtype, gen(11), [1.0, 1.0, 3.0])
     g = torch.func.grad(lambda A: (difflinalg.eigvalsh(A) ** 2).sum())(H)
     torch.testing.assert_close(0.5 * (g + g.mH), torch.func.grad(lambda A: (torch.linalg.eigvalsh(A) ** 2).sum())(H),
@@ -249,6 +251,13 @@ def test_values_only_are_exact_or_loud_at_ties(dtype):
         difflinalg.eigvalsh(A)[0].backward()
     with pytest.raises(difflinalg.DegenerateSpectrumError):
         difflinalg.svdvals(A)[1].backward()
+    # a zero singular value: sum(S**2) = ||A||_F^2 is exact (2 A), the nuclear norm sum(S) raises
+    R = with_spectrum(dtype, gen(14), [3.0, 1.0], 5, 3)
+    torch.testing.assert_close(torch.func.grad(lambda A: difflinalg.svdvals(A).square().sum())(R), 2 * R,
+                               rtol=1e-12, atol=1e-12)
+    R1 = R.clone().requires_grad_()
+    with pytest.raises(difflinalg.DegenerateSpectrumError):
+        difflinalg.svdvals(R1).sum().backward()
 
 
 def test_bad_options_name_the_argument():
