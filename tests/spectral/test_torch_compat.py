@@ -1,8 +1,9 @@
 """torch.linalg's conventions where the names coincide (issue 21, item 2): ``svd``, ``svdvals``,
 ``eigh``, ``eigvalsh`` take torch.linalg's parameters (names, order, kinds, defaults; extras only
 keyword-only), return its result types (named fields, shapes, dtypes) and its values up to the
-gauge, for real and complex, batched and empty input; the derivatives agree with torch's along
-Hermitian / generic directions where torch's are exact, and are louder where torch's are not."""
+gauge, for real and complex, batched and empty input (for eigh: Hermitian input, the domain torch
+defines it on); the derivatives are torch's where torch's are exact (for eigh: its Hermitian
+gradient, also on a leaf), exact in every direction, and louder where torch's are not."""
 
 from __future__ import annotations
 
@@ -117,11 +118,12 @@ def test_svd_matches_torch(dtype, shape, full):
 
 @pytest.mark.parametrize("dtype", [F32, F64, C64, C128])
 @pytest.mark.parametrize("shape", [s for s in SHAPES if s[-1] == s[-2]], ids=str)
-@pytest.mark.parametrize("uplo", [None, "L", "U"])
+@pytest.mark.parametrize("uplo", [None, "L", "U", "u"])
 def test_eigh_matches_torch(dtype, shape, uplo):
-    """Non-Hermitian input: both read the same triangle; same fields, shapes, dtypes, values and
-    eigenvectors up to a phase."""
-    A = randn(dtype, gen(2), *shape)
+    """Hermitian input (torch's domain: "A is assumed Hermitian"), any UPLO: same fields, shapes,
+    dtypes, values and eigenvectors up to a phase."""
+    B = randn(dtype, gen(2), *shape)
+    A = B + B.mH
     args = () if uplo is None else (uplo,)
     out, ref = difflinalg.eigh(A, *args), torch.linalg.eigh(A, *args)
     assert isinstance(out, EighResult)
@@ -139,6 +141,22 @@ def test_eigh_matches_torch(dtype, shape, uplo):
 
 
 @pytest.mark.parametrize("dtype", [F32, F64, C64, C128])
+@pytest.mark.parametrize("uplo", ["L", "U"])
+def test_eigh_of_non_hermitian_input_is_that_of_the_hermitian_part(dtype, uplo):
+    """The documented difference: torch reads the UPLO triangle of a non-Hermitian input, difflinalg
+    decomposes (A + A^H)/2 whatever UPLO says (the imaginary part of the diagonal dropped, as by
+    torch); so the result is torch's on the Hermitian part."""
+    A = randn(dtype, gen(15), 2, 4, 4)
+    H = 0.5 * (A + A.mH)
+    w, V = difflinalg.eigh(A, uplo)
+    ref = torch.linalg.eigh(H, uplo)
+    tol = _close(dtype)
+    torch.testing.assert_close(w, ref.eigenvalues, **tol)
+    torch.testing.assert_close(V, ref.eigenvectors * _align(ref.eigenvectors, V)[..., None, :], **tol)
+    torch.testing.assert_close(difflinalg.eigvalsh(A, uplo), ref.eigenvalues, **tol)
+
+
+@pytest.mark.parametrize("dtype", [F32, F64, C64, C128])
 def test_svdvals_matches_torch(dtype):
     A = randn(dtype, gen(3), 2, 5, 3)
     S, ref = difflinalg.svdvals(A), torch.linalg.svdvals(A)
@@ -148,9 +166,9 @@ def test_svdvals_matches_torch(dtype):
 
 @pytest.mark.parametrize("dtype", [F64, C128])
 def test_gradients_match_torch_for_hermitian_parameters(dtype):
-    """For A built Hermitian from a parameter (A = B + B^H), the parameter's gradient equals
-    torch's; for a leaf A, torch's gradient is the Hermitian part of ours (ours: the lower
-    triangle's, exact in every direction)."""
+    """For A built Hermitian from a parameter (A = B + B^H) the parameter's gradient equals
+    torch's, and so does the gradient of a Hermitian leaf A (Hermitian, for either UPLO): a
+    gradient step keeps a Hermitian parameter Hermitian."""
     B = randn(dtype, gen(4), 2, 5, 5)
     W = randn(dtype, gen(5), 5, 5)
 
@@ -166,18 +184,18 @@ def test_gradients_match_torch_for_hermitian_parameters(dtype):
     g = torch.func.grad(param(difflinalg.eigh))(B)
     torch.testing.assert_close(g, torch.func.grad(param(torch.linalg.eigh))(B), rtol=1e-10, atol=1e-10)
     H = B + B.mH
-    g_leaf = torch.func.grad(loss(difflinalg.eigh))(H)
-    g_torch = torch.func.grad(loss(torch.linalg.eigh))(H)
-    torch.testing.assert_close(0.5 * (g_leaf + g_leaf.mH), g_torch, rtol=1e-10, atol=1e-10)
-    assert torch.equal(g_leaf.triu(1), torch.zeros_like(g_leaf))
+    for uplo in ("L", "U"):
+        g_leaf = torch.func.grad(loss(lambda A: difflinalg.eigh(A, uplo)))(H)
+        g_torch = torch.func.grad(loss(lambda A: torch.linalg.eigh(A, uplo)))(H)
+        torch.testing.assert_close(g_leaf, g_torch, rtol=1e-10, atol=1e-10)
+        assert torch.equal(g_leaf, g_leaf.mH)
 
 
 @pytest.mark.parametrize("dtype", [F64, C128])
 @pytest.mark.parametrize("uplo", ["L", "U"])
-def test_eigh_triangle_derivatives_against_finite_differences(dtype, uplo):
-    """The gradient and the JVP are those of the triangle reading, in every direction (also
-    non-Hermitian ones, and at a non-Hermitian point), in every mode: exact, unlike torch's
-    Hermitian gradient, which matches finite differences along Hermitian directions only."""
+def test_eigh_derivatives_in_every_direction_against_finite_differences(dtype, uplo):
+    """The Hermitian part is linear, so the derivatives are exact in every direction (also
+    non-Hermitian ones, and at a non-Hermitian point), in every mode, whatever UPLO says."""
     A = randn(dtype, gen(6), 2, 4, 4)
     W = randn(dtype, gen(7), 4, 4)
 
@@ -239,12 +257,12 @@ def test_full_matrices_default_is_loud_on_the_complement_basis():
 
 @pytest.mark.parametrize("dtype", [F64, C128])
 def test_values_only_are_exact_or_loud_at_ties(dtype):
-    """svdvals / eigvalsh at an exact tie: symmetric losses of the tied values are exact (the
-    Hermitian part equal to torch's gradient), asymmetric ones raise DegenerateSpectrumError; at a
+    """svdvals / eigvalsh at an exact tie: symmetric losses of the tied values are exact (equal to
+    torch's gradient), asymmetric ones raise DegenerateSpectrumError; at a
     zero singular value, even functions are exact and |s| raises."""
     H = hermitian_with_spectrum(dtype, gen(11), [1.0, 1.0, 3.0])
     g = torch.func.grad(lambda A: (difflinalg.eigvalsh(A) ** 2).sum())(H)
-    torch.testing.assert_close(0.5 * (g + g.mH), torch.func.grad(lambda A: (torch.linalg.eigvalsh(A) ** 2).sum())(H),
+    torch.testing.assert_close(g, torch.func.grad(lambda A: (torch.linalg.eigvalsh(A) ** 2).sum())(H),
                                rtol=1e-10, atol=1e-10)
     A = H.clone().requires_grad_()
     with pytest.raises(difflinalg.DegenerateSpectrumError):

@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from .._errors import InputError
-from .._utils import as_tensor, check_matrix, herm, is_wrapped
+from .._utils import as_tensor, check_matrix, is_wrapped
 from ..spectral._eigh import eigh
 
 _REDUCTIONS = ("mean", "sum", "none")
@@ -77,8 +77,7 @@ def eigengap_loss(R: Tensor, k, margin, *, reduction: str = "mean") -> Tensor:
     k = _check_k(k, batch, n, R.device)
     # gauge="ignore": at a flat floor the documented subgradient (an eigenvalue of a cluster, which
     # eigh's tie checks refuse as not differentiable) is what this loss returns
-    # herm(R): the documented Hermitian part (eigh itself reads one triangle, as torch.linalg.eigh)
-    w = eigh(herm(R), gauge="ignore").eigenvalues  # ascending: lambda_k (descending) = w[n - k]
+    w = eigh(R, gauge="ignore").eigenvalues  # ascending: lambda_k (descending) = w[n - k]
     if isinstance(k, int):
         lam_k, lam_k1 = w[..., n - k], w[..., n - k - 1]
     else:

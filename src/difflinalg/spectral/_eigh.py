@@ -1,13 +1,11 @@
 r"""Hermitian eigendecomposition ``A = V diag(w) V^H`` (w ascending) with first- and second-order rules.
 
-Input. As ``torch.linalg.eigh(A, UPLO)``, only one triangle of ``A`` is read: the decomposed matrix
-is ``H = P(A)``, Hermitian with the lower (``UPLO="L"``) or upper triangle of ``A``
-(``_hermitian_input.from_triangle``). The rules below are written for a Hermitian ``A`` (they use
-``herm(dA)``, and return a Hermitian gradient); ``P`` is applied before them as a differentiable
-torch operation, so the JVP sees ``P(dA)`` and the gradient with respect to ``A`` is ``P^*`` of
-the Hermitian one, ``2 tril(G, -1) + diag(G)``: the exact derivative of the function computed, in
-every direction (torch returns ``G``, correct along Hermitian directions only; see
-``_hermitian_input.py`` and ``docs/conventions.md``, "torch.linalg compatibility").
+Input. The decomposed matrix is the Hermitian part ``herm(A) = (A + A^H)/2`` (both triangles are
+read, the imaginary part of the diagonal is dropped). The value, the JVP (of ``herm(dA)``) and the
+gradient (Hermitian) then describe one function of ``A``, exact in every direction (``herm`` is
+linear). ``torch.linalg.eigh(A, UPLO)`` reads one triangle; on the Hermitian inputs it is defined
+for, both give the same values and the same (Hermitian) gradient, so ``UPLO`` is accepted and only
+validated (``_hermitian_input.py``; ``docs/conventions.md``, "torch.linalg compatibility").
 
 Notation: ``X = V^H herm(dA) V``, ``T = V^H gV``, ``F_ij = 1/(w_j - w_i)`` for ``i != j`` outside a
 cluster, ``F = 0`` inside a cluster and on the diagonal; ``o`` is the elementwise product.
@@ -90,7 +88,7 @@ from torch.autograd.function import once_differentiable
 from .._utils import check_matrix, herm, is_wrapped
 from ._eigh_ties import checked_backward, eigh_gaps
 from ._gaps import check_degeneracy_tol, cluster_mask, default_tol, inverse_gaps
-from ._hermitian_input import check_finite_fast, check_uplo, from_triangle, hermitian_part, resolve_views
+from ._hermitian_input import check_finite_fast, check_uplo, hermitian_part, resolve_views
 from ._svd import check_gauge
 from ._svd_ties import CheckToken
 
@@ -313,13 +311,11 @@ def eigh(A: Tensor, UPLO: str = "L", *, degeneracy_tol: float | None = None,
     """Eigendecomposition of a Hermitian matrix, batched; derivatives exact or loud at clusters.
 
     The signature, defaults and result are ``torch.linalg.eigh``'s (``UPLO="L"``, positional; a
-    named tuple ``(eigenvalues, eigenvectors)``; only the ``UPLO`` triangle is read), with the
-    keyword-only options ``degeneracy_tol`` and ``gauge`` added (``docs/conventions.md``,
-    "torch.linalg compatibility"). The gradient with respect to ``A`` is the exact derivative of
-    this triangle reading (supported on the triangle, ``2 tril(G, -1) + diag(G)`` for the
-    Hermitian gradient ``G``); ``torch.linalg.eigh`` returns ``G`` itself (the derivative along
-    Hermitian directions only), which is ``herm`` of this one. For the Hermitian part of both
-    triangles, ``(A + A^H)/2``, and a Hermitian gradient, decompose ``herm(A)`` instead.
+    named tuple ``(eigenvalues, eigenvectors)``), with the keyword-only options ``degeneracy_tol``
+    and ``gauge`` added (``docs/conventions.md``, "torch.linalg compatibility"). The Hermitian part
+    ``(A + A^H)/2`` is decomposed: for every Hermitian ``A`` (the inputs ``torch.linalg.eigh`` is
+    defined for) the values and the gradient (Hermitian, also for a leaf ``A``) are torch's, and
+    the derivative is exact in every direction, Hermitian or not.
 
     At (nearly) repeated eigenvalues a derivative exists only for some losses: exact are those
     invariant under rotations inside each cluster and symmetric in its eigenvalues (projectors
@@ -332,12 +328,15 @@ def eigh(A: Tensor, UPLO: str = "L", *, degeneracy_tol: float | None = None,
     point and dtype in ``docs/ties.md``. Forward mode cannot see the loss and is not checked.
 
     Args:
-        A: (..., n, n) real or complex (float32/64, complex64/128). Only its ``UPLO`` triangle
-            (diagonal included; the imaginary part of the diagonal is ignored, as by LAPACK) is
-            read and must be finite; the other triangle may hold anything. Conjugate views are
+        A: (..., n, n) real or complex (float32/64, complex64/128), finite. Its Hermitian part
+            ``(A + A^H)/2`` is decomposed (both triangles are read; for a Hermitian ``A`` this is
+            ``A`` itself). The gradient returned for ``A`` is Hermitian. Conjugate views are
             accepted.
-        UPLO: ``"L"`` (default) reads the lower triangle, ``"U"`` the upper one (lower case is
-            accepted, as by torch).
+        UPLO: ``"L"`` (default) or ``"U"`` (lower case accepted), as in ``torch.linalg.eigh``:
+            accepted for compatibility; for the Hermitian inputs torch defines ``eigh`` on,
+            either triangle gives the same result, which difflinalg computes from the Hermitian
+            part. On a non-Hermitian input torch silently uses one triangle while difflinalg uses
+            the Hermitian part (documented difference).
         degeneracy_tol: consecutive eigenvalues closer than ``tol * max|w|`` (per matrix) form a
             cluster whose internal pairs contribute nothing to the derivatives. ``None``
             (default): ``tol = 4 n eps``, the size of a split that rounding produces, so
@@ -352,11 +351,10 @@ def eigh(A: Tensor, UPLO: str = "L", *, degeneracy_tol: float | None = None,
     Returns:
         ``EighResult(eigenvalues, eigenvectors)`` (a named tuple, like
         ``torch.return_types.linalg_eigh``): ``w`` (..., n) ascending (real dtype) and ``V``
-        (..., n, n) with ``H = V diag(w) V^H`` for the Hermitian ``H`` of the ``UPLO`` triangle,
-        as ``torch.linalg.eigh(A, UPLO)``.
+        (..., n, n) with ``herm(A) = V diag(w) V^H``, as ``torch.linalg.eigh(herm(A))``.
 
     Raises:
-        InputError: wrong shape or dtype, non-finite entries in the read triangle, bad option.
+        InputError: wrong shape or dtype, non-finite entries, bad option (``UPLO`` included).
         GaugeError: in backward, for a loss that depends on the eigenvector phases or on
             rotations inside a cluster (``gauge="error"``).
         DegenerateSpectrumError: in backward (and second derivatives), for a loss outside the
@@ -370,9 +368,8 @@ def eigh(A: Tensor, UPLO: str = "L", *, degeneracy_tol: float | None = None,
     usable under ``torch.func`` (vmap, grad, jvp, hessian).
     """
     A = resolve_views(check_matrix(A, "A", square=True, finite=False))
-    UPLO = check_uplo(UPLO)
-    H = from_triangle(A, UPLO)
-    check_finite_fast(H, "A", UPLO)
+    check_uplo(UPLO)
+    check_finite_fast(A, "A")
     tol = default_tol(check_degeneracy_tol(degeneracy_tol, "max |eigenvalue|"), A.shape[-1], A.dtype)
-    w, V = _Eigh.apply(H, tol, check_gauge(gauge), CheckToken())
+    w, V = _Eigh.apply(A, tol, check_gauge(gauge), CheckToken())
     return EighResult(w, V)

@@ -1,23 +1,18 @@
 r"""How the Hermitian matrix of an eigendecomposition is read from its input.
 
-Two conventions, both exact (the value, the JVP and the gradient describe one function of ``A``):
+Every Hermitian op of difflinalg (``eigh``, ``eigvalsh``, ``eigh_subspace``,
+``subspace_projector``, ``eigh_function``) decomposes the Hermitian part
+``herm(A) = (A + A^H)/2``: both triangles are read, the imaginary part of the diagonal is dropped,
+and, ``herm`` being linear, the value, the JVP (of ``herm(dA)``) and the gradient (Hermitian)
+describe one function of ``A``, differentiable in every direction (``docs/conventions.md``,
+"Hermitian inputs").
 
-- ``herm(A) = (A + A^H)/2`` (``hermitian_part``): both triangles are read; the gradient is
-  Hermitian. Used by ``eigh_subspace``, ``subspace_projector``, ``eigh_function`` and the other
-  difflinalg ops (``docs/conventions.md``, "Hermitian inputs").
-- one triangle (``from_triangle``), as ``torch.linalg.eigh(A, UPLO)``: the Hermitian matrix
-  ``H_L(A)`` whose lower (``UPLO="L"``) or upper (``"U"``) triangle is that of ``A``, with the
-  real part of the diagonal (LAPACK ignores its imaginary part); the other triangle is never read
-  (it may hold anything, even NaN). Used by ``eigh`` and ``eigvalsh``.
-
-The triangle reading is a linear map ``P`` applied with differentiable torch operations, so the
-derivatives are those of the composite ``A -> f(P(A))``: the JVP sees ``P(dA)`` and the gradient is
-``P^*(G) = 2 tril(G, -1) + diag(G)`` (``UPLO="L"``; ``triu`` for ``"U"``) for the Hermitian
-gradient ``G`` of ``f``. ``torch.linalg.eigh`` reads the same triangle but returns ``G`` itself,
-which is the derivative along Hermitian directions only (for a non-Hermitian ``dA`` it does not
-match finite differences of its own value); ``herm(P^*(G)) = G`` recovers it, and for every
-``A`` built Hermitian from parameters (``B + B^H``, ``X X^H``, ...) the gradients of the
-parameters are identical under both.
+``torch.linalg.eigh(A, UPLO)`` reads one triangle instead. On the inputs it is defined for
+(Hermitian ones, "A is assumed Hermitian") both readings give the same matrix, and its gradient is
+the Hermitian one returned here; ``UPLO`` is therefore accepted for compatibility and only
+validated (``check_uplo``). On a non-Hermitian input torch silently uses one triangle, difflinalg
+the Hermitian part: the one documented difference (``docs/conventions.md``, "torch.linalg
+compatibility").
 """
 
 from __future__ import annotations
@@ -32,22 +27,12 @@ UPLO_VALUES = ("L", "U")
 
 
 def check_uplo(UPLO) -> str:
-    """Validate torch's ``UPLO`` ("L" or "U"; torch also accepts lower case) and return it upper-cased."""
+    """Validate torch's ``UPLO`` ("L" or "U"; torch also accepts lower case) and return it
+    upper-cased. It selects nothing: the Hermitian part is decomposed (module notes)."""
     if not isinstance(UPLO, str) or UPLO.upper() not in UPLO_VALUES:
-        raise InputError(f"UPLO: expected 'L' (read the lower triangle) or 'U' (the upper one), as in "
-                         f"torch.linalg.eigh, got {UPLO!r}")
+        raise InputError(f"UPLO: expected 'L' or 'U' (as in torch.linalg.eigh; either gives the same "
+                         f"result, the Hermitian part of A is decomposed), got {UPLO!r}")
     return UPLO.upper()
-
-
-def from_triangle(A: Tensor, UPLO: str) -> Tensor:
-    """The Hermitian matrix whose ``UPLO`` triangle (diagonal included) is that of ``A``; the other
-    triangle is the conjugate transpose (a ``where``: entries there are never read, and its
-    backward gives ``P^*`` of the module notes). The diagonal's imaginary part is left in place:
-    ``hermitian_part`` (forward) and ``herm`` (the rules) drop it, as LAPACK does."""
-    n = A.shape[-1]
-    keep = torch.ones(n, n, dtype=torch.bool, device=A.device)
-    keep = keep.tril() if UPLO == "L" else keep.triu()
-    return torch.where(keep, A, A.mH)
 
 
 def hermitian_part(A: Tensor) -> Tensor:
@@ -57,15 +42,14 @@ def hermitian_part(A: Tensor) -> Tensor:
     return (A.mH.contiguous() + A).mul_(0.5)
 
 
-def check_finite_fast(A: Tensor, name: str, UPLO: str | None = None) -> None:
+def check_finite_fast(A: Tensor, name: str) -> None:
     """``check_finite`` at the cost of one sum: a non-finite entry makes the sum non-finite (the
-    exact, slower check runs only then, so an overflowing sum of finite entries passes).
-    ``UPLO``: ``A`` is ``from_triangle``'s result; the count reports the read triangle only."""
+    exact, slower check runs only then, so an overflowing sum of finite entries passes)."""
     if is_wrapped(A) or A.numel() == 0:
         return
     total = torch.view_as_real(A).sum() if A.is_complex() else A.sum()
     if not bool(torch.isfinite(total)):
-        check_finite(A if UPLO is None else A.tril() if UPLO == "L" else A.triu(), name)
+        check_finite(A, name)
 
 
 def resolve_views(A: Tensor) -> Tensor:

@@ -22,12 +22,14 @@ def eigvalsh(A: Tensor, UPLO: str = "L", *, degeneracy_tol: float | None = None,
              gauge: str = "error") -> Tensor:
     """Eigenvalues of a Hermitian matrix, ascending: ``eigh(A, UPLO, ...).eigenvalues``.
 
-    As ``torch.linalg.eigvalsh(A, UPLO)`` (only the ``UPLO`` triangle is read), with
-    ``eigh``'s keyword-only options.
+    As ``torch.linalg.eigvalsh(A, UPLO)`` for every Hermitian ``A`` (values and gradient), with
+    ``eigh``'s keyword-only options; the Hermitian part ``(A + A^H)/2`` is decomposed.
 
     Args:
-        A: (..., n, n) real or complex; only the ``UPLO`` triangle is read (see ``eigh``).
-        UPLO: ``"L"`` (default) or ``"U"``.
+        A: (..., n, n) real or complex, finite; its Hermitian part is decomposed (see ``eigh``).
+        UPLO: ``"L"`` (default) or ``"U"``: accepted for compatibility with torch, validated; on a
+            non-Hermitian input torch uses that triangle, difflinalg the Hermitian part (see
+            ``eigh``).
         degeneracy_tol: the cluster tolerance of ``eigh``.
         gauge: the checks of ``eigh``'s backward ("error", "warn", "ignore").
 
