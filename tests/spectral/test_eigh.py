@@ -36,11 +36,15 @@ def test_values_match_numpy_on_hermitian_part(dtype):
 
 
 def test_both_triangles_are_read():
-    """Unlike torch.linalg.eigh (lower triangle), the upper triangle matters: herm(A) is used."""
+    """Unlike torch.linalg.eigh (one triangle), the upper triangle matters: herm(A) is used,
+    whatever UPLO says (accepted for torch's signature; on Hermitian input the triangles agree)."""
     A = randn(F64, gen(), 4, 4)
     U = torch.triu(A, 1)
     assert not torch.allclose(eigh(A).eigenvalues, eigh(A - U).eigenvalues)
-    assert torch.allclose(eigh(A).eigenvalues, torch.linalg.eigvalsh(0.5 * (A + A.mT)))
+    w = torch.linalg.eigvalsh(0.5 * (A + A.mT))
+    for uplo in ("L", "U", "l", "u"):
+        assert torch.equal(eigh(A, uplo).eigenvalues, eigh(A).eigenvalues)
+    assert torch.allclose(eigh(A).eigenvalues, w)
 
 
 @pytest.mark.parametrize("dtype", [F64, C128])
@@ -53,13 +57,15 @@ def test_gradient_matches_torch_generic(dtype):
         return (w * torch.arange(5, dtype=w.dtype)).sum() + (V.abs() ** 2 * x.abs()).sum() \
             + (V[..., :2] @ V[..., :2].mH * x).real.sum()
 
-    A1 = H.clone().requires_grad_()
-    A2 = H.clone().requires_grad_()
-    g1, = torch.autograd.grad(loss(*eigh(A1)), A1)
-    g2, = torch.autograd.grad(loss(*torch.linalg.eigh(A2)), A2)
-    # torch's gradient is for the lower triangle; both represent the same Hermitian derivative.
-    assert torch.allclose(g1, 0.5 * (g2 + g2.mH), atol=1e-12)
-    assert torch.allclose(g1, g1.mH, atol=0)
+    # On a Hermitian leaf torch's gradient is the Hermitian G (to rounding) for either triangle;
+    # ours is G too, exactly Hermitian (herm(A) is decomposed), whatever UPLO says.
+    for uplo in ("L", "U"):
+        A1 = H.clone().requires_grad_()
+        A2 = H.clone().requires_grad_()
+        g1, = torch.autograd.grad(loss(*eigh(A1, uplo)), A1)
+        g2, = torch.autograd.grad(loss(*torch.linalg.eigh(A2, uplo)), A2)
+        assert torch.allclose(g1, g2, atol=1e-12)
+        assert torch.equal(g1, g1.mH)
 
 
 @pytest.mark.parametrize("dtype", [F64, C128])
@@ -253,6 +259,9 @@ def test_bad_input():
         eigh(torch.ones(3, 3, dtype=torch.long))
     with pytest.raises(InputError, match="A: contains 1 non-finite"):
         eigh(torch.tensor([[1.0, float("nan")], [0.0, 1.0]], dtype=F64))
+    for bad in ("X", "lower", None, 0):
+        with pytest.raises(InputError, match="UPLO: expected 'L' or 'U'"):
+            eigh(torch.eye(3, dtype=F64), bad)
     for bad in (-1.0, float("inf"), "1e-3", True):
         with pytest.raises(InputError, match="degeneracy_tol"):
             eigh(torch.eye(3, dtype=F64), degeneracy_tol=bad)

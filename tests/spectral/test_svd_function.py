@@ -46,7 +46,7 @@ def test_equals_svd_at_distinct_values(dtype):
     W = randn(dtype, gen(3), 5, 4)
 
     def by_svd(A):
-        U, S, Vh = svd(A)
+        U, S, Vh = svd(A, full_matrices=False)
         return (W.conj() * ((U * torch.sin(S).to(U.dtype)) @ Vh)).real.sum()
 
     def by_fn(A):

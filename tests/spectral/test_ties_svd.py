@@ -34,7 +34,7 @@ from difflinalg import (
 )
 from difflinalg.check import gradcheck, randn
 from difflinalg.spectral._cases_svd import proj, with_spectrum
-from difflinalg.spectral._svd import svd_gaps
+from difflinalg.spectral._svd_gaps import svd_gaps
 from difflinalg.spectral._svd_ties import resolve_tol
 
 F32, F64, C128 = torch.float32, torch.float64, torch.complex128

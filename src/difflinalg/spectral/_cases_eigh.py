@@ -1,4 +1,4 @@
-"""Verification cases of eigh, eigh_subspace and subspace_projector (run by ``difflinalg verify``).
+"""Verification cases of eigh, eigvalsh, eigh_subspace and subspace_projector (``difflinalg verify``).
 
 The checked functions are gauge invariant: eigenvalues, ``|V|^2`` (phase free), spectral
 projectors ``V_c V_c^H`` of separated groups. At degenerate points they are invariant under the
@@ -15,6 +15,7 @@ from torch import Tensor
 from ..check import randn, register_case
 from ._eigh import eigh
 from ._subspace import eigh_subspace, subspace_projector
+from ._values import eigvalsh
 
 
 def hermitian_with_spectrum(dtype, gen, w, batch=()) -> Tensor:
@@ -66,6 +67,20 @@ for _s in (1e-12, 1e-8, 1e-3):
     register_case("eigh", f"cluster_{_s:.0e}", _eigh_cluster(1e-2),
                   lambda dt, g, s=_s: (hermitian_with_spectrum(dt, g, clustered(s)),), hard=True,
                   max_step=1e-2)
+
+
+def _eigvalsh_groups(A):
+    """The simple eigenvalue (squared) and the cluster sums: symmetric in, and (second order)
+    linear in, each cluster's values, so exact at ties in every mode (``_eigh_ties``)."""
+    w = eigvalsh(A, degeneracy_tol=1e-2)
+    return w[..., 0].square(), w[..., 1:4].sum(-1), w[..., 4:].sum(-1)
+
+
+# Non-Hermitian points and directions (the Hermitian part is read, whatever UPLO says)
+register_case("eigvalsh", "generic", eigvalsh, lambda dt, g: (randn(dt, g, 4, 4),))
+register_case("eigvalsh", "batched_upper", lambda A: eigvalsh(A, "U"), lambda dt, g: (randn(dt, g, 2, 3, 3, 3),))
+register_case("eigvalsh", "repeated_exact", _eigvalsh_groups,
+              lambda dt, g: (hermitian_with_spectrum(dt, g, clustered(0.0)),), hard=True, max_step=1e-2)
 
 
 def _sub(k, largest):

@@ -111,8 +111,8 @@ def _reg(name, fn, make, hard=False, **kw):
 # --- svd -----------------------------------------------------------------------------------------
 _reg("generic", lambda A: invariants(*svd(A), r=2), lambda dt, g: (randn(dt, g, 4, 4),))
 _reg("batched", lambda A: invariants(*svd(A)), lambda dt, g: (randn(dt, g, 2, 3, 4, 3),))
-_reg("tall", lambda A: invariants(*svd(A), r=2), lambda dt, g: (randn(dt, g, 6, 3),))
-_reg("wide", lambda A: invariants(*svd(A), r=2), lambda dt, g: (randn(dt, g, 3, 6),))
+_reg("tall", lambda A: invariants(*svd(A, full_matrices=False), r=2), lambda dt, g: (randn(dt, g, 6, 3),))
+_reg("wide", lambda A: invariants(*svd(A, full_matrices=False), r=2), lambda dt, g: (randn(dt, g, 3, 6),))
 _reg("phase_invariant", lambda A: phase_invariant(*svd(A)), lambda dt, g: (randn(dt, g, 5, 4),))
 _reg("full_matrices", lambda A: (*invariants(*svd(A, full_matrices=True)),
                                  proj(svd(A, full_matrices=True)[0][..., 3:])),

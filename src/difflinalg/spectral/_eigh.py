@@ -1,8 +1,11 @@
 r"""Hermitian eigendecomposition ``A = V diag(w) V^H`` (w ascending) with first- and second-order rules.
 
 Input. The decomposed matrix is the Hermitian part ``herm(A) = (A + A^H)/2`` (both triangles are
-read; ``torch.linalg.eigh`` reads only the lower one). The value, the JVP (of ``herm(dA)``) and the
-gradient (Hermitian) then describe one function of ``A`` (``docs/conventions.md``).
+read, the imaginary part of the diagonal is dropped). The value, the JVP (of ``herm(dA)``) and the
+gradient (Hermitian) then describe one function of ``A``, exact in every direction (``herm`` is
+linear). ``torch.linalg.eigh(A, UPLO)`` reads one triangle; on the Hermitian inputs it is defined
+for, both give the same values and the same (Hermitian) gradient, so ``UPLO`` is accepted and only
+validated (``_hermitian_input.py``; ``docs/conventions.md``, "torch.linalg compatibility").
 
 Notation: ``X = V^H herm(dA) V``, ``T = V^H gV``, ``F_ij = 1/(w_j - w_i)`` for ``i != j`` outside a
 cluster, ``F = 0`` inside a cluster and on the diagonal; ``o`` is the elementwise product.
@@ -82,9 +85,10 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from .._utils import check_finite, check_matrix, herm, is_wrapped
+from .._utils import check_matrix, herm, is_wrapped
 from ._eigh_ties import checked_backward, eigh_gaps
 from ._gaps import check_degeneracy_tol, cluster_mask, default_tol, inverse_gaps
+from ._hermitian_input import check_finite_fast, check_uplo, hermitian_part, resolve_views
 from ._svd import check_gauge
 from ._svd_ties import CheckToken
 
@@ -94,23 +98,6 @@ class EighResult(NamedTuple):
 
     eigenvalues: Tensor
     eigenvectors: Tensor
-
-
-def hermitian_part(A: Tensor) -> Tensor:
-    """``(A + A^H)/2`` for a forward pass (not differentiated): materializing ``A^H`` first makes
-    the sum contiguous (about 2x faster than ``herm`` on large complex batches); the result is
-    exactly Hermitian."""
-    return (A.mH.contiguous() + A).mul_(0.5)
-
-
-def check_finite_fast(A: Tensor, name: str) -> None:
-    """``check_finite`` at the cost of one sum: a non-finite entry makes the sum non-finite (the
-    exact, slower check runs only then, so an overflowing sum of finite entries passes)."""
-    if is_wrapped(A) or A.numel() == 0:
-        return
-    total = torch.view_as_real(A).sum() if A.is_complex() else A.sum()
-    if not bool(torch.isfinite(total)):
-        check_finite(A, name)
 
 
 def eigh_factor(A: Tensor) -> tuple[Tensor, Tensor]:
@@ -319,8 +306,16 @@ TOL_HINT = ("; if the eigenvalues are genuinely distinct, pass degeneracy_tol=0.
             "skips the checks")
 
 
-def eigh(A: Tensor, *, degeneracy_tol: float | None = None, gauge: str = "error") -> EighResult:
+def eigh(A: Tensor, UPLO: str = "L", *, degeneracy_tol: float | None = None,
+         gauge: str = "error") -> EighResult:
     """Eigendecomposition of a Hermitian matrix, batched; derivatives exact or loud at clusters.
+
+    The signature, defaults and result are ``torch.linalg.eigh``'s (``UPLO="L"``, positional; a
+    named tuple ``(eigenvalues, eigenvectors)``), with the keyword-only options ``degeneracy_tol``
+    and ``gauge`` added (``docs/conventions.md``, "torch.linalg compatibility"). The Hermitian part
+    ``(A + A^H)/2`` is decomposed: for every Hermitian ``A`` (the inputs ``torch.linalg.eigh`` is
+    defined for) the values and the gradient (Hermitian, also for a leaf ``A``) are torch's, and
+    the derivative is exact in every direction, Hermitian or not.
 
     At (nearly) repeated eigenvalues a derivative exists only for some losses: exact are those
     invariant under rotations inside each cluster and symmetric in its eigenvalues (projectors
@@ -337,6 +332,11 @@ def eigh(A: Tensor, *, degeneracy_tol: float | None = None, gauge: str = "error"
             ``(A + A^H)/2`` is decomposed (both triangles are read; for a Hermitian ``A`` this is
             ``A`` itself). The gradient returned for ``A`` is Hermitian. Conjugate views are
             accepted.
+        UPLO: ``"L"`` (default) or ``"U"`` (lower case accepted), as in ``torch.linalg.eigh``:
+            accepted for compatibility; for the Hermitian inputs torch defines ``eigh`` on,
+            either triangle gives the same result, which difflinalg computes from the Hermitian
+            part. On a non-Hermitian input torch silently uses one triangle while difflinalg uses
+            the Hermitian part (documented difference).
         degeneracy_tol: consecutive eigenvalues closer than ``tol * max|w|`` (per matrix) form a
             cluster whose internal pairs contribute nothing to the derivatives. ``None``
             (default): ``tol = 4 n eps``, the size of a split that rounding produces, so
@@ -349,11 +349,12 @@ def eigh(A: Tensor, *, degeneracy_tol: float | None = None, gauge: str = "error"
             (``TransformCheckWarning`` once).
 
     Returns:
-        ``EighResult(eigenvalues, eigenvectors)``: ``w`` (..., n) ascending (real dtype) and ``V``
+        ``EighResult(eigenvalues, eigenvectors)`` (a named tuple, like
+        ``torch.return_types.linalg_eigh``): ``w`` (..., n) ascending (real dtype) and ``V``
         (..., n, n) with ``herm(A) = V diag(w) V^H``, as ``torch.linalg.eigh(herm(A))``.
 
     Raises:
-        InputError: wrong shape or dtype, non-finite entries, bad option.
+        InputError: wrong shape or dtype, non-finite entries, bad option (``UPLO`` included).
         GaugeError: in backward, for a loss that depends on the eigenvector phases or on
             rotations inside a cluster (``gauge="error"``).
         DegenerateSpectrumError: in backward (and second derivatives), for a loss outside the
@@ -367,13 +368,8 @@ def eigh(A: Tensor, *, degeneracy_tol: float | None = None, gauge: str = "error"
     usable under ``torch.func`` (vmap, grad, jvp, hessian).
     """
     A = resolve_views(check_matrix(A, "A", square=True, finite=False))
+    check_uplo(UPLO)
     check_finite_fast(A, "A")
     tol = default_tol(check_degeneracy_tol(degeneracy_tol, "max |eigenvalue|"), A.shape[-1], A.dtype)
     w, V = _Eigh.apply(A, tol, check_gauge(gauge), CheckToken())
     return EighResult(w, V)
-
-
-def resolve_views(A: Tensor) -> Tensor:
-    """Materialize conjugate and negative views (``Z.mH``, ``H.conj()``): the checks read the
-    entries through ``view_as_real``, which refuses unresolved views."""
-    return A.resolve_conj().resolve_neg()

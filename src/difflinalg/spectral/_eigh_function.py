@@ -23,7 +23,7 @@ from .._errors import InputError
 from .._utils import check_matrix
 from ..matfun._divided import ScalarFunction
 from ..matfun._hermitian import _HermitianFunction
-from ._eigh import resolve_views
+from ._hermitian_input import resolve_views
 
 
 def eigh_function(A: Tensor, f, df, d2f=None) -> Tensor:

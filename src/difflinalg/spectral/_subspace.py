@@ -49,7 +49,8 @@ from torch.autograd.function import once_differentiable
 
 from .._errors import DegenerateSpectrumError, InputError
 from .._utils import check_int, check_matrix, is_wrapped
-from ._eigh import check_finite_fast, eigh_factor, resolve_views
+from ._eigh import eigh_factor
+from ._hermitian_input import check_finite_fast, resolve_views
 from ._eigh_ties import checked_backward, eigh_gaps
 from ._gaps import default_tol, spectral_scale
 from ._subspace_rules import (

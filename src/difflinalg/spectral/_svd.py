@@ -34,7 +34,8 @@ Francuz, Schuch & Vanhecke 2023, arXiv:2311.11894) in the symmetric gauge: its d
 that is invariant under the phases, ``Im(X_ii + Y_ii) = 0``. The rules are the adjoint of each
 other for every loss, so forward-over-reverse and double backward are consistent.
 
-Degeneracies and zero singular values. The entries divided by a masked gap are set to zero
+Degeneracies and zero singular values (the masks and inverse gaps: ``_svd_gaps.py``). The entries
+divided by a masked gap are set to zero
 (``1/0 := 0``, the pseudo-inverse convention). With ``tol = t * s_max`` (per matrix, masks only,
 no host synchronisation), masked are: ``s_j - s_i`` for ``i, j`` in one cluster (chain clustering
 of the sorted values with steps ``<= tol``, ``_gaps.cluster_mask``, shared with ``eigh``; the
@@ -109,85 +110,12 @@ from .._errors import InputError
 from .._nested import call
 from .._utils import check_matrix, herm, is_wrapped, skew
 from ._gaps import check_degeneracy_tol as _check_degeneracy_tol
-from ._gaps import cluster_mask, masked_reciprocal, spectral_scale
+from ._svd_gaps import SVDGaps, acomm, block_tangent, comm, inv_block, needs_block, svd_gaps
 from ._svd_curvature import curvature_guard, curvature_probe
 from ._svd_ties import CheckToken, check_mode, enforce, has_ties, poison, resolve_tol, tie_stats
 
 GAUGE_MODES = ("error", "warn", "ignore")
-
-
-# ----------------------------------------------------------------------------------------------
-# Masked inverse gaps and the cluster structure (shared with the truncated SVD).
-
-
-def masked_inverse(x: Tensor, tol: Tensor | float) -> Tensor:
-    """``1/x`` where ``|x| > tol`` and ``0`` elsewhere (no inf/NaN in values or derivatives)."""
-    return masked_reciprocal(x, x.abs() > tol)
-
-
-class SVDGaps(NamedTuple):
-    """The masked gap structure of a (thin) SVD with singular values ``S`` (..., k).
-
-    ``G1 = 1/(s_j - s_i)`` (0 inside clusters and on the diagonal), ``G2 = 1/(s_j + s_i)``,
-    ``Sinv = 1/s`` (0 where masked); ``tol`` (..., 1, 1) absolute; ``cluster`` (..., k, k) bool,
-    chain clusters (``_gaps.cluster_mask``); ``block`` (..., k, k) bool, the off-diagonal pairs
-    of clusters away from zero (where the block tangent ``D`` of the second-order rules lives).
-    """
-
-    G1: Tensor
-    G2: Tensor
-    Sinv: Tensor
-    tol: Tensor
-    cluster: Tensor
-    block: Tensor
-
-
-def svd_gaps(S: Tensor, tol_rel: float) -> SVDGaps:
-    """Masks and inverse gaps of the rules for the relative tolerance ``tol_rel``
-    (``_svd_ties.resolve_tol``); differentiable through ``S``, the masks are not."""
-    k = S.shape[-1]
-    tol = (tol_rel * spectral_scale(S))[..., None]  # (..., 1, 1)
-    cluster = cluster_mask(S, tol_rel)
-    diff = S[..., None, :] - S[..., :, None]
-    G1 = masked_reciprocal(diff, ~cluster & (diff.detach() != 0))
-    G2 = masked_inverse(S[..., None, :] + S[..., :, None], tol)
-    Sinv = masked_inverse(S, tol[..., 0])
-    zero = S.detach() <= tol[..., 0]
-    eye = torch.eye(k, dtype=torch.bool, device=S.device)
-    block = cluster & ~eye & ~zero[..., :, None] & ~zero[..., None, :]
-    return SVDGaps(G1, G2, Sinv, tol, cluster, block)
-
-
-def block_tangent(A: Tensor, U: Tensor, Vh: Tensor, gaps: SVDGaps) -> Tensor:
-    """``D``: the off-diagonal in-cluster part of ``herm(U^H A V) - diag(S)``, as a tensor whose
-    value is exactly 0 but whose derivative is that of the block (see the module notes); an
-    ``O(m n k)`` product."""
-    Hs = herm(U.mH @ A @ Vh.mH)
-    return (Hs - Hs.detach()) * gaps.block
-
-
-def needs_block(gaps: SVDGaps) -> bool:
-    """Whether the block tangent can be nonzero: inside ``torch.func`` always assumed (no host
-    synchronisation), outside one check whether any cluster away from zero exists (otherwise
-    ``D`` is exactly zero and its ``O(m n k)`` product is skipped)."""
-    return is_wrapped(gaps.block) or bool(gaps.block.any())
-
-
-def _inv_block(Sinv: Tensor, D: Tensor | None) -> Tensor:
-    """``Sigma^{-1}`` to first order in the block tangent: ``Sinv - Sinv D Sinv`` (a matrix)."""
-    M = torch.diag_embed(Sinv)
-    if D is None:
-        return M
-    M = M.to(D.dtype)
-    return M - Sinv[..., :, None].to(D.dtype) * D * Sinv[..., None, :].to(D.dtype)
-
-
-def _comm(D: Tensor, X: Tensor) -> Tensor:
-    return D @ X - X @ D
-
-
-def _acomm(D: Tensor, X: Tensor) -> Tensor:
-    return D @ X + X @ D
+SVD_DRIVERS = ("gesvd", "gesvdj", "gesva")  # torch.linalg.svd's cuSOLVER methods
 
 
 # ----------------------------------------------------------------------------------------------
@@ -211,10 +139,10 @@ def svd_jvp(U: Tensor, S: Tensor, Vh: Tensor, dA: Tensor, gaps: SVDGaps, D: Tens
     a, c = H * G1, K * G2
     C, Dv = a + c, a - c
     if D is not None:
-        c1, c2 = G1 * _comm(D, a), G2 * _acomm(D, c)
+        c1, c2 = G1 * comm(D, a), G2 * acomm(D, c)
         C, Dv = C + c1 - c2, Dv + c1 + c2
     dU, dV = U @ C, V @ Dv
-    Sig_inv = _inv_block(gaps.Sinv, D).to(dP.dtype)
+    Sig_inv = inv_block(gaps.Sinv, D).to(dP.dtype)
     if complement and U.shape[-2] > S.shape[-1]:
         dU = dU + (dAV - U @ dP) @ Sig_inv
     if complement and V.shape[-2] > S.shape[-1]:
@@ -229,7 +157,7 @@ def svd_core_vjp(S: Tensor, X: Tensor, Y: Tensor, gS: Tensor, gaps: SVDGaps,
     M = (Xa + Ya) * gaps.G1 + (Xa - Ya) * gaps.G2
     if D is not None:
         A1, B1 = gaps.G1 * (X + Y), gaps.G2 * (X - Y)
-        M = M + herm(gaps.G1 * _comm(D, A1)) - skew(gaps.G2 * _acomm(D, B1))
+        M = M + herm(gaps.G1 * comm(D, A1)) - skew(gaps.G2 * acomm(D, B1))
     return M + torch.diag_embed(gS.to(M.dtype))
 
 
@@ -239,7 +167,7 @@ def svd_vjp(U: Tensor, S: Tensor, Vh: Tensor, gU: Tensor, gS: Tensor, gVh: Tenso
     V, gV = Vh.mH, gVh.mH
     X, Y = U.mH @ gU, V.mH @ gV
     gA = (U @ svd_core_vjp(S, X, Y, gS, gaps, D)) @ Vh
-    Sig_inv = _inv_block(gaps.Sinv, D).to(X.dtype)
+    Sig_inv = inv_block(gaps.Sinv, D).to(X.dtype)
     if U.shape[-2] > S.shape[-1]:
         gA = gA + ((gU - U @ X) @ Sig_inv) @ Vh
     if V.shape[-2] > S.shape[-1]:
@@ -299,13 +227,14 @@ class _SVD(torch.autograd.Function):
     generate_vmap_rule = True
 
     @staticmethod
-    def forward(A: Tensor, full_matrices: bool, tol: float, gauge: str, token: CheckToken):
-        U, S, Vh = torch.linalg.svd(A, full_matrices=full_matrices)
+    def forward(A: Tensor, full_matrices: bool, driver: str | None, tol: float, gauge: str,
+                token: CheckToken):
+        U, S, Vh = torch.linalg.svd(A, full_matrices=full_matrices, driver=driver)
         return U, S, Vh  # a plain tuple (vmap's generated rule does not flatten return_types)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        A, full_matrices, tol, gauge, token = inputs
+        A, full_matrices, driver, tol, gauge, token = inputs
         U, S, Vh = output
         ctx.tol, ctx.gauge, ctx.token = tol, gauge, token
         ctx.save_for_backward(A, U, S, Vh)
@@ -330,7 +259,7 @@ class _SVD(torch.autograd.Function):
             return svd_vjp(Ut, S, Vht, gUt, gS_in, gVht, gaps, D)
 
         gA = checked_vjp("svd", ctx, A, Ut, S, Vht, gUt, gS, gVht, gaps, vjp, extra, (gU, gVh))
-        return gA, None, None, None, None
+        return gA, None, None, None, None, None
 
     @staticmethod
     def jvp(ctx, dA: Tensor, *_):
@@ -352,7 +281,7 @@ def svd_jvp_full(A: Tensor, U: Tensor, S: Tensor, Vh: Tensor, dA: Tensor, tol: f
     Ut, Vht, Ue, Vhe = _split(U, Vh, k0)
     D = block_tangent(A, Ut, Vht, gaps) if needs_block(gaps) else None
     dU, dS, dVh = svd_jvp(Ut, S, Vht, dA, gaps, D)
-    Sig_inv = _inv_block(gaps.Sinv, D).to(dA.dtype)
+    Sig_inv = inv_block(gaps.Sinv, D).to(dA.dtype)
     if Ue.shape[-1]:
         dUe = -Ut @ (Sig_inv @ (Vht @ (dA.mH @ Ue)))
         dU = torch.cat([dU, dUe], dim=-1)
@@ -373,19 +302,47 @@ def check_gauge(gauge) -> str:
     return gauge
 
 
+def check_driver(driver, A: Tensor) -> str | None:
+    """Validate torch.linalg.svd's ``driver``: a cuSOLVER method, so CUDA input only (torch raises
+    on other devices as well; checked here so that the error names the fix)."""
+    if driver is None:
+        return None
+    if driver not in SVD_DRIVERS:
+        raise InputError(f"driver: expected None or one of {SVD_DRIVERS} (cuSOLVER methods, as in "
+                         f"torch.linalg.svd), got {driver!r}")
+    if A.device.type != "cuda":
+        raise InputError(f"driver: {driver!r} selects a cuSOLVER method and works only for CUDA "
+                         f"tensors (as in torch.linalg.svd), got a tensor on {A.device.type!r}; "
+                         f"leave driver=None on this device")
+    return driver
+
+
+class SVDResult(NamedTuple):
+    """The result of ``svd``, field for field ``torch.linalg.svd``'s: ``U`` (..., m, m or k),
+    ``S`` (..., k) real descending, ``Vh`` (..., n or k, n); unpacks like a tuple."""
+
+    U: Tensor
+    S: Tensor
+    Vh: Tensor
+
+
 def svd(
     A: Tensor,
+    full_matrices: bool = True,
     *,
-    full_matrices: bool = False,
+    driver: str | None = None,
     degeneracy_tol: float | None = None,
     gauge: str = "error",
-) -> tuple[Tensor, Tensor, Tensor]:
+) -> SVDResult:
     """Singular value decomposition ``A = U diag(S) Vh``, differentiable at degenerate points.
 
-    The values equal ``torch.linalg.svd(A, full_matrices=...)`` (also for ``m = 0`` or
-    ``n = 0`` and empty batches). The derivatives (reverse, forward and second order) use the
-    formulas of this module: the complex gauge term, the ``(I - U U^H)`` / ``(I - V V^H)`` terms
-    of rectangular input, and masked gaps.
+    The signature, defaults and result are ``torch.linalg.svd``'s (``full_matrices=True``,
+    positional; ``driver``; a named tuple ``(U, S, Vh)``), with the keyword-only options
+    ``degeneracy_tol`` and ``gauge`` added (``docs/conventions.md``, "torch.linalg
+    compatibility"). The values equal ``torch.linalg.svd(A, full_matrices, driver=driver)`` (also
+    for ``m = 0`` or ``n = 0`` and empty batches). The derivatives (reverse, forward and second
+    order) use the formulas of this module: the complex gauge term, the ``(I - U U^H)`` /
+    ``(I - V V^H)`` terms of rectangular input, and masked gaps.
 
     At (nearly) repeated singular values a derivative exists only for some losses: exact are
     those invariant under rotations inside each cluster and symmetric in its values
@@ -399,9 +356,15 @@ def svd(
 
     Args:
         A: (..., m, n) real or complex (float32/64, complex64/128), finite.
-        full_matrices: return the square ``U`` (m x m) and ``Vh`` (n x n). The extra columns are
-            an arbitrary basis of the complement: only losses invariant under its rotations have
-            a gradient (they follow the minimal rotation; see the module notes).
+        full_matrices: ``True`` (default, as torch): the square ``U`` (m x m) and ``Vh`` (n x n);
+            ``False``: the thin factors. The extra columns of the square factors are an
+            arbitrary basis of the complement: only losses invariant under its rotations (e.g.
+            functions of ``U_e U_e^H = I - U U^H``) have a gradient (they follow the minimal
+            rotation; see the module notes); a loss that depends on the basis itself raises
+            ``GaugeError`` in backward. Losses of the thin columns only are unaffected.
+        driver: torch's cuSOLVER method (``None``, ``"gesvd"``, ``"gesvdj"``, ``"gesva"``),
+            passed to ``torch.linalg.svd``; CUDA tensors only (as in torch). The derivatives
+            do not depend on it.
         degeneracy_tol: singular values in one chain cluster (consecutive gaps at most
             ``tol * max(S)``), and sums ``s_i + s_j`` and values ``s_i`` below that, count as
             ties and their pairs contribute nothing (masks, no host synchronisation).
@@ -416,12 +379,15 @@ def svd(
             (``TransformCheckWarning`` once).
 
     Returns:
-        ``(U, S, Vh)``: ``U`` (..., m, k), ``S`` (..., k) real descending, ``Vh`` (..., k, n) with
-        ``k = min(m, n)`` (or ``m`` and ``n`` with ``full_matrices``).
+        ``SVDResult(U, S, Vh)`` (a named tuple, like ``torch.return_types.linalg_svd``): ``U``
+        (..., m, m), ``S`` (..., k) real descending, ``Vh`` (..., n, n) with ``k = min(m, n)``;
+        with ``full_matrices=False``, ``U`` (..., m, k) and ``Vh`` (..., k, n).
 
     Raises:
-        InputError: wrong shape or dtype, non-finite entries, bad option.
-        GaugeError: in backward, for a gauge-dependent loss with ``gauge="error"``.
+        InputError: wrong shape or dtype, non-finite entries, bad option (also ``driver`` on a
+            non-CUDA tensor).
+        GaugeError: in backward, for a gauge-dependent loss with ``gauge="error"`` (including a
+            dependence on the basis of the extra columns of ``full_matrices=True``).
         DegenerateSpectrumError: in backward (and second derivatives), for a loss outside the
             exact class at a cluster or zero singular value, with ``gauge="error"``.
 
@@ -432,5 +398,6 @@ def svd(
     A = check_matrix(A, "A")
     if not isinstance(full_matrices, bool):
         raise InputError(f"full_matrices: expected a bool, got {full_matrices!r}")
+    driver = check_driver(driver, A)
     tol = resolve_tol(check_degeneracy_tol(degeneracy_tol), A.shape[-2], A.shape[-1], A.dtype)
-    return _SVD.apply(A, full_matrices, tol, check_gauge(gauge), CheckToken())
+    return SVDResult(*_SVD.apply(A, full_matrices, driver, tol, check_gauge(gauge), CheckToken()))

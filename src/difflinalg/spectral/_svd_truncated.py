@@ -78,16 +78,8 @@ from .._errors import DegenerateSpectrumError, InputError
 from .._nested import call
 from .._utils import check_finite_sum, check_matrix, eps, is_wrapped
 from ._gaps import masked_reciprocal
-from ._svd import (
-    block_tangent,
-    check_degeneracy_tol,
-    check_gauge,
-    checked_vjp,
-    needs_block,
-    svd_core_vjp,
-    svd_gaps,
-    svd_jvp,
-)
+from ._svd import check_degeneracy_tol, check_gauge, checked_vjp, svd_core_vjp, svd_jvp
+from ._svd_gaps import block_tangent, needs_block, svd_gaps
 from ._svd_ties import CheckToken, resolve_tol
 from ._svd_iterative import (
     adjoint_mm,
