@@ -46,7 +46,7 @@ class SpectralDecomposition(NamedTuple):
     ``SpectralDecomposition(*difflinalg.eigh(R))``) and pass it in place of ``R`` to the signal
     functions (``eigengap_loss``, ``cluster_mean_gap_loss``, ``noise_subspace_power``,
     ``music_spectrum``, ``estimate_source_count``, ``information_criteria``, ``root_music``),
-    which then check only its shapes (``InputError`` if they do not fit).
+    which check its shapes (``InputError`` if they do not fit) instead of decomposing again.
     """
 
     eigenvalues: Tensor
