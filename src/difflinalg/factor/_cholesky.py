@@ -150,21 +150,39 @@ def cholesky(A: Tensor, upper: bool = False) -> Tensor:
     """Cholesky factor of a Hermitian positive-definite matrix, batched over leading dimensions.
 
     Args:
-        A: (..., n, n) real or complex; treated as Hermitian (its Hermitian part is factorized).
+        A: (..., n, n) float32, float64, complex64 or complex128, finite; treated as Hermitian
+            (its Hermitian part ``(A + A^H) / 2`` is factorized).
         upper: return the upper factor ``U = L^H`` (``A = U^H U``) instead of ``L``.
 
     Returns:
-        ``L`` with ``A = L L^H`` (lower, positive real diagonal), or ``L^H`` if ``upper``.
+        ``L`` (..., n, n) in ``A``'s dtype with ``A = L L^H`` (lower triangular, positive real
+        diagonal), or ``L^H`` (upper) if ``upper``. Differentiable: reverse, forward, second order,
+        ``torch.func`` transforms.
 
     Raises:
-        NotPositiveDefiniteError: naming the failing leading minor, if ``A`` is not positive definite.
-        InputError: bad shape/dtype, non-finite entries, a meta tensor.
+        NotPositiveDefiniteError: ``A`` is not numerically positive definite; the message names
+            the failing leading minor (and batch index). Eager mode only: the check reads values,
+            so inside ``torch.func`` transforms it is skipped.
+        InputError: ``A`` not a (batched) square matrix, an unsupported dtype, non-finite
+            entries, or a meta tensor.
 
     Warns:
-        PrecisionWarning: when the condition estimate ``max_i ||L[i, :]||^2 / L_ii^2`` (of ``A``
-            after diagonal scaling) times ``eps`` exceeds ``PRECISION_TOL`` (float32: beyond
-            ~8.4e4): compute in float64. Below it the gradient's relative error is at most about
-            ``4 kappa eps``.
+        PrecisionWarning: when a lower bound of the condition number of ``A`` after diagonal
+            scaling (from ``L``: ``max_i ||L[i, :]||^2 / L_ii^2``, and in single precision also
+            three steps of inverse iteration) times ``eps`` exceeds ``PRECISION_TOL`` (float32:
+            beyond ~8.4e4): compute in float64. Below it the gradient's relative error is at most
+            about ``4 kappa eps``.
+
+    Example::
+
+        import torch
+        import difflinalg
+
+        A = torch.tensor([[4.0, 2.0], [2.0, 3.0]], dtype=torch.float64, requires_grad=True)
+        L = difflinalg.cholesky(A)
+        assert torch.allclose(L @ L.mT, A)
+        L.diagonal().log().sum().backward()          # log det(A) / 2: gradient A^{-1} / 2
+        assert torch.allclose(A.grad, torch.linalg.inv(A.detach()) / 2)
     """
     reject_meta("A", A)
     A = check_matrix(A, "A", square=True)

@@ -339,13 +339,14 @@ def qr(A: Tensor, mode: str = "reduced") -> tuple[Tensor, Tensor] | Tensor:
     """QR decomposition ``A = Q R`` with ``R``'s diagonal real and positive, batched.
 
     Args:
-        A: (..., m, n) real or complex; tall, square or wide.
-        mode: ``"reduced"`` (``Q`` (m, k), ``R`` (k, n), k = min(m, n)), ``"complete"``
-            (``Q`` (m, m), ``R`` (m, n)) or ``"r"`` (``R`` (k, n) only).
+        A: (..., m, n) float32, float64, complex64 or complex128, finite; tall, square or wide.
+        mode: ``"reduced"`` (``Q`` (..., m, k), ``R`` (..., k, n), k = min(m, n)),
+            ``"complete"`` (``Q`` (..., m, m), ``R`` (..., m, n)) or ``"r"`` (``R`` (..., k, n)
+            only).
 
     Returns:
-        ``(Q, R)``, or ``R`` for ``mode="r"``. The values equal ``torch.linalg.qr``'s up to the
-        phases of the first k columns of ``Q`` (and rows of ``R``).
+        ``(Q, R)`` in ``A``'s dtype, or ``R`` for ``mode="r"``. The values equal
+        ``torch.linalg.qr``'s up to the phases of the first k columns of ``Q`` (and rows of ``R``).
 
     Differentiable in every mode (reverse, forward, second order; ``torch.func`` compatible),
     including ``"r"`` and ``"complete"`` with m > n, which ``torch.linalg.qr`` refuses. In complete
@@ -359,8 +360,28 @@ def qr(A: Tensor, mode: str = "reduced") -> tuple[Tensor, Tensor] | Tensor:
     proof is in the module docstring). Forward mode raises there (it propagates every output).
 
     Raises:
-        InputError: bad shape/dtype/mode, non-finite entries, a meta tensor; when differentiating
-            at a rank-deficient ``A`` a loss that depends on the trailing block (message names it).
+        InputError: ``A`` not a (batched) matrix, an unsupported dtype, non-finite entries, a meta
+            tensor, or an unknown ``mode``. At a rank-deficient ``A``: in backward, for a loss
+            that depends on the trailing block (the message names it); in forward mode, always.
+        GaugeError: in backward, complete mode with m > n, for a loss that depends on the basis
+            of the last m - n columns of ``Q`` (``Q2^H gQ2`` not Hermitian).
+
+    Warns:
+        TransformCheckWarning: inside ``torch.func`` transforms, where the rank and gauge checks
+            cannot raise: the derivatives of rank-deficient batch entries are NaN (the gauge check
+            is skipped).
+
+    Example::
+
+        import torch
+        import difflinalg
+
+        A = torch.tensor([[2.0, 1.0], [0.0, 1.0], [1.0, 3.0]], dtype=torch.float64, requires_grad=True)
+        Q, R = difflinalg.qr(A)                      # Q (3, 2), R (2, 2) with a positive diagonal
+        assert torch.allclose(Q @ R, A) and bool((R.diagonal() > 0).all())
+        R.diagonal().log().sum().backward()          # log det(A^T A) / 2: gradient A (A^T A)^{-1}
+        A0 = A.detach()
+        assert torch.allclose(A.grad, A0 @ torch.linalg.inv(A0.mT @ A0))
     """
     _check_mode(mode)
     reject_meta("A", A)
@@ -378,19 +399,41 @@ def lq(A: Tensor, mode: str = "reduced") -> tuple[Tensor, Tensor] | Tensor:
     Computed as the QR decomposition of ``A^H`` (``L = R^H``, ``Q = Q_qr^H``), sharing its rules.
 
     Args:
-        A: (..., m, n) real or complex; tall, square or wide.
-        mode: ``"reduced"`` (``L`` (m, k), ``Q`` (k, n), k = min(m, n)), ``"complete"``
-            (``L`` (m, n), ``Q`` (n, n)) or ``"r"`` (``L`` (m, k) only).
+        A: (..., m, n) float32, float64, complex64 or complex128, finite; tall, square or wide.
+        mode: ``"reduced"`` (``L`` (..., m, k), ``Q`` (..., k, n), k = min(m, n)),
+            ``"complete"`` (``L`` (..., m, n), ``Q`` (..., n, n)) or ``"r"`` (``L`` (..., m, k)
+            only).
 
     Returns:
-        ``(L, Q)``, or ``L`` for ``mode="r"``. In complete mode with n > m the last n - m rows of
-        ``Q`` are defined up to a unitary factor (same convention and check as ``qr``). The
-        outputs carry no lazy conjugation (``.imag`` of them works under ``torch.func.vmap``).
-        At rank-deficient rows the leading block ``L[:, :j]``, ``Q[:j, :]`` is differentiable
-        (as for ``qr``).
+        ``(L, Q)`` in ``A``'s dtype, or ``L`` for ``mode="r"``. In complete mode with n > m the
+        last n - m rows of ``Q`` are defined up to a unitary factor (same convention and check as
+        ``qr``). The outputs carry no lazy conjugation (``.imag`` of them works under
+        ``torch.func.vmap``). At rank-deficient rows the leading block ``L[:, :j]``, ``Q[:j, :]``
+        is differentiable (as for ``qr``).
 
     Raises:
-        InputError: as ``qr``.
+        InputError: ``A`` not a (batched) matrix, an unsupported dtype, non-finite entries, a meta
+            tensor, or an unknown ``mode``. At rank-deficient rows of ``A``: in backward, for a
+            loss that depends on the trailing block (``L[:, j:]`` or ``Q[j:, :]``); in forward
+            mode, always.
+        GaugeError: in backward, complete mode with n > m, for a loss that depends on the basis
+            of the last n - m rows of ``Q``.
+
+    Warns:
+        TransformCheckWarning: as ``qr`` (NaN derivatives at rank-deficient batch entries inside
+            ``torch.func`` transforms).
+
+    Example::
+
+        import torch
+        import difflinalg
+
+        A = torch.tensor([[2.0, 0.0, 1.0], [1.0, 1.0, 3.0]], dtype=torch.float64, requires_grad=True)
+        L, Q = difflinalg.lq(A)                      # L (2, 2) lower triangular, Q (2, 3)
+        assert torch.allclose(L @ Q, A) and torch.allclose(Q @ Q.mT, torch.eye(2, dtype=torch.float64))
+        L.diagonal().log().sum().backward()          # log det(A A^T) / 2: gradient (A A^T)^{-1} A
+        A0 = A.detach()
+        assert torch.allclose(A.grad, torch.linalg.solve(A0 @ A0.mT, A0))
     """
     _check_mode(mode)
     reject_meta("A", A)

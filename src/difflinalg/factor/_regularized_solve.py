@@ -296,11 +296,12 @@ def regularized_solve(
     The one-shot form of ``RegularizedSolver`` (which factorizes once for many solves).
 
     Args:
-        D: (..., m, n) real or complex.
-        x: right-hand side(s), same dtype as ``D``. A vector (..., k) or a block (..., k, r) with
-            k = n for "DhD" and k = m for "DDh". As in ``torch.linalg.solve``, ``x`` is a vector iff
-            ``x.ndim == 1`` or (``x.ndim == D.ndim - 1`` and ``x.shape[:-1] == D.shape[:-2]``);
-            otherwise it is a block and its batch dimensions broadcast with D's.
+        D: (..., m, n) float32, float64, complex64 or complex128, finite.
+        x: right-hand side(s), same dtype as ``D``, finite. A vector (..., k) or a block
+            (..., k, r) with k = n for "DhD" and k = m for "DDh". As in ``torch.linalg.solve``,
+            ``x`` is a vector iff ``x.ndim == 1`` or (``x.ndim == D.ndim - 1`` and
+            ``x.shape[:-1] == D.shape[:-2]``); otherwise it is a block and its batch dimensions
+            broadcast with D's.
         rho: positive real: a Python number, a 0-d tensor, or a real tensor whose shape broadcasts
             with the batch shape (one rho per problem), of D's real dtype.
         gram: which operator, "DhD" (n x n) or "DDh" (m x m).
@@ -308,19 +309,39 @@ def regularized_solve(
             applies the Woodbury identity, "auto" (default) the smaller of the two (ties: direct).
 
     Returns:
-        ``y`` with the shape of ``x`` broadcast with the batch shape.
+        ``y`` in ``D``'s dtype, with the shape of ``x`` broadcast with the batch shapes of ``D``
+        and ``rho``.
 
     Differentiable with respect to ``D``, ``x`` and ``rho`` (reverse, forward, second order,
     ``torch.func``); the Cholesky factor is computed once and reused by every derivative.
 
     Raises:
-        InputError: bad shapes, dtypes, ``gram``/``method``, non-finite values, ``rho <= 0`` or
-            complex, meta tensors.
-        NotPositiveDefiniteError: if rounding makes ``rho I + Gram`` numerically indefinite.
+        InputError: an unknown ``gram`` or ``method``; ``D`` not a (batched) matrix or of an
+            unsupported dtype; ``x`` of another dtype than ``D`` or of the wrong size; batch
+            shapes of ``D``, ``x``, ``rho`` that do not broadcast; ``rho`` complex, of another
+            real dtype than ``D``'s, or ``<= 0``; non-finite values; meta tensors. All checked
+            before the factorization.
+        NotPositiveDefiniteError: if rounding makes ``rho I + Gram`` numerically indefinite
+            (``rho`` negligible beside ``|D|^2``; eager mode only).
 
     Warns:
         PrecisionWarning: when the factor's condition estimate (module docstring) times ``eps``
             exceeds ``PRECISION_TOL`` (float32: beyond ~8.4e4): compute in float64.
+
+    Example::
+
+        import torch
+        import difflinalg
+
+        g = torch.Generator().manual_seed(0)
+        D = torch.randn(4, 6, dtype=torch.complex128, generator=g)
+        x = torch.randn(6, dtype=torch.complex128, generator=g)
+        rho = torch.tensor(0.5, dtype=torch.float64, requires_grad=True)
+        y = difflinalg.regularized_solve(D, x, rho)  # factors rho I + D D^H (4 x 4, Woodbury)
+        Ainv = torch.linalg.inv(0.5 * torch.eye(6, dtype=torch.complex128) + D.mH @ D)
+        assert torch.allclose(y, Ainv @ x)
+        y.abs().square().sum().backward()            # d||y||^2/drho = -2 Re(y^H A^{-1} y)
+        assert torch.allclose(rho.grad, -2 * (y.detach().conj() @ Ainv @ y.detach()).real)
     """
     check_gram_method(gram, method)
     D, r = prepare_D_rho(D, rho)

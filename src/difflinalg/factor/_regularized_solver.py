@@ -37,7 +37,7 @@ class RegularizedSolver:
     any number of right-hand sides with one Cholesky factorization.
 
     Args:
-        D: (..., m, n) real or complex.
+        D: (..., m, n) float32, float64, complex64 or complex128, finite.
         rho: positive real: a Python number, a 0-d tensor, or a real tensor whose shape broadcasts
             with the batch shape of ``D`` (one rho per problem), of D's real dtype.
         gram: which operator, ``"DhD"`` (n x n) or ``"DDh"`` (m x m).
@@ -60,9 +60,18 @@ class RegularizedSolver:
 
     Example::
 
-        solver = difflinalg.RegularizedSolver(D, rho)        # factorizes once
-        for _ in range(n_iter):
-            z = solver.solve(D.mH @ s + rho * (u - v))       # no refactorization
+        import torch
+        from difflinalg import RegularizedSolver
+
+        g = torch.Generator().manual_seed(0)
+        D = torch.randn(8, 16, dtype=torch.float64, generator=g, requires_grad=True)
+        s = torch.randn(8, dtype=torch.float64, generator=g)
+        solver = RegularizedSolver(D, 1.0)           # factorizes once: rho I + D D^T (8 x 8)
+        z = torch.zeros(16, dtype=torch.float64)
+        for _ in range(3):                           # unrolled iterations, no refactorization
+            z = solver.solve(D.mT @ s + z)
+        z.square().sum().backward()                  # D.grad through all three solves
+        assert solver.factored == "DDh" and D.grad.shape == (8, 16)
     """
 
     def __init__(self, D: Tensor, rho, *, gram: str = "DhD", method: str = "auto"):
@@ -76,37 +85,56 @@ class RegularizedSolver:
 
     @property
     def D(self) -> Tensor:
-        """The matrix ``D`` (as passed; lazily conjugated views materialized)."""
+        """The matrix ``D`` (..., m, n) as passed (lazily conjugated views materialized); the
+        solves are differentiable with respect to it."""
         return self._D
 
     @property
     def rho(self) -> Tensor:
-        """``rho`` as a real tensor of shape (..., 1, 1)."""
+        """``rho`` as a real tensor of shape (..., 1, 1) in ``D``'s real dtype (a 0-d ``rho`` gives
+        (1, 1)); the solves are differentiable with respect to it if it was a tensor with
+        ``requires_grad``."""
         return self._rho
 
     @property
     def factored(self) -> str:
-        """Which Gram matrix the factor is of: ``"DhD"`` (``rho I + D^H D``) or ``"DDh"``."""
+        """Which Gram matrix the factor is of: ``"DhD"`` (``rho I + D^H D``, n x n) or ``"DDh"``
+        (``rho I + D D^H``, m x m); differs from ``gram`` when the Woodbury form is used."""
         return self._factored
 
     @property
     def factor(self) -> Tensor:
-        """The lower Cholesky factor ``L`` of ``rho I + Gram`` for ``factored`` (no autograd graph)."""
+        """The lower Cholesky factor ``L`` of ``rho I + Gram`` for ``factored``: (..., n, n) or
+        (..., m, m) in ``D``'s dtype, batch shape that of ``D`` broadcast with ``rho``'s; computed
+        once at construction, without an autograd graph."""
         return self._L
 
     def solve(self, x: Tensor) -> Tensor:
-        """``(rho I + Gram)^{-1} x``.
+        """``(rho I + Gram)^{-1} x`` with the stored factor (no refactorization).
 
         Args:
-            x: same dtype as ``D``; a vector (..., k) or a block (..., k, r) with k = n for
-                ``"DhD"`` and k = m for ``"DDh"``, read as in ``regularized_solve``; its batch
+            x: same dtype as ``D``, finite; a vector (..., k) or a block (..., k, r) with k = n
+                for ``"DhD"`` and k = m for ``"DDh"``, read as in ``regularized_solve``; its batch
                 dimensions broadcast with those of ``D`` and ``rho``.
 
         Returns:
-            ``y`` with the shape of ``x`` broadcast with the batch shape.
+            ``y`` in ``D``'s dtype with the shape of ``x`` broadcast with the batch shape,
+            differentiable with respect to ``x``, ``D`` and ``rho``.
 
         Raises:
-            InputError: bad shape/dtype or non-finite values of ``x``.
+            InputError: ``x`` of another dtype than ``D``, of the wrong size, with a batch shape
+                that does not broadcast, with non-finite values, or a meta tensor.
+
+        Example::
+
+            import torch
+            from difflinalg import RegularizedSolver
+
+            D = torch.tensor([[1.0, 2.0], [0.0, 1.0], [1.0, 0.0]], dtype=torch.float64)
+            solver = RegularizedSolver(D, 0.5)
+            X = torch.eye(2, dtype=torch.float64)        # a block of two right-hand sides
+            Y = solver.solve(X)                          # (rho I + D^T D)^{-1}
+            assert torch.allclose(Y, torch.linalg.inv(0.5 * X + D.mT @ D))
         """
         x, vector = prepare_rhs(self._D, x, self._rho, self.gram)
         y = solve_with(self._D, x, self._rho, self._L, self.gram, self._factored)

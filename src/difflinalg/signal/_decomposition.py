@@ -43,11 +43,21 @@ class SpectralDecomposition(NamedTuple):
 
     ``eigenvalues`` (..., n) ascending (real dtype); ``eigenvectors`` (..., n, n) orthonormal
     columns, ``herm(R) = V diag(w) V^H``. Build it with ``decompose(R)`` (or
-    ``SpectralDecomposition(*difflinalg.eigh(R))``).
+    ``SpectralDecomposition(*difflinalg.eigh(R))``) and pass it in place of ``R`` to the signal
+    functions (``eigengap_loss``, ``cluster_mean_gap_loss``, ``noise_subspace_power``,
+    ``music_spectrum``, ``estimate_source_count``, ``information_criteria``, ``root_music``),
+    which check its shapes (``InputError`` if they do not fit) instead of decomposing again.
     """
 
     eigenvalues: Tensor
     eigenvectors: Tensor
+
+
+SpectralDecomposition.eigenvalues.__doc__ = (
+    "(..., n) real eigenvalues in ascending order (``float32``/``float64``, the real dtype of ``R``).")
+SpectralDecomposition.eigenvectors.__doc__ = (
+    "(..., n, n) eigenvectors as orthonormal columns, in ``R``'s dtype; column ``i`` belongs to "
+    "``eigenvalues[..., i]``.")
 
 
 def resolve_views(x: Tensor) -> Tensor:
@@ -93,7 +103,20 @@ def decompose(R: Tensor, *, degeneracy_tol: float | None = None) -> SpectralDeco
         floor for the signal losses of this package.
 
     Raises:
-        InputError: ``R`` not square, not floating, or not finite.
+        InputError: ``R`` not a (batched) square matrix, not float32/float64/complex64/complex128,
+            or not finite; ``degeneracy_tol`` invalid (as in ``difflinalg.eigh``).
+
+    Example::
+
+        import torch
+        from difflinalg import signal
+
+        R = torch.diag(torch.tensor([1.0, 1.0, 3.0, 5.0], dtype=torch.float64)).requires_grad_()
+        d = signal.decompose(R)                      # one eigendecomposition, ascending eigenvalues
+        assert torch.allclose(d.eigenvalues, torch.tensor([1.0, 1.0, 3.0, 5.0], dtype=torch.float64))
+        loss = signal.eigengap_loss(d, 2, 3.0) + signal.cluster_mean_gap_loss(d, 2, 3.0)
+        loss.backward()                              # finite at the flat (repeated) noise floor
+        assert torch.isfinite(R.grad).all()
     """
     R = covariance(R)
     tol = rounding_tol(R.shape[-1], R.dtype) if degeneracy_tol is None else degeneracy_tol

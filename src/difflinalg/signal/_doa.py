@@ -58,8 +58,9 @@ def find_peaks(spectrum: Tensor, n_peaks: int, *, ndim: int = 1) -> Tensor:
 
     Args:
         spectrum: (..., G) (``ndim=1``) or (..., T, F) (``ndim=2``, e.g. polar angle x azimuth)
-            real values on a grid, e.g. ``music_spectrum(R, steering, k)`` reshaped to the grid.
-        n_peaks: number of peaks (usually the number of sources).
+            real floating values on a grid with every grid size >= 3, e.g.
+            ``music_spectrum(R, steering, k)`` reshaped to the grid. Read without gradient.
+        n_peaks: number of peaks (usually the number of sources), an integer.
         ndim: grid dimensions, 1 or 2.
 
     Returns:
@@ -68,7 +69,19 @@ def find_peaks(spectrum: Tensor, n_peaks: int, *, ndim: int = 1) -> Tensor:
         largest grid values (check the spectrum when sources may be missing).
 
     Raises:
-        InputError: bad shapes, ``n_peaks`` not in ``1 .. grid size``.
+        InputError: ``spectrum`` complex or integer, or with a grid size < 3; ``ndim`` not 1 or
+            2; ``n_peaks`` not an integer in ``1 .. number of grid points``.
+
+    Example::
+
+        import torch
+        from difflinalg import signal
+
+        P = torch.tensor([0.0, 1.0, 0.5, 0.2, 3.0, 0.1])
+        assert signal.find_peaks(P, 2).tolist() == [4, 1]          # by decreasing value
+        P2 = torch.zeros(4, 5)
+        P2[2, 3] = 1.0
+        assert signal.find_peaks(P2, 1, ndim=2).tolist() == [[2, 3]]
     """
     P = _check_spectrum(spectrum, ndim)
     grid = P.shape[P.ndim - ndim:]
@@ -103,21 +116,37 @@ def soft_argmax_refine(score: Tensor, grids, peaks: Tensor, *, radius: int = 4,
     window around each peak (differentiable in ``score``).
 
     Args:
-        score: (..., G) or (..., T, F) real, smooth and maximal at the peaks, e.g.
+        score: (..., G) or (..., T, F) real floating, smooth and maximal at the peaks, e.g.
             ``-noise_subspace_power(R, steering, k)`` on the grid (see the module docstring).
         grids: the grid coordinates: a 1-D tensor (``ndim=1``) or a pair of 1-D tensors
-            ``(theta_grid, phi_grid)``, uniformly spaced.
-        peaks: (..., P) or (..., P, 2) grid indices (``find_peaks``).
-        radius: half-width of the window in grid steps (window ``2 radius + 1`` per axis).
+            ``(theta_grid, phi_grid)``, uniformly spaced, of lengths matching the score's grid.
+        peaks: (..., P) or (..., P, 2) int64 grid indices (``find_peaks``), with the score's
+            batch shape.
+        radius: half-width of the window in grid steps (window ``2 radius + 1`` per axis), an
+            integer >= 1.
         temperature: positive softmax temperature (broadcasting to (..., P)); default from the
             score's discrete curvature at each peak (weights ``h / sqrt(2)`` wide); a peak without
             negative curvature then gives NaN (pass a temperature there).
 
     Returns:
-        (..., P) or (..., P, 2) refined coordinates, in the grids' units and dtype.
+        (..., P) or (..., P, 2) refined coordinates in the grids' units and the score's dtype;
+        differentiable with respect to ``score`` (and ``temperature``, ``grids``).
 
     Raises:
-        InputError: shapes inconsistent, window larger than the grid, non-positive temperature.
+        InputError: ``score`` complex or integer, or with a grid size < 3; ``grids`` not 1-D
+            tensors matching the grid; ``peaks`` not int64 or not of the score's batch shape
+            followed by (P) or (P, 2); ``radius`` not an integer >= 1 or a window larger than
+            the grid; ``temperature`` complex, non-finite or not positive.
+
+    Example::
+
+        import torch
+        from difflinalg import signal
+
+        grid = torch.linspace(-1.0, 1.0, 201, dtype=torch.float64)     # step 0.01
+        score = -(grid - 0.123) ** 2                                   # maximal off the grid
+        x = signal.soft_argmax_refine(score, grid, signal.find_peaks(score, 1))
+        assert x.shape == (1,) and abs(float(x) - 0.123) < 1e-5        # far below the grid step
     """
     grids = (grids,) if isinstance(grids, Tensor) else tuple(grids)
     ndim = len(grids)

@@ -90,9 +90,9 @@ def eigengap_loss(R, k, margin, *, reduction: str = "mean") -> Tensor:
     """Hinge ``relu(margin - (lambda_k - lambda_{k+1}))`` on the k-th eigengap of Hermitian ``R``.
 
     Args:
-        R: (..., n, n) Hermitian (its Hermitian part is used), real or complex, finite, conjugate
-            views accepted; or a ``SpectralDecomposition`` of it (``decompose(R)``) shared with
-            other losses.
+        R: (..., n, n) Hermitian (its Hermitian part is used), float32/float64/complex64/complex128,
+            finite, n >= 2, conjugate views accepted; or a ``SpectralDecomposition`` of it
+            (``decompose(R)``) shared with other losses.
         k: number of signal eigenvalues: an int, or an integer tensor broadcasting to the batch
             shape ``R.shape[:-2]`` (one k per sample); ``1 <= k <= n - 1``. Eigenvalues are
             counted in descending order: ``lambda_1 >= lambda_2 >= ...``.
@@ -100,11 +100,27 @@ def eigengap_loss(R, k, margin, *, reduction: str = "mean") -> Tensor:
         reduction: "mean" (default), "sum", or "none" (per-sample losses, shape ``R.shape[:-2]``).
 
     Returns:
-        The reduced loss (real).
+        The loss in the real dtype of ``R``: a 0-d tensor for "mean" and "sum", the per-sample
+        losses (the batch shape ``R.shape[:-2]`` broadcast with ``margin``'s) for "none".
+        Differentiable with respect to ``R`` (and ``margin``); at a repeated ``lambda_k`` or
+        ``lambda_{k+1}`` the gradient is the cluster-mean subgradient of the module docstring.
 
     Raises:
-        InputError: bad ``R``, ``k`` out of range, non-finite or complex ``margin``, unknown
-            ``reduction``.
+        InputError: ``R`` not a (batched) square floating matrix with n >= 2, non-finite, or a
+            ``SpectralDecomposition`` with inconsistent shapes; ``k`` not an integer (tensor), out
+            of ``1 .. n - 1`` or not broadcasting to the batch shape; ``margin`` complex,
+            non-finite or not broadcasting; an unknown ``reduction``.
+
+    Example::
+
+        import torch
+        from difflinalg import signal
+
+        R = torch.diag(torch.tensor([1.0, 1.0, 3.0, 5.0], dtype=torch.float64)).requires_grad_()
+        loss = signal.eigengap_loss(R, 2, 3.0)       # relu(3 - (lambda_2 - lambda_3)) = relu(3 - (3 - 1))
+        assert torch.allclose(loss, torch.tensor(1.0, dtype=torch.float64))
+        loss.backward()                              # -v_2 v_2^H + (floor projector) / 2: a subgradient
+        assert torch.allclose(R.grad, torch.diag(torch.tensor([0.5, 0.5, -1.0, 0.0], dtype=torch.float64)))
     """
     w, k, margin = _setup(R, k, margin, reduction)
     n = w.shape[-1]
@@ -136,10 +152,22 @@ def cluster_mean_gap_loss(R, k, margin, *, signal: str = "smallest", reduction: 
         reduction: "mean" (default), "sum" or "none".
 
     Returns:
-        The reduced loss (real).
+        The loss in the real dtype of ``R``, reduced as in ``eigengap_loss`` (0-d for "mean" and
+        "sum", per sample for "none"); differentiable with respect to ``R``, exact at a flat floor.
 
     Raises:
         InputError: as ``eigengap_loss``, or an unknown ``signal``.
+
+    Example::
+
+        import torch
+        from difflinalg import signal
+
+        R = torch.diag(torch.tensor([1.0, 1.0, 3.0, 5.0], dtype=torch.float64)).requires_grad_()
+        loss = signal.cluster_mean_gap_loss(R, 2, 4.0, signal="mean")   # relu(4 - ((5 + 3)/2 - 1))
+        assert torch.allclose(loss, torch.tensor(1.0, dtype=torch.float64))
+        loss.backward()                              # -P_signal / 2 + P_noise / 2
+        assert torch.allclose(R.grad, torch.diag(torch.tensor([0.5, 0.5, -0.5, -0.5], dtype=torch.float64)))
 
     Reference: K. Fan, On a theorem of Weyl concerning eigenvalues of linear transformations,
     PNAS 35 (1949) (the sum of the k largest eigenvalues); A. S. Lewis, Derivatives of spectral

@@ -54,17 +54,34 @@ def unitary_esprit(R: Tensor, k: int, *, spacing: float = 0.5) -> Tensor:
     """DOAs (radians from broadside) of ``k`` sources from a ULA covariance by unitary ESPRIT.
 
     Args:
-        R: (..., n, n) complex covariance of an n-element ULA (``ula_steering`` convention).
+        R: (..., n, n) complex64 or complex128 covariance of an n-element ULA (``ula_steering``
+            convention), n >= 3, finite (Hermitian part used; conjugate views accepted).
         k: number of sources (int), ``1 <= k <= n - 2`` (the subarrays have n - 1 elements).
-        spacing: element spacing in wavelengths.
+        spacing: element spacing in wavelengths, a positive finite number.
 
     Returns:
-        (..., k) real, the DOAs in ascending order.
+        (..., k) in the real dtype of ``R``, the DOAs in radians in ascending order;
+        differentiable with respect to ``R`` where the ``omega_i`` are simple.
 
     Raises:
-        InputError: bad ``R``, ``k`` or ``spacing``.
+        InputError: ``R`` not a (batched) square matrix, real, non-finite or with n < 3; ``k``
+            not an int in ``1 .. n - 2``; ``spacing`` not a positive finite number.
         DegenerateSpectrumError: a zero gap between the k-th and (k+1)-th eigenvalue of the real
-            transformed covariance (from ``eigh_subspace``).
+            transformed covariance (from ``eigh_subspace``; inside ``torch.func`` the affected
+            samples are NaN instead).
+
+    Example::
+
+        import torch
+        from difflinalg import signal
+
+        theta = torch.tensor([-0.3, 0.4], dtype=torch.float64)
+        A = signal.ula_steering(8, theta)
+        R = (A @ A.mH + 0.1 * torch.eye(8, dtype=torch.complex128)).requires_grad_()
+        doa = signal.unitary_esprit(R, 2)
+        assert torch.allclose(doa, theta)
+        doa.sum().backward()                         # differentiable with respect to R
+        assert torch.isfinite(R.grad).all()
     """
     R = covariance(R)
     if not R.is_complex():

@@ -72,20 +72,39 @@ def noise_subspace_power(R, steering: Tensor, k) -> Tensor:
     """``||E_n^H a||^2`` for every steering vector ``a`` (column of ``steering``).
 
     Args:
-        R: (..., n, n) covariance (Hermitian part used), finite, conjugate views accepted; or a
-            ``SpectralDecomposition`` of it (``decompose(R)``) shared with other losses.
+        R: (..., n, n) covariance (Hermitian part used), float32/float64/complex64/complex128,
+            finite, conjugate views accepted; or a ``SpectralDecomposition`` of it
+            (``decompose(R)``) shared with other losses.
         steering: (..., n, G) steering vectors as columns, same dtype as ``R``; batch dimensions
             broadcast with those of ``R``.
         k: number of sources, ``1 <= k <= n - 1`` (the noise subspace has dimension ``n - k``): an
             int, or an integer tensor broadcasting to the batch shape of ``R`` (one k per sample).
 
     Returns:
-        (..., G) real, ``a^H (I - U_s U_s^H) a`` per column.
+        (..., G) in the real dtype of ``R`` (batch shapes of ``R`` and ``steering`` broadcast),
+        ``a^H (I - U_s U_s^H) a`` per column; differentiable with respect to ``R`` and
+        ``steering``.
 
     Raises:
-        InputError: shapes, dtypes (cast with ``steering.to(R.dtype)``), or k out of range.
+        InputError: ``R`` or ``steering`` not (batched) floating matrices, non-finite, with
+            ``steering.shape[-2] != n`` or batch shapes that do not broadcast; a dtype of
+            ``steering`` other than ``R``'s (cast with ``steering.to(R.dtype)``); ``k`` not an
+            integer (tensor), out of ``1 .. n - 1`` or not broadcasting to the batch shape.
         DegenerateSpectrumError: ``lambda_k == lambda_{k+1}`` up to rounding in some sample (the
-            signal subspace is not defined; inside ``torch.func`` that sample is NaN instead).
+            signal subspace is not defined; inside ``torch.func`` that sample is NaN instead,
+            with a ``TransformCheckWarning``).
+
+    Example::
+
+        import torch
+        from difflinalg import signal
+
+        theta = torch.tensor([-0.3, 0.4], dtype=torch.float64)
+        A = signal.ula_steering(8, theta)            # (8, 2) complex128
+        R = A @ A.mH + 0.1 * torch.eye(8, dtype=torch.complex128)
+        a = signal.ula_steering(8, torch.tensor([-0.3, 0.0, 0.4], dtype=torch.float64))
+        p = signal.noise_subspace_power(R, a, 2)     # (3,)
+        assert p[0] < 1e-12 and p[2] < 1e-12 and p[1] > 1.0   # nulls at the sources
     """
     if isinstance(R, SpectralDecomposition):
         d = as_decomposition(R)
@@ -116,9 +135,24 @@ def music_spectrum(R, steering: Tensor, k) -> Tensor:
         k: number of sources: int or per-sample integer tensor, ``1 <= k <= n - 1``.
 
     Returns:
-        (..., G) real, differentiable with respect to ``R`` (and ``steering``).
+        (..., G) in the real dtype of ``R``, differentiable with respect to ``R`` (and
+        ``steering``); ``inf`` where a steering vector lies exactly in the signal subspace.
 
     Raises:
         InputError, DegenerateSpectrumError: as ``noise_subspace_power``.
+
+    Example::
+
+        import torch
+        from difflinalg import signal
+
+        theta = torch.tensor([-0.3, 0.4], dtype=torch.float64)
+        A = signal.ula_steering(8, theta)
+        b = signal.ula_steering(8, torch.tensor([1.0], dtype=torch.float64))   # a weak third path
+        R = A @ A.mH + 0.1 * b @ b.mH + 0.1 * torch.eye(8, dtype=torch.complex128)
+        grid = torch.linspace(-1.2, 1.2, 241, dtype=torch.float64)     # step 0.01 rad
+        P = signal.music_spectrum(R, signal.ula_steering(8, grid), 2)  # (241,)
+        found = grid[signal.find_peaks(P, 2)].sort().values
+        assert (found - theta).abs().max() <= 0.01
     """
     return 1.0 / noise_subspace_power(R, steering, k)

@@ -56,16 +56,30 @@ def information_criteria(eigenvalues, n_snapshots: int, criterion: str = "mdl") 
     """AIC or MDL of every candidate number of sources k, from 0 to p - 1 (Wax-Kailath).
 
     Args:
-        eigenvalues: (..., p) positive eigenvalues of sample covariances (any order), or a
-            ``SpectralDecomposition`` (``decompose(R)``).
-        n_snapshots: number of snapshots N the covariances were averaged over (>= 1).
+        eigenvalues: (..., p) positive eigenvalues of sample covariances (any order), real
+            floating (float32/float64), p >= 2; or a ``SpectralDecomposition`` (``decompose(R)``),
+            whose eigenvalues are read detached.
+        n_snapshots: number of snapshots N the covariances were averaged over, an integer >= 1.
         criterion: "mdl" (default, consistent) or "aic".
 
     Returns:
-        (..., p) real: entry ``k`` is the criterion for ``k`` sources (see the module docstring).
+        (..., p) in the eigenvalues' dtype: entry ``k`` is the criterion for ``k`` sources (see
+        the module docstring); ``argmin(-1)`` is the estimate. Differentiable with respect to a
+        tensor ``eigenvalues`` (not through a ``SpectralDecomposition``).
 
     Raises:
-        InputError: non-positive eigenvalues, bad ``n_snapshots`` or ``criterion``.
+        InputError: ``eigenvalues`` complex, integer, of shape other than (..., p) with p >= 2,
+            or not all positive (checked outside ``torch.func``); ``n_snapshots`` not an integer
+            >= 1; an unknown ``criterion``.
+
+    Example::
+
+        import torch
+        from difflinalg import signal
+
+        w = torch.tensor([0.09, 0.1, 0.1, 0.11, 5.0, 8.0], dtype=torch.float64)   # 2 sources, a floor
+        mdl = signal.information_criteria(w, n_snapshots=100)
+        assert mdl.shape == (6,) and int(mdl.argmin()) == 2
     """
     if criterion not in _CRITERIA:
         raise InputError(f"criterion: expected one of {_CRITERIA}, got {criterion!r}")
@@ -90,10 +104,11 @@ def estimate_source_count(R, n_snapshots: int, *, criterion: str = "mdl") -> Ten
     """Number of sources of each sample covariance: ``argmin_k`` of MDL (default) or AIC.
 
     Args:
-        R: (..., p, p) sample covariances (Hermitian part used), or a ``SpectralDecomposition``
+        R: (..., p, p) sample covariances (Hermitian part used), float32/float64/complex64/
+            complex128, finite, full rank (positive eigenvalues); or a ``SpectralDecomposition``
             of them (reused, no second decomposition). From eigenvalues alone use
             ``information_criteria(w, N).argmin(-1)``.
-        n_snapshots: snapshots per covariance (N).
+        n_snapshots: snapshots per covariance (N), an integer >= 1.
         criterion: "mdl" or "aic".
 
     Returns:
@@ -101,7 +116,17 @@ def estimate_source_count(R, n_snapshots: int, *, criterion: str = "mdl") -> Ten
         of ``noise_subspace_power`` / ``music_spectrum`` once it is >= 1.
 
     Raises:
-        InputError: as ``information_criteria``.
+        InputError: ``R`` not a (batched) square floating matrix or not finite; otherwise as
+            ``information_criteria`` (e.g. a rank-deficient ``R``: a non-positive eigenvalue).
+
+    Example::
+
+        import torch
+        from difflinalg import signal
+
+        A = signal.ula_steering(8, torch.tensor([-0.3, 0.4], dtype=torch.float64))
+        R = torch.stack([A @ A.mH, A[:, :1] @ A[:, :1].mH]) + 0.1 * torch.eye(8, dtype=torch.complex128)
+        assert signal.estimate_source_count(R, 100).tolist() == [2, 1]   # one k per covariance
     """
     if isinstance(R, SpectralDecomposition):
         w = R

@@ -34,17 +34,33 @@ def root_music(R, k: int, *, spacing: float = 0.5) -> Tensor:
     """DOAs (radians from broadside) of ``k`` sources from a ULA covariance by root-MUSIC.
 
     Args:
-        R: (..., n, n) covariance of an n-element ULA (``ula_steering`` convention), or its
-            ``SpectralDecomposition``; complex.
+        R: (..., n, n) complex64 or complex128 covariance of an n-element ULA (``ula_steering``
+            convention), finite (Hermitian part used), or its ``SpectralDecomposition``.
         k: number of sources (int), ``1 <= k <= n - 1``.
-        spacing: element spacing in wavelengths (<= 0.5 for unambiguous DOAs over [-pi/2, pi/2]).
+        spacing: element spacing in wavelengths, a positive finite number (<= 0.5 for
+            unambiguous DOAs over [-pi/2, pi/2]).
 
     Returns:
-        (..., k) real, the DOAs in ascending order.
+        (..., k) in the real dtype of ``R``, the DOAs in radians in ascending order (the roots
+        are eigenvalues of a companion matrix: differentiable with respect to ``R`` where they
+        are simple).
 
     Raises:
-        InputError: bad ``R``, ``k`` or ``spacing``; a real ``R``.
-        DegenerateSpectrumError: ``lambda_k == lambda_{k+1}`` (the noise subspace is not defined).
+        InputError: ``R`` not a (batched) square matrix, real, or non-finite, or a
+            ``SpectralDecomposition`` with inconsistent shapes; ``k`` not an int in
+            ``1 .. n - 1``; ``spacing`` not a positive finite number.
+        DegenerateSpectrumError: ``lambda_k == lambda_{k+1}`` up to rounding (the noise subspace
+            is not defined; inside ``torch.func`` the affected samples are NaN instead).
+
+    Example::
+
+        import torch
+        from difflinalg import signal
+
+        theta = torch.tensor([-0.3, 0.4], dtype=torch.float64)
+        A = signal.ula_steering(8, theta)
+        R = A @ A.mH + 0.1 * torch.eye(8, dtype=torch.complex128)
+        assert torch.allclose(signal.root_music(R, 2), theta)          # no grid
     """
     d = as_decomposition(R)
     w, V = d

@@ -44,13 +44,25 @@ def forward_backward_average(R: Tensor) -> Tensor:
     """``(R + J R^* J) / 2`` with ``J`` the exchange matrix (centro-symmetric arrays: ULA, URA).
 
     Args:
-        R: (..., n, n) covariance, real or complex.
+        R: (..., n, n) covariance, float32/float64/complex64/complex128, finite (conjugate views
+            accepted).
 
     Returns:
-        (..., n, n) the forward-backward averaged covariance (centro-Hermitian).
+        (..., n, n) in ``R``'s dtype, the forward-backward averaged covariance
+        (centro-Hermitian: ``J R_fb^* J = R_fb`` for a Hermitian ``R``); linear in ``R``.
 
     Raises:
-        InputError: ``R`` not a square floating matrix or not finite.
+        InputError: ``R`` not a (batched) square floating matrix or not finite.
+
+    Example::
+
+        import torch
+        from difflinalg import signal
+
+        R = torch.tensor([[2.0, 1j, 0.5], [-1j, 1.0, 0.0], [0.5, 0.0, 3.0]], dtype=torch.complex128)
+        Rfb = signal.forward_backward_average(R)
+        J = torch.eye(3, dtype=torch.complex128).flip(0)
+        assert torch.allclose(J @ Rfb.conj() @ J, Rfb)                 # centro-Hermitian
     """
     R = covariance(R)
     flipped = R.flip(-2, -1)
@@ -79,17 +91,32 @@ def spatial_smoothing(R: Tensor, subarray, *, shape=None, forward_backward: bool
 
     Args:
         R: (..., n, n) covariance of a ULA (``n`` elements) or of an ``nx x ny`` URA (``n = nx ny``,
-            element ``ix * ny + iy`` as in ``ura_steering``).
-        subarray: subarray size ``m`` (ULA) or ``(mx, my)`` (URA).
+            element ``ix * ny + iy`` as in ``ura_steering``); float32/float64/complex64/complex128,
+            finite.
+        subarray: subarray size ``m`` (ULA) or ``(mx, my)`` (URA), positive integers.
         shape: ``(nx, ny)`` for a URA; default ``n`` (a ULA).
         forward_backward: average ``R`` forward-backward first (doubles the number of coherent
             sources that are decorrelated).
 
     Returns:
-        (..., M, M) with ``M = m`` or ``mx * my``: the smoothed subarray covariance.
+        (..., M, M) in ``R``'s dtype with ``M = m`` or ``mx * my``: the smoothed subarray
+        covariance (the mean over the ``L`` subarrays); linear in ``R``.
 
     Raises:
-        InputError: subarray larger than the array, shape not matching ``n``.
+        InputError: ``R`` not a (batched) square floating matrix or not finite; ``subarray`` or
+            ``shape`` not an int or a pair of ints, of different lengths, or a subarray size
+            outside ``1 .. array size``; ``shape`` whose product is not ``n``.
+
+    Example::
+
+        import torch
+        from difflinalg import signal
+
+        b = signal.ula_steering(8, torch.tensor([-0.3, 0.4], dtype=torch.float64)).sum(-1, keepdim=True)
+        R = b @ b.mH                                 # two coherent sources: rank 1
+        Rss = signal.spatial_smoothing(R, 6)         # mean over 3 subarrays of 6 elements
+        w = torch.linalg.eigvalsh(Rss)
+        assert Rss.shape == (6, 6) and int((w > 1e-9 * w.max()).sum()) == 2   # rank restored
     """
     R = covariance(R)
     n = R.shape[-1]

@@ -63,13 +63,32 @@ def ula_steering(n: int, theta, *, spacing: float = 0.5) -> Tensor:
     """Steering vectors of an n-element uniform linear array, one column per angle.
 
     Args:
-        n: number of elements.
-        theta: angles from broadside in radians, shape (..., G) (a scalar counts as G = 1);
-            float32 gives complex64, float64 complex128.
-        spacing: element spacing in wavelengths (0.5: no grating lobes over [-pi/2, pi/2]).
+        n: number of elements, a positive integer.
+        theta: angles from broadside in radians, finite, shape (..., G) (a scalar counts as
+            G = 1); float32 gives complex64, float64 complex128 (integer angles are read in the
+            default dtype).
+        spacing: element spacing in wavelengths, a positive finite number (0.5: no grating lobes
+            over [-pi/2, pi/2]).
 
     Returns:
-        (..., n, G) complex, column g = ``exp(2j pi spacing m sin(theta_g))``, m = 0 .. n-1.
+        (..., n, G) complex, column g = ``exp(2j pi spacing m sin(theta_g))``, m = 0 .. n-1;
+        differentiable with respect to ``theta``.
+
+    Raises:
+        InputError: ``n`` not a positive integer; ``spacing`` not a positive finite number;
+            ``theta`` complex, non-finite, or of a dtype other than float32/float64 (e.g.
+            float16).
+
+    Example::
+
+        import math
+        import torch
+        from difflinalg import signal
+
+        a = signal.ula_steering(4, torch.tensor([0.0, math.pi / 6], dtype=torch.float64))
+        assert a.shape == (4, 2) and a.dtype == torch.complex128
+        assert torch.allclose(a[:, 0], torch.ones(4, dtype=torch.complex128))    # broadside
+        assert torch.allclose(a[:, 1], torch.tensor([1, 1j, -1, -1j], dtype=torch.complex128))
     """
     n = _size(n, "n")
     d = _spacing(spacing, "spacing")
@@ -83,14 +102,34 @@ def ura_steering(nx: int, ny: int, theta, phi, *, spacing: tuple[float, float] =
     """Steering vectors of an nx x ny uniform rectangular array, one column per direction.
 
     Args:
-        nx, ny: elements along x and y.
-        theta: polar angles from the array normal (radians), broadcasting with ``phi``.
-        phi: azimuths from the x axis (radians). The common shape (..., G) gives G directions.
-        spacing: ``(dx, dy)`` in wavelengths.
+        nx, ny: elements along x and y, positive integers.
+        theta: polar angles from the array normal (radians), finite, float32 or float64 (a scalar
+            counts as G = 1), broadcasting with ``phi``.
+        phi: azimuths from the x axis (radians), same dtype as ``theta``. The common shape
+            (..., G) gives G directions; float32 gives complex64, float64 complex128.
+        spacing: ``(dx, dy)`` in wavelengths, positive finite numbers.
 
     Returns:
         (..., nx * ny, G) complex; row ``ix * ny + iy`` is element ``(ix, iy)``:
-        ``exp(2j pi (dx ix sin(theta) cos(phi) + dy iy sin(theta) sin(phi)))``.
+        ``exp(2j pi (dx ix sin(theta) cos(phi) + dy iy sin(theta) sin(phi)))``; differentiable
+        with respect to ``theta`` and ``phi``.
+
+    Raises:
+        InputError: ``nx`` or ``ny`` not a positive integer; ``spacing`` not a pair of positive
+            finite numbers; ``theta`` or ``phi`` complex, non-finite, of an unsupported dtype, of
+            different dtypes, or of shapes that do not broadcast.
+
+    Example::
+
+        import torch
+        from difflinalg import signal
+
+        theta = torch.tensor([0.5, 0.2], dtype=torch.float64)
+        phi = torch.tensor([0.0, 1.0], dtype=torch.float64)
+        a = signal.ura_steering(2, 3, theta, phi)    # (6, 2): element (ix, iy) in row ix * 3 + iy
+        assert a.shape == (6, 2) and a.dtype == torch.complex128
+        u = theta.sin() * phi.cos()                  # direction cosine along x
+        assert torch.allclose(a[3], torch.exp(1j * torch.pi * u))   # element (1, 0), dx = 0.5
     """
     nx, ny = _size(nx, "nx"), _size(ny, "ny")
     if not isinstance(spacing, (tuple, list)) or len(spacing) != 2:

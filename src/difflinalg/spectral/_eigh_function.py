@@ -50,11 +50,25 @@ def eigh_function(A: Tensor, f, df, d2f=None) -> Tensor:
         ``F`` (..., n, n) in ``A``'s dtype, Hermitian.
 
     Raises:
-        InputError: wrong shape or dtype, non-finite entries, ``f``/``df``/``d2f`` not callable or
-            ``f`` not returning a real tensor of the eigenvalues' shape.
+        InputError: ``A`` not a (batched) square matrix, of an unsupported dtype, or non-finite;
+            ``f``/``df``/``d2f`` not callable; ``f`` not returning a real tensor of the
+            eigenvalues' shape, or overflowing (a non-finite value at a finite eigenvalue,
+            checked outside ``torch.func``).
 
     Derivatives: reverse, forward, forward-over-reverse, double backward and forward-over-forward;
     ``torch.func`` transforms (vmap, grad, jvp, hessian) work.
+
+    Example::
+
+        import math
+        import torch
+        import difflinalg
+
+        A = torch.eye(3, dtype=torch.float64, requires_grad=True)   # a triple eigenvalue
+        F = difflinalg.eigh_function(A, torch.exp, torch.exp)
+        assert torch.allclose(F, math.e * torch.eye(3, dtype=torch.float64))
+        F.trace().backward()                         # d tr exp(A) / dA = exp(A), exact at the tie
+        assert torch.allclose(A.grad, F.detach())
     """
     for nm, g in (("f", f), ("df", df), ("d2f", d2f)):
         if not callable(g) and (g is not None or nm != "d2f"):

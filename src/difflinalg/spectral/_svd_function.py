@@ -158,14 +158,28 @@ def svd_function(A: Tensor, f, df, d2f=None) -> Tensor:
         ``F`` (..., m, n) in ``A``'s dtype.
 
     Raises:
-        InputError: wrong shape or dtype, non-finite entries, ``f``/``df``/``d2f`` not callable
-            or ``f`` not returning a real tensor of the singular values' shape.
+        InputError: ``A`` not a (batched) matrix, of an unsupported dtype, or non-finite;
+            ``f``/``df``/``d2f`` not callable, or ``f`` not returning a real tensor of the
+            singular values' shape.
         DegenerateSpectrumError: ``f(0) != 0`` and ``A`` has a zero singular value (up to
             rounding): ``F`` is not continuous there (inside ``torch.func``: NaN for that
             matrix).
 
     Derivatives: reverse, forward, forward-over-reverse, double backward and forward-over-forward
     (module notes); ``torch.func`` transforms (vmap, grad, jvp, hessian) work.
+
+    Example::
+
+        import math
+        import torch
+        import difflinalg
+
+        A = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]], dtype=torch.float64, requires_grad=True)
+        F = difflinalg.svd_function(A, torch.sin, torch.cos)   # s = (1, 1): a repeated singular value
+        W = A.detach()                               # = U V^H, so <W, F> = sin(s_1) + sin(s_2)
+        assert torch.allclose(F, math.sin(1.0) * W)
+        (W * F).sum().backward()                     # gradient U cos(S) V^H, exact at the tie
+        assert torch.allclose(A.grad, math.cos(1.0) * W)
     """
     for nm, g in (("f", f), ("df", df), ("d2f", d2f)):
         if not callable(g) and (g is not None or nm != "d2f"):

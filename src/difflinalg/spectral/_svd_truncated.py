@@ -360,9 +360,10 @@ def svd_truncated(
             a fallback to a full SVD, full otherwise and inside transforms). See the notes.
         degeneracy_tol: ties inside the kept block, as in ``difflinalg.svd`` (default: rounding
             level, ``4 max(m, n) eps``).
-        gauge: the checks of backward for the kept block, as in ``difflinalg.svd``: at a
-            cluster of kept singular values exact for the same class of losses, and a named
-            error (``GaugeError``, ``DegenerateSpectrumError``) otherwise.
+        gauge: the checks of backward for the kept block, ``"error"`` (default), ``"warn"`` or
+            ``"ignore"``, as in ``difflinalg.svd``: at a cluster of kept singular values exact
+            for the same class of losses, and a named error (``GaugeError``,
+            ``DegenerateSpectrumError``) otherwise.
 
     Returns:
         ``(U_k, S_k, Vh_k)`` of shapes (..., m, k), (..., k), (..., k, n): the leading ``k``
@@ -370,14 +371,30 @@ def svd_truncated(
         (phases/signs) of the singular vectors.
 
     Raises:
-        InputError: wrong shape, dtype, ``k`` or option; non-finite entries.
-        ConvergenceError: ``method="iterative"`` did not converge.
+        InputError: ``A`` not a (batched) matrix, of an unsupported dtype, or non-finite; ``k``
+            not an int in ``0 .. min(m, n)``; an unknown ``method`` or ``gauge``; an invalid
+            ``degeneracy_tol``; ``method="iterative"`` under ``torch.func.vmap``.
+        ConvergenceError: ``method="iterative"`` did not converge (forward iteration or the
+            conjugate gradients of a derivative); ``"auto"`` falls back to a full SVD instead.
         GaugeError, DegenerateSpectrumError: in backward, as for ``difflinalg.svd``, and for a
-            zero gap ``s_k = s_(k+1)``.
+            zero gap ``s_k = s_(k+1)`` (or ``s_k = 0`` for rectangular ``A``; also in forward
+            mode).
 
     Warns:
         PrecisionWarning: in backward, when a gap the loss uses (inside the kept block, or
             ``s_k - s_(k+1)``) is below ``1e-2 / eps`` of ``s_max``.
+
+    Example::
+
+        import torch
+        import difflinalg
+
+        g = torch.Generator().manual_seed(0)
+        A = torch.randn(50, 30, dtype=torch.float64, generator=g, requires_grad=True)
+        U, S, Vh = difflinalg.svd_truncated(A, 3)    # (50, 3), (3,), (3, 30)
+        assert torch.allclose(S, torch.linalg.svdvals(A.detach())[:3])
+        S.sum().backward()                           # d(s_1 + s_2 + s_3)/dA = U_3 V_3^T
+        assert torch.allclose(A.grad, (U @ Vh).detach())
     """
     A = check_matrix(A, "A", finite=False)
     check_finite_sum(A, "A")  # one reduction instead of three passes over a large A
