@@ -366,6 +366,17 @@ def eigh(A: Tensor, UPLO: str = "L", *, degeneracy_tol: float | None = None,
 
     Derivatives: reverse, forward, and second order (double backward, forward-over-reverse),
     usable under ``torch.func`` (vmap, grad, jvp, hessian).
+
+    Example::
+
+        import torch
+        import difflinalg
+
+        A = torch.diag(torch.tensor([1.0, 1.0, 3.0], dtype=torch.float64)).requires_grad_()
+        w, V = difflinalg.eigh(A)                      # a double eigenvalue at 1
+        P = V[:, :2] @ V[:, :2].mT                     # the projector of the cluster: exact class
+        (g,) = torch.autograd.grad(w[:2].sum() + P[0, 0], A)
+        assert torch.allclose(g, torch.diag(torch.tensor([1.0, 1.0, 0.0], dtype=torch.float64)))
     """
     A = resolve_views(check_matrix(A, "A", square=True, finite=False))
     check_uplo(UPLO)

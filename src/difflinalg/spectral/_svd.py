@@ -394,6 +394,16 @@ def svd(
     Warns:
         PrecisionWarning: in backward, when a gap the loss uses is below ``1e-2 / eps`` of
             ``s_max`` (single precision mostly; ``docs/conventions.md``).
+
+    Example::
+
+        import torch
+        import difflinalg
+
+        A = torch.randn(5, 3, dtype=torch.float64, requires_grad=True)
+        U, S, Vh = difflinalg.svd(A, full_matrices=False)      # torch.linalg.svd's signature
+        assert torch.allclose(U @ torch.diag(S) @ Vh, A)
+        (g,) = torch.autograd.grad((U @ Vh).pow(2).sum() + S.sum(), A)   # gauge-invariant losses
     """
     A = check_matrix(A, "A")
     if not isinstance(full_matrices, bool):

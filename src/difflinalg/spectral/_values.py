@@ -40,6 +40,15 @@ def eigvalsh(A: Tensor, UPLO: str = "L", *, degeneracy_tol: float | None = None,
         InputError: as ``eigh``.
         DegenerateSpectrumError: in backward, for a loss that is not symmetric in the values
             of a cluster (``gauge="error"``).
+
+    Example::
+
+        import torch
+        import difflinalg
+
+        A = torch.eye(3, dtype=torch.float64, requires_grad=True)   # a triple eigenvalue
+        (g,) = torch.autograd.grad(difflinalg.eigvalsh(A).sum(), A)  # the trace: symmetric
+        assert torch.equal(g, torch.eye(3, dtype=torch.float64))
     """
     return eigh(A, UPLO, degeneracy_tol=degeneracy_tol, gauge=gauge).eigenvalues
 
@@ -65,5 +74,16 @@ def svdvals(A: Tensor, *, driver: str | None = None, degeneracy_tol: float | Non
         InputError: as ``svd``.
         DegenerateSpectrumError: in backward, for a loss that is not symmetric in the values of
             a cluster, or that has a cotangent at a zero singular value (``gauge="error"``).
+
+    Example::
+
+        import torch
+        import difflinalg
+
+        A = torch.tensor([[3.0, 0.0], [0.0, 4.0], [0.0, 0.0]], dtype=torch.float64, requires_grad=True)
+        S = difflinalg.svdvals(A)
+        assert torch.allclose(S, torch.tensor([4.0, 3.0], dtype=torch.float64))
+        (g,) = torch.autograd.grad(S.sum(), A)   # nuclear norm: U V^H
+        assert torch.allclose(g, torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]], dtype=torch.float64))
     """
     return svd(A, False, driver=driver, degeneracy_tol=degeneracy_tol, gauge=gauge).S
