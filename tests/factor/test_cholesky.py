@@ -270,3 +270,19 @@ def test_empty_shapes_match_torch(shape):
 def test_meta_tensor_named_error():
     with pytest.raises(InputError, match="A: meta tensors"):
         cholesky(torch.empty(3, 3, device="meta"))
+
+
+def test_not_positive_definite_under_vmap_is_nan_not_a_partial_factor():
+    """Inside torch.func the check cannot raise: the failed matrix's factor is NaN (and a
+    TransformCheckWarning says so), never cholesky_ex's finite partial factor."""
+    import warnings
+
+    from difflinalg import TransformCheckWarning, cholesky
+
+    A = torch.stack([torch.tensor([[1.0, 2.0], [2.0, 1.0]], dtype=torch.float64),
+                     torch.tensor([[2.0, 1.0], [1.0, 2.0]], dtype=torch.float64)])
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always", TransformCheckWarning)
+        L = torch.func.vmap(cholesky)(A)
+    assert torch.isnan(L[0]).all()
+    assert torch.allclose(L[1], torch.linalg.cholesky(A[1]))

@@ -478,3 +478,22 @@ def test_single_precision_square_gram_small_eigenvalue_warns(dtype):
     assert float(torch.linalg.cond(operator(D, 1e-7, "DhD"))) > 1e6
     with pytest.warns(difflinalg.PrecisionWarning, match="regularized_solve"):
         regularized_solve(D.to(dtype), x.to(dtype), 1e-7, method="direct")
+
+
+def test_failed_factor_under_vmap_is_nan():
+    """The eager checks (rho > 0, rho I + Gram positive definite) cannot raise under vmap: a
+    sample that fails them is NaN, with a TransformCheckWarning, never a finite wrong solve."""
+    import warnings
+
+    from difflinalg import TransformCheckWarning
+
+    D = torch.tensor([[0.5, 0.1], [0.2, 0.3]], dtype=torch.float64)
+    x = torch.ones(2, dtype=torch.float64)
+    rhos = torch.tensor([-1.0, 1.0], dtype=torch.float64)
+    with pytest.raises(InputError, match="rho"):
+        regularized_solve(D, x, rhos[0], method="direct")
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always", TransformCheckWarning)
+        y = torch.func.vmap(lambda r: regularized_solve(D, x, r, method="direct"))(rhos)
+    assert torch.isnan(y[0]).all()
+    assert torch.allclose(y[1], regularized_solve(D, x, rhos[1], method="direct"))

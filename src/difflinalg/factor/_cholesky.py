@@ -43,9 +43,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .._errors import NotPositiveDefiniteError
+from .._errors import NotPositiveDefiniteError, TransformCheckWarning
 from .._nested import call
-from .._utils import check_matrix, check_precision, eps, herm, is_wrapped, reject_meta
+from .._utils import check_matrix, check_precision, eps, herm, is_wrapped, reject_meta, warn_once
 
 
 def phi(x: Tensor) -> Tensor:
@@ -89,11 +89,25 @@ def factor_condition(L: Tensor, rho: Tensor | None = None, steps: int = 3) -> Te
     return torch.maximum(diag_bound, norm)
 
 
+def poison_failed(L: Tensor, info: Tensor, op: str) -> Tensor:
+    """Inside ``torch.func`` the positive-definiteness check cannot raise (no host sync): the
+    factors of the failed matrices (``info > 0``) become NaN, and ``TransformCheckWarning`` is
+    issued once (``docs/conventions.md``, "Checks inside torch.func"); ``cholesky_ex`` would
+    otherwise return a finite, wrong partial factor."""
+    warn_once(f"{op}-transform-pd",
+              f"{op}: inside torch.func the positive-definiteness check cannot raise: the factor "
+              "(and everything computed from it) of a matrix that is not positive definite is NaN "
+              "instead of a NotPositiveDefiniteError", TransformCheckWarning)
+    return torch.where((info > 0)[..., None, None], torch.full_like(L, float("nan")), L)
+
+
 def cholesky_factor(A: Tensor, name: str = "A") -> Tensor:
     """Lower Cholesky factor of ``herm(A)`` (no autograd rule); raises if not positive definite and
     warns ``PrecisionWarning`` when its condition estimate is beyond the dtype's resolution."""
     L, info = torch.linalg.cholesky_ex(herm(A))
-    if not is_wrapped(info) and bool((info > 0).any()):
+    if is_wrapped(info):
+        return poison_failed(L, info, "cholesky")
+    if bool((info > 0).any()):
         idx = tuple((info > 0).nonzero()[0].tolist())
         bad = int(info[idx])
         where = f" (batch index {idx})" if idx else ""

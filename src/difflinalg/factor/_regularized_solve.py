@@ -67,7 +67,7 @@ from torch.overrides import handle_torch_function, has_torch_function
 from .._errors import NotPositiveDefiniteError
 from .._nested import call
 from .._utils import check_precision, is_wrapped
-from ._cholesky import factor_condition
+from ._cholesky import factor_condition, poison_failed
 from ._regularized_inputs import check_gram_method, prepare_D_rho, prepare_rhs
 
 def _other(gram: str) -> str:
@@ -81,11 +81,19 @@ def gram_factor(D: Tensor, rho: Tensor, which: str) -> Tensor:
     """
     G = D.mH @ D if which == "DhD" else D @ D.mH
     shape = torch.broadcast_shapes(G.shape[:-2], rho.shape[:-2]) + G.shape[-2:]
-    if G.shape != shape:
-        G = G.expand(shape).clone()
-    G.diagonal(dim1=-2, dim2=-1).add_(rho[..., 0].to(G.dtype))  # G is a fresh buffer: in place
+    if is_wrapped(rho) and not is_wrapped(G):
+        # vmap over rho alone: an in-place add of a batched rho into an unbatched G is refused
+        G = G + rho.to(G.dtype) * torch.eye(G.shape[-1], dtype=G.dtype, device=G.device)
+    else:
+        if G.shape != shape:
+            G = G.expand(shape).clone()
+        G.diagonal(dim1=-2, dim2=-1).add_(rho[..., 0].to(G.dtype))  # G is a fresh buffer: in place
     L, info = torch.linalg.cholesky_ex(G)
-    if not is_wrapped(info) and bool((info > 0).any()):
+    if is_wrapped(info) or is_wrapped(rho):
+        # the eager checks (rho > 0, positive definite) cannot raise inside torch.func
+        bad = (info > 0) | (rho[..., 0, 0] <= 0).expand(info.shape)
+        return poison_failed(L, bad.to(info.dtype), "regularized_solve")
+    if bool((info > 0).any()):
         idx = (info > 0).nonzero()
         where = f" (batch index {tuple(idx[0].tolist())})" if info.ndim else ""
         form = "rho I + D^H D" if which == "DhD" else "rho I + D D^H"
