@@ -63,8 +63,10 @@ def check_matrix(
     finite: bool = True,
     allowed: Sequence[torch.dtype] = _FLOATING,
 ) -> Tensor:
-    """Validate a (batched) matrix argument of shape (..., m, n) and return it as a tensor."""
+    """Validate a (batched) matrix argument of shape (..., m, n) and return it as a tensor (meta
+    tensors refused by name: every rule reads values, see ``reject_meta``)."""
     x = as_tensor(x, name)
+    reject_meta(name, x)
     check_dtype(x, name, allowed)
     if x.ndim < 2:
         raise InputError(
