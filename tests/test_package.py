@@ -23,3 +23,13 @@ def test_extras_named_for_what_they_install():
     req = md.requires("difflinalg") or []
     for extra, pkg in (("pymor", "pymor"), ("control", "control"), ("plot", "matplotlib")):
         assert any(r.startswith(pkg) and f'extra == "{extra}"' in r for r in req), (extra, req)
+
+
+def test_import_does_not_load_scipy_linalg():
+    """``import difflinalg`` stays light: scipy.linalg (~0.3 s) is imported when a rule first needs it."""
+    import subprocess
+    import sys
+
+    code = "import sys, difflinalg; print('scipy.linalg' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "False", out.stderr

@@ -18,7 +18,6 @@ autograd rule (``_rule.py``), which uses the coefficients themselves, not their 
 from __future__ import annotations
 
 import numpy as np
-import scipy.linalg
 import torch
 from torch import Tensor
 
@@ -69,6 +68,8 @@ class _SchurFn(torch.autograd.Function):
         if flat.shape[0] and n:
             # LAPACK ?gees directly (one workspace query per batch): it is not batched, and the
             # per-call validation of scipy.linalg.schur would dominate for small matrices.
+            import scipy.linalg  # on first use: import difflinalg stays light
+
             gees = scipy.linalg.get_lapack_funcs("gees", (flat,))
             keep = lambda *_: None  # noqa: E731 - no eigenvalue reordering
             lwork = max(int(gees(keep, flat[0], lwork=-1)[-2][0].real), 3 * n, 1)

@@ -32,8 +32,9 @@ If ``m < n`` both conjugate-transpose the equation (``Y^H`` solves the equation 
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
-import scipy.linalg
 import torch
 from torch import Tensor
 
@@ -61,7 +62,13 @@ def _diag_blocks(T: np.ndarray) -> list[slice]:
     return blocks
 
 
-_TRSYL = {c: scipy.linalg.get_lapack_funcs("trsyl", dtype=np.dtype(c)) for c in "fdFD"}
+@functools.cache
+def _lapack_trsyl(char: str):
+    """LAPACK ?trsyl for a NumPy dtype character (scipy.linalg is imported on first use: it costs
+    ~0.3 s, which ``import difflinalg`` should not pay)."""
+    import scipy.linalg
+
+    return scipy.linalg.get_lapack_funcs("trsyl", dtype=np.dtype(char))
 
 
 def _trans(flag: bool, complex_: bool) -> str:
@@ -69,7 +76,7 @@ def _trans(flag: bool, complex_: bool) -> str:
 
 
 def _trsyl(S, T, F, hs: bool, ht: bool, isgn: int) -> np.ndarray:
-    trsyl = _TRSYL[S.dtype.char]
+    trsyl = _lapack_trsyl(S.dtype.char)
     cx = np.iscomplexobj(S)
     y, scale, info = trsyl(S, T, F, trana=_trans(hs, cx), tranb=_trans(ht, cx), isgn=isgn)
     if info < 0:  # pragma: no cover - argument error would be a bug here
@@ -98,6 +105,8 @@ def _recurrence_lapack(kind: str, S, T, F, hs: bool, ht: bool) -> np.ndarray:
     #   Sylvester (op(S) + p I) y = r;  Stein (I - p op(S)) y = r  <=>  (op(S) - I/p) y = -r/p.
     triangular = _is_triangular(S)
     if triangular:
+        import scipy.linalg
+
         trsv, trmv = scipy.linalg.get_blas_funcs(("trsv", "trmv"), (S,))
         work = np.array(S, order="F")
         dS = np.diagonal(S).copy()

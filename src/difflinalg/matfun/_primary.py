@@ -50,7 +50,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-import scipy.linalg
 import torch
 from torch import Tensor
 
@@ -91,6 +90,8 @@ def schur_factor(A: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     products with ``Z`` (at every derivative order too) are real.
     """
     a = A.detach().cpu().resolve_conj().resolve_neg().numpy()
+    import scipy.linalg  # on first use: import difflinalg stays light
+
     T, Z = scipy.linalg.schur(a, output="complex" if A.is_complex() else "real")
     T, Z = torch.from_numpy(T).to(A.device), torch.from_numpy(Z).to(A.device)
     return Z, Z.mH, T

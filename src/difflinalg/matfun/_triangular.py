@@ -30,7 +30,6 @@ derivative of the computed logarithm in its upper-right block.
 from __future__ import annotations
 
 import numpy as np
-import scipy.linalg
 import torch
 from torch import Tensor
 
@@ -106,6 +105,8 @@ def _blocked_sqrt_lapack(T: Tensor, quasi: bool, leaf: int = 32) -> Tensor:
         keep = np.where(np.diagonal(t, -1) != 0, np.diagonal(R, -1), 0.0)
         R = np.triu(R)
         R[sub + 1, sub] = keep
+    import scipy.linalg  # on first use: import difflinalg stays light
+
     (trsyl,) = scipy.linalg.get_lapack_funcs(("trsyl",), (t,))
 
     def merge(lo: int, hi: int) -> None:
