@@ -21,7 +21,9 @@ that skips non-finite steps (as ``torch.amp.GradScaler`` does) never leaves the 
 
 What difflinalg gives: ``difflinalg.signal.noise_subspace_power`` and ``eigengap_loss``
 differentiate through the *split* between signal and noise subspaces only (gaps
-``lambda_k - lambda_{k+1}``), so ties inside the noise subspace are harmless, in complex64 too.
+``lambda_k - lambda_{k+1}``), so ties inside the noise subspace are harmless, in complex64 too;
+``difflinalg.signal.decompose`` computes the eigendecomposition once and both losses share it
+(one forward and one backward through it per step).
 
 The script trains the calibration twice, with difflinalg's losses and with the same losses
 written on ``torch.linalg.eigh`` (skipping non-finite steps), counts the non-finite steps, also
@@ -45,7 +47,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
-from difflinalg.signal import eigengap_loss, music_spectrum, noise_subspace_power, ura_steering  # noqa: E402
+from difflinalg.signal import (SpectralDecomposition, decompose, eigengap_loss, music_spectrum,  # noqa: E402
+                               noise_subspace_power, ura_steering)
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--quick", action="store_true", help="fewer scenes and steps, for CI")
@@ -90,9 +93,11 @@ def calibrate(R: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
 
 
 def loss_difflinalg(R_c: torch.Tensor, steering: torch.Tensor) -> torch.Tensor:
-    music = noise_subspace_power(R_c, steering, K_SRC).mean() / N
-    scale = torch.diagonal(R_c, dim1=-2, dim2=-1).real.sum(-1)[..., None, None]
-    return music + eigengap_loss(R_c / scale, K_SRC, MARGIN)
+    # One eigendecomposition shared by both losses (decompose once, backward once).
+    d = decompose(R_c)
+    music = noise_subspace_power(d, steering, K_SRC).mean() / N
+    scale = d.eigenvalues.sum(-1, keepdim=True)  # the trace: the gap is scale-free
+    return music + eigengap_loss(SpectralDecomposition(d.eigenvalues / scale, d.eigenvectors), K_SRC, MARGIN)
 
 
 def loss_torch(R_c: torch.Tensor, steering: torch.Tensor) -> torch.Tensor:
