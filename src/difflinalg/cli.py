@@ -57,9 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="PATH|-", help="write the records as JSON (- for stdout, table suppressed)")
     p.set_defaults(func=_cmd_verify)
     try:
-        from .control._cli import add_reduce_parser
+        from .control.cli import add_reduce_parser
     except ModuleNotFoundError as exc:
-        if exc.name != "difflinalg.control._cli":
+        if exc.name != "difflinalg.control.cli":
             raise
     else:
         add_reduce_parser(sub)

@@ -1,6 +1,8 @@
-"""Linear systems and H2-optimal model reduction (RARL2)."""
+"""Linear systems and H2-optimal model reduction (RARL2), in layers whose imports point down
+(docs/architecture.md): ``system`` <- ``analysis`` <- ``reduction`` <- ``cli``."""
 
-from ._analysis import (
+from .analysis import (
+    decay_rate,
     frequency_response,
     h2_error,
     h2_norm,
@@ -8,13 +10,9 @@ from ._analysis import (
     is_stable,
     stability_margin,
 )
-from ._balanced import balanced_truncation
-from ._criterion import h2_projection
-from ._io import load_model, save_model
-from ._models import BUILTIN as BUILTIN_MODELS
-from ._models import builtin_model
-from ._rarl2 import ReductionResult, StartResult, markov_system, rarl2
-from ._statespace import StateSpace, as_system, error_system
+from .reduction import ReductionResult, StartResult, balanced_truncation, h2_projection, rarl2
+from .system import BUILTIN as BUILTIN_MODELS
+from .system import StateSpace, as_system, builtin_model, error_system, load_model, markov_system, save_model
 
 __all__ = [
     "BUILTIN_MODELS",
@@ -24,6 +22,7 @@ __all__ = [
     "as_system",
     "balanced_truncation",
     "builtin_model",
+    "decay_rate",
     "error_system",
     "frequency_response",
     "h2_error",

@@ -25,16 +25,16 @@ from pathlib import Path
 
 import torch
 
-from .._errors import DifflinalgError, InputError
-from ._cli_guard import Interrupt, check_output_paths, interrupt_signals, pinned_threads, thread_note
-from ._progress import Status
-from ._validate import check_rarl2_args
+from ..._errors import DifflinalgError, InputError
+from ._guard import Interrupt, check_output_paths, interrupt_signals, pinned_threads, thread_note
+from ..reduction._rarl2._progress import Status
+from ..reduction._rarl2._validate import check_rarl2_args
 
 METHODS = ("bt", "irka")
 
 
 def add_reduce_parser(subparsers) -> argparse.ArgumentParser:
-    from ._models import BUILTIN
+    from ..system._models import BUILTIN
 
     names = ", ".join(sorted(BUILTIN))
     p = subparsers.add_parser(
@@ -66,8 +66,8 @@ def add_reduce_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def _load(spec: str, discrete: bool):
-    from ._io import load_model
-    from ._models import BUILTIN, builtin_model
+    from ..system._io import load_model
+    from ..system._models import BUILTIN, builtin_model
 
     if Path(spec).suffix.lower() in (".mat", ".npz"):
         return load_model(spec, time="discrete" if discrete else None)
@@ -85,11 +85,12 @@ CLI_PRECISE_MAX_WORK = 2e7
 
 
 def _row(method, F, H, seconds, note=""):
-    from ._analysis import h2_error, stability_margin
-    from ._precise import residue_work
+    from ..analysis._norms import h2_error
+    from ..analysis._stability import decay_rate
+    from ..analysis._precise import residue_work
 
     err = float(h2_error(F, H))
-    nrm = float(F._cache.get("_norm") or _norm(F))
+    nrm = _norm(F)
     if err < 1e-4 * nrm and residue_work(F.order, H.order, F.n_outputs, F.n_inputs) <= CLI_PRECISE_MAX_WORK:
         # small relative errors keep few digits in double precision: sum the residues in extended
         # precision (the same yardstick for every method)
@@ -98,20 +99,21 @@ def _row(method, F, H, seconds, note=""):
         except DifflinalgError:
             pass
     return {"method": method, "order": H.order, "h2_error": err, "relative_h2_error": err / nrm,
-            "stability_margin": stability_margin(H), "seconds": seconds, "note": note}
+            "stability_margin": decay_rate(H), "seconds": seconds, "note": note}
 
 
-def _norm(F):
-    from ._analysis import h2_norm
-    from ._modal import cached_modal_form, mirror_sums, modal_h2_norm2
+def _norm(F) -> float:
+    """``||F||_2`` as a float, cached on ``F`` (the table divides every method's error by it)."""
+    from ..analysis._modal import cached_modal_form, mirror_sums, modal_h2_norm2
+    from ..analysis._norms import h2_norm
 
-    lam, Bt, Ct, cond, _ = cached_modal_form(F)
-    if lam is not None and cond <= 1e8 and not F.discrete:
-        val = math.sqrt(max(modal_h2_norm2(Bt, Ct, mirror_sums(lam, Bt, Ct, False)), 0.0))
-    else:
-        val = float(h2_norm(F))
-    F._cache["_norm"] = val
-    return val
+    def make() -> float:
+        lam, Bt, Ct, cond, _ = cached_modal_form(F)
+        if lam is not None and cond <= 1e8 and not F.discrete:
+            return math.sqrt(max(modal_h2_norm2(Bt, Ct, mirror_sums(lam, Bt, Ct, False)), 0.0))
+        return float(h2_norm(F))
+
+    return F.cached("_norm", make, values_only=True)
 
 
 def pymor_irka(F, r):
@@ -125,7 +127,7 @@ def pymor_irka(F, r):
         return None
     import numpy as np
 
-    from ._statespace import StateSpace
+    from ..system._statespace import StateSpace
 
     set_log_levels({"pymor": "WARN"})
     A, B, C = (x.detach().cpu().numpy() for x in (F.A, F.B, F.C))
@@ -143,7 +145,7 @@ def pymor_to_statespace(rom):
     """A pyMOR ``LTIModel`` (with a possibly non-identity E) as a ``StateSpace``."""
     import numpy as np
 
-    from ._statespace import StateSpace
+    from ..system._statespace import StateSpace
 
     def mat(op):
         return np.array(op.matrix.toarray() if hasattr(op.matrix, "toarray") else op.matrix, dtype=float)
@@ -211,7 +213,7 @@ def _reduce(args, stage: _Stage, sig: Interrupt) -> int:
     if "bt" in compare:
         stage.what = "balanced truncation"
         with Status("balanced truncation", show):
-            from ._balanced import balanced_truncation
+            from ..reduction._balanced import balanced_truncation
 
             with pinned_threads():
                 t0 = time.perf_counter()
@@ -224,14 +226,14 @@ def _reduce(args, stage: _Stage, sig: Interrupt) -> int:
         stage.what = "IRKA (pyMOR)"
         _irka_row(F, args.order, show, rows, models)
     stage.what = "RARL2"
-    from ._rarl2 import rarl2
+    from ..reduction._rarl2._api import rarl2
 
     with Status("RARL2: factorizing the target, balanced truncation", show):
         t0 = time.perf_counter()
         res = rarl2(F, args.order, starts=args.starts, seed=args.seed, max_time=args.max_time, progress=show)
         sec = time.perf_counter() - t0
     if args.output:  # first: a second interrupt while the table is computed keeps the model
-        from ._io import save_model
+        from ..system._io import save_model
 
         save_model(res.model, args.output)
         stage.saved = f"the RARL2 model was saved to {args.output}"
@@ -311,8 +313,8 @@ def _plot(F, models: dict, path: str) -> None:
         import matplotlib.pyplot as plt
     except ImportError:
         raise InputError("--plot needs matplotlib (pip install 'difflinalg[plot]')") from None
-    from ._analysis import frequency_response
-    from ._modal import cached_modal_form, transfer_at
+    from ..analysis._norms import frequency_response
+    from ..analysis._modal import cached_modal_form, transfer_at
 
     lam, Bt, Ct, cond, _ = cached_modal_form(F)
     if F.discrete:

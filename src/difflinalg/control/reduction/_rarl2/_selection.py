@@ -33,12 +33,12 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .._utils import eps
+from ...._utils import eps
 
-from ._modal import cached_modal_form, precise_residues, squared_h2_error_residues
-from ._precise import residue_work
+from ...analysis._modal import cached_modal_form, precise_residues, squared_h2_error_residues
+from ...analysis._precise import residue_work
 from ._starts import irka, irka_models, to_pairs
-from ._statespace import StateSpace
+from ...system._statespace import StateSpace
 from ._target import Target
 
 #: the best criterion is compared beyond double precision when it is below PRECISE_BELOW noise
@@ -112,7 +112,7 @@ def _target_copy(T: Target) -> StateSpace:
         F = T.F
         T._yardstick_F = StateSpace(*(x.detach() for x in F.matrices()), time=F.time, dt=F.dt)
         if getattr(T, "modal_form", None) is not None:  # the target's eigendecomposition, reused
-            T._yardstick_F._cache["modal"] = T.modal_form
+            T._yardstick_F.cached("modal", lambda: T.modal_form, values_only=True)
     return T._yardstick_F
 
 
@@ -237,7 +237,7 @@ def bt_model(T: Target, r: int) -> StateSpace | None:
     form from a Cholesky factor of the model's Gramian, of condition ``sigma_1 / sigma_r`` (1e10
     in the tiny-error regime), which costs digits such errors do not have. None if it fails (e.g.
     an order above the numerical minimal order)."""
-    from ._balanced import balanced_truncation
+    from .._balanced import balanced_truncation
     from ._starts import balanced_start
 
     try:

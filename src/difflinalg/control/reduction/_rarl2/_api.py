@@ -49,17 +49,17 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from .._errors import InputError
-from .._utils import as_tensor
-from ._analysis import check_h2, check_stable_poles
-from ._balanced import check_order
+from ...._errors import InputError
+from ...analysis._stability import check_h2, check_stable_poles
+from .._balanced import check_order
 from ._bfgs import OptimResult, fd_inverse_hessians, minimize
 from ._charts import OutputNormalSpace, output_normal_residual
 from ._progress import Progress as _Progress
 from ._selection import TIE_LEVELS, Choice, criterion_resolution, model_of, select
 from ._starts import balanced_start, default_shifts, irka, irka_models, modal_start, random_pair, to_pair, to_pairs
-from ._interop import library_of
-from ._statespace import StateSpace, as_system
+from ...system._interop import library_of
+from ...system._markov import markov_system
+from ...system._statespace import StateSpace, as_system
 from ._target import Target
 from ._validate import validated_rarl2
 
@@ -206,29 +206,6 @@ def _fmt(v: float, spec: str) -> str:
 
 
 # -- targets --------------------------------------------------------------------------------------
-def markov_system(markov) -> StateSpace:
-    """Discrete-time finite-impulse-response realization of Markov parameters ``F_0, ..., F_K``
-    ((K+1, p, m), or (K+1,) for a single-input single-output system): ``F(z) = sum_k F_k z^{-k}``,
-    ``D = F_0``, a block shift ``A`` (nilpotent) of order ``K m``."""
-    M = as_tensor(markov, "target")
-    if M.ndim == 1:
-        M = M[:, None, None]
-    if M.ndim != 3 or M.shape[0] < 2:
-        raise InputError(f"target: Markov parameters must have shape (K+1, p, m) with K >= 1 (or (K+1,) "
-                         f"for one input and output), got {tuple(M.shape)}")
-    if not (M.is_floating_point() or M.is_complex()):
-        M = M.to(torch.float64)
-    K, p, m = M.shape[0] - 1, M.shape[1], M.shape[2]
-    N = K * m
-    A = torch.zeros(N, N, dtype=M.dtype)
-    if K > 1:
-        A[m:, :-m] = torch.eye(N - m, dtype=M.dtype)
-    B = torch.zeros(N, m, dtype=M.dtype)
-    B[:m] = torch.eye(m, dtype=M.dtype)
-    C = M[1:].permute(1, 0, 2).reshape(p, N)
-    return StateSpace(A, B, C, M[0], time="discrete")
-
-
 def _as_target(target) -> StateSpace:
     """The target as a StateSpace: a StateSpace or a python-control / scipy.signal / pyMOR system
     (``as_system``), or Markov parameters given as a tensor or array (K+1, p, m). A tuple or list is
