@@ -97,7 +97,7 @@ def test_tiny_error_family(seed):
 
 
 def test_summary_prints_dash_for_values_not_computed():
-    from difflinalg.control.reduction._rarl2._api import _fmt
+    from difflinalg.control.reduction._results import _fmt
 
     assert _fmt(math.nan, "9.1e") == "        -" and _fmt(math.inf, "14.8g").strip() == "-"
     assert _fmt(1.5e-3, "9.1e") == format(1.5e-3, "9.1e")

@@ -250,7 +250,7 @@ def _reduce(args, stage: _Stage, sig: Interrupt) -> int:
     if args.json:
         stage.what = "writing the JSON file"
         payload = {"model": args.model, "order": args.order, "interrupted": res.interrupted,
-                   "threads": 1, "rows": rows, "starts": [vars(s) for s in res.starts]}
+                   "threads": 1, "rows": rows, "starts": [_start_record(s) for s in res.starts]}
         text = json.dumps(_strict(payload), indent=1, default=float)
         if args.json == "-":
             print(text)
@@ -287,6 +287,12 @@ def _irka_row(F, r: int, show: bool, rows: list, models: dict) -> None:
         models["irka (pyMOR)"] = Hi
     except DifflinalgError as exc:  # IRKA may return an unstable model
         print(f"difflinalg reduce: IRKA result not usable: {exc}", file=sys.stderr)
+
+
+def _start_record(s) -> dict:
+    """A start of the RARL2 run for the JSON file: its fields, and the relative errors also under
+    their former names ``start_error`` and ``error`` (readers of earlier files keep working)."""
+    return {**vars(s), "start_error": s.start_relative_error, "error": s.relative_error}
 
 
 def _fmt(x: float, spec: str) -> str:

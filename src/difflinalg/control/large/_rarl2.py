@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..._errors import ConvergenceError, InputError
-from ..reduction._rarl2._api import ReductionResult, rarl2
+from ..reduction import ReductionResult, rarl2
 from ..system._statespace import StateSpace
 from ._gramians import ADI_TOL, check_h2_finite, h2_inner, h2_norm_sparse, lr_gramian, small_h2_norm2
 from ._reduce import check_reduced_order, irka_sparse, lr_balanced_truncation

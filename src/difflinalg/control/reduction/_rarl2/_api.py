@@ -44,7 +44,6 @@ import contextlib
 import math
 import time as _time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
@@ -59,6 +58,7 @@ from ._selection import TIE_LEVELS, Choice, criterion_resolution, model_of, sele
 from ._starts import balanced_start, default_shifts, irka, irka_models, modal_start, random_pair, to_pair, to_pairs
 from ...system._interop import library_of
 from ...system._markov import markov_system
+from .._results import ReductionResult, StartResult
 from ...system._statespace import StateSpace, as_system
 from ._target import Target
 from ._validate import validated_rarl2
@@ -98,111 +98,6 @@ MINIMUM_STATUS = ("converged", "stationary", "exact", "stalled")
 #: batched evaluation when that is at most this many gradients (small orders, where an evaluation
 #: costs its call overhead and the starts' Hessians cost about as much as one)
 START_HESSIAN_ROWS = 64
-
-
-@dataclass
-class StartResult:
-    """One start of a RARL2 run (errors relative to ``||F||``). ``status``: "converged" (relative
-    gradient below ``tol``), "stationary" (no progress above the criterion's noise is left),
-    "exact", "stalled", "max_iter", "joined" (reached a minimum already found), "abandoned" (fell
-    behind the best result), "skipped" (started far above it: not optimized), "noise" (not
-    optimized: a result at the criterion's noise level was already found), "interrupted"."""
-
-    name: str
-    start_error: float
-    error: float
-    grad_norm: float
-    rel_grad: float
-    iterations: int
-    evaluations: int
-    chart_switches: int
-    status: str
-    seconds: float
-
-
-@dataclass
-class ReductionResult:
-    """Result of ``rarl2``.
-
-    Attributes:
-        model: the reduced ``StateSpace`` (output-normal ``(C, A)``, optimal ``B`` and ``D``).
-        error, relative_error: ``||F - model||_2`` and the same divided by ``||F||`` (from the
-            concentrated criterion; ``h2_error(F, model)`` recomputes it from the error system).
-        grad_norm, rel_grad: gradient norm at exit in the (normalized) chart coordinates, and the
-            relative gradient ``||grad|| / (2 sqrt(psi))`` used as stopping criterion.
-        starts: a ``StartResult`` per start; ``best_start`` names the one kept.
-        history: (iteration, relative error, gradient norm, seconds) of the kept start.
-        output_normal_residual: ``||A^H A + C^H C - I||_F`` or ``||A + A^H + C^H C||_F`` of the
-            normalized pair (NaN where the model is balanced truncation itself, in its balanced
-            realization: chosen in the tiny-error regime when it is better by the extended-precision
-            yardstick than every model of the search, ``_selection``); stability_margin:
-            ``-max Re(poles)`` or ``1 - max |poles|``.
-        target_norm: ``||F||_2``; seconds: wall time; interrupted: stopped by Ctrl-C (the best model
-            so far is returned); method: the target's factorization ("modal" or "schur").
-        resolution: the relative-error resolution of the criterion, ``eps_f / (2 psi)`` with
-            ``eps_f`` its rounding noise and ``psi`` the reported squared relative error: models whose relative errors differ by less than this
-            factor cannot be ordered in double precision (relevant for errors of ~1e-5 ||F|| and
-            below; ties within it are settled beyond double precision where affordable).
-        polished: the model is the best result moved by IRKA iterations (``best_start`` names the
-            start it came from; ``grad_norm`` and ``rel_grad`` are those of the model): done where
-            the criterion does not resolve the error to 1e-6 and kept only if better by the
-            extended-precision yardstick (module docstring, "Precision").
-        error_resolution: uncertainty of ``error`` (absolute, same units): ``|error - ||F - model||_2|``
-            is at most about this (``_selection``). Where the criterion cannot resolve the error,
-            ``error`` is the extended-precision yardstick's value (``precise`` True) and this its
-            accuracy; where even that is unavailable and the criterion is at its noise level,
-            ``error`` is this bound, not 0.
-        precise: ``error`` was measured by the yardstick of ``h2_error(..., precise=True)``.
-    """
-
-    model: StateSpace
-    error: float
-    relative_error: float
-    grad_norm: float
-    rel_grad: float
-    starts: list[StartResult] = field(default_factory=list)
-    best_start: str = ""
-    history: list = field(default_factory=list)
-    output_normal_residual: float = 0.0
-    stability_margin: float = 0.0
-    target_norm: float = 0.0
-    seconds: float = 0.0
-    interrupted: bool = False
-    method: str = ""
-    resolution: float = 0.0
-    polished: bool = False
-    error_resolution: float = 0.0
-    precise: bool = False
-
-    def summary(self) -> str:
-        res = f" +- {self.error_resolution / max(self.target_norm, 1e-300):.1e}" if self.precise or \
-            self.error_resolution > 1e-8 * self.error else ""
-        lines = [f"RARL2 order {self.model.order}: relative H2 error {self.relative_error:.10g}{res} "
-                 f"(absolute {self.error:.10g}{', extended precision' if self.precise else ''}), "
-                 f"gradient {_fmt(self.grad_norm, '.2e')} (relative {_fmt(self.rel_grad, '.2e')}), "
-                 f"best start {self.best_start!r}{' (polished by IRKA)' if self.polished else ''}"
-                 f"{' (balanced truncation itself)' if math.isnan(self.output_normal_residual) else ''}, "
-                 f"{self.seconds:.2f} s"
-                 + (" [interrupted]" if self.interrupted else "")]
-        lines.append(f"{'start':<12} {'start error':>14} {'error':>14} {'rel grad':>9} {'iters':>6} {'status':>11} {'time':>7}")
-        for s in self.starts:
-            lines.append(f"{s.name:<12} {_fmt(s.start_error, '14.8g')} {_fmt(s.error, '14.8g')} {_fmt(s.rel_grad, '9.1e')} "
-                         f"{s.iterations:6d} {s.status:>11} {s.seconds:6.2f}s")
-        return "\n".join(lines)
-
-    def __repr__(self) -> str:
-        return (f"ReductionResult(order={self.model.order}, relative_error={self.relative_error:.6g}, "
-                f"error={self.error:.6g}, grad_norm={self.grad_norm:.2e}, best_start={self.best_start!r}, "
-                f"starts={len(self.starts)}, seconds={self.seconds:.2f})")
-
-
-def _fmt(v: float, spec: str) -> str:
-    """``v`` formatted, or ``-`` (right-aligned to the width of ``spec``) if it is not finite (not
-    computed: a start that was not optimized has no gradient)."""
-    if math.isfinite(v):
-        return format(v, spec)
-    width = "".join(ch for ch in spec.split(".")[0] if ch.isdigit())
-    return "-".rjust(int(width)) if width else "-"
 
 
 # -- targets --------------------------------------------------------------------------------------
@@ -440,7 +335,7 @@ class _Run:
         # the poles of a start that ended at a stationary point: later starts can join it
         self.minima.append(self.poles(res.x) if res.status in MINIMUM_STATUS else None)
         progress.done += 1
-        progress.update(name, res.iterations, sr.error, force=True)
+        progress.update(name, res.iterations, sr.relative_error, force=True)
         if res.status == "interrupted":
             raise KeyboardInterrupt
         return sr

@@ -183,7 +183,7 @@ def select(run, polish: bool = True) -> Choice | None:
     for i, (t, x0) in enumerate(zip(run.results, run.x0s)):
         if math.isfinite(t[0]) and t[0] <= tie:
             add(i, t[2], t[3], False, "end")
-        if t[1].start_error ** 2 <= tie:
+        if t[1].start_relative_error ** 2 <= tie:
             add(i, x0, t[3], False, "start")
     if best[0] < eps_f / (2 * POLISH_RESOLUTION) and not run.out_of_time():
         ib = next(i for i, t in enumerate(run.results) if t is best)
@@ -199,9 +199,9 @@ def select(run, polish: bool = True) -> Choice | None:
         for i, role in refs if v is not None else ():  # each start reports its errors by the yardstick
             sr = run.results[i][1]
             if role == "start":
-                sr.start_error = math.sqrt(v[0])
+                sr.start_relative_error = math.sqrt(v[0])
             elif role == "end":
-                sr.error = math.sqrt(v[0])
+                sr.relative_error = math.sqrt(v[0])
                 if math.isfinite(sr.grad_norm):
                     sr.rel_grad = sr.grad_norm / (2 * max(math.sqrt(v[0]), 1e-300))
     ok = [k for k, v in enumerate(vals) if v is not None]
