@@ -10,13 +10,26 @@ from .analysis import (
     is_stable,
     stability_margin,
 )
-from .reduction import ReductionResult, StartResult, balanced_truncation, h2_projection, rarl2
+from .reduction import (
+    REDUCTORS,
+    ReductionResult,
+    Reductor,
+    StartResult,
+    balanced_truncation,
+    h2_projection,
+    irka,
+    rarl2,
+    reduce,
+    reduce_bt,
+)
 from .system import BUILTIN as BUILTIN_MODELS
 from .system import StateSpace, as_system, builtin_model, error_system, load_model, markov_system, save_model
 
 __all__ = [
     "BUILTIN_MODELS",
+    "REDUCTORS",
     "ReductionResult",
+    "Reductor",
     "StartResult",
     "StateSpace",
     "as_system",
@@ -29,10 +42,13 @@ __all__ = [
     "h2_norm",
     "h2_projection",
     "hankel_singular_values",
+    "irka",
     "is_stable",
     "load_model",
     "markov_system",
     "rarl2",
+    "reduce",
+    "reduce_bt",
     "save_model",
     "stability_margin",
 ]

@@ -29,8 +29,13 @@ from ..._errors import DifflinalgError, InputError
 from ._guard import Interrupt, check_output_paths, interrupt_signals, pinned_threads, thread_note
 from ..reduction._rarl2._progress import Status
 from ..reduction._rarl2._validate import check_rarl2_args
+from ..reduction._registry import REDUCTORS
 
-METHODS = ("bt", "irka")
+#: the reductors ``--compare`` offers: every one of the registry but RARL2 (always run)
+METHODS = tuple(name for name in REDUCTORS if name != "rarl2")
+#: table label and description (for the progress line and interruption message) of a compared
+#: reductor (default: its registry name)
+LABELS = {"bt": ("balanced-trunc", "balanced truncation")}
 
 
 def add_reduce_parser(subparsers) -> argparse.ArgumentParser:
@@ -51,8 +56,8 @@ def add_reduce_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--starts", type=int, default=None, help="number of RARL2 starts (default: balanced truncation, IRKA from it, from spread shifts and from modal truncation, and perturbation rounds when these reach different minima)")
     p.add_argument("--seed", type=int, default=None, help="seed of the random starts")
     p.add_argument("--compare", default="bt,irka", metavar="LIST",
-                   help="comma-separated methods to compare with: bt, irka (pyMOR, continuous "
-                        "time, when installed); empty for none (default: bt,irka)")
+                   help=f"comma-separated methods to compare with: {', '.join(METHODS)} (irka: "
+                        "pyMOR's, continuous time, when installed); empty for none (default: bt,irka)")
     p.add_argument("--json", metavar="PATH|-", help="write the results as JSON (- for stdout)")
     p.add_argument("--plot", metavar="PNG", help="plot frequency responses and errors")
     p.add_argument("--output", "-o", metavar="FILE", help="save the RARL2 model (.npz or .mat)")
@@ -210,27 +215,21 @@ def _reduce(args, stage: _Stage, sig: Interrupt) -> int:
             raise InputError(str(exc)) from None
     print(f"model {args.model}: {F}", file=sys.stderr)
     rows, models = [], {}
-    if "bt" in compare:
-        stage.what = "balanced truncation"
-        with Status("balanced truncation", show):
-            from ..reduction._balanced import balanced_truncation
-
-            with pinned_threads():
-                t0 = time.perf_counter()
-                Hb = balanced_truncation(F, args.order)
-                sec = time.perf_counter() - t0
-        stage.what = "the error of balanced truncation"
-        rows.append(_row("balanced-trunc", F, Hb, sec))
-        models["balanced-trunc"] = Hb
-    if "irka" in compare:
-        stage.what = "IRKA (pyMOR)"
-        _irka_row(F, args.order, show, rows, models)
+    for name in (m for m in METHODS if m in compare):
+        if name in EXTERNAL:
+            EXTERNAL[name](F, args.order, show, rows, models, stage)
+            continue
+        label, what = LABELS.get(name, (name, name))
+        stage.what = what
+        with Status(what, show), pinned_threads():
+            res = REDUCTORS[name](F, args.order)
+        stage.what = f"the error of {what}"
+        rows.append(_row(label, F, res.model, res.seconds))
+        models[label] = res.model
     stage.what = "RARL2"
-    from ..reduction._rarl2._api import rarl2
-
     with Status("RARL2: factorizing the target, balanced truncation", show):
         t0 = time.perf_counter()
-        res = rarl2(F, args.order, starts=args.starts, seed=args.seed, max_time=args.max_time, progress=show)
+        res = REDUCTORS["rarl2"](F, args.order, starts=args.starts, seed=args.seed, max_time=args.max_time, progress=show)
         sec = time.perf_counter() - t0
     if args.output:  # first: a second interrupt while the table is computed keeps the model
         from ..system._io import save_model
@@ -267,8 +266,9 @@ def _reduce(args, stage: _Stage, sig: Interrupt) -> int:
     return 0
 
 
-def _irka_row(F, r: int, show: bool, rows: list, models: dict) -> None:
+def _irka_row(F, r: int, show: bool, rows: list, models: dict, stage: _Stage) -> None:
     """pyMOR's IRKA as a table row (continuous time, when pyMOR is installed)."""
+    stage.what = "IRKA (pyMOR)"
     if F.discrete:
         print("difflinalg reduce: IRKA (pyMOR) is continuous-time only: skipped", file=sys.stderr)
         return
@@ -293,6 +293,12 @@ def _start_record(s) -> dict:
     """A start of the RARL2 run for the JSON file: its fields, and the relative errors also under
     their former names ``start_error`` and ``error`` (readers of earlier files keep working)."""
     return {**vars(s), "start_error": s.start_relative_error, "error": s.relative_error}
+
+
+#: compared reductors whose row is computed by an independent implementation instead of the
+#: registry's: IRKA by pyMOR's ``IRKAReductor`` (the reference the table has always shown;
+#: ``difflinalg.control.irka`` is ours)
+EXTERNAL = {"irka": _irka_row}
 
 
 def _fmt(x: float, spec: str) -> str:
