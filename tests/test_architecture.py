@@ -109,8 +109,8 @@ def test_every_package_has_a_layer():
 def test_modules_stay_readable():
     long = {str(p.relative_to(PKG)): n for p in PKG.rglob("*.py")
             if (n := len(p.read_text().splitlines())) > MAX_LINES}
-    # the RARL2 run (_api.py) and target (_target.py) are split next (issue 20 step 3)
-    assert set(long) <= {"control/reduction/_rarl2/_api.py", "control/reduction/_rarl2/_target.py"}, long
+    # the RARL2 target (normalization + the modal and Schur criterion backends) is split next
+    assert set(long) <= {"control/reduction/_rarl2/_target.py"}, long
 
 
 def test_test_module_names_are_unique():

@@ -118,7 +118,11 @@ def test_irka_candidates_from_modal_truncation_in_the_same_batch():
     """``_irka_candidates``: the "irka-modal" run (IRKA from ``modal_start``) goes in lock-step with
     the runs from balanced truncation and from spread shifts, and its candidates are those of the
     run alone (the first iterate and the last IRKA_CANDIDATES)."""
-    from difflinalg.control.reduction._rarl2._api import IRKA_CANDIDATES, _irka_candidates, _Run
+    from difflinalg.control.reduction._rarl2._policy import POLICY
+    from difflinalg.control.reduction._rarl2._run import _Run
+    from difflinalg.control.reduction._rarl2._search import _irka_candidates
+
+    IRKA_CANDIDATES = POLICY.irka_candidates
 
     F = random_system(12, 2, 2, seed=80)
     T = Target(F)

@@ -25,7 +25,7 @@ import math
 import torch
 from torch import Tensor
 
-from ..._errors import InputError, SingularEquationError, TransformCheckWarning, UnstableSystemError
+from ..._errors import InputError, SingularEquationError, TransformCheckWarning
 from ..._utils import as_tensor, eps, herm, is_wrapped, warn_once
 from ...equations import (
     SchurForm,
