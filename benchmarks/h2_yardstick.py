@@ -30,7 +30,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from difflinalg.control import StateSpace, h2_error, load_model, rarl2  # noqa: E402
-from difflinalg.control._precise import refine_modal  # noqa: E402
+from difflinalg.control.analysis._precise import refine_modal  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / ".." / "shared" / "data" / "slicot" / "heat-cont.mat"
@@ -89,7 +89,7 @@ def main() -> int:
         from pymor.models.iosys import LTIModel
         from pymor.reductors.h2 import IRKAReductor
 
-        from difflinalg.control._cli import pymor_to_statespace
+        from difflinalg.control.cli._reduce import pymor_to_statespace
 
         set_log_levels({"pymor": "ERROR"})
         fom = LTIModel.from_matrices(*(x.numpy() for x in (F.A, F.B, F.C)))

@@ -124,7 +124,7 @@ def main() -> int:
         except ImportError:
             print("rarl2_slicot: pyMOR not installed (pip install 'difflinalg[bench]'): ours only", file=sys.stderr)
             use_pymor = False
-    from difflinalg.control._cli import pymor_to_statespace
+    from difflinalg.control.cli._reduce import pymor_to_statespace
 
     files = sorted(data.glob("*.mat"), key=lambda f: load_model(f).order)
     rows = []

@@ -21,29 +21,46 @@ ALLOWED = {
     "signal": {"check", "spectral", "matfun"},
 }
 MAX_LINES = 500
+# control's own layers (docs/architecture.md): subpackage -> the subpackages it may import from.
+# ``large`` (sparse and descriptor targets) is the reduction layer's sparse backend. Modules directly
+# in control/ (``__init__``, ``_cases``) are above every layer.
+CONTROL_ALLOWED = {
+    "system": set(),
+    "analysis": {"system"},
+    "reduction": {"system", "analysis"},
+    "large": {"system", "analysis", "reduction"},
+    "cli": {"system", "analysis", "reduction"},
+}
 
 
-def _imports(path: Path) -> set[str]:
-    """Top-level difflinalg packages imported by the module at ``path`` (relative imports resolved)."""
+def _imports(path: Path, depth: int = 1) -> set[str]:
+    """difflinalg packages imported by the module at ``path`` (relative imports resolved): the top
+    level (``depth`` 1), or the first ``depth`` parts joined by dots (``control.analysis``)."""
     rel = path.relative_to(PKG).parts
     found = set()
+    for name in _imported_modules(path, rel):
+        found.add(".".join(name[:depth]))
+    return found
+
+
+def _imported_modules(path: Path, rel: tuple) -> list[list[str]]:
+    """Every difflinalg module (or name) imported by ``path``, as parts below difflinalg."""
+    found = []
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom):
             if node.level == 0:
                 mod = node.module or ""
                 if mod.startswith("difflinalg."):
-                    found.add(mod.split(".")[1])
+                    found.append(mod.split(".")[1:])
                 continue
             base = list(rel[:-1])[: len(rel) - node.level] if node.level > 1 else list(rel[:-1])
             parts = base + (node.module.split(".") if node.module else [])
-            if parts:
-                found.add(parts[0])
-            else:  # "from .. import x": the names are packages
-                found.update(a.name for a in node.names)
+            # "from . import x": the names may be modules (one level deeper)
+            found.extend(parts + [a.name] for a in node.names)
         elif isinstance(node, ast.Import):
             for a in node.names:
                 if a.name.startswith("difflinalg."):
-                    found.add(a.name.split(".")[1])
+                    found.append(a.name.split(".")[1:])
     return found
 
 
@@ -56,6 +73,25 @@ def test_imports_point_down(path):
     pkg = path.relative_to(PKG).parts[0]
     bad = _imports(path) - FOUNDATION - {pkg} - ALLOWED[pkg]
     assert not bad, f"{path.relative_to(PKG)} imports {sorted(bad)}: not below {pkg!r} in docs/architecture.md"
+
+
+def _control_modules():
+    return sorted(p for p in (PKG / "control").rglob("*.py") if len(p.relative_to(PKG).parts) > 2)
+
+
+@pytest.mark.parametrize("path", _control_modules(), ids=lambda p: str(p.relative_to(PKG)))
+def test_control_layers_point_down(path):
+    """system <- analysis <- reduction (<- large) <- cli: no module imports a layer above its own."""
+    layer = path.relative_to(PKG).parts[1]
+    used = {m.split(".")[1] for m in _imports(path, depth=2) if m.startswith("control.")}
+    bad = used - {layer} - CONTROL_ALLOWED[layer]
+    assert not bad, (f"{path.relative_to(PKG)} imports control.{sorted(bad)}: above the {layer!r} layer "
+                     "in docs/architecture.md (control section)")
+
+
+def test_control_layers_are_known():
+    subs = {p.name for p in (PKG / "control").iterdir() if (p / "__init__.py").exists()}
+    assert subs == set(CONTROL_ALLOWED), "add the new control subpackage to CONTROL_ALLOWED and docs/architecture.md"
 
 
 def test_foundation_imports_nothing_above_it():
@@ -73,8 +109,8 @@ def test_every_package_has_a_layer():
 def test_modules_stay_readable():
     long = {str(p.relative_to(PKG)): n for p in PKG.rglob("*.py")
             if (n := len(p.read_text().splitlines())) > MAX_LINES}
-    # control/_rarl2.py and control/_target.py predate the limit; the control/ redesign splits them.
-    assert set(long) <= {"control/_rarl2.py", "control/_target.py"}, long
+    # the RARL2 target (normalization + the modal and Schur criterion backends) is split next
+    assert set(long) <= {"control/reduction/_rarl2/_target.py"}, long
 
 
 def test_test_module_names_are_unique():

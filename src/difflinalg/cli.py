@@ -100,9 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--list", action="store_true", help="print the registered cases as op/case, one a line, and exit")
     p.set_defaults(func=_cmd_verify)
     try:
-        from .control._cli import add_reduce_parser
+        from .control.cli import add_reduce_parser
     except ModuleNotFoundError as exc:
-        if exc.name != "difflinalg.control._cli":
+        if exc.name != "difflinalg.control.cli":
             raise
     else:
         add_reduce_parser(sub)

@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from difflinalg.control import StateSpace, balanced_truncation, h2_error, h2_norm, rarl2
-from difflinalg.control._models import heat1d
-from difflinalg.control._modal import cached_modal_form, near_repeated, squared_h2_error_residues
-from difflinalg.control._target import Target
+from difflinalg.control.system._models import heat1d
+from difflinalg.control.analysis._modal import cached_modal_form, near_repeated, squared_h2_error_residues
+from difflinalg.control.reduction._rarl2._target import Target
 
 from _controlhelpers import random_system
 

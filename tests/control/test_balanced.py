@@ -7,7 +7,7 @@ import torch
 
 from difflinalg import InputError, UnstableSystemError
 from difflinalg.control import StateSpace, balanced_truncation, frequency_response, h2_error
-from difflinalg.control._analysis import controllability_gramian_of, observability_gramian_of
+from difflinalg.control.analysis._norms import controllability_gramian_of, observability_gramian_of
 
 from _controlhelpers import embedded, random_system
 

@@ -7,8 +7,8 @@ import torch
 
 from difflinalg.check import gradcheck
 from difflinalg.control import StateSpace, h2_projection
-from difflinalg.control._bfgs import line_search, minimize
-from difflinalg.control._charts import OutputNormalSpace, output_normal_form, output_normal_residual
+from difflinalg.control.reduction._rarl2._bfgs import line_search, minimize
+from difflinalg.control.reduction._rarl2._charts import OutputNormalSpace, output_normal_form, output_normal_residual
 
 from _controlhelpers import random_system
 

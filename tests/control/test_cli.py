@@ -7,7 +7,7 @@ import pytest
 
 from difflinalg.cli import main
 from difflinalg.control import h2_error, load_model
-from difflinalg.control._models import builtin_model
+from difflinalg.control.system._models import builtin_model
 
 
 def test_reduce_builtin_json_output_plot(tmp_path, capsys):
@@ -52,7 +52,7 @@ def test_reduce_errors(capsys, tmp_path):
 @pytest.fixture
 def no_work(monkeypatch):
     """Fail if the command gets as far as loading the model."""
-    from difflinalg.control import _cli
+    from difflinalg.control.cli import _reduce as _cli
 
     def boom(*a, **k):
         raise AssertionError("the model was loaded before the output paths were checked")
@@ -116,7 +116,7 @@ def _one_line(err: str) -> str:
 
 
 def test_ctrl_c_during_balanced_truncation(monkeypatch, tmp_path, capsys):
-    from difflinalg.control import _balanced
+    from difflinalg.control.reduction import _balanced
 
     def interrupted(*a, **k):
         raise KeyboardInterrupt
@@ -131,7 +131,7 @@ def test_ctrl_c_during_balanced_truncation(monkeypatch, tmp_path, capsys):
 
 
 def test_ctrl_c_during_rarl2_saves_best_so_far(monkeypatch, tmp_path, capsys):
-    from difflinalg.control import _rarl2
+    from difflinalg.control.reduction._rarl2 import _api as _rarl2
 
     real = _rarl2._Progress.update
 
@@ -161,7 +161,7 @@ def test_threads_pinned_for_every_method(monkeypatch, capsys):
     """Balanced truncation is timed under RARL2's thread setting (one thread), restored after."""
     import torch
 
-    from difflinalg.control import _balanced
+    from difflinalg.control.reduction import _balanced
 
     seen = []
     real = _balanced.balanced_truncation

@@ -10,7 +10,7 @@ import torch
 
 from difflinalg.check import derivative, gradcheck
 from difflinalg.control import StateSpace, error_system, h2_error, h2_norm, h2_projection
-from difflinalg.control._target import Target
+from difflinalg.control.reduction._rarl2._target import Target
 
 from _controlhelpers import KINDS, kind_id, random_pair, random_system
 
@@ -110,8 +110,8 @@ def test_batched_criterion_and_fd_hessian_equal_the_single_ones(case, method):
     ``Target.criterion_batch`` when a member of the batch has a defective ``A`` (that member is
     evaluated on its own by the dense-solve path); the batched finite-difference Hessian equals
     the one from single evaluations."""
-    from difflinalg.control._bfgs import fd_inverse_hessian
-    from difflinalg.control._rarl2 import _Run
+    from difflinalg.control.reduction._rarl2._bfgs import fd_inverse_hessian
+    from difflinalg.control.reduction._rarl2._api import _Run
 
     discrete, dtype = case
     F = random_system(10, 2, 3, discrete=discrete, dtype=dtype, seed=46)
@@ -165,7 +165,7 @@ def test_half_spectrum_criterion_equals_the_full_one(discrete):
     for a, b in ((gA_h, gA_f), (gC_h, gC_f), (Bh_h, Bh_f)):
         assert torch.allclose(a.to(b.dtype), b, rtol=1e-11, atol=1e-13 * float(b.abs().max()))
     # and the extended-precision yardstick of the model agrees at this (ordinary) error
-    from difflinalg.control._selection import model_of, yardstick
+    from difflinalg.control.reduction._rarl2._selection import model_of, yardstick
 
     assert yardstick(T, model_of(T, C, A))[0] == pytest.approx(psi_h, rel=1e-10)
 
@@ -174,8 +174,8 @@ def test_fd_hessians_at_several_points_in_one_batch():
     """``fd_inverse_hessians`` (the first iteration's Hessians of all RARL2 starts in one batched
     evaluation) gives each point's ``fd_inverse_hessian``; ``minimize`` started with it (``start``)
     takes the same path as when it computes it itself."""
-    from difflinalg.control._bfgs import fd_inverse_hessian, fd_inverse_hessians, minimize
-    from difflinalg.control._rarl2 import _Run
+    from difflinalg.control.reduction._rarl2._bfgs import fd_inverse_hessian, fd_inverse_hessians, minimize
+    from difflinalg.control.reduction._rarl2._api import _Run
 
     F = random_system(10, 2, 2, seed=48)
     T = Target(F)

@@ -11,8 +11,8 @@ import torch
 from scipy.sparse.csgraph import connected_components
 
 from difflinalg.control import StateSpace, balanced_truncation, h2_error, h2_norm
-from difflinalg.control._models import builtin_model, heat1d
-from difflinalg.control._modal import (
+from difflinalg.control.system._models import builtin_model, heat1d
+from difflinalg.control.analysis._modal import (
     _block_groups,
     cauchy_pivoted_cholesky,
     mirror_sums,
@@ -20,8 +20,8 @@ from difflinalg.control._modal import (
     modal_h2_norm2,
     transfer_at,
 )
-from difflinalg.control._starts import LOWRANK_EXTRA, LOWRANK_FACTOR, balanced_start
-from difflinalg.control._target import Target
+from difflinalg.control.reduction._rarl2._starts import LOWRANK_EXTRA, LOWRANK_FACTOR, balanced_start
+from difflinalg.control.reduction._rarl2._target import Target
 
 from _controlhelpers import KINDS, kind_id, random_system
 

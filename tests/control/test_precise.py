@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-import difflinalg.control._precise as P
+import difflinalg.control.analysis._precise as P
 from difflinalg.control import StateSpace, h2_error, h2_norm
 
 from _controlhelpers import random_system

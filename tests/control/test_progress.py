@@ -4,7 +4,7 @@ import math
 import re
 import time
 
-from difflinalg.control._progress import Progress, Status
+from difflinalg.control.reduction._rarl2._progress import Progress, Status
 
 
 def _frames(err: str) -> list[str]:

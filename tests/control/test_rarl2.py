@@ -16,7 +16,7 @@ from difflinalg.control import (
     markov_system,
     rarl2,
 )
-from difflinalg.control._charts import output_normal_residual
+from difflinalg.control.reduction._rarl2._charts import output_normal_residual
 
 from _controlhelpers import BEST_KNOWN, KINDS, SLICOT, embedded, kind_id, random_system
 
@@ -167,7 +167,7 @@ def test_bad_input():
 
 
 def test_ctrl_c_returns_best_so_far(monkeypatch):
-    from difflinalg.control import _rarl2
+    from difflinalg.control.reduction._rarl2 import _api as _rarl2
 
     calls = {"n": 0}
     real = _rarl2._Progress.update
@@ -217,8 +217,8 @@ def test_polish_at_tiny_errors(monkeypatch):
     """The heat equation at order 8 (relative error 6.4e-6, where the double-precision criterion
     resolves only ~2e-5 of it): the IRKA polish of the best result moves it to IRKA's fixed point,
     1.2e-5 lower in extended precision; without it the search stops at its noise level."""
-    import difflinalg.control._selection as R
-    from difflinalg.control._models import heat1d
+    import difflinalg.control.reduction._rarl2._selection as R
+    from difflinalg.control.system._models import heat1d
 
     F = heat1d(100)
     res = rarl2(F, 8)
@@ -265,7 +265,9 @@ def test_slicot_all_best_known():
 def test_joined_starts_stop_at_a_known_minimum():
     """A start whose criterion and poles reach a minimum already found is stopped ("joined"):
     its error is that minimum's to JOIN_RTOL, and the result is the best start's."""
-    from difflinalg.control._rarl2 import JOIN_RTOL
+    from difflinalg.control.reduction._rarl2._policy import POLICY
+
+    JOIN_RTOL = POLICY.join_rtol
 
     F = random_system(12, 1, 1, seed=59)
     res = rarl2(F, 2)
@@ -288,7 +290,7 @@ def test_joined_starts_stop_at_a_known_minimum():
 
 
 def test_same_poles_matching():
-    from difflinalg.control._rarl2 import _same_poles
+    from difflinalg.control.reduction._rarl2._run import _same_poles
 
     p = torch.tensor([-1 + 2j, -1 - 2j, -0.5 + 0j], dtype=torch.complex128)
     assert _same_poles(p, p.flip(0) * (1 + 1e-5))
@@ -300,8 +302,11 @@ def test_same_poles_matching():
 def test_start_hessians_in_one_batch_change_no_result(monkeypatch):
     """The first iteration's Hessians of all starts computed in one batch (small orders) give the
     results of the starts computing their own; not in discrete time (a Cayley chart per start) or
-    above START_HESSIAN_ROWS gradients."""
-    import difflinalg.control._rarl2 as R
+    above SearchPolicy.start_hessian_rows gradients."""
+    import dataclasses
+
+    import difflinalg.control.reduction._rarl2._api as R
+    from difflinalg.control.reduction._rarl2 import _policy
 
     F = random_system(12, 2, 2, seed=90)
     calls = []
@@ -315,11 +320,11 @@ def test_start_hessians_in_one_batch_change_no_result(monkeypatch):
     monkeypatch.setattr(R._Run, "start_hessians", spy)
     res1 = rarl2(F, 3)
     assert calls and calls[0] >= 3
-    monkeypatch.setattr(R, "START_HESSIAN_ROWS", 0)
+    monkeypatch.setattr(_policy, "POLICY", dataclasses.replace(_policy.POLICY, start_hessian_rows=0))
     res2 = rarl2(F, 3)
     assert calls[-1] == 0
     assert res1.relative_error == pytest.approx(res2.relative_error, rel=1e-9)
     assert [s.status for s in res1.starts] == [s.status for s in res2.starts]
-    monkeypatch.setattr(R, "START_HESSIAN_ROWS", 64)
+    monkeypatch.setattr(_policy, "POLICY", dataclasses.replace(_policy.POLICY, start_hessian_rows=64))
     rarl2(random_system(12, 2, 2, discrete=True, seed=91), 3)
     assert calls[-1] == 0

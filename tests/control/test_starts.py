@@ -4,9 +4,9 @@ real bases, the shifted solves in working coordinates, and the scoring of all st
 import pytest
 import torch
 
-from difflinalg.control._starts import (_realify, balanced_start, default_shifts, irka, irka_models, modal_start,
+from difflinalg.control.reduction._rarl2._starts import (_realify, balanced_start, default_shifts, irka, irka_models, modal_start,
                                         to_pair, to_pairs)
-from difflinalg.control._target import Target
+from difflinalg.control.reduction._rarl2._target import Target
 
 from _controlhelpers import random_system
 
@@ -118,7 +118,11 @@ def test_irka_candidates_from_modal_truncation_in_the_same_batch():
     """``_irka_candidates``: the "irka-modal" run (IRKA from ``modal_start``) goes in lock-step with
     the runs from balanced truncation and from spread shifts, and its candidates are those of the
     run alone (the first iterate and the last IRKA_CANDIDATES)."""
-    from difflinalg.control._rarl2 import IRKA_CANDIDATES, _irka_candidates, _Run
+    from difflinalg.control.reduction._rarl2._policy import POLICY
+    from difflinalg.control.reduction._rarl2._run import _Run
+    from difflinalg.control.reduction._rarl2._search import _irka_candidates
+
+    IRKA_CANDIDATES = POLICY.irka_candidates
 
     F = random_system(12, 2, 2, seed=80)
     T = Target(F)
@@ -145,7 +149,7 @@ def test_irka_iterates_in_modal_coordinates_are_the_working_coordinate_iterates(
     """The iteration runs in the complex modal coordinates; each iterate has the transfer function
     of the real projection in the working coordinates at the same data, and ``irka_models`` gives
     it as a real model (real modal form)."""
-    from difflinalg.control._starts import _project
+    from difflinalg.control.reduction._rarl2._starts import _project
 
     F = random_system(10, 2, 2, seed=79)
     T = Target(F)
@@ -168,7 +172,7 @@ def test_real_modal_form():
     """Complex realizations of real models (a random complex similarity) back in real modal form:
     the same transfer function, real, with 2 x 2 blocks for the pairs; not conjugate-closed poles
     are reported (``ok`` False)."""
-    from difflinalg.control._starts import real_modal_form
+    from difflinalg.control.reduction._rarl2._starts import real_modal_form
 
     g = torch.Generator().manual_seed(80)
     A = torch.randn(3, 5, 5, generator=g, dtype=torch.float64) - 2 * torch.eye(5, dtype=torch.float64)
@@ -206,7 +210,7 @@ def test_irka_recovers_an_exact_order_target():
 def test_score_starts_keeps_each_starts_lowest_candidate():
     """``_Run.score_starts``: per start the candidate with the lowest criterion, its value and
     ambient gradients as the single evaluation gives them; unstable candidates are left out."""
-    from difflinalg.control._rarl2 import _Run
+    from difflinalg.control.reduction._rarl2._api import _Run
 
     F = random_system(10, 2, 2, seed=77)
     T = Target(F)

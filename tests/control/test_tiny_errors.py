@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from difflinalg.control import StateSpace, balanced_truncation, h2_error, hankel_singular_values, rarl2
-from difflinalg.control._balanced import minimal_order
+from difflinalg.control.reduction._balanced import minimal_order
 
 
 def tiny_family(seed: int) -> tuple[StateSpace, int]:
@@ -97,7 +97,7 @@ def test_tiny_error_family(seed):
 
 
 def test_summary_prints_dash_for_values_not_computed():
-    from difflinalg.control._rarl2 import _fmt
+    from difflinalg.control.reduction._results import _fmt
 
     assert _fmt(math.nan, "9.1e") == "        -" and _fmt(math.inf, "14.8g").strip() == "-"
     assert _fmt(1.5e-3, "9.1e") == format(1.5e-3, "9.1e")
@@ -123,8 +123,8 @@ def test_heat2d_reports_a_nonzero_error():
     a relative error of 0.0. Here N = 2025: too large for comparing candidates beyond double
     precision (``YARDSTICK_MAX_WORK``), it still gets its returned model's error measured
     (``_selection._measure_only``), never 0."""
-    from difflinalg.control._precise import residue_work
-    from difflinalg.control._selection import YARDSTICK_MAX_WORK
+    from difflinalg.control.analysis._precise import residue_work
+    from difflinalg.control.reduction._rarl2._selection import YARDSTICK_MAX_WORK
 
     F = heat2d(45)
     assert residue_work(F.order, 10, 1, 1) > YARDSTICK_MAX_WORK

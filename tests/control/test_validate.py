@@ -8,7 +8,7 @@ import torch
 
 from difflinalg import InputError, PrecisionWarning, UnstableSystemError
 from difflinalg.control import StateSpace, h2_error, rarl2
-from difflinalg.control._validate import ROUNDING_CHECK_BELOW, check_rarl2_args
+from difflinalg.control.reduction._rarl2._validate import ROUNDING_CHECK_BELOW, check_rarl2_args
 
 from _controlhelpers import embedded, random_system
 
@@ -16,7 +16,7 @@ from _controlhelpers import embedded, random_system
 @pytest.fixture
 def no_work(monkeypatch):
     """Fail if rarl2 gets as far as factorizing the target."""
-    from difflinalg.control import _rarl2
+    from difflinalg.control.reduction._rarl2 import _api as _rarl2
 
     def boom(*a, **k):
         raise AssertionError("the target was factorized before the arguments were checked")

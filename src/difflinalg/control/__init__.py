@@ -1,6 +1,8 @@
-"""Linear systems and H2-optimal model reduction (RARL2)."""
+"""Linear systems and H2-optimal model reduction (RARL2), in layers whose imports point down
+(docs/architecture.md): ``system`` <- ``analysis`` <- ``reduction`` <- ``cli``."""
 
-from ._analysis import (
+from .analysis import (
+    decay_rate,
     frequency_response,
     h2_error,
     h2_norm,
@@ -8,32 +10,45 @@ from ._analysis import (
     is_stable,
     stability_margin,
 )
-from ._balanced import balanced_truncation
-from ._criterion import h2_projection
-from ._io import load_model, save_model
-from ._models import BUILTIN as BUILTIN_MODELS
-from ._models import builtin_model
-from ._rarl2 import ReductionResult, StartResult, markov_system, rarl2
-from ._statespace import StateSpace, as_system, error_system
+from .reduction import (
+    REDUCTORS,
+    ReductionResult,
+    Reductor,
+    StartResult,
+    balanced_truncation,
+    h2_projection,
+    irka,
+    rarl2,
+    reduce,
+    reduce_bt,
+)
+from .system import BUILTIN as BUILTIN_MODELS
+from .system import StateSpace, as_system, builtin_model, error_system, load_model, markov_system, save_model
 
 __all__ = [
     "BUILTIN_MODELS",
+    "REDUCTORS",
     "ReductionResult",
+    "Reductor",
     "StartResult",
     "StateSpace",
     "as_system",
     "balanced_truncation",
     "builtin_model",
+    "decay_rate",
     "error_system",
     "frequency_response",
     "h2_error",
     "h2_norm",
     "h2_projection",
     "hankel_singular_values",
+    "irka",
     "is_stable",
     "load_model",
     "markov_system",
     "rarl2",
+    "reduce",
+    "reduce_bt",
     "save_model",
     "stability_margin",
 ]

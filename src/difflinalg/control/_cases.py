@@ -13,11 +13,11 @@ from __future__ import annotations
 import torch
 
 from ..check import randn, register_case
-from ._analysis import frequency_response, h2_error, h2_norm, hankel_singular_values
-from ._charts import OutputNormalSpace
-from ._criterion import h2_projection
-from ._solve import lu_solve
-from ._statespace import StateSpace
+from .analysis._norms import frequency_response, h2_error, h2_norm, hankel_singular_values
+from .reduction._rarl2._charts import OutputNormalSpace
+from .reduction._rarl2._criterion import h2_projection
+from .system._solve import lu_solve
+from .system._statespace import StateSpace
 
 
 def _stable_c(M: torch.Tensor) -> torch.Tensor:

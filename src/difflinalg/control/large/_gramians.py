@@ -317,7 +317,7 @@ def h2_error_sparse(F: SparseSystem, H, *, relative: bool = False, tol: float = 
 def check_small_stable(H, name: str = "H") -> None:
     """The inner-product formulas hold for a stable ``H`` only (an unstable one gives finite, wrong
     numbers): raise ``UnstableSystemError`` naming the pole."""
-    from .._analysis import check_stable_poles
+    from ..analysis._stability import check_stable_poles
     import torch
 
     check_stable_poles(torch.linalg.eigvals(H.A), H.discrete, name)

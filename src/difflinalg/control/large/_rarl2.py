@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..._errors import ConvergenceError, InputError
-from .._rarl2 import ReductionResult, rarl2
-from .._statespace import StateSpace
+from ..reduction import ReductionResult, rarl2
+from ..system._statespace import StateSpace
 from ._gramians import ADI_TOL, check_h2_finite, h2_inner, h2_norm_sparse, lr_gramian, small_h2_norm2
 from ._reduce import check_reduced_order, irka_sparse, lr_balanced_truncation
 from ._solves import solver_of

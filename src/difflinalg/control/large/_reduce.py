@@ -26,7 +26,7 @@ import numpy as np
 import scipy.linalg as sla
 
 from ..._errors import InputError
-from .._statespace import StateSpace
+from ..system._statespace import StateSpace
 from ._gramians import lr_gramian
 from ._solves import ShiftedSolver, solver_of
 from ._system import SparseSystem, small_model

@@ -16,7 +16,7 @@ import scipy.sparse as sps
 import scipy.sparse.linalg as spla
 
 from ..._errors import InputError
-from .._statespace import StateSpace, _check_time
+from ..system._statespace import StateSpace, _check_time
 
 _DTYPES = (np.float64, np.complex128)
 #: ``to_dense`` refuses systems above this order (an N x N dense matrix and an O(N^3) solve)

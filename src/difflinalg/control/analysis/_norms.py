@@ -25,76 +25,17 @@ import math
 import torch
 from torch import Tensor
 
-from .._errors import InputError, SingularEquationError, TransformCheckWarning, UnstableSystemError
-from .._utils import as_tensor, eps, herm, is_wrapped, warn_once
-from ..equations import (
+from ..._errors import InputError, SingularEquationError, TransformCheckWarning
+from ..._utils import as_tensor, eps, herm, is_wrapped, warn_once
+from ...equations import (
     SchurForm,
     SteinOperator,
     SylvesterOperator,
     controllability_gramian,
     observability_gramian,
 )
-from ._statespace import StateSpace, _fmt_complex, check_comparable, check_system
-
-
-# -- stability ------------------------------------------------------------------------------------
-def stability_margin(sys: StateSpace) -> float:
-    """Distance of the poles to the stability boundary: ``-max Re(lambda)`` (continuous) or
-    ``1 - max |lambda|`` (discrete); positive iff stable (the minimum over a batch)."""
-    sys = check_system(sys)
-    if sys.order == 0:
-        return float("inf")
-    ev = sys.poles()
-    if sys.discrete:
-        return float(1.0 - ev.abs().amax())
-    return float(-ev.real.amax())
-
-
-def is_stable(sys: StateSpace) -> bool:
-    """True if every pole is in the open left half-plane (continuous) / open unit disk (discrete)."""
-    return stability_margin(sys) > 0
-
-
-def check_stable(sys: StateSpace, name: str = "target") -> None:
-    """Raise ``UnstableSystemError`` naming the worst pole unless ``sys`` is stable."""
-    if sys.order == 0 or is_wrapped(sys.A):
-        return
-    check_stable_poles(sys.poles(), sys.discrete, name)
-
-
-def check_stable_poles(ev: Tensor, discrete: bool, name: str = "target") -> None:
-    """``check_stable`` from precomputed poles."""
-    ev = ev.reshape(-1)
-    if ev.numel() == 0:
-        return
-    score = ev.abs() if discrete else ev.real
-    k = int(score.argmax())
-    bad = float(score[k]) >= (1.0 if discrete else 0.0)
-    if not bad:
-        return
-    if discrete:
-        raise UnstableSystemError(
-            f"{name}: the system is not stable: discrete-time pole {_fmt_complex(ev[k])} has modulus "
-            f"{float(ev[k].abs()):.6g} >= 1, so its H2 norm is infinite; reduce only the stable part "
-            "(e.g. split off the unstable poles first) or check the sampling/time domain (time='continuous'?)"
-        )
-    raise UnstableSystemError(
-        f"{name}: the system is not stable: continuous-time pole {_fmt_complex(ev[k])} has real part "
-        f"{float(ev[k].real):.6g} >= 0, so its H2 norm is infinite; reduce only the stable part "
-        "(e.g. split off the unstable poles first) or check the time domain (time='discrete'?)"
-    )
-
-
-def check_h2(sys: StateSpace, name: str = "target", stability: bool = True) -> None:
-    """Raise unless ``sys`` has a finite H2 norm (stable; D = 0 in continuous time)."""
-    if not sys.discrete and not is_wrapped(sys.D) and bool((sys.D != 0).any()):
-        raise InputError(
-            f"{name}: a continuous-time system with a non-zero feedthrough D has an infinite H2 norm "
-            f"(max |D| = {float(sys.D.abs().max()):.3g}); reduce the strictly proper part "
-            "StateSpace(A, B, C) and add D back to the reduced model"
-        )
-    if stability:
-        check_stable(sys, name)
+from ..system._statespace import StateSpace, check_comparable, check_system, fmt_complex
+from ._stability import check_h2, check_stable
 
 
 # -- Gramians and H2 ------------------------------------------------------------------------------
@@ -104,18 +45,6 @@ def observability_gramian_of(sys: StateSpace) -> Tensor:
 
 def controllability_gramian_of(sys: StateSpace) -> Tensor:
     return controllability_gramian(sys.A, sys.B, discrete=sys.discrete)
-
-
-def _cacheable(sys: StateSpace) -> bool:
-    return not any(x.requires_grad or is_wrapped(x) for x in sys.matrices())
-
-
-def _cached(sys: StateSpace, key: str, make):
-    if not _cacheable(sys):
-        return make()
-    if key not in sys._cache:
-        sys._cache[key] = make()
-    return sys._cache[key]
 
 
 def _trace_quad(B: Tensor, Q: Tensor, B2: Tensor | None = None) -> Tensor:
@@ -146,7 +75,7 @@ def _scaled(sys: StateSpace, kB: int, kC: int) -> StateSpace:
     """The strictly proper part of ``sys`` with ``B * 2^kB`` and ``C * 2^kC`` (its transfer function
     times ``2^(kB + kC)``; ``D`` is left out: the callers add its norm, which has its own scale);
     cached on ``sys`` (its Gramian and modal data stay reusable)."""
-    return _cached(sys, ("scaled", kB, kC), lambda: sys.with_matrices(
+    return sys.cached(("scaled", kB, kC), lambda: sys.with_matrices(
         sys.A, sys.B * 2.0 ** kB, sys.C * 2.0 ** kC, torch.zeros_like(sys.D)))
 
 
@@ -173,7 +102,7 @@ def h2_norm(sys: StateSpace) -> Tensor:
     if kB or kC:
         val = h2_norm(_scaled(sys, kB, kC)) * 2.0 ** -(kB + kC)
         return torch.hypot(val, _frobenius(sys.D)) if sys.discrete else val
-    Q = _cached(sys, "Q", lambda: observability_gramian_of(sys))
+    Q = sys.cached("Q", lambda: observability_gramian_of(sys))
     val = _trace_quad(sys.B, Q)
     if sys.discrete:
         val = val + (sys.D.abs() ** 2).sum((-2, -1))
@@ -235,7 +164,7 @@ def h2_error(F: StateSpace, H: StateSpace, *, relative: bool = False, method: st
             err = torch.hypot(err, _frobenius(F.D - H.D))
         return err / h2_norm(F) if relative else err
     use_res = method == "residues" or (method == "auto" and not F.discrete) or precise
-    if use_res and F.batch_shape == () and H.batch_shape == () and _cacheable(F) and _cacheable(H):
+    if use_res and F.batch_shape == () and H.batch_shape == () and F.cacheable() and H.cacheable():
         from ._modal import squared_h2_error_residues
 
         auto = method == "auto" and not precise
@@ -260,9 +189,9 @@ def h2_error(F: StateSpace, H: StateSpace, *, relative: bool = False, method: st
     elif method == "residues" or precise:
         raise InputError("F, H: method='residues' (and precise=True) is for single systems that do not require grad; "
                          "use method='gramian'")
-    QF = _cached(F, "Q", lambda: observability_gramian_of(F))
+    QF = F.cached("Q", lambda: observability_gramian_of(F))
     QH = observability_gramian_of(H)
-    AFh = _cached(F, "schur_AH", lambda: SchurForm(F.A.mH)) if F.batch_shape == () else F.A.mH
+    AFh = F.cached("schur_AH", lambda: SchurForm(F.A.mH)) if F.batch_shape == () else F.A.mH
     R = F.C.mH @ H.C
     if F.discrete:
         Q12 = SteinOperator(AFh, H.A).solve(-R)
@@ -271,7 +200,7 @@ def h2_error(F: StateSpace, H: StateSpace, *, relative: bool = False, method: st
     val = _trace_quad(F.B, QF) + 2 * _trace_quad(F.B, Q12, H.B) + _trace_quad(H.B, QH)
     if F.discrete:
         val = val + ((F.D - H.D).abs() ** 2).sum((-2, -1))
-    if method == "auto" and F.batch_shape == () and H.batch_shape == () and _cacheable(F) and _cacheable(H):
+    if method == "auto" and F.batch_shape == () and H.batch_shape == () and F.cacheable() and H.cacheable():
         # the Gramian formula's rounding: (N + n) eps times its terms' absolute values
         absum = sum(float(_trace_quad(X.abs(), Y.abs(), Z.abs())) for X, Y, Z in
                     ((F.B, QF, F.B), (F.B, Q12, H.B), (F.B, Q12, H.B), (H.B, QH, H.B)))
@@ -319,8 +248,8 @@ def hankel_singular_values(sys: StateSpace) -> Tensor:
     """Hankel singular values (descending, real), ``sqrt(eig(P Q))`` from the Gramians' factors."""
     sys = check_system(sys)
     check_stable(sys, "system")
-    P = _cached(sys, "P", lambda: controllability_gramian_of(sys))
-    Q = _cached(sys, "Q", lambda: observability_gramian_of(sys))
+    P = sys.cached("P", lambda: controllability_gramian_of(sys))
+    Q = sys.cached("Q", lambda: observability_gramian_of(sys))
     Lq = gramian_factor(Q)
     M = herm(Lq.mH @ P @ Lq)
     return torch.linalg.eigvalsh(M).flip(-1).clamp_min(0).sqrt()
@@ -354,7 +283,7 @@ def frequency_response(sys: StateSpace, w) -> Tensor:
     if not is_wrapped(info) and bool((info > 0).any()):
         k = int(torch.nonzero(info > 0)[0, -1])
         raise SingularEquationError(
-            f"w: frequency w[{k}] = {float(w[k]):.6g} is a pole of the system ({_fmt_complex(s[k])} is an "
+            f"w: frequency w[{k}] = {float(w[k]):.6g} is a pole of the system ({fmt_complex(s[k])} is an "
             "eigenvalue of A): the transfer function is infinite there; evaluate beside it")
     X = torch.linalg.lu_solve(LU, piv, B[..., None, :, :])  # the lu_solve of ``_solve``, factor kept
     if is_wrapped(info):  # no raising inside torch.func (docs/conventions.md): NaN at a pole

@@ -38,11 +38,11 @@ import math
 import torch
 from torch import Tensor
 
-from .._errors import ConvergenceError
-from .._utils import eps
-from ..equations import SchurForm, SteinOperator, SylvesterOperator, observability_gramian
-from ._modal import _recip_, cauchy_pivoted_cholesky, mirror_sums, modal_form, modal_h2_norm2
-from ._statespace import StateSpace
+from ...._errors import ConvergenceError
+from ...._utils import eps
+from ....equations import SchurForm, SteinOperator, SylvesterOperator, observability_gramian
+from ...analysis._modal import recip_, cauchy_pivoted_cholesky, mirror_sums, modal_form, modal_h2_norm2
+from ...system._statespace import StateSpace
 
 MODAL_COND_MAX = 1e6
 SMALL_EIG_COND_MAX = 1e6
@@ -275,8 +275,8 @@ class Target:
     def _cauchy(self, x: Tensor, y: Tensor) -> Tensor:
         """``1 / (conj(x_i) + y_j)`` (continuous) or ``1 / (1 - conj(x_i) y_j)`` (discrete)."""
         if self.discrete:
-            return _recip_(1.0 - x.conj()[..., :, None] * y[..., None, :])
-        return _recip_(x.conj()[..., :, None] + y[..., None, :])
+            return recip_(1.0 - x.conj()[..., :, None] * y[..., None, :])
+        return recip_(x.conj()[..., :, None] + y[..., None, :])
 
     def _mirror_values(self) -> Tensor:
         """The normalized (and rescaled) target at the mirror images of its poles, (N, p, m): equal to
@@ -540,8 +540,8 @@ class Target:
         ``max_rank`` columns: low-rank square-root balanced truncation for large targets); modal:
         ``cauchy_pivoted_cholesky``, O(N k (p + m + k))."""
         if self.method == "schur":
-            from ._analysis import gramian_factor
-            from ..equations import controllability_gramian
+            from ...analysis._norms import gramian_factor
+            from ....equations import controllability_gramian
 
             P = controllability_gramian(self.A_F, self.B_F, discrete=self.discrete)
             Q = observability_gramian(self.A_F, self.C_F, discrete=self.discrete)
@@ -566,6 +566,6 @@ class Target:
             H = torch.einsum("pn,kn,nm->kpm", Ct, G, Bt)
             H = H / self.omega if not self.discrete else H
             return H + self.D.to(self.cdt) * self.norm
-        from ._analysis import frequency_response
+        from ...analysis._norms import frequency_response
 
         return frequency_response(self.F, w)

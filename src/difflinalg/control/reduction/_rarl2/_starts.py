@@ -25,9 +25,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ._balanced import square_root_projection
-from .._utils import herm
-from ..equations import observability_gramian
+from .._balanced import square_root_projection
+from ...._utils import herm
+from ....equations import observability_gramian
 from ._charts import to_output_normal
 from ._target import Target, small_eig
 

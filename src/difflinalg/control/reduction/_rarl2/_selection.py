@@ -33,12 +33,12 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .._utils import eps
+from ...._utils import eps
 
-from ._modal import cached_modal_form, precise_residues, squared_h2_error_residues
-from ._precise import residue_work
+from ...analysis._modal import cached_modal_form, precise_residues, squared_h2_error_residues
+from ...analysis._precise import residue_work
 from ._starts import irka, irka_models, to_pairs
-from ._statespace import StateSpace
+from ...system._statespace import StateSpace
 from ._target import Target
 
 #: the best criterion is compared beyond double precision when it is below PRECISE_BELOW noise
@@ -112,7 +112,7 @@ def _target_copy(T: Target) -> StateSpace:
         F = T.F
         T._yardstick_F = StateSpace(*(x.detach() for x in F.matrices()), time=F.time, dt=F.dt)
         if getattr(T, "modal_form", None) is not None:  # the target's eigendecomposition, reused
-            T._yardstick_F._cache["modal"] = T.modal_form
+            T._yardstick_F.cached("modal", lambda: T.modal_form, values_only=True)
     return T._yardstick_F
 
 
@@ -183,7 +183,7 @@ def select(run, polish: bool = True) -> Choice | None:
     for i, (t, x0) in enumerate(zip(run.results, run.x0s)):
         if math.isfinite(t[0]) and t[0] <= tie:
             add(i, t[2], t[3], False, "end")
-        if t[1].start_error ** 2 <= tie:
+        if t[1].start_relative_error ** 2 <= tie:
             add(i, x0, t[3], False, "start")
     if best[0] < eps_f / (2 * POLISH_RESOLUTION) and not run.out_of_time():
         ib = next(i for i, t in enumerate(run.results) if t is best)
@@ -199,9 +199,9 @@ def select(run, polish: bool = True) -> Choice | None:
         for i, role in refs if v is not None else ():  # each start reports its errors by the yardstick
             sr = run.results[i][1]
             if role == "start":
-                sr.start_error = math.sqrt(v[0])
+                sr.start_relative_error = math.sqrt(v[0])
             elif role == "end":
-                sr.error = math.sqrt(v[0])
+                sr.relative_error = math.sqrt(v[0])
                 if math.isfinite(sr.grad_norm):
                     sr.rel_grad = sr.grad_norm / (2 * max(math.sqrt(v[0]), 1e-300))
     ok = [k for k, v in enumerate(vals) if v is not None]
@@ -237,7 +237,7 @@ def bt_model(T: Target, r: int) -> StateSpace | None:
     form from a Cholesky factor of the model's Gramian, of condition ``sigma_1 / sigma_r`` (1e10
     in the tiny-error regime), which costs digits such errors do not have. None if it fails (e.g.
     an order above the numerical minimal order)."""
-    from ._balanced import balanced_truncation
+    from .._balanced import balanced_truncation
     from ._starts import balanced_start
 
     try:

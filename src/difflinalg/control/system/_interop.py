@@ -25,7 +25,7 @@ import importlib
 import warnings
 import numpy as np
 
-from .._errors import InputError
+from ..._errors import InputError
 
 # (A, B, C, D, dt) as NumPy arrays and difflinalg's dt (0: continuous; None: discrete, period
 # unspecified; T > 0: discrete with period T). StateSpace builds itself from it; this module does

@@ -39,10 +39,10 @@ import math
 import torch
 from torch import Tensor
 
-from .._errors import InputError
-from .._utils import herm, skew
-from ..equations import observability_gramian
-from ._solve import lu_solve
+from ...._errors import InputError
+from ...._utils import herm, skew
+from ....equations import observability_gramian
+from ...system._solve import lu_solve
 
 
 class OutputNormalSpace:

@@ -24,7 +24,7 @@ import signal
 import threading
 from pathlib import Path
 
-from .._errors import InputError
+from ..._errors import InputError
 
 #: model file types ``--output`` writes (``save_model``)
 MODEL_SUFFIXES = (".npz", ".mat")
@@ -133,7 +133,7 @@ def interrupt_signals():
 def pinned_threads(n: int = 1):
     """Run with ``n`` threads in torch's intra-op pool and, where ``threadpoolctl`` is installed, in
     NumPy's BLAS (pyMOR); restored afterwards."""
-    from ._rarl2 import _threads
+    from ..reduction._rarl2._api import _threads
 
     try:
         from threadpoolctl import threadpool_limits

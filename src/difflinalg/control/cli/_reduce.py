@@ -25,16 +25,21 @@ from pathlib import Path
 
 import torch
 
-from .._errors import DifflinalgError, InputError
-from ._cli_guard import Interrupt, check_output_paths, interrupt_signals, pinned_threads, thread_note
-from ._progress import Status
-from ._validate import check_rarl2_args
+from ..._errors import DifflinalgError, InputError
+from ._guard import Interrupt, check_output_paths, interrupt_signals, pinned_threads, thread_note
+from ..reduction._rarl2._progress import Status
+from ..reduction._rarl2._validate import check_rarl2_args
+from ..reduction._registry import REDUCTORS
 
-METHODS = ("bt", "irka")
+#: the reductors ``--compare`` offers: every one of the registry but RARL2 (always run)
+METHODS = tuple(name for name in REDUCTORS if name != "rarl2")
+#: table label and description (for the progress line and interruption message) of a compared
+#: reductor (default: its registry name)
+LABELS = {"bt": ("balanced-trunc", "balanced truncation")}
 
 
 def add_reduce_parser(subparsers) -> argparse.ArgumentParser:
-    from ._models import BUILTIN
+    from ..system._models import BUILTIN
 
     names = ", ".join(sorted(BUILTIN))
     p = subparsers.add_parser(
@@ -51,8 +56,8 @@ def add_reduce_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--starts", type=int, default=None, help="number of RARL2 starts (default: balanced truncation, IRKA from it, from spread shifts and from modal truncation, and perturbation rounds when these reach different minima)")
     p.add_argument("--seed", type=int, default=None, help="seed of the random starts")
     p.add_argument("--compare", default="bt,irka", metavar="LIST",
-                   help="comma-separated methods to compare with: bt, irka (pyMOR, continuous "
-                        "time, when installed); empty for none (default: bt,irka)")
+                   help=f"comma-separated methods to compare with: {', '.join(METHODS)} (irka: "
+                        "pyMOR's, continuous time, when installed); empty for none (default: bt,irka)")
     p.add_argument("--json", metavar="PATH|-", help="write the results as JSON (- for stdout)")
     p.add_argument("--plot", metavar="PNG", help="plot frequency responses and errors")
     p.add_argument("--output", "-o", metavar="FILE", help="save the RARL2 model (.npz or .mat)")
@@ -66,8 +71,8 @@ def add_reduce_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def _load(spec: str, discrete: bool):
-    from ._io import load_model
-    from ._models import BUILTIN, builtin_model
+    from ..system._io import load_model
+    from ..system._models import BUILTIN, builtin_model
 
     if Path(spec).suffix.lower() in (".mat", ".npz"):
         return load_model(spec, time="discrete" if discrete else None)
@@ -85,11 +90,12 @@ CLI_PRECISE_MAX_WORK = 2e7
 
 
 def _row(method, F, H, seconds, note=""):
-    from ._analysis import h2_error, stability_margin
-    from ._precise import residue_work
+    from ..analysis._norms import h2_error
+    from ..analysis._stability import decay_rate
+    from ..analysis._precise import residue_work
 
     err = float(h2_error(F, H))
-    nrm = float(F._cache.get("_norm") or _norm(F))
+    nrm = _norm(F)
     if err < 1e-4 * nrm and residue_work(F.order, H.order, F.n_outputs, F.n_inputs) <= CLI_PRECISE_MAX_WORK:
         # small relative errors keep few digits in double precision: sum the residues in extended
         # precision (the same yardstick for every method)
@@ -98,20 +104,21 @@ def _row(method, F, H, seconds, note=""):
         except DifflinalgError:
             pass
     return {"method": method, "order": H.order, "h2_error": err, "relative_h2_error": err / nrm,
-            "stability_margin": stability_margin(H), "seconds": seconds, "note": note}
+            "stability_margin": decay_rate(H), "seconds": seconds, "note": note}
 
 
-def _norm(F):
-    from ._analysis import h2_norm
-    from ._modal import cached_modal_form, mirror_sums, modal_h2_norm2
+def _norm(F) -> float:
+    """``||F||_2`` as a float, cached on ``F`` (the table divides every method's error by it)."""
+    from ..analysis._modal import cached_modal_form, mirror_sums, modal_h2_norm2
+    from ..analysis._norms import h2_norm
 
-    lam, Bt, Ct, cond, _ = cached_modal_form(F)
-    if lam is not None and cond <= 1e8 and not F.discrete:
-        val = math.sqrt(max(modal_h2_norm2(Bt, Ct, mirror_sums(lam, Bt, Ct, False)), 0.0))
-    else:
-        val = float(h2_norm(F))
-    F._cache["_norm"] = val
-    return val
+    def make() -> float:
+        lam, Bt, Ct, cond, _ = cached_modal_form(F)
+        if lam is not None and cond <= 1e8 and not F.discrete:
+            return math.sqrt(max(modal_h2_norm2(Bt, Ct, mirror_sums(lam, Bt, Ct, False)), 0.0))
+        return float(h2_norm(F))
+
+    return F.cached("_norm", make, values_only=True)
 
 
 def pymor_irka(F, r):
@@ -125,7 +132,7 @@ def pymor_irka(F, r):
         return None
     import numpy as np
 
-    from ._statespace import StateSpace
+    from ..system._statespace import StateSpace
 
     set_log_levels({"pymor": "WARN"})
     A, B, C = (x.detach().cpu().numpy() for x in (F.A, F.B, F.C))
@@ -143,7 +150,7 @@ def pymor_to_statespace(rom):
     """A pyMOR ``LTIModel`` (with a possibly non-identity E) as a ``StateSpace``."""
     import numpy as np
 
-    from ._statespace import StateSpace
+    from ..system._statespace import StateSpace
 
     def mat(op):
         return np.array(op.matrix.toarray() if hasattr(op.matrix, "toarray") else op.matrix, dtype=float)
@@ -208,30 +215,24 @@ def _reduce(args, stage: _Stage, sig: Interrupt) -> int:
             raise InputError(str(exc)) from None
     print(f"model {args.model}: {F}", file=sys.stderr)
     rows, models = [], {}
-    if "bt" in compare:
-        stage.what = "balanced truncation"
-        with Status("balanced truncation", show):
-            from ._balanced import balanced_truncation
-
-            with pinned_threads():
-                t0 = time.perf_counter()
-                Hb = balanced_truncation(F, args.order)
-                sec = time.perf_counter() - t0
-        stage.what = "the error of balanced truncation"
-        rows.append(_row("balanced-trunc", F, Hb, sec))
-        models["balanced-trunc"] = Hb
-    if "irka" in compare:
-        stage.what = "IRKA (pyMOR)"
-        _irka_row(F, args.order, show, rows, models)
+    for name in (m for m in METHODS if m in compare):
+        if name in EXTERNAL:
+            EXTERNAL[name](F, args.order, show, rows, models, stage)
+            continue
+        label, what = LABELS.get(name, (name, name))
+        stage.what = what
+        with Status(what, show), pinned_threads():
+            res = REDUCTORS[name](F, args.order)
+        stage.what = f"the error of {what}"
+        rows.append(_row(label, F, res.model, res.seconds))
+        models[label] = res.model
     stage.what = "RARL2"
-    from ._rarl2 import rarl2
-
     with Status("RARL2: factorizing the target, balanced truncation", show):
         t0 = time.perf_counter()
-        res = rarl2(F, args.order, starts=args.starts, seed=args.seed, max_time=args.max_time, progress=show)
+        res = REDUCTORS["rarl2"](F, args.order, starts=args.starts, seed=args.seed, max_time=args.max_time, progress=show)
         sec = time.perf_counter() - t0
     if args.output:  # first: a second interrupt while the table is computed keeps the model
-        from ._io import save_model
+        from ..system._io import save_model
 
         save_model(res.model, args.output)
         stage.saved = f"the RARL2 model was saved to {args.output}"
@@ -248,7 +249,7 @@ def _reduce(args, stage: _Stage, sig: Interrupt) -> int:
     if args.json:
         stage.what = "writing the JSON file"
         payload = {"model": args.model, "order": args.order, "interrupted": res.interrupted,
-                   "threads": 1, "rows": rows, "starts": [vars(s) for s in res.starts]}
+                   "threads": 1, "rows": rows, "starts": [_start_record(s) for s in res.starts]}
         text = json.dumps(_strict(payload), indent=1, default=float)
         if args.json == "-":
             print(text)
@@ -265,8 +266,9 @@ def _reduce(args, stage: _Stage, sig: Interrupt) -> int:
     return 0
 
 
-def _irka_row(F, r: int, show: bool, rows: list, models: dict) -> None:
+def _irka_row(F, r: int, show: bool, rows: list, models: dict, stage: _Stage) -> None:
     """pyMOR's IRKA as a table row (continuous time, when pyMOR is installed)."""
+    stage.what = "IRKA (pyMOR)"
     if F.discrete:
         print("difflinalg reduce: IRKA (pyMOR) is continuous-time only: skipped", file=sys.stderr)
         return
@@ -285,6 +287,18 @@ def _irka_row(F, r: int, show: bool, rows: list, models: dict) -> None:
         models["irka (pyMOR)"] = Hi
     except DifflinalgError as exc:  # IRKA may return an unstable model
         print(f"difflinalg reduce: IRKA result not usable: {exc}", file=sys.stderr)
+
+
+def _start_record(s) -> dict:
+    """A start of the RARL2 run for the JSON file: its fields, and the relative errors also under
+    their former names ``start_error`` and ``error`` (readers of earlier files keep working)."""
+    return {**vars(s), "start_error": s.start_relative_error, "error": s.relative_error}
+
+
+#: compared reductors whose row is computed by an independent implementation instead of the
+#: registry's: IRKA by pyMOR's ``IRKAReductor`` (the reference the table has always shown;
+#: ``difflinalg.control.irka`` is ours)
+EXTERNAL = {"irka": _irka_row}
 
 
 def _fmt(x: float, spec: str) -> str:
@@ -311,8 +325,8 @@ def _plot(F, models: dict, path: str) -> None:
         import matplotlib.pyplot as plt
     except ImportError:
         raise InputError("--plot needs matplotlib (pip install 'difflinalg[plot]')") from None
-    from ._analysis import frequency_response
-    from ._modal import cached_modal_form, transfer_at
+    from ..analysis._norms import frequency_response
+    from ..analysis._modal import cached_modal_form, transfer_at
 
     lam, Bt, Ct, cond, _ = cached_modal_form(F)
     if F.discrete:

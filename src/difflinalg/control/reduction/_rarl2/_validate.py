@@ -25,10 +25,10 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from .._errors import InputError, PrecisionWarning
-from .._utils import eps, is_wrapped
-from ._analysis import check_stable
-from ._statespace import StateSpace
+from ...._errors import InputError, PrecisionWarning
+from ...._utils import eps, is_wrapped
+from ...analysis._stability import check_stable
+from ...system._statespace import StateSpace
 
 #: single-precision targets: below this relative error the model rounded to the target's dtype
 #: is re-measured (``1e3 eps32``: the rounding of the coefficients, ``~eps32 ||F||`` times a modest
@@ -127,7 +127,7 @@ def validated_rarl2(fn: Callable, target, order, starts, seed, max_iter, tol, pr
 
 def _narrow(res, F: StateSpace, dtype: torch.dtype):
     """The result with its model in ``dtype``; its error re-measured where the rounding matters."""
-    from ._analysis import h2_error
+    from ...analysis._norms import h2_error
 
     model = res.model.to(dtype)
     if res.relative_error < ROUNDING_CHECK_BELOW:

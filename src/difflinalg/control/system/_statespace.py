@@ -7,18 +7,36 @@ unspecified); continuous-time systems have ``dt = 0``.
 Matrices are torch tensors of one dtype (float32/64 or complex64/128) with optional leading batch
 dimensions that broadcast (``A`` (..., n, n), ``B`` (..., n, m), ``C`` (..., p, n), ``D`` (..., p, m)).
 The analysis functions (``h2_norm``, ``frequency_response``, ...) are differentiable in the matrices.
+
+Layering: this module is the bottom of ``control`` (docs/architecture.md). ``StateSpace``'s analysis
+methods (``h2_norm``, ``decay_rate``, ...) are thin: they call the functions that
+``control.analysis`` registers in ``ANALYSES`` when it is imported (``difflinalg.control`` imports
+it), so the system layer never imports the layer above it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
 
-from .._errors import InputError
-from .._utils import as_tensor, check_matrix, check_same_dtype
+from ..._errors import InputError
+from ..._utils import as_tensor, check_matrix, check_same_dtype, is_wrapped, warn_once
 from . import _interop
 
 TIMES = ("continuous", "discrete")
+
+#: name -> the analysis function a ``StateSpace`` method of that name calls (filled by
+#: ``control.analysis.register_methods`` at import; module docstring, "Layering")
+ANALYSES: dict[str, Callable] = {}
+
+
+def _analysis(name: str) -> Callable:
+    try:
+        return ANALYSES[name]
+    except KeyError:  # only reachable by importing this module without ``difflinalg.control``
+        raise RuntimeError(f"StateSpace.{name}: the analysis layer is not loaded; import difflinalg.control") from None
 
 
 def _check_time(time: str | None, dt) -> tuple[str, float | None]:
@@ -47,7 +65,8 @@ def _check_time(time: str | None, dt) -> tuple[str, float | None]:
     return time, dt
 
 
-def _fmt_complex(z: complex) -> str:
+def fmt_complex(z: complex) -> str:
+    """``z`` with 6 significant digits (real part only when the imaginary part is 0), for messages."""
     z = complex(z)
     if z.imag == 0:
         return f"{z.real:.6g}"
@@ -106,7 +125,31 @@ class StateSpace:
         self.A, self.B, self.C, self.D = A, B, C, D
         self.time = time
         self.dt: float | None = dt
-        self._cache: dict = {}
+        self._cache: dict = {}  # written only through ``cached``
+
+    # -- cache -----------------------------------------------------------------------------------
+    def cacheable(self) -> bool:
+        """True when derived data can be cached on the system: no matrix requires grad or is a
+        ``torch.func`` wrapper (a cached value would hide the dependence on the matrices)."""
+        return not any(x.requires_grad or is_wrapped(x) for x in self.matrices())
+
+    def cached(self, key, make: Callable, *, values_only: bool = False):
+        """The value cached under ``key``, computed by ``make()`` on first use (a Gramian, a Schur
+        or modal form, ...). The matrices of a ``StateSpace`` are never reassigned by this package,
+        so an entry stays valid for the object's lifetime.
+
+        Args:
+            key: a hashable key (the analysis functions use short strings and tuples).
+            make: computes the value.
+            values_only: the value depends on the matrices' values only (it is not differentiated,
+                e.g. a detached eigendecomposition), so it is cached even when the system is not
+                ``cacheable()``; otherwise such a system recomputes it every time.
+        """
+        if not values_only and not self.cacheable():
+            return make()
+        if key not in self._cache:
+            self._cache[key] = make()
+        return self._cache[key]
 
     # -- sizes and types -----------------------------------------------------------------------
     @property
@@ -215,35 +258,38 @@ class StateSpace:
         """The error system ``self - other`` (block-diagonal state matrix, order n1 + n2)."""
         return error_system(self, other)
 
-    # -- analysis (delegates to the functions of ``_analysis``) ----------------------------------
+    # -- analysis (thin: the functions of ``control.analysis``, module docstring) ------------------
     def poles(self) -> Tensor:
         """Eigenvalues of A (complex)."""
         return torch.linalg.eigvals(self.A.detach())
 
     def is_stable(self) -> bool:
-        from ._analysis import is_stable
+        """``control.is_stable(self)``."""
+        return _analysis("is_stable")(self)
 
-        return is_stable(self)
+    def decay_rate(self) -> float:
+        """``control.decay_rate(self)``: distance of the poles to the stability boundary."""
+        return _analysis("decay_rate")(self)
 
     def stability_margin(self) -> float:
-        from ._analysis import stability_margin
-
-        return stability_margin(self)
+        """Deprecated name of ``decay_rate`` (python-control's ``stability_margins`` are gain and
+        phase margins); warns ``DeprecationWarning`` once."""
+        warn_once("StateSpace.stability_margin", "StateSpace.stability_margin() is deprecated: use "
+                  "decay_rate() (the same value; python-control's stability_margins are gain/phase margins)",
+                  DeprecationWarning)
+        return self.decay_rate()
 
     def h2_norm(self) -> Tensor:
-        from ._analysis import h2_norm
-
-        return h2_norm(self)
+        """``control.h2_norm(self)``."""
+        return _analysis("h2_norm")(self)
 
     def hankel_singular_values(self) -> Tensor:
-        from ._analysis import hankel_singular_values
-
-        return hankel_singular_values(self)
+        """``control.hankel_singular_values(self)``."""
+        return _analysis("hankel_singular_values")(self)
 
     def frequency_response(self, w) -> Tensor:
-        from ._analysis import frequency_response
-
-        return frequency_response(self, w)
+        """``control.frequency_response(self, w)``."""
+        return _analysis("frequency_response")(self, w)
 
     def __repr__(self) -> str:
         b = f", batch={tuple(self.batch_shape)}" if len(self.batch_shape) else ""

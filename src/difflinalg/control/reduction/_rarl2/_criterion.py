@@ -22,10 +22,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .._errors import InputError
-from .._utils import check_matrix, check_same_dtype
-from ..equations import observability_gramian, solve_stein, solve_sylvester
-from ._statespace import StateSpace, check_system
+from ...._errors import InputError
+from ...._utils import check_matrix, check_same_dtype
+from ....equations import observability_gramian, solve_stein, solve_sylvester
+from ...system._statespace import StateSpace, check_system
 
 
 def h2_projection(F: StateSpace, C: Tensor, A: Tensor) -> tuple[Tensor, Tensor]:

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import torch
 
-from .._errors import InputError
+from ..._errors import InputError
+from ._markov import markov_system
 from ._statespace import StateSpace
 
 
@@ -66,7 +67,6 @@ def msd2(k: int = 60) -> StateSpace:
 
 
 def fir(n: int = 20) -> StateSpace:
-    from ._rarl2 import markov_system
 
     return markov_system(torch.cat([torch.zeros(1, dtype=torch.float64), torch.ones(n, dtype=torch.float64)]))
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .._errors import InputError
+from ..._errors import InputError
 from ._statespace import StateSpace, as_system
 
 

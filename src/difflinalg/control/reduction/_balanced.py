@@ -13,10 +13,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .._errors import InputError
-from .._utils import eps
-from ._analysis import _cached, check_stable, controllability_gramian_of, gramian_factor, observability_gramian_of
-from ._statespace import StateSpace, check_system
+from ..._errors import InputError
+from ..._utils import eps
+from ..analysis._norms import controllability_gramian_of, gramian_factor, observability_gramian_of
+from ..analysis._stability import check_stable
+from ..system._statespace import StateSpace, check_system
 
 
 def minimal_order(hsv: Tensor, dtype: torch.dtype | None = None, n_states: int = 0) -> int:
@@ -76,8 +77,8 @@ def balanced_truncation(F: StateSpace, order: int, *, return_hsv: bool = False):
     if F.batch_shape != ():
         raise InputError(f"F: balanced_truncation takes one system, got a batch of shape {tuple(F.batch_shape)}")
     check_stable(F, "F")
-    P = _cached(F, "P", lambda: controllability_gramian_of(F))
-    Q = _cached(F, "Q", lambda: observability_gramian_of(F))
+    P = F.cached("P", lambda: controllability_gramian_of(F))
+    Q = F.cached("Q", lambda: observability_gramian_of(F))
     Lp, Lq = gramian_factor(P), gramian_factor(Q)
     if isinstance(order, bool) or not isinstance(order, int) or order < 1:
         raise InputError(f"order: expected a positive integer, got {order!r}")

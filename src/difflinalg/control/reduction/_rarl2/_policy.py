@@ -1,0 +1,59 @@
+"""``SearchPolicy``: the tuning constants of RARL2's search over starts, in one frozen record.
+
+Each is a trade between time and the chance of finding a better minimum; they were chosen on the
+SLICOT benchmark (``benchmarks/rarl2_slicot.py``), and a change is accepted when that benchmark keeps
+its errors (its quality floor) and gains time. The reasoning behind each default:
+
+* ``default_starts``: balanced truncation, IRKA from it, from shifts spread over the target's band
+  and from modal truncation (the dominant poles), then two perturbation rounds that run only when
+  those disagree. IRKA from modal truncation reaches minima the other starts miss (the SLICOT
+  CDplayer model at order 20); modal truncation itself is rarely the best start and is not a default.
+* ``irka_candidates``: of each IRKA run, the first iterate and the last ``irka_candidates`` are
+  scored as candidates of the start (IRKA may oscillate or drift past a better model; scoring every
+  iterate would cost more than the run).
+* ``agree_rtol``: the optimized starts agree (the perturbation rounds are skipped) when their errors
+  are within this relative distance.
+* ``abandon_after``, ``abandon_ratio``, ``abandon_horizon``: after ``abandon_after`` iterations a
+  start is abandoned when its criterion is above ``abandon_ratio`` times the best result so far, or
+  when at its recent rate of decrease it would not reach the best result within ``abandon_horizon``
+  iterations (crawling starts are the main cost of the search and rarely win).
+* ``skip_ratio``: a start whose criterion is above ``skip_ratio`` times the best so far (3 times its
+  error) is not optimized.
+* ``noise_levels``: the search stops when the best criterion is within this many noise levels
+  (``Target.eps_f``) of zero: no other start could be shown to be better.
+* ``join_rtol``, ``join_pole_rtol``: a start joins a minimum already found (stopped, status "joined")
+  when its criterion is within ``join_rtol`` of it (relative; 5e-7 on the H2 error, below the
+  benchmark's quality tolerance 1e-6) and its poles within ``join_pole_rtol`` of that minimum's.
+* ``start_hessian_rows``: the finite-difference Hessians of the optimizer's first iteration are
+  computed for all starts in one batched evaluation when that is at most this many gradients
+  (small orders, where an evaluation costs its call overhead rather than its flops).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+START_KINDS = ("bt", "irka-bt", "irka", "modal", "irka-modal", "extend", "perturb", "random")
+#: statuses of a start that ended at a stationary point (later starts can join it)
+MINIMUM_STATUS = ("converged", "stationary", "exact", "stalled")
+
+
+@dataclass(frozen=True)
+class SearchPolicy:
+    """The search's tuning constants (module docstring)."""
+
+    default_starts: tuple[str, ...] = ("bt", "irka-bt", "irka", "irka-modal", "perturb", "perturb")
+    irka_candidates: int = 4
+    agree_rtol: float = 1e-6
+    abandon_after: int = 10
+    abandon_ratio: float = 1.5
+    abandon_horizon: int = 50
+    skip_ratio: float = 9.0
+    noise_levels: float = 2.0
+    join_rtol: float = 1e-6
+    join_pole_rtol: float = 1e-3
+    start_hessian_rows: int = 64
+
+
+#: the policy ``rarl2`` runs with
+POLICY = SearchPolicy()

@@ -1,0 +1,198 @@
+"""The search over starts of one RARL2 run: the starts' candidate models (balanced truncation,
+IRKA runs in lock-step, modal truncation, random, extension of the order n-1 solution), their
+optimization from the most promising, and the perturbation rounds (basin hopping)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from ...._errors import InputError
+from . import _policy
+from ._progress import Progress as _Progress
+from ._run import _Run
+from ._selection import TIE_LEVELS
+from ._starts import balanced_start, default_shifts, irka, irka_models, modal_start, random_pair
+
+
+def _search(run: _Run, names: list[str], bt_model, gen, prog: _Progress, adaptive: bool = False) -> None:
+    """Optimize the starts, the most promising (lowest criterion) first, skipping duplicates (a start
+    that is the same model as an earlier one); then the perturbation rounds from the best result.
+    ``adaptive``: the perturbation rounds run only if the optimized starts disagree (two results
+    further apart than _policy.POLICY.agree_rtol), i.e. when the landscape shows several minima. Raises
+    KeyboardInterrupt through (the results so far are kept)."""
+    primary = [n for n in names if n != "perturb"]
+    made = []
+    modal = modal_start(run.T, run.r) if {"modal", "irka-modal"} & set(primary) else None
+    irka_cands = _irka_candidates(run, primary, bt_model, modal)
+    for name in primary:
+        if run.out_of_time() and made:  # a budget spent before any start still gets the first one
+            break
+        models = _start_models(name, run, bt_model, gen, irka_cands, modal)
+        if models is not None:
+            made.append((name, *models))
+    cands = sorted(((psi, i, name, pair, grad) for i, (name, pair, psi, grad) in enumerate(run.score_starts(made))),
+                   key=lambda t: (t[0], t[1]))
+    done: list[tuple[float, Tensor]] = []
+    hess = run.start_hessians(cands)
+    for i, (psi0, _, name, pair, grad0) in enumerate(cands):
+        if run.out_of_time() and run.results:
+            return
+        if run.exact():
+            # at the criterion's noise level no optimization can show progress: the remaining
+            # starts are recorded as they are ("noise"), for the comparison in extended
+            # precision among the results at that level (``_selection.select``)
+            for psi_r, _, name_r, pair_r, _ in cands[i:]:
+                if psi_r <= run.best()[0] + TIE_LEVELS * run.eps_f:
+                    run.record_unoptimized(name_r, pair_r, "noise")
+            return
+        poles = torch.sort(torch.linalg.eigvals(pair[1]).real).values
+        if any(abs(psi0 - p) <= 1e-12 * max(abs(p), 1e-300) and torch.allclose(poles, q, rtol=1e-8, atol=1e-12)
+               for p, q in done):
+            continue  # the same model as a start already optimized
+        done.append((psi0, poles))
+        run.optimize(name, pair, prog, psi0, grad0, hess[i])
+    if adaptive and run.results:
+        errs = [math.sqrt(max(t[0], 0.0)) for t in run.results]
+        if max(errs) - min(errs) <= _policy.POLICY.agree_rtol * max(min(errs), 1e-300):
+            return
+    tried: set = set()
+    for _ in range(names.count("perturb")):
+        if run.out_of_time() or not run.results or run.exact():
+            return
+        pair = _perturb_start(run, tried)
+        if pair is None:
+            return
+        run.optimize("perturb", pair, prog)
+
+
+def _irka_candidates(run: _Run, names: list[str], bt_model, modal) -> dict:
+    """The candidate models ``(A, C)`` of the IRKA starts among ``names`` ("irka-bt": from balanced
+    truncation ``bt_model``, "irka-modal": from modal truncation ``modal`` (``modal_start``), "irka":
+    from spread shifts): the first iterate and the last _policy.POLICY.irka_candidates of each run (IRKA may
+    oscillate or drift away from a better model it passed, but scoring every iterate cost more
+    than the run). The runs go in lock-step (one batched IRKA) and their candidates are projected
+    in one batch."""
+    froms = {"irka-bt": bt_model, "irka-modal": modal}
+    runs = [n for n in ("irka-bt", "irka-modal") if n in names and froms[n] is not None]
+    runs += ["irka"] if "irka" in names else []
+    if not runs:
+        return {}
+    starts = [froms[n] for n in runs if n != "irka"]
+    models = tuple(torch.stack(t) for t in zip(*starts)) if starts else None
+    shifts = default_shifts(run.T, run.r)[None] if "irka" in runs else None
+    its = irka(run.T, models=models, shifts=shifts, deadline=run.deadline)
+    keep = [d[:1] + d[1:][-_policy.POLICY.irka_candidates:] for d in its]
+    if not any(keep):
+        return {}
+    A, _, C, ok = irka_models(run.T, [t for d in keep for t in d])
+    out, at = {}, 0
+    for name, d in zip(runs, keep):
+        sel = torch.nonzero(ok[at:at + len(d)]).reshape(-1) + at
+        if sel.numel():
+            out[name] = (A[sel], C[sel])
+        at += len(d)
+    return out
+
+
+def _start_models(name: str, run: _Run, bt_model, gen, irka_cands: dict, modal):
+    """The candidate models of a start, ``(A, C, normal)`` with ``A`` (K, r, r) and ``C`` (K, p, r) in
+    the working coordinates (``normal``: already output-normal pairs), or None; ``_Run.score_starts``
+    keeps the best candidate of each start. ``irka_cands``: ``_irka_candidates`` of the run;
+    ``modal``: ``modal_start`` (or None)."""
+    if name == "bt":
+        Ar, _, Cr = bt_model
+        return Ar[None], Cr[None], False
+    if name in ("irka-bt", "irka", "irka-modal"):
+        return (*irka_cands[name], False) if name in irka_cands else None
+    if name == "random":
+        C, A = run.space.pair(random_pair(run.space, gen))
+        return A[None], C[None], True
+    if name == "modal":
+        return None if modal is None else (modal[0][None], modal[2][None], False)
+    if name == "extend":
+        pair = _extend_start(run, gen)
+        return None if pair is None else (pair[1][None], pair[0][None], True)
+    raise InputError(f"starts: unknown start kind {name!r}")
+
+
+def _perturb_start(run: _Run, tried: set):
+    """Basin hopping: from the best model so far, scale the damping (real part) of one pole (or
+    conjugate pair) by 4 or 1/4; of the perturbed models not tried yet, return the one with the
+    lowest criterion (None if none is left)."""
+    T = run.T
+    f, sr, x, sigma, _ = run.best()
+    run.space.sigma = sigma
+    C, A = run.space.pair(x)
+    mu, V = torch.linalg.eig(A.to(T.cdt))
+    try:
+        Vi = torch.linalg.inv(V)
+    except RuntimeError:
+        return None
+    models, keys = [], []
+    for j in range(mu.shape[0]):
+        if T.real and float(mu[j].imag) < 0:
+            continue  # the pair is handled with its upper member
+        group = (mu - mu[j]).abs() <= 1e-9 * (1 + float(mu[j].abs()))
+        if T.real:
+            group = group | ((mu - mu[j].conj()).abs() <= 1e-9 * (1 + float(mu[j].abs())))
+        for fac in (4.0, 0.25):
+            key = (round(float(f), 15), j, fac)
+            if key in tried:
+                continue
+            mu2 = mu.clone()
+            if T.discrete:  # scale the distance to the unit circle
+                rad = mu[group].abs()
+                new = 1 - (1 - rad) * fac
+                if float(new.min()) <= -1 or float(new.max()) >= 1:
+                    continue
+                mu2[group] = mu[group] / rad * new
+            else:
+                mu2[group] = torch.complex(mu[group].real * fac, mu[group].imag)
+            A2 = V @ torch.diag(mu2) @ Vi
+            models.append(A2.real.to(A.dtype) if not A.is_complex() else A2)
+            keys.append(key)
+    if not models:
+        return None
+    best, k = run.best_model(torch.stack(models), C.expand(len(models), *C.shape))
+    if best is None:
+        return None
+    tried.add(keys[k])
+    return best
+
+
+def _extend_start(run: _Run, gen):
+    """The order n-1 RARL2 solution (from its own balanced-truncation and IRKA starts) with one state
+    added: the best of a few random extensions ``C -> [C, c]`` (``c`` small) and
+    ``S -> [[S, s], [-s^H, 0]]`` in the ambient coordinates; with ``c -> 0`` the new state becomes
+    unobservable and the criterion tends to the order n-1 optimum, so they start just below it."""
+    T, r = run.T, run.r
+    if r < 2:
+        return None
+    sub = _Run(T, r - 1, run.tol, run.max_iter, run.deadline)
+    Ar, Br, Cr, _ = balanced_start(T, r - 1)  # T is already normalized and rescaled
+    _search(sub, ["bt", "irka-bt", "irka"], (Ar, Br, Cr), gen, _Progress(False, 1))
+    if sub.best() is None:
+        return None
+    f, _, x, sigma, _ = sub.best()
+    sub.space.sigma = sigma
+    C, S = sub.space.from_vec(x)
+    sp = run.space
+    best, best_psi = None, math.inf
+    for k in range(16):
+        scale = 10.0 ** (-1 - 2 * (k % 4) / 3)
+        c = scale * torch.randn(T.p, 1, generator=gen, dtype=sp.rdt).to(sp.mdt)
+        s = torch.randn(r - 1, 1, generator=gen, dtype=sp.rdt).to(sp.mdt)
+        C2 = torch.cat([C, c], 1)
+        S2 = torch.zeros(r, r, dtype=sp.mdt)
+        S2[:-1, :-1] = S
+        S2[:-1, -1:] = s
+        S2[-1:, :-1] = -s.mH
+        sp.sigma = sigma
+        x2 = sp.to_vec(C2, S2)
+        psi = run.fg(x2)[0]
+        if psi < best_psi:
+            best, best_psi = x2, psi
+    return sp.pair(best) if best is not None else None
