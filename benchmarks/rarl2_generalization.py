@@ -270,6 +270,22 @@ def summary(rows: list[dict], key: str, anchor: dict | None) -> list[dict]:
     return out
 
 
+def misses(rows: list[dict]) -> list[dict]:
+    """The development analysis: for each case above the 1e-6 floor, the default's best start, the
+    reference's source and best start, and per start kind the best relative gap of the reference
+    run's starts of that kind to the reference (0: that kind found the better basin)."""
+    out = []
+    for r in rows:
+        if not r["gap"] > 1e-6:
+            continue
+        kinds = {k: (v - r["ref"]) / r["ref"] for k, v in r["ref_starts"].items()}
+        out.append({"family": r["family"], "seed": r["seed"], "N": r["N"], "pxm": f"{r['p']}x{r['m']}",
+                    "order": r["order"], "gap": r["gap"], "default best": r["default_best_start"],
+                    "ref source": r["ref_source"], "ref best": r["ref_best_start"],
+                    "kinds at ref (gap <= 1e-6)": ",".join(sorted(k for k, g in kinds.items() if g <= 1e-6)) or "-"})
+    return out
+
+
 def floors(rows: list[dict], failed: int = 0) -> dict:
     """The issue's floors over ``rows`` (cases that ``failed`` count as misses)."""
     n = len(rows) + failed
@@ -279,11 +295,29 @@ def floors(rows: list[dict], failed: int = 0) -> dict:
             "floor_97pct_1e-6": bool(n and within6 >= 0.97 * n), "floor_all_1pct": bool(n and within1 == n)}
 
 
+def report(name: str, rows: list[dict], failures: list[dict], anchor: dict | None) -> tuple[list[dict], dict]:
+    """Print the tables of set ``name``; return its per-family summary and floors."""
+    cols = ["family", "seed", "N", "p", "m", "order", "default", "ref", "ref_source", "gap", "default_s", "ref_s"]
+    print_table(rows, cols, title=f"{name} set: cases")
+    summ = summary(rows, "family", anchor)
+    print_table(summ, title=f"{name} set: per family (gap = (default - ref) / ref)")
+    if name == "dev":  # the analysis of misses is for the development set only (module docstring)
+        print_table(misses(rows), title="dev set: cases above 1e-6 (which start kinds of the reference reached it)")
+    for f in failures:
+        print(f"{name} FAILED: {f['family']} seed {f['seed']}: {f['error']}")
+    fl = floors(rows, len(failures))
+    print(f"{name} floors: within 1e-6 {fl['within_1e-6']}/{fl['cases']} "
+          f"({'met' if fl['floor_97pct_1e-6'] else 'NOT met'}: >= 97%), within 1% {fl['within_1pct']}/{fl['cases']} "
+          f"({'met' if fl['floor_all_1pct'] else 'NOT met'}: all)")
+    return summ, fl
+
+
 def main() -> int:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--set", choices=("dev", "eval", "both"), default="both", help="which seed set to run")
     p.add_argument("--only", nargs="+", metavar="FAMILY", choices=FAMILIES, help="only these families")
     p.add_argument("--seeds", type=int, default=None, help=f"seeds per family and set (default {DEV_SEEDS}, --quick 1)")
+    p.add_argument("--report", type=Path, metavar="PATH", help="only re-print the tables of a saved --json run")
     p.add_argument("--anchor", type=Path, metavar="PATH", help="JSON of an earlier run: per-case default times to compare")
     args = p.parse_args()
     setup(args)
@@ -302,6 +336,12 @@ def main() -> int:
         old = json.loads(args.anchor.read_text())
         anchor = {(r["family"], r["seed"]): r["default_s"] for s in ("dev", "eval") for r in old.get(s, {}).get("rows", [])}
     out: dict = {"threads": torch.get_num_threads(), "ref_starts": len(REF_STARTS)}
+    if args.report:  # re-print the tables of a saved run (no computation)
+        saved = json.loads(args.report.read_text())
+        for name in ("dev", "eval"):
+            if name in saved:
+                report(name, saved[name]["rows"], saved[name].get("failures", []), anchor)
+        return 0
     for name in chosen:
         rows, failures = [], []
         for fam in families:
@@ -323,14 +363,7 @@ def main() -> int:
                       f"default {row['default']:.6e} ({row['default_s']:.2f} s, {row['default_best_start']}) "
                       f"ref {row['ref']:.6e} ({row['ref_source']}, {row['ref_best_start']}) gap {row['gap']:+.1e}",
                       file=sys.stderr, flush=True)
-        cols = ["family", "seed", "N", "p", "m", "order", "default", "ref", "ref_source", "gap", "default_s", "ref_s"]
-        print_table(rows, cols, title=f"{name} set: cases")
-        summ = summary(rows, "family", anchor)
-        print_table(summ, title=f"{name} set: per family (gap = (default - ref) / ref)")
-        fl = floors(rows, len(failures))
-        print(f"{name} floors: within 1e-6 {fl['within_1e-6']}/{fl['cases']} "
-              f"({'met' if fl['floor_97pct_1e-6'] else 'NOT met'}: >= 97%), within 1% {fl['within_1pct']}/{fl['cases']} "
-              f"({'met' if fl['floor_all_1pct'] else 'NOT met'}: all)")
+        summ, fl = report(name, rows, failures, anchor)
         out[name] = {"rows": rows, "summary": summ, "floors": fl, "failures": failures}
     write_json(out, args.json)
     return 0
