@@ -40,7 +40,9 @@ Per case, in the same run (one thread):
 
 The default's time is the median of 3 runs (``--quick``: 1). A case that raises is reported and
 counts as a miss. Every error is ``h2_error(F, H, relative=True)`` (the default picks the yardstick), re-measured with
-``precise=True`` below 1e-4 where that applies. Gap = ``(err_default - ref) / ref`` (negative:
+``precise=True`` below 1e-4 where that applies. ``resolution`` is ``ReductionResult.resolution`` of
+the default run: where a gap is below about twice it, rarl2's double-precision criterion could not
+order the two models (reported, still counted against the floors). Gap = ``(err_default - ref) / ref`` (negative:
 the default beat the reference). Floors (issue 17 item 5): gap <= 1e-6 on >= 97% of the evaluation
 cases, <= 1% on all.
 
@@ -226,6 +228,7 @@ def run_case(family: str, seed: int, repeats: int) -> dict | None:
     row["default"] = rel_error(F, res.model)
     row["default_reported"] = res.relative_error
     row["default_best_start"] = res.best_start
+    row["resolution"] = res.resolution  # the criterion's relative-error resolution at the default's error
     refs = {"bt": rel_error(F, balanced_truncation(F, r))}
     if not F.discrete:
         Hi = pymor_irka(F, r)
@@ -280,7 +283,8 @@ def misses(rows: list[dict]) -> list[dict]:
             continue
         kinds = {k: (v - r["ref"]) / r["ref"] for k, v in r["ref_starts"].items()}
         out.append({"family": r["family"], "seed": r["seed"], "N": r["N"], "pxm": f"{r['p']}x{r['m']}",
-                    "order": r["order"], "gap": r["gap"], "default best": r["default_best_start"],
+                    "order": r["order"], "default": r["default"], "gap": r["gap"],
+                    "resolution": r.get("resolution", math.nan), "default best": r["default_best_start"],
                     "ref source": r["ref_source"], "ref best": r["ref_best_start"],
                     "kinds at ref (gap <= 1e-6)": ",".join(sorted(k for k, g in kinds.items() if g <= 1e-6)) or "-"})
     return out
