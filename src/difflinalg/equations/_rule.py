@@ -32,7 +32,7 @@ front and calls the natively batched forward (the CPU path leaves torch for LAPA
 itself cannot be vmapped).
 
 Methods (``_Spec.method``): ``"lapack"`` and ``"torch"`` (Schur factors; reduced equation solved by
-``_triangular.py``), ``"eig"`` (eigen-factors, elementwise division), ``"kron"`` (LU of the
+``_schur_solve.py``), ``"eig"`` (eigen-factors, elementwise division), ``"kron"`` (LU of the
 Kronecker matrix; the adjoint solve is the conjugate-transposed LU solve).
 """
 
@@ -45,7 +45,7 @@ from torch import Tensor
 
 from .._nested import call
 from ._checks import broadcast
-from ._triangular import lapack_solve, torch_solve
+from ._schur_solve import lapack_solve, torch_solve
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,8 @@ from torch import Tensor
 
 from .._errors import NotPositiveDefiniteError, TransformCheckWarning
 from .._nested import call
-from .._utils import check_matrix, check_precision, eps, herm, is_wrapped, reject_meta, warn_once
+from .._utils import (check_matrix, check_precision, eps, herm, is_wrapped, real_dtype, reject_meta,
+                      warn_once)
 
 
 def phi(x: Tensor) -> Tensor:
@@ -70,7 +71,7 @@ def factor_condition(L: Tensor, rho: Tensor | None = None, steps: int = 3) -> Te
     """
     n = L.shape[-1]
     if n == 0:
-        return L.new_ones(L.shape[:-2], dtype=L.real.dtype)
+        return L.new_ones(L.shape[:-2], dtype=real_dtype(L.dtype))
     rows = L.abs().square().sum(dim=-1)
     if rho is not None:
         return rows.amax(dim=-1) / rho[..., 0, 0]

@@ -93,7 +93,7 @@ from torch import Tensor
 
 from .._errors import GaugeError, InputError
 from .._nested import call
-from .._utils import check_finite_sum, check_matrix, eps, is_wrapped, reject_meta
+from .._utils import check_finite_sum, check_matrix, eps, is_wrapped, real_dtype, reject_meta
 from ._qr_rank import first_deficient, poison_transformed, rank_error, unravel, vjp_deficient
 
 _MODES = ("reduced", "complete", "r")
@@ -139,7 +139,7 @@ def _phi(M: Tensor) -> Tensor:
     """``tril(M)`` with the diagonal halved (``phi`` of ``_cholesky``) as one product with a constant
     n x n mask: cheaper than tril + a batch of diag_embed."""
     n = M.shape[-1]
-    w = torch.ones(n, n, dtype=M.real.dtype, device=M.device).tril_()
+    w = torch.ones(n, n, dtype=real_dtype(M.dtype), device=M.device).tril_()
     w.diagonal().fill_(0.5)
     return M * w
 

@@ -1,22 +1,22 @@
 r"""Primary matrix functions of general square matrices (sqrtm, logm) through a triangular form.
 
 Forward. ``A = Q T Q^{-1}`` with ``T`` upper (quasi-)triangular, then ``f(A) = Q f(T) Q^{-1}``
-with the triangular algorithms of ``_triangular``:
+with the triangular algorithms of ``_sqrt_log_triangular``:
 
 * ``method="schur"`` (CPU, SciPy/LAPACK): the Schur form, ``Q`` unitary. A real ``A`` keeps its
   real quasi-triangular form (``dgees``), so ``Q`` and all products with it are real, at every
   derivative order: the square root stays real (recursion between the 2 x 2 blocks, as SciPy
   does), the logarithm goes through the complex triangular form of the triangular factor (one
-  2 x 2 rotation per complex-conjugate pair, all at once: ``_triangular.to_complex_triangular``)
-  and back. Tensors on other devices are copied to the CPU for this step.
+  2 x 2 rotation per complex-conjugate pair, all at once:
+  ``_sqrt_log_triangular.to_complex_triangular``) and back. Tensors on other devices are copied to the CPU for this step.
 * ``method="eig"`` (any device, torch only): the eigendecomposition ``A = W diag(l) W^{-1}``, for
   diagonalizable inputs; refused when ``cond(W) > 1 / (n sqrt(eps))``, where it loses too many
   digits (use the Schur path on the CPU then). A real ``A`` gives the real part of the result.
 * ``method="auto"``: Schur on the CPU, eig elsewhere.
 
 Triangular square roots: the LAPACK recursion for one large matrix on the CPU, otherwise the
-batched torch superdiagonal recurrence (``_triangular``). The principal square root and logarithm
-of a real matrix without eigenvalues on the closed negative real axis are real.
+batched torch superdiagonal recurrence (``_sqrt_log_triangular``). The principal square root and
+logarithm of a real matrix without eigenvalues on the closed negative real axis are real.
 
 Derivatives (Higham, "Functions of Matrices", Thm. 3.6 and 3.7; Mathias 1996). For the primary
 function ``f`` and ``B = [[A, E], [0, A]]``,
@@ -55,7 +55,7 @@ from torch import Tensor
 
 from .._errors import InputError
 from .._utils import eps
-from ._triangular import (
+from ._sqrt_log_triangular import (
     from_complex_triangular,
     log_plan,
     log_triangular,
