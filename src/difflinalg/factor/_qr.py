@@ -15,7 +15,7 @@ diagonal, is ``qr(A^H)`` transposed: ``L = R^H``, ``Q = Q_qr^H`` (the rules belo
 ``.mH``).
 
 Rules, square or tall block (``A`` (m, n), m >= n, ``Q`` (m, n), ``R`` (n, n); Hubig 2019, Liao et
-al. 2019, the ``copyltu`` form of ``seed-autodiff-linear-algebra.md`` "QR decomposition")::
+al. 2019, the ``copyltu`` form; the derivation: ``docs/math/qr.md``)::
 
     forward:  B = dA R^{-1},  C = Q^H B,  T = triu(C + C^H) with its diagonal halved
               dR = T R,  dQ = B - Q T
@@ -51,8 +51,8 @@ convention's, not a derivative of torch's particular ``Q2``).
 
 Second order: the backward is written in differentiable operations on the saved ``Q``, ``R`` (and
 ``A`` for the wide rule), so double backward, forward-over-reverse (``torch.func.hessian``) and
-reverse-over-forward work. Nested forward mode (``jacfwd(jacfwd(...))``) through any
-``torch.autograd.Function`` returns zero higher derivatives in torch 2.13 (pytorch/pytorch#197867).
+reverse-over-forward work, and so does nested forward mode (``jacfwd(jacfwd(...))``): the JVP
+calls its differentiable parts through ``_nested.call`` (pytorch/pytorch#197867).
 
 Rank-deficient input. Let ``j`` be the first index with ``|R_jj| <= 10 max(m, n) eps max_i |R_ii|``
 (numerically zero; ``j < k``). Write ``A = [X, Y]`` with ``X = A[:, :j]`` (full column rank),

@@ -13,8 +13,8 @@ Woodbury identity::
     (rho I_n + D^H D)^{-1} = (I_n - D^H T^{-1} D) / rho,   (rho I_m + D D^H)^{-1} = (I_m - D S^{-1} D^H) / rho
 
 Rules, with ``z = A^{-1} g`` for the output gradient ``g`` (``A`` is Hermitian; PyTorch's complex
-convention, ``dL = Re tr(g^H dy)``; ``seed-complex-cholesky-solve-gradient.md`` eqs. 21 and 41 for
-``gD``, summed over the right-hand sides)::
+convention, ``dL = Re tr(g^H dy)``; the derivation of ``gD``, summed over the right-hand sides:
+``docs/math/cholesky-solve.md``, "Derivatives")::
 
     forward:  dy = A^{-1} (dx - drho y - dG y),
               dG y = D^H (dD y) + dD^H (D y)   (DhD)   or   D (dD^H y) + dD (D^H y)   (DDh)
@@ -34,8 +34,8 @@ Second order. The factor is an input of the autograd Function that the wrapper c
 analytically. ``z`` in the backward and the solve in the JVP are computed by the same Function with
 the same factor, so the backward and the JVP are themselves differentiable (double backward,
 forward-over-reverse as in ``torch.func.hessian``, reverse-over-forward) and never refactorize.
-Nested forward mode (``jacfwd(jacfwd(...))``) through any ``torch.autograd.Function`` silently
-returns zero higher derivatives in torch 2.13 (pytorch/pytorch#197867): use ``torch.func.hessian``.
+Nested forward mode (``jacfwd(jacfwd(...))``) works too: the JVP's solve goes through
+``_nested.call`` (pytorch/pytorch#197867).
 
 Numerics. The smaller Gram matrix is also the better conditioned one: when m < n,
 ``rho I_n + D^H D`` has n - m eigenvalues equal to rho, while ``rho I_m + D D^H`` has none (and the

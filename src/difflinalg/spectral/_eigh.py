@@ -11,8 +11,8 @@ Notation: ``X = V^H herm(dA) V``, ``T = V^H gV``, ``F_ij = 1/(w_j - w_i)`` for `
 cluster, ``F = 0`` inside a cluster and on the diagonal; ``o`` is the elementwise product.
 
 First order (Seeger et al. 2017, "Auto-differentiating linear algebra"; Giles 2008, "An extended
-collection of matrix derivative results"; ``shared/reference/seed-autodiff-linear-algebra.md``,
-"Symmetric Eigen decomposition")::
+collection of matrix derivative results"; the derivation: ``docs/math/eigh.md``, "First
+order")::
 
     forward mode:  dw = Re diag(X),   dV = V (F o X)
     reverse mode:  gA = V herm(diag(gw) + F o T) V^H

@@ -6,7 +6,7 @@ split, and the derivatives use only the gaps *across* it: they are exact for eve
 under ``U(k) x U(n-k)`` (a loss of the projector ``P = U1 U1^H``, of ``I - P``, of symmetric
 functions of ``w1``) whatever the degeneracy inside the kept block and inside its complement.
 Typical use: the MUSIC noise subspace ``I - P_signal`` on a flat noise floor, where
-``torch.linalg.eigh`` returns NaN gradients (``shared/reference/anchors.md``).
+``torch.linalg.eigh`` returns NaN gradients (derivation: ``docs/math/eigh.md``, "A named split").
 
 Notation: ``U2``, ``w2`` the complement (n x (n-k)); ``dAh = herm(dA)``; the cross inverse gaps
 ``C_ij = 1/(w1_j - w2_i)`` ((n-k) x k). The Hermitian part ``herm(A)`` is decomposed (both
