@@ -45,6 +45,7 @@ from torch import Tensor
 
 from .._errors import NotPositiveDefiniteError, TransformCheckWarning
 from .._nested import call
+from .._rule import Rule
 from .._utils import (check_matrix, check_precision, eps, herm, is_wrapped, real_dtype, reject_meta,
                       warn_once)
 
@@ -137,26 +138,21 @@ def cholesky_vjp(L: Tensor, gL: Tensor) -> Tensor:
     return herm(X)
 
 
-class _Cholesky(torch.autograd.Function):
-    generate_vmap_rule = True
-
+class _Cholesky(Rule):
     @staticmethod
     def forward(A: Tensor) -> Tensor:
         return cholesky_factor(A)
 
     @staticmethod
-    def setup_context(ctx, inputs, output):
-        ctx.save_for_backward(output)
-        ctx.save_for_forward(output)
+    def save(ctx, inputs, L):
+        return (L,)
 
     @staticmethod
-    def backward(ctx, gL: Tensor) -> Tensor:
-        (L,) = ctx.saved_tensors
+    def gradients(ctx, L: Tensor, gL: Tensor) -> Tensor:
         return cholesky_vjp(L, gL)
 
     @staticmethod
-    def jvp(ctx, dA: Tensor) -> Tensor:
-        (L,) = ctx.saved_tensors
+    def tangents(ctx, L: Tensor, dA: Tensor) -> Tensor:
         # Through ``call`` so that an outer forward level sees this rule's arithmetic (jvp of jvp).
         return call(cholesky_jvp, L, dA)
 
