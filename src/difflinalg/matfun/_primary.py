@@ -54,6 +54,7 @@ import torch
 from torch import Tensor
 
 from .._errors import InputError
+from .._rule import Rule, or_zeros
 from .._utils import eps
 from ._sqrt_log_triangular import (
     from_complex_triangular,
@@ -203,7 +204,7 @@ def _hint(Q: Tensor, Qi: Tensor, T: Tensor, parts) -> tuple[Tensor, Tensor, Tens
     return _build([Q] + z).detach(), _build([Qi] + z).detach(), _build(Ts)
 
 
-class _PrimaryFunction(torch.autograd.Function):
+class _PrimaryFunction(Rule):
     """``parts -> f(build(parts))``; ``(Q, Qi, T)``: the triangular form of ``parts[0]`` (None: computed).
 
     The parts are separate inputs, rather than one block matrix, so that the forward-mode rule can
@@ -211,6 +212,8 @@ class _PrimaryFunction(torch.autograd.Function):
     level reach it only through its inputs (operations inside a ``jvp`` staticmethod are not
     themselves forward-differentiated). Every combination of forward and reverse levels is exact.
     """
+
+    generate_vmap_rule = False  # its own ``vmap`` below: the forward is batched already
 
     @staticmethod
     def forward(plan: Plan, Q: Tensor | None, Qi: Tensor | None, T: Tensor | None, *parts: Tensor):
@@ -225,18 +228,16 @@ class _PrimaryFunction(torch.autograd.Function):
         return F.contiguous(), Q, Qi, T
 
     @staticmethod
-    def setup_context(ctx, inputs, output):
-        plan = inputs[0]
+    def save(ctx, inputs, output):
         _, Q, Qi, T = output
-        ctx.plan = plan
+        ctx.plan, ctx.n_parts = inputs[0], len(inputs) - 4
         ctx.mark_non_differentiable(Q, Qi, T)
-        ctx.save_for_backward(Q, Qi, T, *inputs[4:])
-        ctx.save_for_forward(Q, Qi, T, *inputs[4:])
+        return Q, Qi, T, *inputs[4:]
 
     @staticmethod
-    def backward(ctx, gF: Tensor, *_):
+    def gradients(ctx, Q: Tensor, Qi: Tensor, T: Tensor, *rest: Tensor):
         # With M = build(parts): gM = L_f(M, gF^H)^H = (f([[M, gF^H], [0, M]])_{12})^H.
-        Q, Qi, T, *parts = ctx.saved_tensors
+        parts, gF = rest[:ctx.n_parts], rest[ctx.n_parts]
         M = _build(parts)
         N = M.shape[-1]
         hint = _hint(Q, Qi, T, parts)
@@ -244,13 +245,12 @@ class _PrimaryFunction(torch.autograd.Function):
         return (None, None, None, None, *_build_adjoint(gM, len(parts)))
 
     @staticmethod
-    def jvp(ctx, _dplan, _dQ, _dQi, _dT, *dparts):
+    def tangents(ctx, Q: Tensor, Qi: Tensor, T: Tensor, *rest):
         # f(build(parts + dparts)) = [[f(M), L_f(M, build(dparts))], [0, f(M)]].
-        Q, Qi, T, *parts = ctx.saved_tensors
-        dparts = [torch.zeros_like(p) if d is None else d for p, d in zip(parts, dparts)]
+        parts, dparts = rest[:ctx.n_parts], rest[ctx.n_parts + 4:]
+        dparts = [or_zeros(d, p) for p, d in zip(parts, dparts)]
         N = parts[0].shape[-1] * len(parts)
-        out = _PrimaryFunction.apply(ctx.plan, Q, Qi, T, *parts, *dparts)[0][..., :N, N:]
-        return out, None, None, None
+        return _PrimaryFunction.apply(ctx.plan, Q, Qi, T, *parts, *dparts)[0][..., :N, N:]
 
     @staticmethod
     def vmap(info, in_dims, plan, Q, Qi, T, *parts):
