@@ -8,8 +8,8 @@ module writes them once:
 * the tensors the rules need, saved for both modes (``save_for_backward`` and
   ``save_for_forward``) from one hook, ``Rule.save``;
 * trailing ``None`` s: the hook ``gradients`` returns the gradients of the leading inputs only,
-  ``tangents`` the tangents of the leading outputs only, and the scaffold pads both to the Function's arity
-  (the non-tensor arguments and the non-differentiable outputs);
+  ``tangents`` the tangents of the leading outputs only, and the scaffold pads both to the
+  Function's arity (the non-tensor arguments and the non-differentiable outputs);
 * ``or_zeros``: ``None`` (a cotangent of an unused output, a tangent of an input that carries none)
   as zeros, for formulas that need a tensor.
 

@@ -8,7 +8,8 @@ with the triangular algorithms of ``_sqrt_log_triangular``:
   derivative order: the square root stays real (recursion between the 2 x 2 blocks, as SciPy
   does), the logarithm goes through the complex triangular form of the triangular factor (one
   2 x 2 rotation per complex-conjugate pair, all at once:
-  ``_sqrt_log_triangular.to_complex_triangular``) and back. Tensors on other devices are copied to the CPU for this step.
+  ``_sqrt_log_triangular.to_complex_triangular``) and back. Tensors on other devices are copied
+  to the CPU for this step.
 * ``method="eig"`` (any device, torch only): the eigendecomposition ``A = W diag(l) W^{-1}``, for
   diagonalizable inputs; refused when ``cond(W) > 1 / (n sqrt(eps))``, where it loses too many
   digits (use the Schur path on the CPU then). A real ``A`` gives the real part of the result.
