@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 PKG = Path(__file__).resolve().parents[1] / "src" / "difflinalg"
-FOUNDATION = {"_errors", "_utils", "_nested", "_version"}
+FOUNDATION = {"_errors", "_utils", "_nested", "_rule", "_version"}
 # package -> the packages (beyond the foundation and itself) it may import from
 ALLOWED = {
     "check": set(),

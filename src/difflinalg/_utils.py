@@ -105,7 +105,10 @@ def check_same_dtype(**tensors: Tensor) -> torch.dtype:
 
 
 def real_dtype(dtype: torch.dtype) -> torch.dtype:
-    return torch.empty((), dtype=dtype).real.dtype
+    """The real dtype of ``dtype``'s precision (complex64 -> float32; a real dtype maps to itself).
+
+    The one place for this mapping: ``torch.dtype.to_real`` (torch >= 2.1) allocates nothing."""
+    return dtype.to_real()
 
 
 def eps(dtype: torch.dtype) -> float:

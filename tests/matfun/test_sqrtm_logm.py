@@ -10,7 +10,7 @@ import torch
 import difflinalg as dl
 from difflinalg import InputError
 from difflinalg.check import gradcheck
-from difflinalg.matfun._triangular import (
+from difflinalg.matfun._sqrt_log_triangular import (
     log_plan,
     log_triangular,
     quasi_eigvals,
@@ -207,7 +207,7 @@ def test_errors():
 
 def test_lapack_and_batched_square_root_paths_agree():
     # One large matrix on the CPU takes the LAPACK recursion (trsyl), batches the torch recurrence.
-    from difflinalg.matfun._triangular import _sqrt_triangular_lapack, _sqrt_triangular_torch
+    from difflinalg.matfun._sqrt_log_triangular import _sqrt_triangular_lapack, _sqrt_triangular_torch
 
     g = torch.Generator().manual_seed(1)
     T = (torch.randn(90, 90, generator=g, dtype=C128) * 0.2).triu() + 2 * torch.eye(90)

@@ -69,6 +69,7 @@ import torch
 from torch import Tensor
 
 from .._errors import InputError
+from .._utils import real_dtype
 from ._fd_error import ErrorModel, fit_residuals, resid_noise
 from ._stencil import Stencil, backward_fdm, central_fdm, forward_fdm
 
@@ -109,7 +110,7 @@ class Derivative:
                 torch before the check (its imaginary part dropped, with torch's
                 ``UserWarning``), complex Python numbers raise torch's ``TypeError``.
         """
-        w = torch.as_tensor(w, dtype=self.value.real.dtype, device=self.value.device)
+        w = torch.as_tensor(w, dtype=real_dtype(self.value.dtype), device=self.value.device)
         if w.is_complex() or self.value.is_complex():
             raise InputError("w: Derivative.dot needs a real weight and a real value; "
                              "split complex values into real and imaginary parts first")
@@ -267,7 +268,7 @@ def derivative(
         return cache[t]
 
     f0 = g(0.0)
-    eps = max(torch.finfo(f0.real.dtype).eps, torch.finfo(x.real.dtype).eps)
+    eps = max(torch.finfo(real_dtype(f0.dtype)).eps, torch.finfo(real_dtype(x.dtype)).eps)
     k = st.order
     C_t = float(st.truncation_coef)
     C_r = st.roundoff_coef

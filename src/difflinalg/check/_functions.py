@@ -1,9 +1,9 @@
 """Smooth test functions with known derivatives, shared by the tests and ``benchmarks/fd_accuracy``.
 
 ``bessel_j_series`` is the Bessel function written as its power series (the "poor man's Bessel"
-of the autodiff notes in ``shared/reference``): a smooth function whose derivative is known in
-closed form, ``J_nu'(z) = (J_{nu-1}(z) - J_{nu+1}(z)) / 2``, evaluated with plain torch arithmetic
-in the input's dtype (so that float32 rounding is float32's).
+of autodiff tutorials; ``examples/01_bessel_derivatives.py``): a smooth function whose
+derivative is known in closed form, ``J_nu'(z) = (J_{nu-1}(z) - J_{nu+1}(z)) / 2``, evaluated
+with plain torch arithmetic in the input's dtype (so that float32 rounding is float32's).
 """
 
 from __future__ import annotations

@@ -76,6 +76,7 @@ import torch.utils._pytree as pytree
 from torch import Tensor
 
 from .._errors import InputError
+from .._utils import real_dtype
 from ._derivative import Derivative, derivative
 from ._report import CheckRecord, GradcheckError, GradcheckReport
 
@@ -109,7 +110,7 @@ def default_tolerances(dtype: torch.dtype) -> tuple[float, float]:
 
         assert default_tolerances(torch.complex128) == (1e-7, 1e-12)
     """
-    real = torch.empty((), dtype=dtype).real.dtype
+    real = real_dtype(dtype)
     if real == torch.float64:
         return 1e-7, 1e-12
     if real == torch.float32:
@@ -139,7 +140,7 @@ def _is_diff(x) -> bool:
 
 def _randn_like(x: Tensor, gen: torch.Generator, imag: bool | None = None) -> Tensor:
     """A standard normal tensor like ``x`` (complex: both parts, or only one if ``imag`` is set)."""
-    real = torch.randn(x.shape, generator=gen, dtype=x.real.dtype if x.is_complex() else x.dtype)
+    real = torch.randn(x.shape, generator=gen, dtype=real_dtype(x.dtype))
     if x.is_complex():
         other = torch.randn(x.shape, generator=gen, dtype=real.dtype)
         if imag is None:
@@ -246,7 +247,7 @@ def gradcheck(
         if not bool(torch.isfinite(inputs[i]).all()):
             raise InputError(f"{names[i]}: contains non-finite values; gradcheck needs a finite point")
     dtypes = [inputs[i].dtype for i in wrt]
-    rt, at = default_tolerances(max(dtypes, key=lambda d: torch.finfo(torch.empty((), dtype=d).real.dtype).eps))
+    rt, at = default_tolerances(max(dtypes, key=lambda d: torch.finfo(real_dtype(d)).eps))
     rtol = rt if rtol is None else rtol
     atol = at if atol is None else atol
     gen = torch.Generator().manual_seed(_SEED_MIX ^ int(seed))

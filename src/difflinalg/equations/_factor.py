@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from .._errors import ConvergenceError, InputError
+from .._rule import Rule
 from .._utils import check_matrix, eps, is_wrapped, reject_meta
 from ._checks import broadcast
 
@@ -49,12 +50,14 @@ def schur_eigvals(T: np.ndarray) -> np.ndarray:
     return w
 
 
-class _SchurFn(torch.autograd.Function):
+class _SchurFn(Rule):
     """Host Schur factorization ``A = U T U^H`` and the eigenvalues; outputs are constants.
 
     A custom ``vmap`` rule calls the batched forward on the underlying tensor, so ``SchurForm`` can
     be built inside ``torch.func.vmap`` although the forward leaves torch for LAPACK.
     """
+
+    generate_vmap_rule = False
 
     @staticmethod
     def forward(A: Tensor, complex_form: bool) -> tuple[Tensor, Tensor, Tensor]:
@@ -92,16 +95,17 @@ class _SchurFn(torch.autograd.Function):
                 torch.from_numpy(w).to(dev))
 
     @staticmethod
-    def setup_context(ctx, inputs, output):
+    def save(ctx, inputs, output):
         ctx.mark_non_differentiable(*output)
+        return ()
 
     @staticmethod
-    def backward(ctx, gT, gU, gw):
-        return None, None
+    def gradients(ctx, *grads):
+        return ()
 
     @staticmethod
-    def jvp(ctx, dA, _):
-        return None, None, None
+    def tangents(ctx, *tangents):
+        return ()
 
     @staticmethod
     def vmap(info, in_dims, A, complex_form):

@@ -9,7 +9,7 @@ method            factorization (once)                          each solve / adj
 ``"schur"``       Schur forms of A and B: LAPACK ``?gees`` via  CPU: one LAPACK ``?trsyl`` (real
                   SciPy on the host (real form for real data    quasi-triangular forms), else a column
                   on the CPU; complex form elsewhere, moved     recurrence of BLAS ``?trsv`` with a
-                  back to the device). Batches: per matrix.     shifted diagonal (``_triangular.py``);
+                  back to the device). Batches: per matrix.     shifted diagonal (``_schur_solve.py``);
                                                                 other devices: the torch recurrence
 ``"schur-torch"`` as ``"schur"``, complex form                  the torch column recurrence of batched
                                                                 triangular solves (any device)

@@ -32,7 +32,7 @@ front and calls the natively batched forward (the CPU path leaves torch for LAPA
 itself cannot be vmapped).
 
 Methods (``_Spec.method``): ``"lapack"`` and ``"torch"`` (Schur factors; reduced equation solved by
-``_triangular.py``), ``"eig"`` (eigen-factors, elementwise division), ``"kron"`` (LU of the
+``_schur_solve.py``), ``"eig"`` (eigen-factors, elementwise division), ``"kron"`` (LU of the
 Kronecker matrix; the adjoint solve is the conjugate-transposed LU solve).
 """
 
@@ -44,8 +44,9 @@ import torch
 from torch import Tensor
 
 from .._nested import call
+from .._rule import Rule
 from ._checks import broadcast
-from ._triangular import lapack_solve, torch_solve
+from ._schur_solve import lapack_solve, torch_solve
 
 
 @dataclass(frozen=True)
@@ -156,37 +157,39 @@ def equation_vjp(kind: str, adjoint: bool, A: Tensor, B: Tensor, X: Tensor, G: T
     return _sum_to(gA, A.shape), _sum_to(gB, B.shape)
 
 
-class MatrixEquation(torch.autograd.Function):
+class MatrixEquation(Rule):
     """``X = L^{-1}(C)`` for ``L`` given by ``spec``, ``A``, ``B`` and their kept factors."""
+
+    generate_vmap_rule = False  # its own ``vmap`` below: the factors have fixed core dimensions
 
     @staticmethod
     def forward(A: Tensor, B: Tensor, C: Tensor, spec: _Spec, *factors: Tensor) -> Tensor:
         return solve_raw(spec, C, factors)
 
     @staticmethod
-    def setup_context(ctx, inputs, output):
+    def save(ctx, inputs, output):
         A, B, C, spec, *factors = inputs
         ctx.spec = spec
         ctx.saved_c_shape = C.shape  # for the broadcast reduction of gC
-        ctx.save_for_backward(A, B, output, *factors)
-        ctx.save_for_forward(A, B, output, *factors)
+        ctx.n_factors = len(factors)
+        return A, B, output, *factors
 
     @staticmethod
-    def backward(ctx, gX: Tensor):
-        A, B, X, *factors = ctx.saved_tensors
+    def gradients(ctx, A: Tensor, B: Tensor, X: Tensor, *rest: Tensor):
+        *factors, gX = rest
         spec = ctx.spec
-        nf = len(factors)
         need_a, need_b, need_c = ctx.needs_input_grad[:3]
         if not (need_a or need_b or need_c):
-            return (None,) * (4 + nf)
+            return ()
         G = MatrixEquation.apply(A, B, gX, spec.flipped(), *factors)
         gA, gB = equation_vjp(spec.kind, spec.adjoint, A, B, X, G, need_a, need_b)
         gC = _sum_to(G, ctx.saved_c_shape) if need_c else None
-        return (gA, gB, gC, None) + (None,) * nf
+        return gA, gB, gC
 
     @staticmethod
-    def jvp(ctx, dA, dB, dC, _spec, *dfactors):
-        A, B, X, *factors = ctx.saved_tensors
+    def tangents(ctx, A: Tensor, B: Tensor, X: Tensor, *rest):
+        factors = rest[:ctx.n_factors]
+        dA, dB, dC = rest[ctx.n_factors:ctx.n_factors + 3]
         spec = ctx.spec
         present = [t is not None for t in (dA, dB, dC)]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from .._utils import real_dtype
 from ..check import randn, register_case
 from ._cholesky import cholesky
 
@@ -14,7 +15,7 @@ def _spd(dtype, gen, n=4, batch=(), cond=None):
     if cond is None:
         return X @ X.mH + n * torch.eye(n, dtype=dtype)
     Q, _ = torch.linalg.qr(X)
-    w = torch.logspace(0, -torch.log10(torch.tensor(float(cond))).item(), n, dtype=X.real.dtype).to(dtype)
+    w = torch.logspace(0, -torch.log10(torch.tensor(float(cond))).item(), n, dtype=real_dtype(X.dtype)).to(dtype)
     return Q @ torch.diag_embed(w) @ Q.mH
 
 
@@ -37,7 +38,7 @@ def _ill(dtype, gen, m, n, cond):
     k = min(m, n)
     U, _ = torch.linalg.qr(randn(dtype, gen, m, k))
     V, _ = torch.linalg.qr(randn(dtype, gen, n, k))
-    rdt = torch.empty((), dtype=dtype).real.dtype
+    rdt = real_dtype(dtype)
     s = torch.logspace(0, -torch.log10(torch.tensor(float(cond))).item(), k, dtype=rdt).to(dtype)
     return (U * s) @ V.mH
 
@@ -90,7 +91,7 @@ def _rs_case(name, dshape, xshape, rshape, *, gram="DhD", method="auto", rho_lo=
 
     def make(dt, g):
         D = randn(dt, g, *dshape) if cond is None else _ill(dt, g, *dshape, cond)
-        rdt = torch.empty((), dtype=dt).real.dtype
+        rdt = real_dtype(dt)
         rho = rho_lo * (1.0 + torch.rand(rshape, generator=g, dtype=rdt))
         return D, randn(dt, g, *xshape), rho
 
@@ -118,7 +119,7 @@ def _solver_case(name, dshape, xshape, *, gram="DhD", method="auto"):
         return y, solver.solve(0.5 * y + x)
 
     def make(dt, g):
-        rdt = torch.empty((), dtype=dt).real.dtype
+        rdt = real_dtype(dt)
         return randn(dt, g, *dshape), randn(dt, g, *xshape), 1.0 + torch.rand((), generator=g, dtype=rdt)
 
     register_case("RegularizedSolver", name, fn, make, max_step=0.05, names=("D", "x", "rho"))

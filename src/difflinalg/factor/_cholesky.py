@@ -45,7 +45,9 @@ from torch import Tensor
 
 from .._errors import NotPositiveDefiniteError, TransformCheckWarning
 from .._nested import call
-from .._utils import check_matrix, check_precision, eps, herm, is_wrapped, reject_meta, warn_once
+from .._rule import Rule
+from .._utils import (check_matrix, check_precision, eps, herm, is_wrapped, real_dtype, reject_meta,
+                      warn_once)
 
 
 def phi(x: Tensor) -> Tensor:
@@ -70,7 +72,7 @@ def factor_condition(L: Tensor, rho: Tensor | None = None, steps: int = 3) -> Te
     """
     n = L.shape[-1]
     if n == 0:
-        return L.new_ones(L.shape[:-2], dtype=L.real.dtype)
+        return L.new_ones(L.shape[:-2], dtype=real_dtype(L.dtype))
     rows = L.abs().square().sum(dim=-1)
     if rho is not None:
         return rows.amax(dim=-1) / rho[..., 0, 0]
@@ -136,26 +138,21 @@ def cholesky_vjp(L: Tensor, gL: Tensor) -> Tensor:
     return herm(X)
 
 
-class _Cholesky(torch.autograd.Function):
-    generate_vmap_rule = True
-
+class _Cholesky(Rule):
     @staticmethod
     def forward(A: Tensor) -> Tensor:
         return cholesky_factor(A)
 
     @staticmethod
-    def setup_context(ctx, inputs, output):
-        ctx.save_for_backward(output)
-        ctx.save_for_forward(output)
+    def save(ctx, inputs, L):
+        return (L,)
 
     @staticmethod
-    def backward(ctx, gL: Tensor) -> Tensor:
-        (L,) = ctx.saved_tensors
+    def gradients(ctx, L: Tensor, gL: Tensor) -> Tensor:
         return cholesky_vjp(L, gL)
 
     @staticmethod
-    def jvp(ctx, dA: Tensor) -> Tensor:
-        (L,) = ctx.saved_tensors
+    def tangents(ctx, L: Tensor, dA: Tensor) -> Tensor:
         # Through ``call`` so that an outer forward level sees this rule's arithmetic (jvp of jvp).
         return call(cholesky_jvp, L, dA)
 

@@ -15,7 +15,7 @@ diagonal, is ``qr(A^H)`` transposed: ``L = R^H``, ``Q = Q_qr^H`` (the rules belo
 ``.mH``).
 
 Rules, square or tall block (``A`` (m, n), m >= n, ``Q`` (m, n), ``R`` (n, n); Hubig 2019, Liao et
-al. 2019, the ``copyltu`` form of ``seed-autodiff-linear-algebra.md`` "QR decomposition")::
+al. 2019, the ``copyltu`` form; the derivation: ``docs/math/qr.md``)::
 
     forward:  B = dA R^{-1},  C = Q^H B,  T = triu(C + C^H) with its diagonal halved
               dR = T R,  dQ = B - Q T
@@ -51,8 +51,8 @@ convention's, not a derivative of torch's particular ``Q2``).
 
 Second order: the backward is written in differentiable operations on the saved ``Q``, ``R`` (and
 ``A`` for the wide rule), so double backward, forward-over-reverse (``torch.func.hessian``) and
-reverse-over-forward work. Nested forward mode (``jacfwd(jacfwd(...))``) through any
-``torch.autograd.Function`` returns zero higher derivatives in torch 2.13 (pytorch/pytorch#197867).
+reverse-over-forward work, and so does nested forward mode (``jacfwd(jacfwd(...))``): the JVP
+calls its differentiable parts through ``_nested.call`` (pytorch/pytorch#197867).
 
 Rank-deficient input. Let ``j`` be the first index with ``|R_jj| <= 10 max(m, n) eps max_i |R_ii|``
 (numerically zero; ``j < k``). Write ``A = [X, Y]`` with ``X = A[:, :j]`` (full column rank),
@@ -93,7 +93,8 @@ from torch import Tensor
 
 from .._errors import GaugeError, InputError
 from .._nested import call
-from .._utils import check_finite_sum, check_matrix, eps, is_wrapped, reject_meta
+from .._rule import Rule
+from .._utils import check_finite_sum, check_matrix, eps, is_wrapped, real_dtype, reject_meta
 from ._qr_rank import first_deficient, poison_transformed, rank_error, unravel, vjp_deficient
 
 _MODES = ("reduced", "complete", "r")
@@ -139,7 +140,7 @@ def _phi(M: Tensor) -> Tensor:
     """``tril(M)`` with the diagonal halved (``phi`` of ``_cholesky``) as one product with a constant
     n x n mask: cheaper than tril + a batch of diag_embed."""
     n = M.shape[-1]
-    w = torch.ones(n, n, dtype=M.real.dtype, device=M.device).tril_()
+    w = torch.ones(n, n, dtype=real_dtype(M.dtype), device=M.device).tril_()
     w.diagonal().fill_(0.5)
     return M * w
 
@@ -249,39 +250,32 @@ def _qr_vjp(Q: Tensor, R: Tensor, A: Tensor, gQ: Tensor | None, gR: Tensor | Non
     return qr_vjp_tall(Q1, R1, gQ1, gR1, extra)
 
 
-class _QR(torch.autograd.Function):
-    generate_vmap_rule = True
-
+class _QR(Rule):
     @staticmethod
     def forward(A: Tensor, complete: bool, op: str) -> tuple[Tensor, Tensor]:
         return qr_factor(A, complete)
 
     @staticmethod
-    def setup_context(ctx, inputs, output):
-        A, complete, op = inputs
-        Q, R = output
-        ctx.op = op
+    def save(ctx, inputs, output):
+        ctx.op = inputs[2]
         ctx.set_materialize_grads(False)
         # A itself (for Y = A[..., j:] of the wide and the rank-deficient rules): a reference to
         # the input, exact, and differentiable for the second-order paths.
-        ctx.save_for_backward(Q, R, A)
-        ctx.save_for_forward(Q, R, A)
+        return (*output, inputs[0])
 
     @staticmethod
-    def backward(ctx, gQ: Tensor | None, gR: Tensor | None):
-        Q, R, A = ctx.saved_tensors
+    def gradients(ctx, Q: Tensor, R: Tensor, A: Tensor, gQ: Tensor | None, gR: Tensor | None):
         if R.numel() == 0 or A.numel() == 0:
-            return torch.zeros_like(A), None, None
+            return torch.zeros_like(A)
         if is_wrapped(R):
-            return poison_transformed(R, _qr_vjp(Q, R, A, gQ, gR, ctx.op), ctx.op), None, None
+            return poison_transformed(R, _qr_vjp(Q, R, A, gQ, gR, ctx.op), ctx.op)
         first = first_deficient(R)
         if first is None:
-            return _qr_vjp(Q, R, A, gQ, gR, ctx.op), None, None
-        return vjp_deficient(_qr_vjp, qr_vjp_leading, Q, R, A, gQ, gR, ctx.op, first), None, None
+            return _qr_vjp(Q, R, A, gQ, gR, ctx.op)
+        return vjp_deficient(_qr_vjp, qr_vjp_leading, Q, R, A, gQ, gR, ctx.op, first)
 
     @staticmethod
-    def jvp(ctx, dA: Tensor, _c, _o) -> tuple[Tensor, Tensor]:
-        Q, R, A = ctx.saved_tensors
+    def tangents(ctx, Q: Tensor, R: Tensor, A: Tensor, dA: Tensor, _c, _o) -> tuple[Tensor, Tensor]:
         if not is_wrapped(R) and R.numel():
             first = first_deficient(R)
             if first is not None:

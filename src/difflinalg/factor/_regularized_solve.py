@@ -13,8 +13,8 @@ Woodbury identity::
     (rho I_n + D^H D)^{-1} = (I_n - D^H T^{-1} D) / rho,   (rho I_m + D D^H)^{-1} = (I_m - D S^{-1} D^H) / rho
 
 Rules, with ``z = A^{-1} g`` for the output gradient ``g`` (``A`` is Hermitian; PyTorch's complex
-convention, ``dL = Re tr(g^H dy)``; ``seed-complex-cholesky-solve-gradient.md`` eqs. 21 and 41 for
-``gD``, summed over the right-hand sides)::
+convention, ``dL = Re tr(g^H dy)``; the derivation of ``gD``, summed over the right-hand sides:
+``docs/math/cholesky-solve.md``, "Derivatives")::
 
     forward:  dy = A^{-1} (dx - drho y - dG y),
               dG y = D^H (dD y) + dD^H (D y)   (DhD)   or   D (dD^H y) + dD (D^H y)   (DDh)
@@ -34,8 +34,8 @@ Second order. The factor is an input of the autograd Function that the wrapper c
 analytically. ``z`` in the backward and the solve in the JVP are computed by the same Function with
 the same factor, so the backward and the JVP are themselves differentiable (double backward,
 forward-over-reverse as in ``torch.func.hessian``, reverse-over-forward) and never refactorize.
-Nested forward mode (``jacfwd(jacfwd(...))``) through any ``torch.autograd.Function`` silently
-returns zero higher derivatives in torch 2.13 (pytorch/pytorch#197867): use ``torch.func.hessian``.
+Nested forward mode (``jacfwd(jacfwd(...))``) works too: the JVP's solve goes through
+``_nested.call`` (pytorch/pytorch#197867).
 
 Numerics. The smaller Gram matrix is also the better conditioned one: when m < n,
 ``rho I_n + D^H D`` has n - m eigenvalues equal to rho, while ``rho I_m + D D^H`` has none (and the
@@ -66,6 +66,7 @@ from torch.overrides import handle_torch_function, has_torch_function
 
 from .._errors import NotPositiveDefiniteError
 from .._nested import call
+from .._rule import Rule
 from .._utils import check_precision, is_wrapped
 from ._cholesky import factor_condition, poison_failed
 from ._regularized_inputs import check_gram_method, prepare_D_rho, prepare_rhs
@@ -133,34 +134,30 @@ def _sum_to(x: Tensor, like: Tensor) -> Tensor:
     return x if x.shape == like.shape else x.sum_to_size(like.shape)
 
 
-class _RegSolve(torch.autograd.Function):
+class _RegSolve(Rule):
     """``y = (rho I + Gram)^{-1} x`` given the factor ``L``; x (..., k, r), rho (..., 1, 1) real."""
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(D: Tensor, x: Tensor, rho: Tensor, L: Tensor, gram: str, factored: str) -> Tensor:
         return gram_solve(D, rho, L, x, gram, factored)
 
     @staticmethod
-    def setup_context(ctx, inputs, output):
+    def save(ctx, inputs, output):
         D, x, rho, L, gram, factored = inputs
         ctx.gram, ctx.factored = gram, factored
         ctx.x_shape = x.shape
-        ctx.save_for_backward(D, rho, L, output)
-        ctx.save_for_forward(D, rho, L, output)
+        return D, rho, L, output
 
     @staticmethod
-    def backward(ctx, g: Tensor):
-        saved = ctx.saved_tensors
-        D, rho, L, y = saved[:4]
+    def gradients(ctx, D: Tensor, rho: Tensor, L: Tensor, y: Tensor, *rest: Tensor):
+        *image, g = rest  # image: the Woodbury inner solve saved by _RegSolveEager (first order)
         gD = gx = grho = None
         # The inner solves go through this Function when the backward itself may be differentiated
         # (double backward, forward-over-reverse, torch.func); otherwise plain solves with the factor
         # (the same values, without a second Function's bookkeeping per solve).
         nested = torch.is_grad_enabled() or _fwAD._current_level >= 0 or is_wrapped(g) or is_wrapped(D)
         if ctx.needs_input_grad[0] and ctx.factored != ctx.gram:
-            image = saved[4] if len(saved) > 4 and not nested else None  # not in the graph: first order only
+            image = image[0] if image and not nested else None  # not in the graph: first order only
             z, gD = _woodbury_vjp(D, rho, L, y, g, ctx.gram, nested, image)
             gD = _sum_to(gD, D)
         elif nested:
@@ -178,11 +175,10 @@ class _RegSolve(torch.autograd.Function):
             gx = z if z.shape == ctx.x_shape else z.sum_to_size(ctx.x_shape)
         if ctx.needs_input_grad[2]:
             grho = _sum_to(-(z.conj() * y).real.sum(dim=(-2, -1), keepdim=True), rho)
-        return gD, gx, grho, None, None, None
+        return gD, gx, grho
 
     @staticmethod
-    def jvp(ctx, dD, dx, drho, _dL, _g, _f):
-        D, rho, L, y = ctx.saved_tensors
+    def tangents(ctx, D, rho, L, y, dD, dx, drho, _dL, _g, _f):
         given = [t for t in (dD, dx, drho) if t is not None]
         if not given:
             return torch.zeros_like(y)
@@ -209,6 +205,7 @@ class _RegSolveEager(torch.autograd.Function):
             ctx.save_for_backward(D, rho, L, y, t)
         return y
 
+    # The scaffold's (classmethods bound to _RegSolve): the same hooks, the same padding.
     backward = staticmethod(_RegSolve.backward)
     jvp = staticmethod(_RegSolve.jvp)
 

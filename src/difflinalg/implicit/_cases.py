@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import torch
 
+from .._utils import real_dtype
 from ..check import randn, register_case
 from ._argmin import argmin
 from ._fixed_point import fixed_point
@@ -33,11 +34,11 @@ def _ridge_inputs(batch=(), m=6, n=3, cond=None):
         X = randn(dtype, gen, *batch, m, n)
         if cond is not None:  # singular values from 1 down to 1/cond
             U, _, Vh = torch.linalg.svd(X, full_matrices=False)
-            rdt = torch.empty((), dtype=dtype).real.dtype
+            rdt = real_dtype(dtype)
             s = torch.logspace(0, -torch.log10(torch.tensor(float(cond))).item(), n, dtype=rdt)
             X = U @ torch.diag_embed(s.to(dtype)) @ Vh
         lam_val = 1e-3 if cond is not None else 0.7
-        lam = torch.full(batch, lam_val, dtype=torch.empty((), dtype=dtype).real.dtype)
+        lam = torch.full(batch, lam_val, dtype=real_dtype(dtype))
         return X, randn(dtype, gen, *batch, m), lam
     return make
 
@@ -107,4 +108,4 @@ register_case("argmin", "separable_cosh_cg", lambda th: _cosh(th, "cg"),
               lambda dtype, gen: (torch.randn(5, generator=gen, dtype=dtype),), dtypes=(torch.float64,))
 register_case("argmin", "regularized_least_squares", _ls,
               lambda dtype, gen: (randn(dtype, gen, 5, 3), randn(dtype, gen, 5),
-                                  torch.tensor(0.4, dtype=torch.empty((), dtype=dtype).real.dtype)))
+                                  torch.tensor(0.4, dtype=real_dtype(dtype))))

@@ -41,6 +41,7 @@ import torch.utils._pytree as pytree
 from torch import Tensor
 
 from .._errors import InputError
+from .._utils import real_dtype
 from ._args import is_diff, jvp_wrt, solve_options, substitute, vjp_wrt
 from ._diagnostics import Options, relative, report
 from ._linear_solve import LinearOp, solve
@@ -189,7 +190,7 @@ def _root(F: Callable, x_star, params: tuple, opts: Options, *, name: str, resid
             raise InputError(f"{nm}: shape {tuple(t.shape)} does not start with the batch shape "
                              f"{tuple(x_leaves[0].shape[:bd])} (batch_dims={bd}); every leaf of "
                              "x_star needs the same leading batch dims")
-    reals = {_dt(t.real.dtype if t.is_complex() else t.dtype) for t in x_leaves}
+    reals = {_dt(real_dtype(t.dtype)) for t in x_leaves}
     if len(reals) > 1:
         raise InputError(f"x_star: leaves mix precisions {sorted(reals)}; convert them to one")
     space = RealSpace.of(x_leaves, bd)

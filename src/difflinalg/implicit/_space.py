@@ -22,6 +22,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from .._utils import real_dtype
+
 
 class RealSpace:
     """Realified coordinates of leaves with given per-problem shapes and dtypes.
@@ -36,7 +38,7 @@ class RealSpace:
         self.numels = [math.prod(s) for s in self.shapes]
         self.sizes = [n * (2 if dt.is_complex else 1) for n, dt in zip(self.numels, self.dtypes)]
         self.dim = sum(self.sizes)
-        reals = {torch.empty((), dtype=dt).real.dtype for dt in self.dtypes}
+        reals = {real_dtype(dt) for dt in self.dtypes}
         if len(reals) != 1:
             raise ValueError(f"leaves must share one precision, got {sorted(map(str, reals))}")
         self.real_dtype = reals.pop()

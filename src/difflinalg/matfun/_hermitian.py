@@ -31,6 +31,7 @@ import torch
 from torch import Tensor
 
 from .._errors import InputError
+from .._rule import Rule
 from .._utils import check_matrix, herm, is_wrapped, reject_meta
 from ._checks import check_derivative, check_overflow
 from ._divided import (
@@ -78,9 +79,7 @@ def _apply_scalar(fn: ScalarFunction, w: Tensor) -> Tensor:
     return fw.to(w.dtype)
 
 
-class _HermitianFunction(torch.autograd.Function):
-    generate_vmap_rule = True
-
+class _HermitianFunction(Rule):
     @staticmethod
     def forward(A: Tensor, fn: ScalarFunction, name: str):
         w, V = torch.linalg.eigh(herm(A))
@@ -92,58 +91,49 @@ class _HermitianFunction(torch.autograd.Function):
         return F, w, V
 
     @staticmethod
-    def setup_context(ctx, inputs, output):
+    def save(ctx, inputs, output):
         A, fn, name = inputs
         _, w, V = output
         ctx.fn, ctx.name = fn, name
         ctx.mark_non_differentiable(w, V)
-        ctx.save_for_backward(A, w, V)
-        ctx.save_for_forward(A, w, V)
+        return A, w, V
 
     @staticmethod
-    def backward(ctx, gF: Tensor, gw, gV):
-        A, w, V = ctx.saved_tensors
+    def gradients(ctx, A: Tensor, w: Tensor, V: Tensor, gF: Tensor, gw, gV):
         gA = _HermitianFrechet.apply(A, herm(gF), w, V, ctx.fn)
-        return check_derivative(ctx.fn, w, gA, ctx.name), None, None
+        return check_derivative(ctx.fn, w, gA, ctx.name)
 
     @staticmethod
-    def jvp(ctx, dA: Tensor, *_):
-        A, w, V = ctx.saved_tensors
+    def tangents(ctx, A: Tensor, w: Tensor, V: Tensor, dA: Tensor, *_):
         # The op itself, not plain operations: forward-over-forward stays exact too.
         dF = _HermitianFrechet.apply(A, herm(dA), w, V, ctx.fn)
-        return check_derivative(ctx.fn, w, dF, ctx.name), None, None
+        return check_derivative(ctx.fn, w, dF, ctx.name)
 
 
-class _HermitianFrechet(torch.autograd.Function):
+class _HermitianFrechet(Rule):
     """``(A, E) -> L(A)[E]`` with ``A``'s eigendecomposition ``(w, V)`` given (not recomputed)."""
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(A: Tensor, E: Tensor, w: Tensor, V: Tensor, fn: ScalarFunction) -> Tensor:
         return frechet_eigenbasis(V, first_divided_differences(fn, w), E)
 
     @staticmethod
-    def setup_context(ctx, inputs, output):
-        A, E, w, V, fn = inputs
-        ctx.fn = fn
-        ctx.save_for_backward(E, w, V)
-        ctx.save_for_forward(E, w, V)
+    def save(ctx, inputs, output):
+        ctx.fn = inputs[4]
+        return inputs[1:4]  # E, w, V
 
     @staticmethod
-    def backward(ctx, H: Tensor):
-        E, w, V = ctx.saved_tensors
+    def gradients(ctx, E: Tensor, w: Tensor, V: Tensor, H: Tensor):
         D = first_divided_differences(ctx.fn, w)
         gE = frechet_eigenbasis(V, D, H) if ctx.needs_input_grad[1] else None
         gA = None
         if ctx.needs_input_grad[0]:
             T = second_divided_differences(ctx.fn, w, D)
             gA = herm(second_frechet_eigenbasis(V, T, E.mH, H))
-        return gA, gE, None, None, None
+        return gA, gE
 
     @staticmethod
-    def jvp(ctx, dA, dE, dw, dV, dfn):
-        E, w, V = ctx.saved_tensors
+    def tangents(ctx, E: Tensor, w: Tensor, V: Tensor, dA, dE, dw, dV, dfn):
         D = first_divided_differences(ctx.fn, w)
         out = frechet_eigenbasis(V, D, dE) if dE is not None else None
         if dA is not None:

@@ -1,8 +1,8 @@
 r"""Principal logarithm of a general square matrix, ``L = logm(A)`` with ``expm(L) = A``.
 
 Forward: Schur form (CPU, LAPACK) or eigendecomposition (other devices), then inverse scaling and
-squaring on the triangular factor (``_triangular.log_triangular``: ``k`` square roots, an [m/m]
-Pade approximant in partial fractions, times ``2^k``; Higham, "Functions of Matrices", Alg. 11.10).
+squaring on the triangular factor (``_sqrt_log_triangular.log_triangular``: ``k`` square roots, an
+[m/m] Pade approximant in partial fractions, times ``2^k``; Higham, "Functions of Matrices", Alg. 11.10).
 
 Derivative: the Frechet derivative is the upper-right block of the same algorithm applied to
 ``[[A, E], [0, A]]`` (block-triangular identity; Higham, Thm. 3.6), in the triangular basis of the

@@ -1,22 +1,23 @@
 r"""Primary matrix functions of general square matrices (sqrtm, logm) through a triangular form.
 
 Forward. ``A = Q T Q^{-1}`` with ``T`` upper (quasi-)triangular, then ``f(A) = Q f(T) Q^{-1}``
-with the triangular algorithms of ``_triangular``:
+with the triangular algorithms of ``_sqrt_log_triangular``:
 
 * ``method="schur"`` (CPU, SciPy/LAPACK): the Schur form, ``Q`` unitary. A real ``A`` keeps its
   real quasi-triangular form (``dgees``), so ``Q`` and all products with it are real, at every
   derivative order: the square root stays real (recursion between the 2 x 2 blocks, as SciPy
   does), the logarithm goes through the complex triangular form of the triangular factor (one
-  2 x 2 rotation per complex-conjugate pair, all at once: ``_triangular.to_complex_triangular``)
-  and back. Tensors on other devices are copied to the CPU for this step.
+  2 x 2 rotation per complex-conjugate pair, all at once:
+  ``_sqrt_log_triangular.to_complex_triangular``) and back. Tensors on other devices are copied
+  to the CPU for this step.
 * ``method="eig"`` (any device, torch only): the eigendecomposition ``A = W diag(l) W^{-1}``, for
   diagonalizable inputs; refused when ``cond(W) > 1 / (n sqrt(eps))``, where it loses too many
   digits (use the Schur path on the CPU then). A real ``A`` gives the real part of the result.
 * ``method="auto"``: Schur on the CPU, eig elsewhere.
 
 Triangular square roots: the LAPACK recursion for one large matrix on the CPU, otherwise the
-batched torch superdiagonal recurrence (``_triangular``). The principal square root and logarithm
-of a real matrix without eigenvalues on the closed negative real axis are real.
+batched torch superdiagonal recurrence (``_sqrt_log_triangular``). The principal square root and
+logarithm of a real matrix without eigenvalues on the closed negative real axis are real.
 
 Derivatives (Higham, "Functions of Matrices", Thm. 3.6 and 3.7; Mathias 1996). For the primary
 function ``f`` and ``B = [[A, E], [0, A]]``,
@@ -54,8 +55,9 @@ import torch
 from torch import Tensor
 
 from .._errors import InputError
+from .._rule import Rule, or_zeros
 from .._utils import eps
-from ._triangular import (
+from ._sqrt_log_triangular import (
     from_complex_triangular,
     log_plan,
     log_triangular,
@@ -203,7 +205,7 @@ def _hint(Q: Tensor, Qi: Tensor, T: Tensor, parts) -> tuple[Tensor, Tensor, Tens
     return _build([Q] + z).detach(), _build([Qi] + z).detach(), _build(Ts)
 
 
-class _PrimaryFunction(torch.autograd.Function):
+class _PrimaryFunction(Rule):
     """``parts -> f(build(parts))``; ``(Q, Qi, T)``: the triangular form of ``parts[0]`` (None: computed).
 
     The parts are separate inputs, rather than one block matrix, so that the forward-mode rule can
@@ -211,6 +213,8 @@ class _PrimaryFunction(torch.autograd.Function):
     level reach it only through its inputs (operations inside a ``jvp`` staticmethod are not
     themselves forward-differentiated). Every combination of forward and reverse levels is exact.
     """
+
+    generate_vmap_rule = False  # its own ``vmap`` below: the forward is batched already
 
     @staticmethod
     def forward(plan: Plan, Q: Tensor | None, Qi: Tensor | None, T: Tensor | None, *parts: Tensor):
@@ -225,18 +229,16 @@ class _PrimaryFunction(torch.autograd.Function):
         return F.contiguous(), Q, Qi, T
 
     @staticmethod
-    def setup_context(ctx, inputs, output):
-        plan = inputs[0]
+    def save(ctx, inputs, output):
         _, Q, Qi, T = output
-        ctx.plan = plan
+        ctx.plan, ctx.n_parts = inputs[0], len(inputs) - 4
         ctx.mark_non_differentiable(Q, Qi, T)
-        ctx.save_for_backward(Q, Qi, T, *inputs[4:])
-        ctx.save_for_forward(Q, Qi, T, *inputs[4:])
+        return Q, Qi, T, *inputs[4:]
 
     @staticmethod
-    def backward(ctx, gF: Tensor, *_):
+    def gradients(ctx, Q: Tensor, Qi: Tensor, T: Tensor, *rest: Tensor):
         # With M = build(parts): gM = L_f(M, gF^H)^H = (f([[M, gF^H], [0, M]])_{12})^H.
-        Q, Qi, T, *parts = ctx.saved_tensors
+        parts, gF = rest[:ctx.n_parts], rest[ctx.n_parts]
         M = _build(parts)
         N = M.shape[-1]
         hint = _hint(Q, Qi, T, parts)
@@ -244,13 +246,12 @@ class _PrimaryFunction(torch.autograd.Function):
         return (None, None, None, None, *_build_adjoint(gM, len(parts)))
 
     @staticmethod
-    def jvp(ctx, _dplan, _dQ, _dQi, _dT, *dparts):
+    def tangents(ctx, Q: Tensor, Qi: Tensor, T: Tensor, *rest):
         # f(build(parts + dparts)) = [[f(M), L_f(M, build(dparts))], [0, f(M)]].
-        Q, Qi, T, *parts = ctx.saved_tensors
-        dparts = [torch.zeros_like(p) if d is None else d for p, d in zip(parts, dparts)]
+        parts, dparts = rest[:ctx.n_parts], rest[ctx.n_parts + 4:]
+        dparts = [or_zeros(d, p) for p, d in zip(parts, dparts)]
         N = parts[0].shape[-1] * len(parts)
-        out = _PrimaryFunction.apply(ctx.plan, Q, Qi, T, *parts, *dparts)[0][..., :N, N:]
-        return out, None, None, None
+        return _PrimaryFunction.apply(ctx.plan, Q, Qi, T, *parts, *dparts)[0][..., :N, N:]
 
     @staticmethod
     def vmap(info, in_dims, plan, Q, Qi, T, *parts):

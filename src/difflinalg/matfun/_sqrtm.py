@@ -1,7 +1,7 @@
 r"""Principal square root of a general square matrix, ``X = sqrtm(A)`` with ``X^2 = A``.
 
 Forward: Schur form (CPU, LAPACK) or eigendecomposition (other devices), then the triangular
-recurrence of Bjorck and Hammarling (``_triangular.sqrt_triangular``); see ``_primary``.
+recurrence of Bjorck and Hammarling (``_sqrt_log_triangular.sqrt_triangular``); see ``_primary``.
 
 Derivative: ``X dX + dX X = dA`` (differentiate ``X^2 = A``), a Sylvester equation with the
 result itself; the adjoint solves ``X^H gA + gA X^H = gX``. In the triangular basis of the forward

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from .._utils import real_dtype
 from ..check import register_case
 from ..spectral._cases_eigh import hermitian_with_spectrum
 from ._decomposition import decompose
@@ -20,10 +21,6 @@ def _covariance(dtype, gen, n, signal, floor, delta=0.0, batch=()):
     noise = floor + delta * torch.randn(m, generator=gen, dtype=torch.float64)
     w = torch.cat([noise.sort().values, torch.tensor(sorted(signal), dtype=torch.float64)])
     return hermitian_with_spectrum(dtype, gen, w, batch)
-
-
-def _real(dtype):
-    return torch.empty((), dtype=dtype).real.dtype
 
 
 # eigengap: margin 3 > every gap used, so the hinge is active (a smooth function of R there).
@@ -91,11 +88,11 @@ register_case("cluster_mean_gap_loss", "flat_floor_repeated_signal",
               hard=True, max_step=1e-2)
 
 register_case("ula_steering", "generic", lambda t: ula_steering(5, t, spacing=0.4),
-              lambda dt, g: (torch.rand(4, generator=g, dtype=_real(dt)) * 2 - 1,),
+              lambda dt, g: (torch.rand(4, generator=g, dtype=real_dtype(dt)) * 2 - 1,),
               dtypes=(torch.float64,))
 register_case("ura_steering", "generic", lambda t, p: ura_steering(3, 2, t, p),
-              lambda dt, g: (torch.rand(2, 3, generator=g, dtype=_real(dt)),
-                             torch.rand(3, generator=g, dtype=_real(dt)) * 6),
+              lambda dt, g: (torch.rand(2, 3, generator=g, dtype=real_dtype(dt)),
+                             torch.rand(3, generator=g, dtype=real_dtype(dt)) * 6),
               dtypes=(torch.float64,))
 
 

@@ -2,7 +2,7 @@ r"""Eigengap hinges on a covariance: ``eigengap_loss`` (the k-th gap) and ``clus
 (the gap to the mean of the noise floor, smooth on a flat floor).
 
 Both encourage a clear separation between a k-dimensional signal subspace and the noise floor of
-a covariance estimate (``shared/reference/seed-stable-eigengap-loss.md``). Eigenvalues are counted
+a covariance estimate (behaviour at ties: ``docs/ties.md``). Eigenvalues are counted
 in descending order, ``lambda_1 >= ... >= lambda_n``, and come from ``difflinalg.eigh`` (or a
 shared ``SpectralDecomposition``, see ``decompose``).
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .._utils import real_dtype
 from ..check import randn, register_case
 from ._svd import svd
 from ._svd_function import svd_function
@@ -33,7 +34,7 @@ def exact_tie(dtype, gen, s, m: int, n: int) -> Tensor:
 
 def with_spectrum(dtype, gen, s, m: int, n: int, batch=()) -> Tensor:
     """``U0 diag(s) V0^H`` with Haar-like random ``U0`` (m x r), ``V0`` (n x r), ``r = len(s)``."""
-    s = torch.as_tensor(s, dtype=torch.empty((), dtype=dtype).real.dtype)
+    s = torch.as_tensor(s, dtype=real_dtype(dtype))
     r = s.shape[-1]
     U0 = torch.linalg.qr(randn(dtype, gen, *batch, m, r)).Q
     V0 = torch.linalg.qr(randn(dtype, gen, *batch, n, r)).Q
@@ -92,7 +93,7 @@ def phase_invariant(U: Tensor, S: Tensor, Vh: Tensor):
     """``|U[:, 0]^H x|^2``, ``|Vh[0] y|^2`` and ``u_0 v_0^H`` for fixed ``x``, ``y``."""
     m, n = U.shape[-2], Vh.shape[-1]
     x = torch.linspace(-1.0, 1.0, m, dtype=U.dtype) * (1 + 0.5j if U.is_complex() else 1.0)
-    y = torch.cos(torch.arange(n, dtype=Vh.real.dtype)).to(Vh.dtype)
+    y = torch.cos(torch.arange(n, dtype=real_dtype(Vh.dtype))).to(Vh.dtype)
     a = (U[..., :, 0].conj() * x).sum(-1).abs().square()
     b = (Vh[..., 0, :] * y).sum(-1).abs().square()
     return a, b, U[..., :, :1] @ Vh[..., :1, :]

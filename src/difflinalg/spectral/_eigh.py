@@ -11,8 +11,8 @@ Notation: ``X = V^H herm(dA) V``, ``T = V^H gV``, ``F_ij = 1/(w_j - w_i)`` for `
 cluster, ``F = 0`` inside a cluster and on the diagonal; ``o`` is the elementwise product.
 
 First order (Seeger et al. 2017, "Auto-differentiating linear algebra"; Giles 2008, "An extended
-collection of matrix derivative results"; ``shared/reference/seed-autodiff-linear-algebra.md``,
-"Symmetric Eigen decomposition")::
+collection of matrix derivative results"; the derivation: ``docs/math/eigh.md``, "First
+order")::
 
     forward mode:  dw = Re diag(X),   dV = V (F o X)
     reverse mode:  gA = V herm(diag(gw) + F o T) V^H
@@ -85,6 +85,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from .._rule import or_zeros
 from .._utils import check_matrix, herm, is_wrapped
 from ._eigh_ties import checked_backward, eigh_gaps
 from ._gaps import check_degeneracy_tol, cluster_mask, default_tol, inverse_gaps
@@ -114,10 +115,6 @@ def _structure(w: Tensor, tol: float | None) -> tuple[Tensor, Tensor]:
 
 def _diag(x: Tensor) -> Tensor:
     return x.diagonal(dim1=-2, dim2=-1)
-
-
-def _or_zeros(t: Tensor | None, like: Tensor) -> Tensor:
-    return torch.zeros_like(like) if t is None else t
 
 
 def eigh_jvp(w: Tensor, V: Tensor, dA: Tensor, tol: float | None) -> tuple[Tensor, Tensor]:
@@ -220,13 +217,13 @@ class _EighJVP(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, hw, hV):
         w, V, dA = ctx.saved_tensors
-        ga, gb = eigh_jvp_vjp(w, V, dA, _or_zeros(hw, w), _or_zeros(hV, V), ctx.tol)
+        ga, gb = eigh_jvp_vjp(w, V, dA, or_zeros(hw, w), or_zeros(hV, V), ctx.tol)
         return ga, gb, None, None, None
 
     @staticmethod
     def jvp(ctx, a, b, _dw, _dV, _tol):
         w, V, dA = ctx.saved_tensors
-        return eigh_jvp_jvp(w, V, dA, _or_zeros(a, V), _or_zeros(b, V), ctx.tol)
+        return eigh_jvp_jvp(w, V, dA, or_zeros(a, V), or_zeros(b, V), ctx.tol)
 
 
 class _EighVJP(torch.autograd.Function):
@@ -259,7 +256,7 @@ class _EighVJP(torch.autograd.Function):
     @staticmethod
     def jvp(ctx, dA, dgw, dgV, _dw, _dV, _tol):
         w, V, gw, gV = ctx.saved_tensors
-        return eigh_vjp_jvp(w, V, gw, gV, _or_zeros(dA, V), _or_zeros(dgw, gw), _or_zeros(dgV, gV), ctx.tol)
+        return eigh_vjp_jvp(w, V, gw, gV, or_zeros(dA, V), or_zeros(dgw, gw), or_zeros(dgV, gV), ctx.tol)
 
 
 class _Eigh(torch.autograd.Function):
@@ -280,8 +277,8 @@ class _Eigh(torch.autograd.Function):
     @staticmethod
     def backward(ctx, gw, gV):
         A, w, V = ctx.saved_tensors
-        gw = _or_zeros(gw, w)
-        gV = _or_zeros(gV, V)
+        gw = or_zeros(gw, w)
+        gV = or_zeros(gV, V)
 
         def rule(gw_in):
             return _EighVJP.apply(A, gw_in, gV, w, V, ctx.tol)

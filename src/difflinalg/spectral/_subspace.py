@@ -6,7 +6,7 @@ split, and the derivatives use only the gaps *across* it: they are exact for eve
 under ``U(k) x U(n-k)`` (a loss of the projector ``P = U1 U1^H``, of ``I - P``, of symmetric
 functions of ``w1``) whatever the degeneracy inside the kept block and inside its complement.
 Typical use: the MUSIC noise subspace ``I - P_signal`` on a flat noise floor, where
-``torch.linalg.eigh`` returns NaN gradients (``shared/reference/anchors.md``).
+``torch.linalg.eigh`` returns NaN gradients (derivation: ``docs/math/eigh.md``, "A named split").
 
 Notation: ``U2``, ``w2`` the complement (n x (n-k)); ``dAh = herm(dA)``; the cross inverse gaps
 ``C_ij = 1/(w1_j - w2_i)`` ((n-k) x k). The Hermitian part ``herm(A)`` is decomposed (both
@@ -48,6 +48,7 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from .._errors import DegenerateSpectrumError, InputError
+from .._rule import or_zeros
 from .._utils import check_int, check_matrix, is_wrapped
 from ._eigh import eigh_factor
 from ._hermitian_input import check_finite_fast, resolve_views
@@ -101,8 +102,8 @@ class _SubspaceJVP(torch.autograd.Function):
     def backward(ctx, hw, hV):
         w, V, dA = ctx.saved_tensors
         w1, U1, w2, U2 = _split(w, V, ctx.k, ctx.largest)
-        hw = torch.zeros_like(w) if hw is None else hw
-        hV = torch.zeros_like(V) if hV is None else hV
+        hw = or_zeros(hw, w)
+        hV = or_zeros(hV, V)
         hw1, hU1, _, _ = _split(hw, hV, ctx.k, ctx.largest)
         ga, gb = subspace_jvp_vjp(w1, U1, w2, U2, w, dA, hw1, hU1)
         return ga, gb, None, None, None, None
@@ -112,8 +113,8 @@ class _SubspaceJVP(torch.autograd.Function):
         w, V, dA = ctx.saved_tensors
         largest = ctx.largest
         w1, U1, w2, U2 = _split(w, V, ctx.k, largest)
-        a = torch.zeros_like(V) if a is None else a
-        b = torch.zeros_like(V) if b is None else b
+        a = or_zeros(a, V)
+        b = or_zeros(b, V)
         ddw1, ddU1 = subspace_jvp_jvp(w1, U1, w2, U2, w, dA, a, b)
         return _join(ddw1, torch.zeros_like(w2), largest), _join(ddU1, torch.zeros_like(U2), largest)
 
@@ -158,10 +159,8 @@ class _SubspaceVJP(torch.autograd.Function):
         k, largest = ctx.k, ctx.largest
         w1, U1, w2, U2 = _split(w, V, k, largest)
         gw1, gU1, _, _ = _split(gw, gV, k, largest)
-        dA = torch.zeros_like(V) if dA is None else dA
-        dgw1, dgU1, _, _ = _split(
-            torch.zeros_like(gw) if dgw is None else dgw,
-            torch.zeros_like(gV) if dgV is None else dgV, k, largest)
+        dA = or_zeros(dA, V)
+        dgw1, dgU1, _, _ = _split(or_zeros(dgw, gw), or_zeros(dgV, gV), k, largest)
         return subspace_vjp_jvp(w1, U1, w2, U2, w, gw1, gU1, dA, dgw1, dgU1)
 
 
@@ -191,8 +190,8 @@ class _Subspace(torch.autograd.Function):
     def backward(ctx, gw, gV):
         A, w, V = ctx.saved_tensors
         k, largest = ctx.k, ctx.largest
-        gw = torch.zeros_like(w) if gw is None else gw
-        gV = torch.zeros_like(V) if gV is None else gV
+        gw = or_zeros(gw, w)
+        gV = or_zeros(gV, V)
         w1, U1, w2, U2 = _split(w, V, k, largest)
         gw1, gU1, gw2, _ = _split(gw, gV, k, largest)
         n = w.shape[-1]

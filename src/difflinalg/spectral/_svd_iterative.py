@@ -68,9 +68,8 @@ def adjoint_mm(A: Tensor, X: Tensor) -> Tensor:
     """``A^H X`` for a tall-skinny ``X``, computed as ``(X^H A)^H``.
 
     Same value; on CPU (MKL) the transposed-operand product ``A.mH @ X`` of a large ``A`` with
-    a few columns runs 1.5-2.5x slower than ``A @ X``, while ``X^H @ A`` runs about as fast
-    (measured: 2000 x 2000 float64, 16 columns, 1 thread: 8.0 / 5.6 / 3.4 ms for ``A.mH @ X``
-    / ``(X^H A)^H`` / ``A @ X``; complex128 18.5 / 11.2 / 11.6 ms). Differentiable."""
+    a few columns is markedly slower than ``A @ X``, while ``X^H @ A`` runs about as fast
+    (measured figures: ``benchmarks/README.md``, "svd_truncated"). Differentiable."""
     return (X.mH @ A).mH
 
 

@@ -71,9 +71,8 @@ cotangent uses (``|X_ij| + |X_ji| + |Y_ij| + |Y_ji| > eps scale``; ``s_i + s_j``
 ``s_i`` where the complement cotangent of column ``i`` is nonzero; the diagonal ``1/(2 s_i)``
 only for complex input), read in the same host synchronisation as the checks. Cost: the
 criteria 2-4 and the cluster part of 1 are computed only when a cluster or a zero value exists
-(``has_ties``, read in that synchronisation; a second one then): measured, backward of a
-200 x 200 or a 256 x 16 x 16 batch about 10% slower than without checks, ~0.5 ms per call on
-tiny matrices (one thread).
+(``has_ties``, read in that synchronisation; a second one then); the measured overhead is in
+``benchmarks/README.md`` ("svd_truncated").
 """
 
 from __future__ import annotations

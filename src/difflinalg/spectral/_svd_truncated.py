@@ -53,11 +53,10 @@ costs ``O(m n k)`` per step and converges fast when the spectrum decays past ``k
 ``"auto"``: ``"iterative"`` for large matrices (``min(m, n) >= 256`` and ``k`` small), falling
 back to a full SVD when an iteration exhausts a budget of about the cost of a full SVD with its
 backward (or its convergence rate says it will; ``_budgets``), and ``"full"`` otherwise and
-inside ``torch.func`` transforms. Measured (``benchmarks/svd_truncated.py``, 2000 x 2000
-float64, k = 16, one or two cores): forward+backward 16-29x faster than a full
-``torch.linalg.svd`` for decaying spectra (i^-2, 1/i, 0.9^i), and 3.5-4x for a Gaussian matrix
-(flat top: ~50 restarted steps, still cheaper than the full SVD at this size; on small
-matrices the per-step overhead makes the budget small and ``"auto"`` falls back).
+inside ``torch.func`` transforms. On large matrices the iteration is much cheaper than a full
+``torch.linalg.svd`` with its backward, also for a flat top (restarted); on small matrices the
+per-step overhead makes the budget small and ``"auto"`` falls back (measured figures:
+``benchmarks/README.md``, "svd_truncated").
 ``"iterative"`` works under ``torch.func.grad``/``jvp`` (their custom-Function forward sees
 plain tensors) but not under ``vmap``, which does not allow data-dependent iteration counts.
 

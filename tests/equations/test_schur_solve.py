@@ -8,7 +8,7 @@ import scipy.linalg as sl
 import torch
 from _eqhelpers import real_with_complex_pairs
 
-from difflinalg.equations._triangular import lapack_solve, torch_solve
+from difflinalg.equations._schur_solve import lapack_solve, torch_solve
 
 
 def dense(kind, S, T, F, hs, ht):

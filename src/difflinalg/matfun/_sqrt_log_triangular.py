@@ -33,6 +33,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .._utils import real_dtype
+
 # theta_m of the [m/m] Pade approximant of log(1 + x) (double precision), m = 1..16.
 _THETA = (1.59e-5, 2.31e-3, 1.94e-2, 6.21e-2, 1.28e-1, 2.06e-1, 2.88e-1, 3.67e-1, 4.39e-1,
           5.03e-1, 5.60e-1, 6.09e-1, 6.52e-1, 6.89e-1, 7.21e-1, 7.49e-1)
@@ -283,7 +285,7 @@ def log_triangular(T: Tensor, k: int, m: int) -> Tensor:
         R = sqrt_triangular(R)
     X = R - eye
     X = X - torch.diag_embed(X.diagonal(dim1=-2, dim2=-1)) + torch.diag_embed(z)
-    nodes, weights = _gauss_legendre(m, T.real.dtype, T.device)
+    nodes, weights = _gauss_legendre(m, real_dtype(T.dtype), T.device)
     L = torch.zeros_like(X)
     for xj, wj in zip(nodes, weights):
         L = L + wj * torch.linalg.solve_triangular(eye + xj * X, X, upper=True)
