@@ -196,13 +196,20 @@ def singular_error(kind: str, eig_a: Tensor, eig_b: Tensor, A: Tensor, B: Tensor
     tol = scale / limit
     gr = None if growth is None else np.broadcast_to(growth.detach().cpu().numpy(), batch).reshape(-1)[flat]
     if gr is not None and not g <= tol:
-        # Found by the solution's growth: the coefficients are far from normal, so the operator is
-        # much closer to singular than the eigenvalue gap suggests.
-        what = (f"{what} to within the rounding of non-normal coefficients: the solution grew to "
-                f"scale ||X|| / ||C|| = {float(gr):.3e} >= 1 / (4 max(m, n) eps) = {limit:.3e}, "
-                f"so the equation's condition number is at least that; {pair}")
-    else:
-        what = f"{what}: {pair} <= tolerance {tol:.3e} = 4 max(m, n) eps scale"
+        # Found by the solution's growth, not by an eigenvalue pair: the coefficients are far from
+        # normal, so the operator is much closer to singular than the eigenvalue gap suggests.
+        what = (f"its condition number is at least {float(gr):.3e} (the solution grew to scale "
+                f"||X|| / ||C|| = {float(gr):.3e} >= 1 / (4 max(m, n) eps) = {limit:.3e}), although no "
+                f"eigenvalue pair is that close ({pair}): the coefficients are far from normal "
+                "(transient growth), and the solution would carry no reliable digits")
+        fix = ("use a better-conditioned realization (e.g. a balancing similarity transform of the "
+               "system) or scale the coefficients away from the stability boundary")
+        if A.dtype in (torch.float32, torch.complex64):
+            fix += "; or compute in double precision (.to(torch.float64) / torch.complex128)"
+        return SingularEquationError(
+            f"{equation_text(kind, na, nb)} is numerically singular (ill-conditioned){where}: {what}; {fix}"
+        )
+    what = f"{what}: {pair} <= tolerance {tol:.3e} = 4 max(m, n) eps scale"
     if A.dtype in (torch.float32, torch.complex64):
         fix += "; or compute in double precision (.to(torch.float64) / torch.complex128), where it may be resolvable"
     return SingularEquationError(
