@@ -301,9 +301,27 @@ def as_system(sys, name: str = "system") -> StateSpace:
     """``sys`` as a ``StateSpace``: a ``StateSpace`` as is; a python-control, ``scipy.signal`` or
     pyMOR system converted (``StateSpace.from_control``, ``from_scipy``, ``from_pymor``).
 
+    Args:
+        sys: a ``StateSpace``, or a python-control ``StateSpace``/``TransferFunction``, a
+            ``scipy.signal`` ``lti``/``dlti`` or a pyMOR ``LTIModel`` (converted to float64, or
+            complex128 for complex matrices; its ``dt`` is kept).
+        name: the argument's name in error messages.
+
+    Returns:
+        ``StateSpace``: ``sys`` itself when it is one (not copied), else the converted system.
+
     Raises:
         InputError: anything else, naming ``name``; a tuple or array is never guessed to be
-            matrices or Markov parameters: build ``StateSpace(A, B, C, D)`` or ``markov_system(F)``.
+            matrices or Markov parameters: build ``StateSpace(A, B, C, D)`` or ``markov_system(F)``;
+            a foreign system the conversion cannot read.
+
+    Example::
+
+        import scipy.signal
+        from difflinalg.control import as_system
+
+        sys = as_system(scipy.signal.lti([[-1.0]], [[1.0]], [[2.0]], [[0.0]]))
+        assert sys.order == 1 and sys.time == "continuous"
     """
     if isinstance(sys, StateSpace):
         return sys
@@ -339,7 +357,29 @@ def check_comparable(F, H) -> tuple[StateSpace, StateSpace]:
 
 
 def error_system(F: StateSpace, H: StateSpace) -> StateSpace:
-    """The system ``F - H``: ``([A_F 0; 0 A_H], [B_F; B_H], [C_F, -C_H], D_F - D_H)``."""
+    """The system ``F - H``: ``([A_F 0; 0 A_H], [B_F; B_H], [C_F, -C_H], D_F - D_H)``.
+
+    Args:
+        F, H: systems (``as_system`` converts foreign ones) of one time domain, one size
+            (outputs x inputs) and one dtype; orders ``n_F``, ``n_H`` may differ; batch shapes
+            broadcast.
+
+    Returns:
+        ``StateSpace`` of order ``n_F + n_H`` (block-diagonal state matrix), the broadcast batch
+        shape, the time domain of ``F`` (``dt``: that of ``F``, else of ``H``); differentiable in
+        the matrices of both.
+
+    Raises:
+        InputError: not systems; time domains, sampling periods, sizes or dtypes differ.
+
+    Example::
+
+        from difflinalg.control import builtin_model, error_system
+
+        F = builtin_model("random")
+        E = error_system(F, F)  # also F - F
+        assert E.order == 2 * F.order and float(E.h2_norm()) < 1e-6 * float(F.h2_norm())
+    """
     F, H = check_comparable(F, H)
     check_same_dtype(F=F.A, H=H.A)
     batch = torch.broadcast_shapes(F.batch_shape, H.batch_shape)
