@@ -24,6 +24,12 @@ def decay_rate(sys: StateSpace) -> float:
 
     Raises:
         InputError: ``sys`` is not a system.
+
+    Example::
+
+        from difflinalg.control import builtin_model, decay_rate
+
+        assert decay_rate(builtin_model("random")) > 0  # stable
     """
     sys = check_system(sys)
     if sys.order == 0:
@@ -36,14 +42,55 @@ def decay_rate(sys: StateSpace) -> float:
 
 def stability_margin(sys: StateSpace) -> float:
     """Deprecated name of ``decay_rate`` (python-control's ``stability_margins`` means gain and
-    phase margins, not this); warns ``DeprecationWarning`` once per process."""
+    phase margins, not this); warns ``DeprecationWarning`` once per process.
+
+    Args:
+        sys: a ``StateSpace`` (or a system ``as_system`` converts).
+
+    Returns:
+        ``decay_rate(sys)`` (a float).
+
+    Raises:
+        InputError: ``sys`` is not a system.
+
+    Example::
+
+        import warnings
+        from difflinalg.control import builtin_model, decay_rate, stability_margin
+
+        F = builtin_model("random")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            assert stability_margin(F) == decay_rate(F)
+    """
     warn_once("control.stability_margin", "difflinalg.control.stability_margin is deprecated: use decay_rate "
               "(the same value; python-control's stability_margins are gain/phase margins)", DeprecationWarning)
     return decay_rate(sys)
 
 
 def is_stable(sys: StateSpace) -> bool:
-    """True if every pole is in the open left half-plane (continuous) / open unit disk (discrete)."""
+    """True if every pole is in the open left half-plane (continuous) / open unit disk (discrete).
+
+    Args:
+        sys: a ``StateSpace`` (or a system ``as_system`` converts); a batch is stable when every
+            member is.
+
+    Returns:
+        ``decay_rate(sys) > 0`` (a bool; from the detached poles, so a pole on the boundary to
+        rounding can go either way).
+
+    Raises:
+        InputError: ``sys`` is not a system.
+
+    Example::
+
+        import torch
+        from difflinalg.control import StateSpace, is_stable
+
+        one = torch.ones(1, 1, dtype=torch.float64)
+        assert is_stable(StateSpace(-one, one, one))
+        assert not is_stable(StateSpace(2 * one, one, one, dt=0.1))  # pole 2 outside the unit disk
+    """
     return decay_rate(sys) > 0
 
 

@@ -178,8 +178,33 @@ def lr_gramian(sys: SparseSystem, kind: str = "c", tol: float = ADI_TOL, max_ite
     """Low-rank factor ``Z`` (P ~ Z Z^H) of the controllability (``kind="c"``) or observability
     (``"o"``) Gramian by low-rank ADI (module docstring), and the relative residual reached.
 
+    Args:
+        sys: a stable ``SparseSystem`` (stability is not checked here: ``check_stable_sparse``).
+        kind: ``"c"`` (controllability, ``P ~ Z Z^H``) or ``"o"`` (observability, ``Q ~ Z Z^H``);
+            any other value is read as ``"c"``.
+        tol: stop when the relative residual norm is below it.
+        max_iter: at most this many ADI steps.
+        solver: the ``ShiftedSolver`` to use (default: the system's shared one).
+
+    Returns:
+        ``(Z, residual)``: ``Z`` an (N, k) numpy array (column-compressed; float64 for real
+        systems), ``residual`` the relative residual reached (a float). Cached on ``sys`` per
+        ``(kind, tol)``.
+
     Raises:
         ConvergenceError: the residual is not below ``tol`` after ``max_iter`` steps.
+        FactorizationMemoryError: a shifted sparse LU would not fit in memory.
+
+    Example::
+
+        import numpy as np
+        from difflinalg.control.large import heat_2d, lr_gramian
+
+        F = heat_2d(10)
+        Z, res = lr_gramian(F, "c")
+        A, B = F.A.toarray(), F.B
+        P = Z @ Z.T  # A P + P A^T + B B^T = 0
+        assert res < 1e-10 and np.linalg.norm(A @ P + P @ A.T + B @ B.T) < 1e-8 * np.linalg.norm(B) ** 2
     """
     key = ("gramian", kind, tol)
     if key in sys.cache:
@@ -237,7 +262,28 @@ def check_h2_finite(sys: SparseSystem, name: str = "sys") -> None:
 
 def h2_norm_sparse(sys: SparseSystem, tol: float = ADI_TOL) -> float:
     """H2 norm of a stable sparse system from the low-rank controllability Gramian (module
-    docstring; relative accuracy about ``tol``)."""
+    docstring; relative accuracy about ``tol``): ``||C Z||_F`` (discrete: with ``||D||_F``).
+
+    Args:
+        sys: a stable ``SparseSystem`` (stability is not checked here: ``check_stable_sparse``).
+        tol: low-rank ADI tolerance (``lr_gramian``).
+
+    Returns:
+        The norm, a float.
+
+    Raises:
+        InputError: a continuous-time system with non-zero D (infinite norm).
+        ConvergenceError, FactorizationMemoryError: as ``lr_gramian``.
+
+    Example::
+
+        import math
+        from difflinalg.control import h2_norm
+        from difflinalg.control.large import heat_2d, h2_norm_sparse
+
+        F = heat_2d(10)
+        assert math.isclose(h2_norm_sparse(F), float(h2_norm(F.to_dense())), rel_tol=1e-8)
+    """
     check_h2_finite(sys)
     Z, _ = lr_gramian(sys, "c", tol)
     val = np.linalg.norm(sys.C @ Z) ** 2
@@ -253,7 +299,34 @@ def _small(H) -> tuple[np.ndarray, ...]:
 
 def h2_inner(F: SparseSystem, H, solver: ShiftedSolver | None = None) -> complex:
     """``<F, H>`` of a sparse ``F`` and a small dense ``StateSpace`` ``H`` (module docstring): n
-    shifted solves (n/2 for a real pair of conjugate poles), at the mirrored poles of ``H``."""
+    shifted solves (n/2 for a real pair of conjugate poles), at the mirrored poles of ``H``.
+
+    Args:
+        F: a stable ``SparseSystem``.
+        H: a stable, unbatched dense ``StateSpace`` of the same size and time domain (not checked
+            here: ``h2_error_sparse`` checks them).
+        solver: the ``ShiftedSolver`` to use (default: ``F``'s shared one).
+
+    Returns:
+        The H2 inner product ``<F, H>``, a Python complex (real for real systems up to
+        rounding; ``||F - H||^2 = ||F||^2 - 2 Re <F, H> + ||H||^2``).
+
+    Raises:
+        FactorizationMemoryError: a shifted sparse LU would not fit in memory.
+        InputError: a shifted matrix is singular (a pole of ``H`` mirrors a pole of ``F``).
+
+    Example::
+
+        import math
+        from difflinalg.control import h2_error, h2_norm
+        from difflinalg.control.large import heat_2d, h2_inner, lr_balanced_truncation
+
+        F = heat_2d(10)
+        H = lr_balanced_truncation(F, 2)
+        Fd = F.to_dense()
+        err2 = float(h2_norm(Fd)) ** 2 - 2 * h2_inner(F, H).real + float(h2_norm(H)) ** 2
+        assert math.isclose(err2, float(h2_error(Fd, H)) ** 2, rel_tol=1e-6)
+    """
     S = solver or solver_of(F)
     Ah, Bh, Ch, Dh = _small(H)
     n = Ah.shape[0]
@@ -304,8 +377,31 @@ def h2_error_sparse(F: SparseSystem, H, *, relative: bool = False, tol: float = 
     benchmark models, so relative errors below ~``3e-5`` to ``3e-7`` are not resolved (they come out
     as 0 or as noise of that size); differences between two models (``h2_inner``) are exact.
 
+    Args:
+        F: a stable ``SparseSystem`` (stability is not checked here: ``check_stable_sparse``).
+        H: a stable, unbatched dense ``StateSpace`` of ``F``'s size and time domain.
+        relative: divide by ``||F||_2``.
+        tol: low-rank ADI tolerance for ``||F||`` (``lr_gramian``).
+
+    Returns:
+        The error, a float (not differentiable: numpy).
+
     Raises:
-        InputError: mismatched sizes or time domains, a continuous-time ``D_F != D_H``.
+        InputError: ``F`` not a ``SparseSystem``, ``H`` not one dense ``StateSpace``; mismatched
+            sizes or time domains; continuous time with ``D_F != 0`` or ``D_H != 0``.
+        UnstableSystemError: ``H`` is unstable (names the pole).
+        ConvergenceError, FactorizationMemoryError: as ``lr_gramian``.
+
+    Example::
+
+        import math
+        from difflinalg.control import h2_error
+        from difflinalg.control.large import heat_2d, h2_error_sparse, lr_balanced_truncation
+
+        F = heat_2d(10)
+        H = lr_balanced_truncation(F, 2)
+        err = h2_error_sparse(F, H, relative=True)
+        assert math.isclose(err, float(h2_error(F.to_dense(), H, relative=True)), rel_tol=1e-4)
     """
     _check_pair(F, H)
     nF2 = h2_norm_sparse(F, tol) ** 2

@@ -46,7 +46,24 @@ def _laplacian_1d(n: int, h: float) -> sps.csc_matrix:
 
 
 def heat_2d(n: int) -> SparseSystem:
-    """2-D heat equation on an n x n grid (N = n^2 states, one input, one output; module docstring)."""
+    """2-D heat equation on an n x n grid (N = n^2 states, one input, one output; module docstring).
+
+    Args:
+        n: interior grid points per direction, an integer >= 2.
+
+    Returns:
+        Continuous-time float64 ``SparseSystem`` of order ``n^2`` (E = identity, D = 0).
+
+    Raises:
+        InputError: ``n`` not an integer >= 2.
+
+    Example::
+
+        from difflinalg.control.large import heat_2d
+
+        F = heat_2d(10)
+        assert (F.order, F.n_inputs, F.n_outputs) == (100, 1, 1)
+    """
     n = _check_n(n)
     h = 1.0 / (n + 1)
     L = _laplacian_1d(n, h)
@@ -60,7 +77,21 @@ def convection_diffusion_2d(n: int, velocity: tuple[float, float] = (20.0, 10.0)
     """2-D upwind convection-diffusion on an n x n grid (N = n^2; module docstring).
 
     Args:
-        n: grid points per direction. velocity: ``(v_x, v_y)``, any signs.
+        n: interior grid points per direction, an integer >= 2.
+        velocity: ``(v_x, v_y)``, two finite numbers of any signs.
+
+    Returns:
+        Continuous-time float64 ``SparseSystem`` of order ``n^2`` (E = identity, D = 0).
+
+    Raises:
+        InputError: ``n`` not an integer >= 2; ``velocity`` not two finite numbers.
+
+    Example::
+
+        from difflinalg.control.large import convection_diffusion_2d
+
+        F = convection_diffusion_2d(10, velocity=(20.0, -5.0))
+        assert F.order == 100 and (F.A != F.A.T).nnz > 0  # non-symmetric
     """
     n = _check_n(n)
     try:
@@ -89,7 +120,26 @@ def convection_diffusion_2d(n: int, velocity: tuple[float, float] = (20.0, 10.0)
 
 def msd_descriptor(n: int, alpha: float = 0.5, beta: float = 0.05) -> SparseSystem:
     """Mass-spring-damper chain of n masses in descriptor form (N = 2n, E = diag(I, M); module
-    docstring). ``alpha``, ``beta``: Rayleigh damping ``alpha M + beta K``."""
+    docstring).
+
+    Args:
+        n: number of masses, an integer >= 2.
+        alpha, beta: Rayleigh damping ``alpha M + beta K``, non-negative, not both 0.
+
+    Returns:
+        Continuous-time float64 ``SparseSystem`` of order ``2 n`` with a sparse ``E`` (one input,
+        one output; the springs and masses are drawn from a fixed seed: reproducible).
+
+    Raises:
+        InputError: ``n`` not an integer >= 2; a negative ``alpha``/``beta`` or both 0.
+
+    Example::
+
+        from difflinalg.control.large import msd_descriptor
+
+        F = msd_descriptor(20)
+        assert F.order == 40 and F.E is not None
+    """
     n = _check_n(n)
     if not (alpha >= 0 and beta >= 0 and alpha + beta > 0):
         raise InputError(f"alpha, beta: expected non-negative damping coefficients, not both 0, got {alpha}, {beta}")

@@ -73,6 +73,8 @@ class LargeReductionResult:
     factorizations: int = 0
 
     def summary(self) -> str:
+        """A printable report: order, relative error, best candidate, surrogate order and bounds,
+        time and sparse LUs, then the relative error of every candidate."""
         lines = [f"rarl2_large order {self.model.order}: relative H2 error {self.relative_error:.8g} "
                  f"(best: {self.best_start}), surrogate order {self.surrogate_order} (tail bound "
                  f"{self.surrogate_bound:.2e}, measured {self.surrogate_error:.2e}), {self.seconds:.2f} s, "
@@ -110,6 +112,13 @@ def rarl2_large(sys, r: int, *, max_surrogate: int = MAX_SURROGATE, verify_surro
         UnstableSystemError: the target has an unstable pole (named; sparse eigensolver).
         InputError: bad order, continuous-time D != 0, malformed system.
         FactorizationMemoryError: a sparse factorization would not fit in memory (estimated first).
+
+    Example::
+
+        from difflinalg.control.large import heat_2d, rarl2_large
+
+        res = rarl2_large(heat_2d(10), 2)
+        assert res.model.order == 2 and res.best_start in res.candidates and res.relative_error < 1
     """
     t0 = _time.perf_counter()
     F = as_sparse_system(sys, "sys")

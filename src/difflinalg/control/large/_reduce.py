@@ -128,18 +128,32 @@ def irka_sparse(sys: SparseSystem, r: int, *, start: StateSpace | None = None, t
     """IRKA (module docstring) for a sparse (descriptor) system.
 
     Args:
-        sys: a stable ``SparseSystem``. r: reduced order.
+        sys: a stable ``SparseSystem`` (stability is not checked here: ``check_stable_sparse``).
+        r: reduced order, a positive integer below the order of ``sys``.
         start: a dense model of order r whose mirrored poles and residue directions are the initial
-            interpolation data (default: Ritz values of a rational Krylov space at low frequency).
-        tol: stop when the shifts change by less than this (relative). max_iter: iterations.
+            interpolation data (default: Ritz values of a rational Krylov space at low frequency;
+            ``lr_balanced_truncation`` if those are unstable).
+        tol: stop when the shifts change by less than this (relative).
+        max_iter: at most this many iterations (the last model is returned unconverged:
+            ``IrkaInfo.converged``).
         memory_limit: bytes for the sparse factorizations (``ShiftedSolver``).
         return_info: also return an ``IrkaInfo``.
 
     Returns:
-        The reduced dense ``StateSpace`` (and ``IrkaInfo``).
+        The reduced dense ``StateSpace`` of order ``r`` (torch float64/complex128, same time
+        domain; ``D`` of ``sys`` in discrete time, zero in continuous time), and the ``IrkaInfo``
+        if ``return_info``. IRKA does not guarantee a stable model.
 
     Raises:
-        InputError: bad order. FactorizationMemoryError: the solves would not fit in memory.
+        InputError: bad order; a ``start`` of another order; a singular shifted matrix.
+        FactorizationMemoryError: the solves would not fit in memory.
+
+    Example::
+
+        from difflinalg.control.large import heat_2d, irka_sparse
+
+        H, info = irka_sparse(heat_2d(10), 2, return_info=True)
+        assert H.order == 2 and info.converged
     """
     r = check_reduced_order(r, sys)
     S = solver_of(sys, memory_limit)
@@ -185,11 +199,29 @@ def lr_balanced_truncation(sys: SparseSystem, r: int, *, tol: float = 1e-13, mem
                            return_hsv: bool = False):
     """Balanced truncation from low-rank Gramian factors (module docstring).
 
+    Args:
+        sys: a stable ``SparseSystem`` (stability is not checked here: ``check_stable_sparse``).
+        r: reduced order, a positive integer below the order of ``sys``.
+        tol: low-rank ADI tolerance of the Gramian factors (``lr_gramian``).
+        memory_limit: bytes for the sparse factorizations (``ShiftedSolver``).
+        return_hsv: also return the approximate Hankel singular values.
+
     Returns:
-        The reduced dense ``StateSpace`` (and the approximate Hankel singular values).
+        The reduced dense ``StateSpace`` of order ``r`` (torch float64/complex128, same time
+        domain; ``D`` of ``sys`` in discrete time, zero in continuous time), and if
+        ``return_hsv`` the approximate Hankel singular values (numpy, descending, as many as the
+        factors' rank).
 
     Raises:
         InputError: bad order, or ``r`` above the numerical rank of the low-rank factors.
+        ConvergenceError, FactorizationMemoryError: as ``lr_gramian``.
+
+    Example::
+
+        from difflinalg.control.large import heat_2d, lr_balanced_truncation
+
+        H, hsv = lr_balanced_truncation(heat_2d(10), 4, return_hsv=True)
+        assert H.order == 4 and hsv[0] >= hsv[3] > 0
     """
     r = check_reduced_order(r, sys)
     solver_of(sys, memory_limit)

@@ -54,7 +54,26 @@ def available_memory() -> int:
 
 
 def lu_memory_estimate(M: sps.spmatrix, complex_factors: bool) -> int:
-    """Estimated bytes of the sparse LU factors of ``M`` (module docstring: probe and scaling)."""
+    """Estimated bytes of the sparse LU factors of ``M`` (module docstring: probe and scaling).
+
+    Args:
+        M: (N, N) scipy.sparse matrix; only its sparsity pattern is used (a leading block is
+            factored with diagonally dominant values).
+        complex_factors: estimate for complex factors (16-byte entries) instead of real (8).
+
+    Returns:
+        The estimate in bytes (an int; a heuristic with a 1.5x margin, not a bound).
+
+    Raises:
+        ValueError: ``M`` cannot be converted to a sparse matrix (scipy's error).
+
+    Example::
+
+        from difflinalg.control.large import heat_2d, lu_memory_estimate
+
+        A = heat_2d(20).A
+        assert 0 < lu_memory_estimate(A, False) < lu_memory_estimate(A, True)
+    """
     M = sps.csc_matrix(M)
     N = M.shape[0]
     k = min(N, max(PROBE_MIN, N // 16))
@@ -96,7 +115,17 @@ class ShiftedSolver:
         self._bytes: dict[bool, int] = {}
 
     def check_memory(self, complex_factors: bool = True) -> int:
-        """The estimated bytes of one factorization; raises if it exceeds the memory limit."""
+        """The estimated bytes of one factorization; raises if it exceeds the memory limit.
+
+        Args:
+            complex_factors: estimate for complex factors (complex shifts) rather than real ones.
+
+        Returns:
+            The estimate in bytes (``lu_memory_estimate`` of the pencil's pattern; cached).
+
+        Raises:
+            FactorizationMemoryError: the estimate exceeds ``memory_limit``.
+        """
         if complex_factors not in self._bytes:
             s = self.sys
             pattern = abs(s.A) + (abs(s.E) if s.E is not None else sps.identity(s.order, format="csc"))
@@ -147,7 +176,21 @@ class ShiftedSolver:
         return lu
 
     def solve(self, a: complex, b: complex, X: np.ndarray, adjoint: bool = False) -> np.ndarray:
-        """``(a A + b E)^{-1} X``, or ``(a A + b E)^{-H} X`` with ``adjoint``."""
+        """``(a A + b E)^{-1} X``, or ``(a A + b E)^{-H} X`` with ``adjoint``.
+
+        Args:
+            a, b: the coefficients (complex numbers, not both 0); the factorization of
+                ``A + (b/a) E`` (or ``E``) is cached and reused.
+            X: (N,) or (N, k) numpy array.
+            adjoint: solve with the conjugate transpose.
+
+        Returns:
+            A numpy array of the shape of ``X``.
+
+        Raises:
+            InputError: ``a = b = 0``, or the shifted matrix is singular.
+            FactorizationMemoryError: the factorization would not fit in ``memory_limit``.
+        """
         if a == 0 and b == 0:
             raise InputError("solve: the combination 0 A + 0 E is singular")
         key = self._key(a, b)
@@ -166,7 +209,16 @@ class ShiftedSolver:
         return Y / scale
 
     def shifted(self, mu: complex, X: np.ndarray, adjoint: bool = False) -> np.ndarray:
-        """``(A - mu E)^{-1} X`` (or its adjoint solve)."""
+        """``(A - mu E)^{-1} X`` (or its adjoint solve).
+
+        Args:
+            mu: the shift (complex).
+            X: (N,) or (N, k) numpy array.
+            adjoint: solve with ``(A - mu E)^H``.
+
+        Returns:
+            A numpy array of the shape of ``X``.
+        """
         return self.solve(1.0, -mu, X, adjoint)
 
 

@@ -28,7 +28,29 @@ MAX_RESTARTS = 30
 
 
 def leading_poles(sys: SparseSystem, k: int = N_EIGS) -> np.ndarray:
-    """The ``k`` poles closest to instability (largest ``|c|`` of the module docstring)."""
+    """``k`` poles of largest ``|c|`` (module docstring): the unstable ones if there are any. For a
+    stable system they are the poles at either end of the spectrum (in continuous time both the
+    slowest and the stiffest map close to ``|c| = 1``), not necessarily those nearest the boundary.
+
+    Args:
+        sys: a ``SparseSystem``.
+        k: number of poles wanted (clipped to ``1 <= k <= N - 2``, ARPACK's limit).
+
+    Returns:
+        (k',) complex numpy array of poles (``k' <= k``: only the values ARPACK converged within
+        ``MAX_RESTARTS`` restarts; empty, with a warning, if none did). Not ordered.
+
+    Raises:
+        FactorizationMemoryError: the shifted sparse LU would not fit in memory.
+        InputError: the shifted matrix is singular (a pole at the shift).
+
+    Example::
+
+        from difflinalg.control.large import heat_2d, leading_poles
+
+        poles = leading_poles(heat_2d(10), 3)
+        assert poles.size <= 3 and (poles.real < 0).all()
+    """
     N = sys.order
     k = max(1, min(k, N - 2))
     S = solver_of(sys)
@@ -60,10 +82,35 @@ def leading_poles(sys: SparseSystem, k: int = N_EIGS) -> np.ndarray:
 
 
 def check_stable_sparse(sys: SparseSystem, name: str = "target") -> None:
-    """Raise ``UnstableSystemError`` naming the most unstable pole found by the sparse eigensolver.
+    """Raise ``UnstableSystemError`` naming the most unstable pole found by the sparse eigensolver
+    (``leading_poles``); a system found stable is remembered in ``sys.cache``.
+
+    Args:
+        sys: a ``SparseSystem``.
+        name: the argument's name in the message.
+
+    Returns:
+        None (it only raises).
 
     Raises:
         UnstableSystemError: a pole with ``Re >= 0`` (continuous) or ``|z| >= 1`` (discrete).
+        FactorizationMemoryError, InputError: as ``leading_poles``.
+
+    Example::
+
+        import numpy as np
+        import scipy.sparse as sps
+        from difflinalg import UnstableSystemError
+        from difflinalg.control.large import SparseSystem, check_stable_sparse, heat_2d
+
+        check_stable_sparse(heat_2d(10))  # stable: returns None
+        A = sps.diags(np.linspace(-50.0, 1.0, 50), format="csc")  # one pole at +1
+        try:
+            check_stable_sparse(SparseSystem(A, np.ones((50, 1)), np.ones((1, 50))))
+        except UnstableSystemError:
+            pass
+        else:
+            raise AssertionError("not detected")
     """
     if "stable" in sys.cache:
         return

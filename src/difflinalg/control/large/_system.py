@@ -132,39 +132,69 @@ class SparseSystem:
     # -- sizes -------------------------------------------------------------------------------------
     @property
     def order(self) -> int:
+        """Number of states N."""
         return self.A.shape[0]
 
     @property
     def n_inputs(self) -> int:
+        """Number of inputs m (columns of B)."""
         return self.B.shape[1]
 
     @property
     def n_outputs(self) -> int:
+        """Number of outputs p (rows of C)."""
         return self.C.shape[0]
 
     @property
     def discrete(self) -> bool:
+        """True for a discrete-time system."""
         return self.time == "discrete"
 
     @property
     def is_complex(self) -> bool:
+        """True when any matrix is complex (``dtype`` complex128)."""
         return self.dtype.kind == "c"
 
     @property
     def E_or_identity(self) -> sps.csc_matrix:
+        """``E``, or the sparse (N, N) identity when ``E`` is None."""
         return self.E if self.E is not None else sps.identity(self.order, dtype=self.A.dtype, format="csc")
 
     def apply_E(self, X: np.ndarray, adjoint: bool = False) -> np.ndarray:
+        """``E X`` (or ``E^H X``).
+
+        Args:
+            X: (N,) or (N, k) numpy array.
+            adjoint: multiply by ``E^H``.
+
+        Returns:
+            A numpy array (``X`` itself when ``E`` is the identity).
+        """
         if self.E is None:
             return X
         return (self.E.conj().T if adjoint else self.E) @ X
 
     def apply_A(self, X: np.ndarray, adjoint: bool = False) -> np.ndarray:
+        """``A X`` (or ``A^H X``).
+
+        Args:
+            X: (N,) or (N, k) numpy array.
+            adjoint: multiply by ``A^H``.
+
+        Returns:
+            A numpy array.
+        """
         return (self.A.conj().T if adjoint else self.A) @ X
 
     # -- conversions -------------------------------------------------------------------------------
     def to_dense(self, max_order: int = DENSE_MAX) -> StateSpace:
         """The dense ``StateSpace`` ``(E^{-1} A, E^{-1} B, C, D)`` (torch float64/complex128).
+
+        Args:
+            max_order: refuse systems above this order (default ``DENSE_MAX``).
+
+        Returns:
+            ``StateSpace`` of the same time domain and ``dt``.
 
         Raises:
             InputError: the order is above ``max_order`` (an N x N dense matrix would be formed).
@@ -184,7 +214,17 @@ class SparseSystem:
 
     @classmethod
     def from_dense(cls, sys: StateSpace) -> "SparseSystem":
-        """A ``SparseSystem`` from a single dense ``StateSpace`` (E = identity)."""
+        """A ``SparseSystem`` from a single dense ``StateSpace`` (E = identity).
+
+        Args:
+            sys: an unbatched ``StateSpace`` (detached; float32 is refused by ``SparseSystem``).
+
+        Returns:
+            ``SparseSystem`` with ``A`` in CSC format, the same time domain and ``dt``.
+
+        Raises:
+            InputError: a batched system, or matrices ``SparseSystem`` refuses.
+        """
         if sys.batch_shape != ():
             raise InputError(f"sys: expected one system, got a batch of shape {tuple(sys.batch_shape)}")
         A, B, C, D = (x.detach().cpu().resolve_conj().numpy() for x in sys.matrices())

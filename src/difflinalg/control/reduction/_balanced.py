@@ -71,7 +71,15 @@ def balanced_truncation(F: StateSpace, order: int, *, return_hsv: bool = False):
 
     Raises:
         UnstableSystemError: ``F`` is not stable (names the pole).
-        InputError: ``order`` not below the minimal order of ``F``; a batched ``F``.
+        InputError: ``order`` not a positive integer below the minimal order of ``F``; a batched
+            ``F``; not a system.
+
+    Example::
+
+        from difflinalg.control import balanced_truncation, builtin_model
+
+        H, hsv = balanced_truncation(builtin_model("random"), 4, return_hsv=True)
+        assert H.order == 4 and hsv.shape == (30,)
     """
     F = check_system(F, "F")
     if F.batch_shape != ():

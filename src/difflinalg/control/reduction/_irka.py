@@ -47,6 +47,13 @@ def irka(F: StateSpace, r: int, *, max_iter: int = 100, tol: float = 1e-6, metho
         UnstableSystemError: ``F`` is unstable. InputError: bad ``r``, ``method``, a batch, non-zero
         ``D`` in continuous time. ConvergenceError: an iterate's projection broke down, or the
         final model is unstable (IRKA does not guarantee stability): use ``rarl2``.
+
+    Example::
+
+        from difflinalg.control import builtin_model, irka
+
+        res = irka(builtin_model("random"), 4)
+        assert res.model.order == 4 and res.reductor == "irka"
     """
     t0 = _time.perf_counter()
     F = check_system(F, "F")

@@ -111,6 +111,8 @@ class ReductionResult:
     details: dict = field(default_factory=dict)
 
     def summary(self) -> str:
+        """A printable report: the model's order, relative and absolute errors (with their
+        resolution where it matters), gradient, best start and time, then a table of the starts."""
         res = f" +- {self.error_resolution / max(self.target_norm, 1e-300):.1e}" if self.precise or \
             self.error_resolution > 1e-8 * self.error else ""
         lines = [f"RARL2 order {self.model.order}: relative H2 error {self.relative_error:.10g}{res} "

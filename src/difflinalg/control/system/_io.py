@@ -152,13 +152,27 @@ def load_model(path, *, time: str | None = None) -> StateSpace:
 
     Args:
         path: file path.
-        time: override the time domain stored in (or implied by) the file.
+        time: override the time domain stored in (or implied by) the file: ``None`` (as stored),
+            ``"continuous"`` or ``"discrete"``.
+
+    Returns:
+        ``StateSpace`` in float64 (complex128 if a matrix is complex); a discrete-time file's
+        positive ``Ts``/``dt`` becomes ``dt`` (else unspecified).
 
     Raises:
         InputError: unknown extension, a file that is not a readable archive (empty, truncated,
             damaged, pickled objects), missing A/B/C, inconsistent shapes, non-finite entries, a
             malformed ``time``/``Ts``/``dt`` entry; a directory; a bad ``time`` argument.
         FileNotFoundError: no such file.
+
+    Example::
+
+        import os, tempfile
+        from difflinalg.control import builtin_model, load_model, save_model
+
+        path = os.path.join(tempfile.mkdtemp(), "random.npz")
+        save_model(builtin_model("random"), path)
+        assert load_model(path).order == 30
     """
     if time not in (None, "continuous", "discrete"):
         raise InputError(f"time: expected None (as stored in the file), 'continuous' or 'discrete', got {time!r}")
@@ -183,7 +197,28 @@ def load_model(path, *, time: str | None = None) -> StateSpace:
 
 def save_model(sys: StateSpace, path) -> None:
     """Write a system to ``.npz`` (with its time domain and ``dt``) or ``.mat`` (``Ts``: 0 in
-    continuous time, the sampling period in discrete time, MATLAB's -1 when it is unspecified)."""
+    continuous time, the sampling period in discrete time, MATLAB's -1 when it is unspecified).
+
+    Args:
+        sys: a system (``as_system`` converts foreign ones); its matrices are detached.
+        path: file path ending in ``.npz`` or ``.mat`` (the suffix picks the format).
+
+    Returns:
+        None; the file is written (overwritten if it exists).
+
+    Raises:
+        InputError: ``sys`` is not a system; another suffix.
+        OSError: the file cannot be written.
+
+    Example::
+
+        import os, tempfile
+        from difflinalg.control import builtin_model, load_model, save_model
+
+        path = os.path.join(tempfile.mkdtemp(), "fir.mat")
+        save_model(builtin_model("fir:5"), path)
+        assert load_model(path).discrete
+    """
     sys = as_system(sys, "sys")
     p = Path(path)
     mats = {n: m.detach().cpu().resolve_conj().numpy() for n, m in zip("ABCD", sys.matrices())}

@@ -12,7 +12,27 @@ from ._statespace import StateSpace
 def markov_system(markov) -> StateSpace:
     """Discrete-time finite-impulse-response realization of Markov parameters ``F_0, ..., F_K``
     ((K+1, p, m), or (K+1,) for a single-input single-output system): ``F(z) = sum_k F_k z^{-k}``,
-    ``D = F_0``, a block shift ``A`` (nilpotent) of order ``K m``."""
+    ``D = F_0``, a block shift ``A`` (nilpotent) of order ``K m``.
+
+    Args:
+        markov: (K+1, p, m) Markov parameters ``F_0, ..., F_K`` with ``K >= 1`` (or (K+1,) for one
+            input and output); a tensor or array, floating or complex (integers become float64).
+
+    Returns:
+        Discrete-time ``StateSpace`` (``dt`` unspecified) of order ``K m``, p outputs, m inputs,
+        the dtype of ``markov``; ``C`` holds ``F_1, ..., F_K`` (differentiable in them).
+
+    Raises:
+        InputError: not a tensor, fewer than two parameters, or another shape; non-finite entries.
+
+    Example::
+
+        import torch
+        from difflinalg.control import markov_system
+
+        sys = markov_system(torch.tensor([0.0, 1.0, 0.5]))  # F(z) = z^-1 + 0.5 z^-2
+        assert sys.order == 2 and sys.discrete
+    """
     M = as_tensor(markov, "target")
     if M.ndim == 1:
         M = M[:, None, None]

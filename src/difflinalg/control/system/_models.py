@@ -90,7 +90,26 @@ BUILTIN = {
 
 
 def builtin_model(spec: str) -> StateSpace:
-    """The built-in system ``NAME`` or ``NAME:SIZE`` (module docstring)."""
+    """The built-in system ``NAME`` or ``NAME:SIZE`` (module docstring).
+
+    Args:
+        spec: ``"NAME"`` or ``"NAME:SIZE"``, NAME one of ``BUILTIN_MODELS`` (``heat1d``, ``msd``,
+            ``msd2``, ``fir``, ``random``), SIZE an integer >= 2 (states, masses or FIR length).
+
+    Returns:
+        ``StateSpace`` in float64 (unbatched; the time domain of the model).
+
+    Raises:
+        InputError: an unknown NAME, or a SIZE that is not an integer >= 2.
+
+    Example::
+
+        from difflinalg.control import builtin_model
+
+        F = builtin_model("random")  # 30 states, 2 x 2, continuous
+        G = builtin_model("heat1d:20")
+        assert (F.order, F.n_outputs, G.order) == (30, 2, 20)
+    """
     name, _, size = spec.partition(":")
     if name not in BUILTIN:
         raise InputError(f"model: unknown built-in model {name!r}; choose from {sorted(BUILTIN)} "

@@ -144,6 +144,9 @@ class StateSpace:
             values_only: the value depends on the matrices' values only (it is not differentiated,
                 e.g. a detached eigendecomposition), so it is cached even when the system is not
                 ``cacheable()``; otherwise such a system recomputes it every time.
+
+        Returns:
+            The cached (or freshly computed, when not cacheable) value of ``make()``.
         """
         if not values_only and not self.cacheable():
             return make()
@@ -159,25 +162,31 @@ class StateSpace:
 
     @property
     def n_inputs(self) -> int:
+        """Number of inputs m (columns of B)."""
         return self.B.shape[-1]
 
     @property
     def n_outputs(self) -> int:
+        """Number of outputs p (rows of C)."""
         return self.C.shape[-2]
 
     @property
     def dtype(self) -> torch.dtype:
+        """The dtype of the matrices (one for all four)."""
         return self.A.dtype
 
     @property
     def is_complex(self) -> bool:
+        """True when the matrices are complex."""
         return self.A.is_complex()
 
     @property
     def discrete(self) -> bool:
+        """True for a discrete-time system (``time == "discrete"``)."""
         return self.time == "discrete"
 
     def matrices(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """``(A, B, C, D)``, the tensors themselves (not copies)."""
         return self.A, self.B, self.C, self.D
 
     # -- other libraries (python-control, scipy.signal, pyMOR; see ``_interop``) ------------------
@@ -200,13 +209,24 @@ class StateSpace:
         domain (``0`` or ``None``: continuous; ``True``: discrete, period unspecified; ``T``).
         ``dtype`` defaults to float64 (complex128 for complex matrices).
 
+        Args:
+            sys: a python-control ``StateSpace`` or ``TransferFunction``.
+            dtype: the dtype of the matrices (default: float64, complex128 for complex ones).
+
+        Returns:
+            ``StateSpace`` (unbatched) with the realization of ``sys``.
+
         Raises:
             InputError: not a python-control system, or python-control is not installed.
         """
         return cls._from_realization(_interop.read_control(sys), dtype)
 
     def to_control(self):
-        """The python-control ``StateSpace`` (``dt``: 0, the period, or ``True`` if unspecified)."""
+        """The python-control ``StateSpace`` (``dt``: 0, the period, or ``True`` if unspecified).
+
+        Raises:
+            InputError: a batched system, or python-control is not installed.
+        """
         return _interop.write_control(*self._realization(), self.discrete, self.dt)
 
     @classmethod
@@ -214,13 +234,24 @@ class StateSpace:
         """From a ``scipy.signal`` ``lti`` or ``dlti`` (state space, transfer function or
         zeros-poles-gain); a ``dlti``'s ``dt`` becomes ``dt``.
 
+        Args:
+            sys: a ``scipy.signal`` ``lti`` or ``dlti``.
+            dtype: the dtype of the matrices (default: float64, complex128 for complex ones).
+
+        Returns:
+            ``StateSpace`` (unbatched) with the state-space realization of ``sys``.
+
         Raises:
             InputError: not a ``scipy.signal`` LTI object.
         """
         return cls._from_realization(_interop.read_scipy(sys), dtype)
 
     def to_scipy(self):
-        """The ``scipy.signal.StateSpace`` (a ``dlti`` with ``dt`` in discrete time)."""
+        """The ``scipy.signal.StateSpace`` (a ``dlti`` with ``dt`` in discrete time).
+
+        Raises:
+            InputError: a batched system.
+        """
         return _interop.write_scipy(*self._realization(), self.discrete, self.dt)
 
     @classmethod
@@ -228,29 +259,68 @@ class StateSpace:
         """From a pyMOR ``LTIModel`` (``sampling_time`` becomes ``dt``); a descriptor matrix ``E``
         is folded in as ``(E^{-1} A, E^{-1} B, C, D)``.
 
+        Args:
+            model: a pyMOR ``LTIModel``.
+            dtype: the dtype of the matrices (default: float64, complex128 for complex ones).
+
+        Returns:
+            ``StateSpace`` (unbatched) with the matrices of ``model``.
+
         Raises:
             InputError: not an ``LTIModel``, a singular ``E``, or pyMOR is not installed.
         """
         return cls._from_realization(_interop.read_pymor(model), dtype)
 
     def to_pymor(self):
-        """The pyMOR ``LTIModel`` (``sampling_time = dt``; needs a known period in discrete time)."""
+        """The pyMOR ``LTIModel`` (``sampling_time = dt``; needs a known period in discrete time).
+
+        Raises:
+            InputError: a batched system, a discrete-time one with unspecified ``dt``, or pyMOR is
+                not installed.
+        """
         return _interop.write_pymor(*self._realization(), self.discrete, self.dt)
 
     # -- derived systems -----------------------------------------------------------------------
     def with_matrices(self, A, B, C, D) -> "StateSpace":
-        """A system of the same time domain and sampling period with new matrices."""
+        """A system of the same time domain and sampling period with new matrices.
+
+        Args:
+            A, B, C, D: the new matrices, shapes and dtype as for ``StateSpace``.
+
+        Returns:
+            A new ``StateSpace`` (``time`` and ``dt`` of this one).
+
+        Raises:
+            InputError: as ``StateSpace`` for inconsistent matrices.
+        """
         return StateSpace(A, B, C, D, time=self.time, dt=self.dt)
 
     def to(self, dtype: torch.dtype | None = None, device=None) -> "StateSpace":
-        """The same system with matrices converted (e.g. ``.to(torch.complex128)``)."""
+        """The same system with matrices converted (e.g. ``.to(torch.complex128)``).
+
+        Args:
+            dtype: the new dtype (``None``: keep it).
+            device: the new device (``None``: keep it).
+
+        Returns:
+            A new ``StateSpace``; differentiable (``Tensor.to``).
+        """
         return self.with_matrices(*(x.to(dtype=dtype, device=device) for x in self.matrices()))
 
     def detach(self) -> "StateSpace":
+        """The same system with detached matrices (no autograd history)."""
         return self.with_matrices(*(x.detach() for x in self.matrices()))
 
     def similarity(self, T: Tensor, Tinv: Tensor | None = None) -> "StateSpace":
-        """The realization ``(T^{-1} A T, T^{-1} B, C T, D)`` (same transfer function)."""
+        """The realization ``(T^{-1} A T, T^{-1} B, C T, D)`` (same transfer function).
+
+        Args:
+            T: (..., n, n) invertible state transformation, the dtype of the system.
+            Tinv: its inverse when known (default: ``torch.linalg.inv(T)``).
+
+        Returns:
+            A new ``StateSpace``; differentiable in ``T`` and the matrices.
+        """
         Tinv = torch.linalg.inv(T) if Tinv is None else Tinv
         return self.with_matrices(Tinv @ self.A @ T, Tinv @ self.B, self.C @ T, self.D)
 
@@ -280,15 +350,30 @@ class StateSpace:
         return self.decay_rate()
 
     def h2_norm(self) -> Tensor:
-        """``control.h2_norm(self)``."""
+        """``control.h2_norm(self)``: the H2 norm, a real tensor of the batch shape.
+
+        Raises:
+            UnstableSystemError: the system is not stable. InputError: continuous time with D != 0.
+        """
         return _analysis("h2_norm")(self)
 
     def hankel_singular_values(self) -> Tensor:
-        """``control.hankel_singular_values(self)``."""
+        """``control.hankel_singular_values(self)``: (..., n) real, descending.
+
+        Raises:
+            UnstableSystemError: the system is not stable.
+        """
         return _analysis("hankel_singular_values")(self)
 
     def frequency_response(self, w) -> Tensor:
-        """``control.frequency_response(self, w)``."""
+        """``control.frequency_response(self, w)``.
+
+        Args:
+            w: (K,) real finite frequencies (radians per sample in discrete time).
+
+        Returns:
+            (..., K, p, m) complex tensor of transfer-function values.
+        """
         return _analysis("frequency_response")(self, w)
 
     def __repr__(self) -> str:
@@ -301,9 +386,27 @@ def as_system(sys, name: str = "system") -> StateSpace:
     """``sys`` as a ``StateSpace``: a ``StateSpace`` as is; a python-control, ``scipy.signal`` or
     pyMOR system converted (``StateSpace.from_control``, ``from_scipy``, ``from_pymor``).
 
+    Args:
+        sys: a ``StateSpace``, or a python-control ``StateSpace``/``TransferFunction``, a
+            ``scipy.signal`` ``lti``/``dlti`` or a pyMOR ``LTIModel`` (converted to float64, or
+            complex128 for complex matrices; its ``dt`` is kept).
+        name: the argument's name in error messages.
+
+    Returns:
+        ``StateSpace``: ``sys`` itself when it is one (not copied), else the converted system.
+
     Raises:
         InputError: anything else, naming ``name``; a tuple or array is never guessed to be
-            matrices or Markov parameters: build ``StateSpace(A, B, C, D)`` or ``markov_system(F)``.
+            matrices or Markov parameters: build ``StateSpace(A, B, C, D)`` or ``markov_system(F)``;
+            a foreign system the conversion cannot read.
+
+    Example::
+
+        import scipy.signal
+        from difflinalg.control import as_system
+
+        sys = as_system(scipy.signal.lti([[-1.0]], [[1.0]], [[2.0]], [[0.0]]))
+        assert sys.order == 1 and sys.time == "continuous"
     """
     if isinstance(sys, StateSpace):
         return sys
@@ -339,7 +442,29 @@ def check_comparable(F, H) -> tuple[StateSpace, StateSpace]:
 
 
 def error_system(F: StateSpace, H: StateSpace) -> StateSpace:
-    """The system ``F - H``: ``([A_F 0; 0 A_H], [B_F; B_H], [C_F, -C_H], D_F - D_H)``."""
+    """The system ``F - H``: ``([A_F 0; 0 A_H], [B_F; B_H], [C_F, -C_H], D_F - D_H)``.
+
+    Args:
+        F, H: systems (``as_system`` converts foreign ones) of one time domain, one size
+            (outputs x inputs) and one dtype; orders ``n_F``, ``n_H`` may differ; batch shapes
+            broadcast.
+
+    Returns:
+        ``StateSpace`` of order ``n_F + n_H`` (block-diagonal state matrix), the broadcast batch
+        shape, the time domain of ``F`` (``dt``: that of ``F``, else of ``H``); differentiable in
+        the matrices of both.
+
+    Raises:
+        InputError: not systems; time domains, sampling periods, sizes or dtypes differ.
+
+    Example::
+
+        from difflinalg.control import builtin_model, error_system
+
+        F = builtin_model("random")
+        E = error_system(F, F)  # also F - F
+        assert E.order == 2 * F.order and float(E.h2_norm()) < 1e-6 * float(F.h2_norm())
+    """
     F, H = check_comparable(F, H)
     check_same_dtype(F=F.A, H=H.A)
     batch = torch.broadcast_shapes(F.batch_shape, H.batch_shape)

@@ -154,6 +154,13 @@ def rarl2(
         UnstableSystemError: the target is unstable (names the pole).
         InputError: continuous-time target with non-zero D; order not below the target's minimal
             order; malformed target or arguments.
+
+    Example::
+
+        from difflinalg.control import builtin_model, rarl2
+
+        res = rarl2(builtin_model("random"), 2, starts=["bt", "irka-bt"])
+        assert res.model.order == 2 and 0 < res.relative_error < 1
     """
     with _threads(1):
         return validated_rarl2(_rarl2, target, order, starts, seed, max_iter, tol, progress, method, max_time)

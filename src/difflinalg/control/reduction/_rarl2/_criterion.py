@@ -38,6 +38,24 @@ def h2_projection(F: StateSpace, C: Tensor, A: Tensor) -> tuple[Tensor, Tensor]:
     Returns:
         ``psi`` (real, the batch shape) and ``B_hat`` (..., n, m); differentiable in ``C``, ``A`` and
         the matrices of ``F`` (reverse, forward and higher order).
+
+    Raises:
+        InputError: ``F`` is not a system; ``C`` or ``A`` not a matrix of the right shape (``A``
+            square; ``C`` with ``F``'s outputs as rows and ``A``'s order as columns), non-finite,
+            or of another dtype than ``F``.
+        SingularEquationError: the Sylvester/Stein equation for ``Q_12`` (or the Gramian's) is
+            singular: a pole of ``A`` is ``-conj(lambda)`` (discrete: ``1 / conj(lambda)``) for a
+            pole ``lambda`` of ``F``; it cannot happen when ``F`` and ``A`` are stable.
+
+    Example::
+
+        import math
+        from difflinalg.control import builtin_model, h2_error, h2_projection, rarl2
+
+        F = builtin_model("random")
+        H = rarl2(F, 2, starts=["bt"]).model  # an output-normal pair (C, A)
+        psi, B = h2_projection(F, H.C, H.A)  # psi = ||F - (A, B, C)||^2 at this pair
+        assert B.shape == (2, 2) and math.isclose(float(psi), float(h2_error(F, H)) ** 2, rel_tol=1e-6)
     """
     F = check_system(F, "F")
     A = check_matrix(A, "A", square=True)
