@@ -23,6 +23,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ..._errors import DifflinalgError, InputError
@@ -257,7 +258,9 @@ def _reduce(args, stage: _Stage, sig: Interrupt) -> int:
             Path(args.json).write_text(text + "\n")
     if args.plot:
         stage.what = "the plot"
-        _plot(F, models, args.plot)
+        rel = {r["method"]: r["relative_h2_error"] for r in rows}
+        _plot(F, models, args.plot, title=f"{Path(str(args.model)).name}: {F.order} states -> {args.order}",
+              errors=rel)
         print(f"saved the plot to {args.plot}", file=sys.stderr)
     if res.interrupted:  # everything is written: say so, and exit with the signal's status
         print(f"difflinalg reduce: RARL2 interrupted ({sig.name}): the table and files hold its best "
@@ -317,7 +320,14 @@ def _strict(x):
     return x
 
 
-def _plot(F, models: dict, path: str) -> None:
+def _plot(F, models: dict, path: str, title: str = "", errors: dict | None = None) -> None:
+    """Target and reduced frequency responses (top) and the errors (bottom), largest singular value.
+
+    Values below the target's rounding level (``eps * peak``; a response that decays to 1e-20) are
+    clipped to it, and each panel starts at a tenth of its 1st percentile, so that isolated zeros
+    (a zero of the target at ``omega = pi`` in discrete time) do not squash the curves; the error
+    panel shades the region below the rounding level when it is in view. The title names
+    the model, the orders and every method's relative H2 error."""
     try:
         import matplotlib
 
@@ -345,18 +355,33 @@ def _plot(F, models: dict, path: str) -> None:
     def smax(X):
         return torch.linalg.matrix_norm(X, 2).detach().numpy()
 
+    errors = errors or {}
+    g = smax(G)
+    floor = float(np.finfo(np.float64).eps) * float(np.max(g)) if g.size else 1e-300
     fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(8, 7), sharex=True)
-    ax1.loglog(w.numpy(), smax(G), "k", lw=2, label="target")
+    ax1.loglog(w.numpy(), np.maximum(g, floor), "k", lw=2, label="target")
     for name, H in models.items():
         GH = frequency_response(H, w)
-        ax1.loglog(w.numpy(), smax(GH), "--", label=name)
-        ax2.loglog(w.numpy(), smax(G - GH), label=name)
+        label = f"{name} (rel. H2 error {errors[name]:.3g})" if name in errors else name
+        ax1.loglog(w.numpy(), np.maximum(smax(GH), floor), "--", label=label)
+        e = np.maximum(smax(G - GH), floor)
+        ax2.loglog(w.numpy(), e, label=label)
+    # Axis floors: the 1st percentile of what is plotted over 10 (isolated zeros, e.g. at omega = pi,
+    # would otherwise squash the curves), never below the rounding level.
+    all_e = np.concatenate([np.maximum(smax(G - frequency_response(H, w)), floor) for H in models.values()]) \
+        if models else np.array([floor])
+    bottom2 = max(float(np.percentile(all_e, 1)) / 10, floor / 10)
+    if bottom2 <= floor:
+        ax2.axhspan(bottom2, floor, color="0.9", label="below the rounding level of the target")
+    ax2.set_ylim(bottom=bottom2)
+    ax1.set_ylim(bottom=max(float(np.percentile(np.maximum(g, floor), 1)) / 10, floor))
     ax1.set_ylabel("largest singular value")
-    ax1.legend()
-    ax1.set_title(f"order {next(iter(models.values())).order} approximations")
+    ax1.legend(fontsize=8)
+    order = next(iter(models.values())).order if models else ""
+    ax1.set_title(title or f"order {order} approximations", fontsize=10)
     ax2.set_ylabel("error (largest singular value)")
     ax2.set_xlabel("frequency [rad/s]" if not F.discrete else "frequency [rad/sample]")
-    ax2.legend()
+    ax2.legend(fontsize=8)
     if F.discrete:
         ax1.set_xscale("linear")
     fig.tight_layout()
