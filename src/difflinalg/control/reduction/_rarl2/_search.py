@@ -21,11 +21,12 @@ def _search(run: _Run, names: list[str], bt_model, gen, prog: _Progress, adaptiv
     """Optimize the starts, the most promising (lowest criterion) first, skipping duplicates (a start
     that is the same model as an earlier one); then the perturbation rounds from the best result.
     ``adaptive``: the perturbation rounds run only if the optimized starts disagree (two results
-    further apart than _policy.POLICY.agree_rtol), i.e. when the landscape shows several minima. Raises
+    further apart than _policy.POLICY.agree_rtol), i.e. when the landscape shows several minima, after
+    the starts _policy.POLICY.disagree_starts. Raises
     KeyboardInterrupt through (the results so far are kept)."""
     _optimize_starts(run, [n for n in names if n != "perturb"], bt_model, gen, prog)
     if adaptive and run.results:
-        if _agree(run):
+        if _agree(run) or run.out_of_time():
             return
         # several minima: degree continuation and random starts reach basins that the model-based
         # starts and the perturbations of their best miss (tuned on the dev set of
