@@ -8,6 +8,10 @@ its errors (its quality floor) and gains time. The reasoning behind each default
   and from modal truncation (the dominant poles), then two perturbation rounds that run only when
   those disagree. IRKA from modal truncation reaches minima the other starts miss (the SLICOT
   CDplayer model at order 20); modal truncation itself is rarely the best start and is not a default.
+* ``disagree_starts``: run by the default search when the default starts disagree, before the
+  perturbation rounds: degree continuation (``extend``, the order r-1 optimum plus one state) and
+  random starts reach minima the model-based starts miss (``benchmarks/rarl2_generalization.py``,
+  development set).
 * ``irka_candidates``: of each IRKA run, the first iterate and the last ``irka_candidates`` are
   scored as candidates of the start (IRKA may oscillate or drift past a better model; scoring every
   iterate would cost more than the run).
@@ -43,6 +47,7 @@ class SearchPolicy:
     """The search's tuning constants (module docstring)."""
 
     default_starts: tuple[str, ...] = ("bt", "irka-bt", "irka", "irka-modal", "perturb", "perturb")
+    disagree_starts: tuple[str, ...] = ("extend", "random", "random")
     irka_candidates: int = 4
     agree_rtol: float = 1e-6
     abandon_after: int = 10

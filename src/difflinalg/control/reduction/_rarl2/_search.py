@@ -21,9 +21,37 @@ def _search(run: _Run, names: list[str], bt_model, gen, prog: _Progress, adaptiv
     """Optimize the starts, the most promising (lowest criterion) first, skipping duplicates (a start
     that is the same model as an earlier one); then the perturbation rounds from the best result.
     ``adaptive``: the perturbation rounds run only if the optimized starts disagree (two results
-    further apart than _policy.POLICY.agree_rtol), i.e. when the landscape shows several minima. Raises
+    further apart than _policy.POLICY.agree_rtol), i.e. when the landscape shows several minima, after
+    the starts _policy.POLICY.disagree_starts. Raises
     KeyboardInterrupt through (the results so far are kept)."""
-    primary = [n for n in names if n != "perturb"]
+    _optimize_starts(run, [n for n in names if n != "perturb"], bt_model, gen, prog)
+    if adaptive and run.results:
+        if _agree(run) or run.out_of_time():
+            return
+        # several minima: degree continuation and random starts reach basins that the model-based
+        # starts and the perturbations of their best miss (tuned on the dev set of
+        # benchmarks/rarl2_generalization.py)
+        prog.total += len(_policy.POLICY.disagree_starts)
+        _optimize_starts(run, list(_policy.POLICY.disagree_starts), bt_model, gen, prog)
+    tried: set = set()
+    for _ in range(names.count("perturb")):
+        if run.out_of_time() or not run.results or run.exact():
+            return
+        pair = _perturb_start(run, tried)
+        if pair is None:
+            return
+        run.optimize("perturb", pair, prog)
+
+
+def _agree(run: _Run) -> bool:
+    """Whether the optimized starts agree: their errors within _policy.POLICY.agree_rtol."""
+    errs = [math.sqrt(max(t[0], 0.0)) for t in run.results]
+    return max(errs) - min(errs) <= _policy.POLICY.agree_rtol * max(min(errs), 1e-300)
+
+
+def _optimize_starts(run: _Run, primary: list[str], bt_model, gen, prog: _Progress) -> None:
+    """Make the candidate models of the start kinds ``primary``, score them in one batch and optimize
+    them, the most promising first, skipping duplicates."""
     made = []
     modal = modal_start(run.T, run.r) if {"modal", "irka-modal"} & set(primary) else None
     irka_cands = _irka_candidates(run, primary, bt_model, modal)
@@ -54,18 +82,6 @@ def _search(run: _Run, names: list[str], bt_model, gen, prog: _Progress, adaptiv
             continue  # the same model as a start already optimized
         done.append((psi0, poles))
         run.optimize(name, pair, prog, psi0, grad0, hess[i])
-    if adaptive and run.results:
-        errs = [math.sqrt(max(t[0], 0.0)) for t in run.results]
-        if max(errs) - min(errs) <= _policy.POLICY.agree_rtol * max(min(errs), 1e-300):
-            return
-    tried: set = set()
-    for _ in range(names.count("perturb")):
-        if run.out_of_time() or not run.results or run.exact():
-            return
-        pair = _perturb_start(run, tried)
-        if pair is None:
-            return
-        run.optimize("perturb", pair, prog)
 
 
 def _irka_candidates(run: _Run, names: list[str], bt_model, modal) -> dict:
