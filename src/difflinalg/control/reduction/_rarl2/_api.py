@@ -18,7 +18,8 @@ over output-normal pairs ``(C, A)`` (the optimal ``B_hat = Q12^H B_F`` and ``D_h
    best approximation of their error; the best result is kept and every start is reported. The
    starts are optimized from the most promising one; a start far above the best result is skipped,
    one that falls behind is abandoned, one that reaches a minimum already found is stopped
-   ("joined"), and perturbation rounds from the best result run only when the starts disagree.
+   ("joined"); only when the starts disagree do degree continuation, two random starts and
+   perturbation rounds from the best result run as well.
 
 Precision. For tiny errors (relative ~1e-5 and below) psi, computed in double precision, carries
 rounding noise ``eps_f`` comparable to the differences between good models
