@@ -57,13 +57,27 @@ def test_issue_reproducer_raises_on_every_path():
 @pytest.mark.parametrize("method", ["auto", "kron", "schur"])
 def test_exactly_singular_cases_raise(kind, method):
     # 15 random non-normal cases per size: before issue 16 the Kronecker path returned |X| ~ 1e15
-    # for 16-66% of such cases; every one must raise, naming a pair.
-    gen = torch.Generator().manual_seed(hash(kind) % 1000)
+    # for 16-66% of such cases. Every one must be loud: a SingularEquationError naming a pair, or --
+    # where rounding leaves the estimate just under the singular limit (1 in 1400 in the sweep of
+    # benchmarks/singular_equations.py; which case depends on the BLAS kernel) -- a PrecisionWarning.
+    import warnings
+    import zlib
+
+    gen = torch.Generator().manual_seed(zlib.crc32(kind.encode()) % 1000)  # not hash(): salted per process
+    raised = 0
     for n in (2, 3, 5):
         for _ in range(15):
             args = _singular(kind, n, gen)
-            with pytest.raises(dl.SingularEquationError, match="closest pair"):
-                SOLVE[kind](*args, method=method)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                try:
+                    SOLVE[kind](*args, method=method)
+                except dl.SingularEquationError as exc:
+                    assert "closest pair" in str(exc)
+                    raised += 1
+                    continue
+            assert any(issubclass(w.category, dl.PrecisionWarning) for w in caught), (kind, method, n)
+    assert raised >= 42, raised  # of 45: the warning is the rare borderline, not the rule
 
 
 @pytest.mark.parametrize("cls", [dl.SylvesterOperator, dl.SteinOperator])
