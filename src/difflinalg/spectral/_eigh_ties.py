@@ -68,17 +68,17 @@ cotangent uses, read in the same host synchronisation as the checks.
 from __future__ import annotations
 
 import math
-import warnings
 from typing import NamedTuple
 
 import torch
 from torch import Tensor
 
-from .._errors import DegenerateSpectrumError, GaugeError, GaugeWarning
+from .._errors import DegenerateSpectrumError, GaugeError
 from .._utils import check_precision, eps, herm, is_wrapped, skew
 from ._gaps import TIE_FACTOR, cluster_mask, inverse_gaps, spectral_scale
 from ._svd_curvature import curvature_guard, curvature_probe
-from ._svd_ties import CURVATURE_ALLOWANCE, _amax2, _fmt, _where, check_mode, poison
+from ._svd_ties import (CURVATURE_ALLOWANCE, _amax2, _cluster_of, _fmt, _where, check_mode, poison, raise_or_warn,
+                        screen)
 
 BASIS_FACTOR = 64.0
 """Rounding allowance of ``skew(U1^H gU1)`` for eigh_subspace's basis check, in ``n eps scale``."""
@@ -192,13 +192,7 @@ def enforce(op: str, gauge: str, stats_fn, ties: Tensor, w: Tensor, gw: Tensor, 
     One host synchronisation without ties, a second one at ties."""
     if w.numel() == 0:
         return
-    stats = stats_fn(False)
-    g, b, kappa, t = torch.stack([stats.gauge.amax(), stats.basis.amax(), stats.kappa.amax(),
-                                  ties.to(w.dtype)]).tolist()
-    worst = [g, b, 0.0, 0.0]
-    if t:
-        stats = stats_fn(True)
-        *worst, kappa = torch.stack([f.amax() for f in stats]).tolist()
+    stats, worst, kappa = screen(stats_fn, ties, 2, w.dtype)
     if max(worst) > 1:
         _fail(op, gauge, stats, worst, w, gw, T, gaps, n, tol_hint)
     check_precision(op, kappa, w.dtype,
@@ -215,19 +209,19 @@ def _fail(op, gauge, stats, worst, w, gw, T, gaps, n, tol_hint) -> None:
                f"rotations inside a cluster of eigenvalues equal up to the {tol_txt}), so its "
                "derivative is not defined. Make the loss invariant (e.g. |V[..., j]^H x|^2, or the "
                "projector V_c V_c^H onto a whole cluster instead of one of its vectors)" + tol_hint)
-        return _raise(GaugeError, msg, gauge)
+        return raise_or_warn(GaugeError, msg, gauge)
     if kind == 1:
         msg = (f"{op}: the loss depends on the basis of the kept subspace{where}, not only on the "
                "subspace: eigh_subspace differentiates U1 U1^H and symmetric functions of the kept "
                "eigenvalues, not the individual eigenvectors (no rotation inside the kept block). "
                "Use difflinalg.eigh for losses of individual eigenvectors or of eigenvalues and "
                "eigenvectors jointly, difflinalg.eigh_function(A, f, df) for V f(w) V^H")
-        return _raise(GaugeError, msg, gauge)
+        return raise_or_warn(GaugeError, msg, gauge)
     table = pair_tables(w, gw, T, gaps, n)[kind - 2][b]
     flat = int(table.abs().reshape(-1).argmax())
     i = flat // table.shape[-1]
     wb, gwb = w[b].detach(), gw[b].detach()
-    idx = [int(j) for j in torch.nonzero(gaps.cluster[b + (i,)]).reshape(-1)]
+    idx = _cluster_of(w, gaps, b, i)
     spread = float(wb[idx].max() - wb[idx].min())
     head = (f"{op}: the eigenvalues w[{idx}] ~ {float(wb[i]):.6g}{where} form a cluster (spread "
             f"{spread:.2e}, within the {tol_txt})")
@@ -247,13 +241,7 @@ def _fail(op, gauge, stats, worst, w, gw, T, gaps, n, tol_hint) -> None:
                "x^H V g(w) V^H x) has a derivative the cotangents do not determine at a tie. " + fix
                + "; a sum of a symmetric function of the eigenvalues and a loss of the eigenspaces "
                f"is exact: compute the two parts from separate {op} calls")
-    _raise(DegenerateSpectrumError, msg, gauge)
-
-
-def _raise(cls, msg: str, gauge: str) -> None:
-    if gauge == "error":
-        raise cls(msg)
-    warnings.warn(msg, GaugeWarning, stacklevel=5)
+    raise_or_warn(DegenerateSpectrumError, msg, gauge)
 
 
 def checked_backward(op: str, ctx, rule, w: Tensor, gw: Tensor, gaps: EighGaps, n: int,

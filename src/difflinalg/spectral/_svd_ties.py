@@ -237,6 +237,32 @@ def _fmt(vals) -> str:
     return "[" + ", ".join(f"{float(v):.4g}" for v in vals) + "]"
 
 
+def screen(stats_fn, ties: Tensor, n_first: int, dtype: torch.dtype) -> tuple[NamedTuple, list[float], float]:
+    """Run the backward checks with as few host synchronisations as possible: the first
+    ``n_first`` checks (those that need no clusters) and ``kappa`` in one, and, only if
+    ``ties`` (0-dim bool) says a cluster exists, every check in a second one.
+
+    ``stats_fn(ties: bool)`` returns a stats tuple whose last field is ``kappa`` and whose other
+    fields are violation ratios (a check fails where > 1). Returns ``(stats, worst, kappa)``:
+    ``worst`` the largest ratio of each check (0 for checks not run)."""
+    stats = stats_fn(False)
+    n_checks = len(stats) - 1
+    vals = torch.stack([f.amax() for f in stats[:n_first]] + [stats.kappa.amax(), ties.to(dtype)]).tolist()
+    worst, kappa, t = vals[:n_first] + [0.0] * (n_checks - n_first), vals[-2], vals[-1]
+    if t:
+        stats = stats_fn(True)
+        *worst, kappa = torch.stack([f.amax() for f in stats]).tolist()
+    return stats, worst, kappa
+
+
+def raise_or_warn(cls: type[Exception], msg: str, gauge: str) -> None:
+    """``gauge="error"``: raise ``cls(msg)``; ``"warn"``: the same message as a ``GaugeWarning``
+    (pointing at the caller of the rule's backward: this is called from ``_fail``, from ``enforce``)."""
+    if gauge == "error":
+        raise cls(msg)
+    warnings.warn(msg, GaugeWarning, stacklevel=5)
+
+
 def enforce(op: str, gauge: str, stats_fn, ties: Tensor, S: Tensor, gS: Tensor, X: Tensor,
             Y: Tensor, gaps, tol_rel: float) -> None:
     """Raise (or warn, ``gauge="warn"``) for the first failed check; apply the precision policy.
@@ -245,12 +271,7 @@ def enforce(op: str, gauge: str, stats_fn, ties: Tensor, S: Tensor, gS: Tensor, 
     there are no ties and everything passes (the common case), a second one at ties."""
     if S.numel() == 0:
         return
-    stats = stats_fn(False)
-    g, kappa, t = torch.stack([stats.gauge.amax(), stats.kappa.amax(), ties.to(S.dtype)]).tolist()
-    worst = [g, 0.0, 0.0, 0.0]
-    if t:
-        stats = stats_fn(True)
-        *worst, kappa = torch.stack([f.amax() for f in stats]).tolist()
+    stats, worst, kappa = screen(stats_fn, ties, 1, S.dtype)
     if max(worst) > 1:
         _fail(op, gauge, stats, worst, S, gS, X, Y, gaps, tol_rel)
     check_precision(op, kappa, S.dtype,
@@ -273,10 +294,7 @@ def _fail(op, gauge, stats, worst, S, gS, X, Y, gaps, tol_rel) -> None:
             "values are genuinely distinct, pass degeneracy_tol=0.0; gauge='ignore' returns the "
             "gradient in the symmetric gauge"
         )
-        if gauge == "error":
-            raise GaugeError(msg)
-        warnings.warn(msg, GaugeWarning, stacklevel=4)
-        return
+        return raise_or_warn(GaugeError, msg, gauge)
     Sb, gSb = S[b].detach(), gS[b].detach()
     if kind == 1:
         zero = (Sb <= gaps.tol[b][..., 0]) & (gSb != 0)
@@ -313,6 +331,4 @@ def _fail(op, gauge, stats, worst, S, gS, X, Y, gaps, tol_rel) -> None:
                    "do not determine at a tie. " + fix + "; a sum of a symmetric function of the "
                    "values and a loss of the singular subspaces is exact: compute the two parts "
                    "from separate svd calls")
-    if gauge == "error":
-        raise DegenerateSpectrumError(msg)
-    warnings.warn(msg, GaugeWarning, stacklevel=4)
+    raise_or_warn(DegenerateSpectrumError, msg, gauge)
