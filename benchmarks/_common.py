@@ -151,3 +151,17 @@ def write_json(rows: list[dict], dest: str | None) -> None:
         print(text)
     else:
         Path(dest).write_text(text + "\n")
+
+
+def array_covariances(batch: int, dtype: torch.dtype, gen: torch.Generator, n: int = 144,
+                      signal: tuple[float, ...] = (5.0, 6.5, 8.0, 10.0)) -> torch.Tensor:
+    """Hermitian (batch, n, n) covariances of an array with ``len(signal)`` sources: a random
+    unitary basis, a noise floor 1 + 0.1 randn (nearly flat) and the given signal powers."""
+    k = len(signal)
+    X = torch.complex(torch.randn(batch, n, n, generator=gen, dtype=torch.float64),
+                      torch.randn(batch, n, n, generator=gen, dtype=torch.float64))
+    Q = torch.linalg.qr(X).Q
+    noise = 1.0 + 0.1 * torch.randn(batch, n - k, generator=gen, dtype=torch.float64)
+    w = torch.cat([noise, torch.tensor(signal, dtype=torch.float64).expand(batch, k)], dim=-1)
+    R = (Q * w.to(Q.dtype)[..., None, :]) @ Q.mH
+    return (0.5 * (R + R.mH)).to(dtype)

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import torch
 
-from _common import parser, print_table, setup, timeit, write_json
+from _common import array_covariances, parser, print_table, setup, timeit, write_json
 from difflinalg import eigh, eigh_subspace, subspace_projector
 from difflinalg.signal import noise_subspace_power, ura_steering
 
@@ -32,14 +32,7 @@ N, K = 144, 4
 
 
 def covariances(batch: int, dtype: torch.dtype, gen: torch.Generator) -> torch.Tensor:
-    X = torch.complex(torch.randn(batch, N, N, generator=gen, dtype=torch.float64),
-                      torch.randn(batch, N, N, generator=gen, dtype=torch.float64))
-    Q = torch.linalg.qr(X).Q
-    noise = 1.0 + 0.1 * torch.randn(batch, N - K, generator=gen, dtype=torch.float64)
-    signal = torch.tensor([5.0, 6.5, 8.0, 10.0], dtype=torch.float64).expand(batch, K)
-    w = torch.cat([noise, signal], dim=-1)
-    R = (Q * w.to(Q.dtype)[..., None, :]) @ Q.mH
-    return (0.5 * (R + R.mH)).to(dtype)
+    return array_covariances(batch, dtype, gen, N)  # K = 4 sources
 
 
 def main() -> None:
