@@ -285,7 +285,8 @@ class _Eigh(torch.autograd.Function):
 
         def parts():
             T = V.mH @ gV
-            return T, (gV,), gaps.F, T.abs() + T.abs().mT, False
+            Ta = T.abs()
+            return T, (gV,), gaps.F, Ta + Ta.mT, False
 
         gaps = eigh_gaps(w, ctx.tol)
         wrapped = gV if is_wrapped(gV) else gw

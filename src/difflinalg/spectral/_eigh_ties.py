@@ -152,37 +152,57 @@ def pair_tables(w: Tensor, gw: Tensor, T: Tensor, gaps: EighGaps, n: int) -> tup
     return values, coupling
 
 
-def tie_stats(w: Tensor, T: Tensor, gw: Tensor, gaps: EighGaps, n: int, grads: tuple[Tensor, ...],
-              inv: Tensor, used_src: Tensor, ties: bool = True, basis: bool = False) -> EighStats:
-    """The criteria of the module notes per matrix, no host synchronisation. ``inv``/``used_src``:
-    the inverse gaps the rule multiplies the cotangent components ``used_src`` by (precision
-    estimate); ``basis``: add criterion 1b (eigh_subspace)."""
+class _Common(NamedTuple):
+    """What every check needs, whether or not there are ties: computed once per backward."""
+
+    w: Tensor
+    T: Tensor
+    gw: Tensor
+    thr: Tensor
+    Ta: Tensor
+    basis: Tensor
+    kappa: Tensor
+
+
+def _common(w: Tensor, T: Tensor, gw: Tensor, gaps: EighGaps, n: int, grads: tuple[Tensor, ...],
+            inv: Tensor, used_src: Tensor, basis: bool) -> _Common:
     w, T, gw = w.detach(), T.detach(), gw.detach()
     dt = w.dtype
     r = math.sqrt(eps(dt))
     scale = _scale(T, gw, gaps, grads)
     thr = (r * scale).clamp_min(torch.finfo(dt).tiny)
-    none = torch.zeros_like(scale)
     Ta = skew(T)
-    if ties:
-        gauge = _amax2(Ta.abs() * gaps.cluster)
-    elif T.is_complex():
-        gauge = T.diagonal(dim1=-2, dim2=-1).imag.abs().amax(-1) if T.shape[-1] else none
-    else:
-        gauge = none
-    basis_r = none
+    basis_r = torch.zeros_like(scale)
     if basis and T.shape[-1] > 1:
         gap = (w[..., :, None] - w[..., None, :]).abs()
         bound = torch.maximum(r * scale[..., None, None] * gap / gaps.wmax[..., None],
                               BASIS_FACTOR * n * eps(dt) * scale[..., None, None])
         basis_r = _amax2(torch.where(gaps.cluster, torch.zeros_like(gap),
                                      Ta.abs() / bound.clamp_min(torch.finfo(dt).tiny)))
-    values, coupling = none, none
-    if ties:
-        values, coupling = (_amax2(t) for t in pair_tables(w, gw, T, gaps, n))
     used = used_src.detach().abs() > eps(dt) * scale[..., None, None]
     kappa = _amax2(torch.nan_to_num(inv.detach().abs(), posinf=0.0) * used) * gaps.wmax[..., 0]
-    return EighStats(gauge / thr, basis_r, values / thr, coupling / thr, kappa)
+    return _Common(w, T, gw, thr, Ta, basis_r, kappa)
+
+
+def tie_stats(w: Tensor, T: Tensor, gw: Tensor, gaps: EighGaps, n: int, grads: tuple[Tensor, ...],
+              inv: Tensor, used_src: Tensor, ties: bool = True, basis: bool = False,
+              common: _Common | None = None) -> EighStats:
+    """The criteria of the module notes per matrix, no host synchronisation. ``inv``/``used_src``:
+    the inverse gaps the rule multiplies the cotangent components ``used_src`` by (precision
+    estimate); ``basis``: add criterion 1b (eigh_subspace); ``common``: the tie-independent part
+    (``_common``) when it was computed already (the second pass of ``screen``)."""
+    c = common or _common(w, T, gw, gaps, n, grads, inv, used_src, basis)
+    none = torch.zeros_like(c.thr)
+    if ties:
+        gauge = _amax2(c.Ta.abs() * gaps.cluster)
+    elif c.T.is_complex():
+        gauge = c.T.diagonal(dim1=-2, dim2=-1).imag.abs().amax(-1) if c.T.shape[-1] else none
+    else:
+        gauge = none
+    values, coupling = none, none
+    if ties:
+        values, coupling = (_amax2(t) for t in pair_tables(c.w, c.gw, c.T, gaps, n))
+    return EighStats(gauge / c.thr, c.basis, values / c.thr, coupling / c.thr, c.kappa)
 
 
 def enforce(op: str, gauge: str, stats_fn, ties: Tensor, w: Tensor, gw: Tensor, T: Tensor,
@@ -261,9 +281,10 @@ def checked_backward(op: str, ctx, rule, w: Tensor, gw: Tensor, gaps: EighGaps, 
     stats = None
     if mode != "skip":
         T, grads, inv, used_src, basis = parts()
+        common = _common(w, T, gw, gaps, n, grads, inv, used_src, basis)
 
         def stats_fn(ties: bool) -> EighStats:
-            return tie_stats(w, T, gw, gaps, n, grads, inv, used_src, ties, basis)
+            return tie_stats(w, T, gw, gaps, n, grads, inv, used_src, ties, basis, common)
 
         if mode == "sync":
             enforce(op, ctx.gauge, stats_fn, gaps.block.any(), w, gw, T, gaps, n, tol_hint)

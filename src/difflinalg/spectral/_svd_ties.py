@@ -175,7 +175,8 @@ def tie_stats(S: Tensor, X: Tensor, Y: Tensor, gS: Tensor, gaps, extra: tuple[Te
         zero = S <= gaps.tol[..., 0]
         zero_v = (gS.abs() * zero).amax(-1) * smax
     # precision: inverse gaps the cotangent uses, in units of s_max
-    used = (X.abs() + X.abs().mT + Y.abs() + Y.abs().mT) > eps(dt) * scale[..., None, None]
+    XY = X.abs() + Y.abs()
+    used = (XY + XY.mT) > eps(dt) * scale[..., None, None]
     if not X.is_complex():  # the diagonal 1/(2 s_i) multiplies Im(X_ii - Y_ii) = 0 exactly
         used = used & ~torch.eye(used.shape[-1], dtype=torch.bool, device=used.device)
     kappa = _amax2((gaps.G1.detach().abs() + gaps.G2.detach().abs()) * used)
