@@ -34,3 +34,39 @@ def assert_vmap_grad_and_jvp(f, A: torch.Tensor, d: torch.Tensor, rtol: float = 
     _, t = torch.func.jvp(f, (A[0],), (d,))
     assert torch.allclose(t, (g_loop[0].conj() * d).real.sum(), rtol=rtol)
     return g_loop
+
+
+def fd_gradient(f, A: torch.Tensor, h: float = 1e-5) -> torch.Tensor:
+    """Central differences of a real scalar ``f`` in PyTorch's complex convention (the derivative
+    along the real part plus ``1j`` times the one along the imaginary part)."""
+    g = torch.zeros_like(A)
+    units = (1.0, 1j) if A.is_complex() else (1.0,)
+    for idx in range(A.numel()):
+        for u in units:
+            E = torch.zeros_like(A).reshape(-1)
+            E[idx] = u
+            E = E.reshape(A.shape)
+            g.reshape(-1)[idx] += (f(A + h * E) - f(A - h * E)) / (2 * h) * u
+    return g
+
+
+def run_table_cell(loss_via_op, loss_smooth, A: torch.Tensor) -> tuple[str, float]:
+    """One cell of a ties table (docs/ties*.md): ``("exact", relative error)`` of the autograd
+    gradient of ``loss_via_op`` against central differences of the same loss written without the
+    op (``loss_smooth``, in double precision), or ``(error class name, nan)`` if backward raised."""
+    import math
+
+    A1 = A.clone().requires_grad_()
+    try:
+        g, = torch.autograd.grad(loss_via_op(A1), A1)
+    except Exception as exc:  # noqa: BLE001 - the table records which error
+        return type(exc).__name__, math.nan
+    hi = torch.complex128 if A.dtype.is_complex else torch.float64
+    ref = fd_gradient(loss_smooth, A.to(hi))
+    return "exact", float((g.to(hi) - ref).norm() / ref.norm())
+
+
+def table_cell_id(cell) -> str:
+    """Test id of a ties-table cell ``(op, loss, point, dtype)``."""
+    op, loss, point, dt = cell
+    return f"{op}-{loss}-{point.replace(' ', '_')}-{str(dt).replace('torch.', '')}"

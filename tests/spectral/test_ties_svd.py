@@ -15,11 +15,18 @@ masked tie; the constant covers the finite-difference error) and ``100 n eps s_m
 
 from __future__ import annotations
 
-import math
 import warnings
 
 import pytest
 import torch
+
+if __name__ == "__main__":  # run as a script to print the table: the shared helpers live in tests/
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from _helpers import fd_gradient, run_table_cell, table_cell_id
 
 import difflinalg._utils as dl_utils
 from difflinalg import (
@@ -142,20 +149,6 @@ def smooth(op: str, loss: str, A: torch.Tensor) -> torch.Tensor:
     return ax + (sk * (Qk.mH @ y).abs().square()).sum()
 
 
-def fd_gradient(f, A: torch.Tensor, h: float = 1e-5) -> torch.Tensor:
-    """Central differences in PyTorch's complex convention (real and imaginary parts)."""
-    g = torch.zeros_like(A)
-    units = (1.0, 1j) if A.is_complex() else (1.0,)
-    for idx in range(A.numel()):
-        for u in units:
-            E = torch.zeros_like(A).reshape(-1)
-            E[idx] = u
-            E = E.reshape(A.shape)
-            d = (f(A + h * E) - f(A - h * E)) / (2 * h)
-            g.reshape(-1)[idx] += d * u
-    return g
-
-
 def tolerance(point: str, dtype: torch.dtype, n: int) -> float:
     if dtype == F32:
         return 100 * n * torch.finfo(F32).eps * 4 / 2
@@ -166,23 +159,12 @@ def tolerance(point: str, dtype: torch.dtype, n: int) -> float:
 
 def run_cell(op: str, loss: str, point: str, dtype: torch.dtype) -> tuple[str, float]:
     """(outcome, relative error): outcome "exact" or the error's class name."""
-    A = matrix(op, point, dtype)
-    A1 = A.clone().requires_grad_()
-    try:
-        g, = torch.autograd.grad(via_svd(op, loss, A1), A1)
-    except Exception as exc:  # noqa: BLE001 - the table records which error
-        return type(exc).__name__, math.nan
-    hi = C128 if dtype.is_complex else F64
-    ref = fd_gradient(lambda B: smooth(op, loss, B), A.to(hi))
-    return "exact", float((g.to(hi) - ref).norm() / ref.norm())
-
+    return run_table_cell(lambda X: via_svd(op, loss, X), lambda B: smooth(op, loss, B), matrix(op, point, dtype))
 
 CELLS = [(op, loss, point, dt) for op in OPS for loss in LOSSES for point in POINTS for dt in DTYPES]
 
 
-def _id(cell) -> str:
-    op, loss, point, dt = cell
-    return f"{op}-{loss}-{point.replace(' ', '_')}-{str(dt).replace('torch.', '')}"
+_id = table_cell_id
 
 
 @pytest.mark.parametrize("cell", CELLS, ids=_id)
