@@ -156,3 +156,38 @@ def test_threads_option(capsys, broken_op):
     assert "--threads: expected an integer >= 1" in capsys.readouterr().err
     assert main(["verify", "--ops", broken_op, "--threads", "1", "--json", "-"]) == 1
     assert torch.get_num_threads() == n  # restored
+
+
+class _Terminal:
+    """A stderr that says it is a terminal (tqdm draws its bar only on one) and records the text."""
+
+    def __init__(self):
+        self.text = ""
+
+    def write(self, s: str) -> int:
+        self.text += s
+        return len(s)
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_verify_draws_a_case_bar_on_a_terminal_and_op_lines_above_it(broken_op, monkeypatch, capsys):
+    term = _Terminal()
+    monkeypatch.setattr(sys, "stderr", term)
+    assert main(["verify", "--ops", broken_op]) == 1
+    frames = [f for f in term.text.replace("\r", "\n").split("\n") if f.strip()]
+    bars = [f for f in frames if f.startswith("verify |")]
+    assert bars and "0/1 cases" in bars[0]
+    assert any("1/1 cases, zz_broken/wrong_sign" in f for f in bars)
+    assert any(f.startswith("verify: [1/1] zz_broken: 1 case, ") and "FAILED" in f for f in frames)
+
+
+def test_verify_draws_no_bar_into_a_log_file(broken_op, capsys):
+    assert main(["verify", "--ops", broken_op]) == 1
+    err = capsys.readouterr().err
+    assert "verify |" not in err and "\r" not in err
+    assert "verify: [1/1] zz_broken" in err

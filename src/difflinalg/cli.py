@@ -43,6 +43,7 @@ def _progress_line(index: int, n_ops: int, op: str, records: list[dict], seconds
 
 def _cmd_verify(args: argparse.Namespace) -> int:
     import torch
+    from tqdm import tqdm
 
     from .check._registry import cases
     from .check._verify import by_op, format_table, verify
@@ -63,14 +64,28 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     print(f"verify: {n_cases} cases of {len(groups)} ops (progress per op on stderr)", file=sys.stderr,
           flush=True)
     done = []
+    # a bar over the cases on a terminal (tqdm: disable=None turns it off for a log file or pipe);
+    # the per-op lines go above it, and alone when there is no bar
+    bar = tqdm(total=n_cases, desc="verify", unit="case", file=sys.stderr, ascii=True, disable=None,
+               bar_format="{desc} |{bar:20}| {n}/{total} cases{postfix} [{elapsed}<{remaining}]")
+    seen: set[tuple[str, str]] = set()
+
+    def case_done(records: list[dict]) -> None:
+        for r in records:
+            if (r["op"], r["case"]) not in seen:
+                seen.add((r["op"], r["case"]))
+                bar.set_postfix_str(f"{r['op']}/{r['case']}", refresh=False)
+                bar.update(1)
 
     def op_done(op: str, records: list[dict], seconds: float) -> None:
         done.append(op)
-        print(_progress_line(len(done), len(groups), op, records, seconds), file=sys.stderr, flush=True)
+        tqdm.write(_progress_line(len(done), len(groups), op, records, seconds), file=sys.stderr)
+        sys.stderr.flush()
 
     try:
-        records = verify(args.ops or None, op_done=op_done)
+        records = verify(args.ops or None, progress=case_done, op_done=op_done)
     finally:
+        bar.close()
         torch.set_num_threads(threads)
     if args.json:
         payload = json.dumps([_json_record(r) for r in records], indent=1)
