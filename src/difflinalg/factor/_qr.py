@@ -85,20 +85,19 @@ wrong number.
 
 from __future__ import annotations
 
-import math
 from functools import partial
 
 import torch
 from torch import Tensor
 
-from .._errors import GaugeError, InputError
+from .._errors import InputError
 from .._nested import call
 from .._rule import Rule
-from .._utils import check_finite_sum, check_matrix, eps, is_wrapped, real_dtype, reject_meta
+from .._utils import check_finite_sum, check_matrix, is_wrapped, real_dtype, reject_meta
+from ._qr_gauge import check_gauge_invariant
 from ._qr_rank import first_deficient, poison_transformed, rank_error, unravel, vjp_deficient
 
 _MODES = ("reduced", "complete", "r")
-_GAUGE_PROBES = 8
 
 
 def _sgn(d: Tensor) -> Tensor:
@@ -182,42 +181,6 @@ def qr_vjp_tall(Q: Tensor, R: Tensor, gQ: Tensor | None, gR: Tensor | None,
     return _rinvh_right(G, R)
 
 
-def _gauge_probes(p: int, like: Tensor) -> Tensor:
-    """Fixed (p, q) probe matrix (deterministic, dense, full column rank) for the gauge check."""
-    q = min(p, _GAUGE_PROBES)
-    if p <= _GAUGE_PROBES:
-        return torch.eye(p, dtype=like.dtype, device=like.device)
-    i = torch.arange(p, dtype=torch.float64).unsqueeze(-1)
-    j = torch.arange(q, dtype=torch.float64).unsqueeze(0)
-    V = torch.cos((i + 1) * (j + 1) * (math.sqrt(2.0) + 0.1 * j) + 0.3 * i)  # quasi-random, no RNG state
-    return V.to(dtype=like.dtype, device=like.device)
-
-
-def _check_gauge_invariant(Q2: Tensor, gQ2: Tensor, op: str) -> None:
-    """Raise ``GaugeError`` unless ``Q2^H gQ2`` is Hermitian (the loss is invariant under Q2 -> Q2 W)."""
-    if is_wrapped(Q2) or is_wrapped(gQ2) or gQ2.numel() == 0:
-        return
-    with torch.no_grad():
-        V = _gauge_probes(Q2.shape[-1], Q2)
-        BV = Q2.mH @ (gQ2 @ V)
-        BhV = gQ2.mH @ (Q2 @ V)
-        skew = torch.linalg.matrix_norm(BV - BhV)
-        scale = torch.linalg.matrix_norm(BV) + torch.linalg.matrix_norm(BhV)
-        bad = skew > math.sqrt(eps(Q2.dtype)) * scale
-        if bool(bad.any()):
-            rel = float((skew / scale.clamp_min(torch.finfo(scale.dtype).tiny)).amax())
-            if op == "qr":
-                part, gauge, ok = "last m - n columns Q2 of Q", "Q2 -> Q2 W", "Q2 Q2^H, ||Q2^H x||"
-            else:
-                part, gauge, ok = "last n - m rows Q2 of Q", "Q2 -> W Q2", "Q2^H Q2, ||Q2 x||"
-            raise GaugeError(
-                f"Q: the loss depends on the basis of the {part} (complete mode), which is only "
-                f"determined up to a unitary factor W ({gauge}); the relative non-invariant part of "
-                f"its gradient is {rel:.2e}. Make the loss invariant (use {ok}, ...) or use "
-                "mode='reduced'"
-            )
-
-
 def qr_vjp_leading(Q: Tensor, R: Tensor, A: Tensor, gQ: Tensor | None, gR: Tensor | None,
                    j: int) -> Tensor:
     """Gradient wrt ``A`` of a loss of the leading block ``(Q[:, :j], R[:j, :])`` only (the wide rule
@@ -245,7 +208,7 @@ def _qr_vjp(Q: Tensor, R: Tensor, A: Tensor, gQ: Tensor | None, gR: Tensor | Non
     extra = None
     if gQ is not None and Q.shape[-1] > n:  # complete mode, m > n
         Q2, gQ2 = Q[..., n:], gQ[..., n:]
-        _check_gauge_invariant(Q2, gQ2, op)
+        check_gauge_invariant(Q2, gQ2, op)
         extra = -(Q2 @ (gQ2.mH @ Q1))
     return qr_vjp_tall(Q1, R1, gQ1, gR1, extra)
 
