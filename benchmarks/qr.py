@@ -64,7 +64,7 @@ def main() -> None:
                 return torch.cat([Q[..., :n], Q2 @ (Q2.mH @ Wq[..., :n])], -1), R
         elif mode == "r":
             def ours_factor(A):
-                return None, qr(A, mode="r")
+                return None, qr(A, mode="r").R
         else:
             def ours_factor(A, mode=mode):
                 return qr(A, mode=mode)

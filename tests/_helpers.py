@@ -1,5 +1,8 @@
 """Helpers shared by the test modules (``from _helpers import ...``; see ``conftest.py``)."""
 
+import ast
+import inspect
+
 import torch
 
 from difflinalg.check import Case, GradcheckReport, gradcheck
@@ -70,3 +73,21 @@ def table_cell_id(cell) -> str:
     """Test id of a ties-table cell ``(op, loss, point, dtype)``."""
     op, loss, point, dt = cell
     return f"{op}-{loss}-{point.replace(' ', '_')}-{str(dt).replace('torch.', '')}"
+
+
+def torch_parameters(name: str) -> list[inspect.Parameter]:
+    """The parameters of ``torch.linalg.<name>`` as its documentation writes them (builtins have no
+    ``inspect.signature``): the first line ``linalg.svd(A, full_matrices=True, *, ...) -> ...``."""
+    line = getattr(torch.linalg, name).__doc__.strip().splitlines()[0]
+    line = line.removeprefix("linalg.")  # torch.linalg.qr's documentation omits the prefix
+    assert line.startswith(f"{name}("), line
+    head = line[:line.rindex(")") + 1]
+    args = ast.parse(f"def {head}: pass").body[0].args
+    pos, kw = args.args, args.kwonlyargs
+    pos_defaults = [None] * (len(pos) - len(args.defaults)) + list(args.defaults)
+    out = [inspect.Parameter(a.arg, inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                             default=inspect.Parameter.empty if d is None else ast.literal_eval(d))
+           for a, d in zip(pos, pos_defaults)]
+    out += [inspect.Parameter(a.arg, inspect.Parameter.KEYWORD_ONLY, default=ast.literal_eval(d))
+            for a, d in zip(kw, args.kw_defaults)]
+    return out

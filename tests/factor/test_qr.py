@@ -52,7 +52,7 @@ def test_value_normalized_torch_qr(dtype, shape):
         torch.testing.assert_close(R[..., :k, :], Rt[..., :k, :] * s.conj().unsqueeze(-1), atol=tol, rtol=0)
         if Q.shape[-1] > k:  # the complement columns are torch's own
             torch.testing.assert_close(Q[..., k:], Qt[..., k:], atol=0, rtol=0)
-    torch.testing.assert_close(qr(A, mode="r"), qr(A)[1], atol=0, rtol=0)
+    torch.testing.assert_close(qr(A, mode="r").R, qr(A)[1], atol=0, rtol=0)
 
 
 @pytest.mark.parametrize("dtype", [F64, C128])
@@ -67,7 +67,7 @@ def test_lq_value(dtype, shape):
         torch.testing.assert_close(Q @ Q.mH, torch.eye(Q.shape[-2], dtype=dtype).expand_as(Q @ Q.mH), atol=1e-12, rtol=0)
         assert torch.equal(L, L.tril())
         assert positive_real(diag(L))
-    torch.testing.assert_close(lq(A, mode="r"), lq(A)[0], atol=0, rtol=0)
+    torch.testing.assert_close(lq(A, mode="r").L, lq(A)[0], atol=0, rtol=0)
 
 
 # --- gradcheck -----------------------------------------------------------------------------------
@@ -80,7 +80,7 @@ def test_gradcheck_reduced(dtype, shape):
     assert gradcheck(qr, A, modes=ALL, names=["A"]).passed
 
 
-VARIANTS = {"qr_r": lambda A: qr(A, mode="r"), "lq": lq, "lq_r": lambda A: lq(A, mode="r")}
+VARIANTS = {"qr_r": lambda A: qr(A, mode="r").R, "lq": lq, "lq_r": lambda A: lq(A, mode="r").L}
 
 
 @pytest.mark.parametrize("dtype", [F64, C128])
@@ -209,7 +209,7 @@ def test_r_mode_torch_refuses_ours_works():
     A = randn(4, 3).requires_grad_()
     with pytest.raises(RuntimeError):
         torch.linalg.qr(A, mode="r")[1].sum().backward()
-    qr(A, mode="r").sum().backward()
+    qr(A, mode="r").R.sum().backward()
     assert torch.isfinite(A.grad).all()
 
 
@@ -289,7 +289,7 @@ def test_rank_deficient_leading_block_losses_exact(dtype):
     C = randn(2, 3, dtype=dtype, seed=4)
     losses = {
         "R[:2, :]": lambda A: (C.conj() * qr(A)[1][:2, :]).real.sum(),
-        "sum |R|^2": lambda A: (qr(A, mode="r").abs() ** 2).sum(),
+        "sum |R|^2": lambda A: (qr(A, mode="r").R.abs() ** 2).sum(),
         "<W, Q1 Q1^H>": lambda A: (W * (qr(A)[0][:, :2] @ qr(A)[0][:, :2].mH)).real.sum(),
         "lq L[:, :2]": lambda A: (C.mT.conj() * lq(A.mT)[0][:, :2]).real.sum(),
         "complete Q[:, :2]": lambda A: (W[:, :2] * qr(A, mode="complete")[0][:, :2]).real.sum(),
@@ -373,11 +373,12 @@ def test_vmap_and_grad(mode):
     A = randn(3, 5, 4, dtype=C128, seed=18)
     out_v = torch.func.vmap(lambda a: qr(a, mode=mode))(A)
     out_b = qr(A, mode=mode)
-    for a, b in zip(out_v if mode != "r" else [out_v], out_b if mode != "r" else [out_b]):
+    # mode "r": Q is an empty placeholder (vmap stacks it to (3, 0)); compare R
+    for a, b in zip(out_v if mode != "r" else [out_v.R], out_b if mode != "r" else [out_b.R]):
         torch.testing.assert_close(a, b, atol=1e-14, rtol=0)
 
     def loss(a):
-        R = qr(a, mode="r") if mode == "r" else qr(a)[1]
+        R = qr(a, mode="r").R if mode == "r" else qr(a)[1]
         return R.abs().pow(3).sum()
 
     g_v = torch.func.vmap(torch.func.grad(loss))(A)
@@ -481,22 +482,17 @@ def test_conj_and_neg_views_match_materialized(op):
 def test_empty_shapes_match_torch(shape, mode):
     A = torch.randn(*shape, dtype=F64, requires_grad=True)
     out = qr(A, mode=mode)
-    out = out if isinstance(out, tuple) else (out,)
     ref = torch.linalg.qr(A.detach(), mode=mode)
-    ref = (ref.R,) if mode == "r" else tuple(ref)
-    assert [o.shape for o in out] == [r.shape for r in ref]
+    assert [o.shape for o in out] == [r.shape for r in ref]  # mode "r": torch's empty Q too
     (g,) = torch.autograd.grad(sum(o.sum() for o in out), A, allow_unused=True, materialize_grads=True)
     assert g.shape == A.shape and torch.all(g == 0)
     _, tangents = torch.func.jvp(lambda X: qr(X, mode=mode), (A.detach(),), (torch.ones_like(A.detach()),))
-    tangents = tangents if isinstance(tangents, tuple) else (tangents,)
     assert [t.shape for t in tangents] == [r.shape for r in ref]
     # lq(A^T) is qr(A) transposed: the same shapes, transposed, and a zero gradient too.
     At = A.detach().mT.clone().requires_grad_()
-    lout = lq(At, mode=mode)
-    lout = lout if isinstance(lout, tuple) else (lout,)
-    expect = [r.shape for r in ref] if mode == "r" else [ref[1].shape, ref[0].shape]
-    assert [o.mT.shape for o in lout] == expect
-    (g,) = torch.autograd.grad(sum(o.sum() for o in lout), At, allow_unused=True, materialize_grads=True)
+    L, Q = lq(At, mode=mode)
+    assert L.mT.shape == ref.R.shape and (Q.mT.shape if mode != "r" else Q.shape) == ref.Q.shape
+    (g,) = torch.autograd.grad(L.sum() + Q.sum(), At, allow_unused=True, materialize_grads=True)
     assert g.shape == At.shape and torch.all(g == 0)
 
 

@@ -7,7 +7,6 @@ gradient, also on a leaf), exact in every direction, and louder where torch's ar
 
 from __future__ import annotations
 
-import ast
 import inspect
 
 import pytest
@@ -19,7 +18,7 @@ from difflinalg.check import gradcheck
 from difflinalg.spectral._cases_eigh import hermitian_with_spectrum, randn
 from difflinalg.spectral._cases_svd import with_spectrum
 
-from _helpers import gen
+from _helpers import gen, torch_parameters
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -31,23 +30,6 @@ NOT_TAKEN = {"out"}
 RESULT = {"svd": (SVDResult, torch.return_types.linalg_svd),
           "eigh": (EighResult, torch.return_types.linalg_eigh)}
 SHAPES = [(4, 4), (5, 3), (3, 5), (2, 3, 4, 3), (0, 3, 3)]
-
-
-def torch_parameters(name: str) -> list[inspect.Parameter]:
-    """The parameters of ``torch.linalg.<name>`` as its documentation writes them (builtins have no
-    ``inspect.signature``): the first line ``linalg.svd(A, full_matrices=True, *, ...) -> ...``."""
-    line = getattr(torch.linalg, name).__doc__.strip().splitlines()[0]
-    assert line.startswith(f"linalg.{name}("), line
-    head = line[len("linalg."):line.rindex(")") + 1]
-    args = ast.parse(f"def {head}: pass").body[0].args
-    pos, kw = args.args, args.kwonlyargs
-    pos_defaults = [None] * (len(pos) - len(args.defaults)) + list(args.defaults)
-    out = [inspect.Parameter(a.arg, inspect.Parameter.POSITIONAL_OR_KEYWORD,
-                             default=inspect.Parameter.empty if d is None else ast.literal_eval(d))
-           for a, d in zip(pos, pos_defaults)]
-    out += [inspect.Parameter(a.arg, inspect.Parameter.KEYWORD_ONLY, default=ast.literal_eval(d))
-            for a, d in zip(kw, args.kw_defaults)]
-    return out
 
 
 @pytest.mark.parametrize("name", NAMES)

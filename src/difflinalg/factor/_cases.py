@@ -62,8 +62,8 @@ def lq_complete_invariant(A, probe):
 for _name, _shape in [("tall", (5, 3)), ("square", (4, 4)), ("wide", (3, 5)), ("batched", (2, 2, 4, 3)),
                       ("batched_wide", (2, 3, 5))]:
     register_case("qr", _name, qr, lambda dt, g, s=_shape: (randn(dt, g, *s),))
-register_case("qr", "mode_r", lambda A: qr(A, mode="r"), lambda dt, g: (randn(dt, g, 2, 5, 3),))
-register_case("qr", "mode_r_wide", lambda A: qr(A, mode="r"), lambda dt, g: (randn(dt, g, 3, 5),))
+register_case("qr", "mode_r", lambda A: qr(A, mode="r").R, lambda dt, g: (randn(dt, g, 2, 5, 3),))
+register_case("qr", "mode_r_wide", lambda A: qr(A, mode="r").R, lambda dt, g: (randn(dt, g, 3, 5),))
 register_case("qr", "complete_invariant", lambda A: qr_complete_invariant(A, torch.ones(5, 1, dtype=A.dtype)),
               lambda dt, g: (randn(dt, g, 2, 5, 2),))
 register_case("qr", "complete_wide", lambda A: qr(A, mode="complete"), lambda dt, g: (randn(dt, g, 3, 5),))
@@ -74,7 +74,7 @@ register_case("qr", "near_dependent_columns_wide", qr,
 
 for _name, _shape in [("tall", (5, 3)), ("wide", (3, 5)), ("batched", (2, 3, 4))]:
     register_case("lq", _name, lq, lambda dt, g, s=_shape: (randn(dt, g, *s),))
-register_case("lq", "mode_r", lambda A: lq(A, mode="r"), lambda dt, g: (randn(dt, g, 3, 5),))
+register_case("lq", "mode_r", lambda A: lq(A, mode="r").L, lambda dt, g: (randn(dt, g, 3, 5),))
 register_case("lq", "complete_invariant", lambda A: lq_complete_invariant(A, torch.ones(5, 1, dtype=A.dtype)),
               lambda dt, g: (randn(dt, g, 2, 5),))
 register_case("lq", "ill_conditioned", lq, lambda dt, g: (_ill(dt, g, 3, 5, 1e4),), hard=True, max_step=1e-6)

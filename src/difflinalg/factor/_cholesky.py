@@ -157,7 +157,7 @@ class _Cholesky(Rule):
         return call(cholesky_jvp, L, dA)
 
 
-def cholesky(A: Tensor, upper: bool = False) -> Tensor:
+def cholesky(A: Tensor, *, upper: bool = False) -> Tensor:
     """Cholesky factor of a Hermitian positive-definite matrix, batched over leading dimensions.
 
     Args:

@@ -86,6 +86,7 @@ wrong number.
 from __future__ import annotations
 
 from functools import partial
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -98,6 +99,20 @@ from ._qr_gauge import check_gauge_invariant
 from ._qr_rank import first_deficient, poison_transformed, rank_error, unravel, vjp_deficient
 
 _MODES = ("reduced", "complete", "r")
+
+
+class QRResult(NamedTuple):
+    """``qr``'s result, as ``torch.linalg.qr``'s: ``Q`` (empty for ``mode="r"``, as torch's) and ``R``."""
+
+    Q: Tensor
+    R: Tensor
+
+
+class LQResult(NamedTuple):
+    """``lq``'s result: ``L`` and ``Q`` (empty for ``mode="r"``, as ``qr``'s ``Q``)."""
+
+    L: Tensor
+    Q: Tensor
 
 
 def _sgn(d: Tensor) -> Tensor:
@@ -292,7 +307,7 @@ def _check_mode(mode: str) -> None:
         raise InputError(f"mode: expected one of {_MODES}, got {mode!r}")
 
 
-def qr(A: Tensor, mode: str = "reduced") -> tuple[Tensor, Tensor] | Tensor:
+def qr(A: Tensor, mode: str = "reduced") -> QRResult:
     """QR decomposition ``A = Q R`` with ``R``'s diagonal real and positive, batched.
 
     Args:
@@ -302,7 +317,8 @@ def qr(A: Tensor, mode: str = "reduced") -> tuple[Tensor, Tensor] | Tensor:
             only).
 
     Returns:
-        ``(Q, R)`` in ``A``'s dtype, or ``R`` for ``mode="r"``. The values equal
+        ``QRResult(Q, R)`` in ``A``'s dtype (a named tuple, as ``torch.linalg.qr``'s); for
+        ``mode="r"`` its ``Q`` is an empty tensor, as torch's. The values equal
         ``torch.linalg.qr``'s up to the phases of the first k columns of ``Q`` (and rows of ``R``).
 
     Differentiable in every mode (reverse, forward, second order; ``torch.func`` compatible),
@@ -347,10 +363,10 @@ def qr(A: Tensor, mode: str = "reduced") -> tuple[Tensor, Tensor] | Tensor:
     # A lazily conjugated input (A.conj(), A.mH) trips a torch assert on forward-mode views inside
     # the nested jvp (jvp of jvp): materialize the conjugation (a no-op without the conj bit).
     Q, R = _QR.apply(A.resolve_conj().resolve_neg(), mode == "complete", "qr")
-    return R if mode == "r" else (Q, R)
+    return QRResult(A.new_empty(0) if mode == "r" else Q, R)
 
 
-def lq(A: Tensor, mode: str = "reduced") -> tuple[Tensor, Tensor] | Tensor:
+def lq(A: Tensor, mode: str = "reduced") -> LQResult:
     """LQ decomposition ``A = L Q`` (``Q Q^H = I``, ``L`` lower triangular, diagonal real positive).
 
     Computed as the QR decomposition of ``A^H`` (``L = R^H``, ``Q = Q_qr^H``), sharing its rules.
@@ -362,9 +378,9 @@ def lq(A: Tensor, mode: str = "reduced") -> tuple[Tensor, Tensor] | Tensor:
             only).
 
     Returns:
-        ``(L, Q)`` in ``A``'s dtype, or ``L`` for ``mode="r"``. In complete mode with n > m the
-        last n - m rows of ``Q`` are defined up to a unitary factor (same convention and check as
-        ``qr``). The outputs carry no lazy conjugation (``.imag`` of them works under
+        ``LQResult(L, Q)`` in ``A``'s dtype (``Q`` empty for ``mode="r"``, as ``qr``'s). In
+        complete mode with n > m the last n - m rows of ``Q`` are defined up to a unitary factor
+        (same convention and check as ``qr``). The outputs carry no lazy conjugation (``.imag`` of them works under
         ``torch.func.vmap``). At rank-deficient rows the leading block ``L[:, :j]``, ``Q[:j, :]``
         is differentiable (as for ``qr``).
 
@@ -399,7 +415,7 @@ def lq(A: Tensor, mode: str = "reduced") -> tuple[Tensor, Tensor] | Tensor:
     # Resolved conjugates in and out, never conj views: the ``.imag`` of a conj view is a neg view,
     # and ``aten::_neg_view`` has no vmap batching rule (vmap, jacrev, hessian would fail).
     Q, R = _QR.apply(_ht(A.resolve_neg()), mode == "complete", "lq")
-    return _ht(R) if mode == "r" else (_ht(R), _ht(Q))
+    return LQResult(_ht(R), A.new_empty(0) if mode == "r" else _ht(Q))
 
 
 def _ht(x: Tensor) -> Tensor:
