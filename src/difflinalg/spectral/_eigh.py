@@ -87,11 +87,11 @@ from torch.autograd.function import once_differentiable
 
 from .._rule import or_zeros
 from .._utils import check_matrix, herm, is_wrapped
-from ._eigh_ties import checked_backward, eigh_gaps
+from ._eigh_ties import Parts, checked_backward, eigh_gaps
 from ._gaps import check_degeneracy_tol, cluster_mask, default_tol, inverse_gaps
 from ._hermitian_input import check_finite_fast, check_uplo, hermitian_part, resolve_views
 from ._svd import check_gauge
-from ._svd_ties import CheckToken
+from ._svd_ties import CheckToken, magnitude
 
 
 class EighResult(NamedTuple):
@@ -124,10 +124,13 @@ def eigh_jvp(w: Tensor, V: Tensor, dA: Tensor, tol: float | None) -> tuple[Tenso
     return _diag(X).real, V @ (F * X)
 
 
-def eigh_vjp(w: Tensor, V: Tensor, gw: Tensor, gV: Tensor, tol: float | None) -> Tensor:
-    """Gradient with respect to ``A`` given the gradients ``gw``, ``gV`` of the outputs."""
-    _, F = _structure(w, tol)
-    N = F * (V.mH @ gV) + torch.diag_embed(gw.to(V.dtype))
+def eigh_vjp(w: Tensor, V: Tensor, gw: Tensor, gV: Tensor, tol: float | None,
+             T: Tensor | None = None, F: Tensor | None = None) -> Tensor:
+    """Gradient with respect to ``A`` given the gradients ``gw``, ``gV`` of the outputs.
+    ``T = V^H gV`` and the masked inverse gaps ``F`` when the caller has them (the checks)."""
+    if F is None:
+        _, F = _structure(w, tol)
+    N = F * (V.mH @ gV if T is None else T) + torch.diag_embed(gw.to(V.dtype))
     return herm(V @ N @ V.mH)
 
 
@@ -236,12 +239,13 @@ class _EighVJP(torch.autograd.Function):
     generate_vmap_rule = True
 
     @staticmethod
-    def forward(A, gw, gV, w, V, tol):
-        return eigh_vjp(w, V, gw, gV, tol)
+    def forward(A, gw, gV, w, V, tol, T=None, F=None):
+        # T = V^H gV and F: computed by the backward of eigh for its checks already
+        return eigh_vjp(w, V, gw, gV, tol, T, F)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        A, gw, gV, w, V, tol = inputs
+        A, gw, gV, w, V, tol = inputs[:6]
         ctx.tol = tol
         ctx.save_for_backward(w, V, gw, gV)
         ctx.save_for_forward(w, V, gw, gV)
@@ -251,10 +255,10 @@ class _EighVJP(torch.autograd.Function):
     def backward(ctx, H):
         w, V, gw, gV = ctx.saved_tensors
         gA, ggw, ggV = eigh_vjp_vjp(w, V, gw, gV, H, ctx.tol)
-        return gA, ggw, ggV, None, None, None
+        return gA, ggw, ggV, None, None, None, None, None
 
     @staticmethod
-    def jvp(ctx, dA, dgw, dgV, _dw, _dV, _tol):
+    def jvp(ctx, dA, dgw, dgV, *_):
         w, V, gw, gV = ctx.saved_tensors
         return eigh_vjp_jvp(w, V, gw, gV, or_zeros(dA, V), or_zeros(dgw, gw), or_zeros(dgV, gV), ctx.tol)
 
@@ -279,16 +283,18 @@ class _Eigh(torch.autograd.Function):
         A, w, V = ctx.saved_tensors
         gw = or_zeros(gw, w)
         gV = or_zeros(gV, V)
+        gaps = eigh_gaps(w, ctx.tol)
+        # T and F once, for the checks and the rule (detached: the rule's own derivatives
+        # handle the second order)
+        T = (V.mH @ gV).detach()
 
         def rule(gw_in):
-            return _EighVJP.apply(A, gw_in, gV, w, V, ctx.tol)
+            return _EighVJP.apply(A, gw_in, gV, w, V, ctx.tol, T, gaps.F)
 
         def parts():
-            T = V.mH @ gV
-            Ta = T.abs()
-            return T, (gV,), gaps.F, Ta + Ta.mT, False
+            Tabs = magnitude(T)
+            return Parts(T, (gV,), gaps.F, Tabs + Tabs.mT, False, Tabs)
 
-        gaps = eigh_gaps(w, ctx.tol)
         wrapped = gV if is_wrapped(gV) else gw
         gA = checked_backward("eigh", ctx, rule, w, gw, gaps, w.shape[-1], wrapped, parts, TOL_HINT)
         return gA, None, None, None

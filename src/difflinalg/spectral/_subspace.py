@@ -52,7 +52,7 @@ from .._rule import or_zeros
 from .._utils import check_int, check_matrix, is_wrapped
 from ._eigh import eigh_factor
 from ._hermitian_input import check_finite_fast, resolve_views
-from ._eigh_ties import checked_backward, eigh_gaps
+from ._eigh_ties import Parts, checked_backward, eigh_gaps
 from ._gaps import default_tol, spectral_scale
 from ._subspace_rules import (
     _cross,
@@ -68,7 +68,7 @@ from ._subspace_rules import (
     subspace_vjp_vjp,
 )
 from ._svd import check_gauge
-from ._svd_ties import CheckToken
+from ._svd_ties import CheckToken, magnitude
 
 
 class SubspaceResult(NamedTuple):
@@ -200,7 +200,7 @@ class _Subspace(torch.autograd.Function):
             return _SubspaceVJP.apply(A, _join(gw1_in, gw2, largest), gV, w, V, k, largest)
 
         def parts():
-            return U1.mH @ gU1, (gU1,), _cross(w1, w2, w), U2.mH @ gU1, True
+            return Parts(U1.mH @ gU1, (gU1,), _cross(w1, w2, w), magnitude(U2.mH @ gU1), True)
 
         wmax = spectral_scale(w)
         gaps = eigh_gaps(w1, default_tol(None, n, w.dtype), wmax)

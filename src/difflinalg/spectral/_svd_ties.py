@@ -114,6 +114,20 @@ def _amax2(x: Tensor) -> Tensor:
     return x.amax(dim=(-2, -1)) if x.shape[-1] and x.shape[-2] else x.new_zeros(x.shape[:-2])
 
 
+def magnitude(x: Tensor) -> Tensor:
+    """``|x|`` elementwise for (..., a, b) tensors, real result. Complex: ``m sqrt((re/m)^2 +
+    (im/m)^2)`` with ``m`` the largest component per matrix (no overflow or underflow of the
+    squares), 3-4x cheaper on CPU than ``x.abs()`` (``hypot``), which the checks would otherwise
+    pay for every n x n cotangent of every backward; equal to it up to a few ulps."""
+    if not x.is_complex() or x.numel() == 0:
+        return x.abs()
+    re, im = x.real, x.imag
+    m = torch.maximum(re.abs().amax((-2, -1), keepdim=True), im.abs().amax((-2, -1), keepdim=True))
+    m = m.clamp_min(torch.finfo(re.dtype).tiny)
+    inv = 1.0 / m
+    return ((re * inv).square() + (im * inv).square()).sqrt() * m
+
+
 def _pair_tables(S: Tensor, gS: Tensor, X: Tensor, Y: Tensor, gaps):
     """(values excess, coupling size) per in-cluster pair away from zero, (..., k, k)."""
     Sd = S.detach()
@@ -241,9 +255,10 @@ def _fmt(vals) -> str:
 def screen(stats_fn, ties: Tensor, n_first: int, dtype: torch.dtype) -> tuple[NamedTuple, list[float], float]:
     """Run the backward checks with as few host synchronisations as possible: the first
     ``n_first`` checks (those that need no clusters) and ``kappa`` in one, and, only if
-    ``ties`` (0-dim bool) says a cluster exists, every check in a second one.
+    ``ties`` (0-dim bool, or a count such as eigh's cluster width) says a cluster exists, every
+    check in a second one.
 
-    ``stats_fn(ties: bool)`` returns a stats tuple whose last field is ``kappa`` and whose other
+    ``stats_fn(ties)`` (``False``, then the value of ``ties`` read, truthy) returns a stats tuple whose last field is ``kappa`` and whose other
     fields are violation ratios (a check fails where > 1). Returns ``(stats, worst, kappa)``:
     ``worst`` the largest ratio of each check (0 for checks not run)."""
     stats = stats_fn(False)
@@ -251,7 +266,7 @@ def screen(stats_fn, ties: Tensor, n_first: int, dtype: torch.dtype) -> tuple[Na
     vals = torch.stack([f.amax() for f in stats[:n_first]] + [stats.kappa.amax(), ties.to(dtype)]).tolist()
     worst, kappa, t = vals[:n_first] + [0.0] * (n_checks - n_first), vals[-2], vals[-1]
     if t:
-        stats = stats_fn(True)
+        stats = stats_fn(t)
         *worst, kappa = torch.stack([f.amax() for f in stats]).tolist()
     return stats, worst, kappa
 
