@@ -130,7 +130,8 @@ def eigh_vjp(w: Tensor, V: Tensor, gw: Tensor, gV: Tensor, tol: float | None,
     ``T = V^H gV`` and the masked inverse gaps ``F`` when the caller has them (the checks)."""
     if F is None:
         _, F = _structure(w, tol)
-    N = F * (V.mH @ gV if T is None else T) + torch.diag_embed(gw.to(V.dtype))
+    # diagonal_scatter, not + diag_embed(gw): F's diagonal is 0, and the n x n add costs more
+    N = torch.diagonal_scatter(F * (V.mH @ gV if T is None else T), gw.to(V.dtype), 0, -2, -1)
     return herm(V @ N @ V.mH)
 
 

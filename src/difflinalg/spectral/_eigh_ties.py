@@ -148,7 +148,8 @@ class EighStats(NamedTuple):
 class Parts(NamedTuple):
     """What a rule hands to the checks (``checked_backward``): ``T = V^H gV`` (of the block the
     checks judge), the incoming gradients ``grads`` (for the scale), the inverse gaps ``inv`` the
-    rule multiplies the cotangent components of magnitudes ``used`` by (precision estimate),
+    rule multiplies the cotangent components of magnitudes ``used`` by (precision estimate;
+    finite: 0 where nothing is divided),
     ``basis`` (add criterion 1b, eigh_subspace) and ``Tabs = |T|`` when the caller has it."""
 
     T: Tensor
@@ -246,8 +247,7 @@ def _common(w: Tensor, gw: Tensor, gaps: EighGaps, n: int, p: Parts) -> _Common:
         basis_r = _amax2(torch.where(gaps.cluster, torch.zeros_like(gap),
                                      magnitude(skew(T)) / bound.clamp_min(torch.finfo(dt).tiny)))
     used = p.used.detach() > eps(dt) * scale[..., None, None]
-    inv = torch.nan_to_num(p.inv.detach().abs(), posinf=0.0)  # a poisoned cross gap (subspace) uses nothing
-    kappa = _amax2(inv.masked_fill(~used, 0.0)) * gaps.wmax[..., 0]
+    kappa = _amax2(p.inv.detach().abs().masked_fill(~used, 0.0)) * gaps.wmax[..., 0]
     return _Common(w, T, gw, thr, phase, basis_r, kappa)
 
 

@@ -200,7 +200,9 @@ class _Subspace(torch.autograd.Function):
             return _SubspaceVJP.apply(A, _join(gw1_in, gw2, largest), gV, w, V, k, largest)
 
         def parts():
-            return Parts(U1.mH @ gU1, (gU1,), _cross(w1, w2, w), magnitude(U2.mH @ gU1), True)
+            # a poisoned (NaN) cross gap divides nothing the precision estimate could count
+            inv = torch.nan_to_num(_cross(w1, w2, w), nan=0.0, posinf=0.0, neginf=0.0)
+            return Parts(U1.mH @ gU1, (gU1,), inv, magnitude(U2.mH @ gU1), True)
 
         wmax = spectral_scale(w)
         gaps = eigh_gaps(w1, default_tol(None, n, w.dtype), wmax)
