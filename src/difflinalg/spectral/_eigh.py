@@ -91,7 +91,7 @@ from ._eigh_ties import Parts, checked_backward, eigh_gaps
 from ._gaps import check_degeneracy_tol, cluster_mask, default_tol, inverse_gaps
 from ._hermitian_input import check_finite_fast, check_uplo, hermitian_part, resolve_views
 from ._svd import check_gauge
-from ._svd_ties import CheckToken, magnitude
+from ._svd_ties import CheckToken
 
 
 class EighResult(NamedTuple):
@@ -293,8 +293,7 @@ class _Eigh(torch.autograd.Function):
             return _EighVJP.apply(A, gw_in, gV, w, V, ctx.tol, T, gaps.F)
 
         def parts():
-            Tabs = magnitude(T)
-            return Parts(T, (gV,), gaps.F, Tabs + Tabs.mT, False, Tabs)
+            return Parts(T, (gV,), gaps.F, None, False)
 
         wrapped = gV if is_wrapped(gV) else gw
         gA = checked_backward("eigh", ctx, rule, w, gw, gaps, w.shape[-1], wrapped, parts, TOL_HINT)

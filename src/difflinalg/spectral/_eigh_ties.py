@@ -78,7 +78,7 @@ from .._utils import check_precision, eps, herm, is_wrapped, skew
 from ._gaps import TIE_FACTOR, cluster_ids, inverse_gaps, spectral_scale
 from ._svd_curvature import curvature_guard, curvature_probe
 from ._svd_ties import (CURVATURE_ALLOWANCE, _amax2, _cluster_of, _fmt, _where, check_mode, magnitude, poison,
-                        raise_or_warn, screen)
+                        raise_or_warn, screen, squares_safe)
 
 BASIS_FACTOR = 64.0
 """Rounding allowance of ``skew(U1^H gU1)`` for eigh_subspace's basis check, in ``n eps scale``."""
@@ -148,16 +148,15 @@ class EighStats(NamedTuple):
 class Parts(NamedTuple):
     """What a rule hands to the checks (``checked_backward``): ``T = V^H gV`` (of the block the
     checks judge), the incoming gradients ``grads`` (for the scale), the inverse gaps ``inv`` the
-    rule multiplies the cotangent components of magnitudes ``used`` by (precision estimate;
-    finite: 0 where nothing is divided),
-    ``basis`` (add criterion 1b, eigh_subspace) and ``Tabs = |T|`` when the caller has it."""
+    rule multiplies cotangent components by (finite: 0 where nothing is divided) and those
+    components ``used`` (same shape; ``None``: ``|T| + |T|^T``, eigh's), for the precision
+    estimate; ``basis``: add criterion 1b (eigh_subspace)."""
 
     T: Tensor
     grads: tuple[Tensor, ...]
     inv: Tensor
-    used: Tensor
+    used: Tensor | None
     basis: bool
-    Tabs: Tensor | None = None
 
 
 def _pair_core(wi, wj, gwi, gwj, hv, vside, block, wmax, n):
@@ -180,7 +179,7 @@ def pair_tables(w: Tensor, gw: Tensor, T: Tensor, gaps: EighGaps, n: int) -> tup
     """(values excess, coupling size) per in-cluster pair, (..., k, k), in units of the scale."""
     wd, gw = w.detach(), gw.detach()
     wmax = gaps.wmax[..., None]
-    hv = magnitude(herm(T.detach()))
+    hv = herm(T.detach()).abs()
     return _pair_core(wd[..., :, None], wd[..., None, :], gw[..., :, None], gw[..., None, :], hv,
                       wmax * gw.abs()[..., :, None], gaps.block, wmax, n)
 
@@ -203,8 +202,8 @@ def band_stats(w: Tensor, gw: Tensor, T: Tensor, gaps: EighGaps, n: int, width: 
     block = (gaps.ids[..., :, None] == gaps.ids[..., J]) & valid
     wmax = gaps.wmax[..., None]
     gwi, gwj = gw[..., :, None], gw[..., J]
-    hv = magnitude(Tij + Tji.conj()) * 0.5
-    sv = magnitude(Tij - Tji.conj()) * 0.5
+    hv = (Tij + Tji.conj()).abs() * 0.5
+    sv = (Tij - Tji.conj()).abs() * 0.5
     values, coupling = _pair_core(wd[..., :, None], wd[..., J], gwi, gwj, hv,
                                   wmax * torch.maximum(gwi.abs(), gwj.abs()), block, wmax, n)
     gauge = _amax2(sv.masked_fill(~block, 0.0))
@@ -212,7 +211,8 @@ def band_stats(w: Tensor, gw: Tensor, T: Tensor, gaps: EighGaps, n: int, width: 
 
 
 class _Common(NamedTuple):
-    """What every check needs, whether or not there are ties: computed once per backward."""
+    """What every check needs, whether or not there are ties: computed once per backward.
+    ``range_ok`` (0-dim bool): the fast magnitudes were exact (``squares_safe``)."""
 
     w: Tensor
     T: Tensor
@@ -221,18 +221,23 @@ class _Common(NamedTuple):
     phase: Tensor
     basis: Tensor
     kappa: Tensor
+    range_ok: Tensor
 
 
-def _common(w: Tensor, gw: Tensor, gaps: EighGaps, n: int, p: Parts) -> _Common:
+def _common(w: Tensor, gw: Tensor, gaps: EighGaps, n: int, p: Parts, fast: bool = False) -> _Common:
+    """``fast``: ``|.|`` of the n x n cotangents as ``sqrt(re^2 + im^2)`` (``magnitude``), exact
+    where ``range_ok``; the caller redoes the work with ``fast=False`` where not."""
     w, T, gw = w.detach(), p.T.detach(), gw.detach()
     dt = w.dtype
     r = math.sqrt(eps(dt))
+    grads = tuple(g.detach() for g in p.grads)
+    Tabs = magnitude(T, fast)
     # scale = max|T| + max|w| max|gw| + max|g| per incoming gradient g
-    scale = _amax2(magnitude(T) if p.Tabs is None else p.Tabs)
+    scale = _amax2(Tabs)
     if gw.shape[-1]:
         scale = scale + gaps.wmax[..., 0] * gw.abs().amax(-1)
-    for g in p.grads:
-        scale = scale + _amax2(magnitude(g.detach()))
+    for g in grads:
+        scale = scale + _amax2(magnitude(g, fast))
     thr = (r * scale).clamp_min(torch.finfo(dt).tiny)
     # the phases (the diagonal of skew(T) is i Im T_ii): the gauge check without ties
     if T.is_complex() and T.shape[-1]:
@@ -245,10 +250,16 @@ def _common(w: Tensor, gw: Tensor, gaps: EighGaps, n: int, p: Parts) -> _Common:
         bound = torch.maximum(r * scale[..., None, None] * gap / gaps.wmax[..., None],
                               BASIS_FACTOR * n * eps(dt) * scale[..., None, None])
         basis_r = _amax2(torch.where(gaps.cluster, torch.zeros_like(gap),
-                                     magnitude(skew(T)) / bound.clamp_min(torch.finfo(dt).tiny)))
-    used = p.used.detach() > eps(dt) * scale[..., None, None]
+                                     skew(T).abs() / bound.clamp_min(torch.finfo(dt).tiny)))
+    if p.used is None:
+        used_abs = Tabs + Tabs.mT
+    else:
+        used_abs = magnitude(p.used.detach(), fast)
+    used = used_abs > eps(dt) * scale[..., None, None]
     kappa = _amax2(p.inv.detach().abs().masked_fill(~used, 0.0)) * gaps.wmax[..., 0]
-    return _Common(w, T, gw, thr, phase, basis_r, kappa)
+    range_ok = squares_safe(T, *grads, *(() if p.used is None else (p.used,))) if fast else \
+        torch.ones((), dtype=torch.bool, device=w.device)
+    return _Common(w, T, gw, thr, phase, basis_r, kappa, range_ok)
 
 
 def tie_stats(w: Tensor, gw: Tensor, gaps: EighGaps, n: int, c: _Common, ties: bool = True,
@@ -261,7 +272,7 @@ def tie_stats(w: Tensor, gw: Tensor, gaps: EighGaps, n: int, c: _Common, ties: b
     none = torch.zeros_like(c.thr)
     gauge, values, coupling = c.phase, none, none
     if ties and width is None:
-        gauge = torch.maximum(gauge, _amax2(magnitude(skew(c.T)).masked_fill(~gaps.cluster, 0.0)))
+        gauge = torch.maximum(gauge, _amax2(skew(c.T).abs().masked_fill(~gaps.cluster, 0.0)))
         values, coupling = (_amax2(t) for t in pair_tables(c.w, c.gw, c.T, gaps, n))
     elif ties and width > 0:
         band_gauge, values, coupling = band_stats(c.w, c.gw, c.T, gaps, n, width)
@@ -272,8 +283,8 @@ def tie_stats(w: Tensor, gw: Tensor, gaps: EighGaps, n: int, c: _Common, ties: b
 def enforce(op: str, gauge: str, stats_fn, ties: Tensor, w: Tensor, gw: Tensor, T: Tensor,
             gaps: EighGaps, n: int, tol_hint: str) -> None:
     """Raise (or warn, ``gauge="warn"``) for the first failed check; apply the precision policy.
-    ``stats_fn(width: float) -> EighStats``; ``ties``: the ``cluster_width`` (0-dim; 0: no
-    cluster). One host synchronisation without ties, a second one at ties."""
+    ``stats_fn(t: float) -> EighStats``; ``ties``: the ``cluster_width`` (0-dim; 0: no
+    cluster; -1: recompute the common part exactly, ``checked_backward``). One host synchronisation without ties, a second one at ties."""
     if w.numel() == 0:
         return
     stats, worst, kappa = screen(stats_fn, ties, 2, w.dtype)
@@ -345,14 +356,20 @@ def checked_backward(op: str, ctx, rule, w: Tensor, gw: Tensor, gaps: EighGaps, 
     stats = None
     if mode != "skip":
         p = parts()
-        common = _common(w, gw, gaps, n, p)
         if mode == "sync":
-            def stats_fn(width: float) -> EighStats:
-                return tie_stats(w, gw, gaps, n, common, bool(width), int(width))
+            common = _common(w, gw, gaps, n, p, fast=True)
 
-            enforce(op, ctx.gauge, stats_fn, cluster_width(gaps), w, gw, p.T, gaps, n, tol_hint)
+            def stats_fn(t: float) -> EighStats:
+                c = common
+                if t < 0:  # a cotangent out of the range of the fast |.| (rare): exact |.|
+                    c, t = _common(w, gw, gaps, n, p), float(cluster_width(gaps))
+                return tie_stats(w, gw, gaps, n, c, t > 0, int(t))
+
+            # the cluster width, or -1 to redo with exact magnitudes, read in the first sync
+            ties = torch.where(common.range_ok, cluster_width(gaps).to(w.dtype), -1.0)
+            enforce(op, ctx.gauge, stats_fn, ties, w, gw, p.T, gaps, n, tol_hint)
         else:
-            stats = tie_stats(w, gw, gaps, n, common, True)
+            stats = tie_stats(w, gw, gaps, n, _common(w, gw, gaps, n, p), True)
     second = torch.is_grad_enabled() or is_wrapped(wrapped)
     msg = CURVED_MSG.format(op=op, tol_hint=tol_hint)
     curv = gaps if curv is None else curv

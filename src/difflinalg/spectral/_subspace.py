@@ -68,7 +68,7 @@ from ._subspace_rules import (
     subspace_vjp_vjp,
 )
 from ._svd import check_gauge
-from ._svd_ties import CheckToken, magnitude
+from ._svd_ties import CheckToken
 
 
 class SubspaceResult(NamedTuple):
@@ -202,7 +202,7 @@ class _Subspace(torch.autograd.Function):
         def parts():
             # a poisoned (NaN) cross gap divides nothing the precision estimate could count
             inv = torch.nan_to_num(_cross(w1, w2, w), nan=0.0, posinf=0.0, neginf=0.0)
-            return Parts(U1.mH @ gU1, (gU1,), inv, magnitude(U2.mH @ gU1), True)
+            return Parts(U1.mH @ gU1, (gU1,), inv, U2.mH @ gU1, True)
 
         wmax = spectral_scale(w)
         gaps = eigh_gaps(w1, default_tol(None, n, w.dtype), wmax)
