@@ -74,11 +74,11 @@ import torch
 from torch import Tensor
 
 from .._errors import DegenerateSpectrumError, GaugeError
-from .._utils import check_precision, eps, herm, is_wrapped, skew
+from .._utils import PRECISION_TOL, check_precision, eps, herm, is_wrapped, skew
 from ._gaps import TIE_FACTOR, cluster_ids, inverse_gaps, spectral_scale
 from ._svd_curvature import curvature_guard, curvature_probe
-from ._svd_ties import (CURVATURE_ALLOWANCE, _amax2, _cluster_of, _fmt, _where, check_mode, magnitude, poison,
-                        raise_or_warn, screen, squares_safe)
+from ._svd_ties import (CURVATURE_ALLOWANCE, _amax2, _cluster_of, _fmt, _where, check_mode, abs2, abs2_in_range,
+                        poison, raise_or_warn, screen)
 
 BASIS_FACTOR = 64.0
 """Rounding allowance of ``skew(U1^H gU1)`` for eigh_subspace's basis check, in ``n eps scale``."""
@@ -212,7 +212,7 @@ def band_stats(w: Tensor, gw: Tensor, T: Tensor, gaps: EighGaps, n: int, width: 
 
 class _Common(NamedTuple):
     """What every check needs, whether or not there are ties: computed once per backward.
-    ``range_ok`` (0-dim bool): the fast magnitudes were exact (``squares_safe``)."""
+    ``redo`` (0-dim bool, ``fast`` only): the fast part cannot decide, recompute exactly."""
 
     w: Tensor
     T: Tensor
@@ -221,23 +221,30 @@ class _Common(NamedTuple):
     phase: Tensor
     basis: Tensor
     kappa: Tensor
-    range_ok: Tensor
+    redo: Tensor | None
 
 
 def _common(w: Tensor, gw: Tensor, gaps: EighGaps, n: int, p: Parts, fast: bool = False) -> _Common:
-    """``fast``: ``|.|`` of the n x n cotangents as ``sqrt(re^2 + im^2)`` (``magnitude``), exact
-    where ``range_ok``; the caller redoes the work with ``fast=False`` where not."""
+    """``fast`` (no n x n ``|.|``): the maxima of the n x n cotangents from ``abs2`` (exact where
+    ``abs2_in_range``) and, for the precision estimate, the bound ``max|w| max|inv|`` over all
+    pairs instead of the pairs the cotangent uses; ``redo`` flags what this cannot decide (a
+    square out of range, or a bound that would warn): the caller recomputes with ``fast=False``."""
     w, T, gw = w.detach(), p.T.detach(), gw.detach()
     dt = w.dtype
     r = math.sqrt(eps(dt))
     grads = tuple(g.detach() for g in p.grads)
-    Tabs = magnitude(T, fast)
+    ok = torch.ones((), dtype=torch.bool, device=w.device)
+    if fast:
+        m2 = [_amax2(abs2(x)) for x in (T,) + grads]
+        ok = torch.stack([abs2_in_range(m, dt).all() for m in m2]).all()
+        Tmax, gmax = m2[0].sqrt(), [m.sqrt() for m in m2[1:]]
+    else:
+        Tabs = T.abs()
+        Tmax, gmax = _amax2(Tabs), [_amax2(g.abs()) for g in grads]
     # scale = max|T| + max|w| max|gw| + max|g| per incoming gradient g
-    scale = _amax2(Tabs)
+    scale = Tmax + sum(gmax, torch.zeros_like(Tmax))
     if gw.shape[-1]:
         scale = scale + gaps.wmax[..., 0] * gw.abs().amax(-1)
-    for g in grads:
-        scale = scale + _amax2(magnitude(g, fast))
     thr = (r * scale).clamp_min(torch.finfo(dt).tiny)
     # the phases (the diagonal of skew(T) is i Im T_ii): the gauge check without ties
     if T.is_complex() and T.shape[-1]:
@@ -251,15 +258,15 @@ def _common(w: Tensor, gw: Tensor, gaps: EighGaps, n: int, p: Parts, fast: bool 
                               BASIS_FACTOR * n * eps(dt) * scale[..., None, None])
         basis_r = _amax2(torch.where(gaps.cluster, torch.zeros_like(gap),
                                      skew(T).abs() / bound.clamp_min(torch.finfo(dt).tiny)))
-    if p.used is None:
-        used_abs = Tabs + Tabs.mT
-    else:
-        used_abs = magnitude(p.used.detach(), fast)
+    inv = p.inv.detach().abs()
+    if fast:
+        kappa = _amax2(inv) * gaps.wmax[..., 0]
+        redo = ~ok | (kappa.amax() * eps(dt) > PRECISION_TOL if kappa.numel() else ~ok)
+        return _Common(w, T, gw, thr, phase, basis_r, kappa, redo)
+    used_abs = Tabs + Tabs.mT if p.used is None else p.used.detach().abs()
     used = used_abs > eps(dt) * scale[..., None, None]
-    kappa = _amax2(p.inv.detach().abs().masked_fill(~used, 0.0)) * gaps.wmax[..., 0]
-    range_ok = squares_safe(T, *grads, *(() if p.used is None else (p.used,))) if fast else \
-        torch.ones((), dtype=torch.bool, device=w.device)
-    return _Common(w, T, gw, thr, phase, basis_r, kappa, range_ok)
+    kappa = _amax2(inv.masked_fill(~used, 0.0)) * gaps.wmax[..., 0]
+    return _Common(w, T, gw, thr, phase, basis_r, kappa, None)
 
 
 def tie_stats(w: Tensor, gw: Tensor, gaps: EighGaps, n: int, c: _Common, ties: bool = True,
@@ -361,12 +368,12 @@ def checked_backward(op: str, ctx, rule, w: Tensor, gw: Tensor, gaps: EighGaps, 
 
             def stats_fn(t: float) -> EighStats:
                 c = common
-                if t < 0:  # a cotangent out of the range of the fast |.| (rare): exact |.|
+                if t < 0:  # see _common: exact magnitudes, the precision estimate on the used pairs
                     c, t = _common(w, gw, gaps, n, p), float(cluster_width(gaps))
                 return tie_stats(w, gw, gaps, n, c, t > 0, int(t))
 
-            # the cluster width, or -1 to redo with exact magnitudes, read in the first sync
-            ties = torch.where(common.range_ok, cluster_width(gaps).to(w.dtype), -1.0)
+            # the cluster width, or -1 to redo exactly, read in the first sync
+            ties = torch.where(common.redo, -1.0, cluster_width(gaps).to(w.dtype))
             enforce(op, ctx.gauge, stats_fn, ties, w, gw, p.T, gaps, n, tol_hint)
         else:
             stats = tie_stats(w, gw, gaps, n, _common(w, gw, gaps, n, p), True)

@@ -114,33 +114,21 @@ def _amax2(x: Tensor) -> Tensor:
     return x.amax(dim=(-2, -1)) if x.shape[-1] and x.shape[-2] else x.new_zeros(x.shape[:-2])
 
 
-def magnitude(x: Tensor, fast: bool = False) -> Tensor:
-    """``|x|`` elementwise, real. ``fast`` (complex): ``sqrt(re^2 + im^2)`` without rescaling,
-    2-5x cheaper on CPU than ``x.abs()`` (``hypot``), equal to it up to a few ulps when every
-    matrix passes ``squares_safe``; the checks use it for the n x n cotangents of every backward
-    and redo the work with ``x.abs()`` when ``squares_safe`` fails (read in their host
-    synchronisation)."""
-    if not fast or not x.is_complex():
-        return x.abs()
+def abs2(x: Tensor) -> Tensor:
+    """``|x|^2`` elementwise, real: ``re^2 + im^2`` (complex), 3-8x cheaper on CPU than
+    ``x.abs()`` (``hypot``) and no square root; exact where ``abs2_in_range`` holds."""
+    if not x.is_complex():
+        return x.square()
     a = x.real.square()
-    a.addcmul_(x.imag, x.imag)
-    return a.sqrt_()
+    return a.addcmul_(x.imag, x.imag)
 
 
-def squares_safe(*xs: Tensor) -> Tensor:
-    """0-dim bool: for every (..., a, b) tensor given, the largest component ``m`` of each matrix
-    has squares that neither overflow nor underflow in a way that matters: ``2 m^2`` finite and
-    ``m > sqrt(tiny) / eps`` (so an entry whose square underflows is below ``eps m``, under
-    every threshold the checks apply). Then ``magnitude(x, fast=True)`` is ``|x|``."""
-    ok = torch.ones((), dtype=torch.bool, device=xs[0].device)
-    for x in xs:
-        if not x.is_complex() or x.numel() == 0:
-            continue
-        fi = torch.finfo(x.real.dtype)
-        x = x.detach()
-        m = torch.maximum(x.real.abs().amax((-2, -1)), x.imag.abs().amax((-2, -1)))
-        ok = ok & ((m < math.sqrt(fi.max / 2)) & (m > math.sqrt(fi.tiny) / fi.eps)).all()
-    return ok
+def abs2_in_range(m2: Tensor, dtype: torch.dtype) -> Tensor:
+    """Whether ``sqrt(m2)``, ``m2 = max |x|^2`` from ``abs2``, is ``max |x|`` (per entry of
+    ``m2``): ``m2`` finite (no square overflowed) and either 0 or above ``tiny / eps^2`` (an entry
+    whose square underflowed is below ``eps max|x|``, under every threshold of the checks)."""
+    fi = torch.finfo(dtype)
+    return torch.isfinite(m2) & ((m2 == 0) | (m2 > fi.tiny / fi.eps ** 2))
 
 
 def _pair_tables(S: Tensor, gS: Tensor, X: Tensor, Y: Tensor, gaps):
