@@ -77,8 +77,8 @@ from .._errors import DegenerateSpectrumError, GaugeError
 from .._utils import PRECISION_TOL, check_precision, eps, herm, is_wrapped, skew
 from ._gaps import TIE_FACTOR, cluster_ids, inverse_gaps, spectral_scale
 from ._svd_curvature import curvature_guard, curvature_probe
-from ._svd_ties import (CURVATURE_ALLOWANCE, _amax2, _cluster_of, _fmt, _where, check_mode, abs2, abs2_in_range,
-                        poison, raise_or_warn, screen)
+from ._svd_ties import (CURVATURE_ALLOWANCE, _amax2, _cluster_of, _fmt, _where, abs2, abs2_in_range, check_mode,
+                        max_component, poison, raise_or_warn, screen)
 
 BASIS_FACTOR = 64.0
 """Rounding allowance of ``skew(U1^H gU1)`` for eigh_subspace's basis check, in ``n eps scale``."""
@@ -226,7 +226,7 @@ class _Common(NamedTuple):
 
 def _common(w: Tensor, gw: Tensor, gaps: EighGaps, n: int, p: Parts, fast: bool = False) -> _Common:
     """``fast`` (no n x n ``|.|``): the maxima of the n x n cotangents from ``abs2`` (exact where
-    ``abs2_in_range``) and, for the precision estimate, the bound ``max|w| max|inv|`` over all
+    ``abs2_in_range`` of their ``max_component``) and, for the precision estimate, the bound ``max|w| max|inv|`` over all
     pairs instead of the pairs the cotangent uses; ``redo`` flags what this cannot decide (a
     square out of range, or a bound that would warn): the caller recomputes with ``fast=False``."""
     w, T, gw = w.detach(), p.T.detach(), gw.detach()
@@ -235,9 +235,9 @@ def _common(w: Tensor, gw: Tensor, gaps: EighGaps, n: int, p: Parts, fast: bool 
     grads = tuple(g.detach() for g in p.grads)
     ok = torch.ones((), dtype=torch.bool, device=w.device)
     if fast:
-        m2 = [_amax2(abs2(x)) for x in (T,) + grads]
-        ok = torch.stack([abs2_in_range(m, dt).all() for m in m2]).all()
-        Tmax, gmax = m2[0].sqrt(), [m.sqrt() for m in m2[1:]]
+        xs = tuple(x for x in (T,) + grads if x.shape[-1] and x.shape[-2])
+        ok = torch.stack([ok] + [abs2_in_range(max_component(x), dt).all() for x in xs]).all()
+        Tmax, gmax = _amax2(abs2(T)).sqrt(), [_amax2(abs2(g)).sqrt() for g in grads]
     else:
         Tabs = T.abs()
         Tmax, gmax = _amax2(Tabs), [_amax2(g.abs()) for g in grads]

@@ -123,12 +123,24 @@ def abs2(x: Tensor) -> Tensor:
     return a.addcmul_(x.imag, x.imag)
 
 
-def abs2_in_range(m2: Tensor, dtype: torch.dtype) -> Tensor:
-    """Whether ``sqrt(m2)``, ``m2 = max |x|^2`` from ``abs2``, is ``max |x|`` (per entry of
-    ``m2``): ``m2`` finite (no square overflowed) and either 0 or above ``tiny / eps^2`` (an entry
-    whose square underflowed is below ``eps max|x|``, under every threshold of the checks)."""
+def max_component(x: Tensor) -> Tensor:
+    """``max(|Re x_ij|, |Im x_ij|)`` per matrix of (..., a, b) ``x`` (not empty), exact; one
+    ``amax`` and one ``amin`` over the real view, no temporary."""
+    if x.is_conj():
+        x = x.conj()  # the same magnitudes, and a real view exists
+    if x.is_neg():
+        x = x.resolve_neg()
+    v = torch.view_as_real(x).flatten(-3) if x.is_complex() else x.flatten(-2)
+    return torch.maximum(v.amax(-1), -v.amin(-1))
+
+
+def abs2_in_range(m: Tensor, dtype: torch.dtype) -> Tensor:
+    """Whether ``abs2`` is exact enough for the checks on matrices whose ``max_component`` is
+    ``m``: ``2 m^2`` finite (no square overflows) and ``m`` either 0 or above ``sqrt(tiny) /
+    eps`` (an entry whose square underflows is then below ``eps max|x|``, under every threshold
+    of the checks). Then ``sqrt(max abs2(x))`` is ``max|x|`` up to rounding."""
     fi = torch.finfo(dtype)
-    return torch.isfinite(m2) & ((m2 == 0) | (m2 > fi.tiny / fi.eps ** 2))
+    return (m < math.sqrt(fi.max / 2)) & ((m == 0) | (m > math.sqrt(fi.tiny) / fi.eps))
 
 
 def _pair_tables(S: Tensor, gS: Tensor, X: Tensor, Y: Tensor, gaps):
