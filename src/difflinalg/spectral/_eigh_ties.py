@@ -63,6 +63,18 @@ Second order: a loss curved in a cluster's eigenvalues (``sum(w**2)``) needs
 
 Precision (``docs/conventions.md``): ``kappa = max|w| max(1/gap)`` over the unmasked gaps the
 cotangent uses, read in the same host synchronisation as the checks.
+
+Cost (the checks must stay cheap next to the rule's three matrix products; issue 19's floor: a
+MUSIC training step on ``difflinalg.eigh`` within 1.05x of ``torch.linalg.eigh``). The first
+synchronisation reads the tie-independent part, computed without any n x n ``|.|``: the maxima
+of ``T`` and ``gV`` from ``|x|^2 = re^2 + im^2`` (exact when the largest component of each
+matrix is in range, ``_svd_ties.abs2_in_range``), the phases ``Im T_ii``, and for the precision
+the bound ``max|w| max|F|`` over all unmasked pairs; together with the ``cluster_width`` (the
+largest index distance inside a cluster, ``O(k)``). A second pass runs only where needed: at ties
+the in-cluster criteria on the band ``0 < j - i <= width`` (``band_stats``; every in-cluster pair
+lies in it, ``O(k width)`` instead of ``O(k^2)``); where a square is out of range or the bound
+would warn, the exact part (``|.|``, the used pairs) and then the band. The full ``(k, k)`` tables
+are built only inside ``torch.func`` (no synchronisation, so no width) and for an error message.
 """
 
 from __future__ import annotations

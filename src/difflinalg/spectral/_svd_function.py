@@ -45,6 +45,7 @@ from torch import Tensor
 from .._errors import DegenerateSpectrumError, InputError
 from .._nested import call
 from .._utils import check_matrix, is_wrapped
+from ..matfun._checks import check_overflow
 from ..matfun._divided import ScalarFunction
 from ..matfun._hermitian import _apply_scalar, _HermitianFrechet, _HermitianFunction
 from ._svd_ties import resolve_tol
@@ -112,7 +113,9 @@ class _SVDFunction(_HermitianFunction):
     def forward(A: Tensor, odd: ScalarFunction, fn: ScalarFunction):
         U, S, Vh = torch.linalg.svd(A, full_matrices=True)
         k = S.shape[-1]
-        fS = _apply_scalar(fn, S).to(A.dtype)
+        fS = _apply_scalar(fn, S)
+        check_overflow(fn, S, fS, "A", "singular value")  # else U diag(inf) V^H: NaN entries
+        fS = fS.to(A.dtype)
         F = _check_zero(fn, S, (U[..., :k] * fS[..., None, :]) @ Vh[..., :k, :], *A.shape[-2:])
         w, Q = dilation_eigh(U, S, Vh)
         return F, w, Q
@@ -159,8 +162,9 @@ def svd_function(A: Tensor, f, df, d2f=None) -> Tensor:
 
     Raises:
         InputError: ``A`` not a (batched) matrix, of an unsupported dtype, or non-finite;
-            ``f``/``df``/``d2f`` not callable, or ``f`` not returning a real tensor of the
-            singular values' shape.
+            ``f``/``df``/``d2f`` not callable, ``f`` not returning a real tensor of the
+            singular values' shape, or ``f`` overflowing (non-finite at a singular value, e.g.
+            ``exp`` of 100 in float32): scale the problem or compute in double precision.
         DegenerateSpectrumError: ``f(0) != 0`` and ``A`` has a zero singular value (up to
             rounding): ``F`` is not continuous there (inside ``torch.func``: NaN for that
             matrix).
