@@ -130,8 +130,13 @@ def eigh_vjp(w: Tensor, V: Tensor, gw: Tensor, gV: Tensor, tol: float | None,
     ``T = V^H gV`` and the masked inverse gaps ``F`` when the caller has them (the checks)."""
     if F is None:
         _, F = _structure(w, tol)
-    # diagonal_scatter, not + diag_embed(gw): F's diagonal is 0, and the n x n add costs more
-    N = torch.diagonal_scatter(F * (V.mH @ gV if T is None else T), gw.to(V.dtype), 0, -2, -1)
+    # F's diagonal is 0: write gw there (not + diag_embed(gw), an n x n add); in place on the
+    # fresh product outside torch.func (whose batching rules need the out-of-place form)
+    N = F * (V.mH @ gV if T is None else T)
+    if is_wrapped(N) or is_wrapped(gw):
+        N = torch.diagonal_scatter(N, gw.to(V.dtype), 0, -2, -1)
+    else:
+        N.diagonal(dim1=-2, dim2=-1).copy_(gw)
     return herm(V @ N @ V.mH)
 
 
