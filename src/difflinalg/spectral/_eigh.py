@@ -83,9 +83,8 @@ from typing import NamedTuple
 
 import torch
 from torch import Tensor
-from torch.autograd.function import once_differentiable
 
-from .._rule import or_zeros
+from .._rule import DerivativeRule, Rule, or_zeros
 from .._utils import check_matrix, herm, is_wrapped
 from ._eigh_ties import Parts, checked_backward, eigh_gaps
 from ._gaps import check_degeneracy_tol, cluster_mask, default_tol, inverse_gaps
@@ -205,44 +204,38 @@ def eigh_jvp_vjp(w, V, dA, hw, hV, tol) -> tuple[Tensor, Tensor]:
     return herm(V @ GX @ V.mH), herm(V @ GY @ V.mH)
 
 
-class _EighJVP(torch.autograd.Function):
+class _EighJVP(DerivativeRule):
     """``(A, dA) -> (dw, dV)``: the forward rule, with its own derivatives (so that
     forward-over-forward and reverse-over-forward are second derivatives of eigh)."""
 
-    generate_vmap_rule = True
+    differentiable = 2  # A, dA
 
     @staticmethod
     def forward(A, dA, w, V, tol):
         return eigh_jvp(w, V, dA, tol)
 
     @staticmethod
-    def setup_context(ctx, inputs, output):
-        A, dA, w, V, tol = inputs
-        ctx.tol = tol
-        ctx.save_for_backward(w, V, dA)
-        ctx.save_for_forward(w, V, dA)
+    def save(ctx, inputs, output):
+        A, dA, w, V, ctx.tol = inputs
+        return w, V, dA
 
     @staticmethod
-    @once_differentiable
-    def backward(ctx, hw, hV):
-        w, V, dA = ctx.saved_tensors
-        ga, gb = eigh_jvp_vjp(w, V, dA, or_zeros(hw, w), or_zeros(hV, V), ctx.tol)
-        return ga, gb, None, None, None
+    def gradients(ctx, w, V, dA, hw, hV):
+        return eigh_jvp_vjp(w, V, dA, hw, hV, ctx.tol)
 
     @staticmethod
-    def jvp(ctx, a, b, _dw, _dV, _tol):
-        w, V, dA = ctx.saved_tensors
-        return eigh_jvp_jvp(w, V, dA, or_zeros(a, V), or_zeros(b, V), ctx.tol)
+    def tangents(ctx, w, V, dA, a, b):
+        return eigh_jvp_jvp(w, V, dA, a, b, ctx.tol)
 
 
-class _EighVJP(torch.autograd.Function):
+class _EighVJP(DerivativeRule):
     """``(A, gw, gV) -> gA``: the reverse rule, with its own derivatives (second order of eigh).
 
     ``A`` enters only so that the derivative with respect to it is connected; the decomposition
     ``(w, V)`` of ``A`` is passed in and treated as a function of ``A`` by the rules below.
     """
 
-    generate_vmap_rule = True
+    differentiable = 3  # A, gw, gV
 
     @staticmethod
     def forward(A, gw, gV, w, V, tol, T=None, F=None):
@@ -250,43 +243,31 @@ class _EighVJP(torch.autograd.Function):
         return eigh_vjp(w, V, gw, gV, tol, T, F)
 
     @staticmethod
-    def setup_context(ctx, inputs, output):
-        A, gw, gV, w, V, tol = inputs[:6]
-        ctx.tol = tol
-        ctx.save_for_backward(w, V, gw, gV)
-        ctx.save_for_forward(w, V, gw, gV)
+    def save(ctx, inputs, output):
+        A, gw, gV, w, V, ctx.tol = inputs[:6]
+        return w, V, gw, gV
 
     @staticmethod
-    @once_differentiable
-    def backward(ctx, H):
-        w, V, gw, gV = ctx.saved_tensors
-        gA, ggw, ggV = eigh_vjp_vjp(w, V, gw, gV, H, ctx.tol)
-        return gA, ggw, ggV, None, None, None, None, None
+    def gradients(ctx, w, V, gw, gV, H):
+        return eigh_vjp_vjp(w, V, gw, gV, H, ctx.tol)
 
     @staticmethod
-    def jvp(ctx, dA, dgw, dgV, *_):
-        w, V, gw, gV = ctx.saved_tensors
-        return eigh_vjp_jvp(w, V, gw, gV, or_zeros(dA, V), or_zeros(dgw, gw), or_zeros(dgV, gV), ctx.tol)
+    def tangents(ctx, w, V, gw, gV, dA, dgw, dgV):
+        return eigh_vjp_jvp(w, V, gw, gV, dA, dgw, dgV, ctx.tol)
 
 
-class _Eigh(torch.autograd.Function):
-    generate_vmap_rule = True
-
+class _Eigh(Rule):
     @staticmethod
     def forward(A, tol, gauge, token):
         return eigh_factor(A)
 
     @staticmethod
-    def setup_context(ctx, inputs, output):
-        A, tol, gauge, token = inputs
-        w, V = output
-        ctx.tol, ctx.gauge, ctx.token = tol, gauge, token
-        ctx.save_for_backward(A, w, V)
-        ctx.save_for_forward(A, w, V)
+    def save(ctx, inputs, output):
+        A, ctx.tol, ctx.gauge, ctx.token = inputs
+        return (A, *output)
 
     @staticmethod
-    def backward(ctx, gw, gV):
-        A, w, V = ctx.saved_tensors
+    def gradients(ctx, A, w, V, gw, gV):
         gw = or_zeros(gw, w)
         gV = or_zeros(gV, V)
         gaps = eigh_gaps(w, ctx.tol)
@@ -301,12 +282,10 @@ class _Eigh(torch.autograd.Function):
             return Parts(T, (gV,), gaps.F, None, False)
 
         wrapped = gV if is_wrapped(gV) else gw
-        gA = checked_backward("eigh", ctx, rule, w, gw, gaps, w.shape[-1], wrapped, parts, TOL_HINT)
-        return gA, None, None, None
+        return checked_backward("eigh", ctx, rule, w, gw, gaps, w.shape[-1], wrapped, parts, TOL_HINT)
 
     @staticmethod
-    def jvp(ctx, dA, *_):
-        A, w, V = ctx.saved_tensors
+    def tangents(ctx, A, w, V, dA, *_):
         ctx.token.forward = True
         return _EighJVP.apply(A, dA, w, V, ctx.tol)
 
