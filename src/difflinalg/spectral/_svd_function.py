@@ -104,10 +104,8 @@ def _check_zero(fn: ScalarFunction, S: Tensor, F: Tensor, m: int, n: int) -> Ten
 
 
 class _SVDFunction(_HermitianFunction):
-    """``(A, odd f, f) -> (F, w, Q)`` with the dilation's eigenpairs ``(w, Q)``; ``setup_context``
-    is ``_HermitianFunction``'s (``ctx.fn``: the odd extension)."""
-
-    generate_vmap_rule = True
+    """``(A, odd f, f) -> (F, w, Q)`` with the dilation's eigenpairs ``(w, Q)``; ``save`` is
+    ``_HermitianFunction``'s (``ctx.fn``: the odd extension), the hooks are the dilation's."""
 
     @staticmethod
     def forward(A: Tensor, odd: ScalarFunction, fn: ScalarFunction):
@@ -121,20 +119,18 @@ class _SVDFunction(_HermitianFunction):
         return F, w, Q
 
     @staticmethod
-    def backward(ctx, gF: Tensor, gw, gQ):
-        A, w, Q = ctx.saved_tensors
+    def gradients(ctx, A: Tensor, w: Tensor, Q: Tensor, gF: Tensor, gw, gQ):
         m = A.shape[-2]
         G = _HermitianFrechet.apply(dilation(A), 0.5 * dilation(gF), w, Q, ctx.fn)
-        return 2.0 * G[..., :m, m:], None, None
+        return 2.0 * G[..., :m, m:]
 
     @staticmethod
-    def jvp(ctx, dA: Tensor, *_):
-        A, w, Q = ctx.saved_tensors
+    def tangents(ctx, A: Tensor, w: Tensor, Q: Tensor, dA: Tensor, *_):
         m = A.shape[-2]
         # The Frechet op and ``call`` (not plain arithmetic, whose outer tangents PyTorch drops
         # here): forward-over-forward stays exact.
         G = _HermitianFrechet.apply(call(dilation, A), call(dilation, dA), w, Q, ctx.fn)
-        return call(lambda G: G[..., :m, m:], G), None, None
+        return call(lambda G: G[..., :m, m:], G)
 
 
 def svd_function(A: Tensor, f, df, d2f=None) -> Tensor:
