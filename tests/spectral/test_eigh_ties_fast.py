@@ -153,3 +153,18 @@ def test_inverse_gaps_formula(dtype):
     eye = torch.eye(12, dtype=torch.bool)
     assert torch.equal(inverse_gaps(w, M), masked_reciprocal(d, ~(eye | M) & (d != 0)))
     assert torch.equal(inverse_gaps(w), masked_reciprocal(d, ~eye & (d != 0)))
+
+
+@pytest.mark.parametrize("dtype", [F64, C128], ids=str)
+def test_reverse_rule_in_place_path(dtype):
+    """The reverse rule's in-place Hermitian projection (outside torch.func) gives an exactly
+    Hermitian gradient equal to the out-of-place path that vmap takes."""
+    from difflinalg.spectral._eigh import eigh_vjp
+
+    A = randn(dtype, gen(12), 3, 6, 6)
+    w, V = torch.linalg.eigh(A + A.mH)
+    gw, gV = randn(REAL[dtype], gen(13), 3, 6), randn(dtype, gen(14), 3, 6, 6)
+    g = eigh_vjp(w, V, gw, gV, 1e-12)
+    assert torch.equal(g, g.mH)
+    g_vmap = torch.func.vmap(lambda w, V, gw, gV: eigh_vjp(w, V, gw, gV, 1e-12))(w, V, gw, gV)
+    torch.testing.assert_close(g, g_vmap, rtol=1e-13, atol=1e-13)
