@@ -123,12 +123,14 @@ def eye_like(x: Tensor, n: int | None = None) -> Tensor:
 
 def herm(x: Tensor) -> Tensor:
     """Hermitian part (X + X^H) / 2."""
-    return 0.5 * (x + x.mH)
+    # the transpose made contiguous first: adding a transposed (conjugate) view directly is
+    # 3-4x slower on CPU for batched n x n (cache-unfriendly strides); the values are the same
+    return 0.5 * (x + x.mH.contiguous())
 
 
 def skew(x: Tensor) -> Tensor:
     """Skew-Hermitian part (X - X^H) / 2."""
-    return 0.5 * (x - x.mH)
+    return 0.5 * (x - x.mH.contiguous())
 
 
 def diag_embed_real(d: Tensor, like: Tensor) -> Tensor:

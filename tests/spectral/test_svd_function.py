@@ -149,3 +149,16 @@ def test_bad_input():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         svd_function(A, torch.sin, torch.cos)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.complex64], ids=str)
+def test_overflow_is_a_named_error(dtype):
+    """f overflowing at a singular value (exp(100) in float32, exp(800) in float64) is an
+    InputError naming the value, before a U diag(inf) V^H of NaN; in range it is not."""
+    big = 800.0 if dtype == torch.float64 else 100.0
+    A = torch.diag(torch.tensor([big, 1.0], dtype=torch.float64)).to(dtype)
+    name = str(A.real.dtype).replace("torch.", "")
+    with pytest.raises(InputError, match=rf"A: exp of singular value {big:g} overflows {name}"):
+        svd_function(A, torch.exp, torch.exp)
+    F = svd_function(A / big, torch.exp, torch.exp)
+    assert torch.isfinite(F).all()

@@ -9,6 +9,7 @@ import torch
 import torch.autograd.forward_ad as fwAD
 from torch.func import grad, jvp, vmap
 
+import difflinalg.spectral._svd_complement as complement_mod
 import difflinalg.spectral._svd_iterative as iter_mod
 import difflinalg.spectral._svd_truncated as trunc_mod
 from difflinalg import ConvergenceError, DegenerateSpectrumError, GaugeError, InputError, svd_truncated
@@ -173,9 +174,9 @@ def test_non_convergence_error_and_fallback(monkeypatch):
     W = randn(F64, gen(17), 300, 280)
     x = randn(F64, gen(18), 300, 1)
     g0 = full_reference(A, 4, W, x)
-    for target in ("krylov_svd", "resolvent_pcg"):
+    for mod, target in ((trunc_mod, "krylov_svd"), (complement_mod, "resolvent_pcg")):
         with monkeypatch.context() as mp:
-            mp.setattr(trunc_mod, target, lambda *a, **kw: None)
+            mp.setattr(mod, target, lambda *a, **kw: None)
             with pytest.raises(ConvergenceError, match="method='full'"):
                 truncated_grad(A, 4, W, x, method="iterative")
             g = truncated_grad(A, 4, W, x, method="auto")

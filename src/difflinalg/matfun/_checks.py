@@ -25,8 +25,9 @@ from .._utils import check_precision, is_wrapped, warn_once
 from ._divided import ScalarFunction
 
 
-def check_overflow(fn: ScalarFunction, w: Tensor, fw: Tensor, name: str) -> None:
-    """Raise ``InputError`` if ``f`` overflows (non-finite at a finite eigenvalue)."""
+def check_overflow(fn: ScalarFunction, w: Tensor, fw: Tensor, name: str, what: str = "eigenvalue") -> None:
+    """Raise ``InputError`` if ``f`` overflows (non-finite at a finite ``what``: an eigenvalue,
+    or a singular value for ``svd_function``)."""
     if is_wrapped(fw) or fw.numel() == 0 or fw.device.type == "meta":
         return
     bad = ~torch.isfinite(fw) & torch.isfinite(w)
@@ -36,7 +37,7 @@ def check_overflow(fn: ScalarFunction, w: Tensor, fw: Tensor, name: str) -> None
     where = f" (batch index {pos[:-1]})" if len(pos) > 1 else ""
     dt = str(w.dtype).replace("torch.", "")
     raise InputError(
-        f"{name}: {fn.name} of eigenvalue {float(w[pos]):.6g}{where} overflows {dt} "
+        f"{name}: {fn.name} of {what} {float(w[pos]):.6g}{where} overflows {dt} "
         f"({float(fw[pos])}): the matrix function is not representable in {dt}; shift or scale the "
         "problem (for exp: expmh(A - c I) = exp(-c) expmh(A)), work with its logarithm, or compute "
         "in double precision if this is single precision"

@@ -83,11 +83,10 @@ from typing import NamedTuple
 
 import torch
 from torch import Tensor
-from torch.autograd.function import once_differentiable
 
-from .._rule import or_zeros
+from .._rule import DerivativeRule, Rule, or_zeros
 from .._utils import check_matrix, herm, is_wrapped
-from ._eigh_ties import checked_backward, eigh_gaps
+from ._eigh_ties import Parts, checked_backward, eigh_gaps
 from ._gaps import check_degeneracy_tol, cluster_mask, default_tol, inverse_gaps
 from ._hermitian_input import check_finite_fast, check_uplo, hermitian_part, resolve_views
 from ._svd import check_gauge
@@ -124,11 +123,25 @@ def eigh_jvp(w: Tensor, V: Tensor, dA: Tensor, tol: float | None) -> tuple[Tenso
     return _diag(X).real, V @ (F * X)
 
 
-def eigh_vjp(w: Tensor, V: Tensor, gw: Tensor, gV: Tensor, tol: float | None) -> Tensor:
-    """Gradient with respect to ``A`` given the gradients ``gw``, ``gV`` of the outputs."""
-    _, F = _structure(w, tol)
-    N = F * (V.mH @ gV) + torch.diag_embed(gw.to(V.dtype))
-    return herm(V @ N @ V.mH)
+def eigh_vjp(w: Tensor, V: Tensor, gw: Tensor, gV: Tensor, tol: float | None,
+             T: Tensor | None = None, F: Tensor | None = None) -> Tensor:
+    """Gradient with respect to ``A`` given the gradients ``gw``, ``gV`` of the outputs.
+    ``T = V^H gV`` and the masked inverse gaps ``F`` when the caller has them (the checks)."""
+    if F is None:
+        _, F = _structure(w, tol)
+    # F's diagonal is 0: write gw there (not + diag_embed(gw), an n x n add); in place on the
+    # fresh product outside torch.func (whose batching rules need the out-of-place form)
+    N = F * (V.mH @ gV if T is None else T)
+    if is_wrapped(N) or is_wrapped(gw):
+        N = torch.diagonal_scatter(N, gw.to(V.dtype), 0, -2, -1)
+    else:
+        N.diagonal(dim1=-2, dim2=-1).copy_(gw)
+    G = V @ N @ V.mH
+    if is_wrapped(G):
+        return herm(G)
+    # herm(G) with one n x n temporary instead of three (each fresh n x n buffer costs page
+    # faults, ~2 ms per 10 MB); G is a fresh product and this runs without autograd
+    return G.mH.contiguous().add_(G).mul_(0.5)
 
 
 def eigh_vjp_jvp(w, V, gw, gV, dA, dgw, dgV, tol) -> Tensor:
@@ -196,106 +209,88 @@ def eigh_jvp_vjp(w, V, dA, hw, hV, tol) -> tuple[Tensor, Tensor]:
     return herm(V @ GX @ V.mH), herm(V @ GY @ V.mH)
 
 
-class _EighJVP(torch.autograd.Function):
+class _EighJVP(DerivativeRule):
     """``(A, dA) -> (dw, dV)``: the forward rule, with its own derivatives (so that
     forward-over-forward and reverse-over-forward are second derivatives of eigh)."""
 
-    generate_vmap_rule = True
+    differentiable = 2  # A, dA
 
     @staticmethod
     def forward(A, dA, w, V, tol):
         return eigh_jvp(w, V, dA, tol)
 
     @staticmethod
-    def setup_context(ctx, inputs, output):
-        A, dA, w, V, tol = inputs
-        ctx.tol = tol
-        ctx.save_for_backward(w, V, dA)
-        ctx.save_for_forward(w, V, dA)
+    def save(ctx, inputs, output):
+        A, dA, w, V, ctx.tol = inputs
+        return w, V, dA
 
     @staticmethod
-    @once_differentiable
-    def backward(ctx, hw, hV):
-        w, V, dA = ctx.saved_tensors
-        ga, gb = eigh_jvp_vjp(w, V, dA, or_zeros(hw, w), or_zeros(hV, V), ctx.tol)
-        return ga, gb, None, None, None
+    def gradients(ctx, w, V, dA, hw, hV):
+        return eigh_jvp_vjp(w, V, dA, hw, hV, ctx.tol)
 
     @staticmethod
-    def jvp(ctx, a, b, _dw, _dV, _tol):
-        w, V, dA = ctx.saved_tensors
-        return eigh_jvp_jvp(w, V, dA, or_zeros(a, V), or_zeros(b, V), ctx.tol)
+    def tangents(ctx, w, V, dA, a, b):
+        return eigh_jvp_jvp(w, V, dA, a, b, ctx.tol)
 
 
-class _EighVJP(torch.autograd.Function):
+class _EighVJP(DerivativeRule):
     """``(A, gw, gV) -> gA``: the reverse rule, with its own derivatives (second order of eigh).
 
     ``A`` enters only so that the derivative with respect to it is connected; the decomposition
     ``(w, V)`` of ``A`` is passed in and treated as a function of ``A`` by the rules below.
     """
 
-    generate_vmap_rule = True
+    differentiable = 3  # A, gw, gV
 
     @staticmethod
-    def forward(A, gw, gV, w, V, tol):
-        return eigh_vjp(w, V, gw, gV, tol)
+    def forward(A, gw, gV, w, V, tol, T=None, F=None):
+        # T = V^H gV and F: computed by the backward of eigh for its checks already
+        return eigh_vjp(w, V, gw, gV, tol, T, F)
 
     @staticmethod
-    def setup_context(ctx, inputs, output):
-        A, gw, gV, w, V, tol = inputs
-        ctx.tol = tol
-        ctx.save_for_backward(w, V, gw, gV)
-        ctx.save_for_forward(w, V, gw, gV)
+    def save(ctx, inputs, output):
+        A, gw, gV, w, V, ctx.tol = inputs[:6]
+        return w, V, gw, gV
 
     @staticmethod
-    @once_differentiable
-    def backward(ctx, H):
-        w, V, gw, gV = ctx.saved_tensors
-        gA, ggw, ggV = eigh_vjp_vjp(w, V, gw, gV, H, ctx.tol)
-        return gA, ggw, ggV, None, None, None
+    def gradients(ctx, w, V, gw, gV, H):
+        return eigh_vjp_vjp(w, V, gw, gV, H, ctx.tol)
 
     @staticmethod
-    def jvp(ctx, dA, dgw, dgV, _dw, _dV, _tol):
-        w, V, gw, gV = ctx.saved_tensors
-        return eigh_vjp_jvp(w, V, gw, gV, or_zeros(dA, V), or_zeros(dgw, gw), or_zeros(dgV, gV), ctx.tol)
+    def tangents(ctx, w, V, gw, gV, dA, dgw, dgV):
+        return eigh_vjp_jvp(w, V, gw, gV, dA, dgw, dgV, ctx.tol)
 
 
-class _Eigh(torch.autograd.Function):
-    generate_vmap_rule = True
-
+class _Eigh(Rule):
     @staticmethod
     def forward(A, tol, gauge, token):
         return eigh_factor(A)
 
     @staticmethod
-    def setup_context(ctx, inputs, output):
-        A, tol, gauge, token = inputs
-        w, V = output
-        ctx.tol, ctx.gauge, ctx.token = tol, gauge, token
-        ctx.save_for_backward(A, w, V)
-        ctx.save_for_forward(A, w, V)
+    def save(ctx, inputs, output):
+        A, ctx.tol, ctx.gauge, ctx.token = inputs
+        return (A, *output)
 
     @staticmethod
-    def backward(ctx, gw, gV):
-        A, w, V = ctx.saved_tensors
+    def gradients(ctx, A, w, V, gw, gV):
         gw = or_zeros(gw, w)
         gV = or_zeros(gV, V)
+        gaps = eigh_gaps(w, ctx.tol)
+        # T and F once, for the checks and the rule (detached: the rule's own derivatives
+        # handle the second order)
+        T = (V.mH @ gV).detach()
 
         def rule(gw_in):
-            return _EighVJP.apply(A, gw_in, gV, w, V, ctx.tol)
+            return _EighVJP.apply(A, gw_in, gV, w, V, ctx.tol, T, gaps.F)
 
         def parts():
-            T = V.mH @ gV
-            Ta = T.abs()
-            return T, (gV,), gaps.F, Ta + Ta.mT, False
+            return Parts(T, (gV,), gaps.F, None, False)
 
-        gaps = eigh_gaps(w, ctx.tol)
         wrapped = gV if is_wrapped(gV) else gw
-        gA = checked_backward("eigh", ctx, rule, w, gw, gaps, w.shape[-1], wrapped, parts, TOL_HINT)
-        return gA, None, None, None
+        return checked_backward("eigh", ctx, rule, w, gw, gaps, w.shape[-1], wrapped, parts, TOL_HINT)
 
     @staticmethod
-    def jvp(ctx, dA, *_):
-        A, w, V = ctx.saved_tensors
+    def tangents(ctx, A, w, V, dA, *_):
         ctx.token.forward = True
         return _EighJVP.apply(A, dA, w, V, ctx.tol)
 

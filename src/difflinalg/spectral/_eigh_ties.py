@@ -63,6 +63,18 @@ Second order: a loss curved in a cluster's eigenvalues (``sum(w**2)``) needs
 
 Precision (``docs/conventions.md``): ``kappa = max|w| max(1/gap)`` over the unmasked gaps the
 cotangent uses, read in the same host synchronisation as the checks.
+
+Cost (the checks must stay cheap next to the rule's three matrix products; issue 19's floor: a
+MUSIC training step on ``difflinalg.eigh`` within 1.05x of ``torch.linalg.eigh``). The first
+synchronisation reads the tie-independent part, computed without any n x n ``|.|``: the maxima
+of ``T`` and ``gV`` from ``|x|^2 = re^2 + im^2`` (exact when the largest component of each
+matrix is in range, ``_svd_ties.abs2_in_range``), the phases ``Im T_ii``, and for the precision
+the bound ``max|w| max|F|`` over all unmasked pairs; together with the ``cluster_width`` (the
+largest index distance inside a cluster, ``O(k)``). A second pass runs only where needed: at ties
+the in-cluster criteria on the band ``0 < j - i <= width`` (``band_stats``; every in-cluster pair
+lies in it, ``O(k width)`` instead of ``O(k^2)``); where a square is out of range or the bound
+would warn, the exact part (``|.|``, the used pairs) and then the band. The full ``(k, k)`` tables
+are built only inside ``torch.func`` (no synchronisation, so no width) and for an error message.
 """
 
 from __future__ import annotations
@@ -74,11 +86,11 @@ import torch
 from torch import Tensor
 
 from .._errors import DegenerateSpectrumError, GaugeError
-from .._utils import check_precision, eps, herm, is_wrapped, skew
-from ._gaps import TIE_FACTOR, cluster_mask, inverse_gaps, spectral_scale
+from .._utils import PRECISION_TOL, check_precision, eps, herm, is_wrapped, skew
+from ._gaps import TIE_FACTOR, cluster_ids, inverse_gaps, spectral_scale
 from ._svd_curvature import curvature_guard, curvature_probe
-from ._svd_ties import (CURVATURE_ALLOWANCE, _amax2, _cluster_of, _fmt, _where, check_mode, poison, raise_or_warn,
-                        screen)
+from ._svd_ties import (CURVATURE_ALLOWANCE, _amax2, _cluster_of, _fmt, _where, abs2, abs2_in_range, check_mode,
+                        max_component, poison, raise_or_warn, screen)
 
 BASIS_FACTOR = 64.0
 """Rounding allowance of ``skew(U1^H gU1)`` for eigh_subspace's basis check, in ``n eps scale``."""
@@ -95,23 +107,41 @@ CURVED_MSG = (
 class EighGaps(NamedTuple):
     """Cluster structure of a spectrum ``w`` (..., k): ``F`` masked inverse gaps, ``cluster``
     (bool, diagonal included), ``block`` (in-cluster off-diagonal pairs), ``tol`` the relative
-    tolerance, ``wmax`` (..., 1) the spectral scale ``max|w|`` of the whole matrix."""
+    tolerance, ``wmax`` (..., 1) the spectral scale ``max|w|`` of the whole matrix, ``ids``
+    (..., k) the cluster index of every entry (``_gaps.cluster_ids``)."""
 
     F: Tensor
     cluster: Tensor
     block: Tensor
     tol: float
     wmax: Tensor
+    ids: Tensor
 
 
-def eigh_gaps(w: Tensor, tol: float, wmax: Tensor | None = None) -> EighGaps:
+def eigh_gaps(w: Tensor, tol: float, wmax: Tensor | None = None, F: Tensor | None = None) -> EighGaps:
     """Masks for ``w`` (..., k); chain clusters at ``tol * wmax`` (default ``wmax = max|w|``; a
-    kept block passes the whole spectrum's)."""
+    kept block passes the whole spectrum's). ``F``: skip computing the inverse gaps (the caller
+    does not need them)."""
     w = w.detach()
     wmax = spectral_scale(w) if wmax is None else wmax.detach()
-    cluster = cluster_mask(w, tol, wmax)
+    ids = cluster_ids(w, tol, wmax)
+    cluster = ids[..., :, None] == ids[..., None, :]
     eye = torch.eye(w.shape[-1], dtype=torch.bool, device=w.device)
-    return EighGaps(inverse_gaps(w, cluster), cluster, cluster & ~eye, tol, wmax)
+    return EighGaps(inverse_gaps(w, cluster) if F is None else F, cluster, cluster & ~eye, tol, wmax, ids)
+
+
+def cluster_width(gaps: EighGaps) -> Tensor:
+    """The largest index distance ``|i - j|`` between two members of one cluster, over the batch
+    (0-dim long; 0: no ties). Every in-cluster pair lies in the band ``0 < j - i <= width``
+    (``band_stats``); for a sorted spectrum it is the largest cluster size minus one. O(k)."""
+    ids = gaps.ids
+    k = ids.shape[-1]
+    if ids.numel() == 0:
+        return ids.new_zeros(())
+    pos = torch.arange(k, device=ids.device).expand_as(ids)
+    first = torch.full_like(ids, k).scatter_reduce(-1, ids, pos, "amin")
+    last = torch.full_like(ids, -1).scatter_reduce(-1, ids, pos, "amax")
+    return (last - first).amax().clamp_min(0)
 
 
 class EighStats(NamedTuple):
@@ -127,89 +157,153 @@ class EighStats(NamedTuple):
         return (self.gauge > 1) | (self.basis > 1) | (self.values > 1) | (self.coupling > 1)
 
 
-def _scale(T: Tensor, gw: Tensor, gaps: EighGaps, grads: tuple[Tensor, ...]) -> Tensor:
-    scale = _amax2(T.abs()) + gaps.wmax[..., 0] * (gw.abs().amax(-1) if gw.shape[-1] else 0.0)
-    for g in grads:
-        scale = scale + _amax2(g.detach().abs())
-    return scale
+class Parts(NamedTuple):
+    """What a rule hands to the checks (``checked_backward``): ``T = V^H gV`` (of the block the
+    checks judge), the incoming gradients ``grads`` (for the scale), the inverse gaps ``inv`` the
+    rule multiplies cotangent components by (finite: 0 where nothing is divided) and those
+    components ``used`` (same shape; ``None``: ``|T| + |T|^T``, eigh's), for the precision
+    estimate; ``basis``: add criterion 1b (eigh_subspace)."""
+
+    T: Tensor
+    grads: tuple[Tensor, ...]
+    inv: Tensor
+    used: Tensor | None
+    basis: bool
+
+
+def _pair_core(wi, wj, gwi, gwj, hv, vside, block, wmax, n):
+    """(values excess, coupling size) of the pairs ``(i, j)`` given elementwise (broadcasting):
+    eigenvalues, cotangents, ``hv = |herm(T)_ij|``, ``vside`` the eigenvalue side of the coupling;
+    zero outside ``block``. Shared by the full tables and the band."""
+    dg = (gwi - gwj).abs()
+    gap = (wi - wj).abs()
+    wmin = torch.minimum(wi.abs(), wj.abs()).clamp_min(torch.finfo(wi.dtype).tiny)
+    gmax = torch.maximum(gwi.abs(), gwj.abs())
+    # the curvature allowance only where the split is more than rounding (a user tolerance)
+    split = gap > TIE_FACTOR * n * eps(wi.dtype) * wmax
+    allowance = torch.where(split, CURVATURE_ALLOWANCE * gmax * gap / wmin, torch.zeros_like(gap))
+    values = torch.where(block, (dg - allowance).clamp_min(0) * wmax, torch.zeros_like(dg))
+    coupling = torch.where(block, torch.minimum(vside.to(hv.dtype), hv), torch.zeros_like(hv))
+    return values, coupling
 
 
 def pair_tables(w: Tensor, gw: Tensor, T: Tensor, gaps: EighGaps, n: int) -> tuple[Tensor, Tensor]:
     """(values excess, coupling size) per in-cluster pair, (..., k, k), in units of the scale."""
-    wd = w.detach()
+    wd, gw = w.detach(), gw.detach()
     wmax = gaps.wmax[..., None]
-    dg = (gw[..., :, None] - gw[..., None, :]).abs()
-    gap = (wd[..., :, None] - wd[..., None, :]).abs()
-    wmin = torch.minimum(wd[..., :, None].abs(), wd[..., None, :].abs()).clamp_min(torch.finfo(wd.dtype).tiny)
-    gmax = torch.maximum(gw[..., :, None].abs(), gw[..., None, :].abs())
-    # the curvature allowance only where the split is more than rounding (a user tolerance)
-    split = gap > TIE_FACTOR * n * eps(wd.dtype) * wmax
-    allowance = torch.where(split, CURVATURE_ALLOWANCE * gmax * gap / wmin, torch.zeros_like(gap))
-    values = torch.where(gaps.block, (dg - allowance).clamp_min(0) * wmax, torch.zeros_like(dg))
-    hv = herm(T).abs()
-    value_side = (wmax * gw.abs()[..., :, None]).to(hv.dtype)
-    coupling = torch.where(gaps.block, torch.minimum(value_side, hv), torch.zeros_like(hv))
-    return values, coupling
+    hv = herm(T.detach()).abs()
+    return _pair_core(wd[..., :, None], wd[..., None, :], gw[..., :, None], gw[..., None, :], hv,
+                      wmax * gw.abs()[..., :, None], gaps.block, wmax, n)
+
+
+def band_stats(w: Tensor, gw: Tensor, T: Tensor, gaps: EighGaps, n: int, width: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Per matrix: the in-cluster gauge (``max |skew(T)|`` inside clusters, the phases included),
+    values and coupling maxima of ``pair_tables``, from the pairs ``(i, i + d)``, ``0 < d <=
+    width`` only: ``O(k width)`` instead of ``O(k^2)``, the same maxima when ``width`` is the
+    ``cluster_width`` (the tables are symmetric: the coupling of a pair takes the larger of its
+    two eigenvalue sides)."""
+    wd, gw, T = w.detach(), gw.detach(), T.detach()
+    k = wd.shape[-1]
+    d = torch.arange(1, width + 1, device=wd.device)
+    j = torch.arange(k, device=wd.device)[:, None] + d
+    valid = j < k
+    J = j.clamp_max(k - 1)
+    JT = J.expand(T.shape[:-1] + (width,))
+    Tij = T.gather(-1, JT)
+    Tji = T.mT.gather(-1, JT)  # (T^T)_{i, j} = T_{j, i}
+    block = (gaps.ids[..., :, None] == gaps.ids[..., J]) & valid
+    wmax = gaps.wmax[..., None]
+    gwi, gwj = gw[..., :, None], gw[..., J]
+    hv = (Tij + Tji.conj()).abs() * 0.5
+    sv = (Tij - Tji.conj()).abs() * 0.5
+    values, coupling = _pair_core(wd[..., :, None], wd[..., J], gwi, gwj, hv,
+                                  wmax * torch.maximum(gwi.abs(), gwj.abs()), block, wmax, n)
+    gauge = _amax2(sv.masked_fill(~block, 0.0))
+    return gauge, _amax2(values), _amax2(coupling)
 
 
 class _Common(NamedTuple):
-    """What every check needs, whether or not there are ties: computed once per backward."""
+    """What every check needs, whether or not there are ties: computed once per backward.
+    ``redo`` (0-dim bool, ``fast`` only): the fast part cannot decide, recompute exactly."""
 
     w: Tensor
     T: Tensor
     gw: Tensor
     thr: Tensor
-    Ta: Tensor
+    phase: Tensor
     basis: Tensor
     kappa: Tensor
+    redo: Tensor | None
 
 
-def _common(w: Tensor, T: Tensor, gw: Tensor, gaps: EighGaps, n: int, grads: tuple[Tensor, ...],
-            inv: Tensor, used_src: Tensor, basis: bool) -> _Common:
-    w, T, gw = w.detach(), T.detach(), gw.detach()
+def _common(w: Tensor, gw: Tensor, gaps: EighGaps, n: int, p: Parts, fast: bool = False) -> _Common:
+    """``fast`` (no n x n ``|.|``): the maxima of the n x n cotangents from ``abs2`` (exact where
+    ``abs2_in_range`` of their ``max_component``) and, for the precision estimate, the bound ``max|w| max|inv|`` over all
+    pairs instead of the pairs the cotangent uses; ``redo`` flags what this cannot decide (a
+    square out of range, or a bound that would warn): the caller recomputes with ``fast=False``."""
+    w, T, gw = w.detach(), p.T.detach(), gw.detach()
     dt = w.dtype
     r = math.sqrt(eps(dt))
-    scale = _scale(T, gw, gaps, grads)
+    grads = tuple(g.detach() for g in p.grads)
+    ok = torch.ones((), dtype=torch.bool, device=w.device)
+    if fast:
+        xs = tuple(x for x in (T,) + grads if x.shape[-1] and x.shape[-2])
+        ok = torch.stack([ok] + [abs2_in_range(max_component(x), dt).all() for x in xs]).all()
+        Tmax, gmax = _amax2(abs2(T)).sqrt(), [_amax2(abs2(g)).sqrt() for g in grads]
+    else:
+        Tabs = T.abs()
+        Tmax, gmax = _amax2(Tabs), [_amax2(g.abs()) for g in grads]
+    # scale = max|T| + max|w| max|gw| + max|g| per incoming gradient g
+    scale = Tmax + sum(gmax, torch.zeros_like(Tmax))
+    if gw.shape[-1]:
+        scale = scale + gaps.wmax[..., 0] * gw.abs().amax(-1)
     thr = (r * scale).clamp_min(torch.finfo(dt).tiny)
-    Ta = skew(T)
+    # the phases (the diagonal of skew(T) is i Im T_ii): the gauge check without ties
+    if T.is_complex() and T.shape[-1]:
+        phase = T.diagonal(dim1=-2, dim2=-1).imag.abs().amax(-1)
+    else:
+        phase = torch.zeros_like(thr)
     basis_r = torch.zeros_like(scale)
-    if basis and T.shape[-1] > 1:
+    if p.basis and T.shape[-1] > 1:
         gap = (w[..., :, None] - w[..., None, :]).abs()
         bound = torch.maximum(r * scale[..., None, None] * gap / gaps.wmax[..., None],
                               BASIS_FACTOR * n * eps(dt) * scale[..., None, None])
         basis_r = _amax2(torch.where(gaps.cluster, torch.zeros_like(gap),
-                                     Ta.abs() / bound.clamp_min(torch.finfo(dt).tiny)))
-    used = used_src.detach().abs() > eps(dt) * scale[..., None, None]
-    kappa = _amax2(torch.nan_to_num(inv.detach().abs(), posinf=0.0) * used) * gaps.wmax[..., 0]
-    return _Common(w, T, gw, thr, Ta, basis_r, kappa)
+                                     skew(T).abs() / bound.clamp_min(torch.finfo(dt).tiny)))
+    inv = p.inv.detach().abs()
+    if fast:
+        kappa = _amax2(inv) * gaps.wmax[..., 0]
+        redo = ~ok | (kappa.amax() * eps(dt) > PRECISION_TOL if kappa.numel() else ~ok)
+        return _Common(w, T, gw, thr, phase, basis_r, kappa, redo)
+    used_abs = Tabs + Tabs.mT if p.used is None else p.used.detach().abs()
+    used = used_abs > eps(dt) * scale[..., None, None]
+    kappa = _amax2(inv.masked_fill(~used, 0.0)) * gaps.wmax[..., 0]
+    return _Common(w, T, gw, thr, phase, basis_r, kappa, None)
 
 
-def tie_stats(w: Tensor, T: Tensor, gw: Tensor, gaps: EighGaps, n: int, grads: tuple[Tensor, ...],
-              inv: Tensor, used_src: Tensor, ties: bool = True, basis: bool = False,
-              common: _Common | None = None) -> EighStats:
-    """The criteria of the module notes per matrix, no host synchronisation. ``inv``/``used_src``:
-    the inverse gaps the rule multiplies the cotangent components ``used_src`` by (precision
-    estimate); ``basis``: add criterion 1b (eigh_subspace); ``common``: the tie-independent part
-    (``_common``) when it was computed already (the second pass of ``screen``)."""
-    c = common or _common(w, T, gw, gaps, n, grads, inv, used_src, basis)
+def tie_stats(w: Tensor, gw: Tensor, gaps: EighGaps, n: int, c: _Common, ties: bool = True,
+              width: int | None = None) -> EighStats:
+    """The criteria of the module notes per matrix, no host synchronisation. ``c``: the
+    tie-independent part (``_common``); ``ties``: compute the in-cluster criteria (gauge inside
+    clusters, values, coupling), over the whole ``(k, k)`` tables (``width=None``) or, when the
+    ``cluster_width`` is known (read in the first host synchronisation), over the band of that
+    width only (``band_stats``: the same numbers, ``O(k width)``)."""
     none = torch.zeros_like(c.thr)
-    if ties:
-        gauge = _amax2(c.Ta.abs() * gaps.cluster)
-    elif c.T.is_complex():
-        gauge = c.T.diagonal(dim1=-2, dim2=-1).imag.abs().amax(-1) if c.T.shape[-1] else none
-    else:
-        gauge = none
-    values, coupling = none, none
-    if ties:
+    gauge, values, coupling = c.phase, none, none
+    if ties and width is None:
+        gauge = torch.maximum(gauge, _amax2(skew(c.T).abs().masked_fill(~gaps.cluster, 0.0)))
         values, coupling = (_amax2(t) for t in pair_tables(c.w, c.gw, c.T, gaps, n))
+    elif ties and width > 0:
+        band_gauge, values, coupling = band_stats(c.w, c.gw, c.T, gaps, n, width)
+        gauge = torch.maximum(gauge, band_gauge)
     return EighStats(gauge / c.thr, c.basis, values / c.thr, coupling / c.thr, c.kappa)
 
 
 def enforce(op: str, gauge: str, stats_fn, ties: Tensor, w: Tensor, gw: Tensor, T: Tensor,
             gaps: EighGaps, n: int, tol_hint: str) -> None:
     """Raise (or warn, ``gauge="warn"``) for the first failed check; apply the precision policy.
-    ``stats_fn(ties: bool) -> EighStats``; ``ties``: whether any cluster exists (0-dim bool).
-    One host synchronisation without ties, a second one at ties."""
+    ``stats_fn(t: float) -> EighStats``; ``ties``: the ``cluster_width`` (0-dim; 0: no
+    cluster; -1: recompute the common part exactly, ``checked_backward``). One host synchronisation without ties, a second one at ties."""
     if w.numel() == 0:
         return
     stats, worst, kappa = screen(stats_fn, ties, 2, w.dtype)
@@ -269,8 +363,8 @@ def checked_backward(op: str, ctx, rule, w: Tensor, gw: Tensor, gaps: EighGaps, 
     """The checks around a reverse rule ``rule(gw) -> gA`` (``eigh``, ``eigh_subspace``): raise
     (or NaN inside ``torch.func``), the precision policy, and the second-order curvature guards
     when the backward is differentiated. ``ctx``: ``gauge`` and ``token``; ``wrapped``: a
-    cotangent (is it a ``torch.func`` tensor?); ``parts() -> (T, grads, inv, used_src, basis)``
-    as ``tie_stats`` takes them (computed only when the checks run); ``curv``: the clusters whose
+    cotangent (is it a ``torch.func`` tensor?); ``parts() -> Parts`` (computed only when the
+    checks run); ``curv``: the clusters whose
     curvature the second-order rule drops (default ``gaps``)."""
     mode = check_mode(ctx, wrapped) if w.numel() else "skip"
     if mode == "poison" and ctx.token.forward:
@@ -280,16 +374,21 @@ def checked_backward(op: str, ctx, rule, w: Tensor, gw: Tensor, gaps: EighGaps, 
         mode = "skip"
     stats = None
     if mode != "skip":
-        T, grads, inv, used_src, basis = parts()
-        common = _common(w, T, gw, gaps, n, grads, inv, used_src, basis)
-
-        def stats_fn(ties: bool) -> EighStats:
-            return tie_stats(w, T, gw, gaps, n, grads, inv, used_src, ties, basis, common)
-
+        p = parts()
         if mode == "sync":
-            enforce(op, ctx.gauge, stats_fn, gaps.block.any(), w, gw, T, gaps, n, tol_hint)
+            common = _common(w, gw, gaps, n, p, fast=True)
+
+            def stats_fn(t: float) -> EighStats:
+                c = common
+                if t < 0:  # see _common: exact magnitudes, the precision estimate on the used pairs
+                    c, t = _common(w, gw, gaps, n, p), float(cluster_width(gaps))
+                return tie_stats(w, gw, gaps, n, c, t > 0, int(t))
+
+            # the cluster width, or -1 to redo exactly, read in the first sync
+            ties = torch.where(common.redo, -1.0, cluster_width(gaps).to(w.dtype))
+            enforce(op, ctx.gauge, stats_fn, ties, w, gw, p.T, gaps, n, tol_hint)
         else:
-            stats = stats_fn(True)
+            stats = tie_stats(w, gw, gaps, n, _common(w, gw, gaps, n, p), True)
     second = torch.is_grad_enabled() or is_wrapped(wrapped)
     msg = CURVED_MSG.format(op=op, tol_hint=tol_hint)
     curv = gaps if curv is None else curv

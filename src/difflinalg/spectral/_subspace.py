@@ -45,14 +45,13 @@ from typing import NamedTuple
 
 import torch
 from torch import Tensor
-from torch.autograd.function import once_differentiable
 
 from .._errors import DegenerateSpectrumError, InputError
-from .._rule import or_zeros
+from .._rule import DerivativeRule, Rule, or_zeros
 from .._utils import check_int, check_matrix, is_wrapped
 from ._eigh import eigh_factor
 from ._hermitian_input import check_finite_fast, resolve_views
-from ._eigh_ties import checked_backward, eigh_gaps
+from ._eigh_ties import Parts, checked_backward, eigh_gaps
 from ._gaps import default_tol, spectral_scale
 from ._subspace_rules import (
     _cross,
@@ -78,11 +77,11 @@ class SubspaceResult(NamedTuple):
     eigenvectors: Tensor
 
 
-class _SubspaceJVP(torch.autograd.Function):
+class _SubspaceJVP(DerivativeRule):
     """``(A, dA) -> (dw, dV)`` for the kept block (complement entries zero), with its own
     derivatives: forward-over-forward and reverse-over-forward second derivatives."""
 
-    generate_vmap_rule = True
+    differentiable = 2  # A, dA
 
     @staticmethod
     def forward(A, dA, w, V, k, largest):
@@ -91,42 +90,32 @@ class _SubspaceJVP(torch.autograd.Function):
         return _join(dw1, torch.zeros_like(w2), largest), _join(dU1, torch.zeros_like(U2), largest)
 
     @staticmethod
-    def setup_context(ctx, inputs, output):
-        A, dA, w, V, k, largest = inputs
-        ctx.k, ctx.largest = k, largest
-        ctx.save_for_backward(w, V, dA)
-        ctx.save_for_forward(w, V, dA)
+    def save(ctx, inputs, output):
+        A, dA, w, V, ctx.k, ctx.largest = inputs
+        return w, V, dA
 
     @staticmethod
-    @once_differentiable
-    def backward(ctx, hw, hV):
-        w, V, dA = ctx.saved_tensors
+    def gradients(ctx, w, V, dA, hw, hV):
         w1, U1, w2, U2 = _split(w, V, ctx.k, ctx.largest)
-        hw = or_zeros(hw, w)
-        hV = or_zeros(hV, V)
         hw1, hU1, _, _ = _split(hw, hV, ctx.k, ctx.largest)
-        ga, gb = subspace_jvp_vjp(w1, U1, w2, U2, w, dA, hw1, hU1)
-        return ga, gb, None, None, None, None
+        return subspace_jvp_vjp(w1, U1, w2, U2, w, dA, hw1, hU1)
 
     @staticmethod
-    def jvp(ctx, a, b, _dw, _dV, _k, _largest):
-        w, V, dA = ctx.saved_tensors
+    def tangents(ctx, w, V, dA, a, b):
         largest = ctx.largest
         w1, U1, w2, U2 = _split(w, V, ctx.k, largest)
-        a = or_zeros(a, V)
-        b = or_zeros(b, V)
         ddw1, ddU1 = subspace_jvp_jvp(w1, U1, w2, U2, w, dA, a, b)
         return _join(ddw1, torch.zeros_like(w2), largest), _join(ddU1, torch.zeros_like(U2), largest)
 
 
-class _SubspaceVJP(torch.autograd.Function):
+class _SubspaceVJP(DerivativeRule):
     """``(A, gw, gV) -> gA`` for the kept block (second order of ``eigh_subspace``).
 
     ``gw``, ``gV`` are the gradients of the full ``(w, V)`` returned by ``_Subspace``; only the kept
     entries are read (the public function never exposes the complement).
     """
 
-    generate_vmap_rule = True
+    differentiable = 3  # A, gw, gV
 
     @staticmethod
     def forward(A, gw, gV, w, V, k, largest):
@@ -135,36 +124,28 @@ class _SubspaceVJP(torch.autograd.Function):
         return subspace_vjp(w1, U1, w2, U2, w, gw1, gU1)
 
     @staticmethod
-    def setup_context(ctx, inputs, output):
-        A, gw, gV, w, V, k, largest = inputs
-        ctx.k, ctx.largest = k, largest
-        ctx.save_for_backward(w, V, gw, gV)
-        ctx.save_for_forward(w, V, gw, gV)
+    def save(ctx, inputs, output):
+        A, gw, gV, w, V, ctx.k, ctx.largest = inputs
+        return w, V, gw, gV
 
     @staticmethod
-    @once_differentiable
-    def backward(ctx, H):
-        w, V, gw, gV = ctx.saved_tensors
+    def gradients(ctx, w, V, gw, gV, H):
         k, largest = ctx.k, ctx.largest
         w1, U1, w2, U2 = _split(w, V, k, largest)
         gw1, gU1, _, _ = _split(gw, gV, k, largest)
         gA, ggw1, ggU1 = subspace_vjp_vjp(w1, U1, w2, U2, w, gw1, gU1, H)
-        ggw = _join(ggw1, torch.zeros_like(w2), largest)
-        ggV = _join(ggU1, torch.zeros_like(U2), largest)
-        return gA, ggw, ggV, None, None, None, None
+        return gA, _join(ggw1, torch.zeros_like(w2), largest), _join(ggU1, torch.zeros_like(U2), largest)
 
     @staticmethod
-    def jvp(ctx, dA, dgw, dgV, _dw, _dV, _k, _largest):
-        w, V, gw, gV = ctx.saved_tensors
+    def tangents(ctx, w, V, gw, gV, dA, dgw, dgV):
         k, largest = ctx.k, ctx.largest
         w1, U1, w2, U2 = _split(w, V, k, largest)
         gw1, gU1, _, _ = _split(gw, gV, k, largest)
-        dA = or_zeros(dA, V)
-        dgw1, dgU1, _, _ = _split(or_zeros(dgw, gw), or_zeros(dgV, gV), k, largest)
+        dgw1, dgU1, _, _ = _split(dgw, dgV, k, largest)
         return subspace_vjp_jvp(w1, U1, w2, U2, w, gw1, gU1, dA, dgw1, dgU1)
 
 
-class _Subspace(torch.autograd.Function):
+class _Subspace(Rule):
     """``A -> (w, V)`` (full decomposition) whose derivatives see only the kept block.
 
     The public functions slice the kept block out of the outputs; the complement's entries of the
@@ -172,23 +153,17 @@ class _Subspace(torch.autograd.Function):
     runs the checks of ``_eigh_ties`` on the kept block (``op``: the public name).
     """
 
-    generate_vmap_rule = True
-
     @staticmethod
     def forward(A, k, largest, op, gauge, token):
         return eigh_factor(A)
 
     @staticmethod
-    def setup_context(ctx, inputs, output):
-        A, k, largest, op, gauge, token = inputs
-        w, V = output
-        ctx.k, ctx.largest, ctx.op, ctx.gauge, ctx.token = k, largest, op, gauge, token
-        ctx.save_for_backward(A, w, V)
-        ctx.save_for_forward(A, w, V)
+    def save(ctx, inputs, output):
+        A, ctx.k, ctx.largest, ctx.op, ctx.gauge, ctx.token = inputs
+        return (A, *output)
 
     @staticmethod
-    def backward(ctx, gw, gV):
-        A, w, V = ctx.saved_tensors
+    def gradients(ctx, A, w, V, gw, gV):
         k, largest = ctx.k, ctx.largest
         gw = or_zeros(gw, w)
         gV = or_zeros(gV, V)
@@ -200,18 +175,18 @@ class _Subspace(torch.autograd.Function):
             return _SubspaceVJP.apply(A, _join(gw1_in, gw2, largest), gV, w, V, k, largest)
 
         def parts():
-            return U1.mH @ gU1, (gU1,), _cross(w1, w2, w), U2.mH @ gU1, True
+            # a poisoned (NaN) cross gap divides nothing the precision estimate could count
+            inv = torch.nan_to_num(_cross(w1, w2, w), nan=0.0, posinf=0.0, neginf=0.0)
+            return Parts(U1.mH @ gU1, (gU1,), inv, U2.mH @ gU1, True)
 
         wmax = spectral_scale(w)
         gaps = eigh_gaps(w1, default_tol(None, n, w.dtype), wmax)
         curv = eigh_gaps(w1, curvature_tol(w.dtype), wmax)
         wrapped = gV if is_wrapped(gV) else gw
-        gA = checked_backward(ctx.op, ctx, rule, w1, gw1, gaps, n, wrapped, parts, "", curv)
-        return gA, None, None, None, None, None
+        return checked_backward(ctx.op, ctx, rule, w1, gw1, gaps, n, wrapped, parts, "", curv)
 
     @staticmethod
-    def jvp(ctx, dA, *_):
-        A, w, V = ctx.saved_tensors
+    def tangents(ctx, A, w, V, dA, *_):
         ctx.token.forward = True
         return _SubspaceJVP.apply(A, dA, w, V, ctx.k, ctx.largest)
 

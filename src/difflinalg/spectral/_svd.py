@@ -108,6 +108,7 @@ from torch import Tensor
 
 from .._errors import InputError
 from .._nested import call
+from .._rule import Rule
 from .._utils import check_matrix, herm, is_wrapped, skew
 from ._gaps import check_degeneracy_tol as _check_degeneracy_tol
 from ._svd_gaps import SVDGaps, acomm, block_tangent, comm, inv_block, needs_block, svd_gaps
@@ -223,9 +224,7 @@ def _split(U: Tensor, Vh: Tensor, k0: int) -> tuple[Tensor, Tensor, Tensor, Tens
     return U[..., :k0], Vh[..., :k0, :], U[..., k0:], Vh[..., k0:, :]
 
 
-class _SVD(torch.autograd.Function):
-    generate_vmap_rule = True
-
+class _SVD(Rule):
     @staticmethod
     def forward(A: Tensor, full_matrices: bool, driver: str | None, tol: float, gauge: str,
                 token: CheckToken):
@@ -233,16 +232,12 @@ class _SVD(torch.autograd.Function):
         return U, S, Vh  # a plain tuple (vmap's generated rule does not flatten return_types)
 
     @staticmethod
-    def setup_context(ctx, inputs, output):
-        A, full_matrices, driver, tol, gauge, token = inputs
-        U, S, Vh = output
-        ctx.tol, ctx.gauge, ctx.token = tol, gauge, token
-        ctx.save_for_backward(A, U, S, Vh)
-        ctx.save_for_forward(A, U, S, Vh)
+    def save(ctx, inputs, output):
+        A, _, _, ctx.tol, ctx.gauge, ctx.token = inputs
+        return (A, *output)
 
     @staticmethod
-    def backward(ctx, gU: Tensor, gS: Tensor, gVh: Tensor):
-        A, U, S, Vh = ctx.saved_tensors
+    def gradients(ctx, A, U, S, Vh, gU: Tensor, gS: Tensor, gVh: Tensor):
         k0 = S.shape[-1]
         gaps = svd_gaps(S, ctx.tol)
         Ut, Vht, Ue, Vhe = _split(U, Vh, k0)
@@ -258,12 +253,10 @@ class _SVD(torch.autograd.Function):
         def vjp(gS_in, D):
             return svd_vjp(Ut, S, Vht, gUt, gS_in, gVht, gaps, D)
 
-        gA = checked_vjp("svd", ctx, A, Ut, S, Vht, gUt, gS, gVht, gaps, vjp, extra, (gU, gVh))
-        return gA, None, None, None, None, None
+        return checked_vjp("svd", ctx, A, Ut, S, Vht, gUt, gS, gVht, gaps, vjp, extra, (gU, gVh))
 
     @staticmethod
-    def jvp(ctx, dA: Tensor, *_):
-        A, U, S, Vh = ctx.saved_tensors
+    def tangents(ctx, A, U, S, Vh, dA: Tensor, *_):
         tol = ctx.tol
 
         def rule(A, U, S, Vh, dA):

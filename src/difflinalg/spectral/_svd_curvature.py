@@ -25,13 +25,13 @@ rules would drop ``(d_ii phi - d_ij phi) herm(U_c^H dA V_c)`` off the diagonal.
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 from torch import Tensor
 
-import warnings
-
 from .._errors import DegenerateSpectrumError, GaugeWarning, TransformCheckWarning
+from .._rule import Rule
 from .._utils import eps, is_wrapped, warn_once
 
 
@@ -57,31 +57,25 @@ CURVED_MSG = (
 )
 
 
-class _CurvatureGuard(torch.autograd.Function):
+class _CurvatureGuard(Rule):
     """Identity on ``gS`` whose forward-mode derivative checks that the tangent of ``gS`` is equal
     inside every cluster (forward-over-reverse: ``torch.func.hessian``, ``jvp(grad(...))``)."""
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(gS: Tensor, block: Tensor, op: str, gauge: str, msg: str):
         return gS.clone()
 
     @staticmethod
-    def setup_context(ctx, inputs, output):
-        _, block, op, gauge, msg = inputs
-        ctx.op, ctx.gauge, ctx.msg = op, gauge, msg
-        # saved for both passes: vmap's generated backward expects its saved tensors
-        ctx.save_for_backward(block)
-        ctx.save_for_forward(block)
+    def save(ctx, inputs, output):
+        _, block, ctx.op, ctx.gauge, ctx.msg = inputs
+        return (block,)  # for both passes: vmap's generated backward expects its saved tensors
 
     @staticmethod
-    def backward(ctx, g):
-        return g.clone(), None, None, None, None
+    def gradients(ctx, block, g):
+        return g.clone()
 
     @staticmethod
-    def jvp(ctx, dgS, *_):
-        block, = ctx.saved_tensors
+    def tangents(ctx, block, dgS, *_):
         bad = _curved(dgS, block)
         if is_wrapped(dgS):
             warn_once(f"{ctx.op}-curvature", f"{ctx.op}: inside torch.func the second-order check "
@@ -111,7 +105,7 @@ def curvature_guard(op: str, gS: Tensor, gaps, gauge: str, msg: str | None = Non
     return _CurvatureGuard.apply(gS, gaps.block, op, gauge, msg or CURVED_MSG.format(op=op))
 
 
-class _RaiseOnDerivative(torch.autograd.Function):
+class _RaiseOnDerivative(Rule):
     """Identity whose derivatives (reverse and forward) raise ``DegenerateSpectrumError`` (or
     warn ``GaugeWarning`` and pass through, ``gauge="warn"``)."""
 
@@ -120,16 +114,17 @@ class _RaiseOnDerivative(torch.autograd.Function):
         return x.clone()
 
     @staticmethod
-    def setup_context(ctx, inputs, output):
-        ctx.msg, ctx.gauge = inputs[1], inputs[2]
+    def save(ctx, inputs, output):
+        _, ctx.msg, ctx.gauge = inputs
+        return ()
 
     @staticmethod
-    def backward(ctx, g):
+    def gradients(ctx, g):
         _raise_or_warn(ctx.msg, ctx.gauge)
-        return g, None, None
+        return g
 
     @staticmethod
-    def jvp(ctx, dx, *_):
+    def tangents(ctx, dx, *_):
         _raise_or_warn(ctx.msg, ctx.gauge)
         return dx.clone()
 

@@ -45,6 +45,7 @@ from torch import Tensor
 from .._errors import DegenerateSpectrumError, InputError
 from .._nested import call
 from .._utils import check_matrix, is_wrapped
+from ..matfun._checks import check_overflow
 from ..matfun._divided import ScalarFunction
 from ..matfun._hermitian import _apply_scalar, _HermitianFrechet, _HermitianFunction
 from ._svd_ties import resolve_tol
@@ -103,35 +104,33 @@ def _check_zero(fn: ScalarFunction, S: Tensor, F: Tensor, m: int, n: int) -> Ten
 
 
 class _SVDFunction(_HermitianFunction):
-    """``(A, odd f, f) -> (F, w, Q)`` with the dilation's eigenpairs ``(w, Q)``; ``setup_context``
-    is ``_HermitianFunction``'s (``ctx.fn``: the odd extension)."""
-
-    generate_vmap_rule = True
+    """``(A, odd f, f) -> (F, w, Q)`` with the dilation's eigenpairs ``(w, Q)``; ``save`` is
+    ``_HermitianFunction``'s (``ctx.fn``: the odd extension), the hooks are the dilation's."""
 
     @staticmethod
     def forward(A: Tensor, odd: ScalarFunction, fn: ScalarFunction):
         U, S, Vh = torch.linalg.svd(A, full_matrices=True)
         k = S.shape[-1]
-        fS = _apply_scalar(fn, S).to(A.dtype)
+        fS = _apply_scalar(fn, S)
+        check_overflow(fn, S, fS, "A", "singular value")  # else U diag(inf) V^H: NaN entries
+        fS = fS.to(A.dtype)
         F = _check_zero(fn, S, (U[..., :k] * fS[..., None, :]) @ Vh[..., :k, :], *A.shape[-2:])
         w, Q = dilation_eigh(U, S, Vh)
         return F, w, Q
 
     @staticmethod
-    def backward(ctx, gF: Tensor, gw, gQ):
-        A, w, Q = ctx.saved_tensors
+    def gradients(ctx, A: Tensor, w: Tensor, Q: Tensor, gF: Tensor, gw, gQ):
         m = A.shape[-2]
         G = _HermitianFrechet.apply(dilation(A), 0.5 * dilation(gF), w, Q, ctx.fn)
-        return 2.0 * G[..., :m, m:], None, None
+        return 2.0 * G[..., :m, m:]
 
     @staticmethod
-    def jvp(ctx, dA: Tensor, *_):
-        A, w, Q = ctx.saved_tensors
+    def tangents(ctx, A: Tensor, w: Tensor, Q: Tensor, dA: Tensor, *_):
         m = A.shape[-2]
         # The Frechet op and ``call`` (not plain arithmetic, whose outer tangents PyTorch drops
         # here): forward-over-forward stays exact.
         G = _HermitianFrechet.apply(call(dilation, A), call(dilation, dA), w, Q, ctx.fn)
-        return call(lambda G: G[..., :m, m:], G), None, None
+        return call(lambda G: G[..., :m, m:], G)
 
 
 def svd_function(A: Tensor, f, df, d2f=None) -> Tensor:
@@ -159,8 +158,9 @@ def svd_function(A: Tensor, f, df, d2f=None) -> Tensor:
 
     Raises:
         InputError: ``A`` not a (batched) matrix, of an unsupported dtype, or non-finite;
-            ``f``/``df``/``d2f`` not callable, or ``f`` not returning a real tensor of the
-            singular values' shape.
+            ``f``/``df``/``d2f`` not callable, ``f`` not returning a real tensor of the
+            singular values' shape, or ``f`` overflowing (non-finite at a singular value, e.g.
+            ``exp`` of 100 in float32): scale the problem or compute in double precision.
         DegenerateSpectrumError: ``f(0) != 0`` and ``A`` has a zero singular value (up to
             rounding): ``F`` is not continuous there (inside ``torch.func``: NaN for that
             matrix).

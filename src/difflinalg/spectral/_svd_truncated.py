@@ -73,22 +73,16 @@ import math
 import torch
 from torch import Tensor
 
-from .._errors import DegenerateSpectrumError, InputError
+from .._errors import InputError
 from .._nested import call
-from .._utils import check_finite_sum, check_matrix, eps, is_wrapped
+from .._rule import Rule
+from .._utils import check_finite_sum, check_matrix, is_wrapped
 from ._gaps import masked_reciprocal
 from ._svd import check_degeneracy_tol, check_gauge, checked_vjp, svd_core_vjp, svd_jvp
+from ._svd_complement import _check_split_gap, _complement, _Opts
 from ._svd_gaps import block_tangent, needs_block, svd_gaps
 from ._svd_ties import CheckToken, resolve_tol
-from ._svd_iterative import (
-    adjoint_mm,
-    default_block,
-    default_max_dim,
-    krylov_svd,
-    no_convergence,
-    resolvent_pcg,
-    resolvent_spectral,
-)
+from ._svd_iterative import adjoint_mm, default_block, default_max_dim, krylov_svd, no_convergence
 
 METHODS = ("auto", "full", "iterative")
 ITERATIVE_IN_VMAP = (
@@ -97,147 +91,7 @@ ITERATIVE_IN_VMAP = (
 )
 
 
-class _Opts(tuple):
-    """(fallback to a full SVD, forward maxiter, conjugate-gradient maxiter)."""
-
-    @property
-    def fallback(self) -> bool:
-        return self[0]
-
-    @property
-    def fwd_maxiter(self) -> int:
-        return self[1]
-
-    @property
-    def cg_maxiter(self) -> int:
-        return self[2]
-
-
-def _resolve(A: Tensor, U: Tensor, S: Tensor, B: Tensor, F1: Tensor, F2: Tensor, exact: bool,
-             opts: _Opts) -> Tensor:
-    """``K_j^{-1} b_j`` (no autograd): closed form if ``(F1, F2)`` are all discarded pairs."""
-    if exact:
-        return resolvent_spectral(B, S, F1, F2)
-    X = resolvent_pcg(A, U, S, B, F1, F2, maxiter=opts.cg_maxiter, give_up_early=opts.fallback)
-    if X is not None:
-        return X
-    if not opts.fallback:
-        raise no_convergence("the conjugate-gradient solve of the backward/forward-mode correction",
-                             opts.cg_maxiter)
-    Uf, Sf, _ = torch.linalg.svd(A, full_matrices=False)
-    k = S.shape[-1]
-    return resolvent_spectral(B, S, Uf[..., k:], Sf[..., k:])
-
-
-class _Resolvent(torch.autograd.Function):
-    """``X[..., :, j] = (s_j^2 I - A A^H + U diag(S^2) U^H)^{-1} B[..., :, j]`` (see module notes).
-
-    ``F1, F2``: the discarded left singular pairs (``exact``) or approximate ones used as the
-    preconditioner; treated as constants of the factorization (not differentiated).
-    """
-
-    generate_vmap_rule = True
-
-    @staticmethod
-    def forward(A, U, S, B, F1, F2, exact: bool, opts: _Opts):
-        return _resolve(A, U, S, B, F1, F2, exact, opts)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        A, U, S, _, F1, F2, exact, opts = inputs
-        ctx.exact, ctx.opts = exact, opts
-        ctx.save_for_backward(A, U, S, output, F1, F2)
-        ctx.save_for_forward(A, U, S, output, F1, F2)
-
-    @staticmethod
-    def backward(ctx, gX):
-        A, U, S, X, F1, F2 = ctx.saved_tensors
-        W = _Resolvent.apply(A, U, S, gX, F1, F2, ctx.exact, ctx.opts)
-        XhA, WhA = X.mH @ A, W.mH @ A
-        gA = W @ XhA + X @ WhA
-        UhX, UhW = U.mH @ X, U.mH @ W
-        S2 = S.square().to(X.dtype)
-        gU = -(W @ UhX.mH + X @ UhW.mH) * S2[..., None, :]
-        gS = -2.0 * S * ((W.conj() * X).sum(dim=-2).real + (UhX * UhW.conj()).sum(dim=-1).real)
-        return gA, gU, gS, W, None, None, None, None
-
-    @staticmethod
-    def jvp(ctx, dA, dU, dS, dB, *_):
-        A, U, S, X, F1, F2 = ctx.saved_tensors
-        dA, dU, dS, dB = (torch.zeros_like(x) if d is None else d
-                          for x, d in zip((A, U, S, X), (dA, dU, dS, dB)))
-        # dB - dK X, through ``call`` so that an outer forward level sees it (jvp of jvp)
-        R = call(_resolvent_jvp_rhs, A, U, S, X, dA, dU, dS, dB)
-        return _Resolvent.apply(A, U, S, R, F1, F2, ctx.exact, ctx.opts)
-
-
-def _resolvent_jvp_rhs(A, U, S, X, dA, dU, dS, dB):
-    """``dB - dK_j x_j`` for every column (``dK_j`` in the module notes)."""
-    S2 = S.square().to(X.dtype)
-    UhX = U.mH @ X
-    twoSdS = (2.0 * S * dS).to(X.dtype)
-    return (dB + dA @ adjoint_mm(A, X) + A @ adjoint_mm(dA, X)
-            - dU @ (S2[..., :, None] * UhX) - U @ (S2[..., :, None] * (dU.mH @ X))
-            - X * twoSdS[..., None, :] - U @ (twoSdS[..., :, None] * UhX))
-
-
-def _a_perp(A: Tensor, U: Tensor, S: Tensor, Vh: Tensor, X: Tensor) -> Tensor:
-    """``A_perp X = A X - U_k S_k V_k^H X``."""
-    return A @ X - U @ (S.to(X.dtype)[..., :, None] * (Vh @ X))
-
-
-def _a_perp_h(A: Tensor, U: Tensor, S: Tensor, Vh: Tensor, Y: Tensor) -> Tensor:
-    """``A_perp^H Y = A^H Y - V_k S_k U_k^H Y``."""
-    return adjoint_mm(A, Y) - Vh.mH @ (S.to(Y.dtype)[..., :, None] * (U.mH @ Y))
-
-
-def _check_split_gap(A: Tensor, S: Tensor, F2: Tensor) -> None:
-    """Raise if ``s_k`` is not separated from ``s_{k+1}`` (or from 0 for rectangular input)."""
-    m, n = A.shape[-2:]
-    k = S.shape[-1]
-    if is_wrapped(S) or (k == m and k == n) or k == 0 or S.numel() == 0:
-        return
-    s_next = F2[..., 0] if F2.shape[-1] else torch.zeros_like(S[..., 0])
-    gap = S[..., -1] - s_next
-    bad = gap <= 8.0 * math.sqrt(max(m, n)) * eps(A.dtype) * S[..., 0]  # zero up to rounding
-    if bool(bad.any()):
-        g = float(gap[bad].min())
-        raise DegenerateSpectrumError(
-            f"k: the kept singular value s_k and the next one (s_(k+1), or 0 for a rectangular "
-            f"matrix) coincide (gap {g:.3e}), so the leading-k singular subspaces are not unique "
-            "and their derivative is undefined; choose k at a gap of the spectrum"
-        )
-
-
-def _complement(A, U, S, Vh, F1, F2, exact, opts, G, H, D=None):
-    """Solve the coupled complement equations for right-hand sides ``(G, H)`` (module notes).
-
-    With a block tangent ``D`` (zero value, ``_svd.block_tangent``) the kept values enter as
-    the block ``Sigma = diag(S) + D``: to first order in ``D`` the solution of
-    ``Z Sigma - A_perp W = G``, ``W Sigma - A_perp^H Z = H`` is ``(Z0, W0) + L^{-1}(-Z0 D, -W0 D)``,
-    which makes the second derivatives exact at kept clusters.
-    """
-    _check_split_gap(A, S, F2)
-    m = A.shape[-2]
-    Sd = S.to(G.dtype)[..., None, :]
-
-    def solve(G, H):
-        if m == S.shape[-1]:  # no left complement: A_perp = 0, gamma = 0
-            return torch.zeros_like(G), H / Sd
-        rhs = G * Sd + _a_perp(A, U, S, Vh, H)
-        Gam = _Resolvent.apply(A, U, S, rhs, F1, F2, exact, opts)
-        return Gam, (H + _a_perp_h(A, U, S, Vh, Gam)) / Sd
-
-    Gam, Th = solve(G, H)
-    if D is not None:
-        Gam1, Th1 = solve(-Gam @ D, -Th @ D)
-        Gam, Th = Gam + Gam1, Th + Th1
-    return Gam, Th
-
-
-class _TruncatedSVD(torch.autograd.Function):
-    generate_vmap_rule = True
-
+class _TruncatedSVD(Rule):
     @staticmethod
     def forward(A: Tensor, k: int, method: str, tol: float, gauge: str, opts: _Opts,
                 token: CheckToken):
@@ -253,19 +107,16 @@ class _TruncatedSVD(torch.autograd.Function):
         return tuple(t.clone() for t in (U[..., :k], S[..., :k], Vh[..., :k, :], U[..., k:], S[..., k:]))
 
     @staticmethod
-    def setup_context(ctx, inputs, output):
-        A, k, _, tol, gauge, opts, token = inputs
-        U, S, Vh, F1, F2 = output
-        ctx.mark_non_differentiable(F1, F2)
+    def save(ctx, inputs, output):
+        A, k, _, ctx.tol, ctx.gauge, ctx.opts, ctx.token = inputs
+        F1 = output[3]
+        ctx.mark_non_differentiable(*output[3:])
         # All discarded pairs known (full SVD, or a subspace that spans everything): closed form.
         ctx.exact = F1.shape[-1] == min(A.shape[-2:]) - k
-        ctx.tol, ctx.gauge, ctx.opts, ctx.token = tol, gauge, opts, token
-        ctx.save_for_backward(A, U, S, Vh, F1, F2)
-        ctx.save_for_forward(A, U, S, Vh, F1, F2)
+        return (A, *output)
 
     @staticmethod
-    def backward(ctx, gU, gS, gVh, _g1, _g2):
-        A, U, S, Vh, F1, F2 = ctx.saved_tensors
+    def gradients(ctx, A, U, S, Vh, F1, F2, gU, gS, gVh, _g1, _g2):
         _check_split_gap(A, S, F2)  # before the checks of the kept block: the more specific error
         gaps = svd_gaps(S, ctx.tol)
         square = A.shape[-2] == A.shape[-1] == S.shape[-1]
@@ -284,13 +135,11 @@ class _TruncatedSVD(torch.autograd.Function):
         # the complement terms divide by s_j - s_(k+1) (not s_j): the precision estimate's gaps
         s_next = F2[..., :1] if F2.shape[-1] else torch.zeros_like(S[..., :1])
         comp_inv = masked_reciprocal(S - s_next, S - s_next > 0).detach()
-        gA = checked_vjp("svd_truncated", ctx, A, U, S, Vh, gU, gS, gVh, gaps, vjp,
-                         comp_inv=None if square else comp_inv)
-        return gA, None, None, None, None, None, None
+        return checked_vjp("svd_truncated", ctx, A, U, S, Vh, gU, gS, gVh, gaps, vjp,
+                           comp_inv=None if square else comp_inv)
 
     @staticmethod
-    def jvp(ctx, dA, *_):
-        A, U, S, Vh, F1, F2 = ctx.saved_tensors
+    def tangents(ctx, A, U, S, Vh, F1, F2, dA, *_):
         tol, exact, opts = ctx.tol, ctx.exact, ctx.opts
 
         def rule(A, U, S, Vh, F1, F2, dA):
@@ -307,8 +156,7 @@ class _TruncatedSVD(torch.autograd.Function):
             return dU, dS, dVh
 
         # Through ``call`` so that an outer forward level sees this rule's arithmetic (jvp of jvp).
-        dU, dS, dVh = call(rule, A, U, S, Vh, F1, F2, dA)
-        return dU, dS, dVh, None, None
+        return call(rule, A, U, S, Vh, F1, F2, dA)
 
 
 def _prefers_iterative(m: int, n: int, k: int) -> bool:
