@@ -133,6 +133,31 @@ def read_pymor(model) -> Realization:
     return A, B, C, D, float(model.sampling_time)
 
 
+def is_sparse(x) -> bool:
+    """True for a ``scipy.sparse`` matrix."""
+    import scipy.sparse as sps
+
+    return x is not None and sps.issparse(x)
+
+
+def read_pymor_matrices(model):
+    """``(A, B, C, D, E, dt)`` of a pyMOR ``LTIModel`` with NumPy-backed operators, sparse matrices
+    kept sparse (``D``, ``E`` may be None); ``None`` when an operator is not NumPy-backed
+    (``to_matrix`` cannot convert it: distributed or matrix-free operators)."""
+    iosys = _require("pymor.models.iosys")
+    if not isinstance(model, iosys.LTIModel):
+        raise InputError(f"model: expected a pyMOR LTIModel, got {type(model).__name__}")
+    try:
+        A, B, C, D, E = model.to_matrices()
+    except (NotImplementedError, TypeError, AttributeError):
+        return None
+    if not is_sparse(A):
+        A = _numpy(A, "A")
+    if E is not None and not is_sparse(E):
+        E = _numpy(E, "E")
+    return A, B, C, D, E, float(model.sampling_time)
+
+
 def write_pymor(A, B, C, D, discrete: bool, dt: float | None):
     """pyMOR ``LTIModel`` (``sampling_time`` from ``dt``; pyMOR needs a value for a discrete system)."""
     iosys = _require("pymor.models.iosys")

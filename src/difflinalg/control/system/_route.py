@@ -1,0 +1,67 @@
+r"""Which path a sparse or descriptor system takes: the dense algorithms or ``control.large``.
+
+Every public function of ``control`` that takes a system (``h2_norm``, ``h2_error``,
+``hankel_singular_values``, ``frequency_response``, ``is_stable``, ``balanced_truncation``,
+``rarl2``, ``reduce``) accepts a ``SparseSystem``. At or below ``SPARSE_CROSSOVER`` states it is made
+dense (``SparseSystem.to_dense``: ``E^{-1} A`` by one sparse LU) and the dense algorithm runs: exact
+to rounding, and faster there. Above it the sparse algorithm registered by ``control.large`` in
+``BACKEND`` runs (shifted sparse solves, low-rank Gramians; never an N x N dense matrix).
+
+Layering: ``control.large`` sits above the analysis and reduction layers, which must not import it;
+it fills ``BACKEND`` when imported (``difflinalg.control`` imports it), as ``control.analysis`` fills
+``StateSpace``'s ``ANALYSES``.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+
+from ._sparse import SparseSystem
+
+#: Order above which a ``SparseSystem`` takes the sparse path (module docstring). Measured by
+#: ``benchmarks/sparse_crossover.py`` (one thread, order 10): dense ``rarl2`` and the two-level
+#: ``rarl2_large`` break even near N = 700 on the 2-D heat equation (0.29 s each at N = 729; the
+#: sparse path 2.4x faster at N = 1225) and earlier on convection-diffusion; low-rank balanced
+#: truncation is faster than the dense one at every N measured (from 300). Below the crossover
+#: the dense path is also the exact one (no ADI tolerance) and differentiable.
+SPARSE_CROSSOVER = 700
+
+#: name -> the sparse implementation (filled by ``control.large`` at import; module docstring)
+BACKEND: dict[str, Callable] = {}
+
+
+def backend(name: str) -> Callable:
+    """The sparse implementation registered under ``name``."""
+    try:
+        return BACKEND[name]
+    except KeyError:  # only reachable by importing the lower layers without ``difflinalg.control``
+        raise RuntimeError(f"{name}: the sparse backend is not loaded; import difflinalg.control") from None
+
+
+def uses_sparse_path(sys) -> bool:
+    """True when ``sys`` is a ``SparseSystem`` above ``SPARSE_CROSSOVER`` states."""
+    return isinstance(sys, SparseSystem) and sys.order > SPARSE_CROSSOVER
+
+
+def dense_or_self(sys):
+    """A ``SparseSystem`` made dense (``to_dense``; refused above ``DENSE_MAX`` states), anything
+    else unchanged."""
+    return sys.to_dense() if isinstance(sys, SparseSystem) else sys
+
+
+def sparse_route(name: str) -> Callable[[Callable], Callable]:
+    """Decorator of a public function ``fn(sys, *args, **options)``: a ``SparseSystem`` first argument
+    above the crossover goes to ``BACKEND[name]`` with the same arguments; below it is made dense.
+    Other ``SparseSystem`` positional arguments (e.g. ``h2_error``'s model ``H``) are made dense."""
+
+    def deco(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def wrapper(sys, *args, **options):
+            if uses_sparse_path(sys):
+                return backend(name)(sys, *args, **options)
+            return fn(dense_or_self(sys), *(dense_or_self(a) for a in args), **options)
+
+        return wrapper
+
+    return deco
