@@ -1,5 +1,5 @@
 """Linear systems and H2-optimal model reduction (RARL2), in layers whose imports point down
-(docs/architecture.md): ``system`` <- ``analysis`` <- ``reduction`` <- ``cli``."""
+(docs/architecture.md): ``system`` <- ``analysis`` <- ``reduction`` <- ``large`` <- ``cli``."""
 
 from .analysis import (
     decay_rate,
@@ -23,11 +23,27 @@ from .reduction import (
     reduce_bt,
 )
 from .system import BUILTIN as BUILTIN_MODELS
-from .system import StateSpace, as_system, builtin_model, error_system, load_model, markov_system, save_model
+from .system import (
+    SPARSE_CROSSOVER,
+    LTISystem,
+    SparseSystem,
+    StateSpace,
+    as_system,
+    builtin_model,
+    error_system,
+    load_model,
+    markov_system,
+    save_model,
+)
+
+from . import large  # noqa: E402,F401  (registers the sparse path: system._route.BACKEND)
 
 __all__ = [
     "BUILTIN_MODELS",
+    "LTISystem",
     "REDUCTORS",
+    "SPARSE_CROSSOVER",
+    "SparseSystem",
     "ReductionResult",
     "Reductor",
     "StartResult",

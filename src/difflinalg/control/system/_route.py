@@ -17,7 +17,9 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 
+from . import _interop
 from ._sparse import SparseSystem
+from ._statespace import StateSpace
 
 #: Order above which a ``SparseSystem`` takes the sparse path (module docstring). Measured by
 #: ``benchmarks/sparse_crossover.py`` (one thread, order 10): dense ``rarl2`` and the two-level
@@ -58,6 +60,8 @@ def sparse_route(name: str) -> Callable[[Callable], Callable]:
     def deco(fn: Callable) -> Callable:
         @functools.wraps(fn)
         def wrapper(sys, *args, **options):
+            if _interop.library_of(sys) == "pymor":  # sparse or operator-based models stay so
+                sys = StateSpace.from_pymor(sys)
             if uses_sparse_path(sys):
                 return backend(name)(sys, *args, **options)
             return fn(dense_or_self(sys), *(dense_or_self(a) for a in args), **options)

@@ -62,6 +62,7 @@ from ._starts import balanced_start, to_pair
 from ...system._interop import library_of
 from ...system._markov import markov_system
 from .._results import ReductionResult
+from ...system._route import sparse_route
 from ...system._statespace import StateSpace, as_system
 from ._target import Target
 from ._validate import validated_rarl2
@@ -110,6 +111,7 @@ def _parse_starts(starts, seed) -> list[str]:
     return names
 
 
+@sparse_route("rarl2")
 def rarl2(
     target,
     order: int,
