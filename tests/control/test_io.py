@@ -55,9 +55,13 @@ def test_missing_matrices_and_bad_files(tmp_path):
     scipy.io.savemat(tmp_path / "shape.mat", {"A": -np.eye(3), "B": np.ones((2, 1)), "C": np.ones((1, 3))})
     with pytest.raises(InputError, match="shape.mat: B: expected 3 rows"):
         load_model(tmp_path / "shape.mat")
-    scipy.io.savemat(tmp_path / "e.mat", {"A": -np.eye(2), "B": np.ones((2, 1)), "C": np.ones((1, 2)), "E": 2 * np.eye(2)})
-    with pytest.raises(InputError, match="descriptor matrix E"):
+    scipy.io.savemat(tmp_path / "e.mat", {"A": -np.eye(2), "B": np.ones((2, 1)), "C": np.ones((1, 2)),
+                                          "E": np.array([[1.0, 1.0], [1.0, 1.0]])})
+    with pytest.raises(InputError, match="e.mat: E: the mass matrix is numerically singular"):
         load_model(tmp_path / "e.mat")
+    scipy.io.savemat(tmp_path / "e3.mat", {"A": -np.eye(2), "B": np.ones((2, 1)), "C": np.ones((1, 2)), "E": np.eye(3)})
+    with pytest.raises(InputError, match=r"e3.mat: E: expected shape \(\.\.\., 2, 2\)"):
+        load_model(tmp_path / "e3.mat")
     with pytest.raises(FileNotFoundError):
         load_model(tmp_path / "absent.mat")
 

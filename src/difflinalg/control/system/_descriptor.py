@@ -55,11 +55,14 @@ def fold_descriptor(A: Tensor, B: Tensor, E: Tensor) -> tuple[Tensor, Tensor]:
     if E.shape[-1] != n:
         raise InputError(f"E: expected shape (..., {n}, {n}) to match A, got {tuple(E.shape)}")
     check_same_dtype(A=A, E=E)
-    # 1-norm condition number: LAPACK's estimate on the LU below would do, but torch exposes only
-    # the exact one (an inverse, O(n^3) like the LU itself)
-    cond = torch.linalg.cond(E.detach(), p=1)
+    LU, piv, info = torch.linalg.lu_factor_ex(E)
+    # 1-norm condition number ||E||_1 ||E^{-1}||_1 from the LU (LAPACK's cheaper estimate is not
+    # exposed by torch; the inverse costs O(n^3), as the LU itself). An exact zero pivot: infinite.
+    with torch.no_grad():
+        Einv = torch.linalg.lu_solve(LU.detach(), piv, torch.eye(n, dtype=E.dtype, device=E.device).expand_as(E))
+        norm1 = torch.linalg.matrix_norm(E.detach(), ord=1) * torch.linalg.matrix_norm(Einv, ord=1)
+        cond = torch.where((info == 0) & torch.isfinite(norm1), norm1, torch.full_like(norm1, float("inf")))
     limit = 1.0 / (n * eps(E.dtype))
-    LU, piv = torch.linalg.lu_factor(E)
     if is_wrapped(E) or is_wrapped(cond):
         warn_once("StateSpace.E", "StateSpace: inside torch.func the singularity check of E cannot raise; "
                   "a numerically singular E gives NaN matrices", TransformCheckWarning)
