@@ -31,6 +31,7 @@ from ._guard import Interrupt, check_output_paths, interrupt_signals, pinned_thr
 from ..reduction._rarl2._progress import Status
 from ..reduction._rarl2._validate import check_rarl2_args
 from ..reduction._registry import REDUCTORS
+from ..system._sparse import SparseSystem
 
 #: the reductors ``--compare`` offers: every one of the registry but RARL2 (always run)
 METHODS = tuple(name for name in REDUCTORS if name != "rarl2")
@@ -113,6 +114,11 @@ def _norm(F) -> float:
     from ..analysis._modal import cached_modal_form, mirror_sums, modal_h2_norm2
     from ..analysis._norms import h2_norm
 
+    if isinstance(F, SparseSystem):
+        if "_norm" not in F.cache:
+            F.cache["_norm"] = float(h2_norm(F))
+        return F.cache["_norm"]
+
     def make() -> float:
         lam, Bt, Ct, cond, _ = cached_modal_form(F)
         if lam is not None and cond <= 1e8 and not F.discrete:
@@ -136,8 +142,11 @@ def pymor_irka(F, r):
     from ..system._statespace import StateSpace
 
     set_log_levels({"pymor": "WARN"})
-    A, B, C = (x.detach().cpu().numpy() for x in (F.A, F.B, F.C))
-    fom = LTIModel.from_matrices(A, B, C)
+    if isinstance(F, SparseSystem):  # pyMOR takes the sparse matrices and E as they are
+        fom = LTIModel.from_matrices(F.A, F.B, F.C, E=F.E)
+    else:
+        A, B, C = (x.detach().cpu().numpy() for x in (F.A, F.B, F.C))
+        fom = LTIModel.from_matrices(A, B, C)
     t0 = time.perf_counter()
     try:
         rom = IRKAReductor(fom).reduce(r)
@@ -338,14 +347,19 @@ def _plot(F, models: dict, path: str, title: str = "", errors: dict | None = Non
     from ..analysis._norms import frequency_response
     from ..analysis._modal import cached_modal_form, transfer_at
 
-    lam, Bt, Ct, cond, _ = cached_modal_form(F)
+    sparse = isinstance(F, SparseSystem)
+    # a sparse target: no modal form; the frequency band from the reduced models' poles, and
+    # fewer frequencies (one sparse LU each)
+    lam, Bt, Ct, cond, _ = cached_modal_form(F) if not sparse else (None, None, None, math.inf, None)
     if F.discrete:
-        w = torch.linspace(0, math.pi, 800, dtype=torch.float64)
+        w = torch.linspace(0, math.pi, 800 if not sparse else 200, dtype=torch.float64)
         s = torch.polar(torch.ones_like(w), w)
     else:
-        mags = (lam.abs() if lam is not None else torch.linalg.eigvals(F.A).abs()).clamp_min(1e-12)
-        w = torch.logspace(math.log10(float(mags.min()) / 10), math.log10(float(mags.max()) * 10), 800,
-                           dtype=torch.float64)
+        poles = (torch.cat([torch.linalg.eigvals(H.A.detach()) for H in models.values()]) if sparse else
+                 lam if lam is not None else torch.linalg.eigvals(F.A))
+        mags = poles.abs().clamp_min(1e-12)
+        w = torch.logspace(math.log10(float(mags.min()) / 10), math.log10(float(mags.max()) * 10),
+                           800 if not sparse else 200, dtype=torch.float64)
         s = 1j * w
     if lam is not None and cond <= 1e8:
         G = transfer_at(lam, Bt, Ct, s.to(lam.dtype)) + F.D.to(lam.dtype)
