@@ -4,6 +4,7 @@ sparse path of the public functions (``_dispatch``; ``difflinalg.control`` impor
 
 from . import _dispatch
 from ._gramians import h2_error_sparse, h2_inner, h2_norm_sparse, lr_gramian
+from ._pymor import PymorSolver, PymorSystem
 from ._models import convection_diffusion_2d, heat_2d, msd_descriptor
 from ._rarl2 import LargeReductionResult, rarl2_large
 from ._reduce import IrkaInfo, irka_sparse, lr_balanced_truncation
@@ -17,6 +18,8 @@ __all__ = [
     "FactorizationMemoryError",
     "IrkaInfo",
     "LargeReductionResult",
+    "PymorSolver",
+    "PymorSystem",
     "ShiftedSolver",
     "SparseSystem",
     "check_stable_sparse",

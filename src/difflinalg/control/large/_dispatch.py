@@ -15,6 +15,8 @@ N x N dense matrix:
 * ``frequency_response``: ``C (s E - A)^{-1} B + D`` by one sparse LU per frequency (none kept).
 * ``is_stable``: ``check_stable_sparse`` (a sparse eigensolver).
 * ``rarl2``: ``rarl2_large`` (the two-level route), its result in the reductor contract.
+* ``pymor``: a pyMOR model whose operators are not NumPy matrices becomes a ``PymorSystem``
+  (``_pymor``).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from ..analysis._stability import decay_rate
 from ..reduction._results import ReductionResult
 from ..system._route import BACKEND
 from ..system._sparse import SparseSystem
+from ._pymor import PymorSystem
 from ._gramians import ADI_TOL, h2_error_sparse, h2_norm_sparse, lr_gramian
 from ._rarl2 import LargeReductionResult, rarl2_large
 from ._reduce import irka_sparse, lr_balanced_truncation
@@ -87,11 +90,15 @@ def sparse_frequency_response(sys: SparseSystem, w) -> torch.Tensor:
     w = np.asarray(w.detach().cpu() if hasattr(w, "detach") else w, dtype=float).reshape(-1)
     if not np.isfinite(w).all():
         raise InputError("w: expected finite real frequencies, got NaN or inf")
-    solver_of(sys).check_memory(True)  # one complex factorization at a time: refuse before any work
-    E = sys.E_or_identity
+    S = solver_of(sys)
+    S.check_memory(True)  # one complex factorization at a time: refuse before any work
     out = np.empty((w.size, sys.n_outputs, sys.n_inputs), dtype=np.complex128)
     for i, wi in enumerate(w):
         s = np.exp(1j * wi) if sys.discrete else 1j * wi
+        if isinstance(sys, PymorSystem):  # through pyMOR's operators
+            out[i] = sys.C @ S.solve(-1.0, s, sys.B.astype(np.complex128)) + sys.D
+            continue
+        E = sys.E_or_identity
         try:
             lu = spla.splu((s * E - sys.A).tocsc().astype(np.complex128))
         except RuntimeError:
@@ -174,4 +181,4 @@ def register() -> None:
     BACKEND.update(h2_norm=sparse_h2_norm, h2_error=sparse_h2_error, hankel_singular_values=sparse_hsv,
                    frequency_response=sparse_frequency_response, is_stable=sparse_is_stable,
                    balanced_truncation=sparse_balanced_truncation, rarl2=sparse_rarl2, reduce_bt=sparse_reduce_bt,
-                   irka=sparse_irka)
+                   irka=sparse_irka, pymor=PymorSystem)
