@@ -58,7 +58,9 @@ def _pick(d: dict, name: str):
 
         data, indices, indptr, shape = (_pick(d, f"{name}_csc_{part}") for part in CSC_PARTS)
         try:
-            return sps.csc_matrix((data, indices, indptr), shape=tuple(int(v) for v in shape))
+            M = sps.csc_matrix((data, indices, indptr), shape=tuple(int(v) for v in shape))
+            M.check_format(full_check=True)  # out-of-range indices would crash SuperLU later
+            return M
         except (ValueError, TypeError) as exc:
             raise InputError(f"matrix {name}: its CSC arrays {name}_csc_* are inconsistent ({exc}); save the "
                              "model again") from None
@@ -137,7 +139,10 @@ def _read_npz(p: Path, path: str) -> dict:
 
 def _from_dict(d: dict, path: str, time: str | None, sparse: bool | None):
     mats = {}
-    missing = [n for n in "ABC" if _pick(d, n) is None]
+    try:
+        missing = [n for n in "ABC" if _pick(d, n) is None]
+    except InputError as exc:
+        raise InputError(f"{path}: {exc}") from None
     if missing:
         present = sorted(k for k in d if not k.startswith("__"))
         raise InputError(
