@@ -106,7 +106,7 @@ class PymorSolver:
 
 
 def _columns(va) -> np.ndarray:
-    return np.asarray(va.to_numpy())
+    return np.array(va.to_numpy())  # a writable copy (pyMOR may hand out read-only views)
 
 
 class PymorSystem(SparseSystem):

@@ -91,14 +91,16 @@ class ConversionsMixin:
             model: a pyMOR ``LTIModel``.
             dtype: the dtype of a dense result (default: float64, complex128 for complex ones).
             sparse: ``None`` (automatic, as above), ``True`` (always the sparse path) or ``False``
-                (always dense; refused for operators that are not NumPy matrices).
+                (always dense; for operators that are not NumPy matrices by applying them to the
+                identity, refused above ``DENSE_MAX`` states).
 
         Returns:
             ``StateSpace``, ``SparseSystem`` or ``PymorSystem`` (unbatched).
 
         Raises:
             InputError: not an ``LTIModel``, a singular ``E``, pyMOR is not installed, or
-                ``sparse=False`` for operators that are not NumPy matrices.
+                ``sparse=False`` for operators that are not NumPy matrices of more than ``DENSE_MAX``
+                states.
         """
         from ._route import SPARSE_CROSSOVER, backend
         from ._sparse import SparseSystem
@@ -107,10 +109,8 @@ class ConversionsMixin:
             raise InputError(f"sparse: expected None, True or False, got {sparse!r}")
         mats = _interop.read_pymor_matrices(model)
         if mats is None:  # not NumPy-backed: only pyMOR's operator interface can be used
-            if sparse is False:
-                raise InputError("model: its operators are not NumPy matrices (to_matrix fails), so no dense "
-                                 "StateSpace can be formed; pass sparse=None for the operator adapter")
-            return backend("pymor")(model)
+            adapter = backend("pymor")(model)
+            return adapter.to_dense() if sparse is False else adapter
         A, B, C, D, E, dt = mats
         stored_sparse = _interop.is_sparse(A) or _interop.is_sparse(E)
         if sparse or (sparse is None and stored_sparse and A.shape[0] > SPARSE_CROSSOVER):

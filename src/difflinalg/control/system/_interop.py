@@ -140,6 +140,18 @@ def is_sparse(x) -> bool:
     return x is not None and sps.issparse(x)
 
 
+def _numpy_backed(op) -> bool:
+    """True for pyMOR operators made of NumPy matrices (``to_matrix`` converts them exactly)."""
+    from pymor.operators.constructions import ConcatenationOperator, IdentityOperator, LincombOperator, ZeroOperator
+    from pymor.operators.numpy import NumpyMatrixOperator
+
+    if isinstance(op, (NumpyMatrixOperator, IdentityOperator, ZeroOperator)):
+        return True
+    if isinstance(op, (LincombOperator, ConcatenationOperator)):
+        return all(_numpy_backed(o) for o in op.operators)
+    return False
+
+
 def read_pymor_matrices(model):
     """``(A, B, C, D, E, dt)`` of a pyMOR ``LTIModel`` with NumPy-backed operators, sparse matrices
     kept sparse (``D``, ``E`` may be None); ``None`` when an operator is not NumPy-backed
@@ -147,10 +159,11 @@ def read_pymor_matrices(model):
     iosys = _require("pymor.models.iosys")
     if not isinstance(model, iosys.LTIModel):
         raise InputError(f"model: expected a pyMOR LTIModel, got {type(model).__name__}")
-    try:
-        A, B, C, D, E = model.to_matrices()
-    except (NotImplementedError, TypeError, AttributeError):
+    # decided by type, not by trying to_matrix: it would apply a small operator of any backend to
+    # the identity (a dense N x N matrix), and fails only above pyMOR's as_array_max_length
+    if not (_numpy_backed(model.A) and _numpy_backed(model.E)):
         return None
+    A, B, C, D, E = model.to_matrices()
     if not is_sparse(A):
         A = _numpy(A, "A")
     if E is not None and not is_sparse(E):
