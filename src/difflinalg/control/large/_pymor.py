@@ -143,7 +143,7 @@ class PymorSystem(SparseSystem):
         self.B = _columns(model.B.as_range_array())
         self.C = _columns(model.C.as_source_array()).conj().T
         try:
-            self.D = np.asarray(to_matrix(model.D, format="dense")).reshape(self.C.shape[0], self.B.shape[1])
+            self.D = np.array(to_matrix(model.D, format="dense")).reshape(self.C.shape[0], self.B.shape[1])
         except (NotImplementedError, TypeError, AttributeError):
             self.D = np.zeros((self.C.shape[0], self.B.shape[1]))
         for name, x in (("B", self.B), ("C", self.C), ("D", self.D)):
