@@ -33,7 +33,19 @@ def test_transfer_function_is_kept(dtype):
     assert torch.allclose(F.A, torch.linalg.solve(E, A), rtol=1e-12, atol=1e-13)
 
 
-def test_gradient_through_E():
+@pytest.mark.parametrize("dtype", [torch.float64, torch.complex128])
+def test_gradient_of_the_folded_matrices(dtype):
+    A, B, C, E = _descriptor(3, dtype=dtype)
+
+    def folded(A_, B_, E_):
+        F = StateSpace(A_, B_, C, E=E_)
+        return F.A, F.B
+
+    gradcheck(folded, A, B, E)
+
+
+@pytest.mark.slow
+def test_gradient_of_h2_norm_through_E():
     A, B, C, E = _descriptor(4)
     gradcheck(lambda E_: h2_norm(StateSpace(A, B, C, E=E_)), E, modes=("vjp", "jvp"))
 

@@ -177,3 +177,12 @@ def test_pymor_numpy_model_takes_the_sparse_matrices(sparse_path, monkeypatch):
     monkeypatch.setattr(_route, "SPARSE_CROSSOVER", 10**6)
     assert isinstance(StateSpace.from_pymor(fom), StateSpace)  # small: dense, E folded
     assert math.isfinite(float(StateSpace.from_pymor(fom).h2_norm()))
+
+
+def test_sparse_system_methods(sparse_path):
+    F = heat_2d(10)
+    Fd = _dense(F)
+    assert F.is_stable() and float(F.h2_norm()) == pytest.approx(float(Fd.h2_norm()), rel=1e-8)
+    assert torch.allclose(F.hankel_singular_values(2), Fd.hankel_singular_values(2), rtol=1e-6)
+    w = torch.tensor([1.0], dtype=torch.float64)
+    assert torch.allclose(F.frequency_response(w), Fd.frequency_response(w), rtol=1e-10)

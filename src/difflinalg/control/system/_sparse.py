@@ -71,6 +71,12 @@ def _sparse(x, name: str, N: int | None = None) -> sps.csc_matrix:
     return x
 
 
+def _analysis(name: str):
+    from ._statespace import _analysis as lookup
+
+    return lookup(name)
+
+
 def lu_solve(lu, X: np.ndarray, trans: str = "N") -> np.ndarray:
     """``lu.solve`` for any right-hand side: a complex one with a real factorization is solved by
     its real and imaginary parts (SuperLU's solve needs the factorization's dtype)."""
@@ -182,6 +188,23 @@ class SparseSystem(LTISystem):
         """
         return (self.A.conj().T if adjoint else self.A) @ X
 
+    # -- analysis (thin: the public functions, as StateSpace's methods) ------------------------------
+    def is_stable(self) -> bool:
+        """``control.is_stable(self)`` (above ``SPARSE_CROSSOVER`` states: a sparse eigensolver)."""
+        return _analysis("is_stable")(self)
+
+    def h2_norm(self):
+        """``control.h2_norm(self)`` (above ``SPARSE_CROSSOVER`` states: a low-rank Gramian)."""
+        return _analysis("h2_norm")(self)
+
+    def hankel_singular_values(self, k: int | None = None):
+        """``control.hankel_singular_values(self, k)``: the leading ``k`` (default: all resolved)."""
+        return _analysis("hankel_singular_values")(self, k)
+
+    def frequency_response(self, w):
+        """``control.frequency_response(self, w)`` (one sparse LU per frequency above the crossover)."""
+        return _analysis("frequency_response")(self, w)
+
     # -- conversions -------------------------------------------------------------------------------
     def to_dense(self, max_order: int = DENSE_MAX) -> StateSpace:
         """The dense ``StateSpace`` ``(E^{-1} A, E^{-1} B, C, D)`` (torch float64/complex128).
@@ -207,7 +230,7 @@ class SparseSystem(LTISystem):
         from ._statespace import StateSpace
 
         dt = torch.complex128 if self.is_complex else torch.float64
-        mats = [torch.as_tensor(np.asarray(x, dtype=self.dtype), dtype=dt) for x in (A, B, self.C, self.D)]
+        mats = [torch.as_tensor(np.array(x, dtype=self.dtype), dtype=dt) for x in (A, B, self.C, self.D)]
         return StateSpace(*mats, time=self.time, dt=self.dt)
 
     @classmethod

@@ -266,13 +266,13 @@ class StateSpace(ConversionsMixin, LTISystem):
         """
         return _analysis("h2_norm")(self)
 
-    def hankel_singular_values(self) -> Tensor:
-        """``control.hankel_singular_values(self)``: (..., n) real, descending.
+    def hankel_singular_values(self, k: int | None = None) -> Tensor:
+        """``control.hankel_singular_values(self, k)``: (..., n) (or the leading k) real, descending.
 
         Raises:
             UnstableSystemError: the system is not stable.
         """
-        return _analysis("hankel_singular_values")(self)
+        return _analysis("hankel_singular_values")(self, k)
 
     def frequency_response(self, w) -> Tensor:
         """``control.frequency_response(self, w)``.
