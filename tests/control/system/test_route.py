@@ -186,3 +186,14 @@ def test_sparse_system_methods(sparse_path):
     assert torch.allclose(F.hankel_singular_values(2), Fd.hankel_singular_values(2), rtol=1e-6)
     w = torch.tensor([1.0], dtype=torch.float64)
     assert torch.allclose(F.frequency_response(w), Fd.frequency_response(w), rtol=1e-10)
+
+
+def test_functions_without_a_sparse_path_densify_or_refuse():
+    from difflinalg.control import as_system, decay_rate, error_system
+
+    F = heat_2d(6)
+    assert decay_rate(F) == pytest.approx(decay_rate(F.to_dense()), rel=1e-12)
+    assert error_system(F, F).order == 72
+    assert torch.equal(as_system(F).A, F.to_dense().A)
+    with pytest.raises(InputError, match=r"F: to_dense forms 5041 x 5041 dense matrices"):
+        as_system(heat_2d(71), "F")  # above DENSE_MAX: refused before anything dense is formed

@@ -296,7 +296,8 @@ def as_system(sys, name: str = "system") -> StateSpace:
     pyMOR system converted (``StateSpace.from_control``, ``from_scipy``, ``from_pymor``).
 
     Args:
-        sys: a ``StateSpace``, or a python-control ``StateSpace``/``TransferFunction``, a
+        sys: a ``StateSpace``; a ``SparseSystem`` (made dense by ``to_dense``: functions that have
+            a sparse path take it without this conversion); or a python-control ``StateSpace``/``TransferFunction``, a
             ``scipy.signal`` ``lti``/``dlti`` or a pyMOR ``LTIModel`` (converted to float64, or
             complex128 for complex matrices; its ``dt`` is kept).
         name: the argument's name in error messages.
@@ -319,6 +320,13 @@ def as_system(sys, name: str = "system") -> StateSpace:
     """
     if isinstance(sys, StateSpace):
         return sys
+    from ._sparse import SparseSystem
+
+    if isinstance(sys, SparseSystem):  # made dense: refused, naming the order, above DENSE_MAX
+        try:
+            return sys.to_dense()
+        except InputError as exc:
+            raise InputError(f"{name}: {str(exc).removeprefix('system: ')}") from None
     lib = _interop.library_of(sys)
     if lib is not None:
         try:
