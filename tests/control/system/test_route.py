@@ -109,9 +109,14 @@ def test_analysis_on_the_sparse_path(name, sparse_path):
 
 
 def test_unstable_sparse_system_is_not_stable(sparse_path):
+    from difflinalg import UnstableSystemError
+
     A = sps.diags(np.linspace(-50.0, 1.0, 60), format="csc")  # one pole at +1
     F = SparseSystem(A, np.ones((60, 1)), np.ones((1, 60)))
     assert not is_stable(F)
+    for fn in (h2_norm, lambda F: rarl2(F, 2), lambda F: balanced_truncation(F, 2), lambda F: reduce(F, 2, "irka")):
+        with pytest.raises(UnstableSystemError, match=r"unstable: pole 1 \(real part 1 >= 0\), found by a sparse eigensolver"):
+            fn(F)
 
 
 def test_rarl2_sparse_target_returns_the_contract(sparse_path):
