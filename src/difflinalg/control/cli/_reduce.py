@@ -12,6 +12,11 @@ status is 130 (Ctrl-C) or 143 (SIGTERM). Interrupted before RARL2 (loading the m
 truncation, IRKA), the command ends with one line saying where, nothing saved, the same status.
 Progress goes to stderr when it is a terminal (or with ``--progress``): a ticking status line
 during loading, balanced truncation, IRKA and the target's factorization, then RARL2's bar.
+
+A sparse or descriptor model file (``load_model``: a ``SparseSystem`` above ``SPARSE_CROSSOVER``
+states) goes through the same table: every reductor and error takes the sparse path
+(``control.system._route``), pyMOR's IRKA gets the sparse ``A`` and ``E``, and the plot evaluates
+the target by one sparse solve per frequency over the band of the reduced models' poles.
 """
 
 from __future__ import annotations
@@ -48,7 +53,9 @@ def add_reduce_parser(subparsers) -> argparse.ArgumentParser:
         "reduce",
         help="H2-optimal model reduction (RARL2) compared with balanced truncation and IRKA",
         description=f"Reduce a stable linear system to --order states with RARL2. MODEL is a .mat "
-                    f"(SLICOT style) or .npz file, or a built-in model NAME[:SIZE] ({names}).",
+                    f"(SLICOT style) or .npz file, or a built-in model NAME[:SIZE] ({names}). A file "
+                    "may hold a mass matrix E; sparse A/E of more than SPARSE_CROSSOVER states are "
+                    "reduced by the sparse algorithms (nothing dense N x N).",
         epilog="The output paths are checked before any work. Ctrl-C or SIGTERM during RARL2 keeps "
                "its best model so far (printed, saved to --output) and exits with status 130 or 143; "
                "earlier, the command stops with one line and the same status.",
