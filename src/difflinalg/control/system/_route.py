@@ -22,12 +22,15 @@ from ._sparse import SparseSystem
 from ._statespace import StateSpace
 
 #: Order above which a ``SparseSystem`` takes the sparse path (module docstring). Measured by
-#: ``benchmarks/sparse_crossover.py`` (one thread, order 10): dense ``rarl2`` and the two-level
-#: ``rarl2_large`` break even near N = 700 on the 2-D heat equation (0.29 s each at N = 729; the
-#: sparse path 2.4x faster at N = 1225) and earlier on convection-diffusion; low-rank balanced
-#: truncation is faster than the dense one at every N measured (from 300). Below the crossover
-#: the dense path is also the exact one (no ADI tolerance) and differentiable.
-SPARSE_CROSSOVER = 700
+#: ``benchmarks/sparse_crossover.py`` (order 10, one thread; benchmarks/README.md, "Dense or sparse
+#: path"): the sparse ``rarl2`` (two-level ``rarl2_large``) is faster than the dense one from about
+#: N = 200 on 2-D heat and convection-diffusion (1.7x to 11x at N = 324, 53x at N = 729 on the
+#: non-normal convection-diffusion), with one exception (heat, N = 729: 0.8x); low-rank balanced
+#: truncation breaks even with the dense one at N = 100 and wins from there on. The dense path is
+#: kept up to 400 states because it is also the more accurate one there: exact to rounding,
+#: differentiable, and it resolves relative H2 errors far below the low-rank path's ~3e-5; below
+#: 400 states it costs a few seconds at most.
+SPARSE_CROSSOVER = 400
 
 #: name -> the sparse implementation (filled by ``control.large`` at import; module docstring)
 BACKEND: dict[str, Callable] = {}
