@@ -82,3 +82,12 @@ def test_small_pymor_operator_model_takes_the_dense_path():
     m, _ = blackbox_model(F)
     assert 40 <= _route.SPARSE_CROSSOVER
     assert torch.allclose(h2_norm(m), h2_norm(F.to_dense()), rtol=1e-12)
+
+
+def test_operator_system_cannot_be_saved(tmp_path):
+    from difflinalg.control import save_model
+
+    m, _ = blackbox_model(msd_descriptor(10))
+    with pytest.raises(InputError, match="its A is a BlackBoxOperator, not a matrix"):
+        save_model(StateSpace.from_pymor(m), tmp_path / "x.npz")
+    assert not (tmp_path / "x.npz").exists()

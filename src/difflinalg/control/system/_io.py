@@ -229,6 +229,9 @@ def load_model(path, *, time: str | None = None, sparse: bool | None = None):
 
 
 def _sparse_mats(sys: SparseSystem) -> dict:
+    if not hasattr(sys.A, "tocsc"):  # control.large.PymorSystem: operators, not matrices
+        raise InputError(f"sys: its A is a {type(sys.A).__name__}, not a matrix: save the pyMOR model with "
+                         "pyMOR, or a reduced model (res.model) with save_model")
     mats = {"A": sys.A, "B": sys.B, "C": sys.C, "D": sys.D}
     if sys.E is not None:
         mats["E"] = sys.E

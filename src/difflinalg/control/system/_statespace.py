@@ -328,6 +328,12 @@ def as_system(sys, name: str = "system") -> StateSpace:
         except InputError as exc:
             raise InputError(f"{name}: {str(exc).removeprefix('system: ')}") from None
     lib = _interop.library_of(sys)
+    if lib == "pymor":  # a large sparse or operator model is not folded densely behind our back
+        try:
+            G = StateSpace.from_pymor(sys)
+        except InputError as exc:
+            raise InputError(f"{name}: {exc}") from None
+        return G if isinstance(G, StateSpace) else as_system(G, name)
     if lib is not None:
         try:
             return StateSpace._from_realization(_interop.READERS[lib](sys), None)
