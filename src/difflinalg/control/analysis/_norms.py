@@ -95,7 +95,9 @@ def h2_norm(sys: StateSpace) -> Tensor:
     1e160 would under- or overflow ``B^H Q B``).
 
     Args:
-        sys: a ``StateSpace`` (or a system ``as_system`` converts), real or complex, batched or not.
+        sys: a ``StateSpace`` (or a system ``as_system`` converts), real or complex, batched or not;
+            or a ``SparseSystem`` (above ``SPARSE_CROSSOVER`` states: from low-rank Gramian factors,
+            ``control.large``).
 
     Returns:
         Real tensor of the batch shape (the real dtype of the system); differentiable in the
@@ -163,7 +165,9 @@ def h2_error(F: StateSpace, H: StateSpace, *, relative: bool = False, method: st
     O((N + n) n p m).
 
     Args:
-        F, H: stable systems (``as_system`` converts foreign ones) of one time domain, size
+        F, H: stable systems (``as_system`` converts foreign ones; ``F`` may be a
+            ``SparseSystem``: above ``SPARSE_CROSSOVER`` states by a low-rank Gramian and shifted
+            solves, ``control.large``) of one time domain, size
             (outputs x inputs) and dtype; orders may differ; batch shapes broadcast (the residue
             methods and ``precise`` take single systems).
         relative: divide by ``h2_norm(F)``.
@@ -337,7 +341,9 @@ def frequency_response(sys: StateSpace, w) -> Tensor:
     ``H(e^{i w})`` (discrete, ``w`` in radians per sample).
 
     Args:
-        sys: a ``StateSpace`` (or a system ``as_system`` converts), batched or not.
+        sys: a ``StateSpace`` (or a system ``as_system`` converts), batched or not; or a
+            ``SparseSystem`` (above ``SPARSE_CROSSOVER`` states: one sparse LU per frequency,
+            ``control.large``).
         w: (K,) real, finite frequencies (tensor or array).
 
     Returns:

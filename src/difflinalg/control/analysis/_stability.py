@@ -74,7 +74,9 @@ def is_stable(sys: StateSpace) -> bool:
     """True if every pole is in the open left half-plane (continuous) / open unit disk (discrete).
 
     Args:
-        sys: a ``StateSpace`` (or a system ``as_system`` converts); a batch is stable when every
+        sys: a ``StateSpace`` (or a system ``as_system`` converts), or a
+            ``SparseSystem`` (above ``SPARSE_CROSSOVER`` states: a sparse eigensolver,
+            ``control.large``); a batch is stable when every
             member is.
 
     Returns:

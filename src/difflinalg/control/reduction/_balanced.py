@@ -63,7 +63,9 @@ def balanced_truncation(F: StateSpace, order: int, *, return_hsv: bool = False):
     """Balanced truncation of a stable system to ``order`` states (square-root method).
 
     Args:
-        F: stable ``StateSpace`` (continuous or discrete time, real or complex, unbatched).
+        F: stable ``StateSpace`` (continuous or discrete time, real or complex, unbatched), or a
+            ``SparseSystem`` (above ``SPARSE_CROSSOVER`` states: low-rank square root, Hankel
+            values from the factors, ``control.large``).
         order: reduced order, below the minimal order of ``F``.
         return_hsv: also return the Hankel singular values of ``F``.
 
