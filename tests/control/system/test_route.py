@@ -179,6 +179,8 @@ def test_pymor_numpy_model_takes_the_sparse_matrices(sparse_path, monkeypatch):
     G = StateSpace.from_pymor(fom)
     assert isinstance(G, SparseSystem) and G.E is not None and G.E.nnz == F.E.nnz
     assert float(h2_norm(fom)) == pytest.approx(float(h2_norm(F)), rel=1e-12)
+    back = G.to_pymor()  # E kept, sparse
+    assert back.E.matrix.nnz == F.E.nnz and back.order == F.order
     monkeypatch.setattr(_route, "SPARSE_CROSSOVER", 10**6)
     assert isinstance(StateSpace.from_pymor(fom), StateSpace)  # small: dense, E folded
     assert math.isfinite(float(StateSpace.from_pymor(fom).h2_norm()))

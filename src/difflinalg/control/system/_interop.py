@@ -171,13 +171,14 @@ def read_pymor_matrices(model):
     return A, B, C, D, E, float(model.sampling_time)
 
 
-def write_pymor(A, B, C, D, discrete: bool, dt: float | None):
-    """pyMOR ``LTIModel`` (``sampling_time`` from ``dt``; pyMOR needs a value for a discrete system)."""
+def write_pymor(A, B, C, D, discrete: bool, dt: float | None, E=None):
+    """pyMOR ``LTIModel`` (``sampling_time`` from ``dt``; pyMOR needs a value for a discrete system);
+    ``A`` and ``E`` may be ``scipy.sparse`` (kept so)."""
     iosys = _require("pymor.models.iosys")
     if discrete and not dt:
         raise InputError("system: pyMOR needs the sampling period of a discrete-time system; build it "
                          "with StateSpace(..., dt=T)")
-    return iosys.LTIModel.from_matrices(A, B, C, D, sampling_time=dt or 0)
+    return iosys.LTIModel.from_matrices(A, B, C, D, E=E, sampling_time=dt or 0)
 
 
 READERS = {"control": read_control, "scipy": read_scipy, "pymor": read_pymor}

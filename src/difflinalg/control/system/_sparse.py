@@ -251,6 +251,16 @@ class SparseSystem(LTISystem):
         A, B, C, D = (x.detach().cpu().resolve_conj().numpy() for x in sys.matrices())
         return cls(sps.csc_matrix(A), B, C, D, time=sys.time, dt=sys.dt)
 
+    def to_pymor(self):
+        """The pyMOR ``LTIModel`` with the sparse ``A`` and ``E`` kept (``sampling_time = dt``).
+
+        Raises:
+            InputError: a discrete-time system with unspecified ``dt``, or pyMOR is not installed.
+        """
+        from . import _interop
+
+        return _interop.write_pymor(self.A, self.B, self.C, self.D, self.discrete, self.dt, E=self.E)
+
     def __repr__(self) -> str:
         E = "identity" if self.E is None else f"sparse ({self.E.nnz} nonzeros)"
         return (f"SparseSystem(order={self.order}, inputs={self.n_inputs}, outputs={self.n_outputs}, "
