@@ -198,11 +198,25 @@ class SparseSystem(LTISystem):
         return _analysis("h2_norm")(self)
 
     def hankel_singular_values(self, k: int | None = None):
-        """``control.hankel_singular_values(self, k)``: the leading ``k`` (default: all resolved)."""
+        """``control.hankel_singular_values(self, k)``.
+
+        Args:
+            k: only the leading ``k`` values (default: all that the computation resolves).
+
+        Returns:
+            Real float64 tensor, descending.
+        """
         return _analysis("hankel_singular_values")(self, k)
 
     def frequency_response(self, w):
-        """``control.frequency_response(self, w)`` (one sparse LU per frequency above the crossover)."""
+        """``control.frequency_response(self, w)`` (one sparse LU per frequency above the crossover).
+
+        Args:
+            w: (K,) real finite frequencies (radians per sample in discrete time).
+
+        Returns:
+            (K, p, m) complex128 tensor.
+        """
         return _analysis("frequency_response")(self, w)
 
     # -- conversions -------------------------------------------------------------------------------

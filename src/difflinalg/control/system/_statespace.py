@@ -267,7 +267,13 @@ class StateSpace(ConversionsMixin, LTISystem):
         return _analysis("h2_norm")(self)
 
     def hankel_singular_values(self, k: int | None = None) -> Tensor:
-        """``control.hankel_singular_values(self, k)``: (..., n) (or the leading k) real, descending.
+        """``control.hankel_singular_values(self, k)``.
+
+        Args:
+            k: only the leading ``k`` values (default: all ``n``).
+
+        Returns:
+            (..., n) (or (..., k)) real tensor, descending.
 
         Raises:
             UnstableSystemError: the system is not stable.
