@@ -35,8 +35,16 @@ from .system import (
     markov_system,
     save_model,
 )
+from .system import _route
 
-from . import large  # noqa: E402,F401  (registers the sparse path: system._route.BACKEND)
+
+def _load_large() -> None:
+    """Import ``control.large``, which registers the sparse path (``system._route.BACKEND``); done on
+    first use so that ``import difflinalg`` stays light (no SciPy sparse solvers)."""
+    from . import large  # noqa: F401
+
+
+_route.LOADER = _load_large
 
 __all__ = [
     "BUILTIN_MODELS",

@@ -1,6 +1,7 @@
 """Large sparse and descriptor systems: shifted sparse solves, low-rank Gramians, sparse IRKA,
 low-rank balanced truncation and the two-level RARL2 route (issue 18). Importing it registers the
-sparse path of the public functions (``_dispatch``; ``difflinalg.control`` imports it)."""
+sparse path of the public functions (``_dispatch``; ``difflinalg.control`` imports it on first use:
+``system._route.LOADER``)."""
 
 from . import _dispatch
 from ._gramians import h2_error_sparse, h2_inner, h2_norm_sparse, lr_gramian

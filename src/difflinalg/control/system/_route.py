@@ -8,8 +8,8 @@ to rounding, and faster there. Above it the sparse algorithm registered by ``con
 ``BACKEND`` runs (shifted sparse solves, low-rank Gramians; never an N x N dense matrix).
 
 Layering: ``control.large`` sits above the analysis and reduction layers, which must not import it;
-it fills ``BACKEND`` when imported (``difflinalg.control`` imports it), as ``control.analysis`` fills
-``StateSpace``'s ``ANALYSES``.
+it fills ``BACKEND`` when imported, as ``control.analysis`` fills ``StateSpace``'s ``ANALYSES``.
+``difflinalg.control`` sets ``LOADER``, which imports it the first time a sparse system needs it.
 """
 
 from __future__ import annotations
@@ -36,8 +36,16 @@ SPARSE_CROSSOVER = 400
 BACKEND: dict[str, Callable] = {}
 
 
+#: loads ``control.large`` (which fills ``BACKEND``); set by ``difflinalg.control`` so that
+#: ``import difflinalg`` does not import SciPy's sparse solvers (and scipy.linalg) until a sparse
+#: system first needs them, and this layer never imports the one above it
+LOADER: Callable[[], None] | None = None
+
+
 def backend(name: str) -> Callable:
-    """The sparse implementation registered under ``name``."""
+    """The sparse implementation registered under ``name`` (``control.large`` loaded on first use)."""
+    if name not in BACKEND and LOADER is not None:
+        LOADER()
     try:
         return BACKEND[name]
     except KeyError:  # only reachable by importing the lower layers without ``difflinalg.control``

@@ -16,11 +16,10 @@ differentiated, the reduced models come back as dense ``StateSpace`` objects.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import scipy.sparse as sps
-import scipy.sparse.linalg as spla
-
-from typing import TYPE_CHECKING
 
 from ..._errors import InputError
 from ._base import LTISystem, check_time
@@ -90,6 +89,8 @@ def lu_solve(lu, X: np.ndarray, trans: str = "N") -> np.ndarray:
 
 def _check_nonsingular(E: sps.csc_matrix):
     """The sparse LU of E (kept for later solves); a zero or negligible pivot is an InputError."""
+    import scipy.sparse.linalg as spla  # here: ``import difflinalg`` does not load scipy.linalg
+
     N = E.shape[0]
     try:
         lu = spla.splu(E, permc_spec="MMD_AT_PLUS_A")
