@@ -279,5 +279,6 @@ def test_reduce_sparse_descriptor_file(tmp_path, capsys, monkeypatch, suffix):
     H = load_model(out)
     assert not isinstance(H, SparseSystem) and H.order == 3
     ref = float(h2_error(F.to_dense(), H, relative=True))
-    assert rows["rarl2"]["relative_h2_error"] == pytest.approx(ref, rel=1e-6)
+    # the sparse path's ||F||^2 carries up to ~1e-9 ||F||^2 (low-rank Gramian truncation)
+    assert rows["rarl2"]["relative_h2_error"] == pytest.approx(ref, rel=1e-9 / (2 * ref * ref) + 1e-9)
     assert rows["rarl2"]["relative_h2_error"] <= rows["balanced-trunc"]["relative_h2_error"] * (1 + 1e-6)

@@ -72,8 +72,10 @@ def test_public_functions_through_pymor_operators(make, sparse_path):
     res = rarl2(m, 2)
     ref = rarl2(F, 2)
     assert res.model.order == 2 and calls["apply"] > 0 and calls["lu"] > 0
+    # the same computation through pyMOR's operators: the same result up to the solves' rounding
     assert res.relative_error == pytest.approx(ref.relative_error, rel=1e-6)
-    assert float(h2_error(F.to_dense(), res.model, relative=True)) == pytest.approx(res.relative_error, rel=1e-6)
+    e = float(h2_error(F.to_dense(), res.model, relative=True))
+    assert e == pytest.approx(res.relative_error, rel=1e-9 / (2 * e * e) + 1e-9)  # low-rank ||F||^2
     assert reduce(m, 2, "irka").relative_error == pytest.approx(reduce(F, 2, "irka").relative_error, rel=1e-6)
 
 

@@ -101,3 +101,11 @@ def test_sparse_E_of_a_small_system_is_folded():
     F = StateSpace(A.numpy(), B.numpy(), C.numpy(), E=sps.csc_matrix(E.numpy()))
     assert isinstance(F, StateSpace)
     assert np.allclose(F.A.numpy(), np.linalg.solve(E.numpy(), A.numpy()), rtol=1e-12)
+
+
+def test_float32_E_warns_at_its_own_precision():
+    A, B, C, _ = _descriptor(3, dtype=torch.float32)
+    E = torch.diag(torch.tensor([1.0, 1.0, 1e-6]))  # cond 1e6: cond eps(float32) ~ 0.1
+    with pytest.warns(PrecisionWarning, match=r"condition ~1\.00e\+06, so in float32"):
+        F = StateSpace(A, B, C, E=E)
+    assert F.dtype == torch.float32
