@@ -255,3 +255,30 @@ def test_signal_during_balanced_truncation_one_line(tmp_path, sig, status, name)
     assert stderr.strip().splitlines()[-1] == (f"difflinalg reduce: interrupted ({name}) during balanced "
                                                "truncation; nothing saved")
     assert not out.exists()
+
+
+@pytest.mark.parametrize("suffix", [".mat", ".npz"])
+def test_reduce_sparse_descriptor_file(tmp_path, capsys, monkeypatch, suffix):
+    """A generated descriptor model written to a file: loaded sparse (E kept) and reduced on the
+    sparse path; every row's error is measured on the full model."""
+    from difflinalg.control import SparseSystem, save_model
+    from difflinalg.control.large import msd_descriptor
+    from difflinalg.control.system import _route
+
+    monkeypatch.setattr(_route, "SPARSE_CROSSOVER", 50)
+    F = msd_descriptor(40)
+    path = tmp_path / f"msd{suffix}"
+    save_model(F, path)
+    js, out = tmp_path / "r.json", tmp_path / "h.npz"
+    rc = main(["reduce", str(path), "--order", "3", "--compare", "bt", "--json", str(js), "--output", str(out),
+               "--no-progress"])
+    assert rc == 0
+    assert "SparseSystem(order=80" in capsys.readouterr().err
+    rows = {r["method"]: r for r in json.loads(js.read_text())["rows"]}
+    assert set(rows) == {"balanced-trunc", "rarl2"}
+    H = load_model(out)
+    assert not isinstance(H, SparseSystem) and H.order == 3
+    ref = float(h2_error(F.to_dense(), H, relative=True))
+    # the sparse path's ||F||^2 carries up to ~1e-9 ||F||^2 (low-rank Gramian truncation)
+    assert rows["rarl2"]["relative_h2_error"] == pytest.approx(ref, rel=1e-9 / (2 * ref * ref) + 1e-9)
+    assert rows["rarl2"]["relative_h2_error"] <= rows["balanced-trunc"]["relative_h2_error"] * (1 + 1e-6)

@@ -55,9 +55,13 @@ def test_missing_matrices_and_bad_files(tmp_path):
     scipy.io.savemat(tmp_path / "shape.mat", {"A": -np.eye(3), "B": np.ones((2, 1)), "C": np.ones((1, 3))})
     with pytest.raises(InputError, match="shape.mat: B: expected 3 rows"):
         load_model(tmp_path / "shape.mat")
-    scipy.io.savemat(tmp_path / "e.mat", {"A": -np.eye(2), "B": np.ones((2, 1)), "C": np.ones((1, 2)), "E": 2 * np.eye(2)})
-    with pytest.raises(InputError, match="descriptor matrix E"):
+    scipy.io.savemat(tmp_path / "e.mat", {"A": -np.eye(2), "B": np.ones((2, 1)), "C": np.ones((1, 2)),
+                                          "E": np.array([[1.0, 1.0], [1.0, 1.0]])})
+    with pytest.raises(InputError, match="e.mat: E: the mass matrix is numerically singular"):
         load_model(tmp_path / "e.mat")
+    scipy.io.savemat(tmp_path / "e3.mat", {"A": -np.eye(2), "B": np.ones((2, 1)), "C": np.ones((1, 2)), "E": np.eye(3)})
+    with pytest.raises(InputError, match=r"e3.mat: E: expected shape \(\.\.\., 2, 2\)"):
+        load_model(tmp_path / "e3.mat")
     with pytest.raises(FileNotFoundError):
         load_model(tmp_path / "absent.mat")
 
@@ -155,3 +159,52 @@ def test_bad_time_entry_and_argument(tmp_path):
     np.savez(tmp_path / "ok.npz", **_good())
     with pytest.raises(InputError, match="time: expected None .* got 'cont'"):
         load_model(tmp_path / "ok.npz", time="cont")
+
+
+# -- descriptor and sparse models --------------------------------------------------------------------
+@pytest.mark.parametrize("suffix", [".npz", ".mat"])
+def test_sparse_descriptor_roundtrip(tmp_path, suffix):
+    from difflinalg.control import SparseSystem
+    from difflinalg.control.large import msd_descriptor
+
+    F = msd_descriptor(40)
+    path = tmp_path / f"msd{suffix}"
+    save_model(F, path)
+    G = load_model(path, sparse=True)
+    assert isinstance(G, SparseSystem) and G.E is not None
+    assert (G.A != F.A).nnz == 0 and (G.E != F.E).nnz == 0
+    assert np.array_equal(G.B, F.B) and np.array_equal(G.C, F.C) and G.time == F.time
+    H = load_model(path)  # 80 states, below the crossover: dense, E folded in
+    assert not isinstance(H, SparseSystem)
+    assert np.allclose(H.A.numpy(), F.to_dense().A.numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_large_sparse_file_loads_sparse(tmp_path, monkeypatch):
+    from difflinalg.control import SparseSystem
+    from difflinalg.control.large import heat_2d
+    from difflinalg.control.system import _route
+
+    monkeypatch.setattr(_route, "SPARSE_CROSSOVER", 50)
+    F = heat_2d(8)
+    scipy.io.savemat(tmp_path / "h.mat", {"A": F.A, "B": F.B, "C": F.C, "E": sp.identity(64, format="csc")})
+    G = load_model(tmp_path / "h.mat")
+    assert isinstance(G, SparseSystem) and float(h2_norm(G)) == pytest.approx(float(h2_norm(F.to_dense())), rel=1e-8)
+    dense = {"A": F.A.toarray(), "B": F.B, "C": F.C}
+    scipy.io.savemat(tmp_path / "d.mat", dense)  # stored dense: stays dense whatever its order
+    assert not isinstance(load_model(tmp_path / "d.mat"), SparseSystem)
+
+
+def test_bad_sparse_file_entries(tmp_path):
+    from difflinalg.control.large import heat_2d
+
+    F = heat_2d(4)
+    A = F.A.tocsc()
+    np.savez(tmp_path / "bad.npz", A_csc_data=A.data, A_csc_indices=A.indices + 100, A_csc_indptr=A.indptr,
+             A_csc_shape=np.array(A.shape), B=F.B, C=F.C)
+    with pytest.raises(InputError, match="bad.npz: matrix A: its CSC arrays A_csc_\\* are inconsistent"):
+        load_model(tmp_path / "bad.npz")
+    A = A.copy()
+    A.data[0] = np.nan
+    scipy.io.savemat(tmp_path / "nan.mat", {"A": A, "B": F.B, "C": F.C})
+    with pytest.raises(InputError, match="nan.mat: A: contains"):
+        load_model(tmp_path / "nan.mat", sparse=True)

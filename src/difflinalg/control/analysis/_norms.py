@@ -34,6 +34,7 @@ from ...equations import (
     controllability_gramian,
     observability_gramian,
 )
+from ..system._route import sparse_route
 from ..system._statespace import StateSpace, check_comparable, check_system, fmt_complex
 from ._stability import check_h2, check_stable
 
@@ -85,6 +86,7 @@ def _frobenius(X: Tensor) -> Tensor:
     return torch.linalg.matrix_norm(X * 2.0 ** k if k else X) * 2.0 ** -k
 
 
+@sparse_route("h2_norm")
 def h2_norm(sys: StateSpace) -> Tensor:
     """H2 norm of a stable system (real tensor of the batch shape); differentiable.
 
@@ -93,7 +95,9 @@ def h2_norm(sys: StateSpace) -> Tensor:
     1e160 would under- or overflow ``B^H Q B``).
 
     Args:
-        sys: a ``StateSpace`` (or a system ``as_system`` converts), real or complex, batched or not.
+        sys: a ``StateSpace`` (or a system ``as_system`` converts), real or complex, batched or not;
+            or a ``SparseSystem`` (above ``SPARSE_CROSSOVER`` states: from low-rank Gramian factors,
+            ``control.large``).
 
     Returns:
         Real tensor of the batch shape (the real dtype of the system); differentiable in the
@@ -125,6 +129,7 @@ def h2_norm(sys: StateSpace) -> Tensor:
     return val.clamp_min(0).sqrt()
 
 
+@sparse_route("h2_error")
 def h2_error(F: StateSpace, H: StateSpace, *, relative: bool = False, method: str = "auto",
              precise: bool = False) -> Tensor:
     """H2 norm of the error system ``F - H`` (relative: divided by ``||F||``).
@@ -160,7 +165,9 @@ def h2_error(F: StateSpace, H: StateSpace, *, relative: bool = False, method: st
     O((N + n) n p m).
 
     Args:
-        F, H: stable systems (``as_system`` converts foreign ones) of one time domain, size
+        F, H: stable systems (``as_system`` converts foreign ones; ``F`` may be a
+            ``SparseSystem``: above ``SPARSE_CROSSOVER`` states by a low-rank Gramian and shifted
+            solves, ``control.large``) of one time domain, size
             (outputs x inputs) and dtype; orders may differ; batch shapes broadcast (the residue
             methods and ``precise`` take single systems).
         relative: divide by ``h2_norm(F)``.
@@ -289,14 +296,20 @@ def gramian_factor(P: Tensor) -> Tensor:
     return V * w.clamp_min(0).sqrt().to(V.dtype)[..., None, :]
 
 
-def hankel_singular_values(sys: StateSpace) -> Tensor:
+@sparse_route("hankel_singular_values")
+def hankel_singular_values(sys: StateSpace, k: int | None = None) -> Tensor:
     """Hankel singular values (descending, real), ``sqrt(eig(P Q))`` from the Gramians' factors.
 
     Args:
-        sys: a stable ``StateSpace`` (or a system ``as_system`` converts), batched or not.
+        sys: a stable ``StateSpace`` (or a system ``as_system`` converts), batched or not; or a
+            ``SparseSystem`` (above ``SPARSE_CROSSOVER`` states: from low-rank Gramian factors,
+            ``control.large``).
+        k: return only the leading ``k`` values (default: all ``n``; for a large sparse system all
+            that the low-rank factors resolve).
 
     Returns:
-        (..., n) real tensor, descending; differentiable in the matrices.
+        (..., n) (or (..., k)) real tensor, descending; differentiable in the matrices of a dense
+        system.
 
     Raises:
         UnstableSystemError: the system is not stable (names the pole).
@@ -315,16 +328,22 @@ def hankel_singular_values(sys: StateSpace) -> Tensor:
     Q = sys.cached("Q", lambda: observability_gramian_of(sys))
     Lq = gramian_factor(Q)
     M = herm(Lq.mH @ P @ Lq)
-    return torch.linalg.eigvalsh(M).flip(-1).clamp_min(0).sqrt()
+    hsv = torch.linalg.eigvalsh(M).flip(-1).clamp_min(0).sqrt()
+    if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
+        raise InputError(f"k: expected a positive integer (how many leading Hankel singular values), got {k!r}")
+    return hsv if k is None else hsv[..., :k]
 
 
 # -- frequency response ---------------------------------------------------------------------------
+@sparse_route("frequency_response")
 def frequency_response(sys: StateSpace, w) -> Tensor:
     """Transfer function at the frequencies ``w`` (real, finite, (K,)): ``H(i w)`` (continuous) or
     ``H(e^{i w})`` (discrete, ``w`` in radians per sample).
 
     Args:
-        sys: a ``StateSpace`` (or a system ``as_system`` converts), batched or not.
+        sys: a ``StateSpace`` (or a system ``as_system`` converts), batched or not; or a
+            ``SparseSystem`` (above ``SPARSE_CROSSOVER`` states: one sparse LU per frequency,
+            ``control.large``).
         w: (K,) real, finite frequencies (tensor or array).
 
     Returns:

@@ -7,6 +7,7 @@ from torch import Tensor
 
 from ..._errors import InputError, UnstableSystemError
 from ..._utils import is_wrapped, warn_once
+from ..system._route import sparse_route
 from ..system._statespace import StateSpace, check_system, fmt_complex
 
 
@@ -68,11 +69,14 @@ def stability_margin(sys: StateSpace) -> float:
     return decay_rate(sys)
 
 
+@sparse_route("is_stable")
 def is_stable(sys: StateSpace) -> bool:
     """True if every pole is in the open left half-plane (continuous) / open unit disk (discrete).
 
     Args:
-        sys: a ``StateSpace`` (or a system ``as_system`` converts); a batch is stable when every
+        sys: a ``StateSpace`` (or a system ``as_system`` converts), or a
+            ``SparseSystem`` (above ``SPARSE_CROSSOVER`` states: a sparse eigensolver,
+            ``control.large``); a batch is stable when every
             member is.
 
     Returns:

@@ -12,6 +12,11 @@ status is 130 (Ctrl-C) or 143 (SIGTERM). Interrupted before RARL2 (loading the m
 truncation, IRKA), the command ends with one line saying where, nothing saved, the same status.
 Progress goes to stderr when it is a terminal (or with ``--progress``): a ticking status line
 during loading, balanced truncation, IRKA and the target's factorization, then RARL2's bar.
+
+A sparse or descriptor model file (``load_model``: a ``SparseSystem`` above ``SPARSE_CROSSOVER``
+states) goes through the same table: every reductor and error takes the sparse path
+(``control.system._route``), pyMOR's IRKA gets the sparse ``A`` and ``E``, and the plot evaluates
+the target by one sparse solve per frequency over the band of the reduced models' poles.
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ from ._guard import Interrupt, check_output_paths, interrupt_signals, pinned_thr
 from ..reduction._rarl2._progress import Status
 from ..reduction._rarl2._validate import check_rarl2_args
 from ..reduction._registry import REDUCTORS
+from ..system._sparse import SparseSystem
+from ._pymor import pymor_irka, pymor_to_statespace  # noqa: F401 - the benchmarks import them from here
 
 #: the reductors ``--compare`` offers: every one of the registry but RARL2 (always run)
 METHODS = tuple(name for name in REDUCTORS if name != "rarl2")
@@ -47,7 +54,9 @@ def add_reduce_parser(subparsers) -> argparse.ArgumentParser:
         "reduce",
         help="H2-optimal model reduction (RARL2) compared with balanced truncation and IRKA",
         description=f"Reduce a stable linear system to --order states with RARL2. MODEL is a .mat "
-                    f"(SLICOT style) or .npz file, or a built-in model NAME[:SIZE] ({names}).",
+                    f"(SLICOT style) or .npz file, or a built-in model NAME[:SIZE] ({names}). A file "
+                    "may hold a mass matrix E; sparse A/E of more than SPARSE_CROSSOVER states are "
+                    "reduced by the sparse algorithms (nothing dense N x N).",
         epilog="The output paths are checked before any work. Ctrl-C or SIGTERM during RARL2 keeps "
                "its best model so far (printed, saved to --output) and exits with status 130 or 143; "
                "earlier, the command stops with one line and the same status.",
@@ -113,6 +122,11 @@ def _norm(F) -> float:
     from ..analysis._modal import cached_modal_form, mirror_sums, modal_h2_norm2
     from ..analysis._norms import h2_norm
 
+    if isinstance(F, SparseSystem):
+        if "_norm" not in F.cache:
+            F.cache["_norm"] = float(h2_norm(F))
+        return F.cache["_norm"]
+
     def make() -> float:
         lam, Bt, Ct, cond, _ = cached_modal_form(F)
         if lam is not None and cond <= 1e8 and not F.discrete:
@@ -120,48 +134,6 @@ def _norm(F) -> float:
         return float(h2_norm(F))
 
     return F.cached("_norm", make, values_only=True)
-
-
-def pymor_irka(F, r):
-    """pyMOR's IRKA (continuous time, default options) on the target: ``(model, seconds, failure)``
-    (model None and the failure message when IRKA breaks down), or None if pyMOR is not installed. Its reduced model ``(E, A, B, C)`` is returned as ``(E^-1 A, E^-1 B, C)``."""
-    try:
-        from pymor.core.logger import set_log_levels
-        from pymor.models.iosys import LTIModel
-        from pymor.reductors.h2 import IRKAReductor
-    except ImportError:
-        return None
-    import numpy as np
-
-    from ..system._statespace import StateSpace
-
-    set_log_levels({"pymor": "WARN"})
-    A, B, C = (x.detach().cpu().numpy() for x in (F.A, F.B, F.C))
-    fom = LTIModel.from_matrices(A, B, C)
-    t0 = time.perf_counter()
-    try:
-        rom = IRKAReductor(fom).reduce(r)
-    except Exception as exc:  # noqa: BLE001 - pyMOR's IRKA can diverge (non-finite shifts): reported
-        return None, time.perf_counter() - t0, f"{type(exc).__name__}: {exc}"
-    sec = time.perf_counter() - t0
-    return pymor_to_statespace(rom), sec, ""
-
-
-def pymor_to_statespace(rom):
-    """A pyMOR ``LTIModel`` (with a possibly non-identity E) as a ``StateSpace``."""
-    import numpy as np
-
-    from ..system._statespace import StateSpace
-
-    def mat(op):
-        return np.array(op.matrix.toarray() if hasattr(op.matrix, "toarray") else op.matrix, dtype=float)
-
-    Ar, Br, Cr = mat(rom.A), mat(rom.B), mat(rom.C)
-    E = getattr(rom, "E", None)
-    if E is not None and hasattr(E, "matrix"):
-        Em = mat(E)
-        Ar, Br = np.linalg.solve(Em, Ar), np.linalg.solve(Em, Br)
-    return StateSpace(torch.as_tensor(Ar), torch.as_tensor(Br), torch.as_tensor(Cr))
 
 
 def _fmt_table(rows) -> str:
@@ -338,14 +310,19 @@ def _plot(F, models: dict, path: str, title: str = "", errors: dict | None = Non
     from ..analysis._norms import frequency_response
     from ..analysis._modal import cached_modal_form, transfer_at
 
-    lam, Bt, Ct, cond, _ = cached_modal_form(F)
+    sparse = isinstance(F, SparseSystem)
+    # a sparse target: no modal form; the frequency band from the reduced models' poles, and
+    # fewer frequencies (one sparse LU each)
+    lam, Bt, Ct, cond, _ = cached_modal_form(F) if not sparse else (None, None, None, math.inf, None)
     if F.discrete:
-        w = torch.linspace(0, math.pi, 800, dtype=torch.float64)
+        w = torch.linspace(0, math.pi, 800 if not sparse else 200, dtype=torch.float64)
         s = torch.polar(torch.ones_like(w), w)
     else:
-        mags = (lam.abs() if lam is not None else torch.linalg.eigvals(F.A).abs()).clamp_min(1e-12)
-        w = torch.logspace(math.log10(float(mags.min()) / 10), math.log10(float(mags.max()) * 10), 800,
-                           dtype=torch.float64)
+        poles = (torch.cat([torch.linalg.eigvals(H.A.detach()) for H in models.values()]) if sparse else
+                 lam if lam is not None else torch.linalg.eigvals(F.A))
+        mags = poles.abs().clamp_min(1e-12)
+        w = torch.logspace(math.log10(float(mags.min()) / 10), math.log10(float(mags.max()) * 10),
+                           800 if not sparse else 200, dtype=torch.float64)
         s = 1j * w
     if lam is not None and cond <= 1e8:
         G = transfer_at(lam, Bt, Ct, s.to(lam.dtype)) + F.D.to(lam.dtype)

@@ -17,6 +17,7 @@ from ..._errors import InputError
 from ..._utils import eps
 from ..analysis._norms import controllability_gramian_of, gramian_factor, observability_gramian_of
 from ..analysis._stability import check_stable
+from ..system._route import sparse_route
 from ..system._statespace import StateSpace, check_system
 
 
@@ -57,11 +58,14 @@ def square_root_projection(Lp: Tensor, Lq: Tensor, r: int) -> tuple[Tensor, Tens
     return W, V, s
 
 
+@sparse_route("balanced_truncation")
 def balanced_truncation(F: StateSpace, order: int, *, return_hsv: bool = False):
     """Balanced truncation of a stable system to ``order`` states (square-root method).
 
     Args:
-        F: stable ``StateSpace`` (continuous or discrete time, real or complex, unbatched).
+        F: stable ``StateSpace`` (continuous or discrete time, real or complex, unbatched), or a
+            ``SparseSystem`` (above ``SPARSE_CROSSOVER`` states: low-rank square root, Hankel
+            values from the factors, ``control.large``).
         order: reduced order, below the minimal order of ``F``.
         return_hsv: also return the Hankel singular values of ``F``.
 

@@ -15,6 +15,7 @@ from typing import Protocol
 from ..._errors import InputError
 from ..analysis._norms import h2_error, h2_norm
 from ..analysis._stability import decay_rate
+from ..system._route import sparse_route
 from ..system._statespace import StateSpace
 from . import _balanced
 from ._irka import irka
@@ -39,6 +40,7 @@ class Reductor(Protocol):
         ...
 
 
+@sparse_route("reduce_bt")
 def reduce_bt(F: StateSpace, r: int) -> ReductionResult:
     """``balanced_truncation`` with the reductor contract: ``ReductionResult`` with ``reductor="bt"``,
     ``method="square-root"``, the error by ``h2_error`` and the Hankel singular values of ``F`` in
@@ -76,7 +78,7 @@ def reduce_bt(F: StateSpace, r: int) -> ReductionResult:
 
 #: name -> reductor (the contract: module docstring). ``difflinalg reduce --compare`` offers every
 #: name but "rarl2" (which it always runs).
-REDUCTORS: dict[str, Reductor] = {"rarl2": rarl2, "bt": reduce_bt, "irka": irka}
+REDUCTORS: dict[str, Reductor] = {"rarl2": rarl2, "bt": reduce_bt, "irka": sparse_route("irka")(irka)}
 
 
 def reduce(F: StateSpace, r: int, reductor: str = "rarl2", **options) -> ReductionResult:

@@ -133,13 +133,52 @@ def read_pymor(model) -> Realization:
     return A, B, C, D, float(model.sampling_time)
 
 
-def write_pymor(A, B, C, D, discrete: bool, dt: float | None):
-    """pyMOR ``LTIModel`` (``sampling_time`` from ``dt``; pyMOR needs a value for a discrete system)."""
+def is_sparse(x) -> bool:
+    """True for a ``scipy.sparse`` matrix."""
+    import scipy.sparse as sps
+
+    return x is not None and sps.issparse(x)
+
+
+def _numpy_backed(op) -> bool:
+    """True for pyMOR operators made of NumPy matrices (``to_matrix`` converts them exactly)."""
+    from pymor.operators.constructions import ConcatenationOperator, IdentityOperator, LincombOperator, ZeroOperator
+    from pymor.operators.numpy import NumpyMatrixOperator
+
+    if isinstance(op, (NumpyMatrixOperator, IdentityOperator, ZeroOperator)):
+        return True
+    if isinstance(op, (LincombOperator, ConcatenationOperator)):
+        return all(_numpy_backed(o) for o in op.operators)
+    return False
+
+
+def read_pymor_matrices(model):
+    """``(A, B, C, D, E, dt)`` of a pyMOR ``LTIModel`` with NumPy-backed operators, sparse matrices
+    kept sparse (``D``, ``E`` may be None); ``None`` when an operator is not NumPy-backed
+    (``to_matrix`` cannot convert it: distributed or matrix-free operators)."""
+    iosys = _require("pymor.models.iosys")
+    if not isinstance(model, iosys.LTIModel):
+        raise InputError(f"model: expected a pyMOR LTIModel, got {type(model).__name__}")
+    # decided by type, not by trying to_matrix: it would apply a small operator of any backend to
+    # the identity (a dense N x N matrix), and fails only above pyMOR's as_array_max_length
+    if not (_numpy_backed(model.A) and _numpy_backed(model.E)):
+        return None
+    A, B, C, D, E = model.to_matrices()
+    if not is_sparse(A):
+        A = _numpy(A, "A")
+    if E is not None and not is_sparse(E):
+        E = _numpy(E, "E")
+    return A, B, C, D, E, float(model.sampling_time)
+
+
+def write_pymor(A, B, C, D, discrete: bool, dt: float | None, E=None):
+    """pyMOR ``LTIModel`` (``sampling_time`` from ``dt``; pyMOR needs a value for a discrete system);
+    ``A`` and ``E`` may be ``scipy.sparse`` (kept so)."""
     iosys = _require("pymor.models.iosys")
     if discrete and not dt:
         raise InputError("system: pyMOR needs the sampling period of a discrete-time system; build it "
                          "with StateSpace(..., dt=T)")
-    return iosys.LTIModel.from_matrices(A, B, C, D, sampling_time=dt or 0)
+    return iosys.LTIModel.from_matrices(A, B, C, D, E=E, sampling_time=dt or 0)
 
 
 READERS = {"control": read_control, "scipy": read_scipy, "pymor": read_pymor}

@@ -24,8 +24,13 @@ from torch import Tensor
 from ..._errors import InputError
 from ..._utils import as_tensor, check_matrix, check_same_dtype, is_wrapped, warn_once
 from . import _interop
+from ._base import TIMES, LTISystem, check_time, fmt_complex
+from ._conversions import ConversionsMixin
+from ._descriptor import fold_descriptor, is_sparse_matrix
 
-TIMES = ("continuous", "discrete")
+_check_time = check_time  # the name the sparse backend imported before the split
+__all__ = ["ANALYSES", "TIMES", "StateSpace", "as_system", "check_comparable", "check_system", "error_system",
+           "fmt_complex"]
 
 #: name -> the analysis function a ``StateSpace`` method of that name calls (filled by
 #: ``control.analysis.register_methods`` at import; module docstring, "Layering")
@@ -39,40 +44,6 @@ def _analysis(name: str) -> Callable:
         raise RuntimeError(f"StateSpace.{name}: the analysis layer is not loaded; import difflinalg.control") from None
 
 
-def _check_time(time: str | None, dt) -> tuple[str, float | None]:
-    """``(time, dt)`` from the constructor's arguments, python-control's ``dt`` convention included
-    (``0``: continuous; ``True`` or ``None`` with ``time="discrete"``: discrete, period unspecified)."""
-    if time is not None and time not in TIMES:
-        raise InputError(f"time: expected 'continuous' or 'discrete', got {time!r}")
-    if dt is True:
-        dt = None
-        time = time or "discrete"
-    elif dt is not None:
-        if isinstance(dt, bool) or not isinstance(dt, (int, float)) or not (dt >= 0 and dt < float("inf")):
-            raise InputError(f"dt: expected a sampling period >= 0 (0 for continuous time), or None/True for "
-                             f"an unspecified period, got {dt!r}")
-        dt = float(dt)
-    if time is None:
-        time = "discrete" if dt else "continuous"
-    if time == "continuous":
-        if dt:
-            raise InputError(f"dt: a continuous-time system has dt = 0, got {dt!r}; pass time='discrete' "
-                             "for a sampled system")
-        return time, 0.0
-    if dt == 0.0:
-        raise InputError("dt: a discrete-time system needs a positive sampling period (or None when "
-                         "unspecified), got 0")
-    return time, dt
-
-
-def fmt_complex(z: complex) -> str:
-    """``z`` with 6 significant digits (real part only when the imaginary part is 0), for messages."""
-    z = complex(z)
-    if z.imag == 0:
-        return f"{z.real:.6g}"
-    return f"{z.real:.6g}{z.imag:+.6g}j"
-
-
 def _to_tensor(x, name: str) -> Tensor:
     """A tensor from a tensor, numpy array or scipy sparse matrix (densified)."""
     if hasattr(x, "toarray") and not isinstance(x, Tensor):
@@ -80,26 +51,73 @@ def _to_tensor(x, name: str) -> Tensor:
     return as_tensor(x, name)
 
 
-class StateSpace:
-    """A (batch of) linear time-invariant system(s) ``(A, B, C, D)``.
+def _wants_sparse(A, E, sparse) -> bool:
+    """Whether ``StateSpace(A, ..., E=E, sparse=sparse)`` is a ``SparseSystem`` (its docstring)."""
+    if sparse is not None and not isinstance(sparse, bool):
+        raise InputError(f"sparse: expected None, True or False, got {sparse!r}")
+    if sparse is not None:
+        return sparse
+    if not (is_sparse_matrix(A) or is_sparse_matrix(E)):
+        return False
+    from ._route import SPARSE_CROSSOVER
+
+    n = (A if hasattr(A, "shape") else E).shape[-1]
+    return n > SPARSE_CROSSOVER
+
+
+class StateSpace(ConversionsMixin, LTISystem):
+    """A (batch of) linear time-invariant system(s) ``(A, B, C, D)``, or ``E x' = A x + B u``.
 
     Args:
         A: (..., n, n) state matrix. B: (..., n, m) input matrix. C: (..., p, n) output matrix.
         D: (..., p, m) feedthrough (default zero). All of one floating dtype, real or complex;
             numpy arrays and scipy sparse matrices are converted (integer arrays are refused:
             convert them, e.g. ``A.astype(float)``; ``load_model`` does this for files).
+        E: (..., n, n) invertible mass matrix of a descriptor system (default: the identity). A
+            dense ``E`` is folded in at construction: the system holds ``(E^{-1} A, E^{-1} B, C, D)``
+            (``_descriptor``: one LU, differentiable).
         time: ``"continuous"`` or ``"discrete"``; default: discrete when ``dt`` is positive.
         dt: sampling period of a discrete-time system (seconds; ``None`` or ``True``: unspecified);
             ``0`` or ``None`` for continuous time. Carried through every derived system and
             conversion (``to_control``, ``to_scipy``, ``to_pymor``).
+        sparse: ``None`` (default): a ``scipy.sparse`` ``A`` or ``E`` of more than
+            ``SPARSE_CROSSOVER`` states gives a ``SparseSystem`` (no dense N x N matrix is formed;
+            ``_route``), smaller ones a dense ``StateSpace``; ``True``: always a ``SparseSystem``
+            (float64/complex128, unbatched); ``False``: always dense.
+
+    Returns:
+        A ``StateSpace``, or a ``SparseSystem`` where ``sparse`` says so (both are ``LTISystem``;
+        ``isinstance(x, StateSpace)`` means dense torch tensors).
 
     Raises:
         InputError: wrong shapes, mixed dtypes, non-finite entries, unknown ``time``, a negative
-            ``dt`` or a positive one with ``time="continuous"``.
+            ``dt`` or a positive one with ``time="continuous"``; a non-square or numerically
+            singular ``E`` (with its condition number).
+
+    Warns:
+        PrecisionWarning: ``E`` is ill-conditioned (``cond(E) eps > PRECISION_TOL``; the message
+            gives the condition number).
+
+    Example::
+
+        import torch
+        from difflinalg.control import StateSpace
+
+        E = torch.tensor([[2.0, 0.0], [0.0, 4.0]])
+        F = StateSpace(-E.clone(), torch.ones(2, 1, dtype=E.dtype), torch.ones(1, 2, dtype=E.dtype), E=E)
+        assert torch.allclose(F.A, -torch.eye(2)) and torch.allclose(F.B, torch.tensor([[0.5], [0.25]]))
     """
 
-    def __init__(self, A, B, C, D=None, *, time: str | None = None, dt=None):
-        time, dt = _check_time(time, dt)
+    def __new__(cls, A=None, B=None, C=None, D=None, E=None, *, time: str | None = None, dt=None,
+                sparse: bool | None = None):
+        if cls is StateSpace and _wants_sparse(A, E, sparse):
+            from ._sparse import SparseSystem
+
+            return SparseSystem(A, B, C, D, E, time=time, dt=dt)
+        return super().__new__(cls)
+
+    def __init__(self, A, B, C, D=None, E=None, *, time: str | None = None, dt=None, sparse: bool | None = None):
+        time, dt = check_time(time, dt)
         A = check_matrix(_to_tensor(A, "A"), "A", square=True)
         B = check_matrix(_to_tensor(B, "B"), "B")
         C = check_matrix(_to_tensor(C, "C"), "C")
@@ -115,6 +133,8 @@ class StateSpace:
         if tuple(D.shape[-2:]) != (p, m):
             raise InputError(f"D: expected shape (..., {p}, {m}) ({p} outputs, {m} inputs), got {tuple(D.shape)}")
         check_same_dtype(A=A, B=B, C=C, D=D)
+        if E is not None:
+            A, B = fold_descriptor(A, B, _to_tensor(E, "E"))
         try:
             self.batch_shape = torch.broadcast_shapes(A.shape[:-2], B.shape[:-2], C.shape[:-2], D.shape[:-2])
         except RuntimeError:
@@ -156,21 +176,6 @@ class StateSpace:
 
     # -- sizes and types -----------------------------------------------------------------------
     @property
-    def order(self) -> int:
-        """Number of states n."""
-        return self.A.shape[-1]
-
-    @property
-    def n_inputs(self) -> int:
-        """Number of inputs m (columns of B)."""
-        return self.B.shape[-1]
-
-    @property
-    def n_outputs(self) -> int:
-        """Number of outputs p (rows of C)."""
-        return self.C.shape[-2]
-
-    @property
     def dtype(self) -> torch.dtype:
         """The dtype of the matrices (one for all four)."""
         return self.A.dtype
@@ -180,105 +185,9 @@ class StateSpace:
         """True when the matrices are complex."""
         return self.A.is_complex()
 
-    @property
-    def discrete(self) -> bool:
-        """True for a discrete-time system (``time == "discrete"``)."""
-        return self.time == "discrete"
-
     def matrices(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """``(A, B, C, D)``, the tensors themselves (not copies)."""
         return self.A, self.B, self.C, self.D
-
-    # -- other libraries (python-control, scipy.signal, pyMOR; see ``_interop``) ------------------
-    @classmethod
-    def _from_realization(cls, real, dtype: torch.dtype | None) -> "StateSpace":
-        *mats, dt = real
-        if dtype is None:
-            dtype = torch.complex128 if any(m.dtype.kind == "c" for m in mats) else torch.float64
-        return cls(*(torch.tensor(m, dtype=dtype) for m in mats), time="continuous" if dt == 0 else "discrete", dt=dt)
-
-    def _realization(self):
-        if self.batch_shape != ():
-            raise InputError(f"system: the other libraries hold one system, got a batch of shape "
-                             f"{tuple(self.batch_shape)}; convert its members one at a time")
-        return tuple(x.detach().cpu().resolve_conj().numpy() for x in self.matrices())
-
-    @classmethod
-    def from_control(cls, sys, *, dtype: torch.dtype | None = None) -> "StateSpace":
-        """From a python-control ``StateSpace`` or ``TransferFunction``; ``sys.dt`` gives the time
-        domain (``0`` or ``None``: continuous; ``True``: discrete, period unspecified; ``T``).
-        ``dtype`` defaults to float64 (complex128 for complex matrices).
-
-        Args:
-            sys: a python-control ``StateSpace`` or ``TransferFunction``.
-            dtype: the dtype of the matrices (default: float64, complex128 for complex ones).
-
-        Returns:
-            ``StateSpace`` (unbatched) with the realization of ``sys``.
-
-        Raises:
-            InputError: not a python-control system, or python-control is not installed.
-        """
-        return cls._from_realization(_interop.read_control(sys), dtype)
-
-    def to_control(self):
-        """The python-control ``StateSpace`` (``dt``: 0, the period, or ``True`` if unspecified).
-
-        Raises:
-            InputError: a batched system, or python-control is not installed.
-        """
-        return _interop.write_control(*self._realization(), self.discrete, self.dt)
-
-    @classmethod
-    def from_scipy(cls, sys, *, dtype: torch.dtype | None = None) -> "StateSpace":
-        """From a ``scipy.signal`` ``lti`` or ``dlti`` (state space, transfer function or
-        zeros-poles-gain); a ``dlti``'s ``dt`` becomes ``dt``.
-
-        Args:
-            sys: a ``scipy.signal`` ``lti`` or ``dlti``.
-            dtype: the dtype of the matrices (default: float64, complex128 for complex ones).
-
-        Returns:
-            ``StateSpace`` (unbatched) with the state-space realization of ``sys``.
-
-        Raises:
-            InputError: not a ``scipy.signal`` LTI object.
-        """
-        return cls._from_realization(_interop.read_scipy(sys), dtype)
-
-    def to_scipy(self):
-        """The ``scipy.signal.StateSpace`` (a ``dlti`` with ``dt`` in discrete time).
-
-        Raises:
-            InputError: a batched system.
-        """
-        return _interop.write_scipy(*self._realization(), self.discrete, self.dt)
-
-    @classmethod
-    def from_pymor(cls, model, *, dtype: torch.dtype | None = None) -> "StateSpace":
-        """From a pyMOR ``LTIModel`` (``sampling_time`` becomes ``dt``); a descriptor matrix ``E``
-        is folded in as ``(E^{-1} A, E^{-1} B, C, D)``.
-
-        Args:
-            model: a pyMOR ``LTIModel``.
-            dtype: the dtype of the matrices (default: float64, complex128 for complex ones).
-
-        Returns:
-            ``StateSpace`` (unbatched) with the matrices of ``model``.
-
-        Raises:
-            InputError: not an ``LTIModel``, a singular ``E``, or pyMOR is not installed.
-        """
-        return cls._from_realization(_interop.read_pymor(model), dtype)
-
-    def to_pymor(self):
-        """The pyMOR ``LTIModel`` (``sampling_time = dt``; needs a known period in discrete time).
-
-        Raises:
-            InputError: a batched system, a discrete-time one with unspecified ``dt``, or pyMOR is
-                not installed.
-        """
-        return _interop.write_pymor(*self._realization(), self.discrete, self.dt)
 
     # -- derived systems -----------------------------------------------------------------------
     def with_matrices(self, A, B, C, D) -> "StateSpace":
@@ -357,13 +266,19 @@ class StateSpace:
         """
         return _analysis("h2_norm")(self)
 
-    def hankel_singular_values(self) -> Tensor:
-        """``control.hankel_singular_values(self)``: (..., n) real, descending.
+    def hankel_singular_values(self, k: int | None = None) -> Tensor:
+        """``control.hankel_singular_values(self, k)``.
+
+        Args:
+            k: only the leading ``k`` values (default: all ``n``).
+
+        Returns:
+            (..., n) (or (..., k)) real tensor, descending.
 
         Raises:
             UnstableSystemError: the system is not stable.
         """
-        return _analysis("hankel_singular_values")(self)
+        return _analysis("hankel_singular_values")(self, k)
 
     def frequency_response(self, w) -> Tensor:
         """``control.frequency_response(self, w)``.
@@ -387,7 +302,8 @@ def as_system(sys, name: str = "system") -> StateSpace:
     pyMOR system converted (``StateSpace.from_control``, ``from_scipy``, ``from_pymor``).
 
     Args:
-        sys: a ``StateSpace``, or a python-control ``StateSpace``/``TransferFunction``, a
+        sys: a ``StateSpace``; a ``SparseSystem`` (made dense by ``to_dense``: functions that have
+            a sparse path take it without this conversion); or a python-control ``StateSpace``/``TransferFunction``, a
             ``scipy.signal`` ``lti``/``dlti`` or a pyMOR ``LTIModel`` (converted to float64, or
             complex128 for complex matrices; its ``dt`` is kept).
         name: the argument's name in error messages.
@@ -410,7 +326,20 @@ def as_system(sys, name: str = "system") -> StateSpace:
     """
     if isinstance(sys, StateSpace):
         return sys
+    from ._sparse import SparseSystem
+
+    if isinstance(sys, SparseSystem):  # made dense: refused, naming the order, above DENSE_MAX
+        try:
+            return sys.to_dense()
+        except InputError as exc:
+            raise InputError(f"{name}: {str(exc).removeprefix('system: ')}") from None
     lib = _interop.library_of(sys)
+    if lib == "pymor":  # a large sparse or operator model is not folded densely behind our back
+        try:
+            G = StateSpace.from_pymor(sys)
+        except InputError as exc:
+            raise InputError(f"{name}: {exc}") from None
+        return G if isinstance(G, StateSpace) else as_system(G, name)
     if lib is not None:
         try:
             return StateSpace._from_realization(_interop.READERS[lib](sys), None)

@@ -62,6 +62,7 @@ from ._starts import balanced_start, to_pair
 from ...system._interop import library_of
 from ...system._markov import markov_system
 from .._results import ReductionResult
+from ...system._route import sparse_route
 from ...system._statespace import StateSpace, as_system
 from ._target import Target
 from ._validate import validated_rarl2
@@ -110,6 +111,7 @@ def _parse_starts(starts, seed) -> list[str]:
     return names
 
 
+@sparse_route("rarl2")
 def rarl2(
     target,
     order: int,
@@ -125,8 +127,10 @@ def rarl2(
     """H2-optimal reduced model of a stable system (RARL2, module docstring).
 
     Args:
-        target: a stable ``StateSpace`` (continuous time with D = 0, or discrete time; real or
-            complex; several inputs and outputs), or discrete-time Markov parameters
+        target: a stable ``StateSpace`` or ``SparseSystem`` (above ``SPARSE_CROSSOVER`` states:
+            ``rarl2_large`` of ``control.large``, the other options go to its dense RARL2 on the
+            surrogate; the result's ``method`` is ``"sparse"``) (continuous time with D = 0, or
+            discrete time; real or complex; several inputs and outputs), or discrete-time Markov parameters
             ``F_0, ..., F_K`` as an array (K+1, p, m) (or (K+1,)). Single precision is reduced in
             double precision and the model returned in the target's dtype (``_validate``).
         order: the reduced order n, below the target's minimal order.
