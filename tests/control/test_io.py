@@ -7,7 +7,7 @@ import scipy.sparse as sp
 import torch
 
 from difflinalg import InputError
-from difflinalg.control import BUILTIN_MODELS, builtin_model, h2_norm, is_stable, load_model, save_model
+from difflinalg.control import BUILTIN_MODELS, SparseSystem, builtin_model, h2_norm, is_stable, load_model, save_model
 
 from _controlhelpers import SLICOT, random_system
 
@@ -69,9 +69,11 @@ def test_missing_matrices_and_bad_files(tmp_path):
 @pytest.mark.data
 @pytest.mark.skipif(not (SLICOT / "ISS12A.mat").exists(), reason="SLICOT data not present")
 def test_slicot_files_load():
-    F = load_model(SLICOT / "ISS12A.mat")
+    F = load_model(SLICOT / "ISS12A.mat", sparse=False)
     assert (F.order, F.n_outputs, F.n_inputs) == (1412, 3, 3)
     assert torch.equal(F.D, torch.zeros(3, 3, dtype=torch.float64))  # stored as a uint8 zero matrix
+    S = load_model(SLICOT / "ISS12A.mat")  # a sparse A of 1412 > SPARSE_CROSSOVER states
+    assert isinstance(S, SparseSystem) and S.order == 1412 and not np.any(S.D)
     G = load_model(SLICOT / "build.mat")  # C stored as uint8
     assert G.C.dtype == torch.float64 and G.order == 48
 
