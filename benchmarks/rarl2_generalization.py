@@ -72,6 +72,10 @@ SIZES = (30, 45, 60, 80, 100, 120, 150, 200, 300)
 SHAPES = ((1, 1), (2, 2), (3, 2))
 TINY_HSV = 1e-9
 DEV_SEEDS, EVAL_SEED0 = 4, 1000
+#: round 2 (module docstring, "Protocol"): a second development set and a fresh evaluation set
+DEV2_SEEDS, DEV2_SEED0, EVAL2_SEED0 = 8, 2000, 3000
+#: the first evaluation set's misses of round 1, development cases since round 2 (looked at)
+OLD_EVAL_MISSES = (("msd", 1000), ("drss", 1001), ("drss", 1002))
 #: 10x the default's six starts (module docstring)
 REF_STARTS = ["bt", "irka-bt", "irka", "irka-modal", "modal", "extend"] + ["perturb"] * 24 + ["random"] * 30
 FAMILIES = ("dense-c", "dense-d", "dense-d-D", "modal-light-c", "modal-heavy-c", "modal-light-d",
@@ -211,7 +215,8 @@ def pymor_irka(F: StateSpace, r: int):
         return None
 
 
-def run_case(family: str, seed: int, repeats: int) -> dict | None:
+def run_case(family: str, seed: int, repeats: int, saved: dict | None = None) -> dict | None:
+    """One case (module docstring); ``saved``: a saved row whose reference is reused (not recomputed)."""
     F = make_system(family, seed)
     hsv = hankel_singular_values(F)
     r = pick_order(hsv, family, seed)
@@ -229,6 +234,11 @@ def run_case(family: str, seed: int, repeats: int) -> dict | None:
     row["default_reported"] = res.relative_error
     row["default_best_start"] = res.best_start
     row["resolution"] = res.resolution  # the criterion's relative-error resolution at the default's error
+    if saved is not None and saved.get("order") == r:
+        refs = {k[4:]: saved[k] for k in ("ref_bt", "ref_pymor-irka", "ref_rarl2-10x") if k in saved}
+        row.update(ref_s=saved["ref_s"], ref_best_start=saved["ref_best_start"], ref_starts=saved["ref_starts"],
+                   reused_ref=True)
+        return _finish(row, refs, res)
     refs = {"bt": rel_error(F, balanced_truncation(F, r))}
     if not F.discrete:
         Hi = pymor_irka(F, r)
@@ -239,16 +249,21 @@ def run_case(family: str, seed: int, repeats: int) -> dict | None:
     row["ref_s"] = time.perf_counter() - t0
     refs["rarl2-10x"] = rel_error(F, big.model)
     row["ref_best_start"] = big.best_start
+    ref_starts: dict[str, float] = {}
+    for s in big.starts:
+        ref_starts[s.name] = min(ref_starts.get(s.name, math.inf), s.error)
+    row["ref_starts"] = ref_starts
+    return _finish(row, refs, res)
+
+
+def _finish(row: dict, refs: dict, res) -> dict:
+    """``row`` completed with the reference ``refs`` (source -> error), the gap and the default's starts."""
     row.update({f"ref_{k}": v for k, v in refs.items()})
     src = min(refs, key=refs.get)
     row["ref"], row["ref_source"] = refs[src], src
     row["gap"] = (row["default"] - row["ref"]) / row["ref"] if row["ref"] > 0 else math.nan
     # per-start errors of both runs (the development analysis: which start found the better basin)
     row["default_starts"] = {s.name: s.error for s in res.starts}
-    ref_starts: dict[str, float] = {}
-    for s in big.starts:
-        ref_starts[s.name] = min(ref_starts.get(s.name, math.inf), s.error)
-    row["ref_starts"] = ref_starts
     return row
 
 
@@ -305,8 +320,8 @@ def report(name: str, rows: list[dict], failures: list[dict], anchor: dict | Non
     print_table(rows, cols, title=f"{name} set: cases")
     summ = summary(rows, "family", anchor)
     print_table(summ, title=f"{name} set: per family (gap = (default - ref) / ref)")
-    if name == "dev":  # the analysis of misses is for the development set only (module docstring)
-        print_table(misses(rows), title="dev set: cases above 1e-6 (which start kinds of the reference reached it)")
+    if not name.startswith("eval"):  # the analysis of misses: development sets only (module docstring)
+        print_table(misses(rows), title=f"{name} set: cases above 1e-6 (which start kinds of the reference reached it)")
     for f in failures:
         print(f"{name} FAILED: {f['family']} seed {f['seed']}: {f['error']}")
     fl = floors(rows, len(failures))
@@ -318,7 +333,11 @@ def report(name: str, rows: list[dict], failures: list[dict], anchor: dict | Non
 
 def main() -> int:
     p = parser(__doc__.splitlines()[0])
-    p.add_argument("--set", choices=("dev", "eval", "both"), default="both", help="which seed set to run")
+    p.add_argument("--set", choices=("dev", "eval", "both", "dev2", "eval2", "oldeval"), default="both",
+                   help="which seed set to run (module docstring)")
+    p.add_argument("--cases", nargs="+", metavar="FAMILY:SEED", help="only these cases (development)")
+    p.add_argument("--reuse-ref", type=Path, metavar="PATH",
+                   help="take each case's reference from a saved run (tuning iterations only)")
     p.add_argument("--only", nargs="+", metavar="FAMILY", choices=FAMILIES, help="only these families")
     p.add_argument("--seeds", type=int, default=None, help=f"seeds per family and set (default {DEV_SEEDS}, --quick 1)")
     p.add_argument("--report", type=Path, metavar="PATH", help="only re-print the tables of a saved --json run")
@@ -333,40 +352,51 @@ def main() -> int:
         print("rarl2_generalization: pyMOR not installed: no IRKA reference, no msd/heat1d families", file=sys.stderr)
     k = args.seeds or (1 if args.quick else DEV_SEEDS)
     families = args.only or FAMILIES
-    sets = {"dev": range(k), "eval": range(EVAL_SEED0, EVAL_SEED0 + k)}
-    chosen = ("dev", "eval") if args.set == "both" else (args.set,)
+    sets = {"dev": [(f, i) for f in families for i in range(k)],
+            "eval": [(f, i) for f in families for i in range(EVAL_SEED0, EVAL_SEED0 + k)],
+            "dev2": [(f, i) for f in families for i in range(DEV2_SEED0, DEV2_SEED0 + (args.seeds or DEV2_SEEDS))],
+            "eval2": [(f, i) for f in families for i in range(EVAL2_SEED0, EVAL2_SEED0 + k)],
+            "oldeval": [c for c in OLD_EVAL_MISSES if c[0] in families]}
+    if args.cases:
+        sets = {"cases": [(c.split(":")[0], int(c.split(":")[1])) for c in args.cases]}
+    chosen = ("cases",) if args.cases else ("dev", "eval") if args.set == "both" else (args.set,)
+    reuse = {}
+    if args.reuse_ref:  # tuning iterations only: the reference values of a saved run, not recomputed
+        old = json.loads(args.reuse_ref.read_text())
+        reuse = {(r["family"], r["seed"]): r for s_ in old.values() if isinstance(s_, dict) and "rows" in s_
+                 for r in s_["rows"]}
     anchor = None
     if args.anchor:
         old = json.loads(args.anchor.read_text())
-        anchor = {(r["family"], r["seed"]): r["default_s"] for s in ("dev", "eval") for r in old.get(s, {}).get("rows", [])}
+        anchor = {(r["family"], r["seed"]): r["default_s"] for s in old.values() if isinstance(s, dict)
+                  for r in s.get("rows", [])}
     out: dict = {"threads": torch.get_num_threads(), "ref_starts": len(REF_STARTS)}
     if args.report:  # re-print the tables of a saved run (no computation)
         saved = json.loads(args.report.read_text())
-        for name in ("dev", "eval"):
-            if name in saved:
+        for name in saved:
+            if isinstance(saved[name], dict) and "rows" in saved[name]:
                 report(name, saved[name]["rows"], saved[name].get("failures", []), anchor)
         return 0
     for name in chosen:
         rows, failures = [], []
-        for fam in families:
-            for seed in sets[name]:
-                try:
-                    row = run_case(fam, seed, 1 if args.quick else min(args.repeats, 3))
-                except ImportError as exc:
-                    print(f"  {fam} seed {seed}: skipped ({exc})", file=sys.stderr)
-                    continue
-                except Exception as exc:  # noqa: BLE001 - a failing case is a miss, reported, not a lost run
-                    print(f"  {fam} seed {seed}: FAILED {type(exc).__name__}: {exc}", file=sys.stderr)
-                    failures.append({"family": fam, "seed": seed, "error": f"{type(exc).__name__}: {exc}"})
-                    continue
-                if row is None:
-                    print(f"  {fam} seed {seed}: no order above the tiny-error regime", file=sys.stderr)
-                    continue
-                rows.append(row)
-                print(f"  [{name}] {fam:<14} seed {seed:<5} N={row['N']:<4} {row['p']}x{row['m']} r={row['order']:<3} "
-                      f"default {row['default']:.6e} ({row['default_s']:.2f} s, {row['default_best_start']}) "
-                      f"ref {row['ref']:.6e} ({row['ref_source']}, {row['ref_best_start']}) gap {row['gap']:+.1e}",
-                      file=sys.stderr, flush=True)
+        for fam, seed in sets[name]:
+            try:
+                row = run_case(fam, seed, 1 if args.quick else min(args.repeats, 3), reuse.get((fam, seed)))
+            except ImportError as exc:
+                print(f"  {fam} seed {seed}: skipped ({exc})", file=sys.stderr)
+                continue
+            except Exception as exc:  # noqa: BLE001 - a failing case is a miss, reported, not a lost run
+                print(f"  {fam} seed {seed}: FAILED {type(exc).__name__}: {exc}", file=sys.stderr)
+                failures.append({"family": fam, "seed": seed, "error": f"{type(exc).__name__}: {exc}"})
+                continue
+            if row is None:
+                print(f"  {fam} seed {seed}: no order above the tiny-error regime", file=sys.stderr)
+                continue
+            rows.append(row)
+            print(f"  [{name}] {fam:<14} seed {seed:<5} N={row['N']:<4} {row['p']}x{row['m']} r={row['order']:<3} "
+                  f"default {row['default']:.6e} ({row['default_s']:.2f} s, {row['default_best_start']}) "
+                  f"ref {row['ref']:.6e} ({row['ref_source']}, {row['ref_best_start']}) gap {row['gap']:+.1e}",
+                  file=sys.stderr, flush=True)
         summ, fl = report(name, rows, failures, anchor)
         out[name] = {"rows": rows, "summary": summ, "floors": fl, "failures": failures}
     write_json(out, args.json)
