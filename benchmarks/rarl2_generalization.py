@@ -77,7 +77,7 @@ DEV2_SEEDS, DEV2_SEED0, EVAL2_SEED0 = 8, 2000, 3000
 #: the first evaluation set's misses of round 1, development cases since round 2 (looked at)
 OLD_EVAL_MISSES = (("msd", 1000), ("drss", 1001), ("drss", 1002))
 #: 10x the default's six starts (module docstring)
-REF_STARTS = ["bt", "irka-bt", "irka", "irka-modal", "modal", "extend"] + ["perturb"] * 24 + ["random"] * 30
+REF_STARTS = ["bt", "irka-bt", "irka", "irka-modal", "irka-fixed", "modal", "extend"] + ["perturb"] * 24 + ["random"] * 30
 FAMILIES = ("dense-c", "dense-d", "dense-d-D", "modal-light-c", "modal-heavy-c", "modal-light-d",
             "modal-heavy-d", "rss", "drss", "msd", "heat1d")
 CONTINUOUS = {"dense-c", "modal-light-c", "modal-heavy-c", "rss", "msd", "heat1d"}
@@ -336,7 +336,7 @@ def main() -> int:
     p.add_argument("--set", choices=("dev", "eval", "both", "dev2", "eval2", "oldeval"), default="both",
                    help="which seed set to run (module docstring)")
     p.add_argument("--cases", nargs="+", metavar="FAMILY:SEED", help="only these cases (development)")
-    p.add_argument("--reuse-ref", type=Path, metavar="PATH",
+    p.add_argument("--reuse-ref", type=Path, nargs="+", metavar="PATH",
                    help="take each case's reference from a saved run (tuning iterations only)")
     p.add_argument("--only", nargs="+", metavar="FAMILY", choices=FAMILIES, help="only these families")
     p.add_argument("--seeds", type=int, default=None, help=f"seeds per family and set (default {DEV_SEEDS}, --quick 1)")
@@ -362,9 +362,10 @@ def main() -> int:
     chosen = ("cases",) if args.cases else ("dev", "eval") if args.set == "both" else (args.set,)
     reuse = {}
     if args.reuse_ref:  # tuning iterations only: the reference values of a saved run, not recomputed
-        old = json.loads(args.reuse_ref.read_text())
-        reuse = {(r["family"], r["seed"]): r for s_ in old.values() if isinstance(s_, dict) and "rows" in s_
-                 for r in s_["rows"]}
+        for path in args.reuse_ref:
+            old = json.loads(path.read_text())
+            reuse.update({(r["family"], r["seed"]): r for s_ in old.values() if isinstance(s_, dict) and "rows" in s_
+                          for r in s_["rows"]})
     anchor = None
     if args.anchor:
         old = json.loads(args.anchor.read_text())
