@@ -66,6 +66,12 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402  (after _common, which puts src/ on the path)
 
 from difflinalg.control import StateSpace, as_system, balanced_truncation, h2_error, hankel_singular_values, rarl2  # noqa: E402
+from difflinalg.control.reduction._rarl2 import _policy  # noqa: E402
+
+#: round 1's default search (the "after" of round 1), timed interleaved with the default by
+#: ``--vs-round1``: the time anchor of round 2 on a machine whose load changes between runs
+ROUND1_POLICY = _policy.SearchPolicy(default_starts=("bt", "irka-bt", "irka", "irka-modal", "perturb", "perturb"),
+                                     disagree_starts=("extend", "random", "random"))
 
 ORDERS = (2, 4, 8, 12)
 SIZES = (30, 45, 60, 80, 100, 120, 150, 200, 300)
@@ -215,8 +221,9 @@ def pymor_irka(F: StateSpace, r: int):
         return None
 
 
-def run_case(family: str, seed: int, repeats: int, saved: dict | None = None) -> dict | None:
-    """One case (module docstring); ``saved``: a saved row whose reference is reused (not recomputed)."""
+def run_case(family: str, seed: int, repeats: int, saved: dict | None = None, vs_round1: bool = False) -> dict | None:
+    """One case (module docstring); ``saved``: a saved row whose reference is reused (not recomputed);
+    ``vs_round1``: also time round 1's default (``ROUND1_POLICY``), interleaved with the default."""
     F = make_system(family, seed)
     hsv = hankel_singular_values(F)
     r = pick_order(hsv, family, seed)
@@ -224,12 +231,24 @@ def run_case(family: str, seed: int, repeats: int, saved: dict | None = None) ->
         return None
     row = {"family": family, "seed": seed, "N": F.order, "p": F.C.shape[0], "m": F.B.shape[1], "order": r,
            "time": F.time, "hsv_tail": float(hsv[r] / hsv[0])}
-    times = []
+    times, times1 = [], []
+    current = _policy.POLICY
     for _ in range(repeats):  # the default's time: median of ``repeats`` runs (the result is the same)
         t0 = time.perf_counter()
         res = rarl2(F, r)
         times.append(time.perf_counter() - t0)
+        if vs_round1:
+            _policy.POLICY = ROUND1_POLICY
+            try:
+                t0 = time.perf_counter()
+                res1 = rarl2(F, r)
+                times1.append(time.perf_counter() - t0)
+            finally:
+                _policy.POLICY = current
     row["default_s"] = statistics.median(times)
+    if vs_round1:
+        row["round1_s"] = statistics.median(times1)
+        row["round1"] = rel_error(F, res1.model)
     row["default"] = rel_error(F, res.model)
     row["default_reported"] = res.relative_error
     row["default_best_start"] = res.best_start
@@ -280,6 +299,9 @@ def summary(rows: list[dict], key: str, anchor: dict | None) -> list[dict]:
         row = {key: name, "cases": len(rs), "<=1e-6": f"{sum(g <= 1e-6 for g in gaps)}/{len(rs)}",
                "<=1%": f"{sum(g <= 1e-2 for g in gaps)}/{len(rs)}", "max gap": max(gaps),
                "default s": t, "ref s": sum(r["ref_s"] for r in rs)}
+        if all("round1_s" in r for r in rs):
+            row["round-1 s"] = sum(r["round1_s"] for r in rs)
+            row["time / round 1"] = t / row["round-1 s"]
         if anchor:
             ta = [anchor.get((r["family"], r["seed"])) for r in rs]
             if all(a is not None for a in ta):
@@ -338,6 +360,8 @@ def main() -> int:
     p.add_argument("--cases", nargs="+", metavar="FAMILY:SEED", help="only these cases (development)")
     p.add_argument("--reuse-ref", type=Path, nargs="+", metavar="PATH",
                    help="take each case's reference from a saved run (tuning iterations only)")
+    p.add_argument("--vs-round1", action="store_true",
+                   help="also time round 1's default search, interleaved (the time anchor of round 2)")
     p.add_argument("--only", nargs="+", metavar="FAMILY", choices=FAMILIES, help="only these families")
     p.add_argument("--seeds", type=int, default=None, help=f"seeds per family and set (default {DEV_SEEDS}, --quick 1)")
     p.add_argument("--report", type=Path, metavar="PATH", help="only re-print the tables of a saved --json run")
@@ -382,7 +406,8 @@ def main() -> int:
         rows, failures = [], []
         for fam, seed in sets[name]:
             try:
-                row = run_case(fam, seed, 1 if args.quick else min(args.repeats, 3), reuse.get((fam, seed)))
+                row = run_case(fam, seed, 1 if args.quick else min(args.repeats, 3), reuse.get((fam, seed)),
+                               args.vs_round1)
             except ImportError as exc:
                 print(f"  {fam} seed {seed}: skipped ({exc})", file=sys.stderr)
                 continue
