@@ -7,8 +7,9 @@ its errors (its quality floor) and gains time. The reasoning behind each default
 * ``default_starts``: balanced truncation, IRKA from it, from shifts spread over the target's band
   and from modal truncation (the dominant poles), then four perturbation rounds that run only when
   those disagree (two before round 2 of ``benchmarks/rarl2_generalization.py``: four reach the
-  perturbation basin of its development case rss 2004 that two miss). IRKA from modal truncation reaches minima the other starts miss (the SLICOT
-  CDplayer model at order 20); modal truncation itself is rarely the best start and is not a default.
+  perturbation basin of its development case rss 2004 that two miss). IRKA from modal truncation
+  reaches minima the other starts miss (the SLICOT CDplayer model at order 20); modal truncation
+  itself is rarely the best start and is not a default.
   IRKA from fixed shifts ``logspace(-1, 1, r)`` in the target's own frequency units (continuous
   time; pyMOR's default) reaches minima all those miss on mass-spring-damper systems
   (``benchmarks/rarl2_generalization.py``, round 2: development cases msd 2005-2007 and the former
