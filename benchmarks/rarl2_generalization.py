@@ -23,17 +23,29 @@ families: SISO or 2x2, their own sizes). Each (family, seed) gives one case, at 
 drawn from {2, 4, 8, 12}, lowered while the Hankel singular value ``sigma_{r+1}`` is below
 ``1e-9 sigma_1`` (the tiny-error regime is issue 17 item 1's business, not the search's).
 
-Split rule (by seed, fixed): the DEVELOPMENT set is seeds ``0 .. k-1`` of every family (``k = 4``,
-``--quick``: 1); the EVALUATION set is seeds ``1000 .. 1000 + k - 1``. Look at the development set
-to tune the search; run the evaluation set only to report (``--set eval``), never tune on it.
+Split rule (by seed, fixed). Round 1: the DEVELOPMENT set is seeds ``0 .. k-1`` of every family
+(``k = 4``, ``--quick``: 1); the EVALUATION set is seeds ``1000 .. 1000 + k - 1``. Look at the
+development set to tune the search; run the evaluation set only to report, never tune on it.
+
+Protocol of round 2. Round 1's evaluation set has been looked at (its misses were analysed), so it
+is no longer an evaluation set: round 2 tunes on ``dev`` (seeds 0-3), ``dev2`` (a second
+development set, seeds ``2000 .. 2007``) and ``oldeval`` (round 1's evaluation misses msd 1000,
+drss 1001 and drss 1002, development cases now), and reports on ``eval2`` (seeds ``3000 .. 3003``,
+fresh: run once, at the end, with the tuned default). ``--set dev|eval|dev2|eval2|oldeval|both``
+(both: dev and eval), ``--cases FAMILY:SEED ...`` for single development cases. While tuning,
+``--reuse-ref PATH ...`` takes each case's reference from saved runs (not recomputed); the reported
+tables recompute it. ``--vs-round1`` times round 1's default search (``ROUND1_POLICY``) interleaved
+with the default, per case (medians of the same repeats): the time anchor of round 2, since the
+machine's load differs between runs (``--anchor`` compares with a saved run's times only).
 
 Per case, in the same run (one thread):
 
 * ``default``: ``rarl2(F, r)`` with default settings (timed: the anchor "main's default" is this
   time on today's main; ``--anchor JSON`` compares the per-case times with a saved run);
 * the reference: the best of balanced truncation (``balanced_truncation``), pyMOR's IRKA
-  (continuous time only; default options) and ``rarl2(F, r, starts=REF_STARTS)``: 10x the default's
-  six starts (bt, irka-bt, irka, irka-modal, modal, degree continuation ``extend`` -- rarl2's own
+  (continuous time only; default options) and ``rarl2(F, r, starts=REF_STARTS)``: about 10x the
+  default's starts (bt, irka-bt, irka, irka-modal, irka-fixed (since round 2), modal, degree
+  continuation ``extend`` -- rarl2's own
   start kind: the order r-1 optimum extended by one state --, 24 perturbation rounds from the best
   result and 30 random starts). rarl2 takes no user-given start model, so continuation is rarl2's
   ``extend`` (its r-1 optimum comes from its bt / irka-bt / irka starts).
@@ -46,8 +58,9 @@ order the two models (reported, still counted against the floors). Gap = ``(err_
 the default beat the reference). Floors (issue 17 item 5): gap <= 1e-6 on >= 97% of the evaluation
 cases, <= 1% on all.
 
-Run: ``./dev bench rarl2_generalization --threads 1 [--quick] [--set dev|eval|both] [--json PATH]
-[--only FAMILY ...] [--anchor PATH]``.
+Run: ``./dev bench rarl2_generalization --threads 1 [--quick] [--set dev|eval|dev2|eval2|oldeval|both]
+[--json PATH] [--only FAMILY ...] [--cases FAMILY:SEED ...] [--anchor PATH] [--vs-round1]
+[--reuse-ref PATH ...] [--report PATH]``.
 """
 
 from __future__ import annotations
@@ -62,9 +75,9 @@ from pathlib import Path
 
 from _common import parser, print_table, setup, write_json
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402  (after _common, which puts src/ on the path)
 
+from _rarl2_families import FAMILIES, make_system, pick_order  # noqa: E402
 from difflinalg.control import StateSpace, as_system, balanced_truncation, h2_error, hankel_singular_values, rarl2  # noqa: E402
 from difflinalg.control.reduction._rarl2 import _policy  # noqa: E402
 
@@ -73,122 +86,13 @@ from difflinalg.control.reduction._rarl2 import _policy  # noqa: E402
 ROUND1_POLICY = _policy.SearchPolicy(default_starts=("bt", "irka-bt", "irka", "irka-modal", "perturb", "perturb"),
                                      disagree_starts=("extend", "random", "random"))
 
-ORDERS = (2, 4, 8, 12)
-SIZES = (30, 45, 60, 80, 100, 120, 150, 200, 300)
-SHAPES = ((1, 1), (2, 2), (3, 2))
-TINY_HSV = 1e-9
 DEV_SEEDS, EVAL_SEED0 = 4, 1000
 #: round 2 (module docstring, "Protocol"): a second development set and a fresh evaluation set
 DEV2_SEEDS, DEV2_SEED0, EVAL2_SEED0 = 8, 2000, 3000
 #: the first evaluation set's misses of round 1, development cases since round 2 (looked at)
 OLD_EVAL_MISSES = (("msd", 1000), ("drss", 1001), ("drss", 1002))
-#: 10x the default's six starts (module docstring)
+#: about 10x the default's starts (module docstring)
 REF_STARTS = ["bt", "irka-bt", "irka", "irka-modal", "irka-fixed", "modal", "extend"] + ["perturb"] * 24 + ["random"] * 30
-FAMILIES = ("dense-c", "dense-d", "dense-d-D", "modal-light-c", "modal-heavy-c", "modal-light-d",
-            "modal-heavy-d", "rss", "drss", "msd", "heat1d")
-CONTINUOUS = {"dense-c", "modal-light-c", "modal-heavy-c", "rss", "msd", "heat1d"}
-
-
-# -- systems --------------------------------------------------------------------------------------
-def _orthogonal(g: np.random.Generator, n: int) -> np.ndarray:
-    q, r = np.linalg.qr(g.standard_normal((n, n)))
-    return q * np.sign(np.diag(r))
-
-
-def _modal(g: np.random.Generator, n: int, discrete: bool, light: bool) -> np.ndarray:
-    """Real block-diagonal A with the family's poles (module docstring), orthogonally rotated."""
-    blocks = []
-    k = 0
-    while k < n:
-        real = (n - k == 1) or (not light and g.random() < 0.3)
-        if discrete:
-            rho = g.uniform(0.95, 0.999) if light else g.uniform(0.2, 0.9)
-            if real:
-                blocks.append(np.array([[rho * g.choice([-1.0, 1.0])]]))
-                k += 1
-                continue
-            th = g.uniform(0.02, np.pi - 0.02)
-            c, s = rho * np.cos(th), rho * np.sin(th)
-        else:
-            w = 10 ** g.uniform(-1, 1)
-            if real:
-                blocks.append(np.array([[-w]]))
-                k += 1
-                continue
-            z = 10 ** g.uniform(-3, np.log10(3e-2)) if light else g.uniform(0.3, 0.9)
-            c, s = -z * w, w * np.sqrt(1 - z * z)
-        blocks.append(np.array([[c, s], [-s, c]]))
-        k += 2
-    A = np.zeros((n, n))
-    at = 0
-    for b in blocks:
-        A[at:at + len(b), at:at + len(b)] = b
-        at += len(b)
-    Q = _orthogonal(g, n)
-    return Q @ A @ Q.T
-
-
-def _pymor_lti(fom, mu=None) -> StateSpace:
-    """A pyMOR LTIModel (parametric: at ``mu``) as a StateSpace (``E^{-1}`` folded in)."""
-    def dense(op):
-        M = op.assemble(mu).matrix if mu is not None else op.matrix
-        return M.toarray() if hasattr(M, "toarray") else np.asarray(M)
-
-    A, B, C = dense(fom.A), dense(fom.B), dense(fom.C)
-    E = dense(fom.E) if hasattr(fom.E, "matrix") else np.eye(A.shape[0])
-    A, B = np.linalg.solve(E, A), np.linalg.solve(E, B)
-    return StateSpace(torch.tensor(A), torch.tensor(B), torch.tensor(C), torch.zeros(C.shape[0], B.shape[1],
-                                                                                     dtype=torch.float64))
-
-
-def make_system(family: str, seed: int) -> StateSpace:
-    """The system of ``(family, seed)`` (module docstring); deterministic in the seed."""
-    g = np.random.default_rng([seed, FAMILIES.index(family)])
-    n = int(SIZES[g.integers(len(SIZES))])
-    p, m = SHAPES[g.integers(len(SHAPES))]
-    discrete = family not in CONTINUOUS
-    if family in ("rss", "drss"):
-        import control
-
-        np.random.seed(seed % 2**32)
-        sys_ = control.rss(n, p, m, strictly_proper=True) if family == "rss" else control.drss(n, p, m)
-        return as_system(sys_)
-    if family == "msd":
-        from pymor.models.examples import msd_example
-
-        n = 2 * int(g.integers(15, 151))  # 30..300 states
-        fom = msd_example(n, 1 if p == 1 else 2, m_i=g.uniform(1, 8), k_i=g.uniform(1, 8), c_i=g.uniform(0.2, 3),
-                          as_lti=True)
-        return as_system(fom)
-    if family == "heat1d":
-        from pymor.models.examples import heat_equation_1d_example
-
-        nodes = int(g.integers(30, 201))
-        fom = heat_equation_1d_example(diameter=1 / nodes).to_lti()
-        return _pymor_lti(fom, fom.parameters.parse({"diffusion": float(10 ** g.uniform(-1, 1))}))
-    if family.startswith("dense"):
-        A = g.standard_normal((n, n)) / np.sqrt(n)
-        ev = np.linalg.eigvals(A)
-        if discrete:
-            A *= g.uniform(0.5, 0.98) / np.abs(ev).max()
-        else:
-            A -= (ev.real.max() + g.uniform(0.02, 0.5)) * np.eye(n)
-    else:
-        A = _modal(g, n, discrete, "light" in family)
-    B, C = g.standard_normal((n, m)), g.standard_normal((p, n))
-    D = g.standard_normal((p, m)) if discrete and family != "dense-d" else np.zeros((p, m))
-    t = torch.tensor
-    return StateSpace(t(A), t(B), t(C), t(D), time="discrete" if discrete else "continuous")
-
-
-def pick_order(hsv: torch.Tensor, family: str, seed: int) -> int | None:
-    """The order of case ``(family, seed)``: drawn from ORDERS, lowered while
-    ``sigma_{r+1} < 1e-9 sigma_1`` or ``r`` is not below the system's order; None if none qualifies."""
-    k = int(np.random.default_rng([seed, FAMILIES.index(family), 1]).integers(len(ORDERS)))
-    for r in reversed(ORDERS[:k + 1]):
-        if r < len(hsv) and float(hsv[r]) > TINY_HSV * float(hsv[0]):
-            return r
-    return None
 
 
 # -- measurement ----------------------------------------------------------------------------------
@@ -270,7 +174,7 @@ def run_case(family: str, seed: int, repeats: int, saved: dict | None = None, vs
     row["ref_best_start"] = big.best_start
     ref_starts: dict[str, float] = {}
     for s in big.starts:
-        ref_starts[s.name] = min(ref_starts.get(s.name, math.inf), s.error)
+        ref_starts[s.name] = min(ref_starts.get(s.name, math.inf), s.relative_error)
     row["ref_starts"] = ref_starts
     return _finish(row, refs, res)
 
@@ -282,7 +186,7 @@ def _finish(row: dict, refs: dict, res) -> dict:
     row["ref"], row["ref_source"] = refs[src], src
     row["gap"] = (row["default"] - row["ref"]) / row["ref"] if row["ref"] > 0 else math.nan
     # per-start errors of both runs (the development analysis: which start found the better basin)
-    row["default_starts"] = {s.name: s.error for s in res.starts}
+    row["default_starts"] = {s.name: s.relative_error for s in res.starts}
     return row
 
 
