@@ -92,7 +92,8 @@ DEV2_SEEDS, DEV2_SEED0, EVAL2_SEED0 = 8, 2000, 3000
 #: the first evaluation set's misses of round 1, development cases since round 2 (looked at)
 OLD_EVAL_MISSES = (("msd", 1000), ("drss", 1001), ("drss", 1002))
 #: about 10x the default's starts (module docstring)
-REF_STARTS = ["bt", "irka-bt", "irka", "irka-modal", "irka-fixed", "modal", "extend"] + ["perturb"] * 24 + ["random"] * 30
+REF_STARTS = (["bt", "irka-bt", "irka", "irka-modal", "irka-fixed", "modal", "extend"]
+              + ["perturb"] * 24 + ["random"] * 30)
 
 
 # -- measurement ----------------------------------------------------------------------------------

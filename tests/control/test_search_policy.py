@@ -58,7 +58,8 @@ def _mass_spring_chain(n: int, mass: float, k: float, c: float):
     ``benchmarks/rarl2_generalization.py`` showed IRKA from fixed shifts reaching better minima."""
     from difflinalg.control import StateSpace
 
-    K = torch.diag(torch.full((n,), 2 * k)) - torch.diag(torch.full((n - 1,), k), 1) - torch.diag(torch.full((n - 1,), k), -1)
+    off = torch.full((n - 1,), k)
+    K = torch.diag(torch.full((n,), 2 * k)) - torch.diag(off, 1) - torch.diag(off, -1)
     D = K * (c / k)
     A = torch.cat([torch.cat([torch.zeros(n, n), torch.eye(n)], 1), torch.cat([-K / mass, -D / mass], 1)]).double()
     B = torch.zeros(2 * n, 1, dtype=torch.float64)

@@ -134,8 +134,9 @@ def rarl2(
             from it), ``"irka"`` (IRKA from shifts spread over the target's band), ``"modal"``
             (modal truncation to the most dominant target modes), ``"irka-modal"`` (IRKA from it),
             ``"irka-fixed"`` (IRKA from shifts ``logspace(-1, 1, n)`` in the target's frequency
-            units; continuous time only, no start in discrete time), ``"perturb"`` (a perturbation round from the best result so far), ``"extend"`` (the
-            order n-1 solution plus one state), ``"random"``; or their number K (the first K of bt,
+            units; continuous time only, no start in discrete time), ``"perturb"`` (a perturbation
+            round from the best result so far), ``"extend"`` (the order n-1 solution plus one
+            state), ``"random"``; or their number K (the first K of bt,
             irka-bt, irka, irka-modal, perturb, extend, perturb, modal, then random). Default: bt,
             irka-bt, irka, irka-modal, irka-fixed and, only if these reach different minima, degree
             continuation, two random starts and four perturbation rounds (``_policy.SearchPolicy``).

@@ -87,9 +87,9 @@ def _optimize_starts(run: _Run, primary: list[str], bt_model, gen, prog: _Progre
 def _irka_candidates(run: _Run, names: list[str], bt_model, modal) -> dict:
     """The candidate models ``(A, C)`` of the IRKA starts among ``names`` ("irka-bt": from balanced
     truncation ``bt_model``, "irka-modal": from modal truncation ``modal`` (``modal_start``), "irka":
-    from spread shifts, "irka-fixed": from ``fixed_shifts``): the first iterate and the last _policy.POLICY.irka_candidates of each run (IRKA may
-    oscillate or drift away from a better model it passed, but scoring every iterate cost more
-    than the run). The runs go in lock-step (one batched IRKA) and their candidates are projected
+    from spread shifts, "irka-fixed": from ``fixed_shifts``): the first iterate and the last
+    _policy.POLICY.irka_candidates of each run (IRKA may oscillate or drift away from a better model
+    it passed, but scoring every iterate cost more than the run). The runs go in lock-step (one batched IRKA) and their candidates are projected
     in one batch."""
     froms = {"irka-bt": bt_model, "irka-modal": modal}
     runs = [n for n in ("irka-bt", "irka-modal") if n in names and froms[n] is not None]
