@@ -89,8 +89,8 @@ def _irka_candidates(run: _Run, names: list[str], bt_model, modal) -> dict:
     truncation ``bt_model``, "irka-modal": from modal truncation ``modal`` (``modal_start``), "irka":
     from spread shifts, "irka-fixed": from ``fixed_shifts``): the first iterate and the last
     _policy.POLICY.irka_candidates of each run (IRKA may oscillate or drift away from a better model
-    it passed, but scoring every iterate cost more than the run). The runs go in lock-step (one batched IRKA) and their candidates are projected
-    in one batch."""
+    it passed, but scoring every iterate cost more than the run). The runs go in lock-step (one
+    batched IRKA) and their candidates are projected in one batch."""
     froms = {"irka-bt": bt_model, "irka-modal": modal}
     runs = [n for n in ("irka-bt", "irka-modal") if n in names and froms[n] is not None]
     shift_runs = {"irka": default_shifts(run.T, run.r) if "irka" in names else None,
