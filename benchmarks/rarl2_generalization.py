@@ -23,17 +23,29 @@ families: SISO or 2x2, their own sizes). Each (family, seed) gives one case, at 
 drawn from {2, 4, 8, 12}, lowered while the Hankel singular value ``sigma_{r+1}`` is below
 ``1e-9 sigma_1`` (the tiny-error regime is issue 17 item 1's business, not the search's).
 
-Split rule (by seed, fixed): the DEVELOPMENT set is seeds ``0 .. k-1`` of every family (``k = 4``,
-``--quick``: 1); the EVALUATION set is seeds ``1000 .. 1000 + k - 1``. Look at the development set
-to tune the search; run the evaluation set only to report (``--set eval``), never tune on it.
+Split rule (by seed, fixed). Round 1: the DEVELOPMENT set is seeds ``0 .. k-1`` of every family
+(``k = 4``, ``--quick``: 1); the EVALUATION set is seeds ``1000 .. 1000 + k - 1``. Look at the
+development set to tune the search; run the evaluation set only to report, never tune on it.
+
+Protocol of round 2. Round 1's evaluation set has been looked at (its misses were analysed), so it
+is no longer an evaluation set: round 2 tunes on ``dev`` (seeds 0-3), ``dev2`` (a second
+development set, seeds ``2000 .. 2007``) and ``oldeval`` (round 1's evaluation misses msd 1000,
+drss 1001 and drss 1002, development cases now), and reports on ``eval2`` (seeds ``3000 .. 3003``,
+fresh: run once, at the end, with the tuned default). ``--set dev|eval|dev2|eval2|oldeval|both``
+(both: dev and eval), ``--cases FAMILY:SEED ...`` for single development cases. While tuning,
+``--reuse-ref PATH ...`` takes each case's reference from saved runs (not recomputed); the reported
+tables recompute it. ``--vs-round1`` times round 1's default search (``ROUND1_POLICY``) interleaved
+with the default, per case (medians of the same repeats): the time anchor of round 2, since the
+machine's load differs between runs (``--anchor`` compares with a saved run's times only).
 
 Per case, in the same run (one thread):
 
 * ``default``: ``rarl2(F, r)`` with default settings (timed: the anchor "main's default" is this
   time on today's main; ``--anchor JSON`` compares the per-case times with a saved run);
 * the reference: the best of balanced truncation (``balanced_truncation``), pyMOR's IRKA
-  (continuous time only; default options) and ``rarl2(F, r, starts=REF_STARTS)``: 10x the default's
-  six starts (bt, irka-bt, irka, irka-modal, modal, degree continuation ``extend`` -- rarl2's own
+  (continuous time only; default options) and ``rarl2(F, r, starts=REF_STARTS)``: about 10x the
+  default's starts (bt, irka-bt, irka, irka-modal, irka-fixed (since round 2), modal, degree
+  continuation ``extend`` -- rarl2's own
   start kind: the order r-1 optimum extended by one state --, 24 perturbation rounds from the best
   result and 30 random starts). rarl2 takes no user-given start model, so continuation is rarl2's
   ``extend`` (its r-1 optimum comes from its bt / irka-bt / irka starts).
@@ -46,8 +58,9 @@ order the two models (reported, still counted against the floors). Gap = ``(err_
 the default beat the reference). Floors (issue 17 item 5): gap <= 1e-6 on >= 97% of the evaluation
 cases, <= 1% on all.
 
-Run: ``./dev bench rarl2_generalization --threads 1 [--quick] [--set dev|eval|both] [--json PATH]
-[--only FAMILY ...] [--anchor PATH]``.
+Run: ``./dev bench rarl2_generalization --threads 1 [--quick] [--set dev|eval|dev2|eval2|oldeval|both]
+[--json PATH] [--only FAMILY ...] [--cases FAMILY:SEED ...] [--anchor PATH] [--vs-round1]
+[--reuse-ref PATH ...] [--report PATH]``.
 """
 
 from __future__ import annotations
@@ -62,123 +75,25 @@ from pathlib import Path
 
 from _common import parser, print_table, setup, write_json
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402  (after _common, which puts src/ on the path)
 
+from _rarl2_families import FAMILIES, make_system, pick_order  # noqa: E402
 from difflinalg.control import StateSpace, as_system, balanced_truncation, h2_error, hankel_singular_values, rarl2  # noqa: E402
+from difflinalg.control.reduction._rarl2 import _policy  # noqa: E402
 
-ORDERS = (2, 4, 8, 12)
-SIZES = (30, 45, 60, 80, 100, 120, 150, 200, 300)
-SHAPES = ((1, 1), (2, 2), (3, 2))
-TINY_HSV = 1e-9
+#: round 1's default search (the "after" of round 1), timed interleaved with the default by
+#: ``--vs-round1``: the time anchor of round 2 on a machine whose load changes between runs
+ROUND1_POLICY = _policy.SearchPolicy(default_starts=("bt", "irka-bt", "irka", "irka-modal", "perturb", "perturb"),
+                                     disagree_starts=("extend", "random", "random"))
+
 DEV_SEEDS, EVAL_SEED0 = 4, 1000
-#: 10x the default's six starts (module docstring)
-REF_STARTS = ["bt", "irka-bt", "irka", "irka-modal", "modal", "extend"] + ["perturb"] * 24 + ["random"] * 30
-FAMILIES = ("dense-c", "dense-d", "dense-d-D", "modal-light-c", "modal-heavy-c", "modal-light-d",
-            "modal-heavy-d", "rss", "drss", "msd", "heat1d")
-CONTINUOUS = {"dense-c", "modal-light-c", "modal-heavy-c", "rss", "msd", "heat1d"}
-
-
-# -- systems --------------------------------------------------------------------------------------
-def _orthogonal(g: np.random.Generator, n: int) -> np.ndarray:
-    q, r = np.linalg.qr(g.standard_normal((n, n)))
-    return q * np.sign(np.diag(r))
-
-
-def _modal(g: np.random.Generator, n: int, discrete: bool, light: bool) -> np.ndarray:
-    """Real block-diagonal A with the family's poles (module docstring), orthogonally rotated."""
-    blocks = []
-    k = 0
-    while k < n:
-        real = (n - k == 1) or (not light and g.random() < 0.3)
-        if discrete:
-            rho = g.uniform(0.95, 0.999) if light else g.uniform(0.2, 0.9)
-            if real:
-                blocks.append(np.array([[rho * g.choice([-1.0, 1.0])]]))
-                k += 1
-                continue
-            th = g.uniform(0.02, np.pi - 0.02)
-            c, s = rho * np.cos(th), rho * np.sin(th)
-        else:
-            w = 10 ** g.uniform(-1, 1)
-            if real:
-                blocks.append(np.array([[-w]]))
-                k += 1
-                continue
-            z = 10 ** g.uniform(-3, np.log10(3e-2)) if light else g.uniform(0.3, 0.9)
-            c, s = -z * w, w * np.sqrt(1 - z * z)
-        blocks.append(np.array([[c, s], [-s, c]]))
-        k += 2
-    A = np.zeros((n, n))
-    at = 0
-    for b in blocks:
-        A[at:at + len(b), at:at + len(b)] = b
-        at += len(b)
-    Q = _orthogonal(g, n)
-    return Q @ A @ Q.T
-
-
-def _pymor_lti(fom, mu=None) -> StateSpace:
-    """A pyMOR LTIModel (parametric: at ``mu``) as a StateSpace (``E^{-1}`` folded in)."""
-    def dense(op):
-        M = op.assemble(mu).matrix if mu is not None else op.matrix
-        return M.toarray() if hasattr(M, "toarray") else np.asarray(M)
-
-    A, B, C = dense(fom.A), dense(fom.B), dense(fom.C)
-    E = dense(fom.E) if hasattr(fom.E, "matrix") else np.eye(A.shape[0])
-    A, B = np.linalg.solve(E, A), np.linalg.solve(E, B)
-    return StateSpace(torch.tensor(A), torch.tensor(B), torch.tensor(C), torch.zeros(C.shape[0], B.shape[1],
-                                                                                     dtype=torch.float64))
-
-
-def make_system(family: str, seed: int) -> StateSpace:
-    """The system of ``(family, seed)`` (module docstring); deterministic in the seed."""
-    g = np.random.default_rng([seed, FAMILIES.index(family)])
-    n = int(SIZES[g.integers(len(SIZES))])
-    p, m = SHAPES[g.integers(len(SHAPES))]
-    discrete = family not in CONTINUOUS
-    if family in ("rss", "drss"):
-        import control
-
-        np.random.seed(seed % 2**32)
-        sys_ = control.rss(n, p, m, strictly_proper=True) if family == "rss" else control.drss(n, p, m)
-        return as_system(sys_)
-    if family == "msd":
-        from pymor.models.examples import msd_example
-
-        n = 2 * int(g.integers(15, 151))  # 30..300 states
-        fom = msd_example(n, 1 if p == 1 else 2, m_i=g.uniform(1, 8), k_i=g.uniform(1, 8), c_i=g.uniform(0.2, 3),
-                          as_lti=True)
-        return as_system(fom)
-    if family == "heat1d":
-        from pymor.models.examples import heat_equation_1d_example
-
-        nodes = int(g.integers(30, 201))
-        fom = heat_equation_1d_example(diameter=1 / nodes).to_lti()
-        return _pymor_lti(fom, fom.parameters.parse({"diffusion": float(10 ** g.uniform(-1, 1))}))
-    if family.startswith("dense"):
-        A = g.standard_normal((n, n)) / np.sqrt(n)
-        ev = np.linalg.eigvals(A)
-        if discrete:
-            A *= g.uniform(0.5, 0.98) / np.abs(ev).max()
-        else:
-            A -= (ev.real.max() + g.uniform(0.02, 0.5)) * np.eye(n)
-    else:
-        A = _modal(g, n, discrete, "light" in family)
-    B, C = g.standard_normal((n, m)), g.standard_normal((p, n))
-    D = g.standard_normal((p, m)) if discrete and family != "dense-d" else np.zeros((p, m))
-    t = torch.tensor
-    return StateSpace(t(A), t(B), t(C), t(D), time="discrete" if discrete else "continuous")
-
-
-def pick_order(hsv: torch.Tensor, family: str, seed: int) -> int | None:
-    """The order of case ``(family, seed)``: drawn from ORDERS, lowered while
-    ``sigma_{r+1} < 1e-9 sigma_1`` or ``r`` is not below the system's order; None if none qualifies."""
-    k = int(np.random.default_rng([seed, FAMILIES.index(family), 1]).integers(len(ORDERS)))
-    for r in reversed(ORDERS[:k + 1]):
-        if r < len(hsv) and float(hsv[r]) > TINY_HSV * float(hsv[0]):
-            return r
-    return None
+#: round 2 (module docstring, "Protocol"): a second development set and a fresh evaluation set
+DEV2_SEEDS, DEV2_SEED0, EVAL2_SEED0 = 8, 2000, 3000
+#: the first evaluation set's misses of round 1, development cases since round 2 (looked at)
+OLD_EVAL_MISSES = (("msd", 1000), ("drss", 1001), ("drss", 1002))
+#: about 10x the default's starts (module docstring)
+REF_STARTS = (["bt", "irka-bt", "irka", "irka-modal", "irka-fixed", "modal", "extend"]
+              + ["perturb"] * 24 + ["random"] * 30)
 
 
 # -- measurement ----------------------------------------------------------------------------------
@@ -211,7 +126,9 @@ def pymor_irka(F: StateSpace, r: int):
         return None
 
 
-def run_case(family: str, seed: int, repeats: int) -> dict | None:
+def run_case(family: str, seed: int, repeats: int, saved: dict | None = None, vs_round1: bool = False) -> dict | None:
+    """One case (module docstring); ``saved``: a saved row whose reference is reused (not recomputed);
+    ``vs_round1``: also time round 1's default (``ROUND1_POLICY``), interleaved with the default."""
     F = make_system(family, seed)
     hsv = hankel_singular_values(F)
     r = pick_order(hsv, family, seed)
@@ -219,16 +136,33 @@ def run_case(family: str, seed: int, repeats: int) -> dict | None:
         return None
     row = {"family": family, "seed": seed, "N": F.order, "p": F.C.shape[0], "m": F.B.shape[1], "order": r,
            "time": F.time, "hsv_tail": float(hsv[r] / hsv[0])}
-    times = []
+    times, times1 = [], []
+    current = _policy.POLICY
     for _ in range(repeats):  # the default's time: median of ``repeats`` runs (the result is the same)
         t0 = time.perf_counter()
         res = rarl2(F, r)
         times.append(time.perf_counter() - t0)
+        if vs_round1:
+            _policy.POLICY = ROUND1_POLICY
+            try:
+                t0 = time.perf_counter()
+                res1 = rarl2(F, r)
+                times1.append(time.perf_counter() - t0)
+            finally:
+                _policy.POLICY = current
     row["default_s"] = statistics.median(times)
+    if vs_round1:
+        row["round1_s"] = statistics.median(times1)
+        row["round1"] = rel_error(F, res1.model)
     row["default"] = rel_error(F, res.model)
     row["default_reported"] = res.relative_error
     row["default_best_start"] = res.best_start
     row["resolution"] = res.resolution  # the criterion's relative-error resolution at the default's error
+    if saved is not None and saved.get("order") == r:
+        refs = {k[4:]: saved[k] for k in ("ref_bt", "ref_pymor-irka", "ref_rarl2-10x") if k in saved}
+        row.update(ref_s=saved["ref_s"], ref_best_start=saved["ref_best_start"], ref_starts=saved["ref_starts"],
+                   reused_ref=True)
+        return _finish(row, refs, res)
     refs = {"bt": rel_error(F, balanced_truncation(F, r))}
     if not F.discrete:
         Hi = pymor_irka(F, r)
@@ -239,16 +173,21 @@ def run_case(family: str, seed: int, repeats: int) -> dict | None:
     row["ref_s"] = time.perf_counter() - t0
     refs["rarl2-10x"] = rel_error(F, big.model)
     row["ref_best_start"] = big.best_start
+    ref_starts: dict[str, float] = {}
+    for s in big.starts:
+        ref_starts[s.name] = min(ref_starts.get(s.name, math.inf), s.relative_error)
+    row["ref_starts"] = ref_starts
+    return _finish(row, refs, res)
+
+
+def _finish(row: dict, refs: dict, res) -> dict:
+    """``row`` completed with the reference ``refs`` (source -> error), the gap and the default's starts."""
     row.update({f"ref_{k}": v for k, v in refs.items()})
     src = min(refs, key=refs.get)
     row["ref"], row["ref_source"] = refs[src], src
     row["gap"] = (row["default"] - row["ref"]) / row["ref"] if row["ref"] > 0 else math.nan
     # per-start errors of both runs (the development analysis: which start found the better basin)
-    row["default_starts"] = {s.name: s.error for s in res.starts}
-    ref_starts: dict[str, float] = {}
-    for s in big.starts:
-        ref_starts[s.name] = min(ref_starts.get(s.name, math.inf), s.error)
-    row["ref_starts"] = ref_starts
+    row["default_starts"] = {s.name: s.relative_error for s in res.starts}
     return row
 
 
@@ -265,6 +204,9 @@ def summary(rows: list[dict], key: str, anchor: dict | None) -> list[dict]:
         row = {key: name, "cases": len(rs), "<=1e-6": f"{sum(g <= 1e-6 for g in gaps)}/{len(rs)}",
                "<=1%": f"{sum(g <= 1e-2 for g in gaps)}/{len(rs)}", "max gap": max(gaps),
                "default s": t, "ref s": sum(r["ref_s"] for r in rs)}
+        if all("round1_s" in r for r in rs):
+            row["round-1 s"] = sum(r["round1_s"] for r in rs)
+            row["time / round 1"] = t / row["round-1 s"]
         if anchor:
             ta = [anchor.get((r["family"], r["seed"])) for r in rs]
             if all(a is not None for a in ta):
@@ -305,8 +247,8 @@ def report(name: str, rows: list[dict], failures: list[dict], anchor: dict | Non
     print_table(rows, cols, title=f"{name} set: cases")
     summ = summary(rows, "family", anchor)
     print_table(summ, title=f"{name} set: per family (gap = (default - ref) / ref)")
-    if name == "dev":  # the analysis of misses is for the development set only (module docstring)
-        print_table(misses(rows), title="dev set: cases above 1e-6 (which start kinds of the reference reached it)")
+    if not name.startswith("eval"):  # the analysis of misses: development sets only (module docstring)
+        print_table(misses(rows), title=f"{name} set: cases above 1e-6 (which start kinds of the reference reached it)")
     for f in failures:
         print(f"{name} FAILED: {f['family']} seed {f['seed']}: {f['error']}")
     fl = floors(rows, len(failures))
@@ -318,7 +260,13 @@ def report(name: str, rows: list[dict], failures: list[dict], anchor: dict | Non
 
 def main() -> int:
     p = parser(__doc__.splitlines()[0])
-    p.add_argument("--set", choices=("dev", "eval", "both"), default="both", help="which seed set to run")
+    p.add_argument("--set", choices=("dev", "eval", "both", "dev2", "eval2", "oldeval"), default="both",
+                   help="which seed set to run (module docstring)")
+    p.add_argument("--cases", nargs="+", metavar="FAMILY:SEED", help="only these cases (development)")
+    p.add_argument("--reuse-ref", type=Path, nargs="+", metavar="PATH",
+                   help="take each case's reference from a saved run (tuning iterations only)")
+    p.add_argument("--vs-round1", action="store_true",
+                   help="also time round 1's default search, interleaved (the time anchor of round 2)")
     p.add_argument("--only", nargs="+", metavar="FAMILY", choices=FAMILIES, help="only these families")
     p.add_argument("--seeds", type=int, default=None, help=f"seeds per family and set (default {DEV_SEEDS}, --quick 1)")
     p.add_argument("--report", type=Path, metavar="PATH", help="only re-print the tables of a saved --json run")
@@ -333,40 +281,53 @@ def main() -> int:
         print("rarl2_generalization: pyMOR not installed: no IRKA reference, no msd/heat1d families", file=sys.stderr)
     k = args.seeds or (1 if args.quick else DEV_SEEDS)
     families = args.only or FAMILIES
-    sets = {"dev": range(k), "eval": range(EVAL_SEED0, EVAL_SEED0 + k)}
-    chosen = ("dev", "eval") if args.set == "both" else (args.set,)
+    sets = {"dev": [(f, i) for f in families for i in range(k)],
+            "eval": [(f, i) for f in families for i in range(EVAL_SEED0, EVAL_SEED0 + k)],
+            "dev2": [(f, i) for f in families for i in range(DEV2_SEED0, DEV2_SEED0 + (args.seeds or DEV2_SEEDS))],
+            "eval2": [(f, i) for f in families for i in range(EVAL2_SEED0, EVAL2_SEED0 + k)],
+            "oldeval": [c for c in OLD_EVAL_MISSES if c[0] in families]}
+    if args.cases:
+        sets = {"cases": [(c.split(":")[0], int(c.split(":")[1])) for c in args.cases]}
+    chosen = ("cases",) if args.cases else ("dev", "eval") if args.set == "both" else (args.set,)
+    reuse = {}
+    if args.reuse_ref:  # tuning iterations only: the reference values of a saved run, not recomputed
+        for path in args.reuse_ref:
+            old = json.loads(path.read_text())
+            reuse.update({(r["family"], r["seed"]): r for s_ in old.values() if isinstance(s_, dict) and "rows" in s_
+                          for r in s_["rows"]})
     anchor = None
     if args.anchor:
         old = json.loads(args.anchor.read_text())
-        anchor = {(r["family"], r["seed"]): r["default_s"] for s in ("dev", "eval") for r in old.get(s, {}).get("rows", [])}
+        anchor = {(r["family"], r["seed"]): r["default_s"] for s in old.values() if isinstance(s, dict)
+                  for r in s.get("rows", [])}
     out: dict = {"threads": torch.get_num_threads(), "ref_starts": len(REF_STARTS)}
     if args.report:  # re-print the tables of a saved run (no computation)
         saved = json.loads(args.report.read_text())
-        for name in ("dev", "eval"):
-            if name in saved:
+        for name in saved:
+            if isinstance(saved[name], dict) and "rows" in saved[name]:
                 report(name, saved[name]["rows"], saved[name].get("failures", []), anchor)
         return 0
     for name in chosen:
         rows, failures = [], []
-        for fam in families:
-            for seed in sets[name]:
-                try:
-                    row = run_case(fam, seed, 1 if args.quick else min(args.repeats, 3))
-                except ImportError as exc:
-                    print(f"  {fam} seed {seed}: skipped ({exc})", file=sys.stderr)
-                    continue
-                except Exception as exc:  # noqa: BLE001 - a failing case is a miss, reported, not a lost run
-                    print(f"  {fam} seed {seed}: FAILED {type(exc).__name__}: {exc}", file=sys.stderr)
-                    failures.append({"family": fam, "seed": seed, "error": f"{type(exc).__name__}: {exc}"})
-                    continue
-                if row is None:
-                    print(f"  {fam} seed {seed}: no order above the tiny-error regime", file=sys.stderr)
-                    continue
-                rows.append(row)
-                print(f"  [{name}] {fam:<14} seed {seed:<5} N={row['N']:<4} {row['p']}x{row['m']} r={row['order']:<3} "
-                      f"default {row['default']:.6e} ({row['default_s']:.2f} s, {row['default_best_start']}) "
-                      f"ref {row['ref']:.6e} ({row['ref_source']}, {row['ref_best_start']}) gap {row['gap']:+.1e}",
-                      file=sys.stderr, flush=True)
+        for fam, seed in sets[name]:
+            try:
+                row = run_case(fam, seed, 1 if args.quick else min(args.repeats, 3), reuse.get((fam, seed)),
+                               args.vs_round1)
+            except ImportError as exc:
+                print(f"  {fam} seed {seed}: skipped ({exc})", file=sys.stderr)
+                continue
+            except Exception as exc:  # noqa: BLE001 - a failing case is a miss, reported, not a lost run
+                print(f"  {fam} seed {seed}: FAILED {type(exc).__name__}: {exc}", file=sys.stderr)
+                failures.append({"family": fam, "seed": seed, "error": f"{type(exc).__name__}: {exc}"})
+                continue
+            if row is None:
+                print(f"  {fam} seed {seed}: no order above the tiny-error regime", file=sys.stderr)
+                continue
+            rows.append(row)
+            print(f"  [{name}] {fam:<14} seed {seed:<5} N={row['N']:<4} {row['p']}x{row['m']} r={row['order']:<3} "
+                  f"default {row['default']:.6e} ({row['default_s']:.2f} s, {row['default_best_start']}) "
+                  f"ref {row['ref']:.6e} ({row['ref_source']}, {row['ref_best_start']}) gap {row['gap']:+.1e}",
+                  file=sys.stderr, flush=True)
         summ, fl = report(name, rows, failures, anchor)
         out[name] = {"rows": rows, "summary": summ, "floors": fl, "failures": failures}
     write_json(out, args.json)

@@ -230,3 +230,21 @@ def test_score_starts_keeps_each_starts_lowest_candidate():
         f1, gA1, gC1, _ = T.criterion(c, a)
         assert f == pytest.approx(f1, rel=1e-10)
         assert torch.allclose(gA, gA1, atol=1e-10) and torch.allclose(gC, gC1, atol=1e-10)
+
+
+@pytest.mark.parametrize("discrete", [False, True])
+def test_fixed_shifts_are_in_the_targets_own_frequency_units(discrete):
+    """``fixed_shifts``: ``logspace(-1, 1, r)`` of the original frequency axis, whatever the working
+    frequency scale ``omega`` (continuous time); none in discrete time."""
+    from difflinalg.control.reduction._rarl2._starts import fixed_shifts
+
+    T = Target(random_system(8, 2, 1, discrete=discrete, seed=2), "auto")
+    if discrete:
+        assert fixed_shifts(T, 4) is None
+        return
+    want = torch.logspace(-1, 1, 4, dtype=torch.float64)
+    for omega in (1.0, 7.5):
+        T.rescale(omega)
+        s = fixed_shifts(T, 4)
+        assert s.dtype == T.cdt and torch.all(s.imag == 0)
+        torch.testing.assert_close(s.real * omega, want, rtol=1e-14, atol=0)

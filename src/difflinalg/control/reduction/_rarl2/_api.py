@@ -137,11 +137,13 @@ def rarl2(
         starts: a list of start kinds from ``"bt"`` (balanced truncation), ``"irka-bt"`` (IRKA
             from it), ``"irka"`` (IRKA from shifts spread over the target's band), ``"modal"``
             (modal truncation to the most dominant target modes), ``"irka-modal"`` (IRKA from it),
-            ``"perturb"`` (a perturbation round from the best result so far), ``"extend"`` (the
-            order n-1 solution plus one state), ``"random"``; or their number K (the first K of bt,
+            ``"irka-fixed"`` (IRKA from shifts ``logspace(-1, 1, n)`` in the target's frequency
+            units; continuous time only, no start in discrete time), ``"perturb"`` (a perturbation
+            round from the best result so far), ``"extend"`` (the order n-1 solution plus one
+            state), ``"random"``; or their number K (the first K of bt,
             irka-bt, irka, irka-modal, perturb, extend, perturb, modal, then random). Default: bt,
-            irka-bt, irka, irka-modal and, only if these reach different minima, two perturbation
-            rounds.
+            irka-bt, irka, irka-modal, irka-fixed and, only if these reach different minima, degree
+            continuation, two random starts and four perturbation rounds (``_policy.SearchPolicy``).
         seed: seed of the random starts.
         max_iter: BFGS iterations per start.
         tol: stop a start when the relative gradient ``||grad|| / (2 sqrt(psi))`` is below it.

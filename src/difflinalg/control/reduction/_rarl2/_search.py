@@ -14,7 +14,7 @@ from . import _policy
 from ._progress import Progress as _Progress
 from ._run import _Run
 from ._selection import TIE_LEVELS
-from ._starts import balanced_start, default_shifts, irka, irka_models, modal_start, random_pair
+from ._starts import balanced_start, default_shifts, fixed_shifts, irka, irka_models, modal_start, random_pair
 
 
 def _search(run: _Run, names: list[str], bt_model, gen, prog: _Progress, adaptive: bool = False) -> None:
@@ -87,18 +87,21 @@ def _optimize_starts(run: _Run, primary: list[str], bt_model, gen, prog: _Progre
 def _irka_candidates(run: _Run, names: list[str], bt_model, modal) -> dict:
     """The candidate models ``(A, C)`` of the IRKA starts among ``names`` ("irka-bt": from balanced
     truncation ``bt_model``, "irka-modal": from modal truncation ``modal`` (``modal_start``), "irka":
-    from spread shifts): the first iterate and the last _policy.POLICY.irka_candidates of each run (IRKA may
-    oscillate or drift away from a better model it passed, but scoring every iterate cost more
-    than the run). The runs go in lock-step (one batched IRKA) and their candidates are projected
-    in one batch."""
+    from spread shifts, "irka-fixed": from ``fixed_shifts``): the first iterate and the last
+    _policy.POLICY.irka_candidates of each run (IRKA may oscillate or drift away from a better model
+    it passed, but scoring every iterate cost more than the run). The runs go in lock-step (one
+    batched IRKA) and their candidates are projected in one batch."""
     froms = {"irka-bt": bt_model, "irka-modal": modal}
     runs = [n for n in ("irka-bt", "irka-modal") if n in names and froms[n] is not None]
-    runs += ["irka"] if "irka" in names else []
+    shift_runs = {"irka": default_shifts(run.T, run.r) if "irka" in names else None,
+                  "irka-fixed": fixed_shifts(run.T, run.r) if "irka-fixed" in names else None}
+    shift_runs = {n: v for n, v in shift_runs.items() if v is not None}
+    runs += list(shift_runs)
     if not runs:
         return {}
-    starts = [froms[n] for n in runs if n != "irka"]
+    starts = [froms[n] for n in runs if n not in shift_runs]
     models = tuple(torch.stack(t) for t in zip(*starts)) if starts else None
-    shifts = default_shifts(run.T, run.r)[None] if "irka" in runs else None
+    shifts = torch.stack(list(shift_runs.values())) if shift_runs else None
     its = irka(run.T, models=models, shifts=shifts, deadline=run.deadline)
     keep = [d[:1] + d[1:][-_policy.POLICY.irka_candidates:] for d in its]
     if not any(keep):
@@ -121,7 +124,7 @@ def _start_models(name: str, run: _Run, bt_model, gen, irka_cands: dict, modal):
     if name == "bt":
         Ar, _, Cr = bt_model
         return Ar[None], Cr[None], False
-    if name in ("irka-bt", "irka", "irka-modal"):
+    if name in ("irka-bt", "irka", "irka-modal", "irka-fixed"):
         return (*irka_cands[name], False) if name in irka_cands else None
     if name == "random":
         C, A = run.space.pair(random_pair(run.space, gen))

@@ -6,8 +6,9 @@ r"""Starting points for RARL2: reduced models of the normalized target, as outpu
   the working coordinates: interpolation at the mirrored poles ``sigma_i = -conj(mu_i)`` (continuous)
   or ``1 / conj(mu_i)`` (discrete) with tangential directions from the residues, Petrov-Galerkin
   projection; its iterates are candidates, the best (by the criterion) is kept. Started from a
-  given model (balanced truncation) and from shifts spread over the target's band with all-ones
-  directions (the common default), the runs in lock-step (one batch).
+  given model (balanced truncation), from shifts spread over the target's band and from fixed shifts
+  ``logspace(-1, 1, r)`` in the target's own frequency units (``fixed_shifts``: the common default,
+  pyMOR's ``IRKAReductor``), both with all-ones directions, the runs in lock-step (one batch).
 * ``modal_start``: modal truncation to the most dominant target modes.
 * ``random_pair``: an output-normal pair with random coordinates.
 * ``to_pairs``: models brought to output-normal form (batched); the lower-order extension start is
@@ -351,6 +352,17 @@ def default_shifts(T: Target, r: int) -> Tensor:
         lo, hi = 0.1, 10.0
     lo = max(lo, 1e-6 * hi)
     return torch.logspace(math.log10(lo), math.log10(hi), r, dtype=torch.float64).to(T.cdt)
+
+
+def fixed_shifts(T: Target, r: int) -> Tensor | None:
+    """Real shifts ``logspace(-1, 1, r)`` in the target's own (unscaled) frequency units, in the
+    working frequency scale: ``/ T.omega``. They do not depend on the target's poles: on pyMOR's
+    mass-spring-damper systems IRKA from them reaches basins that IRKA from the poles' band, from
+    balanced and from modal truncation all miss (``benchmarks/rarl2_generalization.py``, round 2).
+    None in discrete time (no such common default there)."""
+    if T.discrete:
+        return None
+    return (torch.logspace(-1.0, 1.0, r, dtype=torch.float64) / T.omega).to(T.cdt)
 
 
 def random_pair(space, gen: torch.Generator, scale: float = 1.0) -> Tensor:
