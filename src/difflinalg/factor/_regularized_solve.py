@@ -116,18 +116,32 @@ def gram_solve(D: Tensor, rho: Tensor, L: Tensor, b: Tensor, gram: str, factored
 
 
 def gram_solve_aux(D: Tensor, rho: Tensor, L: Tensor, b: Tensor, gram: str,
-                   factored: str) -> tuple[Tensor, Tensor | None]:
+                   factored: str, V: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
     """``gram_solve`` and, for the Woodbury forms, its inner solve ``t``, which is ``D y``
     (``DhD``: ``t = T^{-1} D b`` and ``D y = (D b - (T - rho I) t) / rho = t``) or ``D^H y`` (``DDh``);
-    ``None`` for the direct forms."""
+    ``None`` for the direct forms. ``V`` (optional, Woodbury forms only) is ``woodbury_operator``:
+    then ``t = V b``, one product instead of a product and two triangular solves."""
     if gram == factored:
         return torch.cholesky_solve(b, L), None
+    Dh = D.mH if gram == "DhD" else D  # (rho I + D^H D)^{-1} b = (b - D^H T^{-1} D b) / rho
+    t = V @ b if V is not None else torch.cholesky_solve((D if gram == "DhD" else D.mH) @ b, L)
     # (x * (1 / rho): a complex-by-real division is ~4x slower than the product on CPU)
-    if gram == "DhD":  # (rho I + D^H D)^{-1} b = (b - D^H T^{-1} D b) / rho
-        t = torch.cholesky_solve(D @ b, L)
-        return (b - D.mH @ t) * rho.reciprocal(), t
-    t = torch.cholesky_solve(D.mH @ b, L)
-    return (b - D @ t) * rho.reciprocal(), t
+    return (b - Dh @ t) * rho.reciprocal(), t
+
+
+def woodbury_operator(D: Tensor, L: Tensor, gram: str) -> Tensor:
+    """``V = T^{-1} D`` (``gram="DhD"``, ``L`` the factor of ``T = rho I + D D^H``; m x n) or
+    ``S^{-1} D^H`` (``"DDh"``, ``L`` of ``S``; n x m): the Woodbury inner solve as one matrix.
+
+    ``RegularizedSolver`` computes it once (one solve with ``L`` and n (m) right-hand sides), so
+    that each first-order solve and backward is a pair of thin products, ``t = V b`` then
+    ``(b - D^H t) / rho``, with no triangular solve per call. Error: ``V`` is a backward-stable
+    solve per column, so ``V b`` carries the solve's ``kappa eps`` relative error normwise (in
+    ``||V|| ||b||`` rather than ``||T^{-1} D b||``); ``tests/factor/test_regularized_solve.py``
+    checks the single-precision gradients of the solver against the same ``4 kappa eps`` bound.
+    No graph: like ``L``, a constant that the rules differentiate through analytically.
+    """
+    return torch.cholesky_solve(D if gram == "DhD" else D.mH, L)
 
 
 def _sum_to(x: Tensor, like: Tensor) -> Tensor:
@@ -158,7 +172,8 @@ class _RegSolve(Rule):
         nested = torch.is_grad_enabled() or _fwAD._current_level >= 0 or is_wrapped(g) or is_wrapped(D)
         if ctx.needs_input_grad[0] and ctx.factored != ctx.gram:
             image = image[0] if image and not nested else None  # not in the graph: first order only
-            z, gD = _woodbury_vjp(D, rho, L, y, g, ctx.gram, nested, image)
+            V = getattr(ctx, "woodbury_V", None)  # _RegSolveEager's constant, first order only
+            z, gD = _woodbury_vjp(D, rho, L, y, g, ctx.gram, nested, image, None if nested else V)
             gD = _sum_to(gD, D)
         elif nested:
             z = _apply_solve(D, g, rho, L, ctx.gram, ctx.factored)  # differentiable: double backward
@@ -194,15 +209,21 @@ class _RegSolveEager(torch.autograd.Function):
     The new style's ``apply`` binds the arguments with ``inspect.signature`` at every call
     (~35 us); an unrolled loop calls the solve once per iteration forward and once per backward,
     which at small sizes is a visible share. ``torch.func`` needs the new style (its vmap rule).
-    The old style may also save an intermediate: the Woodbury inner solve (see ``_woodbury_vjp``).
+    The old style may also save an intermediate: the Woodbury inner solve (see ``_woodbury_vjp``),
+    and take one more constant input, ``V`` (``woodbury_operator``; ``None`` for the direct forms
+    or when the caller has none), which replaces the triangular solves of the first-order forward
+    and backward by products.
     """
 
     @staticmethod
-    def forward(ctx, D: Tensor, x: Tensor, rho: Tensor, L: Tensor, gram: str, factored: str) -> Tensor:
-        y, t = gram_solve_aux(D, rho, L, x, gram, factored)
+    def forward(ctx, D: Tensor, x: Tensor, rho: Tensor, L: Tensor, gram: str, factored: str,
+                V: Tensor | None = None) -> Tensor:
+        y, t = gram_solve_aux(D, rho, L, x, gram, factored, V)
         _RegSolve.setup_context(ctx, (D, x, rho, L, gram, factored), y)
+        ctx.rule_arity = (7, 1)  # V: one more (non-differentiable) input than _RegSolve
         if t is not None:  # the Woodbury inner solve, D y or D^H y: saves the first-order backward a product
             ctx.save_for_backward(D, rho, L, y, t)
+            ctx.woodbury_V = V  # a constant without graph (like L): no saved-tensor bookkeeping needed
         return y
 
     # The scaffold's (classmethods bound to _RegSolve): the same hooks, the same padding.
@@ -210,31 +231,38 @@ class _RegSolveEager(torch.autograd.Function):
     jvp = staticmethod(_RegSolve.jvp)
 
 
-def _apply_solve(D: Tensor, x: Tensor, rho: Tensor, L: Tensor, gram: str, factored: str) -> Tensor:
-    """``_RegSolve``, or its old-style twin when no argument is wrapped by a torch.func transform."""
+def _apply_solve(D: Tensor, x: Tensor, rho: Tensor, L: Tensor, gram: str, factored: str,
+                 V: Tensor | None = None) -> Tensor:
+    """``_RegSolve``, or its old-style twin (which uses ``V`` if given) when no argument is wrapped
+    by a torch.func transform."""
     if is_wrapped(D) or is_wrapped(x) or is_wrapped(rho) or is_wrapped(L):
         return _RegSolve.apply(D, x, rho, L, gram, factored)
-    return _RegSolveEager.apply(D, x, rho, L, gram, factored)
+    return _RegSolveEager.apply(D, x, rho, L, gram, factored, V)
 
 
 def _woodbury_vjp(D: Tensor, rho: Tensor, L: Tensor, y: Tensor, g: Tensor, gram: str,
-                  nested: bool, image: Tensor | None = None) -> tuple[Tensor, Tensor]:
+                  nested: bool, image: Tensor | None = None,
+                  V: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """``z = A^{-1} g`` and ``gD`` for the Woodbury forms, one or two thin products cheaper than the
     generic rule: for ``gram="DhD"`` (factor of ``T = rho I + D D^H``) ``D z = T^{-1} D g =: u`` is
     the inner solve of ``z = (g - D^H u) / rho`` itself, so ``gD = -(D y) z^H - u y^H``; for
     ``"DDh"`` (factor of ``S``) ``D^H z = S^{-1} D^H g =: u`` and ``gD = -z (D^H y)^H - y u^H``.
     ``image`` is ``D y`` (``D^H y``) saved by the forward, else recomputed. With ``nested`` (the
     backward will be differentiated), ``u`` comes from this Function (the direct form of the other
-    Gram matrix, same factor) and ``image`` is recomputed, so the result is differentiable."""
+    Gram matrix, same factor) and ``image`` is recomputed, so the result is differentiable. With
+    ``V = F^{-1} Dt`` (``woodbury_operator``, first order) and ``image`` given, ``u = V g``."""
     r = y.shape[-1]
     Dh = D.mH if gram == "DhD" else D  # z = (g - Dh u) / rho
     Dt = D if gram == "DhD" else D.mH  # u = F^{-1} Dt g, image = Dt y
-    if image is None:
-        P = Dt @ torch.cat([y, g], dim=-1)  # [Dt y, Dt g] in one product
-        image, Dtg = P[..., :r], P[..., r:]
+    if image is not None and V is not None:
+        u = V @ g
     else:
-        Dtg = Dt @ g
-    u = _apply_solve(D, Dtg, rho, L, _other(gram), _other(gram)) if nested else torch.cholesky_solve(Dtg, L)
+        if image is None:
+            P = Dt @ torch.cat([y, g], dim=-1)  # [Dt y, Dt g] in one product
+            image, Dtg = P[..., :r], P[..., r:]
+        else:
+            Dtg = Dt @ g
+        u = _apply_solve(D, Dtg, rho, L, _other(gram), _other(gram)) if nested else torch.cholesky_solve(Dtg, L)
     z = (g - Dh @ u) * rho.reciprocal()
     if gram == "DhD":
         return z, (-torch.cat([image, u], dim=-1)) @ torch.cat([z, y], dim=-1).mH
@@ -275,7 +303,8 @@ def factorize(D: Tensor, r: Tensor, gram: str, method: str) -> tuple[Tensor, str
     return L, factored
 
 
-def solve_with(D: Tensor, x: Tensor, r: Tensor, L: Tensor, gram: str, factored: str) -> Tensor:
+def solve_with(D: Tensor, x: Tensor, r: Tensor, L: Tensor, gram: str, factored: str,
+               V: Tensor | None = None) -> Tensor:
     """``_RegSolve`` on a block ``x``, dispatching ``__torch_function__`` first.
 
     ``torch.autograd.Function.apply`` does not dispatch torch-function modes, so a mode that
@@ -284,8 +313,8 @@ def solve_with(D: Tensor, x: Tensor, r: Tensor, L: Tensor, gram: str, factored: 
     ``handle_torch_function`` it sees them as any torch op's arguments.
     """
     if has_torch_function((D, x, r)):
-        return handle_torch_function(solve_with, (D, x, r), D, x, r, L, gram, factored)
-    return _apply_solve(D, x, r, L, gram, factored)
+        return handle_torch_function(solve_with, (D, x, r), D, x, r, L, gram, factored, V)
+    return _apply_solve(D, x, r, L, gram, factored, V)
 
 
 def regularized_solve(
