@@ -15,6 +15,18 @@ backward and JVP solves with the same ``L``. So the graph holds ``D``, ``rho``, 
 (``torch.cholesky_solve``'s own backward costs an O(m^3) product per solve for the factor's
 gradient; this rule's per-solve cost is O(m n r)).
 
+Everything about ``(D, rho)`` once per solver. In the Woodbury forms the solver also keeps
+``V = F^{-1} D`` (``F`` the factored m x m matrix; ``F^{-1} D^H`` for ``gram="DDh"``), formed once
+from ``L`` at construction (``_regularized_solve.woodbury_operator``). Then a first-order solve
+is ``t = V x``, ``y = (x - D^H t) / rho`` and its backward ``u = V g``,
+``z = (g - D^H u) / rho``, ``gD = -[t, u] [z, y]^H``: five thin products per solve and backward
+(``6 m n r`` multiply-adds), no triangular solve, where plain-torch factor-once pays ``6 m n r +
+3 m^2 r + m^3`` (two triangular solves forward, two backward and the factor's gradient). The
+memory for ``V`` (one more m x n matrix per solver) is not per solve. Under ``torch.func`` and
+in second-order derivatives the rules solve with ``L`` as before. A 2-D block ``x`` for a 2-D
+``D`` and a scalar ``rho`` skips the general shape logic (the dtype, size and finiteness checks
+remain): at 8 x 16 that is ~15 us of ~60 us per call.
+
 The factor is a snapshot of ``(D, rho)`` at construction: changing ``D`` in place afterwards
 makes the solves (and autograd's version check on the saved ``D``) inconsistent; build a new
 solver after each update of ``D`` (once per training step in dictionary learning).
