@@ -98,7 +98,7 @@ class RegularizedSolver:
         # Woodbury forms: the inner solve as one matrix, V = F^{-1} D (or F^{-1} D^H), once per
         # solver, so that each eager first-order solve and backward is products only (no
         # triangular solves per call; benchmarks/admm.py). Under torch.func the rules use L.
-        self._V = None
+        self._V = self._rinv = None
         # The common call, one unbatched block x (k, r) for an unbatched D and a scalar rho, takes a
         # shorter path in ``solve`` (the same checks, ~15 us less Python per call).
         self._plain_k = (self._D.shape[-1] if gram == "DhD" else self._D.shape[-2]) \
@@ -106,6 +106,8 @@ class RegularizedSolver:
         if self._factored != gram and not (is_wrapped(D) or is_wrapped(r)):
             with torch.no_grad():
                 self._V = woodbury_operator(self._D.detach(), self._L, gram)
+                if r.numel() == 1:  # 1 / rho as a number for the fused addmm (one host read, here)
+                    self._rinv = 1.0 / float(r)
         self.gram = gram
         self.method = method
 
@@ -167,9 +169,9 @@ class RegularizedSolver:
             # What prepare_rhs checks and does, for this case: a 2-D x is a block (D is 2-D), the
             # dtype and size match, the batch shapes are empty; finiteness remains.
             check_finite_sum(x, "x")
-            return solve_with(self._D, x, self._rho, self._L, self.gram, self._factored, self._V)
+            return solve_with(self._D, x, self._rho, self._L, self.gram, self._factored, self._V, self._rinv)
         x, vector = prepare_rhs(self._D, x, self._rho, self.gram)
-        y = solve_with(self._D, x, self._rho, self._L, self.gram, self._factored, self._V)
+        y = solve_with(self._D, x, self._rho, self._L, self.gram, self._factored, self._V, self._rinv)
         return y.squeeze(-1) if vector else y
 
     __call__ = solve
