@@ -240,6 +240,19 @@ def test_dot_is_tighter_than_summed_bounds():
         derivative(lambda t: torch.exp(1j * t), 0.3).dot(torch.ones(()))
 
 
+@pytest.mark.parametrize("w", [torch.tensor([1.0 + 2.0j, -0.5j]), 1.0 + 0.5j, torch.tensor(1j)],
+                         ids=["tensor", "python", "0-d"])
+def test_dot_rejects_a_complex_weight(w):
+    """Before: a complex tensor ``w`` was cast to the real dtype by torch (its imaginary part
+    dropped, a finite wrong projection) and a complex number raised torch's TypeError."""
+    d = derivative(lambda x: torch.stack([x.sin().sum(), x.cos().sum()]), torch.tensor([0.3, 0.9], dtype=F64),
+                   direction=torch.ones(2, dtype=F64))
+    with pytest.raises(InputError, match=r"w: .*complex.*pass w.real"):
+        d.dot(w)
+    real = w.real if isinstance(w, torch.Tensor) else torch.tensor(w.real)
+    torch.testing.assert_close(d.dot(real).value, (real.to(F64) * d.value).sum())
+
+
 def test_stays_within_max_step():
     seen = []
 

@@ -3,7 +3,9 @@
 from fractions import Fraction as F
 from math import factorial
 
+import numpy as np
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -105,3 +107,17 @@ def test_bad_arguments():
         stencil([0, 1, 1], 1)
     with pytest.raises(InputError, match="more than q points"):
         stencil([0, 1], 2)
+
+
+@pytest.mark.parametrize("offsets", [[0, 0.5, 1], [-1, 0, 1.0], [True, 0, 2], [0, "1", 2]],
+                         ids=["half", "float-integral", "bool", "str"])
+def test_non_integer_offsets_raise_naming_offsets(offsets):
+    """Before: ``int()`` truncated 0.5 to 0 (a wrong stencil, or a misleading "must be distinct")."""
+    with pytest.raises(InputError, match=r"offsets: expected integer offsets .* got "):
+        stencil(offsets)
+
+
+def test_integer_like_offsets_are_accepted():
+    st = stencil([np.int64(-1), 0, torch.tensor(1)])
+    assert st.offsets == (-1, 0, 1) and all(type(o) is int for o in st.offsets)
+    assert st == stencil([-1, 0, 1])

@@ -163,3 +163,50 @@ def test_empty_and_conj_inputs():
     x = randn(3, dtype=C128, seed=1)
     torch.testing.assert_close(RegularizedSolver(Dc.conj(), 0.5).solve(x.conj()),
                                regularized_solve(Dc.conj().resolve_conj(), x.conj().resolve_conj(), 0.5))
+
+
+@pytest.mark.parametrize("shape,gram", [((6, 10), "DhD"), ((10, 6), "DDh"), ((2, 6, 10), "DhD")],
+                         ids=["DhD", "DDh", "batched"])
+def test_woodbury_solves_are_products_only(monkeypatch, shape, gram):
+    """Woodbury forms: after construction, the first-order solves (the plain-block path and the
+    general one) and their backward apply the precomputed ``V = F^{-1} D`` and never a triangular
+    solve; values and gradients equal ``regularized_solve``'s (which solves with the factor)."""
+    D = randn(*shape, dtype=C128).requires_grad_()
+    rho = torch.tensor(0.7, dtype=F64, requires_grad=True)
+    solver = RegularizedSolver(D, rho, gram=gram)
+    assert solver.factored != gram
+    k = k_of(D, gram)
+    xs = [randn(k, 3, dtype=C128, seed=1).requires_grad_(), randn(*shape[:-2], k, dtype=C128, seed=2)]
+    calls = []
+    for owner, name in ((torch, "cholesky_solve"), (torch.linalg, "solve_triangular")):
+        orig = getattr(owner, name)
+        monkeypatch.setattr(owner, name, lambda *a, _o=orig, **kw: calls.append(1) or _o(*a, **kw))
+    ys = [solver.solve(x) for x in xs]
+    ys.append(solver.solve(ys[0] * 0.5 + xs[0]))  # chained, as in an unrolled loop
+    loss = sum((y.abs() ** 2).sum() + y.real.sum() for y in ys)
+    grads = torch.autograd.grad(loss, (D, rho, xs[0]))
+    assert calls == []
+    monkeypatch.undo()
+    refs = [regularized_solve(D, x, rho, gram=gram) for x in xs]
+    refs.append(regularized_solve(D, refs[0] * 0.5 + xs[0], rho, gram=gram))
+    for y, ref in zip(ys, refs):
+        torch.testing.assert_close(y, ref, atol=1e-13, rtol=1e-12)
+    loss_ref = sum((y.abs() ** 2).sum() + y.real.sum() for y in refs)
+    for a, b in zip(grads, torch.autograd.grad(loss_ref, (D, rho, xs[0]))):
+        torch.testing.assert_close(a, b, atol=1e-12, rtol=1e-11)
+
+
+def test_plain_block_path_checks_like_the_general_one():
+    """The shorter path for an unbatched block keeps the named errors and hands other shapes on."""
+    D = randn(4, 6, dtype=C128)
+    solver = RegularizedSolver(D, 0.5)
+    x = randn(6, 2, dtype=C128, seed=1)
+    x[1, 0] = float("inf")
+    with pytest.raises(InputError, match="x: contains 1 non-finite"):
+        solver.solve(x)
+    with pytest.raises(InputError, match="x: shape"):
+        solver.solve(randn(4, 2, dtype=C128))
+    with pytest.raises(InputError, match="share one dtype"):
+        solver.solve(randn(6, 2, dtype=C64))
+    xc = randn(6, 2, dtype=C128, seed=3)
+    torch.testing.assert_close(solver.solve(xc.conj()), solver.solve(xc.conj().resolve_conj()))

@@ -70,13 +70,11 @@ from torch import Tensor
 
 from .._errors import InputError
 from .._utils import real_dtype
-from ._fd_error import ErrorModel, fit_residuals, resid_noise
+from ._fd_error import ErrorModel
+from ._fd_step import Line, Samples
 from ._stencil import Stencil, backward_fdm, central_fdm, forward_fdm
 
 _KINDS = {"central": central_fdm, "forward": forward_fdm, "backward": backward_fdm}
-# Ratio of the check step to the step. Not a power of two: the rounding of ``x + t d`` lies on a
-# binary lattice, and steps h and h/2 can see the same lattice error (the check would miss it).
-_CHECK = 2.0 / 3.0
 
 
 @dataclass(frozen=True)
@@ -98,20 +96,27 @@ class Derivative:
         estimate of its own (tighter than ``sum(|w| * error)``, which adds worst cases).
 
         Args:
-            w: real weights (tensor or number), broadcastable to ``value``.
+            w: real weights (a real tensor or a real number), broadcastable to ``value``.
 
         Returns:
             A scalar ``Derivative``: signed truncation terms combine linearly, rounding errors in
             quadrature.
 
         Raises:
-            InputError: a complex ``value`` (split it into real and imaginary parts first).
-                Pass a real ``w``: a complex tensor ``w`` is cast to ``value``'s real dtype by
-                torch before the check (its imaginary part dropped, with torch's
-                ``UserWarning``), complex Python numbers raise torch's ``TypeError``.
+            InputError: a complex ``value`` (split it into real and imaginary parts first), or a
+                complex ``w`` (a tensor or a Python number), checked before any cast: under
+                PyTorch's pairing ``Re sum(conj(w) * value)`` only ``w.real`` acts on a real
+                ``value``, so pass ``w.real`` if that is meant, or realify both sides (as
+                ``gradcheck`` does) for a complex functional.
         """
+        if isinstance(w, complex) or (isinstance(w, Tensor) and w.is_complex()):
+            raise InputError(
+                f"w: Derivative.dot needs a real weight, got a complex {type(w).__name__}; under "
+                "PyTorch's pairing Re sum(conj(w) * value) only w.real acts on a real value: pass "
+                "w.real, or split complex quantities into real and imaginary parts first"
+            )
         w = torch.as_tensor(w, dtype=real_dtype(self.value.dtype), device=self.value.device)
-        if w.is_complex() or self.value.is_complex():
+        if self.value.is_complex():
             raise InputError("w: Derivative.dot needs a real weight and a real value; "
                              "split complex values into real and imaginary parts first")
         value = (w * self.value).sum()
@@ -149,15 +154,43 @@ def _check_positive(name: str, value, hint: str = "") -> None:
         raise InputError(f"{name}: must be a finite positive number, got {value!r}{hint}")
 
 
-def _apply(st: Stencil, g: Callable[[float], Tensor], h: float) -> Tensor:
-    """``sum_i c_i g(o_i h) / h^q`` (``g`` caches its evaluations)."""
-    acc = None
-    for o, c in zip(st.offsets, st.float_coefs()):
-        if c == 0.0:
-            continue
-        term = c * g(o * h)
-        acc = term if acc is None else acc + term
-    return acc / h**st.q
+def _check_options(f, kind: str, p: int, q: int, step, richardson, factor, max_step) -> Stencil:
+    """Validate the options of ``derivative`` (before any evaluation of ``f``); the stencil."""
+    if not callable(f):
+        raise InputError(f"f: expected a callable, got {type(f).__name__}")
+    if kind not in _KINDS:
+        raise InputError(f"kind: expected one of {sorted(_KINDS)}, got {kind!r}")
+    st = _KINDS[kind](p, q)
+    if step is not None:
+        _check_positive("step", step, "; pass None to choose it adaptively")
+    _check_int("richardson", richardson, 0)
+    _check_positive("factor", factor)
+    _check_positive("max_step", max_step)
+    return st
+
+
+def _check_direction(x: Tensor, direction) -> tuple[Tensor, float]:
+    """The direction in ``x``'s dtype (ones for a one-element ``x`` without one) and its norm."""
+    if direction is None:
+        if x.numel() != 1:
+            raise InputError(
+                f"direction: x has {x.numel()} elements; pass direction= (a tensor shaped like x) "
+                "for a directional derivative"
+            )
+        direction = torch.ones_like(x)
+    else:
+        direction = _as_point(direction, "direction")
+        if direction.shape != x.shape:
+            raise InputError(
+                f"direction: shape {tuple(direction.shape)} must match x's shape {tuple(x.shape)}"
+            )
+        if direction.is_complex() and not x.is_complex():
+            raise InputError("direction: complex direction for a real x; pass a real direction")
+        direction = direction.to(x.dtype)
+    dnorm = float(torch.linalg.vector_norm(direction))
+    if dnorm == 0.0:
+        raise InputError("direction: must be non-zero")
+    return direction, dnorm
 
 
 def derivative(
@@ -215,159 +248,19 @@ def derivative(
         d = derivative(lambda x: (x**2).sum(), x, direction=torch.tensor([1.0, 0.0], dtype=torch.float64))
         assert abs(float(d.value) - 2.0) < 1e-9         # directional derivative 2 x . d
     """
-    if not callable(f):
-        raise InputError(f"f: expected a callable, got {type(f).__name__}")
-    if kind not in _KINDS:
-        raise InputError(f"kind: expected one of {sorted(_KINDS)}, got {kind!r}")
-    st = _KINDS[kind](p, q)
-    if step is not None:
-        _check_positive("step", step, "; pass None to choose it adaptively")
-    _check_int("richardson", richardson, 0)
-    _check_positive("factor", factor)
-    _check_positive("max_step", max_step)
+    st = _check_options(f, kind, p, q, step, richardson, factor, max_step)
     x = _as_point(x)
-    if direction is None:
-        if x.numel() != 1:
-            raise InputError(
-                f"direction: x has {x.numel()} elements; pass direction= (a tensor shaped like x) "
-                "for a directional derivative"
-            )
-        direction = torch.ones_like(x)
-    else:
-        direction = _as_point(direction, "direction")
-        if direction.shape != x.shape:
-            raise InputError(
-                f"direction: shape {tuple(direction.shape)} must match x's shape {tuple(x.shape)}"
-            )
-        if direction.is_complex() and not x.is_complex():
-            raise InputError("direction: complex direction for a real x; pass a real direction")
-        direction = direction.to(x.dtype)
-    dnorm = float(torch.linalg.vector_norm(direction))
-    if dnorm == 0.0:
-        raise InputError("direction: must be non-zero")
-    # Internally the step s is along the unit vector (s = t |d|), so that the probe step below is
+    direction, dnorm = _check_direction(x, direction)
+    # Internally the step s is along the unit vector (s = t |d|), so that the probe step is
     # measured in x's own units.
-    unit = direction / dnorm
-    max_s = max_step * dnorm
-    xnorm = float(torch.linalg.vector_norm(x))
-
-    cache: dict[float, Tensor] = {}
-
-    def g(t: float) -> Tensor:
-        if t not in cache:
-            y = torch.as_tensor(f(x + t * unit))
-            if not (y.is_floating_point() or y.is_complex()):
-                raise InputError(f"f: must return a floating-point or complex value, got {y.dtype}")
-            y = y.detach()
-            if not bool(torch.isfinite(y).all()):
-                raise InputError(
-                    f"f: returned non-finite values at x + {t / dnorm:.3g} * direction; the point "
-                    "left f's domain: lower max_step (or structure the input inside f)"
-                )
-            cache[t] = y
-        return cache[t]
-
-    f0 = g(0.0)
-    eps = max(torch.finfo(real_dtype(f0.dtype)).eps, torch.finfo(real_dtype(x.dtype)).eps)
-    k = st.order
-    C_t = float(st.truncation_coef)
-    C_r = st.roundoff_coef
-    reach = max(abs(o) for o in st.offsets)
-
-    # Signed estimate of f^{(q+k)} from a wider central stencil at a coarse step (rounding error of
-    # the estimate ~ eps / h_m^(q+k), truncation ~ h_m^2), reaching no farther than the main stencil.
-    m_order = q + k
-    st_m = central_fdm(m_order + 2, m_order)
-    reach_m = max(abs(o) for o in st_m.offsets)
-    h_m = min(max_s * reach / reach_m, 2.0 * eps ** (1.0 / (m_order + 2)))
-    M_vec = _apply(st_m, g, h_m)
-    # Rounding error of each component: eps times the largest |f| seen near x (not |f(x)| alone,
-    # which may vanish at x) plus |x| |f'| for the rounding of the point x + t d.
-    fmag = torch.stack([c.abs() for c in cache.values()]).amax(0)
-    d1 = (g(h_m) - g(-h_m)).abs() / (2 * h_m)  # |f'| along the unit direction
-    if xnorm > 0:
-        fmag = fmag + xnorm * d1
-    M = float(M_vec.abs().max()) if M_vec.numel() else 0.0
-    fmax = float(fmag.max()) if fmag.numel() else 0.0
-    if step is not None:
-        h = float(step) * dnorm
-    elif M > 0 and fmax > 0:
-        h = min(max_s, (q * C_r * eps * factor * fmax / (k * C_t * M)) ** (1.0 / (k + q)))
-    else:  # f is (numerically) a polynomial of degree < q + k along the line: no truncation error
-        h = max_s
-
-    def noise(hh: float) -> Tensor:
-        return C_r * eps * factor * fmag / hh**q
-
-    def at_step(hh: float, prev: tuple[Tensor, int] | None = None):
-        """The estimate at step ``hh``, its error model and the fit residuals (f's units, with
-        their degrees of freedom); ``prev``: residuals at an earlier step, pooled with these (f's
-        noise level does not depend on the step)."""
-        value = _apply(st, g, hh)
-        check = value - _apply(st, g, _CHECK * hh)
-        trunc = C_t * M_vec * hh**k
-        # The 2p - 1 samples at both steps (keys built as in ``_apply``, so they hit the cache),
-        # fitted by a polynomial of degree q + k + 1 (q + k where that leaves < 2 degrees of freedom).
-        ts = sorted({0.0} | {o * hh for o in st.offsets} | {o * (_CHECK * hh) for o in st.offsets})
-        deg = q + k + 1 if len(ts) - (q + k + 2) >= 2 else q + k
-        fit = fit_residuals(ts, [g(t) for t in ts], hh, deg)
-        if fit is not None and prev is not None:
-            fit = torch.cat([prev[0], fit[0]]), prev[1] + fit[1]
-        nz, resid, dof = noise(hh), None, 0
-        if fit is not None:
-            resid, dof = fit[0] * (C_r / hh**q), fit[1]
-            sig = resid_noise(resid, dof)
-            # Normwise rounding, few samples per component: at least the RMS over components.
-            pooled = sig.square().mean().sqrt() if sig.numel() else sig
-            nz = torch.maximum(nz, torch.maximum(sig, pooled))
-        model = ErrorModel(trunc, nz, check, trunc, 1.0 - _CHECK**k,
-                           math.sqrt(1.0 + _CHECK ** (-2 * q)), resid, dof)
-        return value, model, fit
-
+    line = Line(st, Samples(f, x, direction / dnorm, dnorm), q, factor, max_step * dnorm,
+                float(torch.linalg.vector_norm(x)))
+    h = float(step) * dnorm if step is not None else line.adaptive_step()
     if richardson == 0:
-        value, model, fit = at_step(h)
-        # f noisier than eps |f| (ill-conditioned): the step that balances truncation against the
-        # measured noise is larger; one more estimate there (2 (p - 1) evaluations) is more
-        # accurate, and its residuals double the samples of the noise level.
-        level = float(resid_noise(*fit).max()) if fit is not None and fit[0].numel() else 0.0
-        if step is None and M > 0 and level > 4.0 * eps * factor * fmax:
-            h2 = min(max_s, (q * C_r * level / (k * C_t * M)) ** (1.0 / (k + q)))
-            if h2 > 1.5 * h:
-                h = h2
-                value, model, _ = at_step(h, fit)
+        value, model, h = line.plain(h, adaptive=step is None)
     else:
-        R = richardson
-        sym = all(o == -oo for o, oo in zip(st.offsets, reversed(st.offsets)))
-        inc = 2 if sym else 1
-        if step is not None:
-            H = float(step) * dnorm
-        else:
-            # Model |f^(n)| ~ |f'| n! / rho^(n-1) (f analytic within a distance rho, as a matrix
-            # function is up to its nearest singularity); rho from |f'| and M, then the step that
-            # balances truncation of the extrapolated order k' against rounding.
-            k_eff = k + inc * R
-            fine = h
-            D1 = float(d1.max()) if d1.numel() else 0.0
-            if M > 0 and D1 > 0 and h < max_s:
-                n = q + k
-                rho = (math.factorial(n) * D1 / M) ** (1.0 / (n - 1)) if n > 1 else 1.0
-                n_eff = q + k_eff
-                M_eff = D1 * math.factorial(n_eff) / rho ** (n_eff - 1)
-                fine = (q * C_r * eps * factor * fmax / (k_eff * C_t * M_eff)) ** (1.0 / (k_eff + q))
-            H = min(max_s, fine * 2.0 ** (R + 1))
-        # R + 2 steps: two extrapolated entries of the same order (steps H..H/2^R and
-        # H/2..H/2^(R+1)); their difference estimates the error of the finer one, the value.
-        steps = [H / 2.0**j for j in range(R + 2)]
-        row, nrow = [_apply(st, g, hj) for hj in steps], [noise(hj) for hj in steps]
-        order = k
-        for _ in range(R):
-            r = 2.0**order
-            row = [(r * row[j + 1] - row[j]) / (r - 1) for j in range(len(row) - 1)]
-            nrow = [(r * nrow[j + 1] + nrow[j]) / (r - 1) for j in range(len(nrow) - 1)]
-            order += inc
-        coarse, value = row
-        h = steps[-1]
-        model = ErrorModel((coarse - value) / (2.0**order - 1), nrow[1])
+        H = float(step) * dnorm if step is not None else line.richardson_coarsest(richardson, h)
+        value, model, h = line.richardson(richardson, H)
     scale = dnorm**q
     model = model.map(lambda t: t * scale, lambda n: n * scale)
     return Derivative(value * scale, model.error(), h / dnorm, model)

@@ -72,17 +72,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import torch
-import torch.utils._pytree as pytree
 from torch import Tensor
 
 from .._errors import InputError
 from .._utils import real_dtype
-from ._derivative import Derivative, derivative
-from ._report import CheckRecord, GradcheckError, GradcheckReport
+from ._gradcheck_steps import FD_SAFETY, Checker, is_diff
+from ._report import GradcheckError, GradcheckReport
 
 MODES = ("vjp", "jvp", "hvp", "hvp_rev", "jvp2")
-# Multiple of the finite-difference error estimate allowed on top of atol + rtol * scale.
-FD_SAFETY = 4.0
 # Mixed into the seed: with the plain seed, the directions and cotangents would repeat the stream of
 # a test that built its inputs from torch.Generator().manual_seed(seed) (the same seed is common),
 # e.g. a cotangent equal to the input, which can hide a missing conjugate.
@@ -118,44 +115,80 @@ def default_tolerances(dtype: torch.dtype) -> tuple[float, float]:
     return 2e-2, 1e-3
 
 
-def _realify(ys: Sequence[Tensor]) -> Tensor:
-    """Real and imaginary parts of every tensor, flattened into one real vector."""
-    parts = []
-    for y in ys:
-        if y.is_complex():
-            parts += [y.real.reshape(-1), y.imag.reshape(-1)]
-        else:
-            parts.append(y.reshape(-1))
-    if not parts:
-        return torch.zeros(0, dtype=torch.float64)
-    dt = parts[0].dtype
-    for q in parts[1:]:
-        dt = torch.promote_types(dt, q.dtype)
-    return torch.cat([q.to(dt) for q in parts])
-
-
-def _is_diff(x) -> bool:
-    return isinstance(x, Tensor) and (x.is_floating_point() or x.is_complex())
-
-
-def _randn_like(x: Tensor, gen: torch.Generator, imag: bool | None = None) -> Tensor:
-    """A standard normal tensor like ``x`` (complex: both parts, or only one if ``imag`` is set)."""
-    real = torch.randn(x.shape, generator=gen, dtype=real_dtype(x.dtype))
-    if x.is_complex():
-        other = torch.randn(x.shape, generator=gen, dtype=real.dtype)
-        if imag is None:
-            z = torch.complex(real, other)
-        elif imag:
-            z = torch.complex(torch.zeros_like(real), real)
-        else:
-            z = torch.complex(real, torch.zeros_like(real))
-        return z.to(x.device)
-    return real.to(x.device)
-
-
 def _check_tol(name: str, value) -> None:
     if value is not None and not (isinstance(value, (int, float)) and value >= 0):
         raise InputError(f"{name}: expected a non-negative number or None (from the dtype), got {value!r}")
+
+
+def _check_modes(modes) -> tuple[str, ...]:
+    if isinstance(modes, str):
+        modes = (modes,)
+    modes = tuple(modes)
+    bad = [m for m in modes if m not in MODES]
+    if bad or not modes:
+        raise InputError(f"modes: unknown mode(s) {bad}; choose from {MODES}")
+    return modes
+
+
+def _check_wrt(wrt, inputs: list) -> list[int]:
+    """The indices of the differentiated inputs (default: every floating/complex tensor)."""
+    if wrt is None:
+        wrt = [i for i, x in enumerate(inputs) if is_diff(x)]
+    else:
+        wrt = list(wrt)
+        for i in wrt:
+            if not isinstance(i, int) or not (0 <= i < len(inputs)) or not is_diff(inputs[i]):
+                raise InputError(
+                    f"wrt: input {i!r} is not a floating-point or complex tensor among the "
+                    f"{len(inputs)} inputs; pass indices of such inputs"
+                )
+        if len(set(wrt)) != len(wrt):
+            raise InputError(f"wrt: repeated indices {wrt}")
+    if not wrt:
+        bad_dt = [str(x.dtype) for x in inputs if isinstance(x, Tensor)]
+        raise InputError(
+            "inputs: no floating-point or complex tensor to differentiate"
+            + (f" (got dtypes {bad_dt}; convert with .double())" if bad_dt else "")
+        )
+    return wrt
+
+
+def _check_arguments(fn, inputs: list, modes, rtol, atol, wrt, names, n_directions):
+    """Argument validation, before any evaluation: ``(modes, wrt, names, rtol, atol)`` with the
+    tolerances defaulted from the least precise differentiated input."""
+    modes = _check_modes(modes)
+    if not callable(fn):
+        raise InputError(f"fn: expected a callable, got {type(fn).__name__}")
+    _check_tol("rtol", rtol)
+    _check_tol("atol", atol)
+    if isinstance(n_directions, bool) or not isinstance(n_directions, int) or n_directions < 1:
+        raise InputError(f"n_directions: expected an integer >= 1, got {n_directions!r}")
+    wrt = _check_wrt(wrt, inputs)
+    if names is None:
+        names = [f"input {i}" for i in range(len(inputs))]
+    elif len(names) != len(inputs):
+        raise InputError(f"names: got {len(names)} names for {len(inputs)} inputs; name every input")
+    for i in wrt:
+        if not bool(torch.isfinite(inputs[i]).all()):
+            raise InputError(f"{names[i]}: contains non-finite values; gradcheck needs a finite point")
+    dtypes = [inputs[i].dtype for i in wrt]
+    rt, at = default_tolerances(max(dtypes, key=lambda d: torch.finfo(real_dtype(d)).eps))
+    return modes, wrt, names, rt if rtol is None else rtol, at if atol is None else atol
+
+
+def _raise_if_failed(report: GradcheckReport) -> None:
+    """``GradcheckError`` naming the worst failure (input, mode, direction, size against allowance)."""
+    if report.passed:
+        return
+    worst = max(report.failures(), key=lambda r: r.ratio)
+    raise GradcheckError(
+        f"gradcheck failed: {worst.mode} of {worst.input} (direction {worst.direction}) differs "
+        f"from finite differences by {worst.max_abs_err:.3e} (relative {worst.max_rel_err:.3e}), "
+        f"{worst.ratio:.3g} times the allowed {worst.tol:.3e} (atol + rtol * scale + "
+        f"{FD_SAFETY:g} * finite-difference error estimate {worst.fd_err:.3e}); "
+        f"{len(report.failures())} of {len(report.records)} checks failed\n{report}",
+        report,
+    )
 
 
 def gradcheck(
@@ -208,237 +241,13 @@ def gradcheck(
         report = gradcheck(torch.sin, x, modes=("vjp", "jvp"))
         assert report.passed
     """
-    if isinstance(modes, str):
-        modes = (modes,)
-    modes = tuple(modes)
-    bad = [m for m in modes if m not in MODES]
-    if bad or not modes:
-        raise InputError(f"modes: unknown mode(s) {bad}; choose from {MODES}")
-    if not callable(fn):
-        raise InputError(f"fn: expected a callable, got {type(fn).__name__}")
-    _check_tol("rtol", rtol)
-    _check_tol("atol", atol)
-    if isinstance(n_directions, bool) or not isinstance(n_directions, int) or n_directions < 1:
-        raise InputError(f"n_directions: expected an integer >= 1, got {n_directions!r}")
     inputs = list(inputs)
-    if wrt is None:
-        wrt = [i for i, x in enumerate(inputs) if _is_diff(x)]
-    else:
-        wrt = list(wrt)
-        for i in wrt:
-            if not isinstance(i, int) or not (0 <= i < len(inputs)) or not _is_diff(inputs[i]):
-                raise InputError(
-                    f"wrt: input {i!r} is not a floating-point or complex tensor among the "
-                    f"{len(inputs)} inputs; pass indices of such inputs"
-                )
-        if len(set(wrt)) != len(wrt):
-            raise InputError(f"wrt: repeated indices {wrt}")
-    if not wrt:
-        bad_dt = [str(x.dtype) for x in inputs if isinstance(x, Tensor)]
-        raise InputError(
-            "inputs: no floating-point or complex tensor to differentiate"
-            + (f" (got dtypes {bad_dt}; convert with .double())" if bad_dt else "")
-        )
-    if names is None:
-        names = [f"input {i}" for i in range(len(inputs))]
-    elif len(names) != len(inputs):
-        raise InputError(f"names: got {len(names)} names for {len(inputs)} inputs; name every input")
-    for i in wrt:
-        if not bool(torch.isfinite(inputs[i]).all()):
-            raise InputError(f"{names[i]}: contains non-finite values; gradcheck needs a finite point")
-    dtypes = [inputs[i].dtype for i in wrt]
-    rt, at = default_tolerances(max(dtypes, key=lambda d: torch.finfo(real_dtype(d)).eps))
-    rtol = rt if rtol is None else rtol
-    atol = at if atol is None else atol
+    modes, wrt, names, rtol, atol = _check_arguments(fn, inputs, modes, rtol, atol, wrt, names, n_directions)
     gen = torch.Generator().manual_seed(_SEED_MIX ^ int(seed))
-    primals = [x.detach() if isinstance(x, Tensor) else x for x in inputs]
-
-    def call(*diff_args):
-        args = list(primals)
-        for i, a in zip(wrt, diff_args):
-            args[i] = a
-        out = fn(*args)
-        return tuple(y for y in pytree.tree_leaves(out) if _is_diff(y))
-
-    x0 = [primals[i] for i in wrt]
-    with torch.no_grad():
-        y0 = call(*x0)
-    if not y0:
-        raise InputError("fn: returned no floating-point or complex tensor")
-    ws = tuple(_randn_like(y, gen) for y in y0)
-    w_real = _realify(ws)
-
-    def phi(*diff_args):
-        ys = call(*diff_args)
-        return sum((torch.real(torch.sum(w.conj() * y)) for w, y in zip(ws, ys)), torch.zeros(()))
-
-    need_second = any(m in modes for m in ("hvp", "hvp_rev"))
-    vs = tuple(_randn_like(x, gen) for x in x0) if need_second else ()
-    v_real = _realify(vs) if need_second else None
-
-    def leaves(args):
-        return [a.detach().requires_grad_(True) for a in args]
-
-    def realgrad(val, xs, **kw) -> Tensor:
-        """Realified gradient of a real scalar (zeros where it does not depend on an input)."""
-        if not val.requires_grad:
-            return _realify([torch.zeros_like(x) for x in xs])
-        gs = torch.autograd.grad(val, xs, allow_unused=True, **kw)
-        return _realify([torch.zeros_like(x) if g is None else g for x, g in zip(xs, gs)])
-
-    def grad_vec(*diff_args) -> Tensor:
-        xs = leaves(diff_args)
-        with torch.enable_grad():
-            return realgrad(phi(*xs), xs)
-
-    # Reverse-mode quantities, computed once (they do not depend on the direction).
-    g_rev = J_rev = hw_rev = H_rev = None
-    if "vjp" in modes:
-        if full:  # the Jacobian, one backward pass per real output coordinate
-            xs = leaves(x0)
-            with torch.enable_grad():
-                yr = _realify(call(*xs))
-                J_rev = torch.stack([realgrad(yr[k], xs, retain_graph=True) for k in range(yr.numel())]) \
-                    if yr.numel() else torch.zeros(0, _realify(x0).numel())
-        else:
-            g_rev = grad_vec(*x0)
-    if "hvp_rev" in modes:
-        xs = leaves(x0)
-        with torch.enable_grad():
-            val = phi(*xs)
-            if val.requires_grad:
-                gs = torch.autograd.grad(val, xs, create_graph=True, allow_unused=True)
-                gs = [torch.zeros_like(x) if g is None else g for x, g in zip(xs, gs)]
-            else:
-                gs = [torch.zeros_like(x) for x in xs]
-            if full:  # the Hessian of phi, one double-backward pass per real input coordinate
-                gr = _realify(gs)
-                H_rev = torch.stack([realgrad(gr[k], xs, retain_graph=True) for k in range(gr.numel())])
-            else:
-                s = sum((torch.real(torch.sum(v.conj() * g)) for v, g in zip(vs, gs)), torch.zeros(()))
-                hw_rev = realgrad(s, xs)
-
-    def directions(j: int):
-        x = x0[j]
-        if full:
-            n = x.numel()
-            parts = [("re", False)] + ([("im", True)] if x.is_complex() else [])
-            for label, imag in parts:
-                for k in range(n):
-                    e = torch.zeros(n, dtype=x.dtype, device=x.device)
-                    e[k] = 1j if imag else 1.0
-                    yield f"{label}[{k}]", e.reshape(x.shape)
-        else:
-            for d in range(n_directions):
-                if x.is_complex():
-                    yield f"re#{d}", _randn_like(x, gen, imag=False)
-                    yield f"im#{d}", _randn_like(x, gen, imag=True)
-                else:
-                    yield f"rand#{d}", _randn_like(x, gen)
-
-    report = GradcheckReport()
-
-    def record(name: str, mode: str, label: str, ad: Tensor, fd: Tensor, fd_err: Tensor,
-               scale_extra: float = 0.0) -> None:
-        ad, fd, fd_err = (t.detach().to(torch.float64).reshape(-1) for t in (ad, fd, fd_err))
-        diff = (ad - fd).abs()
-        scale = max(float(fd.abs().max()) if fd.numel() else 0.0,
-                    float(ad.abs().max()) if ad.numel() else 0.0, scale_extra)
-        allowed = atol + rtol * scale + FD_SAFETY * fd_err
-        if diff.numel():
-            ratios = diff / allowed.clamp_min(1e-300)
-            worst = int(ratios.argmax())
-            mabs, ratio, tol = float(diff.max()), float(ratios[worst]), float(allowed[worst])
-            ferr = float(fd_err.max())
-        else:
-            mabs = ratio = ferr = 0.0
-            tol = atol + rtol * scale
-        # Below atol / rtol a quantity is judged on the absolute scale (no tiny denominators).
-        denom = max(scale, atol / rtol if rtol > 0 else 0.0, 1e-300)
-        passed = bool((diff <= allowed).all()) and bool(torch.isfinite(ad).all())
-        report.records.append(CheckRecord(name, mode, label, mabs, mabs / denom, ferr, tol, passed, ratio, denom))
-
-    def at(j: int, xj: Tensor) -> list[Tensor]:
-        args = list(x0)
-        args[j] = xj
-        return args
-
+    check = Checker(fn, inputs, wrt, modes, full, n_directions, p, max_step, gen, rtol, atol)
+    check.reverse_quantities()
     for j, i in enumerate(wrt):
-        name = names[i]
-        rows: dict[str, list[tuple[Tensor, Tensor, Tensor]]] = {}
-        for label, u in directions(j):
-            u_real = _realify([u if k == j else torch.zeros_like(x) for k, x in enumerate(x0)])
-
-            def along(xj, j=j):
-                with torch.no_grad():
-                    return _realify(call(*at(j, xj)))
-
-            # Along x + t u: derivative sees the point itself, so it models the rounding of x + t u.
-            col: Derivative = derivative(along, x0[j], p=p, direction=u, max_step=max_step)
-            if "jvp" in modes:
-                tangents = tuple(u if k == j else torch.zeros_like(x) for k, x in enumerate(x0))
-                _, ydot = torch.func.jvp(call, tuple(x0), tangents)
-                jcol = _realify(ydot)
-                if full:
-                    rows.setdefault("jvp", []).append((jcol, col.value, col.error))
-                else:
-                    record(name, "jvp", label, jcol, col.value, col.error)
-            if "vjp" in modes:
-                if full:
-                    rows.setdefault("vjp", []).append((J_rev @ u_real, col.value, col.error))
-                else:
-                    ad = (g_rev * u_real).sum()
-                    proj = col.dot(w_real)
-                    scale = max(float((g_rev * u_real).abs().sum()), float((w_real * col.value).abs().sum()))
-                    record(name, "vjp", label, ad, proj.value, proj.error, scale)
-            if "jvp2" in modes:
-                tangents = tuple(u if k == j else torch.zeros_like(x) for k, x in enumerate(x0))
-
-                def jvp_along(xj, j=j, tangents=tangents):
-                    return _realify(torch.func.jvp(call, tuple(at(j, xj)), tangents)[1])
-
-                jjcol = derivative(jvp_along, x0[j], p=p, direction=u, max_step=max_step)
-                _, y2 = torch.func.jvp(lambda *xs, tangents=tangents: torch.func.jvp(call, xs, tangents)[1],
-                                       tuple(x0), tangents)
-                if full:
-                    rows.setdefault("jvp2", []).append((_realify(y2), jjcol.value, jjcol.error))
-                else:
-                    record(name, "jvp2", label, _realify(y2), jjcol.value, jjcol.error)
-            if need_second:
-                def grad_along(xj, j=j):
-                    return grad_vec(*at(j, xj))
-
-                gcol = derivative(grad_along, x0[j], p=p, direction=u, max_step=max_step)
-                if "hvp" in modes:
-                    tangents = tuple(u if k == j else torch.zeros_like(x) for k, x in enumerate(x0))
-                    argnums = tuple(range(len(x0)))
-                    _, gdot = torch.func.jvp(torch.func.grad(phi, argnums=argnums), tuple(x0), tangents)
-                    if full:
-                        rows.setdefault("hvp", []).append((_realify(gdot), gcol.value, gcol.error))
-                    else:
-                        record(name, "hvp", label, _realify(gdot), gcol.value, gcol.error)
-                if "hvp_rev" in modes:
-                    if full:
-                        rows.setdefault("hvp_rev", []).append((H_rev @ u_real, gcol.value, gcol.error))
-                    else:
-                        ad = (hw_rev * u_real).sum()
-                        proj = gcol.dot(v_real)
-                        scale = max(float((hw_rev * u_real).abs().sum()),
-                                    float((v_real * gcol.value).abs().sum()))
-                        record(name, "hvp_rev", label, ad, proj.value, proj.error, scale)
-        for mode in MODES:  # full: one record per input and mode, over all coordinates
-            if mode in rows:
-                ad, fd, fde = (torch.stack([r[c] for r in rows[mode]]) for c in range(3))
-                record(name, mode, "full", ad, fd, fde)
-
-    if raise_on_failure and not report.passed:
-        worst = max(report.failures(), key=lambda r: r.ratio)
-        raise GradcheckError(
-            f"gradcheck failed: {worst.mode} of {worst.input} (direction {worst.direction}) differs "
-            f"from finite differences by {worst.max_abs_err:.3e} (relative {worst.max_rel_err:.3e}), "
-            f"{worst.ratio:.3g} times the allowed {worst.tol:.3e} (atol + rtol * scale + "
-            f"{FD_SAFETY:g} * finite-difference error estimate {worst.fd_err:.3e}); "
-            f"{len(report.failures())} of {len(report.records)} checks failed\n{report}",
-            report,
-        )
-    return report
+        check.check_input(j, names[i], MODES)
+    if raise_on_failure:
+        _raise_if_failed(check.report)
+    return check.report

@@ -14,6 +14,7 @@ from fractions import Fraction
 from math import factorial
 
 from .._errors import InputError
+from .._utils import check_int
 
 
 @dataclass(frozen=True)
@@ -79,8 +80,8 @@ def stencil(offsets, q: int = 1) -> Stencil:
     ``O(h^(p-q))`` (one order more when symmetry cancels the next moment: ``Stencil.order``).
 
     Args:
-        offsets: the ``p`` distinct integer offsets ``o_i`` (any iterable; each is passed
-            through ``int()``, which truncates a non-integer: pass integers), in units of the
+        offsets: the ``p`` distinct integer offsets ``o_i`` (any iterable of ints or
+            integer-like objects such as NumPy integers; not floats, not bools), in units of the
             step ``h``.
         q: the derivative order, an ``int >= 1``.
 
@@ -89,7 +90,8 @@ def stencil(offsets, q: int = 1) -> Stencil:
         ``f^(q)(x) ~ sum(coefs[i] * f(x + offsets[i] * h)) / h**q``.
 
     Raises:
-        InputError: ``q`` not an integer ``>= 1``; repeated offsets; ``p <= q`` offsets.
+        InputError: an offset that is not an integer (e.g. ``0.5``, or ``1.0``: a float is not
+            rounded silently); ``q`` not an integer ``>= 1``; repeated offsets; ``p <= q`` offsets.
 
     Example::
 
@@ -100,7 +102,8 @@ def stencil(offsets, q: int = 1) -> Stencil:
         assert st.coefs == (1, -2, 1) and st.order == 2
         assert stencil([0, 1, 3]).coefs == (Fraction(-4, 3), Fraction(3, 2), Fraction(-1, 6))
     """
-    offsets = tuple(int(o) for o in offsets)
+    offsets = tuple(check_int(
+        o, "offsets", "integer offsets in units of the step h (for points at fractions of h, scale the offsets up and h down)") for o in offsets)
     if not isinstance(q, int) or q < 1:
         raise InputError(f"q: the derivative order must be an integer >= 1, got {q!r}")
     if len(set(offsets)) != len(offsets):

@@ -245,152 +245,238 @@ def minimize(
             tiny errors lies above ``gtol``; measured on the SLICOT benchmark, this saves the 20
             extra iterations that the long window spent at every such minimum).
     """
-    t0 = time.perf_counter()
-    x = x0.clone()
-    if start is None:
-        Bh, Bv = space.bases(x)
-    else:
-        Bh, Bv = start[0], start[1]
-    f, gx = fg(x) if fg0 is None else fg0
-    g = Bh.mT @ gx
-    d = Bh.shape[1]
-    H = None
-    nev = 1
-    nsw = 0
-    hist = [(0, f, float(g.norm()), 0.0)]
-    # the iterate returned: the lowest f; among values within the noise eps_f of each other the
-    # smallest gradient (which has no cancellation, unlike f: near tiny optima it tells where the
-    # minimum is when f cannot)
-    best = (x, f, hist[0][2])
-    gmin = [hist[0][2]]  # gmin[i]: the smallest gradient norm up to iteration i
-    status = "max_iter"
-    k = 0
-    k_check, x_check = 0, x  # last transversality check (it costs O(D g^2): not every iteration)
-    k_hess = hessian_after - refresh
-    if start is not None:  # the finite-difference Hessian of the first iteration is given
-        H, k_hess = start[2], 1
-
-    def rel(f, gn):
-        return gn / (2 * math.sqrt(max(f, 1e-300)))
-
+    settings = _Settings(gtol, fmin, gexact, max_iter, switch, eps_f, callback, deadline, window, ftol,
+                         noise_window, decrement_refresh, hessian, refresh, hessian_after, fg_batch)
+    run = _Run(fg, space, x0, settings, fg0, start)
+    status, k = "max_iter", 0
     try:
         for k in range(1, max_iter + 1):
-            gn = float(g.norm())
-            if f <= fmin and gn <= gexact:
-                status = "exact"
-                k -= 1
-                break
-            if rel(f, gn) <= gtol:
-                status = "converged"
-                k -= 1
-                break
-            if deadline is not None and time.perf_counter() > deadline:
-                k -= 1
-                break
-            if hessian and k - k_hess >= refresh:
-                H, ne = fd_inverse_hessian(fg, x, Bh, g, fg_batch=fg_batch)
-                nev += ne
-                k_hess = k
-            if H is not None and 0.5 * float(g @ (H @ g)) <= eps_f:
-                # the predicted decrease of a (quasi-)Newton step is below the noise of f: no
-                # measurable progress is left (Newton decrement test). The quasi-Newton matrix can
-                # underestimate the curvature radius along a curved valley by orders of magnitude,
-                # so the test is confirmed with a fresh finite-difference Hessian when the matrix
-                # is decrement_refresh iterations old or more. A younger one is trusted: a line
-                # search whose predicted decrease is below the noise can only wander (measured:
-                # 60 of the 94 evaluations at a minimum of the heatmodel benchmark at order 4)
-                if hessian and k - k_hess >= decrement_refresh:
-                    H, ne = fd_inverse_hessian(fg, x, Bh, g, fg_batch=fg_batch)
-                    nev += ne
-                    k_hess = k
-                if H is not None and hessian and k - k_hess < decrement_refresh and \
-                        0.5 * float(g @ (H @ g)) <= eps_f:
-                    status = "stationary"
-                    k -= 1
-                    break
-            if H is None:
-                p = -g
-                xs = max(float(x.norm()), 1.0)
-                a0 = min(max(f, 1e-300) / gn**2, 0.1 * xs / gn)
-            else:
-                p = -(H @ g)
-                a0 = 1.0
-            gp = float(g @ p)
-            if not gp < 0:
-                H, p, gp = None, -g, -gn * gn
-                a0 = min(max(f, 1e-300) / gn**2, 0.1 * max(float(x.norm()), 1.0) / gn)
-            dx = Bh @ p
-
-            def phi(a, x=x, dx=dx, p=p):
-                xa = x + a * dx
-                fa, gxa = fg(xa)
-                ga = Bh.mT @ gxa
-                return fa, float(ga @ p), (xa, ga, gxa)
-
-            a, fa, _, pay, ne = line_search(phi, f, gp, a0, eps_f)
-            nev += ne
-            if a is None or not fa <= f + eps_f:
-                if H is None:
-                    status = "stalled"
-                    k -= 1
-                    break
-                H = None  # restart from steepest descent
-                continue
-            xn, gnew, gx = pay
-            s = a * p
-            y = gnew - g
-            sy = float(s @ y)
-            if sy > 1e-14 * float(s.norm() * y.norm()):
-                if H is None:
-                    H = torch.eye(d, dtype=x.dtype) * (sy / float(y @ y))
-                rho = 1.0 / sy
-                Hy = H @ y
-                H = H - rho * (torch.outer(s, Hy) + torch.outer(Hy, s)) + (rho * rho * float(y @ Hy) + rho) * torch.outer(s, s)
-            x, f, g = xn, fa, gnew
-            # chart switching (the transversality test costs O(D g^2): run it every 20 iterations
-            # or after a move of 5% of |x| since the last test)
-            due = k - k_check >= 20 or float((x - x_check).norm()) > 0.05 * max(float(x.norm()), 1.0)
-            if space.discrete and space.cayley_margin(x) < 1e-3:
-                C, A = space.pair(x)
-                x = space.from_pair(C, A, choose_sigma=True)
-                Bh, Bv = space.bases(x)
-                f, gx = fg(x)
-                nev += 1
-                g, H = Bh.mT @ gx, None
-                k_hess = -refresh  # new coordinates: new finite-difference Hessian
-                nsw += 1
-                best = (x, math.inf, math.inf)  # earlier iterates are in the other Cayley chart
-            elif due and space.transversality(Bh, x) < switch:
-                Bh1, Bv1 = space.bases(x)
-                M = Bh1.mT @ Bh
-                g = Bh1.mT @ gx
-                if H is not None:
-                    H = M @ H @ M.mT
-                Bh, Bv = Bh1, Bv1
-                nsw += 1
-            if due:
-                k_check, x_check = k, x
-            gn = float(g.norm())
-            hist.append((k, f, gn, time.perf_counter() - t0))
-            if f < best[1] - eps_f or (f <= best[1] + eps_f and gn < best[2]):
-                best = (x, f, gn)
-            stop = callback(k, f, gn, x) if callback is not None else None
-            if stop:
-                status = stop if isinstance(stop, str) else "abandoned"
-                break
-            # at the noise floor of the gradient the iteration wanders without decrease: stop when
-            # the last `window` iterations gained less than max(eps_f, ftol f)
-            gmin.append(min(gmin[-1], gn))
-            slow = len(hist) > window and hist[-window - 1][1] - f <= max(eps_f, ftol * f)
-            noise = (len(hist) > noise_window and hist[-noise_window - 1][1] - f <= eps_f
-                     and min(h[2] for h in hist[-noise_window:]) >= 0.5 * gmin[-noise_window - 1])
-            if slow or noise:
-                status = "stationary"
+            stop = run.iteration(k)
+            if stop is not None:
+                status, counted = stop
+                k -= 0 if counted else 1
                 break
     except KeyboardInterrupt:
         status = "interrupted"
-    if status != "exact":
-        x, f, gn = best
-    else:
-        gn = float(g.norm())
-    return OptimResult(x, f, gn, rel(f, gn), k, nev, nsw, status, hist)
+    return run.result(status, k)
+
+
+@dataclass(frozen=True)
+class _Settings:
+    """The tolerances and hooks of one ``minimize`` call (its arguments of the same names)."""
+
+    gtol: float
+    fmin: float
+    gexact: float
+    max_iter: int
+    switch: float
+    eps_f: float
+    callback: Callable | None
+    deadline: float | None
+    window: int
+    ftol: float
+    noise_window: int
+    decrement_refresh: int
+    hessian: bool
+    refresh: int
+    hessian_after: int
+    fg_batch: Callable | None
+
+
+def _rel(f: float, gn: float) -> float:
+    """The relative gradient ``||grad|| / (2 sqrt f)``."""
+    return gn / (2 * math.sqrt(max(f, 1e-300)))
+
+
+def _bfgs_update(H: Tensor | None, s: Tensor, y: Tensor, d: int, dtype: torch.dtype) -> Tensor | None:
+    """The BFGS update of the inverse Hessian approximation (Nocedal and Wright, eq. 6.17) for the
+    step ``s`` and gradient change ``y``; skipped without enough curvature (``s^T y`` at the
+    rounding level); a missing ``H`` starts as ``(s^T y / y^T y) I`` (eq. 6.20)."""
+    sy = float(s @ y)
+    if sy > 1e-14 * float(s.norm() * y.norm()):
+        if H is None:
+            H = torch.eye(d, dtype=dtype) * (sy / float(y @ y))
+        rho = 1.0 / sy
+        Hy = H @ y
+        H = H - rho * (torch.outer(s, Hy) + torch.outer(Hy, s)) + (rho * rho * float(y @ Hy) + rho) * torch.outer(s, s)
+    return H
+
+
+class _Run:
+    """The state of one ``minimize`` run (iterate, chart bases, quasi-Newton matrix ``H``, counters,
+    history, best iterate) and its steps: stopping tests, direction, line search, update, chart
+    change, record."""
+
+    def __init__(self, fg, space: OutputNormalSpace, x0: Tensor, opt: _Settings, fg0, start):
+        self.fg, self.space, self.opt = fg, space, opt
+        self.t0 = time.perf_counter()
+        self.x = x = x0.clone()
+        self.Bh, self.Bv = space.bases(x) if start is None else (start[0], start[1])
+        self.f, self.gx = fg(x) if fg0 is None else fg0
+        self.g = self.Bh.mT @ self.gx
+        self.d = self.Bh.shape[1]
+        self.H = None
+        self.nev, self.nsw = 1, 0
+        self.hist = [(0, self.f, float(self.g.norm()), 0.0)]
+        # the iterate returned: the lowest f; among values within the noise eps_f of each other the
+        # smallest gradient (which has no cancellation, unlike f: near tiny optima it tells where
+        # the minimum is when f cannot)
+        self.best = (x, self.f, self.hist[0][2])
+        self.gmin = [self.hist[0][2]]  # gmin[i]: the smallest gradient norm up to iteration i
+        self.k_check, self.x_check = 0, x  # last transversality check (it costs O(D g^2): not every iteration)
+        self.k_hess = opt.hessian_after - opt.refresh
+        if start is not None:  # the finite-difference Hessian of the first iteration is given
+            self.H, self.k_hess = start[2], 1
+
+    def iteration(self, k: int) -> tuple[str, bool] | None:
+        """Iteration ``k``; where the run stops, ``(status, whether iteration k counts)``."""
+        o = self.opt
+        status = self.stop_before_step()
+        if status is not None:
+            return status, False
+        if o.hessian and k - self.k_hess >= o.refresh:
+            self.fd_hessian(k)
+        if self.decrement_below_noise(k):
+            return "stationary", False
+        p, gp, a0 = self.direction()
+        a, fa, pay = self.search(p, gp, a0)
+        if a is None or not fa <= self.f + o.eps_f:
+            if self.H is None:
+                return "stalled", False
+            self.H = None  # restart from steepest descent
+            return None
+        xn, gnew, self.gx = pay
+        self.H = _bfgs_update(self.H, a * p, gnew - self.g, self.d, self.x.dtype)
+        self.x, self.f, self.g = xn, fa, gnew
+        self.change_chart(k)
+        gn = self.record(k)
+        stop = o.callback(k, self.f, gn, self.x) if o.callback is not None else None
+        if stop:
+            return (stop if isinstance(stop, str) else "abandoned"), True
+        if self.no_progress(gn):
+            return "stationary", True
+        return None
+
+    def stop_before_step(self) -> str | None:
+        """"exact" (``f <= fmin`` with a gradient below ``gexact``), "converged" (relative gradient
+        below ``gtol``) or "max_iter" past the deadline; sets ``gn``, the gradient norm."""
+        o = self.opt
+        self.gn = gn = float(self.g.norm())
+        if self.f <= o.fmin and gn <= o.gexact:
+            return "exact"
+        if _rel(self.f, gn) <= o.gtol:
+            return "converged"
+        if o.deadline is not None and time.perf_counter() > o.deadline:
+            return "max_iter"
+        return None
+
+    def fd_hessian(self, k: int) -> None:
+        self.H, ne = fd_inverse_hessian(self.fg, self.x, self.Bh, self.g, fg_batch=self.opt.fg_batch)
+        self.nev += ne
+        self.k_hess = k
+
+    def decrement_below_noise(self, k: int) -> bool:
+        """The Newton decrement test: the predicted decrease of a (quasi-)Newton step is below the
+        noise of f, so no measurable progress is left. The quasi-Newton matrix can underestimate
+        the curvature radius along a curved valley by orders of magnitude, so the test is
+        confirmed with a fresh finite-difference Hessian when the matrix is ``decrement_refresh``
+        iterations old or more. A younger one is trusted: a line search whose predicted decrease
+        is below the noise can only wander (measured: 60 of the 94 evaluations at a minimum of the
+        heatmodel benchmark at order 4)."""
+        o = self.opt
+        if self.H is None or not 0.5 * float(self.g @ (self.H @ self.g)) <= o.eps_f:
+            return False
+        if o.hessian and k - self.k_hess >= o.decrement_refresh:
+            self.fd_hessian(k)
+        return self.H is not None and o.hessian and k - self.k_hess < o.decrement_refresh and \
+            0.5 * float(self.g @ (self.H @ self.g)) <= o.eps_f
+
+    def direction(self) -> tuple[Tensor, float, float]:
+        """``(p, g^T p, first step)``: the quasi-Newton direction ``-H g`` with step 1, or steepest
+        descent (without ``H``, or when ``-H g`` is not a descent direction, which drops ``H``) with
+        the step ``min(f / |g|^2, 0.1 max(|x|, 1) / |g|)``."""
+        g, gn, f = self.g, self.gn, self.f
+        if self.H is None:
+            p = -g
+            xs = max(float(self.x.norm()), 1.0)
+            a0 = min(max(f, 1e-300) / gn**2, 0.1 * xs / gn)
+        else:
+            p = -(self.H @ g)
+            a0 = 1.0
+        gp = float(g @ p)
+        if not gp < 0:
+            self.H, p, gp = None, -g, -gn * gn
+            a0 = min(max(f, 1e-300) / gn**2, 0.1 * max(float(self.x.norm()), 1.0) / gn)
+        return p, gp, a0
+
+    def search(self, p: Tensor, gp: float, a0: float):
+        """The line search along ``x + a B_H p``; ``(a, f(a), (x_a, chart gradient, gradient))``."""
+        x, Bh, fg = self.x, self.Bh, self.fg
+        dx = Bh @ p
+
+        def phi(a):
+            xa = x + a * dx
+            fa, gxa = fg(xa)
+            ga = Bh.mT @ gxa
+            return fa, float(ga @ p), (xa, ga, gxa)
+
+        a, fa, _, pay, ne = line_search(phi, self.f, gp, a0, self.opt.eps_f)
+        self.nev += ne
+        return a, fa, pay
+
+    def change_chart(self, k: int) -> None:
+        """Chart switching: a discrete-time pair near the Cayley chart's boundary is moved to
+        another chart (a new finite-difference Hessian follows; earlier iterates are in the other
+        chart, so ``best`` restarts); a slice that lost transversality is re-centred, ``H``
+        carried over by ``M = B_H(x1)^T B_H(x0)``. The transversality test costs O(D g^2): it runs
+        every 20 iterations or after a move of 5% of ``|x|`` since the last test."""
+        space, o, x = self.space, self.opt, self.x
+        due = k - self.k_check >= 20 or float((x - self.x_check).norm()) > 0.05 * max(float(x.norm()), 1.0)
+        if space.discrete and space.cayley_margin(x) < 1e-3:
+            C, A = space.pair(x)
+            self.x = x = space.from_pair(C, A, choose_sigma=True)
+            self.Bh, self.Bv = space.bases(x)
+            self.f, self.gx = self.fg(x)
+            self.nev += 1
+            self.g, self.H = self.Bh.mT @ self.gx, None
+            self.k_hess = -o.refresh  # new coordinates: new finite-difference Hessian
+            self.nsw += 1
+            self.best = (x, math.inf, math.inf)
+        elif due and space.transversality(self.Bh, x) < o.switch:
+            Bh1, Bv1 = space.bases(x)
+            M = Bh1.mT @ self.Bh
+            self.g = Bh1.mT @ self.gx
+            if self.H is not None:
+                self.H = M @ self.H @ M.mT
+            self.Bh, self.Bv = Bh1, Bv1
+            self.nsw += 1
+        if due:
+            self.k_check, self.x_check = k, x
+
+    def record(self, k: int) -> float:
+        """History and best iterate after iteration ``k``; the gradient norm."""
+        gn = float(self.g.norm())
+        self.hist.append((k, self.f, gn, time.perf_counter() - self.t0))
+        eps_f, best = self.opt.eps_f, self.best
+        if self.f < best[1] - eps_f or (self.f <= best[1] + eps_f and gn < best[2]):
+            self.best = (self.x, self.f, gn)
+        return gn
+
+    def no_progress(self, gn: float) -> bool:
+        """At the noise floor of the gradient the iteration wanders without decrease: true when
+        the last ``window`` iterations gained less than ``max(eps_f, ftol f)``, or the last
+        ``noise_window`` less than ``eps_f`` without halving the smallest gradient norm."""
+        o, hist, f = self.opt, self.hist, self.f
+        self.gmin.append(min(self.gmin[-1], gn))
+        slow = len(hist) > o.window and hist[-o.window - 1][1] - f <= max(o.eps_f, o.ftol * f)
+        noise = (len(hist) > o.noise_window and hist[-o.noise_window - 1][1] - f <= o.eps_f
+                 and min(h[2] for h in hist[-o.noise_window:]) >= 0.5 * self.gmin[-o.noise_window - 1])
+        return slow or noise
+
+    def result(self, status: str, k: int) -> OptimResult:
+        """The exact iterate, or else the best one seen."""
+        if status != "exact":
+            x, f, gn = self.best
+        else:
+            x, f, gn = self.x, self.f, float(self.g.norm())
+        return OptimResult(x, f, gn, _rel(f, gn), k, self.nev, self.nsw, status, self.hist)
