@@ -191,6 +191,43 @@ def _raise_if_failed(report: GradcheckReport) -> None:
     )
 
 
+#: torch.autograd.gradcheck options without a counterpart here, and what to use instead
+_TORCH_ONLY = {
+    "eps": "the finite-difference step is chosen adaptively; max_step bounds it",
+    "nondet_tol": "set rtol/atol (the finite-difference error is estimated, not assumed)",
+    "fast_mode": "use n_directions (random projections are the default; full=True for the full Jacobian)",
+    "check_undefined_grad": "undefined gradients are materialized as zeros (the rules' convention)",
+    "check_grad_dtypes": "gradients are checked in the inputs' dtypes",
+    "check_batched_grad": "batch the inputs (the rules are checked batched in difflinalg verify)",
+    "check_batched_forward_grad": "batch the inputs (the rules are checked batched in difflinalg verify)",
+    "masked": "no counterpart (dense inputs only)",
+}
+
+
+def _torch_call(inputs: tuple, modes: Sequence[str], raise_on_failure: bool,
+                options: dict) -> tuple[list, Sequence[str], bool]:
+    """torch.autograd.gradcheck's call shape and option names mapped onto this function's."""
+    for name in options:
+        if name in _TORCH_ONLY:
+            raise InputError(f"{name}: a torch.autograd.gradcheck option without a counterpart in "
+                             f"difflinalg.check.gradcheck ({_TORCH_ONLY[name]})")
+        if name not in ("raise_exception", "check_backward_ad", "check_forward_ad"):
+            raise InputError(f"{name}: unknown option of gradcheck (see help(difflinalg.check.gradcheck))")
+    if len(inputs) == 1 and isinstance(inputs[0], (tuple, list)) and \
+            any(isinstance(x, Tensor) for x in inputs[0]):
+        inputs = tuple(inputs[0])  # torch's gradcheck(fn, (x, y))
+    if "raise_exception" in options:
+        raise_on_failure = bool(options["raise_exception"])
+    modes = list(modes) if not isinstance(modes, str) else modes
+    for name, mode in (("check_backward_ad", "vjp"), ("check_forward_ad", "jvp")):
+        if name in options and not isinstance(modes, str):
+            if options[name] and mode not in modes:
+                modes.append(mode)
+            elif not options[name] and mode in modes:
+                modes.remove(mode)
+    return list(inputs), modes, raise_on_failure
+
+
 def gradcheck(
     fn: Callable,
     *inputs,
@@ -205,8 +242,16 @@ def gradcheck(
     max_step: float = 0.1,
     seed: int = 0,
     raise_on_failure: bool = True,
+    **torch_options,
 ) -> GradcheckReport:
     """Compare the derivatives of ``fn`` at ``inputs`` with finite differences.
+
+    Called as ``torch.autograd.gradcheck`` is, it means the same: ``gradcheck(fn, (x, y))`` (one
+    tuple or list of inputs) is ``gradcheck(fn, x, y)``; ``raise_exception`` is ``raise_on_failure``;
+    ``check_backward_ad`` / ``check_forward_ad`` add or remove the ``"vjp"`` / ``"jvp"`` mode; the
+    report's truth value is its verdict. torch's other options (``eps``, ``nondet_tol``,
+    ``fast_mode``, ...) have no counterpart here (the step is chosen adaptively, every check is
+    exact-vs-finite-difference): they raise ``InputError`` naming the replacement.
 
     Args:
         fn: function of the inputs returning a tensor or a (nested) tuple/list of tensors.
@@ -225,6 +270,8 @@ def gradcheck(
             stencil reaches ``(p - 1) / 2 * max_step * u``: keep that inside fn's domain.
         seed: seed of the random directions and cotangents.
         raise_on_failure: raise ``GradcheckError`` on a mismatch (else only report it).
+        torch_options: ``raise_exception``, ``check_backward_ad``, ``check_forward_ad`` (torch's
+            names, above).
 
     Returns:
         A ``GradcheckReport`` with one record per input, direction and mode.
@@ -241,7 +288,7 @@ def gradcheck(
         report = gradcheck(torch.sin, x, modes=("vjp", "jvp"))
         assert report.passed
     """
-    inputs = list(inputs)
+    inputs, modes, raise_on_failure = _torch_call(inputs, modes, raise_on_failure, torch_options)
     modes, wrt, names, rtol, atol = _check_arguments(fn, inputs, modes, rtol, atol, wrt, names, n_directions)
     gen = torch.Generator().manual_seed(_SEED_MIX ^ int(seed))
     check = Checker(fn, inputs, wrt, modes, full, n_directions, p, max_step, gen, rtol, atol)

@@ -44,6 +44,10 @@ class GradcheckReport:
     def passed(self) -> bool:
         return all(r.passed for r in self.records)
 
+    def __bool__(self) -> bool:
+        """The verdict (``passed``), as ``torch.autograd.gradcheck``'s ``True``/``False``."""
+        return self.passed
+
     def max_rel_err(self, mode: str | None = None) -> float:
         errs = [r.max_rel_err for r in self.records if mode is None or r.mode == mode]
         return max(errs, default=0.0)
