@@ -233,3 +233,24 @@ def test_functions_without_a_sparse_path_densify_or_refuse():
     assert torch.equal(as_system(F).A, F.to_dense().A)
     with pytest.raises(InputError, match=r"F: to_dense forms 5041 x 5041 dense matrices"):
         as_system(heat_2d(71), "F")  # above DENSE_MAX: refused before anything dense is formed
+
+
+def _stalling(*args, **options):
+    from difflinalg import ConvergenceError
+    raise ConvergenceError("sys: low-rank ADI stalled (test double)")
+
+
+def test_a_stalling_sparse_path_falls_back_to_the_exact_dense_one(monkeypatch):
+    """Lightly damped models can stall the low-rank iterations (SLICOT ISS12A); at orders the dense
+    path can take, the dense algorithm answers instead; above DENSE_MAX the error reaches the user."""
+    from difflinalg import ConvergenceError
+
+    F = MODELS["msd"]()
+    monkeypatch.setattr(_route, "SPARSE_CROSSOVER", 0)
+    _route.backend("h2_norm")  # load control.large (it fills BACKEND), then replace the entry
+    monkeypatch.setitem(_route.BACKEND, "h2_norm", _stalling)
+    dense = h2_norm(_TO_DENSE(F))
+    assert float(h2_norm(F)) == float(dense)
+    monkeypatch.setattr(_route, "DENSE_MAX", F.order - 1)
+    with pytest.raises(ConvergenceError, match="stalled"):
+        h2_norm(F)
