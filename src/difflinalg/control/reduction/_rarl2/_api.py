@@ -48,7 +48,7 @@ from collections.abc import Sequence
 
 import torch
 
-from ...._errors import InputError
+from ...._errors import InputError, SingularEquationError
 from ...analysis._stability import check_h2, check_stable_poles
 from .._balanced import check_order
 from . import _policy
@@ -64,6 +64,7 @@ from ...system._markov import markov_system
 from .._results import ReductionResult
 from ...system._route import sparse_route
 from ...system._statespace import StateSpace, as_system
+from ._realize import Realization
 from ._target import Target
 from ._validate import validated_rarl2
 
@@ -199,10 +200,8 @@ def _rarl2(target, order, starts, seed, max_iter, tol, progress, method, max_tim
     if F.order <= order:
         check_order(order, torch.ones(1), F.dtype, F.order)
     deadline = None if max_time is None else t_start + max_time
-    T = Target(F, method)
-    check_stable_poles(T.eigvals(), F.discrete, "target")
-    Ar, Br, Cr, hsv = balanced_start(T, min(order, F.order))
-    check_order(order, hsv, F.dtype, F.order)
+    T, (Ar, Br, Cr, hsv), realization = _prepare(F, method, order)
+    check_order(order, hsv, F.dtype, T.N)
     if not T.discrete:
         # frequency scale: geometric mean of the balanced-truncation pole magnitudes
         mags = torch.linalg.eigvals(Ar).abs()
@@ -228,7 +227,39 @@ def _rarl2(target, order, starts, seed, max_iter, tol, progress, method, max_tim
     choice = select(run, polish=not interrupted)
     if choice is None:
         raise InputError("rarl2: no start produced a stable model (all were interrupted or failed)")
-    return _result(F, T, run, choice, interrupted, _time.perf_counter() - t_start)
+    res = _result(F, T, run, choice, interrupted, _time.perf_counter() - t_start)
+    if realization is not None:
+        _measure_original(res, realization)
+    return res
+
+
+def _prepare(F: StateSpace, method: str, order: int):
+    """``(Target, balanced truncation, Realization or None)``. Where the target's Gramians cannot be
+    solved (``SingularEquationError`` of a stable target: its realization is too far from normal),
+    the target is re-realized from its Markov parameters (``_realize``; that raises, with the cause
+    and the remedy, where it cannot be done accurately at bounded cost)."""
+    try:
+        T = Target(F, method)
+        check_stable_poles(T.eigvals(), F.discrete, "target")
+        return T, balanced_start(T, min(order, F.order)), None
+    except SingularEquationError as exc:
+        realization = Realization(F, exc)
+    G = realization.system
+    T = Target(G, method)
+    return T, balanced_start(T, min(order, G.order)), realization
+
+
+def _measure_original(res: ReductionResult, realization: Realization) -> None:
+    """Report the errors against the original target (the re-realization only fed the optimizer):
+    Markov-parameter sums (``Realization.distance2``); the resolution covers the target's truncated
+    tail and the disagreement with the criterion's value (against the re-realization, which is within
+    ``delta`` of the target)."""
+    d2, tail = realization.distance2(res.model)
+    err, norm = math.sqrt(max(d2, 0.0)), math.sqrt(realization.norm2)
+    acc = tail + abs(err - res.error)
+    res.details["realization"] = dict(realization.info, criterion_error=res.relative_error)
+    res.error, res.relative_error, res.target_norm = err, err / norm, norm
+    res.error_resolution = max(res.error_resolution, acc)
 
 
 def _result(F: StateSpace, T: Target, run: _Run, choice: Choice, interrupted: bool,
