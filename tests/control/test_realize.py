@@ -1,0 +1,122 @@
+"""RARL2 on targets whose realization is too far from normal for Gramians (``_rarl2/_realize.py``).
+
+The pathological targets are ``(D A0 D^{-1}, D B0, C0 D^{-1})`` with ``A0`` normal and ``D`` a diagonal
+of powers of two: the scaling is exact in floating point, so the transfer function is exactly that
+of the normal realization ``(A0, B0, C0)``, the precise yardstick; ``||A||`` is 1e11-1e15 at
+spectral radius < 1 (like python-control's ``drss(300, 1, 1)`` at seed 1001: ``||A|| = 1.8e4``,
+whose Gramians fail with condition >= 3e14), with a near-repeated pole, so the modal path is refused.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from difflinalg import SingularEquationError
+from difflinalg.control import StateSpace, balanced_truncation, h2_error, h2_norm, rarl2
+from difflinalg.control.reduction._rarl2._realize import Realization, to_continuous, to_discrete
+
+from _controlhelpers import random_system
+
+
+def scaled_pair(N: int = 40, bits: int = 40, discrete: bool = True, seed: int = 0, rho: float = 0.95,
+                complex_: bool = False):
+    """``(F, G)``: the far-from-normal realization and the normal one of the same transfer function."""
+    g = torch.Generator().manual_seed(seed)
+    dt = torch.complex128 if complex_ else torch.float64
+    Z = torch.randn(N, N, generator=g, dtype=dt)
+    Q, _ = torch.linalg.qr(Z)
+    if discrete:
+        lam = rho * torch.rand(N, generator=g, dtype=torch.float64) ** 0.5 * torch.sign(
+            torch.randn(N, generator=g, dtype=torch.float64))
+        lam[2] = rho  # the spectral radius
+    else:
+        lam = -torch.logspace(-1, 1, N, dtype=torch.float64)
+    lam[1] = lam[0] * (1 + 1e-12)  # a near-repeated pole: the modal path is refused
+    A0 = Q @ torch.diag(lam).to(dt) @ Q.mH
+    A0 = (A0 + A0.mH) / 2
+    B0 = torch.randn(N, 1, generator=g, dtype=dt)
+    C0 = torch.randn(1, N, generator=g, dtype=dt)
+    d = (2.0 ** torch.linspace(0, bits, N, dtype=torch.float64).round()).to(dt)
+    t = "discrete" if discrete else "continuous"
+    D = torch.zeros(1, 1, dtype=dt)
+    return (StateSpace(d[:, None] * A0 / d[None, :], d[:, None] * B0, C0 / d[None, :], D, time=t),
+            StateSpace(A0, B0, C0, D, time=t))
+
+
+def _check_reduction(F: StateSpace, G: StateSpace, r: int):
+    res = rarl2(F, r)
+    info = res.details["realization"]
+    assert info["delta"] <= 1e-11 and info["order"] < F.order
+    assert info["norm_A"] > 1e10 and info["spectral_radius"] < 1
+    nG = float(h2_norm(G))
+    assert res.target_norm == pytest.approx(nG, rel=1e-12)
+    # the reported error is the error against the original target: by the yardstick of the
+    # normal realization (Gramian path; its own noise is ~eps ||F||^2 / (2 error) relative)
+    true = float(h2_error(G, res.model, method="gramian"))
+    yard_noise = 50 * 2.2e-16 * nG ** 2 / max(true, 1e-300)
+    assert abs(res.error - true) <= res.error_resolution + yard_noise
+    assert res.error_resolution <= 1e-11 * nG
+    # and it is a good model: no worse than balanced truncation of the same transfer function
+    bt = float(h2_error(G, balanced_truncation(G, r), method="gramian"))
+    assert res.error <= bt * (1 + 1e-9)
+    return res
+
+
+def test_discrete_far_from_normal_target_is_rerealized():
+    F, G = scaled_pair(bits=40, discrete=True)
+    _check_reduction(F, G, 4)
+
+
+def test_complex_discrete_far_from_normal_target():
+    F, G = scaled_pair(N=30, bits=40, discrete=True, complex_=True, seed=1)
+    _check_reduction(F, G, 3)
+
+
+def test_continuous_far_from_normal_target_is_rerealized():
+    F, G = scaled_pair(bits=50, discrete=False)
+    res = _check_reduction(F, G, 4)
+    assert res.details["realization"]["omega"] > 0
+
+
+def test_too_costly_rerealization_is_refused_with_the_cause_and_remedy():
+    # spectral radius 0.9999: ~3e5 Markov parameters would be needed; refused before any of them
+    F, _ = scaled_pair(N=20, bits=45, discrete=True, rho=0.9999)
+    with pytest.raises(SingularEquationError) as exc:
+        Realization(F)
+    msg = str(exc.value)
+    for part in ("too far from normal", "||A|| = ", "spectral radius 0.9999", "transfer function may be fine",
+                 "balanced realization", "ERA from its Markov parameters", "HANKEL_MAX"):
+        assert part in msg, part
+    with pytest.raises(SingularEquationError, match="too far from normal"):
+        rarl2(F, 2)
+
+
+def test_bilinear_map_round_trip_and_transfer_function():
+    F = random_system(8, 2, 3, discrete=False, seed=3, with_d=True)
+    w = 1.7
+    Fd = StateSpace(*to_discrete(F.A, F.B, F.C, F.D, w), time="discrete")
+    s = torch.tensor([0.3j, 2.0j, -0.5 + 1j], dtype=torch.complex128)
+    z = (w + s) / (w - s)
+    for sk, zk in zip(s, z):
+        Fc = F.C.to(s.dtype) @ torch.linalg.solve(sk * torch.eye(8, dtype=s.dtype) - F.A.to(s.dtype), F.B.to(s.dtype))
+        Fz = Fd.C.to(s.dtype) @ torch.linalg.solve(zk * torch.eye(8, dtype=s.dtype) - Fd.A.to(s.dtype), Fd.B.to(s.dtype))
+        torch.testing.assert_close(Fz + Fd.D, Fc + F.D, rtol=1e-12, atol=1e-12)
+    back = to_continuous(Fd.A, Fd.B, Fd.C, Fd.D, w)
+    for X, Y in zip(back, (F.A, F.B, F.C, F.D)):
+        torch.testing.assert_close(X, Y, rtol=1e-11, atol=1e-11)
+
+
+@pytest.mark.parametrize("discrete", [True, False])
+def test_distance_by_markov_sums_matches_gramians(discrete):
+    # a normal target: the Markov-sum H2 distance agrees with the Gramian one
+    F = random_system(10, 2, 2, discrete=discrete, seed=5, with_d=discrete)
+    R = Realization(F)
+    H = balanced_truncation(F, 3)
+    d2, tail = R.distance2(H)
+    ref = float(h2_error(F, H, method="gramian"))
+    assert math.sqrt(d2) == pytest.approx(ref, rel=1e-9)
+    assert R.norm2 == pytest.approx(float(h2_norm(F)) ** 2, rel=1e-12)
+    assert tail <= 1e-13 * math.sqrt(R.norm2)
