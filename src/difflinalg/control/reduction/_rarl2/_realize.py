@@ -140,6 +140,8 @@ class Realization:
         ev = torch.linalg.eigvals(A)
         check_stable_poles(ev, self.discrete, "target")
         normA = float(torch.linalg.matrix_norm(A, 2))
+        # the quoted spectral radius is the target's own (continuous: the largest pole magnitude)
+        rho_F = float(ev.abs().max())
         self.w = 1.0
         if not self.discrete:
             # the geometric mean of the pole magnitudes maps the band of the poles around z = 0
@@ -149,13 +151,13 @@ class Realization:
         rho = float(ev.abs().max())
         p, m = C.shape[0], B.shape[1]
         self._what = (f"the target's realization is too far from normal for Gramians in double precision "
-                      f"(||A|| = {normA:.3e} at spectral radius {float(torch.linalg.eigvals(F.A.detach()).abs().max()) if self.discrete else rho:.6g}"
-                      f"{'' if self.discrete else ' of its bilinear image'}); its transfer function may be fine")
+                      f"(||A|| = {normA:.3e} at {'spectral radius' if self.discrete else 'largest pole magnitude'} "
+                      f"{rho_F:.6g}); its transfer function may be fine")
         self._cause = cause
         L0 = max(64, math.ceil(math.log(TAIL_RTOL) / math.log(max(rho, 1e-300)))) if rho > 0 else 64
         if (L0 // 2) * max(p, m) > HANKEL_MAX:
             self._refuse(f"a balanced re-realization from its Markov parameters would need about {L0} of them "
-                         f"(spectral radius {rho:.6g}: a {(L0 // 2) * max(p, m)}-sided Hankel matrix, above "
+                         f"({'spectral radius' if self.discrete else 'spectral radius of its bilinear image'} {rho:.6g}: a {(L0 // 2) * max(p, m)}-sided Hankel matrix, above "
                          f"HANKEL_MAX = {HANKEL_MAX})")
         h, tail, K = self._markov_until_tail(A, B, C, D, L0, rho)
         self.h, self.tail2 = h, tail  # h_0..h_K (of the bilinear image in continuous time)
