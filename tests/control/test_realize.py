@@ -13,12 +13,15 @@ import math
 
 import pytest
 import torch
+from _controlhelpers import random_system
 
 from difflinalg import SingularEquationError
 from difflinalg.control import StateSpace, balanced_truncation, h2_error, h2_norm, rarl2
-from difflinalg.control.reduction._rarl2._realize import Realization, to_continuous, to_discrete
-
-from _controlhelpers import random_system
+from difflinalg.control.reduction._rarl2._realize import (
+    Realization,
+    to_continuous,
+    to_discrete,
+)
 
 
 def scaled_pair(N: int = 40, bits: int = 40, discrete: bool = True, seed: int = 0, rho: float = 0.95,

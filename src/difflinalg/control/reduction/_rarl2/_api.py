@@ -8,7 +8,11 @@ over output-normal pairs ``(C, A)`` (the optimal ``B_hat = Q12^H B_F`` and ``D_h
 
 1. the target is normalized (``||F|| = 1``, frequency scale ``omega``) and factorized once
    (``_target.Target``: modal or Schur form), so each evaluation of psi and of its adjoint gradient
-   costs O(N n (n + p + m)) (modal) or O(N^2 n) (Schur);
+   costs O(N n (n + p + m)) (modal) or O(N^2 n) (Schur); a target whose realization is too far from
+   normal for its Gramians (``SingularEquationError``) is first re-realized in balanced form from its
+   Markov parameters (``_realize``: measured H2 distance <= 1e-11 ||F||, else a named error), and
+   the errors are then measured against the original target
+   (``ReductionResult.details["realization"]``);
 2. output-normal pairs are parametrized exactly (``_charts``): ``A = S - C^H C / 2`` (continuous),
    its Cayley image (discrete); stability holds by construction;
 3. BFGS in gauge-free affine-slice charts re-centred when they degenerate (``_bfgs``), to a
@@ -160,6 +164,11 @@ def rarl2(
 
     Raises:
         UnstableSystemError: the target is unstable (names the pole).
+        SingularEquationError: the target's realization is too far from normal for Gramians in
+            double precision and cannot be re-realized accurately at bounded cost (spectral radius
+            too close to 1: ``_realize.HANKEL_MAX``); the message quotes ``||A||`` against the
+            spectral radius and names the remedy (a balanced realization, e.g. ERA from the Markov
+            parameters). Where it can be, ``details["realization"]`` says so (``_realize.Realization``).
         InputError: continuous-time target with non-zero D; order not below the target's minimal
             order; malformed target or arguments.
 

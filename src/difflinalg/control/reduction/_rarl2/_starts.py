@@ -26,9 +26,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .._balanced import square_root_projection
-from ...._utils import herm
 from ...._errors import SingularEquationError
+from ...._utils import herm
+from .._balanced import square_root_projection
 from ....equations import observability_gramian
 from ._charts import to_output_normal
 from ._target import Target, small_eig
