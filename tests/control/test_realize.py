@@ -25,7 +25,7 @@ from difflinalg.control.reduction._rarl2._realize import (
 
 
 def scaled_pair(N: int = 40, bits: int = 40, discrete: bool = True, seed: int = 0, rho: float = 0.95,
-                complex_: bool = False):
+                complex_: bool = False, band: tuple[float, float] = (-1.0, 1.0)):
     """``(F, G)``: the far-from-normal realization and the normal one of the same transfer function."""
     g = torch.Generator().manual_seed(seed)
     dt = torch.complex128 if complex_ else torch.float64
@@ -36,7 +36,7 @@ def scaled_pair(N: int = 40, bits: int = 40, discrete: bool = True, seed: int = 
             torch.randn(N, generator=g, dtype=torch.float64))
         lam[2] = rho  # the spectral radius
     else:
-        lam = -torch.logspace(-1, 1, N, dtype=torch.float64)
+        lam = -torch.logspace(*band, N, dtype=torch.float64)
     lam[1] = lam[0] * (1 + 1e-12)  # a near-repeated pole: the modal path is refused
     A0 = Q @ torch.diag(lam).to(dt) @ Q.mH
     A0 = (A0 + A0.mH) / 2
@@ -77,10 +77,20 @@ def test_complex_discrete_far_from_normal_target():
     _check_reduction(F, G, 3)
 
 
-def test_continuous_far_from_normal_target_is_rerealized():
-    F, G = scaled_pair(bits=50, discrete=False)
+@pytest.mark.parametrize("complex_", [False, True])
+def test_continuous_far_from_normal_target_is_rerealized(complex_):
+    F, G = scaled_pair(bits=50, discrete=False, complex_=complex_)
     res = _check_reduction(F, G, 4)
     assert res.details["realization"]["omega"] > 0
+
+
+def test_continuous_too_costly_rerealization_is_refused():
+    # poles over six decades: the bilinear image's spectral radius is 0.998 (L_0 ~ 1.6e4 terms)
+    F, _ = scaled_pair(N=20, bits=50, discrete=False, band=(-4.0, 2.0))
+    with pytest.raises(SingularEquationError) as exc:
+        Realization(F)
+    msg = str(exc.value)
+    assert "largest pole magnitude 100" in msg and "spectral radius of its bilinear image 0.99" in msg
 
 
 def test_too_costly_rerealization_is_refused_with_the_cause_and_remedy():

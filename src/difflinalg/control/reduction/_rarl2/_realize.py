@@ -128,8 +128,8 @@ class Realization:
     Attributes:
         system: the re-realized ``StateSpace`` (same time domain as the target).
         info: ``dict`` for ``ReductionResult.details["realization"]``: ``order`` (of the
-            re-realization), ``markov_terms`` ``K``, ``norm_A`` and ``spectral_radius`` of the
-            original ``A``, ``delta`` (measured relative H2 distance of the re-realization to the
+            re-realization), ``markov_terms`` ``K``, ``norm_A`` (of the original ``A``),
+            ``spectral_radius`` (of ``A``; continuous time: of its bilinear image), ``delta`` (measured relative H2 distance of the re-realization to the
             target), ``tail`` (relative bound of the truncated Markov tail), ``hankel_sv_ratio``
             (``s_n / s_1``), ``omega`` (continuous: the bilinear map's frequency).
     """
@@ -156,10 +156,11 @@ class Realization:
         self._cause = cause
         L0 = max(64, math.ceil(math.log(TAIL_RTOL) / math.log(max(rho, 1e-300)))) if rho > 0 else 64
         if (L0 // 2) * max(p, m) > HANKEL_MAX:
+            which = "spectral radius" if self.discrete else "spectral radius of its bilinear image"
             self._refuse(f"a balanced re-realization from its Markov parameters would need about {L0} of them "
-                         f"({'spectral radius' if self.discrete else 'spectral radius of its bilinear image'} {rho:.6g}: a {(L0 // 2) * max(p, m)}-sided Hankel matrix, above "
+                         f"({which} {rho:.6g}: a {(L0 // 2) * max(p, m)}-sided Hankel matrix, above "
                          f"HANKEL_MAX = {HANKEL_MAX})")
-        h, tail, K = self._markov_until_tail(A, B, C, D, L0, rho)
+        h, tail, K = self._markov_until_tail(A, B, C, D, L0)
         self.h, self.tail2 = h, tail  # h_0..h_K (of the bilinear image in continuous time)
         Ae, Be, Ce, De, ratio = self._era(h, p, m)
         if not self.discrete:
@@ -167,7 +168,7 @@ class Realization:
             De = torch.zeros_like(De)  # strictly proper target; the residue is part of delta below
         self.system = StateSpace(Ae.to(F.dtype), Be.to(F.dtype), Ce.to(F.dtype), De.to(F.dtype),
                                  time="discrete" if self.discrete else "continuous", dt=F.dt)
-        self.norm2 = self.norm2_estimate = float(self._energy(h)) + tail
+        self.norm2 = float(self._energy(h)) + tail
         d2, _ = self.distance2(self.system)
         delta = math.sqrt(d2 / self.norm2)
         self.info = {"order": int(Ae.shape[0]), "markov_terms": K, "norm_A": normA, "spectral_radius": rho,
@@ -190,7 +191,7 @@ class Realization:
             return (h.abs() ** 2).sum()
         return (_cont_weighted(h, self.w).abs() ** 2).sum()
 
-    def _markov_until_tail(self, A, B, C, D, L0: int, rho: float):
+    def _markov_until_tail(self, A, B, C, D, L0: int):
         """``h_0 .. h_K`` and the estimated tail energy (module docstring, step 1)."""
         w = max(16, L0 // 16)
         kmax = 2 * L0 + 8 * w  # transient allowance beyond the asymptotic count
@@ -248,7 +249,7 @@ class Realization:
         K = self.h.shape[0] - 1
         hg, X = _markov(A, B, C, D, 1, K + 1, B)
         e = [self.h - torch.cat([D[None], hg])]
-        small = (eps(torch.float64) ** 2) * self.norm2_estimate
+        small = (eps(torch.float64) ** 2) * self.norm2
         k = K + 1
         while k < MAX_TERMS_FACTOR * (K + 1):  # G's own tail (its decay: G is stable)
             hg, X = _markov(A, B, C, D, k, k + 256, X)
