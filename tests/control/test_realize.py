@@ -25,7 +25,7 @@ from difflinalg.control.reduction._rarl2._realize import (
 
 
 def scaled_pair(N: int = 40, bits: int = 40, discrete: bool = True, seed: int = 0, rho: float = 0.95,
-                complex_: bool = False, band: tuple[float, float] = (-1.0, 1.0)):
+                complex_: bool = False, band: tuple[float, float] = (-1.0, 1.0), p: int = 1, m: int = 1):
     """``(F, G)``: the far-from-normal realization and the normal one of the same transfer function."""
     g = torch.Generator().manual_seed(seed)
     dt = torch.complex128 if complex_ else torch.float64
@@ -40,11 +40,11 @@ def scaled_pair(N: int = 40, bits: int = 40, discrete: bool = True, seed: int = 
     lam[1] = lam[0] * (1 + 1e-12)  # a near-repeated pole: the modal path is refused
     A0 = Q @ torch.diag(lam).to(dt) @ Q.mH
     A0 = (A0 + A0.mH) / 2
-    B0 = torch.randn(N, 1, generator=g, dtype=dt)
-    C0 = torch.randn(1, N, generator=g, dtype=dt)
+    B0 = torch.randn(N, m, generator=g, dtype=dt)
+    C0 = torch.randn(p, N, generator=g, dtype=dt)
     d = (2.0 ** torch.linspace(0, bits, N, dtype=torch.float64).round()).to(dt)
     t = "discrete" if discrete else "continuous"
-    D = torch.zeros(1, 1, dtype=dt)
+    D = torch.randn(p, m, generator=g, dtype=dt) if discrete else torch.zeros(p, m, dtype=dt)
     return (StateSpace(d[:, None] * A0 / d[None, :], d[:, None] * B0, C0 / d[None, :], D, time=t),
             StateSpace(A0, B0, C0, D, time=t))
 
@@ -69,6 +69,13 @@ def _check_reduction(F: StateSpace, G: StateSpace, r: int):
 
 def test_discrete_far_from_normal_target_is_rerealized():
     F, G = scaled_pair(bits=40, discrete=True)
+    _check_reduction(F, G, 4)
+
+
+def test_mimo_far_from_normal_targets():
+    F, G = scaled_pair(N=36, bits=40, discrete=True, p=3, m=2, seed=2)
+    _check_reduction(F, G, 4)
+    F, G = scaled_pair(N=36, bits=50, discrete=False, p=2, m=3, seed=2)
     _check_reduction(F, G, 4)
 
 
