@@ -248,3 +248,28 @@ def test_fixed_shifts_are_in_the_targets_own_frequency_units(discrete):
         s = fixed_shifts(T, 4)
         assert s.dtype == T.cdt and torch.all(s.imag == 0)
         torch.testing.assert_close(s.real * omega, want, rtol=1e-14, atol=0)
+
+
+def test_to_pairs_drops_a_model_too_far_from_normal_for_its_gramian():
+    """A stable candidate model whose realization is too far from normal for a Gramian (diagonal
+    similarity 2^40: eigenvector condition 1e12, ``SingularEquationError`` from the Gramian) is left
+    out (``ok`` False), the others are converted: one bad start does not end the run (issue 17:
+    ``rarl2`` on 1200 Markov parameters raised here at r = 4)."""
+    from difflinalg.control.reduction._rarl2._starts import to_pairs
+    from difflinalg.control.reduction._rarl2._target import Target
+
+    g = torch.Generator().manual_seed(0)
+    r = 6
+    F = random_system(12, 1, 1, discrete=True, seed=2)
+    T = Target(F)
+    Q, _ = torch.linalg.qr(torch.randn(r, r, generator=g, dtype=torch.float64))
+    A0 = Q @ torch.diag(torch.linspace(-0.9, 0.9, r, dtype=torch.float64)) @ Q.T
+    d = 2.0 ** torch.linspace(0, 40, r, dtype=torch.float64).round()
+    C0 = torch.randn(1, r, generator=g, dtype=torch.float64)
+    A = torch.stack([d[:, None] * A0 / d[None, :], A0])
+    C = torch.stack([C0 / d[None, :], C0])
+    C2, A2, ok = to_pairs(T, A, C)
+    assert ok.tolist() == [False, True]
+    # the normal one is output normal: A^H A + C^H C = I
+    torch.testing.assert_close(A2[1].mT @ A2[1] + C2[1].mT @ C2[1], torch.eye(r, dtype=torch.float64),
+                               rtol=0, atol=1e-12)

@@ -248,3 +248,23 @@ def test_growth_message_does_not_blame_an_eigenvalue_pair():
     with pytest.raises(dl.SingularEquationError) as exc:
         dl.solve_sylvester(A, B, C, method="schur")
     assert "ill-conditioned" in str(exc.value) and "share an eigenvalue" not in str(exc.value)
+
+
+def test_scale_dominated_tolerance_names_the_scale_not_a_pair():
+    """A stable coefficient far from normal (a diagonal similarity of 2^40 of a normal matrix,
+    ||A||_F ~ 1e11): the tolerance 4 max(m, n) eps (1 + ||A||_F^2) exceeds every gap |1 - lambda mu|
+    (here >= 1 - 0.9^2); the error says the scale (far from normal) is the cause and names the remedy
+    that works (a balanced realization), not "an eigenvalue of A times an eigenvalue of B equals 1"
+    (issue 17: a start's model of 1200 Markov parameters quoted a tolerance of 2.9e11 this way)."""
+    g = torch.Generator().manual_seed(0)
+    n = 12
+    Q, _ = torch.linalg.qr(torch.randn(n, n, generator=g, dtype=torch.float64))
+    A0 = Q @ torch.diag(torch.linspace(-0.9, 0.9, n, dtype=torch.float64)) @ Q.T
+    d = 2.0 ** torch.linspace(0, 40, n, dtype=torch.float64).round()
+    A = d[:, None] * A0 / d[None, :]
+    C = torch.randn(1, n, generator=g, dtype=torch.float64) / d[None, :]
+    with pytest.raises(dl.SingularEquationError) as exc:
+        dl.observability_gramian(A, C, discrete=True)
+    msg = str(exc.value)
+    assert "numerically singular (ill-conditioned)" in msg and "far above their spectra" in msg
+    assert "equals 1" not in msg and "balanced" in msg and "ERA" in msg

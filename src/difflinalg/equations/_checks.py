@@ -202,19 +202,39 @@ def singular_error(kind: str, eig_a: Tensor, eig_b: Tensor, A: Tensor, B: Tensor
                 f"||X|| / ||C|| = {float(gr):.3e} >= 1 / (4 max(m, n) eps) = {limit:.3e}), although no "
                 f"eigenvalue pair is that close ({pair}): the coefficients are far from normal "
                 "(transient growth), and the solution would carry no reliable digits")
-        fix = ("use a better-conditioned realization (e.g. a balancing similarity transform of the "
-               "system) or scale the coefficients away from the stability boundary")
+        fix = _REALIZATION_FIX
         if A.dtype in (torch.float32, torch.complex64):
             fix += "; or compute in double precision (.to(torch.float64) / torch.complex128)"
         return SingularEquationError(
             f"{equation_text(kind, na, nb)} is numerically singular (ill-conditioned){where}: {what}; {fix}"
         )
+    if g > _RESOLVED * SINGULAR_FACTOR * max(m, n, 1) * float(eps(A.dtype)) * max(1.0, abs(la), abs(lb)):
+        # The pair is far from singular at the eigenvalues' own scale: the tolerance is large because
+        # the coefficients' norms are (eigenvalues carry errors of eps ||A||), i.e. they are far from
+        # normal or badly scaled -- not because this pair is singular.
+        return SingularEquationError(
+            f"{equation_text(kind, na, nb)} is numerically singular (ill-conditioned){where}: the "
+            f"coefficients' scale {scale:.3e} (||{na}||_F, ||{nb}||_F) is far above their spectra, so "
+            f"their eigenvalues carry errors up to eps scale and the closest pair ({pair}) is within "
+            f"the tolerance {tol:.3e} = 4 max(m, n) eps scale: the coefficients are far from normal "
+            f"(or badly scaled), and the solution would carry no reliable digits; {_REALIZATION_FIX}")
     what = f"{what}: {pair} <= tolerance {tol:.3e} = 4 max(m, n) eps scale"
     if A.dtype in (torch.float32, torch.complex64):
         fix += "; or compute in double precision (.to(torch.float64) / torch.complex128), where it may be resolvable"
     return SingularEquationError(
         f"{equation_text(kind, na, nb)} is singular (no unique solution){where}: {what}{hint}; {fix}"
     )
+
+
+#: a gap larger than this many times the unit-scale tolerance is resolved by the eigenvalues themselves
+_RESOLVED = 1e3
+#: what to do about far-from-normal coefficients: a diagonal balancing does not remove a departure
+#: from normality (python-control's drss(300, 1, 1), seed 1001: ||A|| 1.8e4 -> 1.3e4 by
+#: scipy.linalg.matrix_balance, growth still 1.3e14)
+_REALIZATION_FIX = ("use a better-conditioned realization of the same system: a balanced one (e.g. ERA / "
+                    "Ho-Kalman from its Markov parameters, or balanced truncation computed another way) "
+                    "or a modal one; a diagonal balancing rarely removes a departure from normality. "
+                    "If the coefficients are close to the stability boundary, that is the cause instead")
 
 
 def check_nonsingular(kind: str, eig_a: Tensor, eig_b: Tensor, A: Tensor, B: Tensor,

@@ -26,8 +26,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .._balanced import square_root_projection
+from ...._errors import SingularEquationError
 from ...._utils import herm
+from .._balanced import square_root_projection
 from ....equations import observability_gramian
 from ._charts import to_output_normal
 from ._target import Target, small_eig
@@ -57,7 +58,13 @@ def _small_observability_gramian(A: Tensor, C: Tensor, discrete: bool) -> Tensor
     if bool(bad.any()):
         i = torch.nonzero(bad).reshape(-1)
         Q = Q.clone()
-        Q[i] = observability_gramian(A[i], C[i], discrete=discrete).to(Q.dtype)
+        for k in i.tolist():  # one by one: a far-from-normal model is left out, not the batch
+            try:
+                Q[k] = observability_gramian(A[k], C[k], discrete=discrete).to(Q.dtype)
+            except SingularEquationError:
+                # its realization is too far from normal for a Gramian (e.g. an IRKA model of
+                # 1200 Markov parameters with ||A||_F = 7.5e12): NaN makes ``to_pairs`` drop it
+                Q[k] = math.nan
     return Q
 
 
