@@ -86,7 +86,10 @@ class ReductionResult:
         precise: ``error`` was measured by the yardstick of ``h2_error(..., precise=True)``.
         reductor: the registry name of the reductor that made it (``REDUCTORS``).
         details: the reductor's own data (balanced truncation: ``hsv``; IRKA: ``iterations``,
-            ``converged``, ``shifts``).
+            ``converged``, ``shifts``; RARL2: ``realization`` when the target was re-realized from
+            its Markov parameters because its own realization is too far from normal for
+            Gramians: the H2 distance ``delta`` of the re-realization, its order, the Markov terms
+            used, ``||A||`` and the spectral radius).
     """
 
     model: StateSpace
