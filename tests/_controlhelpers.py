@@ -8,8 +8,8 @@ import torch
 
 from difflinalg.control import StateSpace
 
-SLICOT = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "slicot"
-BEST_KNOWN = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "rarl2" / "best_known.json"
+SLICOT = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "slicot"
+BEST_KNOWN = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "rarl2" / "best_known.json"
 
 
 #: (discrete, dtype) combinations the control tests run over, and their test ids
