@@ -27,7 +27,8 @@ import numpy as np
 from ..._errors import ConvergenceError, InputError
 from ..reduction import ReductionResult, rarl2
 from ..system._statespace import StateSpace
-from ._gramians import ADI_TOL, check_h2_finite, h2_inner, h2_norm_sparse, lr_gramian, small_h2_norm2
+from ._errsys import error_norm
+from ._gramians import ADI_TOL, _small, check_h2_finite, h2_inner, h2_norm_sparse, lr_gramian, small_h2_norm2
 from ._reduce import check_reduced_order, irka_sparse, lr_balanced_truncation
 from ._solves import solver_of
 from ._stability import check_stable_sparse
@@ -46,11 +47,14 @@ class LargeReductionResult:
 
     Attributes:
         model: the reduced dense ``StateSpace``.
-        error, relative_error: ``||F - model||_2`` on the FULL model, absolute and relative to ``||F||``.
+        error, relative_error: ``||F - model||_2`` on the FULL model, absolute and relative to ``||F||``,
+            from the error system's Gramian (``_errsys``: no cancellation; never below
+            ``error_resolution``, the absolute uncertainty of ``error``).
         target_norm: ``||F||_2`` (low-rank Gramian).
         best_start: the candidate kept: ``"bt"``, ``"irka-bt"``, ``"rarl2"`` (dense RARL2 on the
             surrogate) or ``"rarl2-irka"`` (polished against the full model).
-        candidates: relative error on the full model of every candidate.
+        candidates: relative error on the full model of every candidate (the winner's, plus the
+            exact differences of the inner-product scores).
         surrogate_order, surrogate_bound: the surrogate's order and its Hankel tail bound
             ``2 sum sigma_i`` relative to ``||F||`` (an H-infinity bound for exact Gramians);
             surrogate_error: its measured relative H2 error on the full model (NaN if not verified).
@@ -71,6 +75,7 @@ class LargeReductionResult:
     seconds: float = 0.0
     timings: dict = field(default_factory=dict)
     factorizations: int = 0
+    error_resolution: float = 0.0
 
     def summary(self) -> str:
         """A printable report: order, relative error, best candidate, surrogate order and bounds,
@@ -187,8 +192,16 @@ def rarl2_large(sys, r: int, *, max_surrogate: int = MAX_SURROGATE, verify_surro
     if not math.isfinite(scores[best]):
         raise ConvergenceError("sys: every candidate model (balanced truncation, IRKA, RARL2 on the surrogate) "
                                "is unstable; try another order r")
-    rel = {n: math.sqrt(max(nF**2 + v, 0.0)) / nF for n, v in scores.items()}
+    # the winner's error on the error system (no cancellation, ``_errsys``); the others relative to it
+    # by the exact score differences
+    t = _time.perf_counter()
+    en = error_norm(F, *_small(models[best]), tol)
+    err = en.reported
+    tm["final error"] = _time.perf_counter() - t
+    rel = {n: math.sqrt(max(err**2 + v - scores[best], 0.0)) / nF for n, v in scores.items()}
+    rel[best] = err / nF
     return LargeReductionResult(
-        model=models[best], error=rel[best] * nF, relative_error=rel[best], target_norm=nF, best_start=best,
+        model=models[best], error=err, relative_error=rel[best], target_norm=nF, best_start=best,
+        error_resolution=en.resolution,
         candidates=rel, surrogate_order=k, surrogate_bound=bound, surrogate_error=surrogate_error,
         surrogate_result=res, seconds=_time.perf_counter() - t0, timings=tm, factorizations=S.factorizations - f0)
