@@ -117,10 +117,19 @@ def _penzl(cands: np.ndarray, count: int, real: bool) -> list[complex]:
 
 def adi_shifts(sys: SparseSystem, adjoint: bool = False, count: int = N_SHIFTS) -> list[complex]:
     """Cyclic ADI shifts for the (adjoint) pencil (module docstring); for real systems only one of
-    each conjugate pair is listed (``Im > 0``)."""
+    each conjugate pair is listed (``Im > 0``). The adjoint's are the conjugates of the primal ones,
+    so both Gramians use the same factorizations."""
     key = ("shifts", adjoint, count)
     if key in sys.cache:
         return sys.cache[key]
+    if adjoint:
+        # the adjoint pencil's spectrum is the conjugate one: conjugate shifts key the same
+        # factorizations as the primal ones in ``adi_run`` (one LU per shift for both Gramians; a real
+        # system's list is closed under conjugation already)
+        primal = adi_shifts(sys, False, count)
+        shifts = list(primal) if not sys.is_complex else [p.conjugate() for p in primal]
+        sys.cache[key] = shifts
+        return shifts
     a1, b1, a2, b2, _ = _pencil(sys)
     S = solver_of(sys)
     B = sys.C.conj().T if adjoint else sys.B
