@@ -41,7 +41,7 @@ SURROGATE_RATIO = 1e-3
 MAX_SURROGATE = 200
 HSV_FLOOR = 1e-10
 #: IRKA polish from the surrogate's optimum: it starts near a fixed point, few iterations needed
-POLISH_ITER = 10
+POLISH_ITER = 2
 
 
 @dataclass
