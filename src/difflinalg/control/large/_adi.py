@@ -210,7 +210,9 @@ def adi_run(sys, adjoint: bool, tol: float, max_iter: int, on_block: Callable[[n
             # residual still holds, e.g. lightly damped oscillations)
             if res > STALL_GAIN * res_cycle and res <= STALL_OK and done is None:
                 break  # stagnation at the rounding level of the residual: more steps add nothing
-            if res > REFRESH_GAIN * res_cycle and cycle:
+            # (not once the residual is converged: ``done`` may ask for more cycles, which the
+            # existing factorizations serve)
+            if res > tol and res > REFRESH_GAIN * res_cycle and cycle:
                 shifts = _projection_shifts(sys, np.concatenate(cycle, axis=1), adjoint) or shifts
             j, cycle, res_cycle = 0, [], res
         p = shifts[j]

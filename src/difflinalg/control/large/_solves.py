@@ -34,7 +34,7 @@ import scipy.sparse as sps
 import scipy.sparse.linalg as spla
 
 from ..._errors import DifflinalgError, InputError
-from ._system import SparseSystem, lu_solve
+from ._system import SparseSystem
 
 PROBE_MIN = 4000
 #: default memory budget of the factorization cache: 1 / CACHE_SHARE of the available memory, at
@@ -102,6 +102,17 @@ def lu_memory_estimate(M: sps.spmatrix, complex_factors: bool) -> int:
     return int(nnz * (item + 4) + 24 * N)
 
 
+def _lu_apply(lu, complex_factors: bool, X: np.ndarray, adjoint: bool) -> np.ndarray:
+    """``M^{-1} X`` (``M^{-H} X``) from SuperLU factors of known type: a complex right-hand side with
+    real factors is solved by its real and imaginary parts (SuperLU needs the factors' dtype)."""
+    if complex_factors:
+        return lu.solve(np.ascontiguousarray(X, dtype=np.complex128), trans="H" if adjoint else "N")
+    trans = "T" if adjoint else "N"
+    if np.iscomplexobj(X):
+        return lu.solve(np.ascontiguousarray(X.real), trans=trans) + 1j * lu.solve(np.ascontiguousarray(X.imag), trans=trans)
+    return lu.solve(np.ascontiguousarray(X, dtype=np.float64), trans=trans)
+
+
 def _gb(x: float) -> str:
     return f"{x / 2**30:.2f} GiB"
 
@@ -134,6 +145,7 @@ class ShiftedSolver:
         self.peak_cached_bytes = 0
         self._bytes: dict[bool, int] = {}
         self._transient = 0
+        self._complex: dict = {}  # key -> complex factors (``lu.L`` would copy L to find out)
 
     @property
     def cached_bytes(self) -> int:
@@ -144,6 +156,7 @@ class ShiftedSolver:
         """Free every cached factorization."""
         self.cache.clear()
         self.sizes.clear()
+        self._complex.clear()
 
     @contextmanager
     def transient(self):
@@ -157,6 +170,7 @@ class ShiftedSolver:
             for key in [k for k in self.cache if k not in before]:
                 del self.cache[key]
                 self.sizes.pop(key, None)
+                self._complex.pop(key, None)
 
     def check_memory(self, complex_factors: bool = True) -> int:
         """The estimated bytes of one factorization; raises if it exceeds the memory limit.
@@ -224,8 +238,10 @@ class ShiftedSolver:
         while self.cache and not self._transient and (len(self.cache) >= self.max_cached or self.cached_bytes + size > self.cache_bytes):
             old, _ = self.cache.popitem(last=False)
             self.sizes.pop(old, None)
+            self._complex.pop(old, None)
         self.cache[key] = lu
         self.sizes[key] = size
+        self._complex[key] = cplx
         self.peak_cached_bytes = max(self.peak_cached_bytes, self.cached_bytes)
         return lu
 
@@ -257,9 +273,9 @@ class ShiftedSolver:
         if lu is None:  # E = identity
             Y = X.copy()
         elif conj:  # M = conj(M_key): M^{-1} X = conj(M_key^{-1} conj(X)) (the same for M^H)
-            Y = lu_solve(lu, X.conj(), "H" if adjoint else "N").conj()
+            Y = _lu_apply(lu, self._complex[key], X.conj(), adjoint).conj()
         else:
-            Y = lu_solve(lu, X, "H" if adjoint else "N")
+            Y = _lu_apply(lu, self._complex[key], X, adjoint)
         if scale.imag == 0:
             return Y / scale.real
         return Y / scale

@@ -24,7 +24,7 @@ from ._solves import solver_of
 from ._system import SparseSystem
 
 N_EIGS = 6
-MAX_RESTARTS = 30
+MAX_RESTARTS = 10
 
 
 def leading_poles(sys: SparseSystem, k: int = N_EIGS) -> np.ndarray:
