@@ -93,3 +93,23 @@ def test_norms_from_the_same_run():
     en = error_norm(s, *_small(H), 1e-15)
     assert en.target_norm == pytest.approx(h2_norm_sparse(s), rel=1e-10)
     assert en.model_norm == pytest.approx(float(__import__("difflinalg").control.h2_norm(H)), rel=1e-10)
+
+
+@pytest.mark.slow
+def test_late_error_terms_counted():
+    """heat N = 1024, order 18 (relative error 6.49e-13 by a quadrature with refined solves and
+    mpmath for H): F and H agree on the modes the first shift cycles resolve, so stopping at the
+    Gramian's residual tolerance read 1.4e-14. The error ADI runs to ERROR_TOL."""
+    import warnings
+
+    from difflinalg import PrecisionWarning
+    from difflinalg.control.large import lr_balanced_truncation
+
+    s = heat_2d(32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PrecisionWarning)
+        H = lr_balanced_truncation(s, 18, tol=1e-15)
+    ref = _quadrature_error(s, H) / h2_norm_sparse(s)
+    assert 5e-13 < ref < 8e-13
+    en = error_norm(s, *_small(H), 1e-15)
+    assert abs(en.reported / en.target_norm - ref) <= en.resolution / en.target_norm + 1e-3 * ref

@@ -208,7 +208,7 @@ def adi_run(sys, adjoint: bool, tol: float, max_iter: int, on_block: Callable[[n
             # end of a cycle: if it gained less than REFRESH_GAIN, new shifts from the Ritz values of
             # the pencil on the cycle's iterates (projection shifts: they follow the modes that the
             # residual still holds, e.g. lightly damped oscillations)
-            if res > STALL_GAIN * res_cycle and res <= STALL_OK and done is None:
+            if res > STALL_GAIN * res_cycle and res <= STALL_OK:
                 break  # stagnation at the rounding level of the residual: more steps add nothing
             # (not once the residual is converged: ``done`` may ask for more cycles, which the
             # existing factorizations serve)
