@@ -39,7 +39,8 @@ from ._system import SparseSystem, as_sparse_system
 
 SURROGATE_RATIO = 1e-3
 MAX_SURROGATE = 200
-HSV_FLOOR = 1e-10
+#: larger surrogate orders tried when a truncation is unstable
+SURROGATE_TRIES = 4
 #: IRKA polish from the surrogate's optimum: it starts near a fixed point, few iterations needed
 POLISH_ITER = 2
 
@@ -161,18 +162,25 @@ def rarl2_large(sys, r: int, *, max_surrogate: int = MAX_SURROGATE, verify_surro
     nF = errs["bt"].target_norm if errs["bt"] is not None else h2_norm_sparse(F, tol)
     best_err = errs["bt"].reported if errs["bt"] is not None else nF
     tail = 2 * np.cumsum(hsv[::-1])[::-1]  # tail[k] = 2 sum_{i >= k} sigma_i
-    # Hankel singular values below HSV_FLOOR sigma_1 carry the Gramians' truncation error, not the target
-    rank = int((hsv > HSV_FLOOR * hsv[0]).sum())
+    # every Hankel singular value above rounding counts (a floor such as 1e-10 sigma_1 left heat at
+    # N = 3025, r = 10 without a surrogate: sigma_11 < 1e-10 sigma_1 while the error is 5e-7 ||F||)
+    rank = rank_all
     k = next((j for j in range(r, min(rank, max_surrogate) + 1)
               if (tail[j] if j < rank else 0.0) <= SURROGATE_RATIO * best_err), min(rank, max_surrogate))
     k = max(k, r + 1) if rank > r else r
     Fs = None
-    while k > r:
-        Fs = bt_model(F, Z, Y, svd, k)
+    # rounding can make one truncation unstable (heat, N = 3025: order 13 of 18): the next larger
+    # orders first (a more accurate surrogate), then smaller ones
+    top = min(rank, max_surrogate)
+    for j in [*range(k, min(k + SURROGATE_TRIES, top) + 1), *range(k - 1, r, -1)] if k > r else []:
+        Fs = bt_model(F, Z, Y, svd, j)
         ev = np.linalg.eigvals(Fs.A.numpy())
         if (np.abs(ev).max() < 1) if F.discrete else (ev.real.max() < 0):
+            k = j
             break
-        k, Fs = max(r, (4 * k) // 5), None  # rounding made the truncation unstable: fewer states
+        Fs = None
+    if Fs is None:
+        k = r
     bound = (tail[k] if k < len(tail) else 0.0) / nF
     tm["surrogate"] = _time.perf_counter() - t
     surrogate_error = math.nan
