@@ -146,6 +146,33 @@ def floors(rows: list[dict]) -> list[dict]:
     return out
 
 
+def markdown(rows: list[dict], fl: list[dict], ex: list[dict]) -> str:
+    """The README tables (rows, floors, exponents) as markdown."""
+    out = ["| model | N | r | method | time s | peak MB | rel. H2 err (ours) | rel. H2 err (pyMOR h2_norm) | kept |",
+           "|---|---:|---:|---|---:|---:|---:|---:|---|"]
+    for r in rows:
+        if "error" in r:
+            out.append(f"| {r['model']} | {r['N']} | {r['r']} | {r['method']} | - | - | failed: {r['error'][:110]} | | |")
+            continue
+        yard = r.get("rel_err_pymor", math.nan)
+        yard = "-" if yard is None or math.isnan(yard) else f"{yard:.6e}"
+        kept = r.get("best_start", "")
+        if r.get("order", r["r"]) != r["r"]:
+            kept += f" (order {r['order']})"
+        out.append(f"| {r['model']} | {r['N']} | {r['r']} | {r['method']} | {r['seconds']:.2f} | "
+                   f"{r['peak_bytes'] / 2**20:.0f} | {r['rel_err_ours']:.6e} | {yard} | {kept} |")
+    out += ["", "| model | N | r | time / IRKA | err / min(IRKA, BT) (ours) | floor | met |",
+            "|---|---:|---:|---:|---:|---|---|"]
+    for f in fl:
+        met = "yes" if f.get("met") else "NO" if "met" in f else "-"
+        out.append(f"| {f['model']} | {f['N']} | {f['r']} | {f['time_ratio']:.2f} | {f['err_ratio_ours']:.8f} | "
+                   f"{f.get('floor', '(none)')} | {met} |")
+    out += ["", "| model | r | method | time ~ N^a | sizes |", "|---|---:|---|---:|---|"]
+    for e in ex:
+        out.append(f"| {e['model']} | {e['r']} | {e['method']} | {e['exponent']:.2f} | {', '.join(map(str, e['sizes']))} |")
+    return "\n".join(out)
+
+
 def main():
     if len(sys.argv) > 1 and sys.argv[1] == "--worker":
         sys.path.insert(0, str(ROOT / "src"))
@@ -162,10 +189,14 @@ def main():
     p.add_argument("--timeout", type=float, default=600)
     p.add_argument("--merge", metavar="PATH", nargs="+", default=[], help="add the rows of earlier runs")
     p.add_argument("--json", metavar="PATH")
+    p.add_argument("--markdown", action="store_true", help="only print the tables of the --merge runs")
     a = p.parse_args()
     rows = []
     for path in a.merge:
         rows += json.loads(Path(path).read_text())["rows"]
+    if a.markdown:
+        print(markdown(rows, floors(rows), exponents(rows)))
+        return
     print(f"{'model':<9} {'N':>6} {'r':>3} {'method':<12} {'time s':>8} {'peak MB':>8} {'rel err (pyMOR)':>16} "
           f"{'rel err (ours)':>15}  note")
     for model in a.models:
