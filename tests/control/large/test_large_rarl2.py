@@ -70,3 +70,18 @@ def test_order_above_numerical_rank_gives_lower_order_with_warning():
     with pytest.warns(PrecisionWarning, match=f"numerical rank {k}"):
         H = lr_balanced_truncation(s, 30, tol=1e-15)
     assert H.order == k
+
+
+@pytest.mark.slow
+def test_no_stable_model_of_order_r_falls_back_with_warning():
+    """convdiff N = 3025, r = 20: the order-20 truncation is unstable by rounding and the
+    surrogate's minimal order is 16: the largest order with a stable truncation, with a warning."""
+    from difflinalg import PrecisionWarning
+    from difflinalg.control.large import convection_diffusion_2d
+
+    s = convection_diffusion_2d(55)
+    with pytest.warns(PrecisionWarning, match=r"r: 20 exceeds the largest order with a stable truncation"):
+        R = rarl2_large(s, 20)
+    assert R.model.order < 20 and R.requested_order == 20
+    assert float(np.linalg.eigvals(R.model.A.numpy()).real.max()) < 0
+    assert R.relative_error < 1e-10
