@@ -85,3 +85,29 @@ def test_no_stable_model_of_order_r_falls_back_with_warning():
     assert R.model.order < 20 and R.requested_order == 20
     assert float(np.linalg.eigvals(R.model.A.numpy()).real.max()) < 0
     assert R.relative_error < 1e-10
+
+
+def test_plugged_solver_with_only_solve_and_shifted():
+    """An adapter (e.g. over pyMOR operators) offers only ``solve`` and ``shifted``: every algorithm
+    gets its solver through ``solver_of``; cache phases are optional."""
+    from difflinalg.control.large import ShiftedSolver
+    from difflinalg.control.large._solves import solver_of
+
+    class Adapter:
+        def __init__(self, sys):
+            self._inner = ShiftedSolver(sys)
+            self.calls = 0
+
+        def solve(self, a, b, X, adjoint=False):
+            self.calls += 1
+            return self._inner.solve(a, b, X, adjoint)
+
+        def shifted(self, mu, X, adjoint=False):
+            return self.solve(1.0, -mu, X, adjoint)
+
+    s = msd_descriptor(60)
+    ref = rarl2_large(msd_descriptor(60), 4)
+    s.cache["solver"] = ad = Adapter(s)
+    assert solver_of(s) is ad
+    R = rarl2_large(s, 4)
+    assert ad.calls > 0 and R.relative_error == pytest.approx(ref.relative_error, rel=1e-8)

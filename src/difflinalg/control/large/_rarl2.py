@@ -36,7 +36,7 @@ from ..system._statespace import StateSpace
 from ._errsys import ErrorNorm, error_norm
 from ._gramians import ADI_TOL, _small, check_h2_finite, h2_norm_sparse, lr_gramian
 from ._reduce import bt_model, bt_svd, check_reduced_order, irka_sparse
-from ._solves import solver_of
+from ._solves import release, solver_of
 from ._stability import check_stable_sparse
 from ._system import SparseSystem, as_sparse_system
 
@@ -143,8 +143,9 @@ def rarl2_large(sys, r: int, *, max_surrogate: int = MAX_SURROGATE, verify_surro
     if not isinstance(max_surrogate, int) or max_surrogate < r:
         raise InputError(f"max_surrogate: expected an integer >= r = {r}, got {max_surrogate!r}")
     S = solver_of(F, memory_limit)
-    S.check_memory(True)
-    f0 = S.factorizations
+    if hasattr(S, "check_memory"):
+        S.check_memory(True)
+    f0 = getattr(S, "factorizations", 0)
     tm = {}
     check_stable_sparse(F, "sys")
     tm["stability"] = _time.perf_counter() - t0
@@ -232,8 +233,8 @@ def rarl2_large(sys, r: int, *, max_surrogate: int = MAX_SURROGATE, verify_surro
                                "polish) is unstable; try another order r")
     best = min(stable, key=lambda n: stable[n].reported)
     rel = {n: (e.reported / nF if e is not None else math.inf) for n, e in errs.items()}
-    factorizations = S.factorizations - f0
-    S.clear()  # the factorizations' last use: free them
+    factorizations = getattr(S, "factorizations", 0) - f0
+    release(S)  # the factorizations' last use: free them
     if requested > r:
         why = (f"the numerical rank {rank_all} of the low-rank Gramian factors" if r == rank_all else
                f"the largest order with a stable truncation ({r}; Hankel singular values near rounding)")

@@ -29,7 +29,7 @@ import scipy.linalg as sla
 from ..._errors import InputError, PrecisionWarning
 from ..system._statespace import StateSpace
 from ._gramians import lr_gramian
-from ._solves import ShiftedSolver, solver_of
+from ._solves import ShiftedSolver, solver_of, transient_phase
 from ._system import SparseSystem, small_model
 
 IRKA_TOL = 1e-6
@@ -79,7 +79,7 @@ def _bases(sys: SparseSystem, S: ShiftedSolver, sigma, b, c):
     for i, s in enumerate(sigma):
         # (s E - A)^{-1} = -(A - s E)^{-1}; the sign does not change the spanned space. The shifts
         # move until IRKA converges: each factorization serves its two solves and is freed
-        with S.transient():
+        with transient_phase(S):
             v = S.shifted(s, sys.B @ b[:, i])
             w = S.shifted(s, sys.C.conj().T @ c[:, i], adjoint=True)  # (s E - A)^{-H} = -(A - s E)^{-H}
         if real and np.iscomplexobj(v) and np.abs(s.imag) > 0:
@@ -160,7 +160,7 @@ def irka_sparse(sys: SparseSystem, r: int, *, start: StateSpace | None = None, t
     """
     r = check_reduced_order(r, sys)
     S = solver_of(sys, memory_limit)
-    f0 = S.factorizations
+    f0 = getattr(S, "factorizations", 0)
     real = not sys.is_complex
     if start is not None:
         if start.order != r:
@@ -192,7 +192,7 @@ def irka_sparse(sys: SparseSystem, r: int, *, start: StateSpace | None = None, t
         if change <= tol:
             info.converged = True
             break
-    info.factorizations = S.factorizations - f0
+    info.factorizations = getattr(S, "factorizations", 0) - f0
     H = small_model(model[0], model[2], model[3], sys.D.copy() if sys.discrete else np.zeros_like(sys.D), model[1], sys)
     return (H, info) if return_info else H
 

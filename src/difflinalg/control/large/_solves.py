@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import os
 from collections import OrderedDict
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import numpy as np
 import scipy.sparse as sps
@@ -302,6 +302,20 @@ class SingularShiftError(InputError):
         super().__init__(f"sys: the shifted matrix {what} is singular ({exc}): the shift "
                          f"{-key[1] if key[0] == 'A' else 0} is an eigenvalue of the pencil (A, E); "
                          "the target is not stable or a shift coincides with a pole")
+
+
+def transient_phase(solver):
+    """``solver.transient()`` where the solver has it (an adapter with only ``solve``/``shifted``,
+    e.g. one over pyMOR operators, gets a no-op phase)."""
+    phase = getattr(solver, "transient", None)
+    return phase() if phase is not None else nullcontext()
+
+
+def release(solver) -> None:
+    """``solver.clear()`` where the solver has it (frees the cached factorizations)."""
+    clear = getattr(solver, "clear", None)
+    if clear is not None:
+        clear()
 
 
 def solver_of(sys: SparseSystem, memory_limit: int | None = None) -> ShiftedSolver:
