@@ -43,3 +43,40 @@ def test_memory_estimate_and_error():
     with pytest.raises(FactorizationMemoryError, match=r"needs an estimated .* GiB, above the memory limit"):
         small.shifted(-1.0, s.B)
     assert small.factorizations == 0 and not small.cache
+
+
+@pytest.mark.parametrize("adjoint", [False, True])
+def test_conjugate_shift_shares_the_factorization(adjoint):
+    """A real pencil: ``A - conj(mu) E`` is solved with the conjugate of ``A - mu E``'s factors."""
+    s = msd_descriptor(40)
+    S = ShiftedSolver(s)
+    mu = -0.3 + 1.7j
+    X = np.random.default_rng(1).standard_normal((s.order, 2)) + 1j * np.random.default_rng(2).standard_normal((s.order, 2))
+    S.shifted(mu, X, adjoint=adjoint)
+    Y = S.shifted(np.conj(mu), X, adjoint=adjoint)
+    assert S.factorizations == 1
+    M = (s.A - np.conj(mu) * s.E).toarray()
+    R = (M.conj().T if adjoint else M) @ Y - X
+    assert np.abs(R).max() <= 1e-12 * np.abs(X).max() * np.linalg.norm(M, 1)
+
+
+def test_cache_bounded_by_bytes_and_transient_phase():
+    s = heat_2d(20)
+    S = ShiftedSolver(s)
+    S.shifted(-1.0, s.B)
+    one = S.cached_bytes
+    assert one > 0
+    S = ShiftedSolver(s, cache_bytes=int(2.5 * one))
+    for mu in (-1.0, -2.0, -3.0, -4.0):
+        S.shifted(mu, s.B)
+    # real shifts, equal fill: two fit the budget; the least recently used went first
+    assert len(S.cache) == 2 and S.cached_bytes <= 2.5 * one and S.factorizations == 4
+    assert [-k[1].real for k in S.cache] == [-3.0, -4.0]
+    with S.transient():
+        S.shifted(-5.0, s.B)
+        S.shifted(-5.0, s.B, adjoint=True)
+        assert len(S.cache) == 3  # a transient factorization evicts nothing ...
+    assert [-k[1].real for k in S.cache] == [-3.0, -4.0]  # ... and is freed when its phase ends
+    assert S.factorizations == 5
+    S.clear()
+    assert not S.cache and S.cached_bytes == 0

@@ -20,15 +20,16 @@ values (from below, to the Gramians' accuracy).
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.linalg as sla
 
-from ..._errors import InputError
+from ..._errors import InputError, PrecisionWarning
 from ..system._statespace import StateSpace
 from ._gramians import lr_gramian
-from ._solves import ShiftedSolver, solver_of
+from ._solves import ShiftedSolver, solver_of, transient_phase
 from ._system import SparseSystem, small_model
 
 IRKA_TOL = 1e-6
@@ -76,9 +77,11 @@ def _bases(sys: SparseSystem, S: ShiftedSolver, sigma, b, c):
     real = not sys.is_complex
     Vs, Ws = [], []
     for i, s in enumerate(sigma):
-        # (s E - A)^{-1} = -(A - s E)^{-1}; the sign does not change the spanned space
-        v = S.shifted(s, sys.B @ b[:, i])
-        w = S.shifted(s, sys.C.conj().T @ c[:, i], adjoint=True)  # (s E - A)^{-H} = -(A - s E)^{-H}
+        # (s E - A)^{-1} = -(A - s E)^{-1}; the sign does not change the spanned space. The shifts
+        # move until IRKA converges: each factorization serves its two solves and is freed
+        with transient_phase(S):
+            v = S.shifted(s, sys.B @ b[:, i])
+            w = S.shifted(s, sys.C.conj().T @ c[:, i], adjoint=True)  # (s E - A)^{-H} = -(A - s E)^{-H}
         if real and np.iscomplexobj(v) and np.abs(s.imag) > 0:
             Vs += [v.real, v.imag]
             Ws += [w.real, w.imag]
@@ -157,7 +160,7 @@ def irka_sparse(sys: SparseSystem, r: int, *, start: StateSpace | None = None, t
     """
     r = check_reduced_order(r, sys)
     S = solver_of(sys, memory_limit)
-    f0 = S.factorizations
+    f0 = getattr(S, "factorizations", 0)
     real = not sys.is_complex
     if start is not None:
         if start.order != r:
@@ -167,7 +170,6 @@ def irka_sparse(sys: SparseSystem, r: int, *, start: StateSpace | None = None, t
     else:
         init = _ritz_start(sys, S, r)
         if init is None:  # unstable Ritz values: balanced truncation instead
-            from ._reduce import lr_balanced_truncation
             Ar, Br, Cr, _ = (x.numpy() for x in lr_balanced_truncation(sys, r).matrices())
             Er = np.eye(r)
         else:
@@ -190,9 +192,36 @@ def irka_sparse(sys: SparseSystem, r: int, *, start: StateSpace | None = None, t
         if change <= tol:
             info.converged = True
             break
-    info.factorizations = S.factorizations - f0
+    info.factorizations = getattr(S, "factorizations", 0) - f0
     H = small_model(model[0], model[2], model[3], sys.D.copy() if sys.discrete else np.zeros_like(sys.D), model[1], sys)
     return (H, info) if return_info else H
+
+
+def bt_svd(sys: SparseSystem, Z: np.ndarray, Y: np.ndarray):
+    """``(U, s, Vh, k)``: the SVD ``Y^H E Z = U diag(s) Vh`` (``s``: approximate Hankel singular
+    values) and the factors' numerical rank ``k`` (values above ``max(cols) eps s_1``)."""
+    U, s, Vh = np.linalg.svd(Y.conj().T @ sys.apply_E(Z), full_matrices=False)
+    k = int((s > s[0] * max(Z.shape[1], Y.shape[1]) * np.finfo(float).eps).sum()) if s.size and s[0] > 0 else 0
+    return U, s, Vh, k
+
+
+def bt_model(sys: SparseSystem, Z: np.ndarray, Y: np.ndarray, svd, r: int) -> StateSpace:
+    """The order-``r`` square-root balanced truncation from the factors and their ``bt_svd``."""
+    U, s, Vh, _ = svd
+    d = 1 / np.sqrt(s[:r])
+    T = (Z @ Vh[:r].conj().T) * d
+    Wb = (Y @ U[:, :r]) * d
+    Ar, Er, Br, Cr = project(sys, T, Wb)
+    return small_model(Ar, Br, Cr, sys.D.copy() if sys.discrete else np.zeros_like(sys.D), Er, sys)
+
+
+def rank_warning(r: int, k: int, what: str) -> None:
+    """``PrecisionWarning``: order ``r`` requested above the numerical rank ``k`` of the Gramian
+    factors; an order-``k`` model is returned (``what`` says how good it is)."""
+    warnings.warn(f"r: {r} exceeds the numerical rank {k} of the low-rank Gramian factors (Hankel singular "
+                  f"values beyond {k} are below rounding, so further states would be fitted to rounding "
+                  f"noise): returned an order-{k} model; {what}. Pass r <= {k} to silence this warning.",
+                  PrecisionWarning, stacklevel=3)
 
 
 def lr_balanced_truncation(sys: SparseSystem, r: int, *, tol: float = 1e-13, memory_limit: int | None = None,
@@ -210,10 +239,12 @@ def lr_balanced_truncation(sys: SparseSystem, r: int, *, tol: float = 1e-13, mem
         The reduced dense ``StateSpace`` of order ``r`` (torch float64/complex128, same time
         domain; ``D`` of ``sys`` in discrete time, zero in continuous time), and if
         ``return_hsv`` the approximate Hankel singular values (numpy, descending, as many as the
-        factors' rank).
+        factors' rank). Where ``r`` exceeds the numerical rank ``k`` of the factors (Hankel
+        singular values beyond ``k`` below rounding) the model has order ``k``, with a
+        ``PrecisionWarning`` giving the tail bound of its error.
 
     Raises:
-        InputError: bad order, or ``r`` above the numerical rank of the low-rank factors.
+        InputError: bad order; zero Gramian factors.
         ConvergenceError, FactorizationMemoryError: as ``lr_gramian``.
 
     Example::
@@ -227,15 +258,15 @@ def lr_balanced_truncation(sys: SparseSystem, r: int, *, tol: float = 1e-13, mem
     solver_of(sys, memory_limit)
     Z, _ = lr_gramian(sys, "c", tol)
     Y, _ = lr_gramian(sys, "o", tol)
-    U, s, Vh = np.linalg.svd(Y.conj().T @ sys.apply_E(Z), full_matrices=False)
-    k = int((s > s[0] * max(Z.shape[1], Y.shape[1]) * np.finfo(float).eps).sum()) if s.size and s[0] > 0 else 0
+    svd = bt_svd(sys, Z, Y)
+    s, k = svd[1], svd[3]
+    if k == 0:
+        raise InputError("sys: the low-rank Gramian factors are zero (B or C is zero): nothing to reduce")
     if r > k:
-        raise InputError(f"r: {r} exceeds the numerical rank {k} of the low-rank Gramian factors (Hankel "
-                         f"singular values beyond {k} are below rounding): an order-{k} model reproduces the "
-                         f"target to the Gramians' accuracy; choose r <= {k}")
-    d = 1 / np.sqrt(s[:r])
-    T = (Z @ Vh[:r].conj().T) * d
-    Wb = (Y @ U[:, :r]) * d
-    Ar, Er, Br, Cr = project(sys, T, Wb)
-    H = small_model(Ar, Br, Cr, sys.D.copy() if sys.discrete else np.zeros_like(sys.D), Er, sys)
+        thr = max(Z.shape[1], Y.shape[1]) * np.finfo(float).eps
+        rank_warning(r, k, f"its error is at the rounding level of the factors (the Hankel singular values "
+                           f"beyond {k} are below {thr:.1e} sigma_1, the factors' accuracy about the ADI "
+                           f"tolerance {tol:.0e})")
+        r = k
+    H = bt_model(sys, Z, Y, svd, r)
     return (H, s) if return_hsv else H

@@ -6,7 +6,14 @@ Sylvester/Stein solutions of the H2 inner product) reduces to solves with pencil
 ``scipy.sparse.linalg.splu``) keyed by the normalized shift ``c = b / a`` (``A + c E``), so a shift
 that repeats (IRKA at convergence, cyclic ADI shifts, the mirrored poles of a model measured against
 the full target) costs two triangular solves, and one factorization serves both ``M x = y`` and
-``M^H x = y``.
+``M^H x = y``. For a real pencil the factorization of ``A + conj(c) E`` is the conjugate of that of
+``A + c E``, so one factorization serves a conjugate pair (``x = conj(M^{-1} conj(y))``).
+
+Cache. Factorizations are kept (least recently used first out) up to a memory budget in bytes
+(``cache_bytes``, default a quarter of the available memory, at least ``CACHE_BYTES``, at most the
+memory limit; the newest one is always kept), measured from each factorization's own nonzero count. ``transient()`` marks a phase whose
+factorizations do not repeat later (an IRKA shift): they are freed when it ends and evict nothing
+(memory: the budget plus the phase's own factorizations).
 
 Memory. Before the first factorization the fill of the factors is estimated by a probe: the LU of
 the leading ``k x k`` principal block (``k = max(PROBE_MIN, N / 16)``) gives the fill per row, scaled
@@ -20,15 +27,21 @@ from __future__ import annotations
 
 import os
 from collections import OrderedDict
+from contextlib import contextmanager, nullcontext
 
 import numpy as np
 import scipy.sparse as sps
 import scipy.sparse.linalg as spla
 
 from ..._errors import DifflinalgError, InputError
-from ._system import SparseSystem, lu_solve
+from ._system import SparseSystem
 
 PROBE_MIN = 4000
+#: default memory budget of the factorization cache: 1 / CACHE_SHARE of the available memory, at
+#: least CACHE_BYTES (at most the memory limit). Enough for the ADI shifts' factorizations (16) at
+#: N = 1e5 on 2-D meshes (1.7 GB complex); below that, ADI refactors every step (pyMOR's way: slower)
+CACHE_BYTES = 512 << 20
+CACHE_SHARE = 4
 #: column ordering for SuperLU: minimum degree on A^T + A (pencils from PDEs are structurally
 #: symmetric; measured 2x less fill and time than COLAMD on 2-D grids)
 PERMC = "MMD_AT_PLUS_A"
@@ -89,6 +102,17 @@ def lu_memory_estimate(M: sps.spmatrix, complex_factors: bool) -> int:
     return int(nnz * (item + 4) + 24 * N)
 
 
+def _lu_apply(lu, complex_factors: bool, X: np.ndarray, adjoint: bool) -> np.ndarray:
+    """``M^{-1} X`` (``M^{-H} X``) from SuperLU factors of known type: a complex right-hand side with
+    real factors is solved by its real and imaginary parts (SuperLU needs the factors' dtype)."""
+    if complex_factors:
+        return lu.solve(np.ascontiguousarray(X, dtype=np.complex128), trans="H" if adjoint else "N")
+    trans = "T" if adjoint else "N"
+    if np.iscomplexobj(X):
+        return lu.solve(np.ascontiguousarray(X.real), trans=trans) + 1j * lu.solve(np.ascontiguousarray(X.imag), trans=trans)
+    return lu.solve(np.ascontiguousarray(X, dtype=np.float64), trans=trans)
+
+
 def _gb(x: float) -> str:
     return f"{x / 2**30:.2f} GiB"
 
@@ -97,22 +121,56 @@ class ShiftedSolver:
     """Cached sparse LU solves with ``a A + b E`` of a ``SparseSystem`` (module docstring).
 
     Args:
-        sys: the system. memory_limit: bytes the factorizations may use (default: half of the
-            available memory). max_cached: at most this many factorizations are kept (least
-            recently used ones are dropped).
+        sys: the system. memory_limit: bytes one factorization may use (default: half of the
+            available memory). max_cached: at most this many factorizations are kept.
+            cache_bytes: memory budget of the cache (default: module docstring;
+            least recently used factorizations are freed beyond it, the newest is always kept).
 
     Raises:
         FactorizationMemoryError: one factorization is estimated to need more than ``memory_limit``.
     """
 
-    def __init__(self, sys: SparseSystem, memory_limit: int | None = None, max_cached: int = 64):
+    def __init__(self, sys: SparseSystem, memory_limit: int | None = None, max_cached: int = 64,
+                 cache_bytes: int | None = None):
         self.sys = sys
         self.memory_limit = int(memory_limit) if memory_limit is not None else available_memory() // 2
         self.max_cached = max_cached
+        if cache_bytes is None:
+            cache_bytes = min(self.memory_limit, max(CACHE_BYTES, available_memory() // CACHE_SHARE))
+        self.cache_bytes = int(cache_bytes)
         self.cache: OrderedDict = OrderedDict()
+        self.sizes: dict = {}
         self.factorizations = 0
         self.solves = 0
+        self.peak_cached_bytes = 0
         self._bytes: dict[bool, int] = {}
+        self._transient = 0
+        self._complex: dict = {}  # key -> complex factors (``lu.L`` would copy L to find out)
+
+    @property
+    def cached_bytes(self) -> int:
+        """Bytes held by the cached factorizations (nonzeros of L and U with their indices)."""
+        return sum(self.sizes.values())
+
+    def clear(self) -> None:
+        """Free every cached factorization."""
+        self.cache.clear()
+        self.sizes.clear()
+        self._complex.clear()
+
+    @contextmanager
+    def transient(self):
+        """A phase whose new factorizations are freed when it ends (they do not repeat later)."""
+        before = set(self.cache)
+        self._transient += 1
+        try:
+            yield self
+        finally:
+            self._transient -= 1
+            for key in [k for k in self.cache if k not in before]:
+                del self.cache[key]
+                self.sizes.pop(key, None)
+                self._complex.pop(key, None)
 
     def check_memory(self, complex_factors: bool = True) -> int:
         """The estimated bytes of one factorization; raises if it exceeds the memory limit.
@@ -140,11 +198,16 @@ class ShiftedSolver:
                 "pessimistic for this structure, or reduce a coarser model")
         return need
 
-    def _key(self, a: complex, b: complex) -> tuple:
+    def _key(self, a: complex, b: complex) -> tuple[tuple, bool]:
+        """``(key, conj)``: the cache key of ``A + (b/a) E`` (or ``E``), and whether the wanted
+        matrix is the conjugate of the keyed one (real pencil, shift with negative imaginary part)."""
         if a == 0:
-            return ("E",)
+            return ("E",), False
         c = complex(b) / complex(a)
-        return ("A", complex(float(f"{c.real:.15g}"), float(f"{c.imag:.15g}")))
+        c = complex(float(f"{c.real:.15g}"), float(f"{c.imag:.15g}"))
+        if c.imag < 0 and not self.sys.is_complex:
+            return ("A", c.conjugate()), True
+        return ("A", c), False
 
     def _factor(self, key: tuple):
         if key in self.cache:
@@ -163,16 +226,23 @@ class ShiftedSolver:
             M = (s.A + shift * s.E_or_identity).tocsc()
             if cplx:
                 M = M.astype(np.complex128)
-        need = self.check_memory(cplx)
-        keep = max(1, min(self.max_cached, self.memory_limit // max(need, 1)))
-        while len(self.cache) >= keep:
-            self.cache.popitem(last=False)
+        self.check_memory(cplx)
         try:
             lu = spla.splu(M, permc_spec=PERMC)
         except RuntimeError as exc:
             raise SingularShiftError(key, exc) from None
         self.factorizations += 1
+        size = int(lu.nnz) * ((16 if cplx else 8) + 4) + 16 * M.shape[0]
+        # free least recently used factorizations beyond the budget (the new one always stays); a
+        # transient one (freed at the end of its phase) evicts nothing: the kept ones repeat later
+        while self.cache and not self._transient and (len(self.cache) >= self.max_cached or self.cached_bytes + size > self.cache_bytes):
+            old, _ = self.cache.popitem(last=False)
+            self.sizes.pop(old, None)
+            self._complex.pop(old, None)
         self.cache[key] = lu
+        self.sizes[key] = size
+        self._complex[key] = cplx
+        self.peak_cached_bytes = max(self.peak_cached_bytes, self.cached_bytes)
         return lu
 
     def solve(self, a: complex, b: complex, X: np.ndarray, adjoint: bool = False) -> np.ndarray:
@@ -193,7 +263,7 @@ class ShiftedSolver:
         """
         if a == 0 and b == 0:
             raise InputError("solve: the combination 0 A + 0 E is singular")
-        key = self._key(a, b)
+        key, conj = self._key(a, b)
         lu = self._factor(key)
         scale = complex(a) if key[0] == "A" else complex(b)
         if adjoint:
@@ -202,8 +272,10 @@ class ShiftedSolver:
         X = np.asarray(X)
         if lu is None:  # E = identity
             Y = X.copy()
+        elif conj:  # M = conj(M_key): M^{-1} X = conj(M_key^{-1} conj(X)) (the same for M^H)
+            Y = _lu_apply(lu, self._complex[key], X.conj(), adjoint).conj()
         else:
-            Y = lu_solve(lu, X, "H" if adjoint else "N")
+            Y = _lu_apply(lu, self._complex[key], X, adjoint)
         if scale.imag == 0:
             return Y / scale.real
         return Y / scale
@@ -230,6 +302,20 @@ class SingularShiftError(InputError):
         super().__init__(f"sys: the shifted matrix {what} is singular ({exc}): the shift "
                          f"{-key[1] if key[0] == 'A' else 0} is an eigenvalue of the pencil (A, E); "
                          "the target is not stable or a shift coincides with a pole")
+
+
+def transient_phase(solver):
+    """``solver.transient()`` where the solver has it (an adapter with only ``solve``/``shifted``,
+    e.g. one over pyMOR operators, gets a no-op phase)."""
+    phase = getattr(solver, "transient", None)
+    return phase() if phase is not None else nullcontext()
+
+
+def release(solver) -> None:
+    """``solver.clear()`` where the solver has it (frees the cached factorizations)."""
+    clear = getattr(solver, "clear", None)
+    if clear is not None:
+        clear()
 
 
 def solver_of(sys: SparseSystem, memory_limit: int | None = None) -> ShiftedSolver:

@@ -19,12 +19,12 @@ import scipy.sparse.linalg as spla
 from ..._errors import UnstableSystemError
 from ..._utils import warn_once
 from ..system._statespace import fmt_complex as _fmt_complex
-from ._gramians import adi_shifts
+from ._adi import adi_shifts
 from ._solves import solver_of
 from ._system import SparseSystem
 
 N_EIGS = 6
-MAX_RESTARTS = 30
+MAX_RESTARTS = 10
 
 
 def leading_poles(sys: SparseSystem, k: int = N_EIGS) -> np.ndarray:
