@@ -6,9 +6,10 @@ r"""The sparse path of the public functions: what ``h2_norm``, ``h2_error``,
 Each returns what the dense function returns (tensors, ``ReductionResult``), computed without an
 N x N dense matrix:
 
-* ``h2_norm``, ``h2_error``: low-rank Gramians and the H2 inner product by shifted solves
-  (``_gramians``); ``h2_error`` of a relative size below ``SPARSE_H2_RESOLUTION`` warns
-  ``PrecisionWarning`` (the square carries the low-rank Gramian's truncation error).
+* ``h2_norm``: the low-rank Gramian (``_gramians``). ``h2_error``: the low-rank Gramian of the
+  error system itself (``_errsys``: a sum of positive terms, resolved down to ~1e-13 relative); an
+  error below its resolution is reported as the resolution with a ``PrecisionWarning``, never as 0.
+  ``method``/``precise`` (the dense yardsticks) make a system of at most ``DENSE_MAX`` states dense.
 * ``hankel_singular_values(sys, k)``: the leading ``k`` singular values of ``Y^H E Z`` for the
   low-rank factors ``P ~ Z Z^H``, ``Q ~ Y Y^H`` (square-root method; accurate down to about the ADI
   tolerance times ``sigma_1``).
@@ -33,18 +34,14 @@ from ..._errors import InputError, PrecisionWarning, UnstableSystemError
 from ..analysis._stability import decay_rate
 from ..reduction._results import ReductionResult
 from ..system._route import BACKEND
-from ..system._sparse import SparseSystem
+from ..system._sparse import DENSE_MAX, SparseSystem
 from ._pymor import PymorSystem
-from ._gramians import ADI_TOL, h2_error_sparse, h2_norm_sparse, lr_gramian
+from ._errsys import ErrorNorm, error_norm
+from ._gramians import ADI_TOL, _check_pair, _small, h2_norm_sparse, lr_gramian
 from ._rarl2 import LargeReductionResult, rarl2_large
 from ._reduce import irka_sparse, lr_balanced_truncation
 from ._solves import solver_of
 from ._stability import check_stable_sparse
-
-#: relative H2 errors below this are not resolved by ``h2_error_sparse`` (its docstring: the
-#: truncation error of ``||F||^2`` from the low-rank Gramian, measured 1e-13 .. 1e-9 of ``||F||^2``)
-SPARSE_H2_RESOLUTION = 3e-5
-
 
 def _real_tensor(x: float) -> torch.Tensor:
     return torch.tensor(float(x), dtype=torch.float64)
@@ -56,20 +53,33 @@ def sparse_h2_norm(sys: SparseSystem) -> torch.Tensor:
     return _real_tensor(h2_norm_sparse(sys))
 
 
+def _error_norm(F: SparseSystem, H) -> ErrorNorm:
+    """``ErrorNorm`` of ``F - H`` (checked pair, stable ``F``; ``_errsys``)."""
+    check_stable_sparse(F, "F")
+    _check_pair(F, H)
+    return error_norm(F, *_small(H), ADI_TOL)
+
+
 def sparse_h2_error(F: SparseSystem, H, *, relative: bool = False, method: str = "auto",
                     precise: bool = False) -> torch.Tensor:
-    """``h2_error`` of a large sparse ``F`` and a small dense ``H`` (``h2_error_sparse``)."""
+    """``h2_error`` of a large sparse ``F`` and a small dense ``H`` (the error system's low-rank
+    Gramian); ``method``/``precise`` ask for the dense yardsticks: ``F`` made dense up to
+    ``DENSE_MAX`` states, refused above."""
     if method != "auto" or precise:
-        raise InputError(f"method, precise: a sparse target of order {F.order} has one H2 error method "
-                         "(low-rank Gramian and shifted solves); leave method='auto' and precise=False")
-    check_stable_sparse(F, "F")
-    rel = h2_error_sparse(F, H, relative=True)
-    if rel < SPARSE_H2_RESOLUTION:
-        warnings.warn(f"h2_error: the relative H2 error {rel:.2e} of a sparse target is below the sparse "
-                      f"path's resolution (~{SPARSE_H2_RESOLUTION:.0e}: the low-rank Gramian's truncation "
-                      "error); differences between models (h2_inner) are exact, absolute values this small are "
-                      "not", PrecisionWarning, stacklevel=3)
-    return _real_tensor(rel if relative else rel * h2_norm_sparse(F))
+        if F.order > DENSE_MAX:
+            raise InputError(f"method, precise: the dense H2 error methods need F dense; F has {F.order} > "
+                             f"DENSE_MAX = {DENSE_MAX} states. Leave method='auto' and precise=False (the "
+                             "sparse error system's low-rank Gramian, resolved to ~1e-13 relative)")
+        from ..analysis._norms import h2_error
+
+        return h2_error(F.to_dense(), H, relative=relative, method=method, precise=precise)
+    r = _error_norm(F, H)
+    if r.error < r.resolution:
+        warnings.warn(f"h2_error: the H2 error of this sparse target is below the sparse path's resolution "
+                      f"({r.resolution / r.target_norm:.1e} relative: rounding of the solves and the low-rank "
+                      "Gramian's tail); the resolution is reported, an upper bound", PrecisionWarning,
+                      stacklevel=3)
+    return _real_tensor(r.reported / r.target_norm if relative else r.reported)
 
 
 def sparse_hsv(sys: SparseSystem, k: int | None = None) -> torch.Tensor:
@@ -129,9 +139,8 @@ def as_reduction_result(res: LargeReductionResult, reductor: str = "rarl2") -> R
     below the sparse path's resolution is reported as that resolution (``error_resolution``), never
     as 0."""
     nF = res.target_norm
-    rel = res.relative_error
-    resolution = SPARSE_H2_RESOLUTION if rel < SPARSE_H2_RESOLUTION else 0.0
-    rel = max(rel, resolution)
+    resolution = res.error_resolution / nF
+    rel = max(res.relative_error, resolution)
     details = {"route": "two-level", "candidates": res.candidates, "surrogate_order": res.surrogate_order,
                "surrogate_bound": res.surrogate_bound, "surrogate_error": res.surrogate_error,
                "surrogate_result": res.surrogate_result, "timings": res.timings,
@@ -150,10 +159,9 @@ def sparse_rarl2(F: SparseSystem, order: int, **options) -> ReductionResult:
 
 def _contract(F: SparseSystem, H, t0: float, reductor: str, method: str, details: dict) -> ReductionResult:
     seconds = _time.perf_counter() - t0
-    rel = h2_error_sparse(F, H, relative=True)
-    resolution = SPARSE_H2_RESOLUTION if rel < SPARSE_H2_RESOLUTION else 0.0
-    rel = max(rel, resolution)
-    nF = h2_norm_sparse(F)
+    r = _error_norm(F, H)
+    nF = r.target_norm
+    rel, resolution = r.reported / nF, r.resolution / nF
     return ReductionResult(model=H, error=rel * nF, relative_error=rel, grad_norm=math.nan, rel_grad=math.nan,
                            target_norm=nF, seconds=seconds, method=method, reductor=reductor,
                            stability_margin=decay_rate(H), error_resolution=resolution * nF, details=details)
