@@ -250,7 +250,7 @@ class ConvolutionalSolver:
             return self._inner.solve(blk)[..., 0]
         # (a block of rank >= D_hat's is never read as a vector by RegularizedSolver.solve)
         extra = b.shape[:k]
-        blk = b.reshape(-1, *b.shape[k:]).movedim(0, -1)
+        blk = b.reshape(math.prod(extra), *b.shape[k:]).movedim(0, -1)
         y = self._inner.solve(blk)
         return y.movedim(-1, 0).reshape(*extra, *y.shape[:-2], self.filters)
 
