@@ -121,12 +121,14 @@ def test_end_to_end_csc_step_gradient_wrt_spatial_filters():
 
 @pytest.mark.parametrize("C", [1, 3])
 def test_single_precision_error_bound_and_warning(C):
-    """complex64: the relative error per frequency against complex128 stays below
-    ``4 kappa_f eps`` (module docstring: c ~ 3 plus the sum's M eps), and a rho so small that
-    ``kappa eps > PRECISION_TOL`` warns."""
+    """complex64: the relative error per frequency against complex128 stays below the module's
+    bound ``(3 + M) kappa_f eps``, and right-hand sides in the range of ``D_f^H`` (where ``x`` is
+    the small difference of two large terms) come within a factor 10 of it, so the warning's
+    ``kappa eps`` is the right scale; a rho so small that ``kappa eps > PRECISION_TOL`` warns."""
     M = 16
     D = randn(40, C, M, dtype=C128)
-    b = randn(3, 40, M, dtype=C128, seed=1)
+    b = torch.stack([randn(40, M, dtype=C128, seed=1),                        # generic
+                     (D.mH @ randn(40, C, 1, dtype=C128, seed=2))[..., 0]])   # worst case
     eps = torch.finfo(torch.float32).eps
     for rho in (1.0, 1e-2, 1e-3):  # kappa up to ~5e4, below the warning's 8.4e4
         with warnings.catch_warnings():
@@ -134,8 +136,9 @@ def test_single_precision_error_bound_and_warning(C):
             x32 = ConvolutionalSolver(D.to(C64), rho).solve(b.to(C64)).to(C128)
         x = ConvolutionalSolver(D, rho).solve(b)
         kappa = 1 + torch.linalg.matrix_norm(D, ord=2) ** 2 / rho  # exact condition per frequency
-        err = torch.linalg.vector_norm(x32 - x, dim=-1) / torch.linalg.vector_norm(x, dim=-1)
-        assert (err <= 4 * kappa * eps).all(), float((err / (kappa * eps)).max())
+        ratio = torch.linalg.vector_norm(x32 - x, dim=-1) / torch.linalg.vector_norm(x, dim=-1) / (kappa * eps)
+        assert (ratio <= 3 + M).all(), float(ratio.max())
+        assert ratio[1].max() >= 0.1, float(ratio[1].max())
     with pytest.warns(PrecisionWarning, match="ConvolutionalSolver|regularized_solve"):
         ConvolutionalSolver(D.to(C64), 1e-5)
 

@@ -29,9 +29,15 @@ Error bound (single channel). The operator at ``f`` has eigenvalues ``rho`` (M -
 the rounding of ``s = rho + |a|^2`` perturbs ``a w`` by ``~ eps |a beta| <= eps |b|``; divided by
 ``rho`` this is ``<= 3 eps |b| / rho``, while ``|x| >= |b| / (rho + |a|^2)``. So
 
-    |x_computed - x| / |x| <= c eps kappa_f,   c ~ 3 (+ M eps for the sum a^H b),
+    |x_computed - x| / |x| <= (3 + M) eps kappa_f
 
-the bound of a backward-stable solve: Sherman-Morrison loses nothing against a factorization here.
+(the ``M`` from the rounding of the sum ``a^H b``, which enters ``a w`` relative to ``|b| / rho``
+too; it adds in quadrature in practice): the bound of a backward-stable solve, Sherman-Morrison
+loses nothing against a factorization here. Measured in complex64 (400 frequencies, M = 4..64,
+rho = 1..1e-3, against complex128): ``max err / (kappa_f eps)`` is 0.0-0.6 for random ``b`` and
+1.4-3.0 for ``b`` in the range of ``D_f^H`` (where ``x`` is the small difference of two large terms),
+the same for the Woodbury path at C = 3 with ``kappa_f = 1 + ||D_f||_2^2 / rho``
+(``tests/factor/test_convolutional.py``).
 The derivatives are solves with the same operator (``gb = A^{-1} g``; ``gD`` and ``grho`` products
 of such solves), with the same relative bound. When ``rho`` falls below ``eps |a|^2`` the bound
 reaches 1: ``s`` rounds to ``|a|^2`` and the component of ``x`` along ``a`` is pure rounding. The
