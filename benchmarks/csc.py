@@ -33,12 +33,17 @@ Run: ``./dev bench csc [--quick] [--json PATH|-] [--repeats R] [--slow-repeats R
 
 from __future__ import annotations
 
-import statistics
-import time
-
 import torch
+from _common import (
+    interleaved,
+    parser,
+    peak_memory,
+    print_table,
+    setup,
+    timed_runs,
+    write_json,
+)
 
-from _common import interleaved, parser, peak_memory, print_table, setup, write_json
 from difflinalg import ConvolutionalSolver
 
 RHO, LAM, K = 1.0, 0.05, 8  # K x K filters
@@ -62,7 +67,7 @@ def ours(D_hat):
 
 
 def by_hand(D_hat):
-    C, M = D_hat.shape[-2:]
+    C = D_hat.shape[-2]
     if C == 1:
         d = D_hat[..., 0, :]
         scale = 1.0 / (RHO + (d.abs() ** 2).sum(-1, keepdim=True))
@@ -90,7 +95,7 @@ METHODS = {"ConvolutionalSolver": ours, "by_hand": by_hand, "by_hand_cholesky": 
 def step(method, d, s, n_iter):
     """One training step: the loss after ``n_iter`` ADMM iterations and its gradient wrt ``d``."""
     d = d.detach().requires_grad_()
-    B, H, W, C = s.shape
+    B, H, W, _ = s.shape
     M = d.shape[0]
     cdtype = torch.complex64 if d.dtype == torch.float32 else torch.complex128
     D_hat = torch.fft.rfft2(d, s=(H, W)).permute(2, 3, 1, 0).contiguous().to(cdtype)  # (H, W', C, M)
@@ -135,17 +140,12 @@ def main() -> None:
             gen = torch.Generator().manual_seed(0)
             d = torch.randn(M, C, K, K, generator=gen, dtype=torch.float64).to(dtype) / K
             s = torch.randn(B, H, H, C, generator=gen, dtype=torch.float64).to(dtype)
-            wall, cpu = interleaved({k: (lambda k=k: step(k, d, s, n_iter)) for k in fast}, repeats)
+            wall, cpu = interleaved({k: (lambda k=k, d=d, s=s: step(k, d, s, n_iter)) for k in fast}, repeats)
             grads = {k: step(k, d, s, n_iter) for k in fast}
             for k in methods[len(fast):]:
                 step(k, d, s, min(n_iter, 2))  # warm-up
-                ts = []
-                for _ in range(args.slow_repeats):
-                    t0 = time.perf_counter()
-                    grads[k] = step(k, d, s, n_iter)
-                    ts.append(time.perf_counter() - t0)
-                wall[k] = statistics.median(ts)
-            mem = {k: peak_memory(lambda k=k: step(k, d, s, n_iter)) for k in methods}
+                wall[k], grads[k] = timed_runs(lambda k=k, d=d, s=s: step(k, d, s, n_iter), args.slow_repeats)
+            mem = {k: peak_memory(lambda k=k, d=d, s=s: step(k, d, s, n_iter)) for k in methods}
             ref = grads["by_hand"]
             for k in methods:
                 rows.append({

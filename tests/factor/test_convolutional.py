@@ -7,12 +7,16 @@ import warnings
 
 import pytest
 import torch
+from _helpers import randn
 
 import difflinalg
-from difflinalg import ConvolutionalSolver, InputError, PrecisionWarning, TransformCheckWarning
+from difflinalg import (
+    ConvolutionalSolver,
+    InputError,
+    PrecisionWarning,
+    TransformCheckWarning,
+)
 from difflinalg.check import gradcheck
-
-from _helpers import randn
 
 F64, C64, C128 = torch.float64, torch.complex64, torch.complex128
 ALL = ("vjp", "jvp", "hvp", "hvp_rev", "jvp2")
@@ -53,7 +57,7 @@ def test_values_and_gradients_equal_dense_solve(dtype, C, method, dshape, bshape
     assert x.shape == ref.shape
     torch.testing.assert_close(x, ref, atol=1e-13, rtol=1e-12)
     w = randn(*ref.shape, dtype=dtype, seed=3)
-    loss = lambda x: (x.abs() ** 2).sum() + (w.conj() * x).real.sum()  # noqa: E731
+    loss = lambda x: (x.abs() ** 2).sum() + (w.conj() * x).real.sum()
     g = torch.autograd.grad(loss(x), (D, b, rho))
     g_ref = torch.autograd.grad(loss(ref), (D, b, rho))
     for a, r in zip(g, g_ref):
