@@ -190,7 +190,8 @@ class ConvolutionalSolver:
 
     @property
     def batch_shape(self) -> tuple[int, ...]:
-        """The frequency (and problem) shape: ``D_hat.shape[:-2]`` broadcast with ``rho``'s."""
+        """``D_hat.shape[:-2]`` (the frequency axes and any batch of problems) broadcast with
+        ``rho``'s shape."""
         return self._batch
 
     def _check_rhs(self, b_hat) -> Tensor:
