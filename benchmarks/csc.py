@@ -22,7 +22,11 @@ x-update:
 * ``dense``: ``torch.linalg.solve`` of the M x M system ``rho I + D_f^H D_f`` per frequency and
   iteration (the images as columns).
 
-Reported per channel count and dtype (complex64, complex128): median wall time of the training
+``x_update`` times the x-update alone: T chained solves ``x <- A^{-1} (b + x / 2)`` with the
+same ``D_hat`` and a random ``b`` (B x H x W' x M), and the gradient of ``||x||^2`` wrt ``D_hat``
+and ``b`` (no FFTs, no thresholding, which dominate the training step).
+
+Reported per part (``step``, ``x_update``), channel count and dtype (complex64, complex128): median wall time of the training
 step (interleaved repeats, one thread), the ratio of median CPU (process) times, peak memory of
 one step (torch profiler's CPU allocator events), ratios to ``by_hand``, and the relative
 difference of the filters' gradient to ``by_hand``'s. ``dense`` costs O(M^3) per frequency and
@@ -92,13 +96,18 @@ METHODS = {"ConvolutionalSolver": ours, "by_hand": by_hand, "by_hand_cholesky": 
            "dense": dense}
 
 
+def filter_dft(d, H):
+    """(M, C, K, K) real filters -> D_hat (H, H/2 + 1, C, M) in the matching complex dtype."""
+    cdtype = torch.complex64 if d.dtype == torch.float32 else torch.complex128
+    return torch.fft.rfft2(d, s=(H, H)).permute(2, 3, 1, 0).contiguous().to(cdtype)
+
+
 def step(method, d, s, n_iter):
     """One training step: the loss after ``n_iter`` ADMM iterations and its gradient wrt ``d``."""
     d = d.detach().requires_grad_()
     B, H, W, _ = s.shape
     M = d.shape[0]
-    cdtype = torch.complex64 if d.dtype == torch.float32 else torch.complex128
-    D_hat = torch.fft.rfft2(d, s=(H, W)).permute(2, 3, 1, 0).contiguous().to(cdtype)  # (H, W', C, M)
+    D_hat = filter_dft(d, H)
     zupdate = METHODS[method](D_hat)
     s_hat = torch.fft.rfft2(s, dim=(1, 2))
     Dhs = (D_hat.mH @ s_hat.unsqueeze(-1)).squeeze(-1)  # (B, H, W', M)
@@ -114,6 +123,24 @@ def step(method, d, s, n_iter):
     return g
 
 
+def x_updates(method, d, s, n_iter):
+    """The x-update alone: ``n_iter`` chained solves ``x <- A^{-1} (b + x / 2)`` (no FFTs, no
+    thresholding) and the gradient of ``||x||^2`` wrt ``D_hat`` and ``b``."""
+    B, H, _, _ = s.shape
+    D_hat = filter_dft(d, H).requires_grad_()
+    gen = torch.Generator().manual_seed(1)
+    b = torch.randn(B, H, H // 2 + 1, d.shape[0], generator=gen, dtype=D_hat.dtype).requires_grad_()
+    zupdate = METHODS[method](D_hat)
+    x = torch.zeros_like(b)
+    for _ in range(n_iter):
+        x = zupdate(b + 0.5 * x)
+    gD, gb = torch.autograd.grad((x.abs() ** 2).sum(), (D_hat, b))
+    return torch.cat([gD.flatten(), gb.flatten()])
+
+
+PARTS = {"step": step, "x_update": x_updates}
+
+
 def main() -> None:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--slow-repeats", type=int, default=1, help="timed runs of dense")
@@ -122,6 +149,8 @@ def main() -> None:
     p.add_argument("--filters", type=int, default=32, help="number of filters M (default 32)")
     p.add_argument("--batch", type=int, default=8, help="images per step (default 8)")
     p.add_argument("--channels", nargs="+", type=int, default=[1, 3], help="channel counts C (default 1 3)")
+    p.add_argument("--parts", nargs="+", choices=list(PARTS), default=list(PARTS),
+                   help="the training step and/or the x-update alone (default both)")
     p.add_argument("--fast-only", action="store_true", help="skip dense")
     args = p.parse_args()
     if args.threads is None:
@@ -132,30 +161,33 @@ def main() -> None:
         n_iter, H, M, B = 5, 16, 8, 2
     repeats = 2 if args.quick else args.repeats
     rows = []
-    for C in args.channels:
-        fast = ["ConvolutionalSolver", "by_hand"] + (["by_hand_cholesky"] if C > 1 else [])
-        methods = fast + ([] if args.fast_only else ["dense"])
-        for dtype in (torch.float32, torch.float64):
-            cname = "complex64" if dtype == torch.float32 else "complex128"
-            gen = torch.Generator().manual_seed(0)
-            d = torch.randn(M, C, K, K, generator=gen, dtype=torch.float64).to(dtype) / K
-            s = torch.randn(B, H, H, C, generator=gen, dtype=torch.float64).to(dtype)
-            wall, cpu = interleaved({k: (lambda k=k, d=d, s=s: step(k, d, s, n_iter)) for k in fast}, repeats)
-            grads = {k: step(k, d, s, n_iter) for k in fast}
-            for k in methods[len(fast):]:
-                step(k, d, s, min(n_iter, 2))  # warm-up
-                wall[k], grads[k] = timed_runs(lambda k=k, d=d, s=s: step(k, d, s, n_iter), args.slow_repeats)
-            mem = {k: peak_memory(lambda k=k, d=d, s=s: step(k, d, s, n_iter)) for k in methods}
-            ref = grads["by_hand"]
-            for k in methods:
-                rows.append({
-                    "C": C, "dtype": cname, "x_update": k, "time_s": wall[k],
-                    "time_ratio": wall[k] / wall["by_hand"],
-                    "cpu_ratio": cpu[k] / cpu["by_hand"] if k in cpu else float("nan"),
-                    "peak_MB": mem[k] / 2**20, "mem_ratio": mem[k] / mem["by_hand"],
-                    "grad_rel_diff": float((grads[k] - ref).abs().max() / ref.abs().max()),
-                })
-            print_table(rows[-len(methods):], title=f"C = {C}, {cname}")
+    for part in args.parts:
+        run = PARTS[part]
+        for C in args.channels:
+            fast = ["ConvolutionalSolver", "by_hand"] + (["by_hand_cholesky"] if C > 1 else [])
+            methods = fast + ([] if args.fast_only else ["dense"])
+            for dtype in (torch.float32, torch.float64):
+                cname = "complex64" if dtype == torch.float32 else "complex128"
+                gen = torch.Generator().manual_seed(0)
+                d = torch.randn(M, C, K, K, generator=gen, dtype=torch.float64).to(dtype) / K
+                s = torch.randn(B, H, H, C, generator=gen, dtype=torch.float64).to(dtype)
+                calls = {k: (lambda k=k, d=d, s=s, run=run: run(k, d, s, n_iter)) for k in methods}
+                wall, cpu = interleaved({k: calls[k] for k in fast}, repeats)
+                grads = {k: calls[k]() for k in fast}
+                for k in methods[len(fast):]:
+                    run(k, d, s, min(n_iter, 2))  # warm-up
+                    wall[k], grads[k] = timed_runs(calls[k], args.slow_repeats)
+                mem = {k: peak_memory(calls[k]) for k in methods}
+                ref = grads["by_hand"]
+                for k in methods:
+                    rows.append({
+                        "part": part, "C": C, "dtype": cname, "x_update": k, "time_s": wall[k],
+                        "time_ratio": wall[k] / wall["by_hand"],
+                        "cpu_ratio": cpu[k] / cpu["by_hand"] if k in cpu else float("nan"),
+                        "peak_MB": mem[k] / 2**20, "mem_ratio": mem[k] / mem["by_hand"],
+                        "grad_rel_diff": float((grads[k] - ref).abs().max() / ref.abs().max()),
+                    })
+                print_table(rows[-len(methods):], title=f"{part}, C = {C}, {cname}")
     print_table(rows, title=(f"All (M = {M} filters {K}x{K}, {H}x{H} images, F = {H * (H // 2 + 1)}, "
                              f"batch {B}, {n_iter} iterations, {args.threads} thread(s), "
                              f"{repeats} interleaved repeats)"))
