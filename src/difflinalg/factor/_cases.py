@@ -128,3 +128,26 @@ def _solver_case(name, dshape, xshape, *, gram="DhD", method="auto"):
 _solver_case("DhD_woodbury_chained", (3, 5), (5, 2))
 _solver_case("DDh_direct_chained", (3, 5), (3, 2), gram="DDh")
 _solver_case("DhD_direct_batched", (2, 5, 3), (2, 3))
+
+
+# --- ConvolutionalSolver: one system per frequency (F = 3 here), a batch of right-hand sides and a
+# chained solve; C = 1 is the Sherman-Morrison closed form, C = 3 the C x C Woodbury factor.
+
+from ._convolutional import ConvolutionalSolver  # noqa: E402
+
+
+def _csc_case(name, C, M):
+    def fn(D_hat, b, rho):
+        solver = ConvolutionalSolver(D_hat, rho)
+        x = solver.solve(b)
+        return x, solver.solve(0.5 * x + b)
+
+    def make(dt, g):
+        rdt = real_dtype(dt)
+        return randn(dt, g, 3, C, M), randn(dt, g, 2, 3, M), 0.5 + torch.rand((), generator=g, dtype=rdt)
+
+    register_case("ConvolutionalSolver", name, fn, make, max_step=0.05, names=("D_hat", "b_hat", "rho"))
+
+
+_csc_case("single_channel_sherman_morrison", 1, 4)
+_csc_case("three_channels_woodbury", 3, 5)
