@@ -94,7 +94,10 @@ class ConvolutionalSolver:
             (M x M Cholesky) force one form.
 
     Every ``solve`` is differentiable with respect to ``D_hat``, ``rho`` (as passed here) and its
-    ``b_hat``: reverse mode, forward mode, second order and ``torch.func`` transforms.
+    ``b_hat``: reverse mode, forward mode, second order, ``torch.func`` transforms, and inside
+    ``difflinalg.checkpoint.binomial_loop`` steps (the solver's tensors are captured like any torch
+    op's arguments). Like ``RegularizedSolver`` it is a snapshot of ``(D_hat, rho)``: build a new
+    one after each update of the filters.
 
     Raises:
         InputError: ``D_hat`` not a (batched) C x M matrix, of an unsupported dtype, non-finite or a
