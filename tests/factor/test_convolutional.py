@@ -46,40 +46,68 @@ CASES = [  # C, method, D_hat shape (..., C, M), b_hat shape, rho shape
 ]
 
 
+def expected_method(C, M, method, rho_grad):
+    if method != "auto":
+        return method
+    if C == 1 and not rho_grad:
+        return "sherman-morrison"
+    return "woodbury" if C < M else "direct"
+
+
+@pytest.mark.parametrize("rho_grad", [False, True], ids=["rho_const", "rho_grad"])
 @pytest.mark.parametrize("dtype", [F64, C128])
 @pytest.mark.parametrize("C,method,dshape,bshape,rshape", CASES)
-def test_values_and_gradients_equal_dense_solve(dtype, C, method, dshape, bshape, rshape):
+def test_values_and_gradients_equal_dense_solve(dtype, C, method, dshape, bshape, rshape, rho_grad):
     D = randn(*dshape, dtype=dtype).requires_grad_()
     b = randn(*bshape, dtype=dtype, seed=1).requires_grad_()
-    rho = (0.3 + torch.rand(rshape, dtype=F64, generator=torch.Generator().manual_seed(2))).requires_grad_()
+    rho = (0.3 + torch.rand(rshape, dtype=F64, generator=torch.Generator().manual_seed(2))).requires_grad_(rho_grad)
     solver = ConvolutionalSolver(D, rho, method=method)
-    assert solver.method == ("sherman-morrison" if C == 1 and method == "auto" else method)
+    assert solver.method == expected_method(C, dshape[-1], method, rho_grad)
     x, ref = solver.solve(b), dense(D, b, rho)
     assert x.shape == ref.shape
     torch.testing.assert_close(x, ref, atol=1e-13, rtol=1e-12)
     w = randn(*ref.shape, dtype=dtype, seed=3)
     loss = lambda x: (x.abs() ** 2).sum() + (w.conj() * x).real.sum()
-    g = torch.autograd.grad(loss(x), (D, b, rho))
-    g_ref = torch.autograd.grad(loss(ref), (D, b, rho))
+    wrt = (D, b, rho) if rho_grad else (D, b)
+    g = torch.autograd.grad(loss(x), wrt)
+    g_ref = torch.autograd.grad(loss(ref), wrt)
     for a, r in zip(g, g_ref):
         torch.testing.assert_close(a, r, atol=1e-12, rtol=1e-11)
 
 
-@pytest.mark.parametrize("C,modes", [
-    (1, ("vjp", "jvp", "hvp")), (3, ("vjp", "jvp", "hvp")),
-    pytest.param(1, ALL, marks=pytest.mark.slow), pytest.param(3, ALL, marks=pytest.mark.slow)])
-def test_gradcheck_batched(C, modes):
+@pytest.mark.parametrize("C,method,modes", [
+    (1, "auto", ("vjp", "jvp", "hvp")), (1, "sherman-morrison", ("vjp", "jvp", "hvp")),
+    (3, "auto", ("vjp", "jvp", "hvp")),
+    pytest.param(1, "auto", ALL, marks=pytest.mark.slow),
+    pytest.param(1, "sherman-morrison", ALL, marks=pytest.mark.slow),
+    pytest.param(3, "auto", ALL, marks=pytest.mark.slow)])
+def test_gradcheck_batched(C, method, modes):
     """Two solves through one solver, one chained (an unrolled iteration), with a per-problem rho:
-    every derivative (D_hat, b1, b2, rho) in every mode, second order included."""
+    every derivative (D_hat, b1, b2, rho) in every mode, second order included (C = 1: the 1 x 1
+    factor under ``"auto"``, rho being differentiated; the closed form when forced)."""
     D = randn(2, 3, C, 4, dtype=C128)
     b1, b2 = randn(2, 3, 4, dtype=C128, seed=1), randn(2, 2, 3, 4, dtype=C128, seed=2)
     rho = torch.tensor([[0.5], [1.5]], dtype=F64)
 
     def f(D, b1, b2, rho):
-        s = ConvolutionalSolver(D, rho)
+        s = ConvolutionalSolver(D, rho, method=method)
         return s.solve(b1), s.solve(0.5 * s.solve(b2) + b2)
 
     assert gradcheck(f, D, b1, b2, rho, modes=modes, names=["D_hat", "b1", "b2", "rho"]).passed
+
+
+@pytest.mark.parametrize("modes", [("vjp", "jvp", "hvp"), pytest.param(ALL, marks=pytest.mark.slow)])
+def test_gradcheck_sherman_morrison_constant_rho(modes):
+    """C = 1 with a constant rho (``"auto"`` picks the closed form): D_hat, b1, b2 in every mode."""
+    D = randn(2, 3, 1, 4, dtype=C128)
+    b1, b2 = randn(2, 3, 4, dtype=C128, seed=1), randn(2, 2, 3, 4, dtype=C128, seed=2)
+
+    def f(D, b1, b2):
+        s = ConvolutionalSolver(D, 0.7)
+        assert s.method == "sherman-morrison"
+        return s.solve(b1), s.solve(0.5 * s.solve(b2) + b2)
+
+    assert gradcheck(f, D, b1, b2, modes=modes, names=["D_hat", "b1", "b2"]).passed
 
 
 def test_sherman_morrison_equals_the_factored_form():
@@ -177,14 +205,46 @@ def test_torch_func_transforms(C):
     torch.testing.assert_close(t, (gD.conj() * D).real.sum(), atol=1e-12, rtol=1e-12)
 
 
-def test_rho_not_positive_inside_vmap_is_nan_and_warns():
+@pytest.mark.parametrize("method,key,match", [
+    ("sherman-morrison", "convolutional-transform-rho", "rho > 0 cannot be checked"),
+    ("auto", "regularized_solve-transform-pd", "positive-definiteness check cannot raise")])
+def test_rho_not_positive_inside_vmap_is_nan_and_warns(method, key, match):
     D = randn(4, 1, 5, dtype=C128)
     b = randn(4, 5, dtype=C128, seed=1)
-    difflinalg._utils._warned.discard("convolutional-transform-rho")
-    with pytest.warns(TransformCheckWarning, match="rho > 0 cannot be checked"):
-        x = torch.func.vmap(lambda r: ConvolutionalSolver(D, r).solve(b))(torch.tensor([-1.0, 0.5], dtype=F64))
+    difflinalg._utils._warned.discard(key)
+    with pytest.warns(TransformCheckWarning, match=match):
+        x = torch.func.vmap(lambda r: ConvolutionalSolver(D, r, method=method).solve(b))(
+            torch.tensor([-1.0, 0.5], dtype=F64))
     assert x[0].isnan().all()
     torch.testing.assert_close(x[1], dense(D, b, 0.5), atol=1e-13, rtol=1e-12)
+
+
+def test_rho_gradient_in_single_precision():
+    """complex64, b and the cotangent in the range of D_f^H (the worst case): the closed form's
+    autograd derivative in rho cancels (eps kappa^2), so a differentiated rho gets the 1 x 1 factor's
+    analytic rule, within ``2 (3 + M) kappa eps`` of the complex128 value relative to
+    ``sum_f |z_f| |y_f|`` (both solves within their bound); forcing the closed form warns."""
+    M = 16
+    D = randn(40, 1, M, dtype=C128)
+    b = (D.mH @ randn(40, 1, 1, dtype=C128, seed=1))[..., 0]
+    w = (D.mH @ randn(40, 1, 1, dtype=C128, seed=2))[..., 0]
+    eps = torch.finfo(torch.float32).eps
+    rho = 1e-2
+    grads = []
+    for dt in (C64, C128):
+        r = torch.tensor(rho, dtype=dt.to_real(), requires_grad=True)
+        solver = ConvolutionalSolver(D.to(dt), r)
+        assert solver.method == "woodbury"
+        x = solver.solve(b.to(dt))
+        grads.append(torch.autograd.grad((w.to(dt).conj() * x).real.sum(), r)[0].double())
+    ref_solver = ConvolutionalSolver(D, rho)
+    y, z = ref_solver.solve(b), ref_solver.solve(w)
+    scale = (torch.linalg.vector_norm(y, dim=-1) * torch.linalg.vector_norm(z, dim=-1)).sum()
+    kappa = float((1 + torch.linalg.matrix_norm(D, ord=2) ** 2 / rho).max())
+    assert abs(grads[0] - grads[1]) <= 2 * (3 + M) * kappa * eps * scale
+    assert kappa * eps < 1e-2  # no warning for the solve itself; the closed form's rho-derivative:
+    with pytest.warns(PrecisionWarning, match="derivative in rho of the Sherman-Morrison"):
+        ConvolutionalSolver(D.to(C64), torch.tensor(rho, requires_grad=True), method="sherman-morrison")
 
 
 @pytest.mark.parametrize("C", [1, 3])

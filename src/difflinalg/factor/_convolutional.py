@@ -13,8 +13,19 @@ gives, with ``a = conj(d)`` and ``a^H b = sum(d * b)``::
 
 elementwise over the frequencies: O(M) per frequency and right-hand side, no factorization. The
 per-frequency scale ``q = 1 / (rho (rho + |a|^2))`` is computed once per ``(D_hat, rho)``. The
-formula is a composition of differentiable torch operations, so its derivatives in ``D_hat``,
-``b_hat`` and ``rho`` (reverse, forward, second order, ``torch.func``) are autograd's, exact.
+formula is a composition of differentiable torch operations, so its derivatives in ``D_hat`` and
+``b_hat`` (reverse, forward, second order, ``torch.func``) are autograd's, exact.
+
+Not in ``rho``: autograd differentiates ``b / rho`` and ``a c q`` separately, two terms of size
+``|b| / rho^2`` that cancel to ``A^{-2} b``, of size ``|b| / (rho + |a|^2)^2`` along ``a``: a relative
+error ``eps kappa_f^2`` instead of ``eps kappa_f`` (measured in complex64 at ``kappa eps ~ 1e-3``,
+below the warning: the rho-gradient off by a factor 7, where the analytic rule
+``grho = -Re sum(conj(z) y)`` is off by 3e-3). So ``method="auto"`` uses the closed form only when
+``rho`` is a constant (a Python number or a tensor that carries no derivative: the usual
+hyperparameter); when ``rho`` is differentiated (``requires_grad``, a forward-mode tangent, a
+``torch.func`` transform) it uses the ``RegularizedSolver`` below with its 1 x 1 factor, whose rules
+are analytic. ``method="sherman-morrison"`` forces the closed form and then warns
+``PrecisionWarning`` from ``kappa^2`` for the rho-derivative.
 
 Several channels (``C > 1``). Woodbury with the C x C matrix ``rho I_C + D_f D_f^H``: a
 ``RegularizedSolver(D_hat, rho, gram="DhD")`` (its ``method="auto"`` factors the C x C form when
@@ -53,6 +64,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.autograd.forward_ad as _fwAD
 from torch import Tensor
 
 from .._errors import InputError, TransformCheckWarning
@@ -74,6 +86,15 @@ from ._regularized_solver import RegularizedSolver
 METHODS = ("auto", "sherman-morrison", "woodbury", "direct")
 
 
+def _differentiated(rho) -> bool:
+    """Whether ``rho`` (as passed: a Python number is a constant) may carry a derivative:
+    ``requires_grad``, a forward-mode tangent, or a ``torch.func`` level (differentiated or
+    batched: which one cannot be told from inside)."""
+    if not isinstance(rho, Tensor):
+        return False
+    return rho.requires_grad or is_wrapped(rho) or _fwAD.unpack_dual(rho).tangent is not None
+
+
 class ConvolutionalSolver:
     """Solves ``(rho I_M + D_f^H D_f) x_f = b_f`` at every frequency ``f`` (the convolutional sparse
     coding x-update in the DFT domain), factorized once per ``(D_hat, rho)``.
@@ -88,10 +109,11 @@ class ConvolutionalSolver:
         rho: positive real: a Python number, a 0-d tensor, or a real tensor (D_hat's real dtype)
             whose shape broadcasts with ``D_hat.shape[:-2]`` (e.g. one rho per problem, with
             trailing 1s over the frequency axes).
-        method: ``"auto"`` (default): Sherman-Morrison for ``C = 1``, else the ``RegularizedSolver``
-            that factors the smaller of ``rho I_C + D D^H`` (Woodbury) and ``rho I_M + D^H D``;
-            ``"sherman-morrison"`` (needs ``C = 1``), ``"woodbury"`` (C x C Cholesky) or ``"direct"``
-            (M x M Cholesky) force one form.
+        method: ``"auto"`` (default): Sherman-Morrison for ``C = 1`` with a constant ``rho``, else
+            the ``RegularizedSolver`` that factors the smaller of ``rho I_C + D D^H`` (Woodbury) and
+            ``rho I_M + D^H D`` (module docstring: the closed form's derivative in ``rho`` is
+            inaccurate); ``"sherman-morrison"`` (needs ``C = 1``), ``"woodbury"`` (C x C Cholesky)
+            or ``"direct"`` (M x M Cholesky) force one form. The form used: ``.method``.
 
     Every ``solve`` is differentiable with respect to ``D_hat``, ``rho`` (as passed here) and its
     ``b_hat``: reverse mode, forward mode, second order, ``torch.func`` transforms, and inside
@@ -108,7 +130,9 @@ class ConvolutionalSolver:
 
     Warns:
         PrecisionWarning: when ``max_f (1 + |D_f|^2 / rho) * eps > PRECISION_TOL`` (the module's
-            error bound; float32: ``rho`` below ``|D_f|^2 / 8.4e4``): compute in complex128.
+            error bound; float32: ``rho`` below ``|D_f|^2 / 8.4e4``): compute in complex128; with
+            ``method="sherman-morrison"`` and a differentiated ``rho``, from the square of that
+            condition (the closed form's rho-derivative).
 
     Example::
 
@@ -140,6 +164,10 @@ class ConvolutionalSolver:
                 f"method: 'sherman-morrison' needs a single channel (D_hat.shape[-2] == 1), got "
                 f"C = {C} (D_hat of shape {tuple(D_hat.shape)}); use method='auto' or 'woodbury'"
             )
+        if isinstance(rho, (int, float)) and not isinstance(rho, bool) and not rho > 0:
+            # a number's sign is known even where torch.func wraps the tensor made from it
+            raise InputError(f"rho: must be positive (rho I + D_f^H D_f is then positive definite), "
+                             f"got {rho!r}; use rho > 0")
         _, r = prepare_D_rho(D_hat, rho)  # rho's checks (real, positive, finite, dtype): (..., 1, 1)
         try:
             self._batch = broadcast_shapes(D_hat.shape[:-2], r.shape[:-2])
@@ -152,21 +180,21 @@ class ConvolutionalSolver:
         self._D = D_hat.resolve_conj().resolve_neg()
         self._rho = r[..., 0, 0]
         self.channels, self.filters = C, M
-        if method == "sherman-morrison" or (method == "auto" and C == 1):
+        if method == "sherman-morrison" or (method == "auto" and C == 1 and not _differentiated(rho)):
             self.method = "sherman-morrison"
             self._inner = None
-            self._sherman_morrison_setup()
+            self._sherman_morrison_setup(_differentiated(rho), isinstance(rho, Tensor) and is_wrapped(rho))
         else:
-            self.method = method
-            self._inner = RegularizedSolver(self._D, rho, gram="DhD", method=method)
+            self.method = "woodbury" if method == "auto" and C < M else ("direct" if method == "auto" else method)
+            self._inner = RegularizedSolver(self._D, rho, gram="DhD", method=self.method)
 
-    def _sherman_morrison_setup(self) -> None:
+    def _sherman_morrison_setup(self, rho_differentiated: bool, rho_unchecked: bool) -> None:
         """The per-frequency constants: ``a = conj(d)`` and ``q = 1 / (rho (rho + |d|^2))``, with
         autograd (the solves' derivatives in ``D_hat`` and ``rho`` flow through them)."""
         d = self._D[..., 0, :]
         rho = self._rho
         s = rho + d.abs().square().sum(dim=-1)
-        if is_wrapped(rho):
+        if rho_unchecked:
             # rho's sign could not be checked (torch.func): a rho <= 0 would give a finite, wrong x
             warn_once("convolutional-transform-rho",
                       "ConvolutionalSolver: inside torch.func rho > 0 cannot be checked: the solution "
@@ -174,8 +202,13 @@ class ConvolutionalSolver:
                       TransformCheckWarning)
             s = torch.where(rho > 0, s, torch.full_like(s, math.nan))
         with torch.no_grad():
-            check_precision("ConvolutionalSolver", s / rho, d.dtype,
+            kappa = s / rho
+            check_precision("ConvolutionalSolver", kappa, d.dtype,
                             "the per-frequency solve (rho I + D_f^H D_f)^{-1} b (Sherman-Morrison)")
+            if rho_differentiated:
+                check_precision("ConvolutionalSolver", kappa.square(), d.dtype,
+                                "the derivative in rho of the Sherman-Morrison closed form "
+                                "(use method='auto': analytic rule)")
         self._d = d
         self._a = d.conj().resolve_conj()
         self._q = (rho * s).reciprocal().unsqueeze(-1)
