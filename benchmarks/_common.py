@@ -102,6 +102,17 @@ def interleaved(fns: dict[str, Callable[[], object]], repeats: int, warmup: int 
             {k: statistics.median(v) if v else math.nan for k, v in cpu.items()})
 
 
+def timed_runs(fn: Callable[[], object], repeats: int) -> tuple[float, object]:
+    """Median wall seconds of ``repeats`` runs of ``fn()`` (not interleaved: for contenders too slow
+    to repeat with the others) and the last run's result."""
+    times, out = [], None
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), out
+
+
 def peak_memory(fn: Callable[[], object]) -> int:
     """Peak bytes allocated by torch on the CPU while ``fn()`` runs (torch profiler memory events)."""
     from torch.profiler import ProfilerActivity, profile

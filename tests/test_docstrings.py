@@ -136,6 +136,7 @@ CLASSES = [
     "check.Stencil",
     "spectral.SubspaceResult",
     "factor.RegularizedSolver",
+    "factor.ConvolutionalSolver",
     "signal.SpectralDecomposition",
     "control.StateSpace",
     "control.ReductionResult",

@@ -1,8 +1,10 @@
-"""Factorizations and solves: Cholesky, QR/LQ, the regularized solve (one-shot and factor-once)."""
+"""Factorizations and solves: Cholesky, QR/LQ, the regularized solve (one-shot and factor-once), and
+its per-frequency form for convolutional sparse coding."""
 
 from ._cholesky import cholesky
+from ._convolutional import ConvolutionalSolver
 from ._qr import LQResult, QRResult, lq, qr
 from ._regularized_solve import regularized_solve
 from ._regularized_solver import RegularizedSolver
 
-__all__ = ["LQResult", "QRResult", "RegularizedSolver", "cholesky", "lq", "qr", "regularized_solve"]
+__all__ = ["ConvolutionalSolver", "LQResult", "QRResult", "RegularizedSolver", "cholesky", "lq", "qr", "regularized_solve"]

@@ -128,3 +128,31 @@ def _solver_case(name, dshape, xshape, *, gram="DhD", method="auto"):
 _solver_case("DhD_woodbury_chained", (3, 5), (5, 2))
 _solver_case("DDh_direct_chained", (3, 5), (3, 2), gram="DDh")
 _solver_case("DhD_direct_batched", (2, 5, 3), (2, 3))
+
+
+# --- ConvolutionalSolver: one system per frequency (F = 3 here), a batch of right-hand sides and a
+# chained solve; C = 1 with a constant rho is the Sherman-Morrison closed form, with a differentiated
+# rho (and C = 3) the Woodbury factor.
+
+from ._convolutional import ConvolutionalSolver  # noqa: E402
+
+
+def _csc_case(name, C, M, rho_input=True):
+    def solves(D_hat, b, rho):
+        solver = ConvolutionalSolver(D_hat, rho)
+        x = solver.solve(b)
+        return x, solver.solve(0.5 * x + b)
+
+    def make(dt, g):
+        rdt = real_dtype(dt)
+        rho = (0.5 + torch.rand((), generator=g, dtype=rdt),) if rho_input else ()
+        return (randn(dt, g, 3, C, M), randn(dt, g, 2, 3, M)) + rho
+
+    fn = solves if rho_input else (lambda D_hat, b: solves(D_hat, b, 0.7))
+    names = ("D_hat", "b_hat", "rho")[:3 if rho_input else 2]
+    register_case("ConvolutionalSolver", name, fn, make, max_step=0.05, names=names)
+
+
+_csc_case("single_channel_sherman_morrison", 1, 4, rho_input=False)
+_csc_case("single_channel_rho_differentiated", 1, 4)
+_csc_case("three_channels_woodbury", 3, 5)
