@@ -36,7 +36,7 @@ def _check_result(res, F):
     scale = 1.0 if F.discrete else float(torch.linalg.matrix_norm(A, 2))
     assert output_normal_residual(C, A, F.discrete) <= 1e-11 * max(scale, 1.0)
     # never worse than any start, and the error agrees with the independent error-system value
-    assert all(res.relative_error <= s.start_error * (1 + 1e-12) + 1e-15 for s in res.starts)
+    assert all(res.relative_error <= s.start_relative_error * (1 + 1e-12) + 1e-15 for s in res.starts)
     assert res.error == pytest.approx(float(h2_error(F, H, method="gramian")), rel=1e-6, abs=1e-7 * res.target_norm)
 
 
@@ -57,7 +57,7 @@ def test_exact_recovery(kind):
     # ends the search: the first start that finds it is the last one optimized; the other starts
     # at that level are only recorded ("noise") for the comparison in extended precision
     opt = [s for s in res.starts if s.status != "noise"]
-    assert opt[-1].status in ("exact", "stationary") and opt[-1].error <= 1e-7
+    assert opt[-1].status in ("exact", "stationary") and opt[-1].relative_error <= 1e-7
     assert all(s.error > 1e-7 for s in opt[:-1])
     assert all(s.iterations == 0 for s in res.starts if s.status == "noise")
 
@@ -184,7 +184,7 @@ def test_ctrl_c_returns_best_so_far(monkeypatch):
     assert res.interrupted and len(res.starts) == 1 and res.model.is_stable()
     res = rarl2(F, 3, starts=["bt", "irka", "random"])  # interrupted in the second optimization
     assert res.interrupted and len(res.starts) == 2 and res.starts[1].status == "interrupted"
-    assert res.model.is_stable() and res.relative_error <= min(s.start_error for s in res.starts)
+    assert res.model.is_stable() and res.relative_error <= min(s.start_relative_error for s in res.starts)
 
 
 @pytest.mark.data
