@@ -117,7 +117,7 @@ def test_starts_list_and_random_starts_reported():
     F = random_system(10, 1, 1, seed=54)
     res = rarl2(F, 3, starts=["random", "random", "bt"], seed=3)
     assert [s.name for s in res.starts].count("random") == 2 and len(res.starts) == 3
-    assert res.relative_error == min(s.error for s in res.starts)
+    assert res.relative_error == min(s.relative_error for s in res.starts)
     assert "start" in res.summary() and "random" in res.summary()
     res2 = rarl2(F, 3, starts=["random", "random", "bt"], seed=3)
     assert res2.relative_error == res.relative_error  # seeded
