@@ -58,7 +58,7 @@ def test_exact_recovery(kind):
     # at that level are only recorded ("noise") for the comparison in extended precision
     opt = [s for s in res.starts if s.status != "noise"]
     assert opt[-1].status in ("exact", "stationary") and opt[-1].relative_error <= 1e-7
-    assert all(s.error > 1e-7 for s in opt[:-1])
+    assert all(s.relative_error > 1e-7 for s in opt[:-1])
     assert all(s.iterations == 0 for s in res.starts if s.status == "noise")
 
 
@@ -273,10 +273,10 @@ def test_joined_starts_stop_at_a_known_minimum():
     res = rarl2(F, 2)
     joined = [s for s in res.starts if s.status == "joined"]
     assert joined, res.summary()
-    minima = [s.error for s in res.starts if s.status in ("converged", "stationary")]
+    minima = [s.relative_error for s in res.starts if s.status in ("converged", "stationary")]
     for s in joined:
-        assert any(abs(s.error**2 - e**2) <= JOIN_RTOL * e**2 + 1e-15 for e in minima)
-    assert res.relative_error == min(s.error for s in res.starts)
+        assert any(abs(s.relative_error**2 - e**2) <= JOIN_RTOL * e**2 + 1e-15 for e in minima)
+    assert res.relative_error == min(s.relative_error for s in res.starts)
     # a start stopped at its starting point is decided on the criterion alone: its gradient is
     # computed (and reported) only where it could be the result; the result's always is
     assert math.isfinite(res.grad_norm) and math.isfinite(res.rel_grad)

@@ -74,8 +74,8 @@ def check_tiny(F: StateSpace, r: int) -> None:
     assert err <= e_bt + 2 * tol + floor, (err, e_bt)
     # ... nor than any start (their errors are the yardstick's values, or resolvably larger)
     for s in res.starts:
-        assert math.isfinite(s.error) and s.error > 0 and math.isfinite(s.start_error) and s.start_error > 0
-        assert res.relative_error <= min(s.error, s.start_error) + tol
+        assert math.isfinite(s.relative_error) and s.relative_error > 0 and math.isfinite(s.start_relative_error) and s.start_relative_error > 0
+        assert res.relative_error <= min(s.relative_error, s.start_relative_error) + tol
         assert not s.rel_grad > 1e6  # finite where computed (no 1e+141 from a criterion at its noise)
     assert not res.rel_grad > 1e6
     text = res.summary()
