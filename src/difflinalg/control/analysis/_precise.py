@@ -201,16 +201,20 @@ class Residues:
     complex double or long double NumPy arrays); ``discrete``: the residue formulas of discrete time
     (module docstring). Holds them in long double and, when first needed, in double-double."""
 
-    def __init__(self, lam, Bt, Ct, discrete: bool, data_eps: float = float(np.finfo(np.float64).eps)):
+    def __init__(self, lam, Bt, Ct, discrete: bool, data_eps: float = float(np.finfo(np.float64).eps),
+                 kappa: float = 1.0, anorm: float | None = None):
         #: unit roundoff of the modal data (long double after refinement): with the eigenvector
-        #: condition number, the relative accuracy of the transfer function they represent
-        self.data_eps = data_eps
+        #: condition number ``kappa`` and ``||A||`` (``anorm``; default: the spectral radius), the
+        #: accuracy of the transfer function they represent (``data_error``)
+        self.data_eps, self.kappa = data_eps, kappa
         self.nu = np.asarray(lam).astype(_CLD)
         self.K, self.discrete = self.nu.shape[0], discrete
         self.R = (np.asarray(Ct).astype(_CLD).T[:, :, None] * np.asarray(Bt).astype(_CLD)[:, None, :]).reshape(self.K, -1)
         self.pts = 1 / np.conj(self.nu) if discrete else -np.conj(self.nu)
+        self.anorm = float(np.abs(self.nu).max(initial=0.0)) if anorm is None else anorm
         self._dd = None
         self._norm2 = {}
+        self._abs = None
 
     def dd(self):
         """``(nu, R, pts)`` in double-double (cached)."""
@@ -220,6 +224,12 @@ class Residues:
             self._dd = (nu, cdd(self.R), pts)
         return self._dd
 
+    def abs_norm2(self) -> float:
+        """``abs_inner(self, self)`` (cached)."""
+        if self._abs is None:
+            self._abs = abs_inner(self, self)
+        return self._abs
+
     def norm2(self, double_double: bool):
         """``||G||^2``: ``(value, error bound)`` in long double, or a double-double real (cached)."""
         if double_double not in self._norm2:
@@ -227,28 +237,43 @@ class Residues:
         return self._norm2[double_double]
 
 
+def abs_inner(a: Residues, b: Residues, max_elements: float = 2e6) -> float:
+    """``sum_k |R^a_k| sum_j |R^b_j| / |s_k - nu^b_j|`` (``/ |nu^a_k|`` in discrete time): the sum of
+    the absolute values of ``inner_ld``'s terms, which scales the rounding errors of any evaluation
+    of ``<G_a, G_b>`` by residues (large for non-normal systems, whose residues cancel). Float64;
+    O(K_a K_b p m) operations, in chunks of about ``max_elements`` kernel entries."""
+    chunk = max(1, int(max_elements // max(b.K, 1)))
+    Ra, Rb = np.abs(a.R).astype(np.float64), np.abs(b.R).astype(np.float64)
+    pts, nu = a.pts.astype(np.complex128), b.nu.astype(np.complex128)
+    absum = 0.0
+    for k in range(0, a.K, chunk):
+        sl = slice(k, k + chunk)
+        absterms = ((np.abs(1 / (pts[sl, None] - nu[None, :])) @ Rb) * Ra[sl]).sum(1)
+        if a.discrete:
+            absterms = absterms / np.abs(a.nu[sl]).astype(np.float64)
+        absum += float(absterms.sum())
+    return absum
+
+
 def inner_ld(a: Residues, b: Residues, max_elements: float = 2e6) -> tuple[complex, float]:
     """``<G_a, G_b> = sum_k <R^a_k, G_b(s_k)>`` (``/ conj nu^a_k`` in discrete time) at the mirror
     points ``s_k`` of the poles of ``G_a`` (``_modal``'s residue formula) in long double, and the
-    estimate ``4 (sqrt(K_a) + sqrt(K_b)) eps_ld sum_k |R^a_k| sum_j |R^b_j| / |s_k - nu^b_j|`` of its
-    rounding error (the probabilistic bound of Higham and Mary, SIAM J. Sci. Comput. 41 (2019), for
-    the inner and the outer sum: rounding errors of a sum of K terms grow like sqrt(K), the worst
-    case K needs errors that all have one sign): O(K_a K_b p m) operations, in chunks of about
-    ``max_elements`` kernel entries."""
+    estimate ``4 (sqrt(K_a) + sqrt(K_b)) eps_ld abs_inner(a, b)`` of its rounding error (the
+    probabilistic bound of Higham and Mary, SIAM J. Sci. Comput. 41 (2019), for the inner and the
+    outer sum: rounding errors of a sum of K terms grow like sqrt(K), the worst case K needs errors
+    that all have one sign): O(K_a K_b p m) operations, in chunks of about ``max_elements`` kernel
+    entries."""
     chunk = max(1, int(max_elements // max(b.K, 1)))
-    Ra, Rb = np.abs(a.R).astype(np.float64), np.abs(b.R).astype(np.float64)
-    total, absum = _CLD(0), 0.0
+    total = _CLD(0)
     for k in range(0, a.K, chunk):
         sl = slice(k, k + chunk)
         G = 1 / (a.pts[sl, None] - b.nu[None, :])
         terms = ((G @ b.R) * np.conj(a.R[sl])).sum(1)
-        absterms = ((np.abs(G).astype(np.float64) @ Rb) * Ra[sl]).sum(1)
         if a.discrete:
             terms = terms / np.conj(a.nu[sl])
-            absterms = absterms / np.abs(a.nu[sl]).astype(np.float64)
         total += terms.sum()
-        absum += float(absterms.sum())
-    return complex(total), 4 * (math.sqrt(a.K) + math.sqrt(b.K)) * float(np.finfo(_LD).eps) * absum
+    return complex(total), 4 * (math.sqrt(a.K) + math.sqrt(b.K)) * float(np.finfo(_LD).eps) * (
+        a.abs_norm2() if a is b else abs_inner(a, b))
 
 
 def inner_dd(a: Residues, b: Residues, max_elements: float = 2e5):
@@ -268,13 +293,25 @@ def inner_dd(a: Residues, b: Residues, max_elements: float = 2e5):
     return total
 
 
-def squared_error(F: Residues, H: Residues, DE=None) -> float:
+#: unit roundoff of double-double arithmetic (Hida, Li, Bailey: 2^-104 up to small constants)
+EPS_DD = 2.0 ** -104
+
+
+def _dd_bound(a: Residues, b: Residues) -> float:
+    """Rounding bound of ``inner_dd(a, b)``: ``inner_ld``'s with ``EPS_DD`` and 4x its constant (each
+    term passes through a reciprocal, two products and the sums, each a few ``EPS_DD``)."""
+    return 16 * (math.sqrt(a.K) + math.sqrt(b.K)) * EPS_DD * (a.abs_norm2() if a is b else abs_inner(a, b))
+
+
+def squared_error(F: Residues, H: Residues, DE=None, bound: bool = False):
     """``||F - H||^2 = ||F||^2 + (||H||^2 - 2 Re <H, F>)`` (plus ``||D_F - D_H||_F^2`` in discrete
     time). The bracket, where the cancellation happens, in double-double arithmetic (O((N n + n^2)
     p m) operations); ``||F||^2``, a sum without much cancellation, in long double (O(N^2 p m), once
     per ``F``), and again in double-double where its bound (``inner_ld``) exceeds SUM_RTOL of the
     result. Models compared with one target share its norm, so their differences keep the digits
-    of the bracket either way."""
+    of the bracket either way. ``bound``: ``(value, rounding bound of the value)``, the bound from
+    the absolute sums of the three parts (``abs_inner``: for non-normal systems, whose residues
+    cancel, far above ``||F||^2``, so that even double-double sums lose tiny errors)."""
     c = inner_dd(H, F)[0]
     part = dd_add(H.norm2(True), dd_neg(dd_add(c, c)))
     nF, eF = F.norm2(False)
@@ -282,10 +319,46 @@ def squared_error(F: Residues, H: Residues, DE=None) -> float:
     if not abs(val) * SUM_RTOL >= eF:
         v = dd_add(F.norm2(True), part)
         val = v[0] + v[1]
+        eF = _dd_bound(F, F)
     out = float(val)
     if F.discrete and DE is not None:
         out += float((np.abs(np.asarray(DE)) ** 2).sum())
-    return out
+    if not bound:
+        return out
+    return out, eF + 2 * _dd_bound(H, F) + _dd_bound(H, H)
+
+
+def data_error(G: Residues) -> float:
+    """Bound on ``||G - G_exact||_2`` from the accuracy of the modal data: eigenvalues with errors of
+    ``u kappa ||A||`` (``u = G.data_eps``, ``kappa`` the eigenvector condition number; the error of a
+    backward-stable eigensolver, or of Newton refinement to ``u``) and residues with relative errors of
+    ``u kappa``. A mode ``R / (s - nu)`` moves by ``R dnu / (s - nu)^2``, of H2 norm
+    ``|R| dnu g1(nu)``, ``g1 = 1 / (2 |Re nu|^{3/2})`` (continuous time; discrete:
+    ``sqrt(1 + |nu|^2) / (1 - |nu|^2)^{3/2}``), against the mode's own ``|R| g(nu)``,
+    ``g = 1 / sqrt(2 |Re nu|)`` (``1 / sqrt(1 - |nu|^2)``); summed over the modes (triangle
+    inequality)::
+
+        data_error = u kappa sum_k |R_k|_F (||A|| g1(nu_k) + g(nu_k)).
+
+    Slow modes of a stiff system (``||A|| / |Re nu|`` large) dominate: LAPACK's eigenvalues of the
+    N = 1024 heat equation move its transfer function by ~1e-13 relative. O(K p m)."""
+    rn = np.sqrt((np.abs(G.R).astype(np.float64) ** 2).sum(1))
+    nu = G.nu.astype(np.complex128)
+    if G.discrete:
+        q = np.maximum(1 - np.abs(nu) ** 2, 1e-300)
+        g, g1 = 1 / np.sqrt(q), np.sqrt(1 + np.abs(nu) ** 2) / q ** 1.5
+    else:
+        a = np.maximum(-nu.real, 1e-300)
+        g, g1 = 1 / np.sqrt(2 * a), 1 / (2 * a ** 1.5)
+    return G.data_eps * G.kappa * float((rn * (G.anorm * g1 + g)).sum())
+
+
+def error_resolution(F: Residues, H: Residues, val: float, delta: float) -> float:
+    """Absolute uncertainty of ``||F - H|| = sqrt(val)`` for a squared error ``val`` with rounding
+    bound ``delta`` (``squared_error(..., bound=True)``): the data errors of both systems
+    (``data_error``) plus ``sqrt(val + delta) - sqrt(max(val - delta, 0))``."""
+    v = max(val, 0.0)
+    return data_error(F) + data_error(H) + math.sqrt(v + delta) - math.sqrt(max(v - delta, 0.0))
 
 
 def residue_work(N: int, n: int, p: int, m: int) -> int:
