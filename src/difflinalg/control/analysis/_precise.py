@@ -298,9 +298,14 @@ EPS_DD = 2.0 ** -104
 
 
 def _dd_bound(a: Residues, b: Residues) -> float:
-    """Rounding bound of ``inner_dd(a, b)``: ``inner_ld``'s with ``EPS_DD`` and 4x its constant (each
-    term passes through a reciprocal, two products and the sums, each a few ``EPS_DD``)."""
-    return 16 * (math.sqrt(a.K) + math.sqrt(b.K)) * EPS_DD * (a.abs_norm2() if a is b else abs_inner(a, b))
+    """Rounding bound of ``inner_dd(a, b)``: ``(16 + log2(K_a K_b)) EPS_DD abs_inner(a, b)`` (each
+    term passes through a reciprocal, two complex products and the conversions, some 16 roundings of
+    ``EPS_DD``; the pairwise sums add one per level). Non-normal targets make it large: the upwind
+    convection-diffusion model at N = 256 (eigenvector condition 3e6) has ``abs_inner(F, F)`` 1e11
+    times ``||F||^2``, and its precise error of a BT model read 9.42e-12 against 5.41e-12 by the
+    error system's Gramian and a frequency quadrature."""
+    levels = math.log2(max(a.K, 1) * max(b.K, 1))
+    return (16 + levels) * EPS_DD * (a.abs_norm2() if a is b else abs_inner(a, b))
 
 
 def squared_error(F: Residues, H: Residues, DE=None, bound: bool = False):
