@@ -214,14 +214,20 @@ def precise_residues(sys: StateSpace, refine: bool = True) -> Residues:
             # Hermitian A: eigenvalue errors eps ||A|| whatever ``eig``'s basis of a repeated
             # eigenspace (the 2-D heat equation's, cond 200) -- the condition number is 1
             herm = np.abs(A - A.conj().T).max(initial=0.0) <= 10 * np.finfo(A.dtype).eps * np.abs(A).max(initial=0.0)
-            kappa = 1.0 if herm or not V.size else float(np.linalg.cond(V, 1))
-        else:
+            if herm or not V.size:
+                kappa, mode_cond = 1.0, np.ones(V.shape[1])
+            else:  # unit columns: s_k = ||row k of V^{-1}|| (the eigenvalue condition numbers)
+                Vi = np.linalg.inv(V)
+                kappa = float(np.linalg.norm(V, 1) * np.linalg.norm(Vi, 1))
+                mode_cond = np.linalg.norm(Vi, axis=1)
+        else:  # cached modal data (no inverse at hand): each mode as ill-conditioned as the basis
             *data, kappa, _ = cached_modal_form(sys)
             data = tuple(x.detach().cpu().resolve_conj().numpy() for x in data)
+            mode_cond = None
         u = np.finfo(np.longdouble if refined else np.float64).eps
         # sqrt(||A||_1 ||A||_inf) bounds the 2-norm in the eigenvalue errors of ``_precise.data_error``
         anorm = math.sqrt(float(np.linalg.norm(A, 1)) * float(np.linalg.norm(A, np.inf))) if A.size else 0.0
-        return Residues(*data, sys.discrete, data_eps=float(u), kappa=kappa, anorm=anorm)
+        return Residues(*data, sys.discrete, data_eps=float(u), kappa=kappa, anorm=anorm, mode_cond=mode_cond)
 
     return sys.cached(("precise_residues", refine), make, values_only=True)
 
