@@ -173,3 +173,41 @@ def test_resolution_covers_an_independent_yardstick(kind, n, r):
     assert ref < 1e-10
     assert abs(err - ref) <= res / nF + 2e-13  # + the sparse yardstick's own resolution
     assert res / nF < 1e-6  # and still a bound that says something
+
+
+def test_precise_warns_where_unresolved():
+    """Upwind convection-diffusion at N = 196 (eigenvector condition ~1e6), BT order 14: the precise
+    value (5.19e-12 relative) is 14% above the error system's Gramian (4.53e-12), its residue sums
+    rounding at ~1e11 ||F||^2 of cancelling terms: a PrecisionWarning says so and names the
+    resolution, which covers the difference."""
+    import warnings
+
+    from difflinalg import PrecisionWarning
+    from difflinalg.control.analysis._modal import squared_h2_error_residues
+    from difflinalg.control.large import convection_diffusion_2d, h2_error_sparse, lr_balanced_truncation
+
+    s = convection_diffusion_2d(14, velocity=(30.0, 15.0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PrecisionWarning)
+        H = lr_balanced_truncation(s, 14)
+    F = s.to_dense()
+    with pytest.warns(PrecisionWarning, match="resolved only to"):
+        err = float(h2_error(F, H, precise=True))
+    res = squared_h2_error_residues(F, H, precise=True, resolution=True)[1]
+    assert abs(err - h2_error_sparse(s, H)) <= res + 2e-13 * float(h2_norm(F))
+
+
+def test_precise_resolved_error_does_not_warn():
+    """A stiff but normal target at an ordinary small error: resolved, no warning."""
+    import warnings
+
+    from difflinalg import PrecisionWarning
+    from difflinalg.control import balanced_truncation
+    from difflinalg.control.large import heat_2d
+
+    F = heat_2d(10).to_dense()
+    H = balanced_truncation(F, 4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PrecisionWarning)
+        err = float(h2_error(F, H, relative=True, precise=True))
+    assert 0 < err < 1e-3
