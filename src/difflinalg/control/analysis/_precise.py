@@ -32,8 +32,11 @@ new approach to probabilistic rounding error analysis", SIAM J. Sci. Comput. 41 
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
+
+from ..._errors import PrecisionWarning
 
 _SPLIT = 134217729.0  # 2^27 + 1: Dekker's splitting constant for float64
 _LD = np.longdouble
@@ -380,6 +383,25 @@ def error_resolution(F: Residues, H: Residues, val: float, delta: float) -> floa
     1.250127e-7 by a quadrature) plus ``sqrt(val + delta) - sqrt(max(val - delta, 0))``."""
     v = max(val, 0.0)
     return data_error(F) + data_error(H) + math.sqrt(v + delta) - math.sqrt(max(v - delta, 0.0))
+
+
+#: ``precise=True`` warns (PrecisionWarning) where its resolution (``_precise.error_resolution``)
+#: exceeds PRECISE_WARN_RTOL of the error it returns: fewer than one correct digit
+PRECISE_WARN_RTOL = 0.1
+
+
+def check_resolution(val: float, res: float) -> float:
+    """``val`` (the squared error by the precise yardstick), after a PrecisionWarning naming its
+    resolution ``res`` (absolute, on the error) if that exceeds PRECISE_WARN_RTOL of the error."""
+    err = math.sqrt(max(val, 0.0))
+    if not res <= PRECISE_WARN_RTOL * err:
+        warnings.warn(
+            f"h2_error(precise=True): the (absolute) error {err:.6g} is resolved only to +-{res:.2g} (the target's "
+            "modal data: eigenvalue errors of a stiff or non-normal state matrix, and the residue sums' "
+            "rounding, large where the residues cancel); for a sparse or non-normal target measure it by "
+            "the error system's Gramian, control.large.h2_error_sparse(SparseSystem(F.A, F.B, F.C), H)",
+            PrecisionWarning, stacklevel=4)
+    return val
 
 
 def residue_work(N: int, n: int, p: int, m: int) -> int:
