@@ -91,8 +91,18 @@ def dd_div(x, y):
     return dd_add(q, (q3, np.zeros_like(q3)))
 
 
-def dd_sum(x, axis: int = -1):
-    """Sum along ``axis`` by pairwise double-double additions (log2(n) vectorized steps)."""
+def _account(run: list, bounds) -> None:
+    """Add rounding bounds (units of ``EPS_DD``) to a running account ``[sum, sum of squares]``."""
+    run[0] += float(bounds.sum())
+    run[1] += float((bounds * bounds).sum())
+
+
+def dd_sum(x, axis: int = -1, run: list | None = None, weight=None):
+    """Sum along ``axis`` by pairwise double-double additions (log2(n) vectorized steps).
+    ``run``: each addition's rounding bound ``2 weight |partial sum|`` (units of ``EPS_DD``; ``weight``,
+    broadcast against the other axes, the factor by which later operations multiply it) is added
+    to the account ``run`` (``_account``: a running error bound, Wilkinson's a posteriori
+    analysis, and its sum of squares for ``dd_bound``)."""
     hi, lo = np.moveaxis(x[0], axis, 0), np.moveaxis(x[1], axis, 0)
     if hi.shape[0] == 0:
         return np.zeros(hi.shape[1:]), np.zeros(hi.shape[1:])
@@ -102,6 +112,8 @@ def dd_sum(x, axis: int = -1):
             hi, lo = np.concatenate([hi, z]), np.concatenate([lo, z])
         h = hi.shape[0] // 2
         hi, lo = dd_add((hi[:h], lo[:h]), (hi[h:], lo[h:]))
+        if run is not None:
+            _account(run, 2 * (np.abs(hi) if weight is None else np.abs(hi) * weight))
     return hi[0], lo[0]
 
 
@@ -140,8 +152,8 @@ def cdd_recip(x):
     return dd_div(x[0], d), dd_neg(dd_div(x[1], d))
 
 
-def cdd_sum(x, axis: int = -1):
-    return dd_sum(x[0], axis), dd_sum(x[1], axis)
+def cdd_sum(x, axis: int = -1, run: list | None = None, weight=None):
+    return dd_sum(x[0], axis, run, weight), dd_sum(x[1], axis, run, weight)
 
 
 def _index(x, idx):
@@ -219,7 +231,8 @@ class Residues:
         self.anorm = float(np.abs(self.nu).max(initial=0.0)) if anorm is None else anorm
         self._dd = None
         self._norm2 = {}
-        self._abs = None
+        self._abs = self._rss = None
+        self.dd_run = [0.0, 0.0]
 
     def dd(self):
         """``(nu, R, pts)`` in double-double (cached)."""
@@ -235,27 +248,39 @@ class Residues:
             self._abs = abs_inner(self, self)
         return self._abs
 
+    def rss_norm2(self) -> float:
+        """``abs_inner(self, self, power=2)`` (cached)."""
+        if self._rss is None:
+            self._rss = abs_inner(self, self, power=2)
+        return self._rss
+
     def norm2(self, double_double: bool):
-        """``||G||^2``: ``(value, error bound)`` in long double, or a double-double real (cached)."""
+        """``||G||^2``: ``(value, error bound)`` in long double, or a double-double real (cached;
+        its running rounding bound in ``dd_run``, ``dd_bound``)."""
         if double_double not in self._norm2:
-            self._norm2[double_double] = inner_dd(self, self)[0] if double_double else inner_ld(self, self)
+            if double_double:
+                self.dd_run = [0.0, 0.0]
+                self._norm2[True] = inner_dd(self, self, run=self.dd_run)[0]
+            else:
+                self._norm2[False] = inner_ld(self, self)
         return self._norm2[double_double]
 
 
-def abs_inner(a: Residues, b: Residues, max_elements: float = 2e6) -> float:
-    """``sum_k |R^a_k| sum_j |R^b_j| / |s_k - nu^b_j|`` (``/ |nu^a_k|`` in discrete time): the sum of
-    the absolute values of ``inner_ld``'s terms, which scales the rounding errors of any evaluation
-    of ``<G_a, G_b>`` by residues (large for non-normal systems, whose residues cancel). Float64;
+def abs_inner(a: Residues, b: Residues, max_elements: float = 2e6, power: int = 1) -> float:
+    """``sum_k |R^a_k| sum_j |R^b_j| / |s_k - nu^b_j|`` (``/ |nu^a_k|`` in discrete time; entrywise
+    over the p x m residues): the sum of the absolute values of ``inner_ld``'s terms, which scales
+    the rounding errors of any evaluation of ``<G_a, G_b>`` by residues (large for non-normal
+    systems, whose residues cancel). ``power = 2``: the sum of their squares. Float64;
     O(K_a K_b p m) operations, in chunks of about ``max_elements`` kernel entries."""
     chunk = max(1, int(max_elements // max(b.K, 1)))
-    Ra, Rb = np.abs(a.R).astype(np.float64), np.abs(b.R).astype(np.float64)
+    Ra, Rb = np.abs(a.R).astype(np.float64) ** power, np.abs(b.R).astype(np.float64) ** power
     pts, nu = a.pts.astype(np.complex128), b.nu.astype(np.complex128)
     absum = 0.0
     for k in range(0, a.K, chunk):
         sl = slice(k, k + chunk)
-        absterms = ((np.abs(1 / (pts[sl, None] - nu[None, :])) @ Rb) * Ra[sl]).sum(1)
+        absterms = ((np.abs(1 / (pts[sl, None] - nu[None, :])) ** power @ Rb) * Ra[sl]).sum(1)
         if a.discrete:
-            absterms = absterms / np.abs(a.nu[sl]).astype(np.float64)
+            absterms = absterms / np.abs(a.nu[sl]).astype(np.float64) ** power
         absum += float(absterms.sum())
     return absum
 
@@ -281,20 +306,30 @@ def inner_ld(a: Residues, b: Residues, max_elements: float = 2e6) -> tuple[compl
         a.abs_norm2() if a is b else abs_inner(a, b))
 
 
-def inner_dd(a: Residues, b: Residues, max_elements: float = 2e5):
+def inner_dd(a: Residues, b: Residues, max_elements: float = 2e5, run: list | None = None):
     """``inner_ld`` in double-double arithmetic (a double-double complex number): the same
-    O(K_a K_b p m) operations, each some 20 NumPy passes."""
+    O(K_a K_b p m) operations, each some 20 NumPy passes. ``run``: the account (``_account``) of the running
+    rounding bound (units of ``EPS_DD``) of the sums and of the products after them (``dd_bound``)."""
     (anu, aR, apts), (bnu, bR, _) = a.dd(), b.dd()
     chunk = max(1, int(max_elements // max(b.K * b.R.shape[1], 1)))
     total = ((np.zeros(()), np.zeros(())), (np.zeros(()), np.zeros(())))
     for k in range(0, a.K, chunk):
         sl = slice(k, k + chunk)
         G = cdd_recip(cdd_sub(_bcast(_index(apts, sl), lambda x: x[:, None]), _bcast(bnu, lambda x: x[None, :])))
-        vals = cdd_sum(cdd_mul(_bcast(G, lambda x: x[:, :, None]), _bcast(bR, lambda x: x[None])), axis=1)
-        terms = cdd_sum(cdd_mul(vals, cdd_conj(_index(aR, sl))), axis=1)
+        # running bounds weighted by what multiplies each partial result later: |R^a_k| (and
+        # 1 / |nu^a_k| in discrete time)
+        wk = 1 / np.abs(a.nu[sl]).astype(np.float64) if a.discrete else np.ones(a.nu[sl].shape[0])
+        wa = np.abs(a.R[sl]).astype(np.float64) * wk[:, None] if run is not None else None
+        vals = cdd_sum(cdd_mul(_bcast(G, lambda x: x[:, :, None]), _bcast(bR, lambda x: x[None])), axis=1,
+                       run=run, weight=wa)
+        prods = cdd_mul(vals, cdd_conj(_index(aR, sl)))
+        terms = cdd_sum(prods, axis=1, run=run, weight=None if run is None else wk)
         if a.discrete:
             terms = cdd_mul(terms, cdd_recip(cdd_conj(_index(anu, sl))))
-        total = cdd_add(total, cdd_sum(terms, axis=0))
+        if run is not None:  # complex products: 4 roundings of their result's size each
+            _account(run, 4 * np.hypot(prods[0][0], prods[1][0]) * wk[:, None])
+            _account(run, 4 * np.hypot(terms[0][0], terms[1][0]))
+        total = cdd_add(total, cdd_sum(terms, axis=0, run=run))
     return total
 
 
@@ -302,15 +337,25 @@ def inner_dd(a: Residues, b: Residues, max_elements: float = 2e5):
 EPS_DD = 2.0 ** -104
 
 
-def _dd_bound(a: Residues, b: Residues) -> float:
-    """Rounding bound of ``inner_dd(a, b)``: ``(16 + log2(K_a K_b)) EPS_DD abs_inner(a, b)`` (each
-    term passes through a reciprocal, two complex products and the conversions, some 16 roundings of
-    ``EPS_DD``; the pairwise sums add one per level). Non-normal targets make it large: the upwind
-    convection-diffusion model at N = 256 (eigenvector condition 3e6) has ``abs_inner(F, F)`` 1e11
-    times ``||F||^2``, and its precise error of a BT model read 9.42e-12 against 5.41e-12 by the
-    error system's Gramian and a frequency quadrature."""
-    levels = math.log2(max(a.K, 1) * max(b.K, 1))
-    return (16 + levels) * EPS_DD * (a.abs_norm2() if a is b else abs_inner(a, b))
+#: Hoeffding's factor of the probabilistic part of ``dd_bound``: exceeded with probability at most
+#: ``2 exp(-HOEFFDING_LAMBDA^2 / 2)`` (3e-8)
+HOEFFDING_LAMBDA = 6.0
+
+
+def dd_bound(a: Residues, b: Residues, run: list) -> float:
+    """Rounding bound of ``inner_dd(a, b)`` given its running account ``run`` (``[sum, sum of
+    squares]`` of the bounds, units of ``EPS_DD``, of the pairwise sums and the products after them,
+    from the computed partial results) and the elementary products ``G_kj R^b_j conj(R^a_k)``, each
+    ``G_kj`` a reciprocal and a product in double-double (about 8 roundings of ``EPS_DD`` relative to
+    the product: ``abs_inner``). The worst case adds them all; in the model of Higham and Mary
+    (SIAM J. Sci. Comput. 41 (2019): rounding errors independent, of mean zero) Hoeffding's
+    inequality bounds their sum by ``HOEFFDING_LAMBDA`` times the root of the sum of their squares
+    (``abs_inner(power=2)``), the smaller of the two is returned. For the cancelling residues of
+    non-normal systems (``abs_inner(F, F)`` 1e11 ``||F||^2`` for an upwind convection-diffusion model
+    at N = 256) the worst case is 1e2-1e4 times what is measured."""
+    absum, rss2 = (a.abs_norm2(), a.rss_norm2()) if a is b else (abs_inner(a, b), abs_inner(a, b, power=2))
+    worst = run[0] + 8 * absum
+    return EPS_DD * min(worst, HOEFFDING_LAMBDA * math.sqrt(run[1] + 64 * rss2))
 
 
 def squared_error(F: Residues, H: Residues, DE=None, bound: bool = False):
@@ -322,20 +367,21 @@ def squared_error(F: Residues, H: Residues, DE=None, bound: bool = False):
     of the bracket either way. ``bound``: ``(value, rounding bound of the value)``, the bound from
     the absolute sums of the three parts (``abs_inner``: for non-normal systems, whose residues
     cancel, far above ``||F||^2``, so that even double-double sums lose tiny errors)."""
-    c = inner_dd(H, F)[0]
+    run = [0.0, 0.0]
+    c = inner_dd(H, F, run=run)[0]
     part = dd_add(H.norm2(True), dd_neg(dd_add(c, c)))
     nF, eF = F.norm2(False)
     val = float(part[0] + part[1]) + nF.real
     if not abs(val) * SUM_RTOL >= eF:
         v = dd_add(F.norm2(True), part)
         val = v[0] + v[1]
-        eF = _dd_bound(F, F)
+        eF = dd_bound(F, F, F.dd_run)
     out = float(val)
     if F.discrete and DE is not None:
         out += float((np.abs(np.asarray(DE)) ** 2).sum())
     if not bound:
         return out
-    return out, eF + 2 * _dd_bound(H, F) + _dd_bound(H, H)
+    return out, eF + 2 * dd_bound(H, F, run) + dd_bound(H, H, H.dd_run)
 
 
 #: safety factor of ``data_error``'s first-order estimate (measured gaps against the sparse error
