@@ -41,7 +41,7 @@ import torch
 from torch import Tensor
 
 from ..._utils import eps
-from ._precise import Residues, error_resolution, refine_modal, squared_error
+from ._precise import Residues, error_resolution, rayleigh_hermitian, refine_modal, squared_error
 from ..system._statespace import StateSpace
 
 
@@ -201,19 +201,25 @@ def precise_residues(sys: StateSpace, refine: bool = True) -> Residues:
     steps in extended precision (``_precise.refine_modal``) up to order REFINE_MAX_ORDER (and with
     ``refine``), else those of the double-precision modal form (whose eigenvalues carry errors of
     ``eps ||A||``)."""
-    refine = refine and sys.order <= REFINE_MAX_ORDER
+    want, refine = refine, refine and sys.order <= REFINE_MAX_ORDER
 
     def make() -> Residues:
         refined = False
         A = sys.A.detach().cpu().resolve_conj().numpy()
-        if refine:
+        herm = np.abs(A - A.conj().T).max(initial=0.0) <= 10 * np.finfo(A.dtype).eps * np.abs(A).max(initial=0.0)
+        res_eps = None
+        if want and not refine and herm:  # too large to refine: Rayleigh quotients in long double
+            B, C = (x.detach().cpu().resolve_conj().numpy() for x in (sys.B, sys.C))
+            data = rayleigh_hermitian(A, B, C)
+            kappa, mode_cond, refined = 1.0, None, True
+            res_eps = float(np.finfo(np.float64).eps)  # eigh's vectors: residues to double precision
+        elif refine:
             B, C = (x.detach().cpu().resolve_conj().numpy() for x in (sys.B, sys.C))
             lam, V = np.linalg.eig(A)
             *data, refined = refine_modal(A, B, C, lam, V, report=True)
             V = V / np.linalg.norm(V, axis=0, keepdims=True)
             # Hermitian A: eigenvalue errors eps ||A|| whatever ``eig``'s basis of a repeated
             # eigenspace (the 2-D heat equation's, cond 200) -- the condition number is 1
-            herm = np.abs(A - A.conj().T).max(initial=0.0) <= 10 * np.finfo(A.dtype).eps * np.abs(A).max(initial=0.0)
             if herm or not V.size:
                 kappa, mode_cond = 1.0, np.ones(V.shape[1])
             else:  # unit columns: s_k = ||row k of V^{-1}|| (the eigenvalue condition numbers)
@@ -227,9 +233,10 @@ def precise_residues(sys: StateSpace, refine: bool = True) -> Residues:
         u = np.finfo(np.longdouble if refined else np.float64).eps
         # sqrt(||A||_1 ||A||_inf) bounds the 2-norm in the eigenvalue errors of ``_precise.data_error``
         anorm = math.sqrt(float(np.linalg.norm(A, 1)) * float(np.linalg.norm(A, np.inf))) if A.size else 0.0
-        return Residues(*data, sys.discrete, data_eps=float(u), kappa=kappa, anorm=anorm, mode_cond=mode_cond)
+        return Residues(*data, sys.discrete, data_eps=float(u), kappa=kappa, anorm=anorm, mode_cond=mode_cond,
+                        residue_eps=res_eps)
 
-    return sys.cached(("precise_residues", refine), make, values_only=True)
+    return sys.cached(("precise_residues", refine, want), make, values_only=True)
 
 
 def recip_(x: Tensor) -> Tensor:

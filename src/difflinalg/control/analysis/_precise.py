@@ -204,6 +204,35 @@ def refine_modal(A: np.ndarray, B: np.ndarray, C: np.ndarray, lam: np.ndarray, V
     return (*out, True) if report else out
 
 
+def rayleigh_hermitian(A: np.ndarray, B: np.ndarray, C: np.ndarray, max_elements: float = 2e6):
+    """Modal data ``(lam, V^H B, C V)`` (complex long double) of a Hermitian ``A`` too large for
+    ``refine_modal`` (O(N^3) without BLAS): ``eigh``'s orthonormal ``V`` and the Rayleigh quotients
+    ``lam_k = v_k^H A v_k`` formed in extended precision, accurate to ``eps_ld ||A||`` plus
+    ``||r_k||^2 / gap_k`` (``r_k = A v_k - lam_k v_k``, of size ``eps ||A||``), where ``eigh``'s own
+    eigenvalues carry ``eps ||A||``: relative 1e-13 for the slow modes of the N = 1024 heat
+    equation, which moved its order-18 error by 17-35%. ``A V`` from the non-zeros of ``A`` (sparse
+    discretizations: O(nnz N)), else by a long double product (O(N^3), ~4 s at N = 1024)."""
+    lam0, V = np.linalg.eigh(A)
+    Vl = V.astype(_CLD if np.iscomplexobj(A) or np.iscomplexobj(V) else _LD)
+    rows, cols = np.nonzero(A)
+    N = A.shape[0]
+    lam = np.empty(N, dtype=_LD)
+    if rows.size <= A.size // 8:
+        chunk = max(1, int(max_elements // max(rows.size, 1)))  # products held: about max_elements
+        vals = A[rows, cols].astype(Vl.dtype)
+        starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
+        for k in range(0, N, chunk):
+            Vk = Vl[:, k:k + chunk]
+            AV = np.zeros_like(Vk)
+            AV[rows[starts]] = np.add.reduceat(vals[:, None] * Vk[cols], starts, axis=0)
+            lam[k:k + chunk] = (np.conj(Vk) * AV).sum(0).real
+    else:
+        AV = A.astype(Vl.dtype) @ Vl
+        lam = (np.conj(Vl) * AV).sum(0).real
+    lam = lam / (np.abs(Vl) ** 2).sum(0)
+    return lam.astype(_CLD), np.conj(Vl).T @ B.astype(_CLD), C.astype(_CLD) @ Vl
+
+
 # -- H2 inner products by residues ----------------------------------------------------------------
 #: relative rounding error of the squared error accepted from a target's norm in long double
 #: (``squared_error``); above it (tiny errors), the norm is computed in double-double arithmetic
@@ -217,12 +246,14 @@ class Residues:
     (module docstring). Holds them in long double and, when first needed, in double-double."""
 
     def __init__(self, lam, Bt, Ct, discrete: bool, data_eps: float = float(np.finfo(np.float64).eps),
-                 kappa: float = 1.0, anorm: float | None = None, mode_cond=None):
+                 kappa: float = 1.0, anorm: float | None = None, mode_cond=None, residue_eps: float | None = None):
         #: unit roundoff of the modal data (long double after refinement): with the eigenvector
         #: condition number ``kappa``, the eigenvalue condition numbers ``mode_cond`` (``||x_k||
         #: ||y_k|| / |y_k^H x_k|``, default ``kappa`` for each) and ``||A||`` (``anorm``; default: the
         #: spectral radius), the accuracy of the transfer function they represent (``data_error``)
         self.data_eps, self.kappa = data_eps, kappa
+        #: unit roundoff of the residues where it differs from the eigenvalues' (``rayleigh_hermitian``)
+        self.residue_eps = data_eps if residue_eps is None else residue_eps
         self.mode_cond = np.full(np.shape(lam)[0], kappa) if mode_cond is None else np.asarray(mode_cond, float)
         self.nu = np.asarray(lam).astype(_CLD)
         self.K, self.discrete = self.nu.shape[0], discrete
@@ -417,8 +448,8 @@ def data_error(G: Residues) -> float:
     if not w.sum() > 0:
         return 0.0
     norm = math.sqrt(max(G.norm2(False)[0].real, 0.0))
-    avg = float((w * G.mode_cond * (G.anorm * g1 / g + 1)).sum() / w.sum())
-    return DATA_SAFETY * G.data_eps * norm * avg
+    avg = float((w * G.mode_cond * (G.data_eps * G.anorm * g1 / g + G.residue_eps)).sum() / w.sum())
+    return DATA_SAFETY * norm * avg
 
 
 def error_resolution(F: Residues, H: Residues, val: float, delta: float) -> float:
