@@ -199,8 +199,11 @@ REFINE_MAX_ORDER = 400
 def precise_residues(sys: StateSpace, refine: bool = True) -> Residues:
     """The poles and residues of ``sys`` for ``_precise.squared_error`` (cached): refined by Newton
     steps in extended precision (``_precise.refine_modal``) up to order REFINE_MAX_ORDER (and with
-    ``refine``), else those of the double-precision modal form (whose eigenvalues carry errors of
-    ``eps ||A||``)."""
+    ``refine``); above it, for a Hermitian ``A``, ``eigh``'s vectors with Rayleigh quotients in long
+    double (``_precise.rayleigh_hermitian``); else those of the double-precision modal form (whose
+    eigenvalues carry errors of ``eps ||A||``). The accuracy goes with them (``data_eps``,
+    ``residue_eps``, ``kappa``, the eigenvalue condition numbers ``mode_cond``, ``||A||``:
+    ``_precise.data_error``)."""
     want, refine = refine, refine and sys.order <= REFINE_MAX_ORDER
 
     def make() -> Residues:

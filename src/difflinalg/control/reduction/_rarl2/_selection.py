@@ -15,12 +15,12 @@ truncation among them, and IRKA iterates from the best one) are compared by the 
 yardstick of ``h2_error(F, H, precise=True)`` (``_modal.squared_h2_error_residues``: poles and
 residues refined in extended precision, sums in double-double arithmetic) on the original target,
 and the winner's error is reported by it. Its uncertainty (``ReductionResult.error_resolution``)
-is ``_precise.error_resolution``: the accuracy of the modal data (eigenvalue errors of
-``u kappa ||A||``, ``u`` the unit roundoff of the data: long double after Newton refinement, double
-without; ``kappa`` the condition number of the eigenvector basis; they move the slow modes of a stiff
-target most: the N = 1024 heat equation's LAPACK eigenvalues moved an error of 6.5e-13 by 35%) and
-the rounding of the double-double sums (scaled by their absolute terms, which the cancelling
-residues of a non-normal target make large). Without the yardstick (ill-conditioned eigenvectors, or a target too large for it),
+is ``_precise.error_resolution``: the accuracy of the modal data of target and model (eigenvalue
+errors of ``u s_k ||A||``, ``u`` the unit roundoff of the data: long double after Newton refinement
+or Rayleigh quotients, double without; ``s_k`` the eigenvalue condition numbers; they move the slow
+modes of a stiff target most: the N = 1024 heat equation's LAPACK eigenvalues moved an error of
+6.5e-13 by 17-35%) and the rounding of the double-double sums (running bounds of the computed
+partial sums; large where the residues of a non-normal target cancel). Without the yardstick (ill-conditioned eigenvectors, or a target too large for it),
 the double-precision value is reported with its resolution
 ``||F|| (sqrt(psi + eps_f) - sqrt(max(psi - eps_f, 0)))``, and a criterion at its noise level
 reads as that bound, never as 0.
