@@ -145,3 +145,94 @@ def _modal(S: StateSpace):
     A, B, C = (x.numpy() for x in (S.A, S.B, S.C))
     lam, V = np.linalg.eig(A)
     return P.refine_modal(A, B, C, lam, V)
+
+
+@pytest.mark.parametrize("kind, n, r", [("heat", 16, 16), ("convdiff", 16, 14)])
+def test_resolution_covers_an_independent_yardstick(kind, n, r):
+    """Unrefined target data (as above REFINE_MAX_ORDER): the precise value of a tiny error is off
+    (non-normal upwind convection-diffusion, eigenvector condition 3e6: 3.98e-11 against 5.41e-12 by
+    the sparse error system's Gramian, a sum of positive terms, resolution ~1.6e-13 relative), and
+    the reported resolution covers the difference."""
+    import warnings
+
+    from difflinalg import PrecisionWarning
+    from difflinalg.control import h2_norm
+    from difflinalg.control.analysis._modal import squared_h2_error_residues
+    from difflinalg.control.large import (convection_diffusion_2d, h2_error_sparse, heat_2d,
+                                          lr_balanced_truncation)
+
+    s = heat_2d(n) if kind == "heat" else convection_diffusion_2d(n, velocity=(30.0, 15.0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PrecisionWarning)
+        H = lr_balanced_truncation(s, r)
+    F = s.to_dense()
+    ref = h2_error_sparse(s, H, relative=True)
+    val, res = squared_h2_error_residues(F, H, precise=True, refine=False, resolution=True)
+    nF = float(h2_norm(F))
+    err = math.sqrt(max(val, 0.0)) / nF
+    assert ref < 1e-10
+    assert abs(err - ref) <= res / nF + 2e-13  # + the sparse yardstick's own resolution
+    assert res / nF < 1e-6  # and still a bound that says something
+
+
+def test_precise_warns_where_unresolved():
+    """Upwind convection-diffusion at N = 196 (eigenvector condition ~1e6), BT order 14: the precise
+    value (5.19e-12 relative) is 14% above the error system's Gramian (4.53e-12), its residue sums
+    rounding at ~1e11 ||F||^2 of cancelling terms: a PrecisionWarning says so and names the
+    resolution, which covers the difference."""
+    import warnings
+
+    from difflinalg import PrecisionWarning
+    from difflinalg.control.analysis._modal import squared_h2_error_residues
+    from difflinalg.control.large import convection_diffusion_2d, h2_error_sparse, lr_balanced_truncation
+
+    s = convection_diffusion_2d(14, velocity=(30.0, 15.0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PrecisionWarning)
+        H = lr_balanced_truncation(s, 14)
+    F = s.to_dense()
+    with pytest.warns(PrecisionWarning, match="resolved only to"):
+        err = float(h2_error(F, H, precise=True))
+    res = squared_h2_error_residues(F, H, precise=True, resolution=True)[1]
+    assert abs(err - h2_error_sparse(s, H)) <= res + 2e-13 * float(h2_norm(F))
+
+
+def test_precise_resolved_error_does_not_warn():
+    """A stiff but normal target at an ordinary small error: resolved, no warning."""
+    import warnings
+
+    from difflinalg import PrecisionWarning
+    from difflinalg.control import balanced_truncation
+    from difflinalg.control.large import heat_2d
+
+    F = heat_2d(10).to_dense()
+    H = balanced_truncation(F, 8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PrecisionWarning)
+        err = float(h2_error(F, H, relative=True, precise=True))
+    assert 0 < err < 1e-4
+
+
+def test_rayleigh_quotients_above_the_refinement_order(monkeypatch):
+    """A Hermitian target above REFINE_MAX_ORDER gets Rayleigh quotients in long double (the N = 1024
+    heat model's order-18 error read 7.6e-13 with eigh's eigenvalues, 6.70e-13 with them, true 6.486e-13):
+    here the order limit is lowered below a heat model's N = 144: the result agrees with the
+    Newton-refined one within the resolution, and the eigenvalues to long double's roundoff."""
+    import difflinalg.control.analysis._modal as M
+    from difflinalg.control.large import heat_2d, lr_balanced_truncation
+
+    s = heat_2d(12)
+    H = lr_balanced_truncation(s, 10)
+    ref = M.squared_h2_error_residues(s.to_dense(), H, precise=True)
+    monkeypatch.setattr(M, "REFINE_MAX_ORDER", 100)
+    F = s.to_dense()
+    val, res = M.squared_h2_error_residues(F, H, precise=True, resolution=True)
+    err, e_ref = (math.sqrt(max(v, 0.0)) for v in (val, ref))
+    assert abs(err - e_ref) <= res
+    # the eigenvalues themselves: to long double's roundoff times ||A|| (eigh's: double's)
+    A = F.A.numpy()
+    lam = np.sort(P.rayleigh_hermitian(A, F.B.numpy(), F.C.numpy())[0].real)
+    lr = np.sort(P.refine_modal(A, F.B.numpy(), F.C.numpy(), *np.linalg.eig(A))[0].real)
+    dev = float(np.abs(lam - lr).max())
+    assert dev <= 1e3 * float(np.finfo(np.longdouble).eps) * np.abs(A).sum(1).max()
+    assert float(np.abs(np.linalg.eigvalsh(A) - lr).max()) > 10 * dev

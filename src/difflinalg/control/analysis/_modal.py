@@ -41,7 +41,7 @@ import torch
 from torch import Tensor
 
 from ..._utils import eps
-from ._precise import Residues, refine_modal, squared_error
+from ._precise import Residues, error_resolution, rayleigh_hermitian, refine_modal, squared_error
 from ..system._statespace import StateSpace
 
 
@@ -199,22 +199,47 @@ REFINE_MAX_ORDER = 400
 def precise_residues(sys: StateSpace, refine: bool = True) -> Residues:
     """The poles and residues of ``sys`` for ``_precise.squared_error`` (cached): refined by Newton
     steps in extended precision (``_precise.refine_modal``) up to order REFINE_MAX_ORDER (and with
-    ``refine``), else those of the double-precision modal form (whose eigenvalues carry errors of
-    ``eps ||A||``)."""
-    refine = refine and sys.order <= REFINE_MAX_ORDER
+    ``refine``); above it, for a Hermitian ``A``, ``eigh``'s vectors with Rayleigh quotients in long
+    double (``_precise.rayleigh_hermitian``); else those of the double-precision modal form (whose
+    eigenvalues carry errors of ``eps ||A||``). The accuracy goes with them (``data_eps``,
+    ``residue_eps``, ``kappa``, the eigenvalue condition numbers ``mode_cond``, ``||A||``:
+    ``_precise.data_error``)."""
+    want, refine = refine, refine and sys.order <= REFINE_MAX_ORDER
 
     def make() -> Residues:
         refined = False
-        if refine:
-            A, B, C = (x.detach().cpu().resolve_conj().numpy() for x in (sys.A, sys.B, sys.C))
+        A = sys.A.detach().cpu().resolve_conj().numpy()
+        herm = np.abs(A - A.conj().T).max(initial=0.0) <= 10 * np.finfo(A.dtype).eps * np.abs(A).max(initial=0.0)
+        res_eps = None
+        if want and not refine and herm:  # too large to refine: Rayleigh quotients in long double
+            B, C = (x.detach().cpu().resolve_conj().numpy() for x in (sys.B, sys.C))
+            data = rayleigh_hermitian(A, B, C)
+            kappa, mode_cond, refined = 1.0, None, True
+            res_eps = float(np.finfo(np.float64).eps)  # eigh's vectors: residues to double precision
+        elif refine:
+            B, C = (x.detach().cpu().resolve_conj().numpy() for x in (sys.B, sys.C))
             lam, V = np.linalg.eig(A)
             *data, refined = refine_modal(A, B, C, lam, V, report=True)
-        else:
-            data = tuple(x.detach().cpu().resolve_conj().numpy() for x in cached_modal_form(sys)[:3])
+            V = V / np.linalg.norm(V, axis=0, keepdims=True)
+            # Hermitian A: eigenvalue errors eps ||A|| whatever ``eig``'s basis of a repeated
+            # eigenspace (the 2-D heat equation's, cond 200) -- the condition number is 1
+            if herm or not V.size:
+                kappa, mode_cond = 1.0, np.ones(V.shape[1])
+            else:  # unit columns: s_k = ||row k of V^{-1}|| (the eigenvalue condition numbers)
+                Vi = np.linalg.inv(V)
+                kappa = float(np.linalg.norm(V, 1) * np.linalg.norm(Vi, 1))
+                mode_cond = np.linalg.norm(Vi, axis=1)
+        else:  # cached modal data (no inverse at hand): each mode as ill-conditioned as the basis
+            *data, kappa, _ = cached_modal_form(sys)
+            data = tuple(x.detach().cpu().resolve_conj().numpy() for x in data)
+            mode_cond = None
         u = np.finfo(np.longdouble if refined else np.float64).eps
-        return Residues(*data, sys.discrete, data_eps=float(u))
+        # sqrt(||A||_1 ||A||_inf) bounds the 2-norm in the eigenvalue errors of ``_precise.data_error``
+        anorm = math.sqrt(float(np.linalg.norm(A, 1)) * float(np.linalg.norm(A, np.inf))) if A.size else 0.0
+        return Residues(*data, sys.discrete, data_eps=float(u), kappa=kappa, anorm=anorm, mode_cond=mode_cond,
+                        residue_eps=res_eps)
 
-    return sys.cached(("precise_residues", refine), make, values_only=True)
+    return sys.cached(("precise_residues", refine, want), make, values_only=True)
 
 
 def recip_(x: Tensor) -> Tensor:
@@ -276,12 +301,14 @@ def error_residues(lamF: Tensor, BtF: Tensor, CtF: Tensor, lamH: Tensor, BtH: Te
 
 
 def squared_h2_error_residues(F: StateSpace, H: StateSpace, max_cond: float = 1e8, precise: bool = False,
-                              bound: bool = False, refine: bool = True):
+                              bound: bool = False, refine: bool = True, resolution: bool = False):
     """``||F - H||_2^2`` by residues, or None if a modal form is too ill-conditioned (or, in discrete
     time, a pole is at 0, where the formula divides by it). ``precise``: refined poles and residues
     (``precise_residues``) summed in double-double arithmetic (``_precise.squared_error``).
     ``bound`` (not ``precise``): ``(value, rounding bound, absolute sum)`` (``_rounding_bound``).
-    ``refine`` (``precise``): False keeps ``F``'s double-precision modal data (``precise_residues``)."""
+    ``refine`` (``precise``): False keeps ``F``'s double-precision modal data (``precise_residues``).
+    ``resolution`` (``precise``): ``(value, uncertainty of its square root)``
+    (``_precise.error_resolution``: the modal data's accuracy and the sums' rounding)."""
     lamF, BtF, CtF, condF, _ = cached_modal_form(F)
     lamH, BtH, CtH, condH, _ = modal_form(H.A, H.B, H.C)
     if lamF is None or lamH is None or not (condF <= max_cond and condH <= max_cond):
@@ -292,7 +319,9 @@ def squared_h2_error_residues(F: StateSpace, H: StateSpace, max_cond: float = 1e
     cdt = lamF.dtype
     DE = (F.D - H.D).to(cdt)
     if precise:
-        return squared_error(precise_residues(F, refine), precise_residues(H), DE.detach().cpu().resolve_conj().numpy())
+        RF, RH = precise_residues(F, refine), precise_residues(H)
+        val = squared_error(RF, RH, DE.detach().cpu().resolve_conj().numpy(), bound=resolution)
+        return (val[0], error_resolution(RF, RH, *val)) if resolution else val
 
     def E_at(s):
         return transfer_at(lamF, BtF, CtF, s) - transfer_at(lamH, BtH, CtH, s)
