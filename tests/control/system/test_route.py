@@ -268,3 +268,20 @@ def test_a_stalling_sparse_path_falls_back_to_the_exact_dense_one(monkeypatch):
     monkeypatch.setattr(_route, "DENSE_MAX", F.order - 1)
     with pytest.raises(ConvergenceError, match="stalled"):
         h2_norm(F)
+
+
+def test_sparse_error_with_a_coarse_resolution_warns(monkeypatch):
+    """A non-normal target (upwind convection-diffusion) whose error system's ADI tail holds a
+    visible share of a tiny error: the value comes with a warning quoting its resolution (whether
+    the resolution covers the truth is tested against quadrature in test_large_errsys.py)."""
+    from difflinalg.control.large._errsys import error_norm
+    from difflinalg.control.large._gramians import _small
+
+    F = convection_diffusion_2d(14, velocity=(30.0, 15.0))
+    H = balanced_truncation(_dense(F), 14)
+    r = error_norm(F, *_small(H), 1e-15)
+    assert r.resolution > 1e-3 * r.error  # the case this test is about
+    monkeypatch.setattr(_route, "SPARSE_CROSSOVER", 0)
+    with pytest.warns(PrecisionWarning, match="resolved only to"):
+        e = float(h2_error(F, H))
+    assert e == r.error
