@@ -12,9 +12,9 @@ from scipy.sparse.csgraph import connected_components
 
 from difflinalg.control import StateSpace, balanced_truncation, h2_error, h2_norm
 from difflinalg.control.system._models import builtin_model, heat1d
+from difflinalg.control.analysis._cauchy import cauchy_pivoted_cholesky
 from difflinalg.control.analysis._modal import (
     _block_groups,
-    cauchy_pivoted_cholesky,
     mirror_sums,
     modal_form,
     modal_h2_norm2,

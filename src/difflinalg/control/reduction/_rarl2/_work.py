@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from ....equations import observability_gramian
-from ...analysis._modal import cauchy_pivoted_cholesky
+from ...analysis._cauchy import cauchy_pivoted_cholesky
 
 
 class WorkingCoordinates:
