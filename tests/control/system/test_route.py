@@ -274,12 +274,11 @@ def test_sparse_error_with_a_coarse_resolution_warns(monkeypatch):
     """A non-normal target (upwind convection-diffusion) whose error system's ADI tail holds a
     visible share of a tiny error: the value comes with a warning quoting its resolution (whether
     the resolution covers the truth is tested against quadrature in test_large_errsys.py)."""
-    from difflinalg.control.large._errsys import error_norm
-    from difflinalg.control.large._gramians import _small
+    from difflinalg.control.large._gramians import h2_error_norm
 
     F = convection_diffusion_2d(14, velocity=(30.0, 15.0))
     H = balanced_truncation(_dense(F), 14)
-    r = error_norm(F, *_small(H), 1e-15)
+    r = h2_error_norm(F, H)
     assert r.resolution > 1e-3 * r.error  # the case this test is about
     monkeypatch.setattr(_route, "SPARSE_CROSSOVER", 0)
     with pytest.warns(PrecisionWarning, match="resolved only to"):

@@ -234,11 +234,17 @@ def h2_error_sparse(F: SparseSystem, H, *, relative: bool = False, tol: float = 
         err = h2_error_sparse(F, H, relative=True)
         assert math.isclose(err, float(h2_error(F.to_dense(), H, relative=True)), rel_tol=1e-8)
     """
+    r = h2_error_norm(F, H, tol)
+    return r.reported / r.target_norm if relative else r.reported
+
+
+def h2_error_norm(F: SparseSystem, H, tol: float = ADI_TOL):
+    """``h2_error_sparse``'s measurement as an ``_errsys.ErrorNorm`` (value, resolution, ``||F||``,
+    ``||H||``) after the same argument checks: for callers that report the resolution too."""
     from ._errsys import error_norm  # _errsys builds on this module
 
     _check_pair(F, H)
-    r = error_norm(F, *_small(H), tol)
-    return r.reported / r.target_norm if relative else r.reported
+    return error_norm(F, *_small(H), tol)
 
 
 def check_small_stable(H, name: str = "H") -> None:
