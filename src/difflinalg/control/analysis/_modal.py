@@ -41,7 +41,7 @@ import torch
 from torch import Tensor
 
 from ..._utils import eps
-from ._precise import Residues, error_resolution, rayleigh_hermitian, refine_modal, squared_error
+from ._precise import Residues, error_resolution, ext_work, rayleigh_hermitian, refine_modal, squared_error
 from ..system._statespace import StateSpace
 
 
@@ -191,42 +191,55 @@ def cached_modal_form(sys: StateSpace):
     return sys.cached("modal", lambda: modal_form(sys.A, sys.B, sys.C), values_only=True)
 
 
-#: largest order whose modal data ``precise_residues`` refines in extended precision
-#: (``_precise.refine_modal``: O(N^3) without BLAS, ~0.15 s at N = 200, ~1 s at N = 350)
+#: Hermitian targets above this order get ``eigh``'s vectors with Rayleigh quotients in long double
+#: (``_precise.rayleigh_hermitian``) instead of ``eig``, its inverse and Newton steps
 REFINE_MAX_ORDER = 400
+#: most extended-precision operations (``_precise.ext_work``) spent on Newton refinement of a
+#: non-Hermitian target's modal data: a dense N = 500 (~1 s), a sparse-patterned one with 5 non-zeros
+#: per row up to REFINE_NEWTON_MAX_ORDER (the residual products cost O(nnz N); the rest is BLAS)
+REFINE_MAX_WORK = 500 ** 3
+#: largest non-Hermitian order refined: the Newton steps hold ~5 N x N complex arrays (0.6 GB here)
+REFINE_NEWTON_MAX_ORDER = 2000
 
 
 def precise_residues(sys: StateSpace, refine: bool = True) -> Residues:
-    """The poles and residues of ``sys`` for ``_precise.squared_error`` (cached): refined by Newton
-    steps in extended precision (``_precise.refine_modal``) up to order REFINE_MAX_ORDER (and with
-    ``refine``); above it, for a Hermitian ``A``, ``eigh``'s vectors with Rayleigh quotients in long
-    double (``_precise.rayleigh_hermitian``); else those of the double-precision modal form (whose
-    eigenvalues carry errors of ``eps ||A||``). The accuracy goes with them (``data_eps``,
-    ``residue_eps``, ``kappa``, the eigenvalue condition numbers ``mode_cond``, ``||A||``:
-    ``_precise.data_error``)."""
-    want, refine = refine, refine and sys.order <= REFINE_MAX_ORDER
+    """The poles and residues of ``sys`` for ``_precise.squared_error`` (cached). With ``refine``:
+    a Hermitian ``A`` up to order REFINE_MAX_ORDER, and a non-Hermitian one whose extended-precision
+    residuals cost at most REFINE_MAX_WORK (up to REFINE_NEWTON_MAX_ORDER), get Newton steps in extended precision
+    (``_precise.refine_modal``); a larger Hermitian one ``eigh``'s vectors with Rayleigh quotients in
+    long double (``_precise.rayleigh_hermitian``). Otherwise those of the double-precision modal form
+    (whose eigenvalues carry errors of ``eps ||A||``; the resolution says so). The accuracy goes with
+    them (``data_eps``, ``residue_eps``, ``kappa``, the eigenvalue condition numbers ``mode_cond``,
+    ``||A||``: ``_precise.data_error``)."""
+    want = refine
 
     def make() -> Residues:
         refined = False
         A = sys.A.detach().cpu().resolve_conj().numpy()
         herm = np.abs(A - A.conj().T).max(initial=0.0) <= 10 * np.finfo(A.dtype).eps * np.abs(A).max(initial=0.0)
         res_eps = None
-        if want and not refine and herm:  # too large to refine: Rayleigh quotients in long double
+        big = sys.order > REFINE_MAX_ORDER
+        refine = want and ((herm and not big) or (not herm and sys.order <= REFINE_NEWTON_MAX_ORDER
+                                                    and ext_work(A) <= REFINE_MAX_WORK))
+        if want and big and herm:  # eig and its inverse not needed: Rayleigh quotients in long double
             B, C = (x.detach().cpu().resolve_conj().numpy() for x in (sys.B, sys.C))
             data = rayleigh_hermitian(A, B, C)
             kappa, mode_cond, refined = 1.0, None, True
             res_eps = float(np.finfo(np.float64).eps)  # eigh's vectors: residues to double precision
         elif refine:
             B, C = (x.detach().cpu().resolve_conj().numpy() for x in (sys.B, sys.C))
-            lam, V = np.linalg.eig(A)
-            *data, refined = refine_modal(A, B, C, lam, V, report=True)
-            V = V / np.linalg.norm(V, axis=0, keepdims=True)
+            # LAPACK through torch (MKL): ~10x NumPy's eig and inverse at N ~ 400 on this machine
+            lam, V = torch.linalg.eig(torch.from_numpy(A))
+            Vi = torch.linalg.inv(V).numpy()
+            lam, V = lam.numpy(), V.numpy()
+            *data, refined = refine_modal(A, B, C, lam, V, report=True, Vi=Vi)
             # Hermitian A: eigenvalue errors eps ||A|| whatever ``eig``'s basis of a repeated
             # eigenspace (the 2-D heat equation's, cond 200) -- the condition number is 1
             if herm or not V.size:
                 kappa, mode_cond = 1.0, np.ones(V.shape[1])
             else:  # unit columns: s_k = ||row k of V^{-1}|| (the eigenvalue condition numbers)
-                Vi = np.linalg.inv(V)
+                nrm = np.linalg.norm(V, axis=0)
+                V, Vi = V / nrm, Vi * nrm[:, None]
                 kappa = float(np.linalg.norm(V, 1) * np.linalg.norm(Vi, 1))
                 mode_cond = np.linalg.norm(Vi, axis=1)
         else:  # cached modal data (no inverse at hand): each mode as ill-conditioned as the basis
@@ -239,7 +252,7 @@ def precise_residues(sys: StateSpace, refine: bool = True) -> Residues:
         return Residues(*data, sys.discrete, data_eps=float(u), kappa=kappa, anorm=anorm, mode_cond=mode_cond,
                         residue_eps=res_eps)
 
-    return sys.cached(("precise_residues", refine, want), make, values_only=True)
+    return sys.cached(("precise_residues", want), make, values_only=True)
 
 
 def recip_(x: Tensor) -> Tensor:

@@ -156,9 +156,10 @@ def h2_error(F: StateSpace, H: StateSpace, *, relative: bool = False, method: st
 
     ``precise=True`` (residues only; CPU, NumPy; not differentiable) is the yardstick for comparing
     approximations at tiny errors (``_precise``): the poles and residues of ``F`` and ``H`` refined
-    by Newton steps in extended precision (up to order 400; above it Rayleigh quotients in long
-    double for a Hermitian ``A``, else LAPACK's, whose eigenvalue errors of ``eps ||A||`` limit tiny
-    errors of stiff systems), and the sums that cancel in
+    by Newton steps with extended-precision residuals (Hermitian ``A`` up to order 400, above it
+    Rayleigh quotients in long double; non-Hermitian up to ``_modal.REFINE_MAX_WORK`` operations,
+    e.g. dense N = 500 or a sparse-patterned N = 2,000; beyond, LAPACK's data, whose eigenvalue
+    errors of ``eps ||A||`` limit tiny errors of stiff systems: the resolution says so), and the sums that cancel in
     double-double arithmetic (~32 digits). Relative errors down to ~1e-9 ``||F||`` keep ~10 digits
     (the SLICOT heat model reduced to order 12, error 6.0199e-9: equal to a 45-digit mpmath sum to
     12 digits, where double precision gives noise and extended precision alone 0.3% errors). The

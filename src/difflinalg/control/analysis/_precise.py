@@ -47,70 +47,96 @@ _CLD = np.clongdouble
 
 
 # -- refined modal data --------------------------------------------------------------------------
+def ext_matmul(A: np.ndarray, V: np.ndarray, max_elements: float = 2e6) -> np.ndarray:
+    """``A @ V`` in extended precision (``V`` a long double array; ``A`` double): from the non-zeros of
+    ``A`` where at most an eighth of its entries are non-zero (sparse discretizations: O(nnz K) for
+    ``K`` columns, about ``max_elements`` products held at a time), else by a long double product
+    (O(N^2 K) without BLAS: ~3 s for a real 1000 x 1000 x 1000 product). ``ext_work`` counts it."""
+    rows, cols = np.nonzero(A)
+    N, K = A.shape[0], V.shape[1]
+    dt = np.result_type(V.dtype, _CLD if np.iscomplexobj(A) else _LD)
+    if rows.size > A.size // 8:
+        if np.iscomplexobj(A) or not np.iscomplexobj(V):
+            return A.astype(dt) @ V.astype(dt)
+        Al = A.astype(_LD)  # a real A times a complex V: two real products (a complex one costs four)
+        return (Al @ V.real + 1j * (Al @ V.imag)).astype(dt)
+    out = np.zeros((N, K), dtype=dt)
+    if not rows.size:
+        return out
+    chunk = max(1, int(max_elements // rows.size))
+    vals = A[rows, cols].astype(dt)
+    starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
+    for k in range(0, K, chunk):
+        out[rows[starts], k:k + chunk] = np.add.reduceat(vals[:, None] * V[cols, k:k + chunk], starts, axis=0)
+    return out
+
+
+def ext_work(A: np.ndarray) -> int:
+    """Extended-precision operations of one ``ext_matmul(A, V)`` with ``V`` square: ``nnz(A) N`` on
+    the sparse path, ``N^3`` on the dense one (complex ``V``: twice that)."""
+    N = A.shape[0]
+    nnz = int(np.count_nonzero(A))
+    return nnz * N if nnz <= A.size // 8 else N ** 3
+
+
 def refine_modal(A: np.ndarray, B: np.ndarray, C: np.ndarray, lam: np.ndarray, V: np.ndarray,
-                 steps: int = 2, report: bool = False):
+                 steps: int = 2, report: bool = False, Vi: np.ndarray | None = None):
     """Poles and residue factors ``(lam, W^{-1} B, C W)`` of ``(A, B, C)`` in extended precision
     (complex long double arrays) from the eigendecomposition ``A V = V diag(lam)`` (double):
-    Newton steps on all eigenpairs at once, ``R = A V - V diag(lam)`` formed in extended precision,
-    ``E = V^{-1} R`` (``V^{-1}`` in double suffices: ``R`` is small),
-    ``lam_i += E_ii``, ``V += V X`` with ``X_ij = E_ij / (lam_j - lam_i)`` (i != j); then
-    ``V^{-1} B`` by iterative refinement. Quadratic convergence for simple eigenvalues separated by
-    more than the errors; within a cluster (gaps below ``1e-8 |lam|``) the vectors are left as they
-    are, and if the steps do not shrink the residual the double-precision data are returned (in
-    long double). O(N^3) extended-precision operations (no BLAS: ``refine_work``). ``report``: a
-    fourth element, True if the steps were kept (the data are accurate to long double's unit
-    roundoff times the eigenvector condition number, else to double's)."""
-    Vi = np.linalg.inv(V)
-    A_, V_, lam_ = A.astype(_CLD), V.astype(_CLD), lam.astype(_CLD)
-    Vi_ = Vi.astype(_CLD)
-    B_ = B.astype(_CLD)
-    plain = (lam_, Vi_ @ B_, C.astype(_CLD) @ V_)
+    Newton steps on all eigenpairs at once, ``R = A V - V diag(lam)`` formed in extended precision
+    (``ext_matmul``), ``E = V^{-1} R``, ``lam_i += E_ii``, ``V += V X`` with
+    ``X_ij = E_ij / (lam_j - lam_i)`` (i != j); then ``V^{-1} B`` by iterative refinement (residual in
+    extended precision). Only the residuals need the extra digits: ``E``, ``V X`` and the corrections of
+    ``V^{-1} B`` are of size ``eps`` relative, so double-precision (BLAS) products with the first
+    ``V^{-1}`` change them by ``eps^2 kappa`` -- far below long double's roundoff. Quadratic convergence
+    for simple eigenvalues separated by more than the errors; within a cluster (gaps below
+    ``1e-8 |lam|``) the vectors are left as they are (a Hermitian cluster's eigenvalues still get
+    their correction: the residual of its basis is orthogonal to it), and if the steps do not shrink
+    the residual the double-precision data are returned (in long double). Cost: ``steps`` times
+    ``ext_work(A)`` extended-precision operations plus O(N^3) in BLAS. ``report``: a fourth element,
+    True if the steps were kept (the data are accurate to long double's unit roundoff times the
+    eigenvector condition number, else to double's). ``Vi``: ``V^{-1}`` if the caller has it."""
+    Vi = np.linalg.inv(V) if Vi is None else Vi
+    V_, lam_ = V.astype(_CLD), lam.astype(_CLD)
+    B_, C_ = B.astype(_CLD), C.astype(_CLD)
+    plain = (lam_, (Vi @ B).astype(_CLD), C_ @ V_)
     scale = np.abs(lam).max() if lam.size else 0.0
     sizes = []
     for _ in range(steps):
-        E = Vi_ @ (A_ @ V_ - V_ * lam_[None, :])
-        sizes.append(float(np.abs(E).max()))
+        E = Vi @ (ext_matmul(A, V_) - V_ * lam_[None, :]).astype(np.complex128)
+        sizes.append(float(np.abs(E).max(initial=0.0)))
         lam_ = lam_ + np.diagonal(E)
-        G = lam_[None, :] - lam_[:, None]
-        near = np.abs(G) <= 1e-8 * np.maximum(np.abs(lam_)[None, :], 1e-3 * scale)
+        G = (lam_[None, :] - lam_[:, None]).astype(np.complex128)
+        near = np.abs(G) <= 1e-8 * np.maximum(np.abs(lam_.astype(np.complex128))[None, :], 1e-3 * scale)
         G[near] = 1
         X = E / G
         X[near] = 0
-        V_ = V_ + V_ @ X
+        V_ = V_ + (V_.astype(np.complex128) @ X).astype(_CLD)
     if not (np.isfinite(sizes).all() and (len(sizes) < 2 or sizes[-1] <= sizes[0])):
         return (*plain, False) if report else plain
-    Bt = Vi_ @ B_
+    Bt = plain[1]
     for _ in range(2):
-        Bt = Bt + Vi_ @ (B_ - V_ @ Bt)
-    out = (lam_, Bt, C.astype(_CLD) @ V_)
+        Bt = Bt + (Vi @ (B_ - V_ @ Bt).astype(np.complex128)).astype(_CLD)
+    out = (lam_, Bt, C_ @ V_)
     return (*out, True) if report else out
 
 
 def rayleigh_hermitian(A: np.ndarray, B: np.ndarray, C: np.ndarray, max_elements: float = 2e6):
     """Modal data ``(lam, V^H B, C V)`` (complex long double) of a Hermitian ``A`` too large for
-    ``refine_modal`` (O(N^3) without BLAS): ``eigh``'s orthonormal ``V`` and the Rayleigh quotients
+    ``refine_modal``'s ``eig`` and inverse: ``eigh``'s orthonormal ``V`` and the Rayleigh quotients
     ``lam_k = v_k^H A v_k`` formed in extended precision, accurate to ``eps_ld ||A||`` plus
     ``||r_k||^2 / gap_k`` (``r_k = A v_k - lam_k v_k``, of size ``eps ||A||``), where ``eigh``'s own
     eigenvalues carry ``eps ||A||``: relative 1e-13 for the slow modes of the N = 1024 heat
-    equation, which moved its order-18 error by 17-35%. ``A V`` from the non-zeros of ``A`` (sparse
-    discretizations: O(nnz N)), else by a long double product (O(N^3), ~4 s at N = 1024)."""
+    equation, which moved its order-18 error by 17-35%. ``A V`` by ``ext_matmul``: O(nnz N) for
+    sparse discretizations, else O(N^3) in long double (~4 s at N = 1024)."""
     V = np.linalg.eigh(A)[1]
     Vl = V.astype(_CLD if np.iscomplexobj(A) or np.iscomplexobj(V) else _LD)
-    rows, cols = np.nonzero(A)
     N = A.shape[0]
     lam = np.empty(N, dtype=_LD)
-    if rows.size <= A.size // 8:
-        chunk = max(1, int(max_elements // max(rows.size, 1)))  # products held: about max_elements
-        vals = A[rows, cols].astype(Vl.dtype)
-        starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
-        for k in range(0, N, chunk):
-            Vk = Vl[:, k:k + chunk]
-            AV = np.zeros_like(Vk)
-            AV[rows[starts]] = np.add.reduceat(vals[:, None] * Vk[cols], starts, axis=0)
-            lam[k:k + chunk] = (np.conj(Vk) * AV).sum(0).real
-    else:
-        AV = A.astype(Vl.dtype) @ Vl
-        lam = (np.conj(Vl) * AV).sum(0).real
+    chunk = max(1, int(max_elements // max(N, 1)))  # A V by column blocks: no second N x N array
+    for k in range(0, N, chunk):
+        Vk = Vl[:, k:k + chunk]
+        lam[k:k + chunk] = (np.conj(Vk) * ext_matmul(A, Vk, max_elements)).sum(0).real
     lam = lam / (np.abs(Vl) ** 2).sum(0)
     return lam.astype(_CLD), np.conj(Vl).T @ B.astype(_CLD), C.astype(_CLD) @ Vl
 
