@@ -35,7 +35,8 @@ from ...equations import (
     observability_gramian,
 )
 from ..system._route import sparse_route
-from ..system._statespace import StateSpace, check_comparable, check_system, fmt_complex
+from ..system._error_system import check_comparable
+from ..system._statespace import StateSpace, check_system, fmt_complex
 from ._stability import check_h2, check_stable
 
 
