@@ -278,6 +278,6 @@ class Target(TargetCriterion, WorkingCoordinates):
             H = torch.einsum("pn,kn,nm->kpm", Ct, G, Bt)
             H = H / self.omega if not self.discrete else H
             return H + self.D.to(self.cdt) * self.norm
-        from ...analysis._norms import frequency_response
+        from ...analysis._frequency import frequency_response
 
         return frequency_response(self.F, w)
