@@ -150,7 +150,7 @@ def h2_error(F: StateSpace, H: StateSpace, *, relative: bool = False, method: st
       condition 1e7, where the residues were 5x wrong) get the Gramian. In discrete time the residue
       terms carry a factor ``1 / conj(nu)`` that amplifies rounding for poles near 0, so the Gramian
       is the default there. (Nearly) repeated poles of a non-normal block have no modal form
-      (``_modal.near_repeated``): the Gramian too. Where the chosen value's rounding bound exceeds
+      (``_modal_form.near_repeated``): the Gramian too. Where the chosen value's rounding bound exceeds
       ``AUTO_PRECISE_RTOL`` of it (tiny errors: it may read 0) and no input requires grad, the
       error is measured as with ``precise=True`` when that applies and is affordable
       (``AUTO_PRECISE_MAX_WORK``).

@@ -39,7 +39,8 @@ from torch import Tensor
 from ...._errors import ConvergenceError
 from ...._utils import eps
 from ....equations import SchurForm, observability_gramian
-from ...analysis._modal import mirror_sums, modal_form, modal_h2_norm2
+from ...analysis._modal import mirror_sums, modal_h2_norm2
+from ...analysis._modal_form import modal_form
 from ...system._statespace import StateSpace
 from ._target_criterion import TargetCriterion, small_eig  # noqa: F401 - _starts imports small_eig from here
 from ._work import WorkingCoordinates
