@@ -10,28 +10,16 @@ import torch
 from difflinalg.check import register_case, unregister_case
 from difflinalg.cli import JSON_KEYS, main
 
-
-class WrongSign(torch.autograd.Function):
-    """x -> sin(x) with the gradient's sign flipped: a deliberately broken rule."""
-
-    @staticmethod
-    def forward(x):
-        return x.sin()
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        ctx.save_for_backward(inputs[0])
-
-    @staticmethod
-    def backward(ctx, g):
-        (x,) = ctx.saved_tensors
-        return -g * x.cos()
+from _faulty_rules import matmul
 
 
 @pytest.fixture
 def broken_op():
-    register_case("zz_broken", "wrong_sign", WrongSign.apply,
-                  lambda dt, g: (torch.randn(4, generator=g, dtype=dt),), modes=("vjp",))
+    # the shared deliberately-wrong rule (``_faulty_rules``): A @ B with the gradient g B instead of
+    # g B^H, wrong for every (real or complex) non-symmetric B
+    register_case("zz_broken", "wrong_transpose", matmul("g B"),
+                  lambda dt, g: (torch.randn(3, 3, generator=g, dtype=dt),
+                                 torch.randn(3, 3, generator=g, dtype=dt)), modes=("vjp",))
     yield "zz_broken"
     unregister_case("zz_broken")
 
@@ -56,7 +44,7 @@ def test_verify_fails_on_a_broken_case(capsys, broken_op, tmp_path):
     path = tmp_path / "out.json"
     assert main(["verify", "--ops", broken_op, "--json", str(path)]) == 1
     table = capsys.readouterr().out
-    assert "zz_broken" in table and "wrong_sign" in table and "NO" in table
+    assert "zz_broken" in table and "wrong_transpose" in table and "NO" in table
     assert table.strip().endswith("0 of 2 checks passed")
     recs = _records(path.read_text())
     assert [(r["dtype"], r["passed"]) for r in recs] == [("float64", False), ("complex128", False)]
@@ -126,10 +114,10 @@ def test_list_prints_op_case_names_and_runs_nothing(capsys, broken_op):
     assert main(["verify", "--list"]) == 0
     names = capsys.readouterr().out.split()
     assert "cholesky/generic" in names and "qr/near_dependent_columns_wide" in names
-    assert f"{broken_op}/wrong_sign" in names and len(names) == len(set(names))
+    assert f"{broken_op}/wrong_transpose" in names and len(names) == len(set(names))
     assert main(["verify", "--list", "--ops", "cholesky", broken_op]) == 0  # the broken case is not run
     names = capsys.readouterr().out.split()
-    assert f"{broken_op}/wrong_sign" in names and all(n.split("/")[0] in ("cholesky", broken_op) for n in names)
+    assert f"{broken_op}/wrong_transpose" in names and all(n.split("/")[0] in ("cholesky", broken_op) for n in names)
     assert sum(n.startswith("cholesky/") for n in names) >= 4
 
 
@@ -145,7 +133,7 @@ def test_progress_per_op_on_stderr(capsys, broken_op):
     assert lines[0].startswith("verify: 2 cases of 2 ops")
     # ops in order of registration (the fixture's first)
     assert lines[1].startswith("verify: [1/2] zz_broken: 1 case, 2 of 2 checks FAILED: ")
-    assert "wrong_sign float64 vjp" in lines[1] and lines[1].endswith(" s)")
+    assert "wrong_transpose float64 vjp" in lines[1] and lines[1].endswith(" s)")
     assert lines[2].startswith("verify: [2/2] zz_fine: 1 case, 4 checks passed (")
     assert json.loads(captured.out)  # stdout holds only the JSON
 
@@ -182,7 +170,7 @@ def test_verify_draws_a_case_bar_on_a_terminal_and_op_lines_above_it(broken_op, 
     frames = [f for f in term.text.replace("\r", "\n").split("\n") if f.strip()]
     bars = [f for f in frames if f.startswith("verify |")]
     assert bars and "0/1 cases" in bars[0]
-    assert any("1/1 cases, zz_broken/wrong_sign" in f for f in bars)
+    assert any("1/1 cases, zz_broken/wrong_transpose" in f for f in bars)
     assert any(f.startswith("verify: [1/1] zz_broken: 1 case, ") and "FAILED" in f for f in frames)
 
 

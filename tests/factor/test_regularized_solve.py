@@ -398,7 +398,7 @@ def test_single_precision_quiet_and_within_bound(dtype, shape, gram, rho, solver
     import difflinalg
     from difflinalg.factor._cholesky import factor_condition
     from difflinalg._utils import real_dtype
-    from difflinalg.factor._regularized_solve import gram_factor
+    from difflinalg.factor._regularized_gram import gram_factor
 
     wide = C128 if dtype.is_complex else F64
     D = randn(*shape, dtype=wide) / shape[1] ** 0.5

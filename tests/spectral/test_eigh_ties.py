@@ -25,7 +25,7 @@ from difflinalg import (
 )
 from difflinalg.check import gradcheck, randn
 from difflinalg.spectral._cases_eigh import hermitian_with_spectrum
-from difflinalg.spectral._eigh_ties import eigh_gaps
+from difflinalg.spectral._eigh_gaps import eigh_gaps
 from difflinalg.spectral._gaps import default_tol
 
 from _helpers import assert_vmap_grad_and_jvp, gen

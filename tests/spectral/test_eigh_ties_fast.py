@@ -13,7 +13,8 @@ import torch
 from difflinalg import DegenerateSpectrumError, GaugeError, PrecisionWarning, eigh
 from difflinalg.check import randn
 from difflinalg.spectral._cases_eigh import hermitian_with_spectrum
-from difflinalg.spectral._eigh_ties import Parts, _common, cluster_width, eigh_gaps, tie_stats
+from difflinalg.spectral._eigh_gaps import cluster_width, eigh_gaps
+from difflinalg.spectral._eigh_ties import Parts, _common, tie_stats
 from difflinalg.spectral._gaps import default_tol, inverse_gaps, masked_reciprocal
 from difflinalg.spectral._svd_ties import abs2_in_range, max_component
 

@@ -44,7 +44,8 @@ import torch
 
 from .._utils import check_finite_sum, is_wrapped
 from ._regularized_inputs import check_gram_method, prepare_D_rho, prepare_rhs
-from ._regularized_solve import factorize, solve_with, woodbury_operator
+from ._regularized_gram import factorize, woodbury_operator
+from ._regularized_solve import solve_with
 
 
 class RegularizedSolver:

@@ -86,7 +86,8 @@ from torch import Tensor
 
 from .._rule import DerivativeRule, Rule, or_zeros
 from .._utils import check_matrix, herm, is_wrapped
-from ._eigh_ties import Parts, checked_backward, eigh_gaps
+from ._eigh_gaps import eigh_gaps
+from ._eigh_ties import Parts, checked_backward
 from ._gaps import check_degeneracy_tol, cluster_mask, default_tol, inverse_gaps
 from ._hermitian_input import check_finite_fast, check_uplo, hermitian_part, resolve_views
 from ._svd import check_gauge

@@ -2,10 +2,11 @@ r"""What the eigh rules check in backward at (near-)repeated eigenvalues; shared
 ``eigh_subspace`` and ``subspace_projector``.
 
 Ties. Eigenvalues closer than ``tol * max|w|`` form clusters (chain clustering, ``_gaps``) and the
-pairs inside a cluster are masked in the rules (``_eigh.py``). ``degeneracy_tol=None`` (the
-default) uses ``tol = TIE_FACTOR * n * eps`` (``_gaps.default_tol``, the SVD's constant): a
-Hermitian eigensolver's backward error is ``O(n eps ||A||_2)``, so an exact tie comes out split by
-up to that much and a gap that small carries no information. ``0.0`` masks exact ties only.
+pairs inside a cluster are masked in the rules (``_eigh.py``; the masks: ``_eigh_gaps``).
+``degeneracy_tol=None`` (the default) uses ``tol = TIE_FACTOR * n * eps`` (``_gaps.default_tol``,
+the SVD's constant): a Hermitian eigensolver's backward error is ``O(n eps ||A||_2)``, so an exact
+tie comes out split by up to that much and a gap that small carries no information. ``0.0`` masks
+exact ties only.
 
 The exact class (eigh). Let ``L(w, V)`` be a loss and ``phi(A) = L(eigh(A))``; write
 ``T = V^H gV`` and ``H = V^H grad(phi) V``. At a cluster ``c`` with eigenvalue ``lambda`` the map
@@ -87,7 +88,8 @@ from torch import Tensor
 
 from .._errors import DegenerateSpectrumError, GaugeError
 from .._utils import PRECISION_TOL, check_precision, eps, herm, is_wrapped, skew
-from ._gaps import TIE_FACTOR, cluster_ids, inverse_gaps, spectral_scale
+from ._eigh_gaps import EighGaps, cluster_width
+from ._gaps import TIE_FACTOR
 from ._svd_curvature import curvature_guard, curvature_probe
 from ._svd_ties import (CURVATURE_ALLOWANCE, _amax2, _cluster_of, _fmt, _where, abs2, abs2_in_range, check_mode,
                         max_component, poison, raise_or_warn, screen)
@@ -102,46 +104,6 @@ CURVED_MSG = (
     "through a matrix function that is exact there: sum(f(w)) = trace(difflinalg.eigh_function(A, "
     "f, df)), e.g. sum(w**2) = (A * A.conj()).real.sum(){tol_hint}"
 )
-
-
-class EighGaps(NamedTuple):
-    """Cluster structure of a spectrum ``w`` (..., k): ``F`` masked inverse gaps, ``cluster``
-    (bool, diagonal included), ``block`` (in-cluster off-diagonal pairs), ``tol`` the relative
-    tolerance, ``wmax`` (..., 1) the spectral scale ``max|w|`` of the whole matrix, ``ids``
-    (..., k) the cluster index of every entry (``_gaps.cluster_ids``)."""
-
-    F: Tensor
-    cluster: Tensor
-    block: Tensor
-    tol: float
-    wmax: Tensor
-    ids: Tensor
-
-
-def eigh_gaps(w: Tensor, tol: float, wmax: Tensor | None = None, F: Tensor | None = None) -> EighGaps:
-    """Masks for ``w`` (..., k); chain clusters at ``tol * wmax`` (default ``wmax = max|w|``; a
-    kept block passes the whole spectrum's). ``F``: skip computing the inverse gaps (the caller
-    does not need them)."""
-    w = w.detach()
-    wmax = spectral_scale(w) if wmax is None else wmax.detach()
-    ids = cluster_ids(w, tol, wmax)
-    cluster = ids[..., :, None] == ids[..., None, :]
-    eye = torch.eye(w.shape[-1], dtype=torch.bool, device=w.device)
-    return EighGaps(inverse_gaps(w, cluster) if F is None else F, cluster, cluster & ~eye, tol, wmax, ids)
-
-
-def cluster_width(gaps: EighGaps) -> Tensor:
-    """The largest index distance ``|i - j|`` between two members of one cluster, over the batch
-    (0-dim long; 0: no ties). Every in-cluster pair lies in the band ``0 < j - i <= width``
-    (``band_stats``); for a sorted spectrum it is the largest cluster size minus one. O(k)."""
-    ids = gaps.ids
-    k = ids.shape[-1]
-    if ids.numel() == 0:
-        return ids.new_zeros(())
-    pos = torch.arange(k, device=ids.device).expand_as(ids)
-    first = torch.full_like(ids, k).scatter_reduce(-1, ids, pos, "amin")
-    last = torch.full_like(ids, -1).scatter_reduce(-1, ids, pos, "amax")
-    return (last - first).amax().clamp_min(0)
 
 
 class EighStats(NamedTuple):

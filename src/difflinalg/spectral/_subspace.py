@@ -51,7 +51,8 @@ from .._rule import DerivativeRule, Rule, or_zeros
 from .._utils import check_int, check_matrix, is_wrapped
 from ._eigh import eigh_factor
 from ._hermitian_input import check_finite_fast, resolve_views
-from ._eigh_ties import Parts, checked_backward, eigh_gaps
+from ._eigh_gaps import eigh_gaps
+from ._eigh_ties import Parts, checked_backward
 from ._gaps import default_tol, spectral_scale
 from ._subspace_rules import (
     _cross,

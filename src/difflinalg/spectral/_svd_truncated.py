@@ -78,7 +78,8 @@ from .._nested import call
 from .._rule import Rule
 from .._utils import check_finite_sum, check_matrix, is_wrapped
 from ._gaps import masked_reciprocal
-from ._svd import check_degeneracy_tol, check_gauge, checked_vjp, svd_core_vjp, svd_jvp
+from ._svd import check_degeneracy_tol, check_gauge
+from ._svd_rules import checked_vjp, svd_core_vjp, svd_jvp
 from ._svd_complement import _check_split_gap, _complement, _Opts
 from ._svd_gaps import block_tangent, needs_block, svd_gaps
 from ._svd_ties import CheckToken, resolve_tol

@@ -12,7 +12,8 @@ import torch
 
 from difflinalg.control import StateSpace, balanced_truncation, h2_error, h2_norm, rarl2
 from difflinalg.control.system._models import heat1d
-from difflinalg.control.analysis._modal import cached_modal_form, near_repeated, squared_h2_error_residues
+from difflinalg.control.analysis._modal import squared_h2_error_residues
+from difflinalg.control.analysis._modal_form import cached_modal_form, near_repeated
 from difflinalg.control.reduction._rarl2._target import Target
 
 from _controlhelpers import random_system

@@ -13,13 +13,8 @@ from scipy.sparse.csgraph import connected_components
 from difflinalg.control import StateSpace, balanced_truncation, h2_error, h2_norm
 from difflinalg.control.system._models import builtin_model, heat1d
 from difflinalg.control.analysis._cauchy import cauchy_pivoted_cholesky
-from difflinalg.control.analysis._modal import (
-    _block_groups,
-    mirror_sums,
-    modal_form,
-    modal_h2_norm2,
-    transfer_at,
-)
+from difflinalg.control.analysis._modal import mirror_sums, modal_h2_norm2, transfer_at
+from difflinalg.control.analysis._modal_form import _block_groups, modal_form
 from difflinalg.control.reduction._rarl2._starts import LOWRANK_EXTRA, LOWRANK_FACTOR, balanced_start
 from difflinalg.control.reduction._rarl2._target import Target
 

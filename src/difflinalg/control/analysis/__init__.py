@@ -4,7 +4,8 @@ system layer below it, never ``reduction`` (docs/architecture.md). Importing it 
 functions that ``StateSpace``'s analysis methods call (``system._statespace.ANALYSES``)."""
 
 from ..system._statespace import ANALYSES
-from ._norms import frequency_response, h2_error, h2_norm, hankel_singular_values
+from ._frequency import frequency_response
+from ._norms import h2_error, h2_norm, hankel_singular_values
 from ._stability import decay_rate, is_stable, stability_margin
 
 ANALYSES.update(is_stable=is_stable, decay_rate=decay_rate, h2_norm=h2_norm,

@@ -307,7 +307,7 @@ def _plot(F, models: dict, path: str, title: str = "", errors: dict | None = Non
         import matplotlib.pyplot as plt
     except ImportError:
         raise InputError("--plot needs matplotlib (pip install 'difflinalg[plot]')") from None
-    from ..analysis._norms import frequency_response
+    from ..analysis._frequency import frequency_response
     from ..analysis._modal import cached_modal_form, transfer_at
 
     sparse = isinstance(F, SparseSystem)

@@ -8,7 +8,8 @@ from ._models import BUILTIN, builtin_model
 from ._base import LTISystem
 from ._route import SPARSE_CROSSOVER
 from ._sparse import SparseSystem
-from ._statespace import StateSpace, as_system, error_system, fmt_complex
+from ._error_system import error_system
+from ._statespace import StateSpace, as_system, fmt_complex
 
 __all__ = ["BUILTIN", "SPARSE_CROSSOVER", "LTISystem", "SparseSystem", "StateSpace", "as_system", "builtin_model",
            "error_system", "fmt_complex", "load_model", "markov_system", "save_model"]

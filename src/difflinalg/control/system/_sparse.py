@@ -76,11 +76,20 @@ def _analysis(name: str):
     return lookup(name)
 
 
+def lu_dtype(lu) -> np.dtype:
+    """The dtype of a SuperLU factorization (``scipy.sparse.linalg.splu``) without copying a factor.
+
+    ``SuperLU`` has no ``dtype``; ``lu.L`` and ``lu.U`` build new sparse matrices (a copy of the factor,
+    O(nnz) time and memory per call). ``solve`` returns its result in the factorization's dtype, and an
+    empty right-hand side (N x 0; int8 casts safely to every factor dtype) makes that free."""
+    return lu.solve(np.empty((lu.shape[0], 0), dtype=np.int8)).dtype
+
+
 def lu_solve(lu, X: np.ndarray, trans: str = "N") -> np.ndarray:
     """``lu.solve`` for any right-hand side: a complex one with a real factorization is solved by
     its real and imaginary parts (SuperLU's solve needs the factorization's dtype)."""
     X = np.asarray(X)
-    if lu.L.dtype.kind != "c":
+    if lu_dtype(lu).kind != "c":
         if np.iscomplexobj(X):
             return lu.solve(np.ascontiguousarray(X.real), trans=trans) + 1j * lu.solve(np.ascontiguousarray(X.imag), trans=trans)
         return lu.solve(np.ascontiguousarray(X, dtype=np.float64), trans="T" if trans == "H" else trans)

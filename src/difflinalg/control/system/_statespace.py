@@ -29,8 +29,7 @@ from ._conversions import ConversionsMixin
 from ._descriptor import fold_descriptor, is_sparse_matrix
 
 _check_time = check_time  # the name the sparse backend imported before the split
-__all__ = ["ANALYSES", "TIMES", "StateSpace", "as_system", "check_comparable", "check_system", "error_system",
-           "fmt_complex"]
+__all__ = ["ANALYSES", "TIMES", "StateSpace", "as_system", "check_system", "fmt_complex"]
 
 #: name -> the analysis function a ``StateSpace`` method of that name calls (filled by
 #: ``control.analysis.register_methods`` at import; module docstring, "Layering")
@@ -235,6 +234,8 @@ class StateSpace(ConversionsMixin, LTISystem):
 
     def __sub__(self, other: "StateSpace") -> "StateSpace":
         """The error system ``self - other`` (block-diagonal state matrix, order n1 + n2)."""
+        from ._error_system import error_system  # here: that module builds on this one
+
         return error_system(self, other)
 
     # -- analysis (thin: the functions of ``control.analysis``, module docstring) ------------------
@@ -354,58 +355,3 @@ def as_system(sys, name: str = "system") -> StateSpace:
 def check_system(sys, name: str = "system") -> StateSpace:
     """The system ``sys`` as a ``StateSpace`` (see ``as_system``)."""
     return as_system(sys, name)
-
-
-def check_comparable(F, H) -> tuple[StateSpace, StateSpace]:
-    """``F`` and ``H`` as StateSpaces (``as_system``) of one time domain and one (outputs x inputs)
-    size."""
-    F, H = as_system(F, "F"), as_system(H, "H")
-    if F.time != H.time:
-        raise InputError(f"F, H: time domains differ ({F.time} and {H.time}); both must be {F.time}")
-    if F.dt and H.dt and F.dt != H.dt:
-        raise InputError(f"F, H: sampling periods differ (dt = {F.dt:g} and {H.dt:g}); resample one of them")
-    if (F.n_outputs, F.n_inputs) != (H.n_outputs, H.n_inputs):
-        raise InputError(f"F, H: sizes differ: F is {F.n_outputs} x {F.n_inputs} (outputs x inputs), "
-                         f"H is {H.n_outputs} x {H.n_inputs}")
-    return F, H
-
-
-def error_system(F: StateSpace, H: StateSpace) -> StateSpace:
-    """The system ``F - H``: ``([A_F 0; 0 A_H], [B_F; B_H], [C_F, -C_H], D_F - D_H)``.
-
-    Args:
-        F, H: systems (``as_system`` converts foreign ones) of one time domain, one size
-            (outputs x inputs) and one dtype; orders ``n_F``, ``n_H`` may differ; batch shapes
-            broadcast.
-
-    Returns:
-        ``StateSpace`` of order ``n_F + n_H`` (block-diagonal state matrix), the broadcast batch
-        shape, the time domain of ``F`` (``dt``: that of ``F``, else of ``H``); differentiable in
-        the matrices of both.
-
-    Raises:
-        InputError: not systems; time domains, sampling periods, sizes or dtypes differ.
-
-    Example::
-
-        from difflinalg.control import builtin_model, error_system
-
-        F = builtin_model("random")
-        E = error_system(F, F)  # also F - F
-        assert E.order == 2 * F.order and float(E.h2_norm()) < 1e-6 * float(F.h2_norm())
-    """
-    F, H = check_comparable(F, H)
-    check_same_dtype(F=F.A, H=H.A)
-    batch = torch.broadcast_shapes(F.batch_shape, H.batch_shape)
-    nF, nH = F.order, H.order
-
-    def ex(x, *tail):
-        return x.expand(*batch, *x.shape[-2:])
-
-    A = torch.cat([
-        torch.cat([ex(F.A), torch.zeros(*batch, nF, nH, dtype=F.dtype, device=F.A.device)], -1),
-        torch.cat([torch.zeros(*batch, nH, nF, dtype=F.dtype, device=F.A.device), ex(H.A)], -1),
-    ], -2)
-    B = torch.cat([ex(F.B), ex(H.B)], -2)
-    C = torch.cat([ex(F.C), -ex(H.C)], -1)
-    return StateSpace(A, B, C, F.D - H.D, time=F.time, dt=F.dt or H.dt)

@@ -1,5 +1,6 @@
-"""Deliberately wrong derivative rules, shared by the ``gradcheck`` and ``verify`` tests: each is
-``torch.autograd.Function.apply`` of a simple map, correct or with one named bug."""
+"""Deliberately wrong derivative rules, shared by the ``gradcheck``, ``verify`` and ``difflinalg
+verify`` (CLI) tests: each is ``torch.autograd.Function.apply`` of a simple map, correct or with one
+named bug."""
 
 from collections.abc import Callable
 
