@@ -20,7 +20,6 @@ Run: ``./dev bench h2_yardstick [--json PATH|-]`` (CPU, ~1 min).
 
 from __future__ import annotations
 
-import math
 import sys
 from pathlib import Path
 

@@ -37,7 +37,6 @@ import math
 import os
 import subprocess
 import sys
-import time
 import warnings
 from pathlib import Path
 
@@ -270,7 +269,6 @@ def main():
         for k, src in versions.items():
             times[k].append(_run(src, args, timing_only=True)["timing"])
 
-    rows = []
     sing = {k: [r for r in v["sweep"] if r["part"] == "singular"] for k, v in results.items()}
     table = []
     for i, r in enumerate(sing["after"]):

@@ -112,7 +112,6 @@ class Inner:
 
     def error_system_norm(self, A, C, B):
         """||F - H||^2 from the Gramian of the error system (independent of the formula)."""
-        N, n = self.AF.shape[0], A.shape[0]
         Ae = torch.block_diag(self.AF, A)
         Be = torch.cat([self.BF, B], 0)
         Ce = torch.cat([self.CF, -C], 1)

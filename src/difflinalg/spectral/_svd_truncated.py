@@ -68,7 +68,6 @@ discarded values do not matter), and at masked kept clusters for the losses of `
 
 from __future__ import annotations
 
-import math
 
 import torch
 from torch import Tensor

@@ -3,10 +3,15 @@ that ``_statespace`` holds the system itself; the readers and writers are in ``_
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
 from ..._errors import InputError
 from . import _interop
+
+if TYPE_CHECKING:  # the mixin's class methods return the class they are mixed into
+    from ._statespace import StateSpace
 
 
 class ConversionsMixin:

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from difflinalg.check import derivative, gradcheck
-from difflinalg.control import StateSpace, error_system, h2_error, h2_norm, h2_projection
+from difflinalg.control import StateSpace, h2_error, h2_norm, h2_projection
 from difflinalg.control.reduction._rarl2._target import Target
 
 from _controlhelpers import KINDS, kind_id, random_pair, random_system
