@@ -323,6 +323,21 @@ def test_bad_rho():
         regularized_solve(randn(2, 4, 3), randn(2, 3), torch.ones(3, dtype=F64))
 
 
+def test_python_number_rho_is_checked_inside_torch_func():
+    """A Python-number rho is checked as a number: inside torch.func (grad, jacfwd, the solver too)
+    a non-positive one raises instead of a NaN result (its tensor there comes out wrapped, where a
+    data-dependent check cannot raise)."""
+    D, x = randn(5, 4), randn(4, seed=1)
+    calls = (lambda rho: torch.func.grad(lambda d: regularized_solve(d, x, rho).sum())(D),
+             lambda rho: torch.func.jacfwd(lambda d: regularized_solve(d, x, rho).sum())(D),
+             lambda rho: torch.func.grad(lambda d: RegularizedSolver(d, rho).solve(x).sum())(D))
+    for call in calls:
+        for bad in (-0.5, 0, 0.0):
+            with pytest.raises(InputError, match="rho: must be positive"):
+                call(bad)
+        assert torch.isfinite(call(0.5)).all()
+
+
 def test_bad_shapes_and_dtypes():
     D = randn(4, 3)
     with pytest.raises(InputError, match=r"x: shape \(4,\) does not match D of shape \(4, 3\).*gram='DDh'"):

@@ -51,7 +51,9 @@ def _as_rho(rho, D: Tensor) -> Tensor:
                 f"rho: expected a positive real scalar or a real tensor, got {type(rho).__name__}"
             ) from exc
     check_finite(r, "rho")
-    if not is_wrapped(r) and r.numel() and bool((r <= 0).any()):
+    # a Python number is checked as such: inside torch.func its tensor may come out wrapped
+    number = isinstance(rho, (int, float)) and not isinstance(rho, bool)
+    if (number and not rho > 0) or (not number and not is_wrapped(r) and r.numel() and bool((r <= 0).any())):
         raise InputError(
             f"rho: must be positive (rho I + Gram is then positive definite), got min(rho) = "
             f"{float(r.min()):.3g}; use rho > 0 (e.g. a small multiple of |D|^2 as a floor)"
