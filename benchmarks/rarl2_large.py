@@ -7,7 +7,8 @@ twice: by pyMOR's ``h2_norm`` of the error system (the outside yardstick) and by
 ``h2_error_sparse`` (the error system's low-rank Gramian: no cancellation). Floors (issue 18):
 convection-diffusion N = 1e3..3e3: rarl2 time <= IRKA time; N >= 1e4: rarl2 error <= min(IRKA, BT)
 (1 + 1e-6) and time <= IRKA time. Time-vs-N exponents: log-log least squares per (model, r, method)
-over the sizes run (``--merge`` adds the rows of earlier runs, e.g. N = 1e5 run alone later).
+over the sizes run (``--merge`` adds the rows of earlier runs, e.g. N = 1e5 run alone later; a
+later file's row replaces an earlier one of the same model, N, r and method).
 
     python benchmarks/rarl2_large.py [--sizes 1000 3000 10000] [--orders 10 20] [--models ...]
         [--methods ...] [--yardstick both|ours] [--merge old.json] [--json out.json]
@@ -83,15 +84,32 @@ def worker(model: str, N: int, r: int, method: str, yardstick: str = "both") -> 
             "rel_err_pymor": yard, "rel_err_ours": ours, "norm_ours": h2_norm_sparse(sys_), **info}
 
 
+def order_of(model: str, N: int) -> int:
+    """The state count ``make(model, N)`` builds (the grids round N to a square, msd to an even N)."""
+    return 2 * (N // 2) if model == "msd" else round(math.sqrt(N)) ** 2
+
+
+def merge_rows(runs: list[list[dict]]) -> list[dict]:
+    """The rows of several runs, a later run's row replacing an earlier one of the same (model,
+    states, r, method) (a re-run after a code change), ordered by model, N, r and method."""
+    rows = {}
+    for run_rows in runs:
+        for row in run_rows:
+            rows[(row["model"], order_of(row["model"], row["N"]), row["r"], row["method"])] = row
+    order = {m: i for i, m in enumerate(MODELS)} | {m: i for i, m in enumerate(METHODS)}
+    return [rows[k] for k in sorted(rows, key=lambda k: (order[k[0]], k[1], k[2], order[k[3]]))]
+
+
 def run(model, N, r, method, timeout, yardstick="both") -> dict:
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
     cmd = [sys.executable, __file__, "--worker", model, str(N), str(r), method, yardstick]
     try:
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     except subprocess.TimeoutExpired:
-        return {"model": model, "N": N, "r": r, "method": method, "error": f"timeout {timeout} s"}
+        return {"model": model, "N": order_of(model, N), "r": r, "method": method, "error": f"timeout {timeout:g} s"}
     if out.returncode != 0:
-        return {"model": model, "N": N, "r": r, "method": method, "error": out.stderr.strip().splitlines()[-1][:200]}
+        return {"model": model, "N": order_of(model, N), "r": r, "method": method,
+                "error": out.stderr.strip().splitlines()[-1][:200]}
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -191,9 +209,7 @@ def main():
     p.add_argument("--json", metavar="PATH")
     p.add_argument("--markdown", action="store_true", help="only print the tables of the --merge runs")
     a = p.parse_args()
-    rows = []
-    for path in a.merge:
-        rows += json.loads(Path(path).read_text())["rows"]
+    rows = merge_rows([json.loads(Path(path).read_text())["rows"] for path in a.merge])
     if a.markdown:
         print(markdown(rows, floors(rows), exponents(rows)))
         return
@@ -204,7 +220,7 @@ def main():
             for r in a.orders:
                 for meth in a.methods:
                     row = run(model, N, r, meth, a.timeout, a.yardstick)
-                    rows.append(row)
+                    rows = merge_rows([rows, [row]])
                     if "error" in row:
                         print(f"{model:<9} {N:>6} {r:>3} {meth:<12} failed: {row['error']}", flush=True)
                         continue
