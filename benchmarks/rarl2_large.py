@@ -12,6 +12,7 @@ later file's row replaces an earlier one of the same model, N, r and method).
 
     python benchmarks/rarl2_large.py [--sizes 1000 3000 10000] [--orders 10 20] [--models ...]
         [--methods ...] [--yardstick both|ours] [--merge old.json] [--json out.json]
+    python benchmarks/rarl2_large.py --merge old.json new.json --markdown [--json merged.json]
 """
 
 from __future__ import annotations
@@ -207,11 +208,15 @@ def main():
     p.add_argument("--timeout", type=float, default=600)
     p.add_argument("--merge", metavar="PATH", nargs="+", default=[], help="add the rows of earlier runs")
     p.add_argument("--json", metavar="PATH")
-    p.add_argument("--markdown", action="store_true", help="only print the tables of the --merge runs")
+    p.add_argument("--markdown", action="store_true",
+                   help="only print the tables of the --merge runs (and write them merged to --json)")
     a = p.parse_args()
     rows = merge_rows([json.loads(Path(path).read_text())["rows"] for path in a.merge])
     if a.markdown:
         print(markdown(rows, floors(rows), exponents(rows)))
+        if a.json:  # the merged rows, e.g. back into benchmarks/rarl2_large.json
+            Path(a.json).write_text(json.dumps({"rows": rows, "floors": floors(rows), "exponents": exponents(rows)},
+                                               indent=1))
         return
     print(f"{'model':<9} {'N':>6} {'r':>3} {'method':<12} {'time s':>8} {'peak MB':>8} {'rel err (pyMOR)':>16} "
           f"{'rel err (ours)':>15}  note")
