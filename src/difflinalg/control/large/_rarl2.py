@@ -72,7 +72,8 @@ class LargeReductionResult:
         surrogate_result: the dense ``ReductionResult`` of RARL2 on the surrogate.
         seconds: wall time; timings: seconds per stage; factorizations: sparse LUs made.
         requested_order: the ``r`` asked for (the model's order is lower, with a
-            ``PrecisionWarning``, where ``r`` exceeded the Gramian factors' numerical rank).
+            ``PrecisionWarning``, where ``r`` exceeded the numerical rank of the Gramian factors,
+            tightened first: ``_reduce.balanced_factors``).
     """
 
     model: StateSpace
