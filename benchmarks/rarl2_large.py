@@ -7,10 +7,12 @@ twice: by pyMOR's ``h2_norm`` of the error system (the outside yardstick) and by
 ``h2_error_sparse`` (the error system's low-rank Gramian: no cancellation). Floors (issue 18):
 convection-diffusion N = 1e3..3e3: rarl2 time <= IRKA time; N >= 1e4: rarl2 error <= min(IRKA, BT)
 (1 + 1e-6) and time <= IRKA time. Time-vs-N exponents: log-log least squares per (model, r, method)
-over the sizes run (``--merge`` adds the rows of earlier runs, e.g. N = 1e5 run alone later).
+over the sizes run (``--merge`` adds the rows of earlier runs, e.g. N = 1e5 run alone later; a
+later file's row replaces an earlier one of the same model, N, r and method).
 
     python benchmarks/rarl2_large.py [--sizes 1000 3000 10000] [--orders 10 20] [--models ...]
         [--methods ...] [--yardstick both|ours] [--merge old.json] [--json out.json]
+    python benchmarks/rarl2_large.py --merge old.json new.json --markdown [--json merged.json]
 """
 
 from __future__ import annotations
@@ -83,15 +85,33 @@ def worker(model: str, N: int, r: int, method: str, yardstick: str = "both") -> 
             "rel_err_pymor": yard, "rel_err_ours": ours, "norm_ours": h2_norm_sparse(sys_), **info}
 
 
+def order_of(model: str, N: int) -> int:
+    """The state count ``make(model, N)`` builds (the grids round N to a square, msd to an even N)."""
+    return 2 * (N // 2) if model == "msd" else round(math.sqrt(N)) ** 2
+
+
+def merge_rows(runs: list[list[dict]]) -> list[dict]:
+    """The rows of several runs, a later run's row replacing an earlier one of the same (model,
+    states, r, method) (a re-run after a code change), ordered by model, N, r and method."""
+    rows = {}
+    for run_rows in runs:
+        for row in run_rows:
+            row = {**row, "N": order_of(row["model"], row["N"])}  # older failed rows hold the N asked for
+            rows[(row["model"], row["N"], row["r"], row["method"])] = row
+    order = {m: i for i, m in enumerate(MODELS)} | {m: i for i, m in enumerate(METHODS)}
+    return [rows[k] for k in sorted(rows, key=lambda k: (order[k[0]], k[1], k[2], order[k[3]]))]
+
+
 def run(model, N, r, method, timeout, yardstick="both") -> dict:
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
     cmd = [sys.executable, __file__, "--worker", model, str(N), str(r), method, yardstick]
     try:
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     except subprocess.TimeoutExpired:
-        return {"model": model, "N": N, "r": r, "method": method, "error": f"timeout {timeout} s"}
+        return {"model": model, "N": order_of(model, N), "r": r, "method": method, "error": f"timeout {timeout:g} s"}
     if out.returncode != 0:
-        return {"model": model, "N": N, "r": r, "method": method, "error": out.stderr.strip().splitlines()[-1][:200]}
+        return {"model": model, "N": order_of(model, N), "r": r, "method": method,
+                "error": out.stderr.strip().splitlines()[-1][:200]}
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -128,6 +148,16 @@ def floors(rows: list[dict]) -> list[dict]:
     keys = sorted({(r["model"], r["N"], r["r"]) for r in rows})
     for key in keys:
         got = {r["method"]: r for r in rows if (r["model"], r["N"], r["r"]) == key and "error" not in r}
+        late = [r for r in rows if (r["model"], r["N"], r["r"], r["method"]) == (*key, "pymor_irka")
+                and r.get("error", "").startswith("timeout")]
+        if "rarl2_large" in got and late and key[1] >= 10000:
+            # IRKA did not finish within the limit: the floor is decided on time only (a bound)
+            limit = float(late[0]["error"].split()[1])
+            out.append({"model": key[0], "N": key[1], "r": key[2], "time_ratio": got["rarl2_large"]["seconds"] / limit,
+                        "time_bound": True, "err_ratio_pymor": math.nan, "err_ratio_ours": math.nan,
+                        "floor": f"time <= IRKA (IRKA: no result in {limit:g} s; error undecided)",
+                        "met": got["rarl2_large"]["seconds"] <= limit})
+            continue
         if len(got) < 3:
             continue
         ra, ir, bt = got["rarl2_large"], got["pymor_irka"], got["pymor_bt"]
@@ -165,7 +195,9 @@ def markdown(rows: list[dict], fl: list[dict], ex: list[dict]) -> str:
             "|---|---:|---:|---:|---:|---|---|"]
     for f in fl:
         met = "yes" if f.get("met") else "NO" if "met" in f else "-"
-        out.append(f"| {f['model']} | {f['N']} | {f['r']} | {f['time_ratio']:.2f} | {f['err_ratio_ours']:.8f} | "
+        tr = f"< {f['time_ratio']:.3f}" if f.get("time_bound") else f"{f['time_ratio']:.2f}"
+        er = "-" if math.isnan(f["err_ratio_ours"]) else f"{f['err_ratio_ours']:.8f}"
+        out.append(f"| {f['model']} | {f['N']} | {f['r']} | {tr} | {er} | "
                    f"{f.get('floor', '(none)')} | {met} |")
     out += ["", "| model | r | method | time ~ N^a | sizes |", "|---|---:|---|---:|---|"]
     for e in ex:
@@ -189,13 +221,15 @@ def main():
     p.add_argument("--timeout", type=float, default=600)
     p.add_argument("--merge", metavar="PATH", nargs="+", default=[], help="add the rows of earlier runs")
     p.add_argument("--json", metavar="PATH")
-    p.add_argument("--markdown", action="store_true", help="only print the tables of the --merge runs")
+    p.add_argument("--markdown", action="store_true",
+                   help="only print the tables of the --merge runs (and write them merged to --json)")
     a = p.parse_args()
-    rows = []
-    for path in a.merge:
-        rows += json.loads(Path(path).read_text())["rows"]
+    rows = merge_rows([json.loads(Path(path).read_text())["rows"] for path in a.merge])
     if a.markdown:
         print(markdown(rows, floors(rows), exponents(rows)))
+        if a.json:  # the merged rows, e.g. back into benchmarks/rarl2_large.json
+            Path(a.json).write_text(json.dumps({"rows": rows, "floors": floors(rows), "exponents": exponents(rows)},
+                                               indent=1))
         return
     print(f"{'model':<9} {'N':>6} {'r':>3} {'method':<12} {'time s':>8} {'peak MB':>8} {'rel err (pyMOR)':>16} "
           f"{'rel err (ours)':>15}  note")
@@ -204,7 +238,7 @@ def main():
             for r in a.orders:
                 for meth in a.methods:
                     row = run(model, N, r, meth, a.timeout, a.yardstick)
-                    rows.append(row)
+                    rows = merge_rows([rows, [row]])
                     if "error" in row:
                         print(f"{model:<9} {N:>6} {r:>3} {meth:<12} failed: {row['error']}", flush=True)
                         continue

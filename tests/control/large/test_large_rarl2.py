@@ -58,7 +58,7 @@ def test_order_above_numerical_rank_gives_lower_order_with_warning():
     from difflinalg.control.large import heat_2d, lr_balanced_truncation
 
     s = heat_2d(10)
-    with pytest.warns(PrecisionWarning, match=r"r: 30 exceeds the numerical rank (\d+) .* relative H2 error"):
+    with pytest.warns(PrecisionWarning, match=r"r: 30 exceeds the numerical rank (\d+) .*factors tightened.* relative H2 error"):
         R = rarl2_large(s, 30)
     k = R.model.order
     assert k < 30 and R.requested_order == 30
@@ -70,6 +70,38 @@ def test_order_above_numerical_rank_gives_lower_order_with_warning():
     with pytest.warns(PrecisionWarning, match=f"numerical rank {k}"):
         H = lr_balanced_truncation(s, 30, tol=1e-15)
     assert H.order == k
+
+
+def test_order_above_default_factors_rank_gets_full_order():
+    """heat N = 625: the default factors (compression 1e-15 ||Z||^2) have numerical rank 17, the
+    tightened ones 18. r = 18 gets an order-18 model, no warning, at the yardstick's resolution
+    (1.6e-13 relative) and below the order-17 truncation's error (7.2e-13) by more than both
+    resolutions. The dense ``h2_error(..., precise=True)`` does not apply at this level (N = 625:
+    +-8.4e-18 absolute on an error of 3.7e-18, 9 s); ``h2_error_sparse`` is checked against it and a
+    quadrature in test_large_errsys."""
+    import warnings
+
+    from difflinalg import PrecisionWarning
+    from difflinalg.control.large import h2_error_sparse, heat_2d, lr_balanced_truncation, lr_gramian
+    from difflinalg.control.large._gramians import h2_error_norm
+    from difflinalg.control.large._reduce import bt_model, bt_svd
+
+    s = heat_2d(25)
+    Z, Y = lr_gramian(s, "c")[0], lr_gramian(s, "o")[0]
+    svd = bt_svd(s, Z, Y)
+    k0 = svd[3]
+    assert k0 < 18  # the premise: the default factors cap the order below 18
+    low = h2_error_norm(s, bt_model(s, Z, Y, svd, k0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PrecisionWarning)
+        R = rarl2_large(s, 18)
+        H = lr_balanced_truncation(s, 18)
+    assert R.model.order == 18 and H.order == 18 and R.requested_order == 18
+    assert R.relative_error == pytest.approx(h2_error_sparse(s, R.model, relative=True), rel=1e-12)
+    # resolved gain: the order-18 error's upper end (reported + resolution) below the order-17
+    # error's lower end
+    assert R.error + R.error_resolution + low.resolution < low.error
+    assert R.relative_error < 3e-13
 
 
 @pytest.mark.slow

@@ -60,3 +60,32 @@ def test_reduce_bad_order():
             irka_sparse(s, bad)
     with pytest.raises(InputError, match="start: expected a model of order 3"):
         irka_sparse(s, 3, start=lr_balanced_truncation(s, 2))
+
+
+def test_balanced_factors_tightened_only_above_the_rank(monkeypatch):
+    """heat N = 441: r within the default factors' rank keeps them (cached, same object); r above
+    it gets the tightened factors (more columns, higher rank, same leading Hankel singular values);
+    where tight ADI does not converge, the default factors stand."""
+    from difflinalg import ConvergenceError
+    from difflinalg.control.large import _reduce, lr_gramian
+
+    s = heat_2d(21)
+    Z0 = lr_gramian(s, "c")[0]
+    Z, Y, svd, tight = _reduce.balanced_factors(s, 10, 1e-15)
+    assert not tight and Z is Z0
+    Zt, Yt, svdt, tight = _reduce.balanced_factors(s, 18, 1e-15)
+    assert tight and Zt.shape[1] > Z.shape[1] and svdt[3] > svd[3] >= 10
+    # sigma_i^2 = eig(P Q): the default P and Q are each off by their ADI residual and compression
+    # (1e-15 + 1e-15 of their norms), so the squares agree to 4e-15 ||P|| ||Q||
+    scale = np.linalg.norm(Z, 2) ** 2 * np.linalg.norm(Y, 2) ** 2
+    k = svd[3]
+    assert np.abs(svdt[1][:k] ** 2 - svd[1][:k] ** 2).max() <= 4e-15 * scale
+
+    def no_tight(sys, kind, tol, **kw):
+        if tol < 1e-15:
+            raise ConvergenceError("stalled")
+        return lr_gramian(sys, kind, tol, **kw)
+
+    monkeypatch.setattr(_reduce, "lr_gramian", no_tight)
+    Z2, _, svd2, tight = _reduce.balanced_factors(heat_2d(21), 18, 1e-15)
+    assert not tight and svd2[3] == svd[3]

@@ -48,6 +48,9 @@ REFRESH_GAIN = 1e-2
 #: ... and one that gains less than STALL_GAIN with the residual below STALL_OK ends the iteration
 STALL_GAIN = 0.5
 STALL_OK = 1e-12
+#: default compression of a factor: ``Z Z^H`` kept to this fraction of ``||Z||^2`` (the Gramian's own
+#: accuracy); the Hankel singular values near the factors' rank need more (``_reduce.TIGHT_COMPRESS``)
+COMPRESS_RTOL = 1e-15
 
 
 def _pencil(sys) -> tuple[float, float, float, float, float]:
@@ -160,7 +163,7 @@ def _projection_shifts(sys, V: np.ndarray, adjoint: bool) -> list[complex]:
     return _penzl(lam, min(N_SHIFTS, lam.size), not sys.is_complex)
 
 
-def _compress(Z: np.ndarray, rtol: float = 1e-15) -> np.ndarray:
+def _compress(Z: np.ndarray, rtol: float = COMPRESS_RTOL) -> np.ndarray:
     """A factor ``Z'`` with ``Z' Z'^H = Z Z^H`` up to ``rtol ||Z||^2`` and orthogonal columns."""
     if Z.shape[1] == 0:
         return Z

@@ -29,7 +29,7 @@ import numpy as np
 import scipy.linalg as sla
 
 from ..._errors import InputError
-from ._adi import ADI_MAX_ITER, ADI_TOL, _compress, adi_run, adi_shifts  # noqa: F401 (adi_shifts: re-export)
+from ._adi import ADI_MAX_ITER, ADI_TOL, COMPRESS_RTOL, _compress, adi_run, adi_shifts  # noqa: F401 (adi_shifts: re-export)
 from ._solves import ShiftedSolver, solver_of
 from ._system import SparseSystem
 
@@ -38,7 +38,7 @@ DIAG_COND = 1e8
 
 
 def lr_gramian(sys: SparseSystem, kind: str = "c", tol: float = ADI_TOL, max_iter: int = ADI_MAX_ITER,
-               solver: ShiftedSolver | None = None) -> tuple[np.ndarray, float]:
+               solver: ShiftedSolver | None = None, compress: float = COMPRESS_RTOL) -> tuple[np.ndarray, float]:
     """Low-rank factor ``Z`` (P ~ Z Z^H) of the controllability (``kind="c"``) or observability
     (``"o"``) Gramian by low-rank ADI (module docstring), and the relative residual reached.
 
@@ -49,11 +49,15 @@ def lr_gramian(sys: SparseSystem, kind: str = "c", tol: float = ADI_TOL, max_ite
         tol: stop when the relative residual norm is below it.
         max_iter: at most this many ADI steps.
         solver: the ``ShiftedSolver`` to use (default: the system's shared one).
+        compress: the column compression keeps ``Z Z^H`` to this fraction of ``||Z||^2`` (singular
+            values of ``Z`` above ``sqrt(compress)`` of the largest). The default, the Gramian's own
+            accuracy, suits norms and leading Hankel singular values; those near the factors'
+            numerical rank need the small directions too (``1e-25``: ``_reduce.balanced_factors``).
 
     Returns:
         ``(Z, residual)``: ``Z`` an (N, k) numpy array (column-compressed; float64 for real
         systems), ``residual`` the relative residual reached (a float). Cached on ``sys`` per
-        ``(kind, tol)``.
+        ``(kind, tol, compress)``.
 
     Raises:
         ConvergenceError: the residual is not below ``tol`` after ``max_iter`` steps.
@@ -70,12 +74,12 @@ def lr_gramian(sys: SparseSystem, kind: str = "c", tol: float = ADI_TOL, max_ite
         P = Z @ Z.T  # A P + P A^T + B B^T = 0
         assert res < 1e-10 and np.linalg.norm(A @ P + P @ A.T + B @ B.T) < 1e-8 * np.linalg.norm(B) ** 2
     """
-    key = ("gramian", kind, tol)
+    key = ("gramian", kind, tol, compress)
     if key in sys.cache:
         return sys.cache[key]
     blocks: list = []
     res = adi_run(sys, kind == "o", tol, max_iter, blocks.append, solver=solver)
-    Z = _compress(np.concatenate(blocks, axis=1) if blocks else np.zeros((sys.order, 0), sys.dtype))
+    Z = _compress(np.concatenate(blocks, axis=1) if blocks else np.zeros((sys.order, 0), sys.dtype), compress)
     sys.cache[key] = (Z, res)
     return Z, res
 
