@@ -44,6 +44,8 @@ class _Run:
         self.results: list[RunResult] = []
         self.minima: list[Tensor | None] = []  # poles of each result that is a stationary point
         self.x0s: list[Tensor] = []  # the starting point of each result
+        # the order r-1 solution that "extend" starts extend (``_search._lower_solution``; () if none)
+        self.lower: tuple | None = None
 
     def fg(self, x: Tensor):
         cs = self.space.from_vec(x)
@@ -178,7 +180,10 @@ class _Run:
         # a start far above the best result, or at a minimum already found, is not optimized: decided
         # on the criterion alone (its gradient is only reported, and only needed if it is the best)
         f0 = psi0 if psi0 is not None else self.psi_of_pairs([(C, A)])[0]
-        skip = f0 > _policy.POLICY.skip_ratio * best_f
+        # a patient start (degree continuation) begins near the order r-1 optimum, above the best by
+        # construction, and descends slowly at first: it is neither skipped nor abandoned on that count
+        patient = name in _policy.POLICY.patient_starts
+        skip = f0 > _policy.POLICY.skip_ratio * best_f and not patient
         status = "skipped" if skip else "joined" if self.joined(f0, x0) else None
         g0 = None
         if status is None or f0 <= best_f:
@@ -193,7 +198,7 @@ class _Run:
             fs.append(f)
             if self.joined(f, x):
                 return "joined"
-            if k < _policy.POLICY.abandon_after or not f > best_f:
+            if patient or k < _policy.POLICY.abandon_after or not f > best_f:
                 return False
             # abandon a start far above the best result so far, or one whose recent rate of
             # decrease cannot close the gap to it within _policy.POLICY.abandon_horizon iterations
