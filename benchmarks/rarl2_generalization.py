@@ -94,6 +94,8 @@ ROUND1_POLICY = _policy.SearchPolicy(default_starts=("bt", "irka-bt", "irka", "i
 DEV_SEEDS, EVAL_SEED0 = 4, 1000
 #: round 2 (module docstring, "Protocol"): a second development set and a fresh evaluation set
 DEV2_SEEDS, DEV2_SEED0, EVAL2_SEED0 = 8, 2000, 3000
+#: round 3: a fresh evaluation set (eval2 has been looked at: a development set since round 3)
+EVAL3_SEED0 = 4000
 #: the first evaluation set's misses of round 1, development cases since round 2 (looked at)
 OLD_EVAL_MISSES = (("msd", 1000), ("drss", 1001), ("drss", 1002))
 #: about 10x the default's starts (module docstring)
@@ -263,7 +265,7 @@ def report(name: str, rows: list[dict], failures: list[dict], anchor: dict | Non
     print_table(rows, cols, title=f"{name} set: cases")
     summ = summary(rows, "family", anchor)
     print_table(summ, title=f"{name} set: per family (gap = (default - ref) / ref)")
-    if not name.startswith("eval"):  # the analysis of misses: development sets only (module docstring)
+    if name not in ("eval", "eval3"):  # the analysis of misses: development sets only (module docstring)
         print_table(misses(rows), title=f"{name} set: cases above 1e-6 (which start kinds of the reference reached it)")
     for f in failures:
         print(f"{name} FAILED: {f['family']} seed {f['seed']}: {f['error']}")
@@ -276,7 +278,7 @@ def report(name: str, rows: list[dict], failures: list[dict], anchor: dict | Non
 
 def main() -> int:
     p = parser(__doc__.splitlines()[0])
-    p.add_argument("--set", choices=("dev", "eval", "both", "dev2", "eval2", "oldeval"), default="both",
+    p.add_argument("--set", choices=("dev", "eval", "both", "dev2", "eval2", "oldeval", "eval3"), default="both",
                    help="which seed set to run (module docstring)")
     p.add_argument("--cases", nargs="+", metavar="FAMILY:SEED", help="only these cases (development)")
     p.add_argument("--reuse-ref", type=Path, nargs="+", metavar="PATH",
@@ -301,6 +303,7 @@ def main() -> int:
             "eval": [(f, i) for f in families for i in range(EVAL_SEED0, EVAL_SEED0 + k)],
             "dev2": [(f, i) for f in families for i in range(DEV2_SEED0, DEV2_SEED0 + (args.seeds or DEV2_SEEDS))],
             "eval2": [(f, i) for f in families for i in range(EVAL2_SEED0, EVAL2_SEED0 + k)],
+            "eval3": [(f, i) for f in families for i in range(EVAL3_SEED0, EVAL3_SEED0 + k)],
             "oldeval": [c for c in OLD_EVAL_MISSES if c[0] in families]}
     if args.cases:
         sets = {"cases": [(c.split(":")[0], int(c.split(":")[1])) for c in args.cases]}

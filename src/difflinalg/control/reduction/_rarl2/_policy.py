@@ -53,8 +53,8 @@ class SearchPolicy:
     """The search's tuning constants (module docstring)."""
 
     default_starts: tuple[str, ...] = ("bt", "irka-bt", "irka", "irka-modal", "irka-fixed") + ("perturb",) * 4
-    disagree_starts: tuple[str, ...] = ("extend", "extend", "extend", "random", "random")
-    agree_starts: tuple[str, ...] = ("extend",)
+    disagree_starts: tuple[str, ...] = ("extend", "extend", "random", "random")
+    agree_starts: tuple[str, ...] = ()
     patient_starts: tuple[str, ...] = ("extend",)
     irka_candidates: int = 4
     agree_rtol: float = 1e-6

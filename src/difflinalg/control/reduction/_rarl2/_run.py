@@ -181,7 +181,8 @@ class _Run:
         # on the criterion alone (its gradient is only reported, and only needed if it is the best)
         f0 = psi0 if psi0 is not None else self.psi_of_pairs([(C, A)])[0]
         # a patient start (degree continuation) begins near the order r-1 optimum, above the best by
-        # construction, and descends slowly at first: it is neither skipped nor abandoned on that count
+        # construction: it is neither skipped nor abandoned for its distance to the best, only when
+        # its rate of decrease cannot close that distance
         patient = name in _policy.POLICY.patient_starts
         skip = f0 > _policy.POLICY.skip_ratio * best_f and not patient
         status = "skipped" if skip else "joined" if self.joined(f0, x0) else None
@@ -198,13 +199,14 @@ class _Run:
             fs.append(f)
             if self.joined(f, x):
                 return "joined"
-            if patient or k < _policy.POLICY.abandon_after or not f > best_f:
+            if k < _policy.POLICY.abandon_after or not f > best_f:
                 return False
-            # abandon a start far above the best result so far, or one whose recent rate of
-            # decrease cannot close the gap to it within _policy.POLICY.abandon_horizon iterations
+            # abandon a start far above the best result so far (not a patient one), or one whose
+            # recent rate of decrease cannot close the gap to it within abandon_horizon iterations
             k0 = min(len(fs) - 1, _policy.POLICY.abandon_after)
             rate = (fs[-1 - k0] - f) / k0 if k0 > 0 else math.inf
-            return f > _policy.POLICY.abandon_ratio * best_f or rate * _policy.POLICY.abandon_horizon < f - best_f
+            far = f > _policy.POLICY.abandon_ratio * best_f and not patient
+            return far or rate * _policy.POLICY.abandon_horizon < f - best_f
 
         if status is not None:
             gn = float(g0.norm()) if g0 is not None else math.nan
