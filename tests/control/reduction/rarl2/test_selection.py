@@ -25,20 +25,31 @@ def heat(N: int) -> StateSpace:
 
 
 def test_irka_iterates_in_their_own_realization_are_candidates(monkeypatch):
+    # the result is never worse, by the precise yardstick, than an IRKA iterate of the polish in its
+    # own realization: on this target those reach 2.914e-10 where, made output-normal, they read
+    # 3.137e-10 on some platforms (whether the output-normal forms keep the digits depends on the
+    # BLAS's rounding, so the test asserts the rule, not the path), balanced truncation 4.92e-10
     F = heat(40)
-    res = rarl2(F, 10)
-    precise = float(h2_error(F, res.model, relative=True, precise=True))
-    # the reported error is the returned model's, within its resolution
-    assert abs(res.relative_error - precise) <= 2 * res.error_resolution / res.target_norm + 1e-6 * precise
-    assert res.polished and res.best_start == "irka-fixed"
-    assert math.isnan(res.output_normal_residual)  # IRKA's own realization, not an output-normal pair
-    # without those candidates (the output-normal forms only) the result is worse by 7%, far beyond
-    # the yardstick's resolution (3e-5 relative): 3.137e-10 against 2.914e-10; BT 4.92e-10
+    raw = []
     real = _selection.polish_candidates
-    monkeypatch.setattr(_selection, "polish_candidates", lambda run, best: (real(run, best)[0], []))
-    without = rarl2(F, 10)
-    assert res.relative_error < 0.98 * without.relative_error
+
+    def spy(run, best):
+        out = real(run, best)
+        raw.extend(H for _, H in out[1])
+        return out
+
+    monkeypatch.setattr(_selection, "polish_candidates", spy)
+    res = rarl2(F, 10)
+    tol = 2 * res.error_resolution / res.target_norm
+    precise = float(h2_error(F, res.model, relative=True, precise=True))
+    assert abs(res.relative_error - precise) <= tol + 1e-6 * precise  # the returned model's error
+    assert len(raw) >= 8
+    best_raw = min(float(h2_error(F, H, relative=True, precise=True)) for H in raw if H.is_stable())
+    assert res.relative_error <= best_raw + tol
     assert res.relative_error < 0.9 * float(h2_error(F, balanced_truncation(F, 10), relative=True, precise=True))
+    # and with fewer candidates (the output-normal forms only) it is never better
+    monkeypatch.setattr(_selection, "polish_candidates", lambda run, best: (real(run, best)[0], []))
+    assert res.relative_error <= rarl2(F, 10).relative_error + tol
 
 
 def test_polish_runs_from_the_best_and_from_both_shift_sets(monkeypatch):
