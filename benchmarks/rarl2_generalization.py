@@ -38,6 +38,12 @@ tables recompute it. ``--vs-round1`` times round 1's default search (``ROUND1_PO
 with the default, per case (medians of the same repeats): the time anchor of round 2, since the
 machine's load differs between runs (``--anchor`` compares with a saved run's times only).
 
+Protocol of round 3. ``eval2`` has been looked at (its misses were analysed in round 2's report):
+it is a development set since round 3 (``--set eval2`` stays runnable). Round 3 tunes on ``dev``,
+``dev2``, ``eval2`` and ``oldeval`` only, and reports on ``eval3`` (seeds ``4000 .. 4003``, fresh:
+run exactly once, at the end, with the final default; the default is not changed after it).
+``--vs-round1`` stays the time anchor (round 1's default measured 0.79-1.00x main's default).
+
 Per case, in the same run (one thread):
 
 * ``default``: ``rarl2(F, r)`` with default settings (timed: the anchor "main's default" is this
@@ -60,7 +66,7 @@ order the two models (reported, still counted against the floors). Gap = ``(err_
 the default beat the reference). Floors (issue 17 item 5): gap <= 1e-6 on >= 97% of the evaluation
 cases, <= 1% on all.
 
-Run: ``./dev bench rarl2_generalization --threads 1 [--quick] [--set dev|eval|dev2|eval2|oldeval|both]
+Run: ``./dev bench rarl2_generalization --threads 1 [--quick] [--set dev|eval|dev2|eval2|oldeval|eval3|both]
 [--json PATH] [--only FAMILY ...] [--cases FAMILY:SEED ...] [--anchor PATH] [--vs-round1]
 [--reuse-ref PATH ...] [--report PATH]``.
 """
@@ -96,6 +102,9 @@ DEV_SEEDS, EVAL_SEED0 = 4, 1000
 DEV2_SEEDS, DEV2_SEED0, EVAL2_SEED0 = 8, 2000, 3000
 #: round 3: a fresh evaluation set (eval2 has been looked at: a development set since round 3)
 EVAL3_SEED0 = 4000
+#: the set run only to report (a saved run's set may carry a prefix: ``r3_eval3``); round 1's and
+#: round 2's evaluation sets (eval, eval2) are development sets since they were looked at
+EVALUATION_SETS = ("eval3",)
 #: the first evaluation set's misses of round 1, development cases since round 2 (looked at)
 OLD_EVAL_MISSES = (("msd", 1000), ("drss", 1001), ("drss", 1002))
 #: about 10x the default's starts (module docstring)
@@ -265,7 +274,7 @@ def report(name: str, rows: list[dict], failures: list[dict], anchor: dict | Non
     print_table(rows, cols, title=f"{name} set: cases")
     summ = summary(rows, "family", anchor)
     print_table(summ, title=f"{name} set: per family (gap = (default - ref) / ref)")
-    if name not in ("eval", "eval3"):  # the analysis of misses: development sets only (module docstring)
+    if name.split("_")[-1] not in EVALUATION_SETS:  # the analysis of misses: development sets only
         print_table(misses(rows), title=f"{name} set: cases above 1e-6 (which start kinds of the reference reached it)")
     for f in failures:
         print(f"{name} FAILED: {f['family']} seed {f['seed']}: {f['error']}")
