@@ -20,19 +20,20 @@ from ._starts import balanced_start, default_shifts, fixed_shifts, irka, irka_mo
 def _search(run: _Run, names: list[str], bt_model, gen, prog: _Progress, adaptive: bool = False) -> None:
     """Optimize the starts, the most promising (lowest criterion) first, skipping duplicates (a start
     that is the same model as an earlier one); then the perturbation rounds from the best result.
-    ``adaptive``: the perturbation rounds run only if the optimized starts disagree (two results
-    further apart than _policy.POLICY.agree_rtol), i.e. when the landscape shows several minima, after
-    the starts _policy.POLICY.disagree_starts. Raises
-    KeyboardInterrupt through (the results so far are kept)."""
+    ``adaptive``: after them _policy.POLICY.agree_starts if the optimized starts agree (no two
+    results further apart than _policy.POLICY.agree_rtol), else _policy.POLICY.disagree_starts; the
+    perturbation rounds run only if the results then disagree, i.e. when the landscape shows several
+    minima. Raises KeyboardInterrupt through (the results so far are kept)."""
     _optimize_starts(run, [n for n in names if n != "perturb"], bt_model, gen, prog)
     if adaptive and run.results:
         if run.out_of_time():
             return
         # agreeing starts may share a basin far above the best (drss 3002 of
         # benchmarks/rarl2_generalization.py: 28%): degree continuation, which climbs from the order
-        # r-1 optimum, is the one start kind that leaves it; disagreeing starts (several minima) get
-        # continuation from several one-state extensions and random starts, which reach basins that
-        # the model-based starts and the perturbations of their best miss (development sets)
+        # r-1 optimum, is the start kind that leaves it (_policy.POLICY.agree_starts); disagreeing
+        # starts (several minima) get continuation from several one-state extensions and random
+        # starts, which reach basins that the model-based starts and the perturbations of their
+        # best miss (development sets)
         extra = _policy.POLICY.agree_starts if _agree(run) else _policy.POLICY.disagree_starts
         prog.total += len(extra)
         _optimize_starts(run, list(extra), bt_model, gen, prog)
