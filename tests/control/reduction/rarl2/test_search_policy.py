@@ -38,9 +38,9 @@ def test_disagreeing_starts_add_continuation_and_random_before_perturbation(seed
         assert all(n in PRIMARY for n in names[:k])
         assert all(n == "perturb" for n in names[k + len(extra):])
         assert res.relative_error == min(s.relative_error for s in res.starts)
-    else:
-        assert not set(POLICY.disagree_starts) & set(names)
-        assert "perturb" not in names
+    else:  # agreeing: only the agree starts (one continuation); no random start, no perturbation
+        assert [n for n in names if n not in PRIMARY] == list(POLICY.agree_starts)
+        assert "random" not in names and "perturb" not in names
 
 
 def test_explicit_starts_are_run_as_given():
@@ -91,3 +91,71 @@ def test_fixed_shift_irka_gives_no_start_in_discrete_time():
         rarl2(F, 2, starts=["irka-fixed"])
     res = rarl2(F, 2)  # the default search skips it
     assert "irka-fixed" not in [s.name for s in res.starts]
+
+
+@pytest.fixture
+def policy(monkeypatch):
+    """Install a variant of the default policy for one test: ``policy(**changes)``."""
+    import dataclasses
+
+    from difflinalg.control.reduction._rarl2 import _policy
+
+    def install(**changes):
+        monkeypatch.setattr(_policy, "POLICY", dataclasses.replace(_policy.POLICY, **changes))
+
+    return install
+
+
+@pytest.mark.parametrize("discrete", [False, True])
+def test_degree_continuation_is_patient(policy, discrete):
+    # round 3 (benchmarks/rarl2_generalization.py): continuation starts near the order r-1 optimum,
+    # above the best result by construction; with the skip and distance rules it was skipped (here:
+    # continuous, start error 0.18 against 0.056) or abandoned after 10 iterations (discrete),
+    # while left alone it descends into the best minimum (modal-light-d 3003: 0.64 -> 0.396)
+    assert POLICY.patient_starts == ("extend",)
+    F = random_system(12, 2, 2, seed=2, discrete=discrete)
+    res = rarl2(F, 4, starts=["irka-bt", "extend"])
+    ext = next(s for s in res.starts if s.name == "extend")
+    assert ext.status == "joined" and ext.iterations > 10
+    assert ext.relative_error <= res.relative_error * (1 + 1e-6)
+    policy(patient_starts=())
+    res = rarl2(F, 4, starts=["irka-bt", "extend"])
+    ext = next(s for s in res.starts if s.name == "extend")
+    assert ext.status == ("abandoned" if discrete else "skipped")
+
+
+def test_continuation_starts_share_one_lower_order_solution(monkeypatch):
+    # several "extend" starts climb from the same order r-1 optimum (solved once per run) in
+    # different directions (new random extensions each)
+    from difflinalg.control.reduction._rarl2 import _search
+
+    calls = []
+    real = _search.balanced_start
+    monkeypatch.setattr(_search, "balanced_start", lambda T, r, **kw: calls.append(r) or real(T, r, **kw))
+    F = random_system(10, 2, 2, seed=3)
+    res = rarl2(F, 3, starts=["bt", "extend", "extend", "extend"])
+    assert calls == [2]
+    starts = sorted(s.start_relative_error for s in res.starts if s.name == "extend")
+    assert len(starts) == 3 and len(set(starts)) == 3
+
+
+def test_disagreeing_starts_run_two_continuations():
+    assert POLICY.disagree_starts.count("extend") == 2
+
+
+def test_agreeing_starts_run_one_continuation():
+    # round 3: agreeing starts may share a basin far above the best (drss 3002: 28%)
+    assert POLICY.agree_starts == ("extend",)
+
+
+@pytest.mark.parametrize("agree", [(), ("extend",)])
+def test_agree_starts_run_when_the_default_starts_agree(policy, agree):
+    # seed 0: the default starts agree; the policy's agree_starts run after them (none: nothing
+    # more runs, the rule of rounds 1-2), then, agreeing still, no perturbation round
+    policy(agree_starts=agree)
+    F = random_system(10, 2, 2, seed=0)
+    res = rarl2(F, 3)
+    names = [s.name for s in res.starts]
+    assert not _first_round_disagrees(res)  # the case covers the agreeing branch
+    assert names[:len(names) - len(agree)] and all(n in PRIMARY for n in names[:len(names) - len(agree)])
+    assert names[len(names) - len(agree):] == list(agree)  # and, agreeing still, no perturbation round

@@ -22,8 +22,10 @@ over output-normal pairs ``(C, A)`` (the optimal ``B_hat = Q12^H B_F`` and ``D_h
    best approximation of their error; the best result is kept and every start is reported. The
    starts are optimized from the most promising one; a start far above the best result is skipped,
    one that falls behind is abandoned, one that reaches a minimum already found is stopped
-   ("joined"); only when the starts disagree do degree continuation, two random starts and
-   perturbation rounds from the best result run as well.
+   ("joined"); degree continuation (the order n-1 solution extended by one state; never skipped
+   or abandoned for its distance to the best) runs once when the starts agree, and, only when they
+   disagree, from two extensions, with two random starts and perturbation rounds from the best
+   result.
 
 Precision. For tiny errors (relative ~1e-5 and below) psi, computed in double precision, carries
 rounding noise ``eps_f`` comparable to the differences between good models
@@ -34,8 +36,10 @@ balanced truncation of the original target are compared, and the error is report
 extended-precision yardstick of ``h2_error(..., precise=True)`` (``_selection``; with its accuracy
 in ``ReductionResult.error_resolution``; a criterion at its noise level is never reported as 0).
 Where the resolution is coarser than 1e-6, the best result is also polished by IRKA iterations,
-whose fixed point (the interpolation conditions of a stationary point) needs no value of psi; the
-polished model is kept if it is better by the yardstick.
+whose fixed point (the interpolation conditions of a stationary point) needs no value of psi, and
+IRKA runs from the fixed and the spread shifts; their iterates, as output-normal pairs and in their
+own realizations (which keep digits the output-normal form loses there), are kept if better by the
+yardstick.
 
 The returned model ``H = (A, B_hat, C, D_hat)`` has output-normal ``(C, A)`` (residual at rounding
 level), is stable, and its error is no larger than that of any start (each optimization only
@@ -147,8 +151,9 @@ def rarl2(
             round from the best result so far), ``"extend"`` (the order n-1 solution plus one
             state), ``"random"``; or their number K (the first K of bt,
             irka-bt, irka, irka-modal, perturb, extend, perturb, modal, then random). Default: bt,
-            irka-bt, irka, irka-modal, irka-fixed and, only if these reach different minima, degree
-            continuation, two random starts and four perturbation rounds (``_policy.SearchPolicy``).
+            irka-bt, irka, irka-modal, irka-fixed, then degree continuation: if these agree,
+            one ``extend``; if they reach different minima, two (extensions of one order n-1
+            solution), two random starts and four perturbation rounds (``_policy.SearchPolicy``).
         seed: seed of the random starts.
         max_iter: BFGS iterations per start.
         tol: stop a start when the relative gradient ``||grad|| / (2 sqrt(psi))`` is below it.

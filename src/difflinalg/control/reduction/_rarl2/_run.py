@@ -44,6 +44,8 @@ class _Run:
         self.results: list[RunResult] = []
         self.minima: list[Tensor | None] = []  # poles of each result that is a stationary point
         self.x0s: list[Tensor] = []  # the starting point of each result
+        # the order r-1 solution that "extend" starts extend (``_search._lower_solution``; () if none)
+        self.lower: tuple | None = None
 
     def fg(self, x: Tensor):
         cs = self.space.from_vec(x)
@@ -178,7 +180,11 @@ class _Run:
         # a start far above the best result, or at a minimum already found, is not optimized: decided
         # on the criterion alone (its gradient is only reported, and only needed if it is the best)
         f0 = psi0 if psi0 is not None else self.psi_of_pairs([(C, A)])[0]
-        skip = f0 > _policy.POLICY.skip_ratio * best_f
+        # a patient start (degree continuation) begins near the order r-1 optimum, above the best by
+        # construction: it is neither skipped nor abandoned for its distance to the best, only when
+        # its rate of decrease cannot close that distance
+        patient = name in _policy.POLICY.patient_starts
+        skip = f0 > _policy.POLICY.skip_ratio * best_f and not patient
         status = "skipped" if skip else "joined" if self.joined(f0, x0) else None
         g0 = None
         if status is None or f0 <= best_f:
@@ -195,11 +201,12 @@ class _Run:
                 return "joined"
             if k < _policy.POLICY.abandon_after or not f > best_f:
                 return False
-            # abandon a start far above the best result so far, or one whose recent rate of
-            # decrease cannot close the gap to it within _policy.POLICY.abandon_horizon iterations
+            # abandon a start far above the best result so far (not a patient one), or one whose
+            # recent rate of decrease cannot close the gap to it within abandon_horizon iterations
             k0 = min(len(fs) - 1, _policy.POLICY.abandon_after)
             rate = (fs[-1 - k0] - f) / k0 if k0 > 0 else math.inf
-            return f > _policy.POLICY.abandon_ratio * best_f or rate * _policy.POLICY.abandon_horizon < f - best_f
+            far = f > _policy.POLICY.abandon_ratio * best_f and not patient
+            return far or rate * _policy.POLICY.abandon_horizon < f - best_f
 
         if status is not None:
             gn = float(g0.norm()) if g0 is not None else math.nan
