@@ -203,14 +203,17 @@ def test_slicot_build_matches_best_known():
 def test_slicot_cdplayer_irka_from_modal_truncation():
     """CDplayer at order 20: IRKA from modal truncation (the dominant poles) reaches a minimum at
     relative error 7.23e-6, below the best-known 1.594e-5 that the balanced-truncation and
-    spread-shift starts end at; without that start the result is worse."""
+    spread-shift starts end at. Without that start the optimized starts all end at 1.594e-5 or above,
+    and the selection's IRKA runs from fixed shifts (``_selection.polish_candidates``, run where the
+    criterion resolves the error coarsely) find the 7.23e-6 minimum instead."""
     F = load_model(SLICOT / "CDplayer.mat")
     res = rarl2(F, 20)
     assert res.best_start == "irka-modal"
     err = float(h2_error(F, res.model, relative=True, precise=True))
     assert err <= 7.24e-6, err
     others = rarl2(F, 20, starts=["bt", "irka-bt", "irka"])
-    assert others.relative_error > 1.5e-5
+    assert min(s.relative_error for s in others.starts) > 1.5e-5
+    assert float(h2_error(F, others.model, relative=True, precise=True)) <= 7.24e-6
 
 
 def test_polish_at_tiny_errors(monkeypatch):
