@@ -69,7 +69,7 @@ class SearchPolicy:
 
     default_starts: tuple[str, ...] = ("bt", "irka-bt", "irka", "irka-modal", "irka-fixed") + ("perturb",) * 4
     disagree_starts: tuple[str, ...] = ("extend", "extend", "random", "random")
-    agree_starts: tuple[str, ...] = ("extend",)
+    agree_starts: tuple[str, ...] = ("extend", "extend")
     patient_starts: tuple[str, ...] = ("extend",)
     irka_candidates: int = 4
     agree_rtol: float = 1e-6
