@@ -179,6 +179,8 @@ def _perturb_start(run: _Run, tried: set):
             A2 = V @ torch.diag(mu2) @ Vi
             models.append(A2.real.to(A.dtype) if not A.is_complex() else A2)
             keys.append(key)
+    if T.real and _policy.POLICY.perturb_merge:
+        _merge_real_poles(f, mu, V, Vi, A.dtype, tried, models, keys)
     if not models:
         return None
     best, k = run.best_model(torch.stack(models), C.expand(len(models), *C.shape))
@@ -186,6 +188,26 @@ def _perturb_start(run: _Run, tried: set):
         return None
     tried.add(keys[k])
     return best
+
+
+def _merge_real_poles(f: float, mu: Tensor, V: Tensor, Vi: Tensor, dtype, tried: set, models: list, keys: list):
+    """Candidates of ``_perturb_start`` for a real model: two real poles ``a``, ``b`` replaced by the
+    conjugate pair ``(a + b) / 2 +- i |a - b| / 2`` (same real eigenvectors, a 2x2 rotation block in
+    their plane): the damping scalings never leave the real axis, and a basin whose poles are a pair
+    where the best model has two real poles is found otherwise only by random starts (development
+    case rss 4000 of benchmarks/rarl2_generalization.py, r = 2). Appends to ``models`` / ``keys``."""
+    real = torch.nonzero(mu.imag.abs() <= 1e-12 * (1 + mu.abs())).reshape(-1).tolist()
+    for a_i, i in enumerate(real):
+        for k in real[a_i + 1:]:
+            key = (round(float(f), 15), "merge", i, k)
+            if key in tried:
+                continue
+            a, b = float(mu[i].real), float(mu[k].real)
+            M = torch.diag(mu)
+            c, d = (a + b) / 2, abs(a - b) / 2
+            M[i, i], M[k, k], M[i, k], M[k, i] = c, c, d, -d
+            models.append((V @ M @ Vi).real.to(dtype))
+            keys.append(key)
 
 
 def _lower_solution(run: _Run, gen):
