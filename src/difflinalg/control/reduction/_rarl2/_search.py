@@ -14,7 +14,7 @@ from . import _policy
 from ._progress import Progress as _Progress
 from ._run import _Run
 from ._selection import TIE_LEVELS
-from ._starts import balanced_start, default_shifts, fixed_shifts, irka, irka_models, modal_start, random_pair
+from ._starts import balanced_start, default_shifts, dominant_modes, fixed_shifts, irka, irka_models, modal_start, random_pair
 
 
 def _search(run: _Run, names: list[str], bt_model, gen, prog: _Progress, adaptive: bool = False) -> None:
@@ -145,8 +145,11 @@ def _start_models(name: str, run: _Run, bt_model, gen, irka_cands: dict, modal):
 
 def _perturb_start(run: _Run, tried: set):
     """Basin hopping: from the best model so far, scale the damping (real part) of one pole (or
-    conjugate pair) by 4 or 1/4; of the perturbed models not tried yet, return the one with the
-    lowest criterion (None if none is left)."""
+    conjugate pair) by 4 or 1/4, or replace it by one of the _policy.POLICY.perturb_swap most
+    dominant target modes (``dominant_modes``; same number of states, not already a pole of the
+    model), or (real models, _policy.POLICY.perturb_merge) merge two real poles into a pair
+    (``_merge_real_poles``); of the perturbed models not tried yet, return the one with the lowest
+    criterion (None if none is left)."""
     T = run.T
     f, sr, x, sigma, _ = run.best()
     run.space.sigma = sigma
@@ -157,6 +160,7 @@ def _perturb_start(run: _Run, tried: set):
     except RuntimeError:
         return None
     models, keys = [], []
+    modes = dominant_modes(T, _policy.POLICY.perturb_swap)
     for j in range(mu.shape[0]):
         if T.real and float(mu[j].imag) < 0:
             continue  # the pair is handled with its upper member
@@ -176,6 +180,19 @@ def _perturb_start(run: _Run, tried: set):
                 mu2[group] = mu[group] / rad * new
             else:
                 mu2[group] = torch.complex(mu[group].real * fac, mu[group].imag)
+            A2 = V @ torch.diag(mu2) @ Vi
+            models.append(A2.real.to(A.dtype) if not A.is_complex() else A2)
+            keys.append(key)
+        for i, (lam, size) in enumerate(modes):
+            key = (round(float(f), 15), j, "swap", i)
+            # a real model's pair is swapped for a target pair, a real pole for a real mode; a mode
+            # that is already (nearly) a pole of the model gives nothing new
+            if (key in tried or (T.real and size != int(group.sum()))
+                    or bool(((mu - lam).abs() <= 1e-3 * (1 + abs(lam))).any())):
+                continue
+            mu2 = mu.clone()
+            mu2[group] = torch.where(mu[group].imag < 0, torch.full_like(mu[group], lam.conjugate()),
+                                     torch.full_like(mu[group], lam))
             A2 = V @ torch.diag(mu2) @ Vi
             models.append(A2.real.to(A.dtype) if not A.is_complex() else A2)
             keys.append(key)
