@@ -25,7 +25,8 @@ over output-normal pairs ``(C, A)`` (the optimal ``B_hat = Q12^H B_F`` and ``D_h
    ("joined"); degree continuation (the order n-1 solution extended by one state; never skipped
    or abandoned for its distance to the best) runs from two extensions whether the starts agree or
    not, and, only when they disagree, with two random starts and perturbation rounds from the best
-   result (damping of one pole scaled, or two real poles merged into a conjugate pair).
+   result (the damping of one pole scaled, one pole replaced by a dominant target mode, or two real
+   poles merged into a conjugate pair).
 
 Precision. For tiny errors (relative ~1e-5 and below) psi, computed in double precision, carries
 rounding noise ``eps_f`` comparable to the differences between good models
