@@ -100,7 +100,7 @@ from difflinalg.control.reduction._rarl2 import _policy  # noqa: E402
 #: ``--vs-round1``: the time anchor of round 2 on a machine whose load changes between runs
 ROUND1_POLICY = _policy.SearchPolicy(default_starts=("bt", "irka-bt", "irka", "irka-modal", "perturb", "perturb"),
                                      disagree_starts=("extend", "random", "random"), agree_starts=(),
-                                     patient_starts=())
+                                     patient_starts=(), perturb_merge=False, perturb_swap=0)
 
 DEV_SEEDS, EVAL_SEED0 = 4, 1000
 #: round 2 (module docstring, "Protocol"): a second development set and a fresh evaluation set
