@@ -268,3 +268,17 @@ def test_pole_swap_perturbation_reaches_another_resonance(policy):
     assert min(s.relative_error for s in res.starts if s.name != "perturb") > 0.66
     policy(perturb_swap=0)
     assert rarl2(F, 4).relative_error > 0.66
+
+
+def test_swap_rounds_follow_the_damping_rounds(policy):
+    # the swaps get their own rounds after the damping rounds: in one pool, closer to the best by the
+    # criterion, they took every round and rejoined the best (SLICOT build at r = 20 lost its best
+    # known minimum, found by the second damping round); the damping rounds are those without swaps
+    assert POLICY.swap_rounds == 2
+    F = _light_discrete_modal(2, 20)
+    perturbs = [s for s in rarl2(F, 4).starts if s.name == "perturb"]
+    policy(swap_rounds=0)
+    damping = [s for s in rarl2(F, 4).starts if s.name == "perturb"]
+    assert len(damping) == POLICY.default_starts.count("perturb") and len(perturbs) == len(damping) + 2
+    assert [s.start_relative_error for s in perturbs[:len(damping)]] == [s.start_relative_error for s in damping]
+    assert min(s.relative_error for s in perturbs) < 0.99 * min(s.relative_error for s in damping)

@@ -25,8 +25,8 @@ over output-normal pairs ``(C, A)`` (the optimal ``B_hat = Q12^H B_F`` and ``D_h
    ("joined"); degree continuation (the order n-1 solution extended by one state; never skipped
    or abandoned for its distance to the best) runs from two extensions whether the starts agree or
    not, and, only when they disagree, with two random starts and perturbation rounds from the best
-   result (the damping of one pole scaled, one pole replaced by a dominant target mode, or two real
-   poles merged into a conjugate pair).
+   result (the damping of one pole scaled, or two real poles merged into a conjugate pair), then
+   two rounds that replace one pole by a dominant target mode (modal targets).
 
 Precision. For tiny errors (relative ~1e-5 and below) psi, computed in double precision, carries
 rounding noise ``eps_f`` comparable to the differences between good models
@@ -154,7 +154,8 @@ def rarl2(
             irka-bt, irka, irka-modal, perturb, extend, perturb, modal, then random). Default: bt,
             irka-bt, irka, irka-modal, irka-fixed, then degree continuation: two ``extend``
             (extensions of one order n-1 solution); if the first five reach different minima, also
-            two random starts and four perturbation rounds (``_policy.SearchPolicy``).
+            two random starts, four perturbation rounds and two pole-swap rounds
+            (``_policy.SearchPolicy``).
         seed: seed of the random starts.
         max_iter: BFGS iterations per start.
         tol: stop a start when the relative gradient ``||grad|| / (2 sqrt(psi))`` is below it.

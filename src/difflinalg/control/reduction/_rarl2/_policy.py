@@ -39,12 +39,16 @@ report. The reasoning behind each default:
   result merged into a conjugate pair (``_search._merge_real_poles``); the damping scalings never
   leave the real axis (round 4: development case rss 4000, r = 2, 19% above a pair basin that only
   random starts reached; a few more candidates in the perturbation round's one batched evaluation).
-* ``perturb_swap``: the perturbation rounds also offer the best result with one pole (pair)
-  replaced by one of the ``perturb_swap`` most dominant target modes not yet among its poles
+* ``perturb_swap``, ``swap_rounds``: after the damping rounds, the default search runs
+  ``swap_rounds`` more perturbation rounds that offer the best result with one pole (pair) replaced
+  by one of the ``perturb_swap`` most dominant target modes not yet among its poles
   (``_starts.dominant_modes``; modal targets only). Reduced models of lightly damped targets differ
   by which resonances they keep, and the damping scalings move along one resonance, never to
   another (round 4: development cases modal-light-d 3001, 4000 and 4003, 2.3-3.1% above the
-  reference, end 0.8-2.9% *below* it; 8 and 16 modes gave the same results).
+  reference, end 0.8-2.9% *below* it; 8 and 16 modes gave the same results, one round lost
+  modal-light-d 2007's 1.3% gain, four gained nothing more). Their own rounds: offered in the
+  damping rounds' pool, the swaps (closer to the best by the criterion) took every round and
+  rejoined the best, and SLICOT build at r = 20 lost its best known minimum.
 * ``irka_candidates``: of each IRKA run, the first iterate and the last ``irka_candidates`` are
   scored as candidates of the start (IRKA may oscillate or drift past a better model; scoring every
   iterate would cost more than the run).
@@ -85,6 +89,7 @@ class SearchPolicy:
     patient_starts: tuple[str, ...] = ("extend",)
     perturb_merge: bool = True
     perturb_swap: int = 8
+    swap_rounds: int = 2
     irka_candidates: int = 4
     agree_rtol: float = 1e-6
     abandon_after: int = 10

@@ -40,12 +40,20 @@ def _search(run: _Run, names: list[str], bt_model, gen, prog: _Progress, adaptiv
         if _agree(run):
             return
     tried: set = set()
-    for _ in range(names.count("perturb")):
+    rounds = names.count("perturb")
+    # the pole-swap rounds follow the damping rounds (their own rounds: in one pool the swaps, closer
+    # to the best by the criterion, took every round and joined the best again, e.g. SLICOT build at
+    # r = 20, where the second damping round finds the best known minimum)
+    swaps = [False] * rounds + [True] * (_policy.POLICY.swap_rounds if adaptive and rounds else 0)
+    for swap in swaps:
         if run.out_of_time() or not run.results or run.exact():
             return
-        pair = _perturb_start(run, tried)
+        pair = _perturb_start(run, tried, swap)
         if pair is None:
-            return
+            if swap:
+                return
+            continue
+        prog.total += swap  # the swap rounds are not among ``names``
         run.optimize("perturb", pair, prog)
 
 
@@ -143,13 +151,13 @@ def _start_models(name: str, run: _Run, bt_model, gen, irka_cands: dict, modal):
     raise InputError(f"starts: unknown start kind {name!r}")
 
 
-def _perturb_start(run: _Run, tried: set):
+def _perturb_start(run: _Run, tried: set, swap: bool = False):
     """Basin hopping: from the best model so far, scale the damping (real part) of one pole (or
-    conjugate pair) by 4 or 1/4, or replace it by one of the _policy.POLICY.perturb_swap most
-    dominant target modes (``dominant_modes``; same number of states, not already a pole of the
-    model), or (real models, _policy.POLICY.perturb_merge) merge two real poles into a pair
-    (``_merge_real_poles``); of the perturbed models not tried yet, return the one with the lowest
-    criterion (None if none is left)."""
+    conjugate pair) by 4 or 1/4 or (real models, _policy.POLICY.perturb_merge) merge two real poles
+    into a pair (``_merge_real_poles``); ``swap``: instead replace one pole (pair) by one of the
+    _policy.POLICY.perturb_swap most dominant target modes (``dominant_modes``; same number of
+    states, not already a pole of the model). Of the perturbed models not tried yet, return the one
+    with the lowest criterion (None if none is left)."""
     T = run.T
     f, sr, x, sigma, _ = run.best()
     run.space.sigma = sigma
@@ -160,14 +168,14 @@ def _perturb_start(run: _Run, tried: set):
     except RuntimeError:
         return None
     models, keys = [], []
-    modes = dominant_modes(T, _policy.POLICY.perturb_swap)
+    modes = dominant_modes(T, _policy.POLICY.perturb_swap) if swap else []
     for j in range(mu.shape[0]):
         if T.real and float(mu[j].imag) < 0:
             continue  # the pair is handled with its upper member
         group = (mu - mu[j]).abs() <= 1e-9 * (1 + float(mu[j].abs()))
         if T.real:
             group = group | ((mu - mu[j].conj()).abs() <= 1e-9 * (1 + float(mu[j].abs())))
-        for fac in (4.0, 0.25):
+        for fac in (4.0, 0.25) if not swap else ():
             key = (round(float(f), 15), j, fac)
             if key in tried:
                 continue
@@ -196,7 +204,7 @@ def _perturb_start(run: _Run, tried: set):
             A2 = V @ torch.diag(mu2) @ Vi
             models.append(A2.real.to(A.dtype) if not A.is_complex() else A2)
             keys.append(key)
-    if T.real and _policy.POLICY.perturb_merge:
+    if T.real and _policy.POLICY.perturb_merge and not swap:
         _merge_real_poles(f, mu, V, Vi, A.dtype, tried, models, keys)
     if not models:
         return None
