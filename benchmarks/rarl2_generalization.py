@@ -44,6 +44,11 @@ it is a development set since round 3 (``--set eval2`` stays runnable). Round 3 
 run exactly once, at the end, with the final default; the default is not changed after it).
 ``--vs-round1`` stays the time anchor (round 1's default measured 0.79-1.00x main's default).
 
+Protocol of round 4. ``eval3`` has been looked at: a development set since round 4. Round 4 tunes
+on ``dev``, ``dev2``, ``eval2``, ``eval3`` and ``oldeval`` only, and reports on ``eval4`` (seeds
+``5000 .. 5003``, fresh: run exactly once, at the end, with the final default; the default is not
+changed after it).
+
 Per case, in the same run (one thread):
 
 * ``default``: ``rarl2(F, r)`` with default settings (timed: the anchor "main's default" is this
@@ -66,7 +71,7 @@ order the two models (reported, still counted against the floors). Gap = ``(err_
 the default beat the reference). Floors (issue 17 item 5): gap <= 1e-6 on >= 97% of the evaluation
 cases, <= 1% on all.
 
-Run: ``./dev bench rarl2_generalization --threads 1 [--quick] [--set dev|eval|dev2|eval2|oldeval|eval3|both]
+Run: ``./dev bench rarl2_generalization --threads 1 [--quick] [--set dev|eval|dev2|eval2|oldeval|eval3|eval4|both]
 [--json PATH] [--only FAMILY ...] [--cases FAMILY:SEED ...] [--anchor PATH] [--vs-round1]
 [--reuse-ref PATH ...] [--report PATH]``.
 """
@@ -95,16 +100,18 @@ from difflinalg.control.reduction._rarl2 import _policy  # noqa: E402
 #: ``--vs-round1``: the time anchor of round 2 on a machine whose load changes between runs
 ROUND1_POLICY = _policy.SearchPolicy(default_starts=("bt", "irka-bt", "irka", "irka-modal", "perturb", "perturb"),
                                      disagree_starts=("extend", "random", "random"), agree_starts=(),
-                                     patient_starts=())
+                                     patient_starts=(), perturb_merge=False, perturb_swap=0)
 
 DEV_SEEDS, EVAL_SEED0 = 4, 1000
 #: round 2 (module docstring, "Protocol"): a second development set and a fresh evaluation set
 DEV2_SEEDS, DEV2_SEED0, EVAL2_SEED0 = 8, 2000, 3000
 #: round 3: a fresh evaluation set (eval2 has been looked at: a development set since round 3)
 EVAL3_SEED0 = 4000
-#: the set run only to report (a saved run's set may carry a prefix: ``r3_eval3``); round 1's and
-#: round 2's evaluation sets (eval, eval2) are development sets since they were looked at
-EVALUATION_SETS = ("eval3",)
+#: round 4: a fresh evaluation set (eval3 has been looked at: a development set since round 4)
+EVAL4_SEED0 = 5000
+#: the set run only to report (a saved run's set may carry a prefix: ``r4_eval4``); the evaluation
+#: sets of rounds 1-3 (eval, eval2, eval3) are development sets since they were looked at
+EVALUATION_SETS = ("eval4",)
 #: the first evaluation set's misses of round 1, development cases since round 2 (looked at)
 OLD_EVAL_MISSES = (("msd", 1000), ("drss", 1001), ("drss", 1002))
 #: about 10x the default's starts (module docstring)
@@ -287,7 +294,8 @@ def report(name: str, rows: list[dict], failures: list[dict], anchor: dict | Non
 
 def main() -> int:
     p = parser(__doc__.splitlines()[0])
-    p.add_argument("--set", choices=("dev", "eval", "both", "dev2", "eval2", "oldeval", "eval3"), default="both",
+    p.add_argument("--set", choices=("dev", "eval", "both", "dev2", "eval2", "oldeval", "eval3", "eval4"),
+                   default="both",
                    help="which seed set to run (module docstring)")
     p.add_argument("--cases", nargs="+", metavar="FAMILY:SEED", help="only these cases (development)")
     p.add_argument("--reuse-ref", type=Path, nargs="+", metavar="PATH",
@@ -313,6 +321,7 @@ def main() -> int:
             "dev2": [(f, i) for f in families for i in range(DEV2_SEED0, DEV2_SEED0 + (args.seeds or DEV2_SEEDS))],
             "eval2": [(f, i) for f in families for i in range(EVAL2_SEED0, EVAL2_SEED0 + k)],
             "eval3": [(f, i) for f in families for i in range(EVAL3_SEED0, EVAL3_SEED0 + k)],
+            "eval4": [(f, i) for f in families for i in range(EVAL4_SEED0, EVAL4_SEED0 + k)],
             "oldeval": [c for c in OLD_EVAL_MISSES if c[0] in families]}
     if args.cases:
         sets = {"cases": [(c.split(":")[0], int(c.split(":")[1])) for c in args.cases]}

@@ -143,12 +143,25 @@ def test_disagreeing_starts_run_two_continuations():
     assert POLICY.disagree_starts.count("extend") == 2
 
 
-def test_agreeing_starts_run_one_continuation():
-    # round 3: agreeing starts may share a basin far above the best (drss 3002: 28%)
-    assert POLICY.agree_starts == ("extend",)
+def test_agreeing_starts_run_two_continuations():
+    # round 3: agreeing starts may share a basin far above the best (drss 3002: 28%); round 4: one
+    # continuation misses such basins that a second extension reaches (modal-heavy-d 4001: 11%,
+    # dense-d-D 2007: 0.76%)
+    assert POLICY.agree_starts == ("extend", "extend")
 
 
-@pytest.mark.parametrize("agree", [(), ("extend",)])
+def test_agreeing_continuations_climb_in_different_directions():
+    # seed 0: the default starts agree; the two continuation starts extend the same order r-1
+    # optimum in two random directions (different start errors), and the result is the best start
+    F = random_system(10, 2, 2, seed=0)
+    res = rarl2(F, 3)
+    assert not _first_round_disagrees(res)
+    ext = [s for s in res.starts if s.name == "extend"]
+    assert len(ext) == 2 and ext[0].start_relative_error != ext[1].start_relative_error
+    assert res.relative_error == min(s.relative_error for s in res.starts)
+
+
+@pytest.mark.parametrize("agree", [(), ("extend",), ("extend", "extend")])
 def test_agree_starts_run_when_the_default_starts_agree(policy, agree):
     # seed 0: the default starts agree; the policy's agree_starts run after them (none: nothing
     # more runs, the rule of rounds 1-2), then, agreeing still, no perturbation round
@@ -159,3 +172,113 @@ def test_agree_starts_run_when_the_default_starts_agree(policy, agree):
     assert not _first_round_disagrees(res)  # the case covers the agreeing branch
     assert names[:len(names) - len(agree)] and all(n in PRIMARY for n in names[:len(names) - len(agree)])
     assert names[len(names) - len(agree):] == list(agree)  # and, agreeing still, no perturbation round
+
+
+def test_perturbation_merges_two_real_poles_into_a_conjugate_pair():
+    # round 4: the damping scalings of the perturbation rounds never leave the real axis; the merge
+    # candidates replace two real poles a, b by (a + b) / 2 +- i |a - b| / 2 (real model, the other
+    # poles kept), once per pair of real poles and criterion value
+    from difflinalg.control.reduction._rarl2._search import _merge_real_poles
+
+    g = torch.Generator().manual_seed(0)
+    Q, _ = torch.linalg.qr(torch.randn(4, 4, generator=g, dtype=torch.float64))
+    M = torch.tensor([[-0.5, 0, 0, 0], [0, -2.0, 0, 0], [0, 0, -0.1, 1.0], [0, 0, -1.0, -0.1]], dtype=torch.float64)
+    A = Q @ M @ Q.T
+    mu, V = torch.linalg.eig(A)
+    models, keys, tried = [], [], set()
+    _merge_real_poles(0.25, mu, V, torch.linalg.inv(V), torch.float64, tried, models, keys)
+    assert len(models) == 1 and models[0].dtype == torch.float64  # one pair of real poles: one candidate
+    got = sorted(torch.linalg.eigvals(models[0]).tolist(), key=lambda z: (z.real, z.imag))
+    want = sorted([complex(-1.25, -0.75), complex(-1.25, 0.75), complex(-0.1, -1.0), complex(-0.1, 1.0)],
+                  key=lambda z: (z.real, z.imag))
+    assert all(abs(a - b) < 1e-12 for a, b in zip(got, want))
+    tried.add(keys[0])  # a candidate already tried at this criterion value is not offered again
+    models2: list = []
+    _merge_real_poles(0.25, mu, V, torch.linalg.inv(V), torch.float64, tried, models2, [])
+    assert models2 == []
+
+
+@pytest.mark.slow  # ~3 s: two searches on a 150-state target
+def test_merge_perturbation_reaches_the_pair_basin(policy):
+    # development case rss 4000 of benchmarks/rarl2_generalization.py (r = 2): every model-based
+    # start ends with two real poles (0.8514 or 0.8784); the better minimum 0.7128 has a conjugate
+    # pair (-0.40 +- 3.05i, near the target's lightly damped pair), found before round 4 only by a
+    # random start. A merge candidate of the perturbation rounds reaches it.
+    ct = pytest.importorskip("control")
+    import numpy as np
+
+    from difflinalg.control import as_system
+
+    np.random.seed(4000)
+    F = as_system(ct.rss(150, 2, 2, strictly_proper=True))
+    starts = ["bt", "irka-bt", "irka", "irka-fixed", "perturb", "perturb"]
+    res = rarl2(F, 2, starts=starts)
+    assert res.best_start == "perturb" and res.relative_error < 0.75
+    assert torch.linalg.eigvals(res.model.A).imag.abs().min() > 1.0  # a conjugate pair
+    policy(perturb_merge=False)  # without the merge candidates the perturbations stay on the real axis
+    assert rarl2(F, 2, starts=starts).relative_error > 0.85
+
+
+def _light_discrete_modal(seed: int, n: int):
+    """A SISO discrete modal system (with D) whose ``n / 2`` conjugate pairs lie near the unit circle
+    (radii 0.95-0.999, angles uniform), block diagonal: like the family modal-light-d of
+    ``benchmarks/rarl2_generalization.py``, where reduced models differ by which resonances they keep."""
+    import math
+
+    from difflinalg.control import StateSpace
+
+    g = torch.Generator().manual_seed(seed)
+    rho = (0.95 + 0.049 * torch.rand(n // 2, generator=g, dtype=torch.float64)).tolist()
+    th = (math.pi * torch.rand(n // 2, generator=g, dtype=torch.float64)).tolist()
+    A = torch.block_diag(*[r * torch.tensor([[math.cos(t), math.sin(t)], [-math.sin(t), math.cos(t)]],
+                                            dtype=torch.float64) for r, t in zip(rho, th)])
+    B = torch.randn(n, 1, generator=g, dtype=torch.float64)
+    C = torch.randn(1, n, generator=g, dtype=torch.float64)
+    return StateSpace(A, B, C, torch.randn(1, 1, generator=g, dtype=torch.float64), time="discrete", dt=1.0)
+
+
+def test_dominant_modes_of_a_modal_target():
+    # the pairs by dominance |c|^2 |b|^2 / (1 - |lambda|^2), each once (positive imaginary part)
+    from difflinalg.control.reduction._rarl2._starts import dominant_modes
+    from difflinalg.control.reduction._rarl2._target import Target
+
+    F = _light_discrete_modal(2, 20)
+    T = Target(F)
+    modes = dominant_modes(T, 4)
+    assert T.method == "modal" and len(modes) == 4 and all(s == 2 and lam.imag > 0 for lam, s in modes)
+    lam = torch.linalg.eigvals(F.A)
+    M = torch.linalg.eig(F.A)[1]
+    b, c = torch.linalg.solve(M, F.B.to(M.dtype))[:, 0], (F.C.to(M.dtype) @ M)[0]
+    w = (c.abs() ** 2 * b.abs() ** 2 / (1 - lam.abs() ** 2))
+    up = lam.imag > 0
+    want = lam[up][torch.argsort(w[up], descending=True)[:4]]
+    assert all(abs(a - complex(z)) < 1e-9 for (a, _), z in zip(modes, want.tolist()))
+
+
+def test_pole_swap_perturbation_reaches_another_resonance(policy):
+    # round 4: the perturbation rounds also replace one pole (pair) of the best model by one of the
+    # 8 most dominant target modes (perturb_swap); reduced models of lightly damped targets differ
+    # by which resonances they keep (development cases modal-light-d 3001, 4000, 4003: 2.3-3.1%
+    # above a basin the damping scalings did not reach). Here every other start ends at 0.667 or
+    # above; a swap reaches 0.6433.
+    assert POLICY.perturb_swap == 8
+    F = _light_discrete_modal(2, 20)
+    res = rarl2(F, 4)
+    assert res.best_start == "perturb" and res.relative_error < 0.645
+    assert min(s.relative_error for s in res.starts if s.name != "perturb") > 0.66
+    policy(perturb_swap=0)
+    assert rarl2(F, 4).relative_error > 0.66
+
+
+def test_swap_rounds_follow_the_damping_rounds(policy):
+    # the swaps get their own rounds after the damping rounds: in one pool, closer to the best by the
+    # criterion, they took every round and rejoined the best (SLICOT build at r = 20 lost its best
+    # known minimum, found by the second damping round); the damping rounds are those without swaps
+    assert POLICY.swap_rounds == 2
+    F = _light_discrete_modal(2, 20)
+    perturbs = [s for s in rarl2(F, 4).starts if s.name == "perturb"]
+    policy(swap_rounds=0)
+    damping = [s for s in rarl2(F, 4).starts if s.name == "perturb"]
+    assert len(damping) == POLICY.default_starts.count("perturb") and len(perturbs) == len(damping) + 2
+    assert [s.start_relative_error for s in perturbs[:len(damping)]] == [s.start_relative_error for s in damping]
+    assert min(s.relative_error for s in perturbs) < 0.99 * min(s.relative_error for s in damping)

@@ -23,9 +23,10 @@ over output-normal pairs ``(C, A)`` (the optimal ``B_hat = Q12^H B_F`` and ``D_h
    starts are optimized from the most promising one; a start far above the best result is skipped,
    one that falls behind is abandoned, one that reaches a minimum already found is stopped
    ("joined"); degree continuation (the order n-1 solution extended by one state; never skipped
-   or abandoned for its distance to the best) runs once when the starts agree, and, only when they
-   disagree, from two extensions, with two random starts and perturbation rounds from the best
-   result.
+   or abandoned for its distance to the best) runs from two extensions whether the starts agree or
+   not, and, only when they disagree, with two random starts and perturbation rounds from the best
+   result (the damping of one pole scaled, or two real poles merged into a conjugate pair), then
+   two rounds that replace one pole by a dominant target mode (modal targets).
 
 Precision. For tiny errors (relative ~1e-5 and below) psi, computed in double precision, carries
 rounding noise ``eps_f`` comparable to the differences between good models
@@ -151,9 +152,10 @@ def rarl2(
             round from the best result so far), ``"extend"`` (the order n-1 solution plus one
             state), ``"random"``; or their number K (the first K of bt,
             irka-bt, irka, irka-modal, perturb, extend, perturb, modal, then random). Default: bt,
-            irka-bt, irka, irka-modal, irka-fixed, then degree continuation: if these agree,
-            one ``extend``; if they reach different minima, two (extensions of one order n-1
-            solution), two random starts and four perturbation rounds (``_policy.SearchPolicy``).
+            irka-bt, irka, irka-modal, irka-fixed, then degree continuation: two ``extend``
+            (extensions of one order n-1 solution); if the first five reach different minima, also
+            two random starts, four perturbation rounds and two pole-swap rounds
+            (``_policy.SearchPolicy``).
         seed: seed of the random starts.
         max_iter: BFGS iterations per start.
         tol: stop a start when the relative gradient ``||grad|| / (2 sqrt(psi))`` is below it.

@@ -14,7 +14,7 @@ from . import _policy
 from ._progress import Progress as _Progress
 from ._run import _Run
 from ._selection import TIE_LEVELS
-from ._starts import balanced_start, default_shifts, fixed_shifts, irka, irka_models, modal_start, random_pair
+from ._starts import balanced_start, default_shifts, dominant_modes, fixed_shifts, irka, irka_models, modal_start, random_pair
 
 
 def _search(run: _Run, names: list[str], bt_model, gen, prog: _Progress, adaptive: bool = False) -> None:
@@ -40,12 +40,20 @@ def _search(run: _Run, names: list[str], bt_model, gen, prog: _Progress, adaptiv
         if _agree(run):
             return
     tried: set = set()
-    for _ in range(names.count("perturb")):
+    rounds = names.count("perturb")
+    # the pole-swap rounds follow the damping rounds (their own rounds: in one pool the swaps, closer
+    # to the best by the criterion, took every round and joined the best again, e.g. SLICOT build at
+    # r = 20, where the second damping round finds the best known minimum)
+    swaps = [False] * rounds + [True] * (_policy.POLICY.swap_rounds if adaptive and rounds else 0)
+    for swap in swaps:
         if run.out_of_time() or not run.results or run.exact():
             return
-        pair = _perturb_start(run, tried)
+        pair = _perturb_start(run, tried, swap)
         if pair is None:
-            return
+            if swap:
+                return
+            continue
+        prog.total += swap  # the swap rounds are not among ``names``
         run.optimize("perturb", pair, prog)
 
 
@@ -143,10 +151,13 @@ def _start_models(name: str, run: _Run, bt_model, gen, irka_cands: dict, modal):
     raise InputError(f"starts: unknown start kind {name!r}")
 
 
-def _perturb_start(run: _Run, tried: set):
+def _perturb_start(run: _Run, tried: set, swap: bool = False):
     """Basin hopping: from the best model so far, scale the damping (real part) of one pole (or
-    conjugate pair) by 4 or 1/4; of the perturbed models not tried yet, return the one with the
-    lowest criterion (None if none is left)."""
+    conjugate pair) by 4 or 1/4 or (real models, _policy.POLICY.perturb_merge) merge two real poles
+    into a pair (``_merge_real_poles``); ``swap``: instead replace one pole (pair) by one of the
+    _policy.POLICY.perturb_swap most dominant target modes (``dominant_modes``; same number of
+    states, not already a pole of the model). Of the perturbed models not tried yet, return the one
+    with the lowest criterion (None if none is left)."""
     T = run.T
     f, sr, x, sigma, _ = run.best()
     run.space.sigma = sigma
@@ -157,13 +168,14 @@ def _perturb_start(run: _Run, tried: set):
     except RuntimeError:
         return None
     models, keys = [], []
+    modes = dominant_modes(T, _policy.POLICY.perturb_swap) if swap else []
     for j in range(mu.shape[0]):
         if T.real and float(mu[j].imag) < 0:
             continue  # the pair is handled with its upper member
         group = (mu - mu[j]).abs() <= 1e-9 * (1 + float(mu[j].abs()))
         if T.real:
             group = group | ((mu - mu[j].conj()).abs() <= 1e-9 * (1 + float(mu[j].abs())))
-        for fac in (4.0, 0.25):
+        for fac in (4.0, 0.25) if not swap else ():
             key = (round(float(f), 15), j, fac)
             if key in tried:
                 continue
@@ -179,6 +191,21 @@ def _perturb_start(run: _Run, tried: set):
             A2 = V @ torch.diag(mu2) @ Vi
             models.append(A2.real.to(A.dtype) if not A.is_complex() else A2)
             keys.append(key)
+        for i, (lam, size) in enumerate(modes):
+            key = (round(float(f), 15), j, "swap", i)
+            # a real model's pair is swapped for a target pair, a real pole for a real mode; a mode
+            # that is already (nearly) a pole of the model gives nothing new
+            if (key in tried or (T.real and size != int(group.sum()))
+                    or bool(((mu - lam).abs() <= 1e-3 * (1 + abs(lam))).any())):
+                continue
+            mu2 = mu.clone()
+            mu2[group] = torch.where(mu[group].imag < 0, torch.full_like(mu[group], lam.conjugate()),
+                                     torch.full_like(mu[group], lam))
+            A2 = V @ torch.diag(mu2) @ Vi
+            models.append(A2.real.to(A.dtype) if not A.is_complex() else A2)
+            keys.append(key)
+    if T.real and _policy.POLICY.perturb_merge and not swap:
+        _merge_real_poles(f, mu, V, Vi, A.dtype, tried, models, keys)
     if not models:
         return None
     best, k = run.best_model(torch.stack(models), C.expand(len(models), *C.shape))
@@ -186,6 +213,26 @@ def _perturb_start(run: _Run, tried: set):
         return None
     tried.add(keys[k])
     return best
+
+
+def _merge_real_poles(f: float, mu: Tensor, V: Tensor, Vi: Tensor, dtype, tried: set, models: list, keys: list):
+    """Candidates of ``_perturb_start`` for a real model: two real poles ``a``, ``b`` replaced by the
+    conjugate pair ``(a + b) / 2 +- i |a - b| / 2`` (same real eigenvectors, a 2x2 rotation block in
+    their plane): the damping scalings never leave the real axis, and a basin whose poles are a pair
+    where the best model has two real poles is found otherwise only by random starts (development
+    case rss 4000 of benchmarks/rarl2_generalization.py, r = 2). Appends to ``models`` / ``keys``."""
+    real = torch.nonzero(mu.imag.abs() <= 1e-12 * (1 + mu.abs())).reshape(-1).tolist()
+    for a_i, i in enumerate(real):
+        for k in real[a_i + 1:]:
+            key = (round(float(f), 15), "merge", i, k)
+            if key in tried:
+                continue
+            a, b = float(mu[i].real), float(mu[k].real)
+            M = torch.diag(mu)
+            c, d = (a + b) / 2, abs(a - b) / 2
+            M[i, i], M[k, k], M[i, k], M[k, i] = c, c, d, -d
+            models.append((V @ M @ Vi).real.to(dtype))
+            keys.append(key)
 
 
 def _lower_solution(run: _Run, gen):

@@ -118,16 +118,7 @@ def modal_start(T: Target, r: int):
     exactly ``r`` states."""
     if T.method != "modal":
         return None
-    lam = T.lam
-    w = (T.Ct.abs() ** 2).sum(0) * (T.Bt.abs() ** 2).sum(1)
-    w = w / ((1 - lam.abs() ** 2) if T.discrete else (2 * lam.real.abs())).clamp_min(1e-300)
-    size = torch.ones_like(w, dtype=torch.long)
-    mate = torch.arange(w.numel())
-    if T.real:
-        size[T.pi] = 2
-        mate[T.pi] = T.pj
-        w = w.clone()
-        w[T.pj] = -1.0  # the pair is represented by its upper member
+    w, size, mate = _mode_weights(T)
     order = torch.argsort(w, descending=True).tolist()
     wl, sizes, mates = w.tolist(), size.tolist(), mate.tolist()  # lists: the loop may visit all N modes
     sel, n = [], 0
@@ -145,6 +136,41 @@ def modal_start(T: Target, r: int):
     E = torch.zeros(T.N, r, dtype=Bw.dtype)
     E[idx, torch.arange(r)] = 1.0
     return E.mT @ T.work_apply_A(E), E.mT @ Bw, Cw @ E
+
+
+def _mode_weights(T: Target) -> tuple[Tensor, Tensor, Tensor]:
+    """Dominance of each target mode (modal targets), ``|c_i|^2 |b_i|^2 / (2 |Re lambda_i|)``
+    (continuous) or ``|c_i|^2 |b_i|^2 / (1 - |lambda_i|^2)`` (discrete), its size in states and its
+    mate; a conjugate pair of a real target is one mode of two states, represented by its member in
+    ``T.pi`` (the other member's weight is -1)."""
+    lam = T.lam
+    w = (T.Ct.abs() ** 2).sum(0) * (T.Bt.abs() ** 2).sum(1)
+    w = w / ((1 - lam.abs() ** 2) if T.discrete else (2 * lam.real.abs())).clamp_min(1e-300)
+    size = torch.ones_like(w, dtype=torch.long)
+    mate = torch.arange(w.numel())
+    if T.real:
+        size[T.pi] = 2
+        mate[T.pi] = T.pj
+        w = w.clone()
+        w[T.pj] = -1.0  # the pair is represented by its upper member
+    return w, size, mate
+
+
+def dominant_modes(T: Target, k: int) -> list[tuple[complex, int]]:
+    """The ``k`` most dominant target modes (``_mode_weights``) as ``(eigenvalue, states)``, most
+    dominant first (a pair of a real target by its member with positive imaginary part); empty
+    without a modal form."""
+    if T.method != "modal":
+        return []
+    w, size, _ = _mode_weights(T)
+    order = torch.argsort(w, descending=True)[:k].tolist()
+    out = []
+    for i in order:
+        if float(w[i]) < 0:
+            break
+        lam = complex(T.lam[i])
+        out.append((complex(lam.real, abs(lam.imag)) if int(size[i]) == 2 else lam, int(size[i])))
+    return out
 
 
 def _realify(X: Tensor, r: int, sigma: Tensor | None = None) -> Tensor:
