@@ -6,7 +6,7 @@ stationary point of the H2 error iff ``F`` interpolates it tangentially at the m
 conditions). IRKA iterates the Petrov-Galerkin projection ``V = [(sigma_i I - A)^{-1} B conj(b_i)]``,
 ``W = [(sigma_i I - A)^{-H} C^H c_i]``, ``H = ((W^H V)^{-1} W^H A V, (W^H V)^{-1} W^H B, C V)`` with the
 shifts and directions of the previous iterate, from balanced truncation, until the shifts converge.
-The engine is RARL2's (``_rarl2._starts.irka``: batched, in the target's modal coordinates where it
+The engine is RARL2's (``_rarl2._irka_engine.irka``: batched, in the target's modal coordinates where it
 has them); this module gives it the reductor contract.
 """
 
@@ -21,8 +21,9 @@ from ..analysis._norms import h2_error
 from ..analysis._stability import check_h2, check_stable_poles, decay_rate
 from ..system._statespace import StateSpace, check_system
 from ._balanced import check_order
-from ._rarl2._starts import _interpolation_data, balanced_start, irka_models
-from ._rarl2._starts import irka as _irka_runs
+from ._rarl2._irka_engine import _interpolation_data, irka_models
+from ._rarl2._irka_engine import irka as _irka_runs
+from ._rarl2._starts import balanced_start
 from ._rarl2._target import Target
 from ._results import ReductionResult
 

@@ -5,7 +5,6 @@ normal forms of IRKA's iterates lose the digits that make them better than balan
 
 from __future__ import annotations
 
-import math
 
 import torch
 

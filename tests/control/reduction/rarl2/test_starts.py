@@ -1,11 +1,11 @@
-"""Starting points of RARL2 (``control._starts``): output-normal conversion, lock-step IRKA and its
+"""Starting points of RARL2 (``_rarl2._starts`` and ``_rarl2._irka``): output-normal conversion, lock-step IRKA and its
 real bases, the shifted solves in working coordinates, and the scoring of all start candidates."""
 
 import pytest
 import torch
 
-from difflinalg.control.reduction._rarl2._starts import (_realify, balanced_start, default_shifts, irka, irka_models, modal_start,
-                                        to_pair, to_pairs)
+from difflinalg.control.reduction._rarl2._irka_engine import _realify, default_shifts, irka, irka_models
+from difflinalg.control.reduction._rarl2._starts import balanced_start, modal_start, to_pair, to_pairs
 from difflinalg.control.reduction._rarl2._target import Target
 
 from _controlhelpers import random_system
@@ -149,7 +149,7 @@ def test_irka_iterates_in_modal_coordinates_are_the_working_coordinate_iterates(
     """The iteration runs in the complex modal coordinates; each iterate has the transfer function
     of the real projection in the working coordinates at the same data, and ``irka_models`` gives
     it as a real model (real modal form)."""
-    from difflinalg.control.reduction._rarl2._starts import _project
+    from difflinalg.control.reduction._rarl2._irka_engine import _project
 
     F = random_system(10, 2, 2, seed=79)
     T = Target(F)
@@ -172,7 +172,7 @@ def test_real_modal_form():
     """Complex realizations of real models (a random complex similarity) back in real modal form:
     the same transfer function, real, with 2 x 2 blocks for the pairs; not conjugate-closed poles
     are reported (``ok`` False)."""
-    from difflinalg.control.reduction._rarl2._starts import real_modal_form
+    from difflinalg.control.reduction._rarl2._irka_engine import real_modal_form
 
     g = torch.Generator().manual_seed(80)
     A = torch.randn(3, 5, 5, generator=g, dtype=torch.float64) - 2 * torch.eye(5, dtype=torch.float64)
@@ -236,7 +236,7 @@ def test_score_starts_keeps_each_starts_lowest_candidate():
 def test_fixed_shifts_are_in_the_targets_own_frequency_units(discrete):
     """``fixed_shifts``: ``logspace(-1, 1, r)`` of the original frequency axis, whatever the working
     frequency scale ``omega`` (continuous time); none in discrete time."""
-    from difflinalg.control.reduction._rarl2._starts import fixed_shifts
+    from difflinalg.control.reduction._rarl2._irka_engine import fixed_shifts
 
     T = Target(random_system(8, 2, 1, discrete=discrete, seed=2), "auto")
     if discrete:

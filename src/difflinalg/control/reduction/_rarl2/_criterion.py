@@ -19,7 +19,6 @@ finite differences::
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 from ...._errors import InputError

@@ -11,10 +11,11 @@ from torch import Tensor
 
 from ...._errors import InputError
 from . import _policy
+from ._irka_engine import default_shifts, fixed_shifts, irka, irka_models
 from ._progress import Progress as _Progress
 from ._run import _Run
 from ._selection import TIE_LEVELS
-from ._starts import balanced_start, default_shifts, dominant_modes, fixed_shifts, irka, irka_models, modal_start, random_pair
+from ._starts import balanced_start, dominant_modes, modal_start, random_pair
 
 
 def _search(run: _Run, names: list[str], bt_model, gen, prog: _Progress, adaptive: bool = False) -> None:

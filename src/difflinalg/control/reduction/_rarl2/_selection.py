@@ -38,7 +38,8 @@ from ...._utils import eps
 
 from ...analysis._modal import cached_modal_form, squared_h2_error_residues
 from ...analysis._precise import residue_work
-from ._starts import default_shifts, fixed_shifts, irka, irka_models, to_pairs
+from ._irka_engine import default_shifts, fixed_shifts, irka, irka_models
+from ._starts import to_pairs
 from ...system._statespace import StateSpace
 from ._target import Target
 

@@ -42,7 +42,7 @@ from ....equations import SchurForm, observability_gramian
 from ...analysis._modal import mirror_sums, modal_h2_norm2
 from ...analysis._modal_form import modal_form
 from ...system._statespace import StateSpace
-from ._target_criterion import TargetCriterion, small_eig  # noqa: F401 - _starts imports small_eig from here
+from ._target_criterion import TargetCriterion, small_eig  # noqa: F401 - _starts and _irka_engine import small_eig from here
 from ._work import WorkingCoordinates
 
 MODAL_COND_MAX = 1e6
