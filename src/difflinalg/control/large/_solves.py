@@ -34,7 +34,7 @@ import scipy.sparse as sps
 import scipy.sparse.linalg as spla
 
 from ..._errors import DifflinalgError, InputError
-from ._system import SparseSystem
+from ._system import SparseSystem, lu_solve
 
 PROBE_MIN = 4000
 #: default memory budget of the factorization cache: 1 / CACHE_SHARE of the available memory, at
@@ -100,17 +100,6 @@ def lu_memory_estimate(M: sps.spmatrix, complex_factors: bool) -> int:
     nnz = 1.5 * per_row * N * (N / k) ** (1 / 3)
     item = 16 if complex_factors else 8
     return int(nnz * (item + 4) + 24 * N)
-
-
-def _lu_apply(lu, complex_factors: bool, X: np.ndarray, adjoint: bool) -> np.ndarray:
-    """``M^{-1} X`` (``M^{-H} X``) from SuperLU factors of known type: a complex right-hand side with
-    real factors is solved by its real and imaginary parts (SuperLU needs the factors' dtype)."""
-    if complex_factors:
-        return lu.solve(np.ascontiguousarray(X, dtype=np.complex128), trans="H" if adjoint else "N")
-    trans = "T" if adjoint else "N"
-    if np.iscomplexobj(X):
-        return lu.solve(np.ascontiguousarray(X.real), trans=trans) + 1j * lu.solve(np.ascontiguousarray(X.imag), trans=trans)
-    return lu.solve(np.ascontiguousarray(X, dtype=np.float64), trans=trans)
 
 
 def _gb(x: float) -> str:
@@ -273,9 +262,9 @@ class ShiftedSolver:
         if lu is None:  # E = identity
             Y = X.copy()
         elif conj:  # M = conj(M_key): M^{-1} X = conj(M_key^{-1} conj(X)) (the same for M^H)
-            Y = _lu_apply(lu, self._complex[key], X.conj(), adjoint).conj()
+            Y = lu_solve(lu, X.conj(), "H" if adjoint else "N", self._complex[key]).conj()
         else:
-            Y = _lu_apply(lu, self._complex[key], X, adjoint)
+            Y = lu_solve(lu, X, "H" if adjoint else "N", self._complex[key])
         if scale.imag == 0:
             return Y / scale.real
         return Y / scale

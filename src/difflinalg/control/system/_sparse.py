@@ -85,15 +85,20 @@ def lu_dtype(lu) -> np.dtype:
     return lu.solve(np.empty((lu.shape[0], 0), dtype=np.int8)).dtype
 
 
-def lu_solve(lu, X: np.ndarray, trans: str = "N") -> np.ndarray:
+def lu_solve(lu, X: np.ndarray, trans: str = "N", complex_factors: bool | None = None) -> np.ndarray:
     """``lu.solve`` for any right-hand side: a complex one with a real factorization is solved by
-    its real and imaginary parts (SuperLU's solve needs the factorization's dtype)."""
+    its real and imaginary parts (SuperLU's solve needs the factorization's dtype).
+    ``complex_factors``: whether the factors are complex, where the caller knows it (the shifted
+    solves of ``control.large``); else read by ``lu_dtype``."""
     X = np.asarray(X)
-    if lu_dtype(lu).kind != "c":
-        if np.iscomplexobj(X):
-            return lu.solve(np.ascontiguousarray(X.real), trans=trans) + 1j * lu.solve(np.ascontiguousarray(X.imag), trans=trans)
-        return lu.solve(np.ascontiguousarray(X, dtype=np.float64), trans="T" if trans == "H" else trans)
-    return lu.solve(np.ascontiguousarray(X, dtype=np.complex128), trans=trans)
+    if complex_factors is None:
+        complex_factors = lu_dtype(lu).kind == "c"
+    if complex_factors:
+        return lu.solve(np.ascontiguousarray(X, dtype=np.complex128), trans=trans)
+    trans = "T" if trans == "H" else trans  # real factors: the adjoint is the transpose
+    if np.iscomplexobj(X):
+        return lu.solve(np.ascontiguousarray(X.real), trans=trans) + 1j * lu.solve(np.ascontiguousarray(X.imag), trans=trans)
+    return lu.solve(np.ascontiguousarray(X, dtype=np.float64), trans=trans)
 
 
 def _check_nonsingular(E: sps.csc_matrix):

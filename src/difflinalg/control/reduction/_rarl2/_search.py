@@ -189,8 +189,7 @@ def _perturb_start(run: _Run, tried: set, swap: bool = False):
                 mu2[group] = mu[group] / rad * new
             else:
                 mu2[group] = torch.complex(mu[group].real * fac, mu[group].imag)
-            A2 = V @ torch.diag(mu2) @ Vi
-            models.append(A2.real.to(A.dtype) if not A.is_complex() else A2)
+            models.append(_with_poles(V, torch.diag(mu2), Vi, A.dtype))
             keys.append(key)
         for i, (lam, size) in enumerate(modes):
             key = (round(float(f), 15), j, "swap", i)
@@ -202,8 +201,7 @@ def _perturb_start(run: _Run, tried: set, swap: bool = False):
             mu2 = mu.clone()
             mu2[group] = torch.where(mu[group].imag < 0, torch.full_like(mu[group], lam.conjugate()),
                                      torch.full_like(mu[group], lam))
-            A2 = V @ torch.diag(mu2) @ Vi
-            models.append(A2.real.to(A.dtype) if not A.is_complex() else A2)
+            models.append(_with_poles(V, torch.diag(mu2), Vi, A.dtype))
             keys.append(key)
     if T.real and _policy.POLICY.perturb_merge and not swap:
         _merge_real_poles(f, mu, V, Vi, A.dtype, tried, models, keys)
@@ -214,6 +212,13 @@ def _perturb_start(run: _Run, tried: set, swap: bool = False):
         return None
     tried.add(keys[k])
     return best
+
+
+def _with_poles(V: Tensor, M: Tensor, Vi: Tensor, dtype: torch.dtype) -> Tensor:
+    """``V M V^{-1}``: a model matrix ``V diag(mu) V^{-1}`` with its pole block ``M`` changed, in the
+    model's ``dtype`` (a real model's poles stay conjugate-closed: its real part)."""
+    A2 = V @ M @ Vi
+    return A2 if dtype.is_complex else A2.real.to(dtype)
 
 
 def _merge_real_poles(f: float, mu: Tensor, V: Tensor, Vi: Tensor, dtype, tried: set, models: list, keys: list):
@@ -232,7 +237,7 @@ def _merge_real_poles(f: float, mu: Tensor, V: Tensor, Vi: Tensor, dtype, tried:
             M = torch.diag(mu)
             c, d = (a + b) / 2, abs(a - b) / 2
             M[i, i], M[k, k], M[i, k], M[k, i] = c, c, d, -d
-            models.append((V @ M @ Vi).real.to(dtype))
+            models.append(_with_poles(V, M, Vi, dtype))
             keys.append(key)
 
 

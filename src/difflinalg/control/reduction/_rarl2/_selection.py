@@ -292,7 +292,7 @@ def polish_candidates(run, best) -> tuple[list[tuple[Tensor, complex | float]], 
     ``best``, from the fixed shifts of the "irka-fixed" start (continuous time) and from the spread
     shifts of the "irka" start. Returns the last POLISH_CANDIDATES iterates of the run from ``best``
     that are stable and observable as ``(x, sigma)`` (chart coordinates and centre), and the last
-    POLISH_CANDIDATES iterates of every run as models in their own realizations, in the original
+    RAW_CANDIDATES stable iterates of every run as models in their own realizations, in the original
     units (``(name, StateSpace)``: "irka-fixed", "irka", or "polish" from ``best``). At tiny
     errors the double-precision criterion cannot guide BFGS the last relative ~1e-5 to the minimum
     (its noise is the resolution), while IRKA's fixed point, the interpolation conditions of a
