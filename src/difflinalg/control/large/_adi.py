@@ -38,8 +38,6 @@ The iteration only needs ``sys.apply_A``, ``sys.apply_E``, ``sys.B``, ``sys.C`` 
 from __future__ import annotations
 
 import math
-from typing import Callable
-
 import numpy as np
 import scipy.linalg as sla
 
@@ -197,61 +195,6 @@ def _compress(Z: np.ndarray, rtol: float = COMPRESS_RTOL) -> np.ndarray:
     U, s, _ = np.linalg.svd(R, full_matrices=False)
     k = int((s > math.sqrt(rtol) * s[0]).sum()) if s[0] > 0 else 0
     return Q @ (U[:, :k] * s[:k])
-
-
-def adi_run(sys, adjoint: bool, tol: float, max_iter: int, on_block: Callable[[np.ndarray], None],
-            solver=None, shifts: list[complex] | None = None, done: Callable[[], bool] | None = None) -> float:
-    """Run low-rank ADI (module docstring) for the (adjoint) Gramian of ``sys``, handing each new
-    factor block to ``on_block``; returns the relative residual reached.
-
-    Args:
-        sys: a ``SparseSystem`` or a duck-typed block system (module docstring).
-        adjoint: the observability Gramian (``C^H`` as right-hand side) instead of controllability.
-        tol: stop when ``||W^H W|| <= tol ||B_c^H B_c||`` and ``done()`` (if given) is true.
-        max_iter: at most this many steps. on_block: receives each (N, k) block of ``Z``.
-        solver: the shifted solver (default ``solver_of(sys)``). shifts: the cyclic shifts (default
-            ``adi_shifts(sys, adjoint)``).
-        done: an extra stopping test evaluated once the residual is below ``tol``.
-
-    Returns:
-        The relative residual ``||W^H W|| / ||B_c^H B_c||`` reached (a float).
-
-    Raises:
-        ConvergenceError: not converged after ``max_iter`` steps.
-    """
-    S = solver or solver_of(sys)
-    s = _pencil(sys)[4]
-    W = s * (sys.C.conj().T if adjoint else sys.B)
-    real = not sys.is_complex
-    if real:
-        W = W.real
-    shifts = list(shifts) if shifts is not None else adi_shifts(sys, adjoint)
-    res0 = np.linalg.norm(W.conj().T @ W, 2)
-    cycle, res, k, j, res_cycle = [], 1.0 if res0 > 0 else 0.0, 0, 0, 1.0
-    while res > tol or (done is not None and not done()):
-        if k >= max_iter:
-            raise ConvergenceError(f"sys: low-rank ADI for the {'observability' if adjoint else 'controllability'} "
-                                   f"Gramian reached a relative residual of {res:.2e} after {k} steps "
-                                   f"(tolerance {tol:.1e}); pass a larger tol (less accurate norms)")
-        if j == len(shifts):
-            # end of a cycle: if it gained less than REFRESH_GAIN, new shifts from the Ritz values of
-            # the pencil on the cycle's iterates (projection shifts: they follow the modes that the
-            # residual still holds, e.g. lightly damped oscillations)
-            if res > cycle_gain(STALL_GAIN, len(shifts)) * res_cycle and res <= STALL_OK:
-                break  # stagnation at the rounding level of the residual: more steps add nothing
-            # (not once the residual is converged: ``done`` may ask for more cycles, which the
-            # existing factorizations serve)
-            if res > tol and res > cycle_gain(REFRESH_GAIN, len(shifts)) * res_cycle and cycle:
-                shifts = projection_shifts(sys, np.concatenate(cycle, axis=1), adjoint, len(shifts)) or shifts
-            j, cycle, res_cycle = 0, [], res
-        W, new = adi_step(sys, S, W, shifts[j], adjoint, real)
-        j += 1
-        for blk in new:
-            on_block(blk)
-        cycle += new
-        k += 1
-        res = np.linalg.norm(W.conj().T @ W, 2) / res0 if res0 > 0 else 0.0
-    return res
 
 
 def cycle_gain(gain: float, count: int) -> float:

@@ -10,11 +10,12 @@ Here the error system itself is measured instead,
 by low-rank ADI on its controllability Gramian ``P_e ~ Z Z^H`` (``_adi``): ``||F - H||^2 =
 ||C_e Z||_F^2 (+ ||D_e||_F^2 in discrete time)``, a sum of positive terms, one per ADI block. The
 pencil is block diagonal, so the ADI iterate's F block is ``F``'s own controllability ADI with the
-same shifts, whatever ``H`` is: it runs once per target (``_TargetRun``, cached on ``F``), recording
-per step its shift, the outputs ``C_F V_k`` of its blocks and ``W_F^H W_F``, and is extended on
-demand; every model measured against ``F`` replays the shifts on its own small block (dense solves)
-and combines. Measuring k candidates costs one sparse ADI run instead of k (its shifts are ``F``'s
-Gramian shifts: the factorizations are shared too). ``||F||`` comes out of the same run.
+same shifts, whatever ``H`` is: it runs once per target (``_adi_run.RecordedRun``, cached on ``F``),
+recording per step its shift, the outputs ``C_F V_k`` of its blocks and ``W_F^H W_F``, and is
+extended on demand; every model measured against ``F`` replays the shifts on its own small block
+(dense solves) and combines. Measuring k candidates costs one sparse ADI run instead of k, and when
+``F``'s controllability Gramian was computed first, that run's first steps were the Gramian's.
+``||F||`` comes out of the same run.
 
 Error model (``ErrorNorm.resolution``). (1) Truncation: ``P_e - Z Z^H`` is the Gramian of the
 residual ``W``, positive semidefinite, so the sum is a lower bound. ``F`` and ``H`` agree on the slow
@@ -37,10 +38,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..._errors import ConvergenceError
-from ._adi import (ADI_MAX_ITER, N_SHIFTS, REFRESH_GAIN, STALL_GAIN, STALL_OK, _pencil, adi_shifts, adi_step,
-                   cycle_gain,
-                   projection_shifts)
-from ._solves import solver_of
+from ._adi import ADI_MAX_ITER, N_SHIFTS, STALL_GAIN, STALL_OK, _pencil, adi_step, cycle_gain
+from ._adi_run import recorded_run
 from ._system import SparseSystem
 
 #: the iteration stops once a full cycle of shifts adds at most this fraction of ||F - H||^2 ...
@@ -71,68 +70,6 @@ class _Small:
     def solve(self, a: complex, b: complex, X: np.ndarray, adjoint: bool = False) -> np.ndarray:
         M = a * self.Ah + b * self.eye
         return np.linalg.solve(M.conj().T if adjoint else M, X)
-
-
-@dataclass
-class _Step:
-    shift: complex
-    outputs: list  # C_F V for each block of the step
-    gram: np.ndarray  # W_F^H W_F after the step
-    cycle_start: bool
-
-
-class _TargetRun:
-    """The F block of the error system's ADI (module docstring), shared by every model measured
-    against ``F`` and extended step by step on demand.
-
-    Its shifts are ``F``'s Gramian shifts, refreshed by projection shifts where a cycle gains less
-    than ``REFRESH_GAIN`` on ``F``'s own residual (the shared part; the models' blocks converge with
-    it, their poles approximating ``F``'s dominant ones). ``complex_mode``: complex steps (a complex
-    ``F`` or model; a real ``F`` then lists both shifts of each pair).
-    """
-
-    def __init__(self, F: SparseSystem, complex_mode: bool):
-        self.F, self.real = F, not complex_mode
-        self.solver = solver_of(F)
-        self.shifts = self._expand(adi_shifts(F, False))
-        W = _pencil(F)[4] * F.B
-        self.W = W.real.astype(float) if self.real else W.astype(complex)
-        self.gram0 = self.W.conj().T @ self.W
-        self.steps: list[_Step] = []
-        self.j, self.cycle, self.res_cycle = 0, [], 1.0
-
-    def _expand(self, shifts: list[complex]) -> list[complex]:
-        if self.real or self.F.is_complex:
-            return list(shifts)
-        # F's list holds one shift of each conjugate pair (real steps); complex steps need both
-        return [q for p in shifts for q in ((p, p.conjugate()) if p.imag != 0 else (p,))]
-
-    def residual(self) -> float:
-        """``F``'s own relative ADI residual."""
-        n0 = np.linalg.norm(self.gram0, 2)
-        return float(np.linalg.norm(self.W.conj().T @ self.W, 2) / n0) if n0 > 0 else 0.0
-
-    def extend(self, tol: float) -> None:
-        """One more step (a new cycle, with projection shifts where the last one gained too little)."""
-        start = self.j == len(self.shifts) or not self.steps
-        if self.j == len(self.shifts):
-            res = self.residual()
-            if res > tol and res > cycle_gain(REFRESH_GAIN, len(self.shifts)) * self.res_cycle and self.cycle:
-                new = projection_shifts(self.F, np.concatenate(self.cycle, axis=1), False, len(adi_shifts(self.F, False)))
-                self.shifts = self._expand(new) if new else self.shifts
-            self.j, self.cycle, self.res_cycle = 0, [], res
-        p = self.shifts[self.j]
-        self.j += 1
-        self.W, blocks = adi_step(self.F, self.solver, self.W, p, False, self.real)
-        self.cycle += blocks
-        self.steps.append(_Step(p, [self.F.C @ b for b in blocks], self.W.conj().T @ self.W, start))
-
-
-def _target_run(F: SparseSystem, complex_mode: bool) -> _TargetRun:
-    key = ("error-run", complex_mode)
-    if key not in F.cache:
-        F.cache[key] = _TargetRun(F, complex_mode)
-    return F.cache[key]
 
 
 @dataclass
@@ -173,8 +110,7 @@ def error_norm(F: SparseSystem, Ah: np.ndarray, Bh: np.ndarray, Ch: np.ndarray, 
         ConvergenceError: ADI did not converge in ``ERROR_MAX_ITER`` steps.
         FactorizationMemoryError: a shifted sparse LU would not fit in memory.
     """
-    complex_mode = F.is_complex or any(np.iscomplexobj(x) for x in (Ah, Bh, Ch))
-    run = _target_run(F, complex_mode)
+    run = recorded_run(F, any(np.iscomplexobj(x) for x in (Ah, Bh, Ch)))
     H = _Small(Ah, F.discrete)
     Wh = _pencil(F)[4] * Bh
     Wh = Wh.real.astype(float) if run.real else Wh.astype(complex)
@@ -195,9 +131,9 @@ def error_norm(F: SparseSystem, Ah: np.ndarray, Bh: np.ndarray, Ch: np.ndarray, 
         if i >= ERROR_MAX_ITER:
             raise ConvergenceError(f"sys: low-rank ADI on the error system reached a relative residual of "
                                    f"{res:.2e} after {i} steps (tolerance {tol_e:.1e}); pass a larger tol")
-        if i == len(run.steps):
+        if i == len(run.record):
             run.extend(tol_e)
-        step = run.steps[i]
+        step = run.record[i]
         if step.cycle_start and i > 0:
             if res > cycle_gain(STALL_GAIN, len(run.shifts)) * res_cycle and res <= STALL_OK:
                 break  # stagnation at the rounding level of the residual (as ``adi_run``)
