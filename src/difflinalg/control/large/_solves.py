@@ -164,7 +164,14 @@ class ShiftedSolver:
     def slots(self, complex_factors: bool) -> int:
         """How many factorizations of the pencil (complex or real factors) the cache holds: the
         largest factorization made so far sets the size (a real one scaled by the entry sizes for
-        complex factors), else the fill estimate (``check_memory``, pessimistic on 2-D meshes)."""
+        complex factors), else the fill estimate (``check_memory``, pessimistic on 2-D meshes).
+
+        Args:
+            complex_factors: count complex factorizations (complex shifts) rather than real ones.
+
+        Returns:
+            The number of such factorizations that fit in ``cache_bytes`` (an int, possibly 0).
+        """
         per_nnz = {True: 20, False: 12}  # bytes per nonzero with its index (as in ``_factor``)
         made = [(size, self._complex[k]) for k, size in self.sizes.items() if k[0] == "A"]
         if made:
