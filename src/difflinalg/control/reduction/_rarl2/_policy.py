@@ -74,7 +74,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-START_KINDS = ("bt", "irka-bt", "irka", "modal", "irka-modal", "irka-fixed", "extend", "perturb", "random")
+START_KINDS = ("bt", "irka-bt", "irka", "modal", "irka-modal", "irka-fixed", "extend", "extend-pole", "perturb",
+               "random")
 #: statuses of a start that ended at a stationary point (later starts can join it)
 MINIMUM_STATUS = ("converged", "stationary", "exact", "stalled")
 
@@ -84,9 +85,9 @@ class SearchPolicy:
     """The search's tuning constants (module docstring)."""
 
     default_starts: tuple[str, ...] = ("bt", "irka-bt", "irka", "irka-modal", "irka-fixed") + ("perturb",) * 4
-    disagree_starts: tuple[str, ...] = ("extend", "extend", "random", "random")
-    agree_starts: tuple[str, ...] = ("extend", "extend")
-    patient_starts: tuple[str, ...] = ("extend",)
+    disagree_starts: tuple[str, ...] = ("extend-pole", "extend", "random", "random")
+    agree_starts: tuple[str, ...] = ("extend-pole", "extend-pole")
+    patient_starts: tuple[str, ...] = ("extend", "extend-pole")
     perturb_merge: bool = True
     perturb_swap: int = 8
     swap_rounds: int = 2
@@ -95,6 +96,7 @@ class SearchPolicy:
     abandon_after: int = 10
     abandon_ratio: float = 1.5
     abandon_horizon: int = 50
+    chosen_horizon: int = 200
     skip_ratio: float = 9.0
     noise_levels: float = 2.0
     join_rtol: float = 1e-6
