@@ -105,6 +105,7 @@ class SearchPolicy:
     abandon_ratio: float = 1.5
     abandon_horizon: int = 50
     chosen_horizon: int = 200
+    lower_starts: tuple[str, ...] = ("bt", "irka-bt", "irka")
     skip_ratio: float = 9.0
     noise_levels: float = 2.0
     join_rtol: float = 1e-6

@@ -251,7 +251,7 @@ def _lower_solution(run: _Run, gen):
         T, r = run.T, run.r
         sub = _Run(T, r - 1, run.tol, run.max_iter, run.deadline)
         Ar, Br, Cr, _ = balanced_start(T, r - 1)  # T is already normalized and rescaled
-        _search(sub, ["bt", "irka-bt", "irka"], (Ar, Br, Cr), gen, _Progress(False, 1))
+        _search(sub, list(_policy.POLICY.lower_starts), (Ar, Br, Cr), gen, _Progress(False, 1))
         if sub.best() is None:
             run.lower = ()
         else:
