@@ -43,6 +43,10 @@ round 3; those and ``eval3`` (seeds 4000-4003, likewise) in round 4; those and `
 * ``chosen_horizon``: ``abandon_horizon`` for ``extend-pole`` starts: a chosen continuation
   descends slowly at first while its new pole moves into place (msd 5003: abandoned by the rate
   rule after 10 iterations with 50; about 100 iterations to the better basin with 200).
+* ``lower_starts``: the start kinds of the order r-1 solve that continuation extends (solved once
+  per run). Round 5 measured cheaper solves on the development sets (``irka-bt`` alone: 10% less
+  time, lost dense-d-D 2001 1% and modal-light-d 3003 7.7%; ``bt``, ``irka-bt``: 5% less, lost
+  modal-light-d 2007 0.12%): not kept.
 * ``perturb_merge``: the perturbation rounds also offer models with two real poles of the best
   result merged into a conjugate pair (``_search._merge_real_poles``); the damping scalings never
   leave the real axis (round 4: development case rss 4000, r = 2, 19% above a pair basin that only

@@ -168,25 +168,25 @@ def dominant_modes(T: Target, k: int) -> list[tuple[complex, int]]:
 
 
 #: candidates of a chosen continuation's new pole (``extension_poles``): this many magnitudes
-#: log-spaced over the target's band widened by a decade each side (continuous time), or over
-#: [1e-3, 1e3] in the bilinear image of the unit disk (discrete time)
+#: log-spaced over the band of the target's pole magnitudes (continuous time), or over [1e-3, 1e3]
+#: in the bilinear image of the unit disk (discrete time)
 EXTENSION_GRID = 25
-WIDEN = 0.0
 
 
 def extension_poles(T: Target) -> tuple[Tensor, Tensor]:
     """``(poles, logmag)``: real candidate poles for the state that a chosen continuation adds to the
     order r-1 optimum (working coordinates), and their log10 magnitudes in the continuous picture
     (the distance between candidates: a decade is 1). Continuous time: ``-w`` for ``w`` log-spaced
-    over the band of the target's pole magnitudes (``0.1 .. 10`` without a modal form) widened by a
-    decade on each side; discrete time: the bilinear image ``z = (1 - w) / (1 + w)`` of ``s = -w``,
+    over the band of the target's pole magnitudes (``0.1 .. 10`` without a modal form; a first
+    variant widened by a decade each side placed msd 5003's second choice at -27.6, beyond the
+    target's fastest pole); discrete time: the bilinear image ``z = (1 - w) / (1 + w)`` of ``s = -w``,
     ``w`` in ``[1e-3, 1e3]`` (from ``z`` near 1 to ``z`` near -1)."""
     if T.discrete:
         lo, hi = -3.0, 3.0
     else:
         mags = T.lam.abs() if T.method == "modal" else torch.tensor([0.1, 10.0], dtype=torch.float64)
         top = float(mags.max())
-        lo, hi = math.log10(max(float(mags.min()), 1e-6 * top)) - WIDEN, math.log10(top) + WIDEN
+        lo, hi = math.log10(max(float(mags.min()), 1e-6 * top)), math.log10(top)
     logmag = torch.linspace(lo, hi, EXTENSION_GRID, dtype=torch.float64)
     w = 10.0 ** logmag
     return ((1 - w) / (1 + w) if T.discrete else -w), logmag
