@@ -38,10 +38,10 @@ The iteration only needs ``sys.apply_A``, ``sys.apply_E``, ``sys.B``, ``sys.C`` 
 from __future__ import annotations
 
 import math
+
 import numpy as np
 import scipy.linalg as sla
 
-from ..._errors import ConvergenceError
 from ._solves import solver_of
 from ._system import SparseSystem
 
