@@ -187,11 +187,13 @@ def projection_shifts(sys, V: np.ndarray, adjoint: bool, count: int = N_SHIFTS) 
     return _penzl(lam, min(count, lam.size), not sys.is_complex)
 
 
-def _compress(Z: np.ndarray, rtol: float = COMPRESS_RTOL) -> np.ndarray:
-    """A factor ``Z'`` with ``Z' Z'^H = Z Z^H`` up to ``rtol ||Z||^2`` and orthogonal columns."""
+def _compress(Z: np.ndarray, rtol: float = COMPRESS_RTOL, overwrite: bool = False) -> np.ndarray:
+    """A factor ``Z'`` with ``Z' Z'^H = Z Z^H`` up to ``rtol ||Z||^2`` and orthogonal columns.
+    ``overwrite``: ``Z`` may be destroyed (a Fortran-ordered ``Z`` is then factorized in place: at
+    N = 1e6 with a few hundred columns each copy is gigabytes)."""
     if Z.shape[1] == 0:
         return Z
-    Q, R = np.linalg.qr(Z)
+    Q, R = sla.qr(Z, mode="economic", overwrite_a=overwrite, check_finite=False)
     U, s, _ = np.linalg.svd(R, full_matrices=False)
     k = int((s > math.sqrt(rtol) * s[0]).sum()) if s[0] > 0 else 0
     return Q @ (U[:, :k] * s[:k])

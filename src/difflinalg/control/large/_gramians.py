@@ -86,9 +86,14 @@ def lr_gramian(sys: SparseSystem, kind: str = "c", tol: float = ADI_TOL, max_ite
         # iteration: the error measurements of later models continue it instead of starting over
         run = rec if rec.steps == 0 else None
     res = adi_run(sys, kind == "o", tol, max_iter, blocks.append, solver=solver, run=run)
-    Z = np.concatenate(blocks, axis=1) if blocks else np.zeros((sys.order, 0), sys.dtype)
-    blocks.clear()  # the blocks' memory goes before the compression's QR (N = 1e6: ~1.6 GB per copy)
-    Z = _compress(Z, compress)
+    # one Fortran-ordered copy of the blocks, freed as it fills, factorized in place by the compression
+    Z = np.empty((sys.order, sum(b.shape[1] for b in blocks)), np.result_type(sys.dtype, *blocks), order="F")
+    j = 0
+    while blocks:
+        b = blocks.pop(0)
+        Z[:, j: j + b.shape[1]] = b
+        j += b.shape[1]
+    Z = _compress(Z, compress, overwrite=True)
     sys.cache[key] = (Z, res)
     return Z, res
 
