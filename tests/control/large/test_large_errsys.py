@@ -113,3 +113,59 @@ def test_late_error_terms_counted():
     assert 5e-13 < ref < 8e-13
     en = error_norm(s, *_small(H), 1e-15)
     assert abs(en.reported / en.target_norm - ref) <= en.resolution / en.target_norm + 1e-3 * ref
+
+
+@pytest.mark.parametrize("make", [lambda: heat_2d(12), lambda: msd_descriptor(60),
+                                  lambda: convection_diffusion_2d(10)], ids=["heat", "msd", "convdiff"])
+def test_models_share_the_target_run(make):
+    """The F block of the error system's ADI does not depend on the model: a second model measured
+    against the same target replays the recorded run (no sparse solve unless it needs more steps)
+    and gets what a fresh target object gives."""
+    from difflinalg.control.large._solves import solver_of
+
+    s, fresh = make(), make()
+    d = s.to_dense()
+    H1, H2 = balanced_truncation(d, 2), balanced_truncation(d, 6)
+    e1 = error_norm(s, *_small(H1), 1e-15)
+    S = solver_of(s)
+    solves, steps = S.solves, len(s.cache[("adi-record", False)].record)
+    e2 = error_norm(s, *_small(H2), 1e-15)
+    new_steps = len(s.cache[("adi-record", False)].record) - steps
+    assert S.solves - solves == new_steps  # one solve per step the replay did not find
+    ref = error_norm(fresh, *_small(H2), 1e-15)
+    assert e2.error == pytest.approx(ref.error, rel=1e-12, abs=ref.resolution)
+    assert e2.target_norm == pytest.approx(ref.target_norm, rel=1e-12)
+    assert e1.error > e2.error
+
+
+def test_complex_model_of_a_real_target():
+    """A complex model against a real target: complex steps over both shifts of each pair, checked
+    against the dense Gramian yardstick."""
+    s = heat_2d(8)
+    d = s.to_dense()
+    H = balanced_truncation(d, 4)
+    T = np.diag(np.exp(1j * np.arange(4.0)))  # a complex similarity: the same transfer function
+    Ah, Bh, Ch, Dh = _small(H)
+    Ti = np.linalg.inv(T)
+    en = error_norm(s, Ti @ Ah @ T, Ti @ Bh, Ch @ T, Dh, 1e-15)
+    ref = error_norm(heat_2d(8), Ah, Bh, Ch, Dh, 1e-15)
+    assert en.error == pytest.approx(ref.error, rel=1e-9, abs=2 * ref.resolution)
+
+
+def test_error_run_continues_the_gramian_iteration():
+    """The controllability Gramian's ADI is the first part of the target's recorded run: measuring a
+    model afterwards solves only for the steps beyond it, and gives what a fresh target gives."""
+    from difflinalg.control.large import lr_gramian
+    from difflinalg.control.large._solves import solver_of
+
+    s, fresh = msd_descriptor(80), msd_descriptor(80)
+    H = balanced_truncation(s.to_dense(), 6)
+    lr_gramian(s, "c", 1e-15)
+    run = s.cache[("adi-record", False)]
+    gram_steps, S = len(run.record), solver_of(s)
+    assert gram_steps == run.steps > 0
+    solves = S.solves
+    en = error_norm(s, *_small(H), 1e-15)
+    assert S.solves - solves == len(run.record) - gram_steps
+    ref = error_norm(fresh, *_small(H), 1e-15)
+    assert en.error == pytest.approx(ref.error, rel=1e-12, abs=ref.resolution)

@@ -91,3 +91,26 @@ def test_h2_bad_input():
     s2 = SparseSystem(s.A, s.B, s.C, np.ones((1, 1)))
     with pytest.raises(InputError, match="non-zero D has an infinite H2 norm"):
         h2_norm_sparse(s2)
+
+
+def test_shifts_fit_the_factorization_cache():
+    """A cycle of ADI shifts never exceeds what the cache holds (it would refactor at every step): with
+    room for 3 factorizations, 3 shifts; the Gramian is as accurate, and each shift is factorized once."""
+    from difflinalg.control.large import heat_2d
+    from difflinalg.control.large._adi import N_SHIFTS, adi_shifts
+    from difflinalg.control.large._solves import ShiftedSolver
+
+    F, ref = heat_2d(14), heat_2d(14)
+    S = ShiftedSolver(F)
+    F.cache["solver"] = S
+    S.slots(False)  # the estimate before any factorization
+    S.solve(1.0, 0.0, F.B)  # one factorization: its size sets the budget
+    S.cache_bytes = 3 * max(S.sizes.values()) + 1
+    shifts = adi_shifts(F, False)
+    assert len(shifts) == 3 < len(adi_shifts(ref, False)) <= N_SHIFTS
+    f0 = S.factorizations
+    Z, res = lr_gramian(F, "c", 1e-15)
+    assert res <= 1e-15 and S.factorizations - f0 <= 3
+    Zr, _ = lr_gramian(ref, "c", 1e-15)
+    P, Pr = Z @ Z.T, Zr @ Zr.T
+    assert np.linalg.norm(P - Pr) <= 1e-12 * np.linalg.norm(Pr)

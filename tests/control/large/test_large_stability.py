@@ -43,3 +43,18 @@ def test_unstable_discrete_descriptor():
     s = SparseSystem(A, np.ones((N, 1)), np.ones((1, N)), E=E, time="discrete")
     with pytest.raises(UnstableSystemError, match=r"pole 1.09091.*\|z\| = 1.09091 >= 1"):
         check_stable_sparse(s)
+
+
+def test_unverified_stability_warns_and_says_why():
+    """A lightly damped chain (N = 10^4): its poles crowd at |c| ~ 1, ARPACK converges none within the
+    restart limit; the warning says so, and what to do, instead of claiming stability."""
+    import warnings
+
+    from difflinalg.control.large import check_stable_sparse, msd_descriptor
+
+    F = msd_descriptor(5000)
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        check_stable_sparse(F)
+    msg = " ".join(str(x.message) for x in w if issubclass(x.category, UserWarning))
+    assert "not verified" in msg and "lightly damped" in msg and "leading_poles" in msg

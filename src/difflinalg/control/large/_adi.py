@@ -22,6 +22,14 @@ plane), a set of at most ``N_SHIFTS`` chosen by Penzl's heuristic and used cycli
 factorizations are made once (``_solves``); a cycle that gains less than ``REFRESH_GAIN`` is followed
 by projection shifts (Ritz values on the cycle's iterates).
 
+Number of shifts (``shift_budget``): at most as many as the solver's factorization cache holds. A
+cycle longer than the cache refactors at every step (least recently used goes first, and a cycle
+always asks for the oldest): at N = 1e6 on a 2-D grid one real LU takes 5 s and 1 GB while a solve
+with it takes 0.1 s, so five shifts cycled three times as often cost far less than sixteen
+refactorized ones. The ADI residual after a set of steps depends only on the multiset of shifts
+(the factors ``(A - conj(p) E)(A + p E)^{-1}`` commute), so fewer distinct shifts cost steps, not
+accuracy; below the budget nothing changes.
+
 The iteration only needs ``sys.apply_A``, ``sys.apply_E``, ``sys.B``, ``sys.C`` and a solver with
 ``solve(a, b, X, adjoint)`` (``solver_of(sys)``), so block systems (the error system of
 ``_errsys``) run through it as well.
@@ -30,20 +38,21 @@ The iteration only needs ``sys.apply_A``, ``sys.apply_E``, ``sys.B``, ``sys.C`` 
 from __future__ import annotations
 
 import math
-from typing import Callable
 
 import numpy as np
 import scipy.linalg as sla
 
-from ..._errors import ConvergenceError
 from ._solves import solver_of
 from ._system import SparseSystem
 
 N_SHIFTS = 16
+#: fewest shifts per cycle, even where the cache holds fewer factorizations (then ADI refactors)
+MIN_SHIFTS = 2
 ARNOLDI_STEPS = (16, 12)  # steps with E_c^{-1} A_c (large Ritz values) and A_c^{-1} E_c (small)
 ADI_TOL = 1e-15
 ADI_MAX_ITER = 600
-#: a cycle of shifts that reduces the residual by less than this factor is followed by new shifts
+#: a cycle of N_SHIFTS shifts that reduces the residual by less than this factor is followed by new
+#: shifts (a shorter cycle: the same factor per step, ``cycle_gain``)
 REFRESH_GAIN = 1e-2
 #: ... and one that gains less than STALL_GAIN with the residual below STALL_OK ends the iteration
 STALL_GAIN = 0.5
@@ -118,10 +127,24 @@ def _penzl(cands: np.ndarray, count: int, real: bool) -> list[complex]:
     return P
 
 
-def adi_shifts(sys: SparseSystem, adjoint: bool = False, count: int = N_SHIFTS) -> list[complex]:
+def shift_budget(sys, solver=None) -> int:
+    """How many shifts one ADI cycle may use: ``N_SHIFTS``, or fewer where the solver's cache holds
+    fewer factorizations of the pencil (module docstring; at least ``MIN_SHIFTS``). A solver without
+    a cache budget (an operator adapter) gets ``N_SHIFTS``."""
+    slots = getattr(solver or solver_of(sys), "slots", None)
+    if slots is None:
+        return N_SHIFTS
+    # a real system's complex shift (one of a pair) needs complex factors: count those where the
+    # pencil has complex spectrum; Penzl's heuristic counts a pair as two shifts
+    return max(MIN_SHIFTS, min(N_SHIFTS, slots(bool(sys.is_complex))))
+
+
+def adi_shifts(sys: SparseSystem, adjoint: bool = False, count: int | None = None) -> list[complex]:
     """Cyclic ADI shifts for the (adjoint) pencil (module docstring); for real systems only one of
     each conjugate pair is listed (``Im > 0``). The adjoint's are the conjugates of the primal ones,
-    so both Gramians use the same factorizations."""
+    so both Gramians use the same factorizations. ``count``: at most this many (a conjugate pair
+    counts two; default ``shift_budget``, decided after the Arnoldi steps' factorization, whose size
+    the budget uses)."""
     key = ("shifts", adjoint, count)
     if key in sys.cache:
         return sys.cache[key]
@@ -144,13 +167,14 @@ def adi_shifts(sys: SparseSystem, adjoint: bool = False, count: int = N_SHIFTS) 
     cands = np.r_[big, small]
     cands = cands[np.isfinite(cands) & (np.abs(cands) > 0)]
     cands = -np.abs(cands.real) + 1j * cands.imag  # mirror into the left half plane
-    shifts = _penzl(cands, count, not sys.is_complex)
+    shifts = _penzl(cands, count if count is not None else shift_budget(sys, S), not sys.is_complex)
     sys.cache[key] = shifts
     return shifts
 
 
-def _projection_shifts(sys, V: np.ndarray, adjoint: bool) -> list[complex]:
-    """Ritz values of the pencil ``(A_c, E_c)`` on ``span(V)``, mirrored into the left half plane."""
+def projection_shifts(sys, V: np.ndarray, adjoint: bool, count: int = N_SHIFTS) -> list[complex]:
+    """At most ``count`` Ritz values of the pencil ``(A_c, E_c)`` on ``span(V)``, mirrored into the
+    left half plane (Penzl's heuristic picks them)."""
     a1, b1, a2, b2, _ = _pencil(sys)
     Q, _ = np.linalg.qr(V)
     Ar = Q.conj().T @ _combo(sys, a1, b1, Q, adjoint)
@@ -160,81 +184,46 @@ def _projection_shifts(sys, V: np.ndarray, adjoint: bool) -> list[complex]:
     if lam.size == 0:
         return []
     lam = -np.abs(lam.real) + 1j * lam.imag
-    return _penzl(lam, min(N_SHIFTS, lam.size), not sys.is_complex)
+    return _penzl(lam, min(count, lam.size), not sys.is_complex)
 
 
-def _compress(Z: np.ndarray, rtol: float = COMPRESS_RTOL) -> np.ndarray:
-    """A factor ``Z'`` with ``Z' Z'^H = Z Z^H`` up to ``rtol ||Z||^2`` and orthogonal columns."""
+def _compress(Z: np.ndarray, rtol: float = COMPRESS_RTOL, overwrite: bool = False) -> np.ndarray:
+    """A factor ``Z'`` with ``Z' Z'^H = Z Z^H`` up to ``rtol ||Z||^2`` and orthogonal columns.
+    ``overwrite``: ``Z`` may be destroyed (a Fortran-ordered ``Z`` is then factorized in place: at
+    N = 1e6 with a few hundred columns each copy is gigabytes)."""
     if Z.shape[1] == 0:
         return Z
-    Q, R = np.linalg.qr(Z)
+    Q, R = sla.qr(Z, mode="economic", overwrite_a=overwrite, check_finite=False)
     U, s, _ = np.linalg.svd(R, full_matrices=False)
     k = int((s > math.sqrt(rtol) * s[0]).sum()) if s[0] > 0 else 0
     return Q @ (U[:, :k] * s[:k])
 
 
-def adi_run(sys, adjoint: bool, tol: float, max_iter: int, on_block: Callable[[np.ndarray], None],
-            solver=None, shifts: list[complex] | None = None, done: Callable[[], bool] | None = None) -> float:
-    """Run low-rank ADI (module docstring) for the (adjoint) Gramian of ``sys``, handing each new
-    factor block to ``on_block``; returns the relative residual reached.
+def cycle_gain(gain: float, count: int) -> float:
+    """The threshold ``gain`` (``REFRESH_GAIN``, ``STALL_GAIN``: per cycle of ``N_SHIFTS`` shifts)
+    for a cycle of ``count`` shifts: the same gain per step (a shorter cycle gains less)."""
+    return gain ** (count / N_SHIFTS)
+
+
+def adi_step(sys, solver, W: np.ndarray, p: complex, adjoint: bool, real: bool) -> tuple[np.ndarray, list[np.ndarray]]:
+    """One low-rank ADI step (module docstring) with shift ``p``: the new residual factor ``W`` and
+    the new blocks of ``Z`` (two for a conjugate pair of a real system in one real step).
 
     Args:
-        sys: a ``SparseSystem`` or a duck-typed block system (module docstring).
-        adjoint: the observability Gramian (``C^H`` as right-hand side) instead of controllability.
-        tol: stop when ``||W^H W|| <= tol ||B_c^H B_c||`` and ``done()`` (if given) is true.
-        max_iter: at most this many steps. on_block: receives each (N, k) block of ``Z``.
-        solver: the shifted solver (default ``solver_of(sys)``). shifts: the cyclic shifts (default
-            ``adi_shifts(sys, adjoint)``).
-        done: an extra stopping test evaluated once the residual is below ``tol``.
+        sys: the system (``apply_A``, ``apply_E``, ``discrete``). solver: ``solve(a, b, X, adjoint)``.
+        W: the current residual factor. p: the shift (Re < 0). adjoint: the observability Gramian's
+            pencil. real: a real system's real iteration (``W`` real; a complex ``p`` stands for its pair).
 
     Returns:
-        The relative residual ``||W^H W|| / ||B_c^H B_c||`` reached (a float).
-
-    Raises:
-        ConvergenceError: not converged after ``max_iter`` steps.
+        ``(W, blocks)``.
     """
-    S = solver or solver_of(sys)
-    a1, b1, a2, b2, s = _pencil(sys)
-    W = s * (sys.C.conj().T if adjoint else sys.B)
-    real = not sys.is_complex
-    if real:
-        W = W.real
-    shifts = list(shifts) if shifts is not None else adi_shifts(sys, adjoint)
-    res0 = np.linalg.norm(W.conj().T @ W, 2)
-    cycle, res, k, j, res_cycle = [], 1.0 if res0 > 0 else 0.0, 0, 0, 1.0
-    while res > tol or (done is not None and not done()):
-        if k >= max_iter:
-            raise ConvergenceError(f"sys: low-rank ADI for the {'observability' if adjoint else 'controllability'} "
-                                   f"Gramian reached a relative residual of {res:.2e} after {k} steps "
-                                   f"(tolerance {tol:.1e}); pass a larger tol (less accurate norms)")
-        if j == len(shifts):
-            # end of a cycle: if it gained less than REFRESH_GAIN, new shifts from the Ritz values of
-            # the pencil on the cycle's iterates (projection shifts: they follow the modes that the
-            # residual still holds, e.g. lightly damped oscillations)
-            if res > STALL_GAIN * res_cycle and res <= STALL_OK:
-                break  # stagnation at the rounding level of the residual: more steps add nothing
-            # (not once the residual is converged: ``done`` may ask for more cycles, which the
-            # existing factorizations serve)
-            if res > tol and res > REFRESH_GAIN * res_cycle and cycle:
-                shifts = _projection_shifts(sys, np.concatenate(cycle, axis=1), adjoint) or shifts
-            j, cycle, res_cycle = 0, [], res
-        p = shifts[j]
-        j += 1
-        # the adjoint pencil's step (A_c^H + p E_c^H) V = W is (A_c + conj(p) E_c)^H V = W
-        q = p.conjugate() if adjoint else p
-        V = S.solve(a1 + q * a2, b1 + q * b2, W, adjoint)
-        if real and p.imag != 0:
-            g, d = 2 * math.sqrt(-p.real), p.real / p.imag
-            V1 = V.real + d * V.imag
-            W = W + g**2 * _combo(sys, a2, b2, V1, adjoint)
-            new = [g * V1, g * math.sqrt(d * d + 1) * V.imag]
-        else:
-            V = V.real if real else V
-            W = W - 2 * p.real * _combo(sys, a2, b2, V, adjoint)
-            new = [math.sqrt(-2 * p.real) * V]
-        for blk in new:
-            on_block(blk)
-        cycle += new
-        k += 1
-        res = np.linalg.norm(W.conj().T @ W, 2) / res0 if res0 > 0 else 0.0
-    return res
+    a1, b1, a2, b2, _ = _pencil(sys)
+    # the adjoint pencil's step (A_c^H + p E_c^H) V = W is (A_c + conj(p) E_c)^H V = W
+    q = p.conjugate() if adjoint else p
+    V = solver.solve(a1 + q * a2, b1 + q * b2, W, adjoint)
+    if real and p.imag != 0:
+        g, d = 2 * math.sqrt(-p.real), p.real / p.imag
+        V1 = V.real + d * V.imag
+        return W + g**2 * _combo(sys, a2, b2, V1, adjoint), [g * V1, g * math.sqrt(d * d + 1) * V.imag]
+    V = V.real if real else V
+    return W - 2 * p.real * _combo(sys, a2, b2, V, adjoint), [math.sqrt(-2 * p.real) * V]

@@ -9,9 +9,13 @@ Here the error system itself is measured instead,
 
 by low-rank ADI on its controllability Gramian ``P_e ~ Z Z^H`` (``_adi``): ``||F - H||^2 =
 ||C_e Z||_F^2 (+ ||D_e||_F^2 in discrete time)``, a sum of positive terms, one per ADI block. The
-F-block solves are those of ``F``'s Gramian (same shifts, ``solver_of(F)``: the factorizations are
-shared), the H-block ones are small dense solves. The top block of ``Z`` is ``F``'s own Gramian
-factor, so ``||F||`` comes out of the same run.
+pencil is block diagonal, so the ADI iterate's F block is ``F``'s own controllability ADI with the
+same shifts, whatever ``H`` is: it runs once per target (``_adi_run.RecordedRun``, cached on ``F``),
+recording per step its shift, the outputs ``C_F V_k`` of its blocks and ``W_F^H W_F``, and is
+extended on demand; every model measured against ``F`` replays the shifts on its own small block
+(dense solves) and combines. Measuring k candidates costs one sparse ADI run instead of k, and when
+``F``'s controllability Gramian was computed first, that run's first steps were the Gramian's.
+``||F||`` comes out of the same run.
 
 Error model (``ErrorNorm.resolution``). (1) Truncation: ``P_e - Z Z^H`` is the Gramian of the
 residual ``W``, positive semidefinite, so the sum is a lower bound. ``F`` and ``H`` agree on the slow
@@ -33,8 +37,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._adi import ADI_MAX_ITER, N_SHIFTS, adi_run, adi_shifts
-from ._solves import solver_of
+from ..._errors import ConvergenceError
+from ._adi import ADI_MAX_ITER, N_SHIFTS, STALL_GAIN, STALL_OK, _pencil, adi_step, cycle_gain
+from ._adi_run import recorded_run
 from ._system import SparseSystem
 
 #: the iteration stops once a full cycle of shifts adds at most this fraction of ||F - H||^2 ...
@@ -49,42 +54,22 @@ ROUND_EPS = 512 * np.finfo(float).eps
 ERROR_MAX_ITER = 2 * ADI_MAX_ITER
 
 
-class _BlockSolver:
-    """``solve(a, b, X, adjoint)`` for ``diag(a A_F + b E_F, a A_H + b I)``: the F block by ``F``'s
-    shared ``ShiftedSolver``, the H block densely."""
+class _Small:
+    """The small model's block ``(A_h, I)`` with the interface ``_adi.adi_step`` needs (its own
+    dense solver)."""
 
-    def __init__(self, F: SparseSystem, Ah: np.ndarray):
-        self.F, self.Ah, self.N = F, Ah, F.order
-        self.inner = solver_of(F)
-
-    def solve(self, a: complex, b: complex, X: np.ndarray, adjoint: bool = False) -> np.ndarray:
-        top = self.inner.solve(a, b, X[: self.N], adjoint)
-        M = a * self.Ah + b * np.eye(self.Ah.shape[0])
-        bot = np.linalg.solve(M.conj().T if adjoint else M, X[self.N:])
-        dt = np.result_type(top, bot)
-        return np.concatenate([top.astype(dt, copy=False), bot.astype(dt, copy=False)], axis=0)
-
-
-class _ErrorSystem:
-    """The error system ``F - H`` (module docstring) with the interface ``adi_run`` needs."""
-
-    def __init__(self, F: SparseSystem, Ah, Bh, Ch):
-        self.F, self.Ah, self.N = F, Ah, F.order
-        self.discrete = F.discrete
-        self.is_complex = F.is_complex or any(np.iscomplexobj(x) for x in (Ah, Bh, Ch))
-        self.dtype = np.dtype(np.complex128 if self.is_complex else np.float64)
-        self.B = np.concatenate([F.B, Bh], axis=0).astype(self.dtype)
-        self.C = np.concatenate([F.C, -Ch], axis=1).astype(self.dtype)
-        self.Ch = Ch
-        self.order = self.N + Ah.shape[0]
-        self.cache = {"solver": _BlockSolver(F, Ah)}
+    def __init__(self, Ah: np.ndarray, discrete: bool):
+        self.Ah, self.discrete, self.eye = Ah, discrete, np.eye(Ah.shape[0])
 
     def apply_A(self, X: np.ndarray, adjoint: bool = False) -> np.ndarray:
-        Ah = self.Ah.conj().T if adjoint else self.Ah
-        return np.concatenate([self.F.apply_A(X[: self.N], adjoint), Ah @ X[self.N:]], axis=0)
+        return (self.Ah.conj().T if adjoint else self.Ah) @ X
 
     def apply_E(self, X: np.ndarray, adjoint: bool = False) -> np.ndarray:
-        return np.concatenate([self.F.apply_E(X[: self.N], adjoint), X[self.N:]], axis=0)
+        return X
+
+    def solve(self, a: complex, b: complex, X: np.ndarray, adjoint: bool = False) -> np.ndarray:
+        M = a * self.Ah + b * self.eye
+        return np.linalg.solve(M.conj().T if adjoint else M, X)
 
 
 @dataclass
@@ -125,33 +110,46 @@ def error_norm(F: SparseSystem, Ah: np.ndarray, Bh: np.ndarray, Ch: np.ndarray, 
         ConvergenceError: ADI did not converge in ``ERROR_MAX_ITER`` steps.
         FactorizationMemoryError: a shifted sparse LU would not fit in memory.
     """
-    Es = _ErrorSystem(F, Ah, Bh, Ch)
-    shifts = adi_shifts(F, False)
-    if Es.is_complex and not F.is_complex:
-        # F's list holds one shift of each conjugate pair (real steps); a complex block system needs both
-        shifts = [q for p in shifts for q in ((p, p.conjugate()) if p.imag != 0 else (p,))]
-    N = F.order
+    run = recorded_run(F, any(np.iscomplexobj(x) for x in (Ah, Bh, Ch)))
+    H = _Small(Ah, F.discrete)
+    Wh = _pencil(F)[4] * Bh
+    Wh = Wh.real.astype(float) if run.real else Wh.astype(complex)
+    n0 = np.linalg.norm(run.gram0 + Wh.conj().T @ Wh, 2)
     parts = {"e": 0.0, "f": 0.0, "h": 0.0, "steps": 0}
     recent: list[tuple[float, float]] = []  # (error part, rounding scale) of the last blocks
-
-    def on_block(blk: np.ndarray) -> None:
-        cf, ch = F.C @ blk[:N], Es.Ch @ blk[N:]
-        e, f, h = (float(np.linalg.norm(x) ** 2) for x in (cf - ch, cf, ch))
-        parts["e"] += e
-        parts["f"] += f
-        parts["h"] += h
-        parts["steps"] += 1
-        recent.append((e, f + h))
-        del recent[: -cycle_len]
-
-    cycle_len = 2 * max(len(shifts), N_SHIFTS)  # blocks per cycle (a real step of a pair adds two)
+    cycle_len = 2 * max(len(run.shifts), N_SHIFTS)  # blocks per cycle (a real step of a pair adds two)
 
     def done() -> bool:
         last = sum(e for e, _ in recent)
         noise = ROUND_EPS**2 * sum(s for _, s in recent)
         return len(recent) >= cycle_len // 2 and last <= max(CYCLE_RTOL * parts["e"], noise)
 
-    res = adi_run(Es, False, min(tol, ERROR_TOL), ERROR_MAX_ITER, on_block, shifts=shifts, done=done)
+    # the loop of ``adi_run`` on the error system, with the F block read from (or added to) the run
+    tol_e = min(tol, ERROR_TOL)
+    res, res_cycle, i = (1.0 if n0 > 0 else 0.0), 1.0, 0
+    while res > tol_e or not done():
+        if i >= ERROR_MAX_ITER:
+            raise ConvergenceError(f"sys: low-rank ADI on the error system reached a relative residual of "
+                                   f"{res:.2e} after {i} steps (tolerance {tol_e:.1e}); pass a larger tol")
+        if i == len(run.record):
+            run.extend(tol_e)
+        step = run.record[i]
+        if step.cycle_start and i > 0:
+            if res > cycle_gain(STALL_GAIN, len(run.shifts)) * res_cycle and res <= STALL_OK:
+                break  # stagnation at the rounding level of the residual (as ``adi_run``)
+            res_cycle = res
+        Wh, blocks = adi_step(H, H, Wh, step.shift, False, run.real)
+        for cf, blk in zip(step.outputs, blocks):
+            ch = Ch @ blk
+            e, f, h = (float(np.linalg.norm(x) ** 2) for x in (cf - ch, cf, ch))
+            parts["e"] += e
+            parts["f"] += f
+            parts["h"] += h
+            parts["steps"] += 1
+            recent.append((e, f + h))
+            del recent[: -cycle_len]
+        i += 1
+        res = float(np.linalg.norm(step.gram + Wh.conj().T @ Wh, 2) / n0) if n0 > 0 else 0.0
     e2, f2, h2 = parts["e"], parts["f"], parts["h"]
     if F.discrete:
         dd = float(np.linalg.norm(F.D - Dh) ** 2)

@@ -29,7 +29,8 @@ import numpy as np
 import scipy.linalg as sla
 
 from ..._errors import InputError
-from ._adi import ADI_MAX_ITER, ADI_TOL, COMPRESS_RTOL, _compress, adi_run, adi_shifts  # noqa: F401 (adi_shifts: re-export)
+from ._adi import ADI_MAX_ITER, ADI_TOL, COMPRESS_RTOL, _compress, adi_shifts  # noqa: F401 (adi_shifts: re-export)
+from ._adi_run import adi_run, recorded_run
 from ._solves import ShiftedSolver, solver_of
 from ._system import SparseSystem
 
@@ -78,8 +79,21 @@ def lr_gramian(sys: SparseSystem, kind: str = "c", tol: float = ADI_TOL, max_ite
     if key in sys.cache:
         return sys.cache[key]
     blocks: list = []
-    res = adi_run(sys, kind == "o", tol, max_iter, blocks.append, solver=solver)
-    Z = _compress(np.concatenate(blocks, axis=1) if blocks else np.zeros((sys.order, 0), sys.dtype), compress)
+    run = None
+    if kind != "o" and solver is None:
+        rec = recorded_run(sys, False)
+        # the target's recorded run (``_adi_run``), while still fresh, goes on as this Gramian's
+        # iteration: the error measurements of later models continue it instead of starting over
+        run = rec if rec.steps == 0 else None
+    res = adi_run(sys, kind == "o", tol, max_iter, blocks.append, solver=solver, run=run)
+    # one Fortran-ordered copy of the blocks, freed as it fills, factorized in place by the compression
+    Z = np.empty((sys.order, sum(b.shape[1] for b in blocks)), np.result_type(sys.dtype, *blocks), order="F")
+    j = 0
+    while blocks:
+        b = blocks.pop(0)
+        Z[:, j: j + b.shape[1]] = b
+        j += b.shape[1]
+    Z = _compress(Z, compress, overwrite=True)
     sys.cache[key] = (Z, res)
     return Z, res
 

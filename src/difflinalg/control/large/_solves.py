@@ -161,6 +161,25 @@ class ShiftedSolver:
                 self.sizes.pop(key, None)
                 self._complex.pop(key, None)
 
+    def slots(self, complex_factors: bool) -> int:
+        """How many factorizations of the pencil (complex or real factors) the cache holds: the
+        largest factorization made so far sets the size (a real one scaled by the entry sizes for
+        complex factors), else the fill estimate (``check_memory``, pessimistic on 2-D meshes).
+
+        Args:
+            complex_factors: count complex factorizations (complex shifts) rather than real ones.
+
+        Returns:
+            The number of such factorizations that fit in ``cache_bytes`` (an int, possibly 0).
+        """
+        per_nnz = {True: 20, False: 12}  # bytes per nonzero with its index (as in ``_factor``)
+        made = [(size, self._complex[k]) for k, size in self.sizes.items() if k[0] == "A"]
+        if made:
+            size = max(sz * per_nnz[complex_factors] / per_nnz[c] for sz, c in made)
+        else:
+            size = self.check_memory(complex_factors)
+        return int(self.cache_bytes // max(size, 1))
+
     def check_memory(self, complex_factors: bool = True) -> int:
         """The estimated bytes of one factorization; raises if it exceeds the memory limit.
 

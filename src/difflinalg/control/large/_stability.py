@@ -74,7 +74,12 @@ def leading_poles(sys: SparseSystem, k: int = N_EIGS) -> np.ndarray:
         c = exc.eigenvalues
         if c.size == 0:
             warn_once(f"stability-{id(sys)}", "the sparse eigensolver did not converge within "
-                      f"{MAX_RESTARTS} restarts: stability of the target is not verified", UserWarning)
+                      f"{MAX_RESTARTS} restarts: stability of the target is not verified. Poles near the imaginary "
+                      "axis (lightly damped modes) crowd at |c| ~ 1 under the Cayley transform it searches, so "
+                      "none separates; a pole well inside the right half plane maps to |c| > 1 and would "
+                      "normally converge and be named. If the model is not stable by construction, check "
+                      "it with difflinalg.control.large.leading_poles or on a coarser discretization",
+                      UserWarning)
     if sys.discrete:
         return c
     c = c[np.abs(c - 1) > 0]

@@ -4,7 +4,8 @@ working coordinates, and the scoring of all start candidates (the IRKA engine: t
 import pytest
 import torch
 
-from difflinalg.control.reduction._rarl2._starts import to_pair, to_pairs
+from difflinalg.control.reduction._rarl2._starts import (EXTENSION_GRID, extension_models, extension_poles, to_pair,
+                                                         to_pairs)
 from difflinalg.control.reduction._rarl2._target import Target
 
 from _controlhelpers import random_system
@@ -108,3 +109,40 @@ def test_to_pairs_drops_a_model_too_far_from_normal_for_its_gramian():
     # the normal one is output normal: A^H A + C^H C = I
     torch.testing.assert_close(A2[1].mT @ A2[1] + C2[1].mT @ C2[1], torch.eye(r, dtype=torch.float64),
                                rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("discrete", [False, True])
+def test_extension_poles_cover_the_band(discrete):
+    # continuous: -w for w log-spaced over the target's pole magnitudes; discrete: the bilinear image
+    # of -w, w in [1e-3, 1e3], inside the unit disk from near 1 to near -1; logmag: log10 w
+    T = Target(random_system(9, 2, 2, discrete=discrete, seed=62))
+    poles, logmag = extension_poles(T)
+    assert poles.shape == logmag.shape == (EXTENSION_GRID,) and not poles.is_complex()
+    assert torch.all(logmag[1:] > logmag[:-1])
+    w = 10.0 ** logmag
+    if discrete:
+        assert torch.allclose(poles, (1 - w) / (1 + w)) and float(poles.abs().max()) < 1
+        assert float(logmag[0]) == -3.0 and float(logmag[-1]) == 3.0
+    else:
+        mags = T.lam.abs()
+        assert torch.allclose(poles, -w)
+        assert abs(float(w[0]) - float(mags.min())) <= 1e-12 * float(mags.min())
+        assert abs(float(w[-1]) - float(mags.max())) <= 1e-12 * float(mags.max())
+
+
+def test_extension_models_add_one_state_at_each_pole():
+    # block diagonal [[A1, 0], [0, pole]], C = [C1, c]; for one output the model space, hence the
+    # criterion, depends on the poles only, not on c
+    T = Target(random_system(9, 1, 1, seed=63))
+    g = torch.Generator().manual_seed(64)
+    A1 = torch.randn(3, 3, generator=g, dtype=torch.float64) - 3 * torch.eye(3, dtype=torch.float64)
+    C1 = torch.randn(1, 3, generator=g, dtype=torch.float64)
+    poles = torch.tensor([-0.1, -1.0, -10.0], dtype=torch.float64)
+    A, C = extension_models(C1, A1, poles, torch.tensor([[0.3]], dtype=torch.float64))
+    assert A.shape == (3, 4, 4) and C.shape == (3, 1, 4)
+    assert torch.equal(A[:, :3, :3], A1.expand(3, 3, 3)) and torch.equal(A[:, 3, 3], poles)
+    assert not A[:, 3, :3].any() and not A[:, :3, 3].any() and torch.equal(C[:, :, :3], C1.expand(3, 1, 3))
+    _, C_b = extension_models(C1, A1, poles, torch.tensor([[-2.0]], dtype=torch.float64))
+    psi = [T.psi_batch(*to_pairs(T, A, CC)[:2]) for CC in (C, C_b)]
+    assert torch.allclose(psi[0], psi[1], rtol=1e-10, atol=1e-14)
+    assert float(psi[0].max() - psi[0].min()) > 1e-6  # and it does depend on the pole

@@ -24,7 +24,9 @@ over output-normal pairs ``(C, A)`` (the optimal ``B_hat = Q12^H B_F`` and ``D_h
    one that falls behind is abandoned, one that reaches a minimum already found is stopped
    ("joined"); degree continuation (the order n-1 solution extended by one state; never skipped
    or abandoned for its distance to the best) runs from two extensions whether the starts agree or
-   not, and, only when they disagree, with two random starts and perturbation rounds from the best
+   not -- when they agree both with the new pole placed by the criterion (the lowest over a scan of
+   the target's band, then the lowest a decade away from it), when they disagree one so placed and
+   one random -- and, only when they disagree, with two random starts and perturbation rounds from the best
    result (the damping of one pole scaled, or two real poles merged into a conjugate pair), then
    two rounds that replace one pole by a dominant target mode (modal targets).
 
@@ -150,12 +152,15 @@ def rarl2(
             ``"irka-fixed"`` (IRKA from shifts ``logspace(-1, 1, n)`` in the target's frequency
             units; continuous time only, no start in discrete time), ``"perturb"`` (a perturbation
             round from the best result so far), ``"extend"`` (the order n-1 solution plus one
-            state), ``"random"``; or their number K (the first K of bt,
+            state in a random direction), ``"extend-pole"`` (the order n-1 solution plus one state
+            whose real pole is placed by the criterion: a run's first such start at the lowest
+            criterion over a scan of the target's band, each next one at the lowest a decade away
+            from the earlier ones), ``"random"``; or their number K (the first K of bt,
             irka-bt, irka, irka-modal, perturb, extend, perturb, modal, then random). Default: bt,
-            irka-bt, irka, irka-modal, irka-fixed, then degree continuation: two ``extend``
-            (extensions of one order n-1 solution); if the first five reach different minima, also
-            two random starts, four perturbation rounds and two pole-swap rounds
-            (``_policy.SearchPolicy``).
+            irka-bt, irka, irka-modal, irka-fixed, then degree continuation from one order n-1
+            solution: two ``extend-pole`` if the first five agree; if they reach different minima,
+            one ``extend-pole`` and one ``extend``, two random starts, four perturbation rounds and
+            two pole-swap rounds (``_policy.SearchPolicy``).
         seed: seed of the random starts.
         max_iter: BFGS iterations per start.
         tol: stop a start when the relative gradient ``||grad|| / (2 sqrt(psi))`` is below it.

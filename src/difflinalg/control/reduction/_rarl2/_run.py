@@ -46,6 +46,8 @@ class _Run:
         self.x0s: list[Tensor] = []  # the starting point of each result
         # the order r-1 solution that "extend" starts extend (``_search._lower_solution``; () if none)
         self.lower: tuple | None = None
+        # the chosen continuations' scan of new poles and choices so far (``_search._chosen_extension``)
+        self.extend_scan: tuple | None = None
 
     def fg(self, x: Tensor):
         cs = self.space.from_vec(x)
@@ -184,6 +186,9 @@ class _Run:
         # construction: it is neither skipped nor abandoned for its distance to the best, only when
         # its rate of decrease cannot close that distance
         patient = name in _policy.POLICY.patient_starts
+        # a chosen continuation descends slowly at first while its new pole moves into place (msd
+        # 5003 of benchmarks/rarl2_generalization.py: about 100 iterations to its better basin)
+        horizon = _policy.POLICY.chosen_horizon if name == "extend-pole" else _policy.POLICY.abandon_horizon
         skip = f0 > _policy.POLICY.skip_ratio * best_f and not patient
         status = "skipped" if skip else "joined" if self.joined(f0, x0) else None
         g0 = None
@@ -206,7 +211,7 @@ class _Run:
             k0 = min(len(fs) - 1, _policy.POLICY.abandon_after)
             rate = (fs[-1 - k0] - f) / k0 if k0 > 0 else math.inf
             far = f > _policy.POLICY.abandon_ratio * best_f and not patient
-            return far or rate * _policy.POLICY.abandon_horizon < f - best_f
+            return far or rate * horizon < f - best_f
 
         if status is not None:
             gn = float(g0.norm()) if g0 is not None else math.nan

@@ -15,7 +15,8 @@ from ._irka_engine import default_shifts, fixed_shifts, irka, irka_models
 from ._progress import Progress as _Progress
 from ._run import _Run
 from ._selection import TIE_LEVELS
-from ._starts import balanced_start, dominant_modes, modal_start, random_pair
+from ._starts import (balanced_start, dominant_modes, extension_models, extension_poles, modal_start, random_pair,
+                      to_pairs)
 
 
 def _search(run: _Run, names: list[str], bt_model, gen, prog: _Progress, adaptive: bool = False) -> None:
@@ -146,8 +147,8 @@ def _start_models(name: str, run: _Run, bt_model, gen, irka_cands: dict, modal):
         return A[None], C[None], True
     if name == "modal":
         return None if modal is None else (modal[0][None], modal[2][None], False)
-    if name == "extend":
-        pair = _extend_start(run, gen)
+    if name in ("extend", "extend-pole"):
+        pair = _extend_start(run, gen, chosen=name == "extend-pole")
         return None if pair is None else (pair[1][None], pair[0][None], True)
     raise InputError(f"starts: unknown start kind {name!r}")
 
@@ -242,25 +243,28 @@ def _merge_real_poles(f: float, mu: Tensor, V: Tensor, Vi: Tensor, dtype, tried:
 
 
 def _lower_solution(run: _Run, gen):
-    """The order n-1 RARL2 solution ``(C, S, sigma)`` (chart coordinates of its best result, from its
-    own balanced-truncation and IRKA starts), solved once per run and kept on it: every ``extend``
-    start of the run extends the same solution. None if it has none."""
+    """The order n-1 RARL2 solution ``(C, S, sigma, (C1, A1))`` (chart coordinates of its best
+    result, from its own balanced-truncation and IRKA starts, and its output-normal pair), solved once
+    per run and kept on it: every ``extend`` start of the run extends the same solution. None if it
+    has none."""
     if run.lower is None:
         T, r = run.T, run.r
         sub = _Run(T, r - 1, run.tol, run.max_iter, run.deadline)
         Ar, Br, Cr, _ = balanced_start(T, r - 1)  # T is already normalized and rescaled
-        _search(sub, ["bt", "irka-bt", "irka"], (Ar, Br, Cr), gen, _Progress(False, 1))
+        _search(sub, list(_policy.POLICY.lower_starts), (Ar, Br, Cr), gen, _Progress(False, 1))
         if sub.best() is None:
             run.lower = ()
         else:
             _, _, x, sigma, _ = sub.best()
             sub.space.sigma = sigma
-            run.lower = (*sub.space.from_vec(x), sigma)
+            run.lower = (*sub.space.from_vec(x), sigma, sub.space.pair(x))
     return run.lower or None
 
 
-def _extend_start(run: _Run, gen):
-    """The order n-1 RARL2 solution (``_lower_solution``) with one state added: the best of a few
+def _extend_start(run: _Run, gen, chosen: bool = False):
+    """The order n-1 RARL2 solution (``_lower_solution``) with one state added. ``chosen`` (start kind
+    "extend-pole"): the new pole placed by the criterion (``_chosen_extension``; the run's k-th such
+    start takes the k-th choice; past the last, a random extension); else the best of a few
     random extensions ``C -> [C, c]`` (``c`` small) and ``S -> [[S, s], [-s^H, 0]]`` in the ambient
     coordinates; with ``c -> 0`` the new state becomes unobservable and the criterion tends to the
     order n-1 optimum, so they start just below it. Each call draws new extensions from ``gen``:
@@ -271,7 +275,11 @@ def _extend_start(run: _Run, gen):
     lower = _lower_solution(run, gen)
     if lower is None:
         return None
-    C, S, sigma = lower
+    C, S, sigma, low_pair = lower
+    if chosen:
+        pair = _chosen_extension(run, low_pair, gen)
+        if pair is not None:
+            return pair
     sp = run.space
     best, best_psi = None, math.inf
     for k in range(16):
@@ -289,3 +297,43 @@ def _extend_start(run: _Run, gen):
         if psi < best_psi:
             best, best_psi = x2, psi
     return sp.pair(best) if best is not None else None
+
+
+#: scale of the new state's output column in a chosen continuation (``_chosen_extension``)
+CHOSEN_C_SCALE = 0.3
+
+
+def _chosen_extension(run: _Run, low_pair, gen):
+    """The run's next chosen continuation: the order n-1 optimum ``low_pair = (C1, A1)`` with one
+    state added at a real pole placed by the criterion (``extension_models``, poles
+    ``extension_poles``): the first the candidate with the lowest criterion; each next one the lowest
+    among the candidates at least a decade (in the continuous picture) from every earlier choice. The new pole's place
+    picks the basin the continuation descends to: on development case msd 5003 of
+    ``benchmarks/rarl2_generalization.py`` a slow new pole (the lowest criterion: where ``|F -
+    H_{r-1}|`` is largest) leads to the basin all default starts share, a fast one (>= 1.2) to the
+    4.9% better basin that before only the reference's random extensions reached (in about 100
+    iterations: these starts get _policy.POLICY.chosen_horizon). The candidates are
+    scored once per run, in one batch (kept on the run). Output-normal ``(C, A)``, or None."""
+    if run.extend_scan is None:
+        T = run.T
+        C1, A1 = low_pair
+        poles, logmag = extension_poles(T)
+        c = CHOSEN_C_SCALE * torch.randn(T.p, 1, generator=gen, dtype=torch.float64)
+        A, C = extension_models(C1, A1, poles, c)
+        C2, A2, ok = to_pairs(T, A, C)
+        psi = torch.full((poles.shape[0],), math.inf, dtype=torch.float64)
+        if bool(ok.any()):
+            idx = torch.nonzero(ok).reshape(-1)
+            psi[idx] = T.psi_batch(C2[idx], A2[idx])
+        psi = torch.where(torch.isfinite(psi), psi, torch.full_like(psi, math.inf))
+        run.extend_scan = (psi, logmag, C2, A2, [])
+    psi, logmag, C2, A2, chosen = run.extend_scan
+    far = torch.ones_like(psi, dtype=torch.bool)
+    for j in chosen:
+        far &= (logmag - logmag[j]).abs() >= 1.0
+    cand = torch.where(far, psi, torch.full_like(psi, math.inf))
+    j = int(torch.argmin(cand))
+    if not math.isfinite(float(cand[j])):
+        return None
+    chosen.append(j)
+    return C2[j], A2[j]

@@ -167,6 +167,45 @@ def dominant_modes(T: Target, k: int) -> list[tuple[complex, int]]:
     return out
 
 
+#: candidates of a chosen continuation's new pole (``extension_poles``): this many magnitudes
+#: log-spaced over the band of the target's pole magnitudes (continuous time), or over [1e-3, 1e3]
+#: in the bilinear image of the unit disk (discrete time)
+EXTENSION_GRID = 25
+
+
+def extension_poles(T: Target) -> tuple[Tensor, Tensor]:
+    """``(poles, logmag)``: real candidate poles for the state that a chosen continuation adds to the
+    order r-1 optimum (working coordinates), and their log10 magnitudes in the continuous picture
+    (the distance between candidates: a decade is 1). Continuous time: ``-w`` for ``w`` log-spaced
+    over the band of the target's pole magnitudes (``0.1 .. 10`` without a modal form; a first
+    variant widened by a decade each side placed msd 5003's second choice at -27.6, beyond the
+    target's fastest pole); discrete time: the bilinear image ``z = (1 - w) / (1 + w)`` of ``s = -w``,
+    ``w`` in ``[1e-3, 1e3]`` (from ``z`` near 1 to ``z`` near -1)."""
+    if T.discrete:
+        lo, hi = -3.0, 3.0
+    else:
+        mags = T.lam.abs() if T.method == "modal" else torch.tensor([0.1, 10.0], dtype=torch.float64)
+        top = float(mags.max())
+        lo, hi = math.log10(max(float(mags.min()), 1e-6 * top)), math.log10(top)
+    logmag = torch.linspace(lo, hi, EXTENSION_GRID, dtype=torch.float64)
+    w = 10.0 ** logmag
+    return ((1 - w) / (1 + w) if T.discrete else -w), logmag
+
+
+def extension_models(C1: Tensor, A1: Tensor, poles: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
+    """The order r-1 model ``(C1, A1)`` with one state added at each of ``poles`` (K,): ``A``
+    (K, r, r) block diagonal ``[[A1, 0], [0, pole]]`` and ``C`` (K, p, r) ``[C1, c]`` (not
+    output-normal; ``to_pairs`` makes them so). For a single output the model space -- hence the
+    criterion -- depends on the poles only; with several, on ``c`` too (one ``c`` for all: the
+    candidates differ by their pole)."""
+    K, n = poles.shape[0], A1.shape[-1]
+    A = torch.zeros(K, n + 1, n + 1, dtype=A1.dtype)
+    A[:, :n, :n] = A1
+    A[:, n, n] = poles.to(A1.dtype)
+    C = torch.cat([C1.expand(K, *C1.shape), c.to(C1.dtype).expand(K, C1.shape[0], 1)], -1)
+    return A, C
+
+
 def random_pair(space, gen: torch.Generator, scale: float = 1.0) -> Tensor:
     """Coordinates of a random output-normal pair (Gaussian ambient coordinates)."""
     return scale * torch.randn(space.dim_ambient, generator=gen, dtype=space.rdt)

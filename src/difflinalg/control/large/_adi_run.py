@@ -1,0 +1,162 @@
+r"""The low-rank ADI iteration as a resumable state, and the recorded run of a target.
+
+``AdiRun`` holds what the iteration of ``_adi`` carries from step to step (the residual factor ``W``,
+the cyclic shifts and where the cycle stands, the blocks of the current cycle for projection shifts)
+so that an iteration can stop and later go on. ``adi_run`` drives one to a tolerance.
+
+``RecordedRun`` is the controllability iteration of a target ``F`` that remembers, per step, its
+shift, the outputs ``C V`` of its blocks and ``W^H W`` (small matrices), but not the blocks: the
+error system ``F - H`` of every small model ``H`` is block diagonal, so its ADI iterate's ``F``
+block is this run whatever ``H`` is (``_errsys``). One run per target (``recorded_run``, cached on
+``F``) serves every model measured against it, and ``lr_gramian``'s controllability factor, when
+it is computed first, is this run's first steps (its blocks handed out as they are made): the error
+measurement then goes on from the Gramian's last shifts, whose factorizations are still cached.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from ..._errors import ConvergenceError
+from ._adi import REFRESH_GAIN, STALL_GAIN, STALL_OK, _pencil, adi_shifts, adi_step, cycle_gain, projection_shifts
+from ._solves import solver_of
+
+
+class AdiRun:
+    """Low-rank ADI (``_adi``) for the (adjoint) Gramian of ``sys``, one ``step`` at a time.
+
+    Args:
+        sys: a ``SparseSystem`` or a duck-typed block system (``_adi``).
+        adjoint: the observability Gramian (``C^H`` as right-hand side).
+        solver: the shifted solver (default ``solver_of(sys)``).
+        shifts: the cyclic shifts (default ``adi_shifts(sys, adjoint)``).
+        complex_steps: complex steps even for a real system (a complex companion block: both shifts
+            of each pair are listed then).
+
+    Attributes:
+        W: the residual factor; res: the relative residual ``||W^H W|| / ||W_0^H W_0||``;
+        steps: steps taken; shifts: the current cyclic shifts.
+    """
+
+    def __init__(self, sys, adjoint: bool = False, solver=None, shifts: list[complex] | None = None,
+                 complex_steps: bool = False):
+        self.sys, self.adjoint = sys, adjoint
+        self.solver = solver or solver_of(sys)
+        self.real = not (sys.is_complex or complex_steps)
+        W = _pencil(sys)[4] * (sys.C.conj().T if adjoint else sys.B)
+        self.W = W.real.astype(float) if self.real else W.astype(complex)
+        self.gram0 = self.W.conj().T @ self.W
+        self.res0 = float(np.linalg.norm(self.gram0, 2))
+        self.res = 1.0 if self.res0 > 0 else 0.0
+        self.shifts = self._expand(list(shifts) if shifts is not None else adi_shifts(sys, adjoint))
+        self.steps, self.j, self.cycle, self.res_cycle = 0, 0, [], 1.0
+
+    def _expand(self, shifts: list[complex]) -> list[complex]:
+        if self.real or self.sys.is_complex:
+            return shifts
+        # a real system's list holds one shift of each conjugate pair (real steps); complex steps need both
+        return [q for p in shifts for q in ((p, p.conjugate()) if p.imag != 0 else (p,))]
+
+    def step(self, tol: float, stall: bool = True) -> tuple[complex, list[np.ndarray], bool] | None:
+        """One step: ``(shift, blocks, cycle_start)``, or None (no step) where ``stall`` and the
+        residual stagnates at the rounding level at the end of a cycle (more steps add nothing).
+
+        At the end of a cycle that gained less than ``REFRESH_GAIN`` (per ``N_SHIFTS`` steps,
+        ``cycle_gain``) while the residual is above ``tol``, the next cycle uses projection shifts
+        (Ritz values of the pencil on the cycle's iterates: they follow the modes that the residual
+        still holds, e.g. lightly damped oscillations).
+        """
+        start = self.j == len(self.shifts) or self.steps == 0
+        if self.j == len(self.shifts):
+            if stall and self.res > cycle_gain(STALL_GAIN, len(self.shifts)) * self.res_cycle and self.res <= STALL_OK:
+                return None
+            if self.res > tol and self.res > cycle_gain(REFRESH_GAIN, len(self.shifts)) * self.res_cycle and self.cycle:
+                new = projection_shifts(self.sys, np.concatenate(self.cycle, axis=1), self.adjoint,
+                                        len(adi_shifts(self.sys, self.adjoint)))
+                self.shifts = self._expand(new) if new else self.shifts
+            self.j, self.cycle, self.res_cycle = 0, [], self.res
+        p = self.shifts[self.j]
+        self.j += 1
+        self.W, blocks = adi_step(self.sys, self.solver, self.W, p, self.adjoint, self.real)
+        self.cycle += blocks
+        self.steps += 1
+        self.res = float(np.linalg.norm(self.W.conj().T @ self.W, 2) / self.res0) if self.res0 > 0 else 0.0
+        return p, blocks, start
+
+
+def adi_run(sys, adjoint: bool, tol: float, max_iter: int, on_block: Callable[[np.ndarray], None],
+            solver=None, shifts: list[complex] | None = None, done: Callable[[], bool] | None = None,
+            run: AdiRun | None = None) -> float:
+    """Run low-rank ADI (``_adi``) for the (adjoint) Gramian of ``sys``, handing each new factor
+    block to ``on_block``; returns the relative residual reached.
+
+    Args:
+        sys: a ``SparseSystem`` or a duck-typed block system (``_adi``).
+        adjoint: the observability Gramian (``C^H`` as right-hand side) instead of controllability.
+        tol: stop when ``||W^H W|| <= tol ||B_c^H B_c||`` and ``done()`` (if given) is true.
+        max_iter: at most this many steps. on_block: receives each (N, k) block of ``Z``.
+        solver: the shifted solver (default ``solver_of(sys)``). shifts: the cyclic shifts (default
+            ``adi_shifts(sys, adjoint)``).
+        done: an extra stopping test evaluated once the residual is below ``tol``.
+        run: go on with this (fresh) run instead of a new one (``RecordedRun``).
+
+    Returns:
+        The relative residual ``||W^H W|| / ||B_c^H B_c||`` reached (a float).
+
+    Raises:
+        ConvergenceError: not converged after ``max_iter`` steps.
+    """
+    run = run if run is not None else AdiRun(sys, adjoint, solver, shifts)
+    while run.res > tol or (done is not None and not done()):
+        if run.steps >= max_iter:
+            raise ConvergenceError(f"sys: low-rank ADI for the {'observability' if adjoint else 'controllability'} "
+                                   f"Gramian reached a relative residual of {run.res:.2e} after {run.steps} steps "
+                                   f"(tolerance {tol:.1e}); pass a larger tol (less accurate norms)")
+        out = run.step(tol)
+        if out is None:
+            break
+        for blk in out[1]:
+            on_block(blk)
+    return run.res
+
+
+@dataclass
+class RecordedStep:
+    """One step of a ``RecordedRun``: its shift, ``C V`` for each of its blocks, ``W^H W`` after
+    it, and whether it starts a cycle."""
+
+    shift: complex
+    outputs: list
+    gram: np.ndarray
+    cycle_start: bool
+
+
+class RecordedRun(AdiRun):
+    """The controllability ADI of a target, recorded step by step (module docstring)."""
+
+    def __init__(self, sys, complex_steps: bool):
+        super().__init__(sys, False, complex_steps=complex_steps)
+        self.record: list[RecordedStep] = []
+
+    def step(self, tol: float, stall: bool = True):
+        out = super().step(tol, stall)
+        if out is not None:
+            p, blocks, start = out
+            self.record.append(RecordedStep(p, [self.sys.C @ b for b in blocks], self.W.conj().T @ self.W, start))
+        return out
+
+    def extend(self, tol: float) -> None:
+        """One more recorded step (never stopped by stagnation: a model's block may need it)."""
+        self.step(tol, stall=False)
+
+
+def recorded_run(sys, complex_steps: bool) -> RecordedRun:
+    """The target's ``RecordedRun`` (real or complex steps), created on first use and cached on ``sys``."""
+    complex_steps = bool(complex_steps) and not sys.is_complex  # a complex system's steps are complex anyway
+    key = ("adi-record", complex_steps)
+    if key not in sys.cache:
+        sys.cache[key] = RecordedRun(sys, complex_steps)
+    return sys.cache[key]
