@@ -41,6 +41,13 @@ VARIANTS: dict[str, dict] = {
     "disagree+extend": {"disagree_starts": ("extend-pole", "extend", "extend", "random", "random")},
     "both+extend": {"agree_starts": ("extend-pole", "extend-pole", "extend"),
                     "disagree_starts": ("extend-pole", "extend", "extend", "random", "random")},
+    "disagree+extend-last": {"disagree_starts": ("extend-pole", "extend", "random", "random", "extend")},
+    "disagree+random-last": {"disagree_starts": ("extend-pole", "extend", "random", "random", "random")},
+    "disagree-random2extend": {"disagree_starts": ("extend-pole", "extend", "random", "extend")},
+    "disagree-2extend-1random": {"disagree_starts": ("extend-pole", "extend", "extend", "random")},
+    "agree+2ext": {"agree_starts": ("extend-pole", "extend-pole", "extend", "extend")},
+    "agree-pole+ext": {"agree_starts": ("extend-pole", "extend")},
+    "agree+random": {"agree_starts": ("extend-pole", "extend-pole", "random")},
 }
 
 
