@@ -33,10 +33,16 @@ from difflinalg.control import hankel_singular_values, rarl2  # noqa: E402
 from difflinalg.control.reduction._rarl2 import _policy  # noqa: E402
 from difflinalg.control.reduction._rarl2._realize import Realization  # noqa: E402
 
-_D = _policy.SearchPolicy()
+#: round 5's default (the anchor of round 6's sweeps: "default")
+_D = dataclasses.replace(_policy.SearchPolicy(), disagree_jitter=False)
 #: name -> fields of SearchPolicy replaced (the first is the anchor of the time ratios)
 VARIANTS: dict[str, dict] = {
     "default": {},
+    # round 6: the random jump (_search._jitter_start) where the starts disagree (the default since
+    # round 6; "default" here is round 5's), where they agree, both
+    "jitter": {"disagree_jitter": True},
+    "agree-jitter": {"agree_jitter": True},
+    "jitter-both": {"disagree_jitter": True, "agree_jitter": True},
     "agree+extend": {"agree_starts": ("extend-pole", "extend-pole", "extend")},
     "disagree+extend": {"disagree_starts": ("extend-pole", "extend", "extend", "random", "random")},
     "both+extend": {"agree_starts": ("extend-pole", "extend-pole", "extend"),

@@ -38,7 +38,7 @@ def test_disagreeing_starts_add_continuation_and_random_before_perturbation(seed
         assert all(n in PRIMARY for n in names[:k])
         assert all(n == "perturb" for n in names[k + len(extra):])
         assert res.relative_error == min(s.relative_error for s in res.starts)
-    else:  # agreeing: only the agree starts (one continuation); no random start, no perturbation
+    else:  # agreeing: only the agree starts (continuation); no random start, no perturbation
         assert [n for n in names if n not in PRIMARY] == list(POLICY.agree_starts)
         assert "random" not in names and "perturb" not in names
 
@@ -280,7 +280,8 @@ def test_swap_rounds_follow_the_damping_rounds(policy):
     # criterion, they took every round and rejoined the best (SLICOT build at r = 20 lost its best
     # known minimum, found by the second damping round); the damping rounds are those without swaps
     assert POLICY.swap_rounds == 2
-    policy(disagree_starts=("random", "random"))  # continuation left out, as in the test above
+    # continuation and the final random jump left out (it is named "perturb" too), as in the test above
+    policy(disagree_starts=("random", "random"), disagree_jitter=False)
     F = _light_discrete_modal(2, 20)
     perturbs = [s for s in rarl2(F, 4).starts if s.name == "perturb"]
     policy(swap_rounds=0)
@@ -352,3 +353,63 @@ def test_extend_pole_is_a_start_kind():
     F = random_system(10, 1, 1, seed=55)
     res = rarl2(F, 3, starts=["extend-pole"])
     assert [s.name for s in res.starts] == ["extend-pole"] and res.model.is_stable()
+
+
+@pytest.mark.parametrize("discrete", [False, True])
+def test_jitter_poles_scales_each_damping_and_keeps_pairs_and_stability(discrete):
+    # round 6: the random jump scales each pole's (pair's) damping -- the real part, discrete time
+    # in the bilinear picture -- by exp(scale * g), one draw per pole or conjugate pair
+    from difflinalg.control.reduction._rarl2._search import jitter_poles
+
+    mu = torch.tensor([complex(-0.3, 2.0), complex(-0.3, -2.0), complex(-1.5, 0.0), complex(-0.02, 0.0)],
+                      dtype=torch.complex128)
+    if discrete:
+        mu = (1 + mu) / (1 - mu)  # the same poles in the unit disc
+    g = torch.tensor([0.7, -5.0, -1.2, 3.0], dtype=torch.float64)  # g[1]: unused, the pair takes g[0]
+    out = jitter_poles(mu, g, 1.5, discrete, real=True)
+    s0 = (mu - 1) / (mu + 1) if discrete else mu
+    s1 = (out - 1) / (out + 1) if discrete else out
+    fac = torch.exp(1.5 * torch.tensor([0.7, 0.7, -1.2, 3.0], dtype=torch.float64))
+    assert torch.allclose(s1.real, s0.real * fac, rtol=1e-12, atol=0)
+    assert torch.allclose(s1.imag, s0.imag, rtol=1e-12, atol=1e-15)  # frequencies kept
+    assert abs(out[0] - out[1].conj()) < 1e-14  # the pair stays a pair: a real model stays real
+    # stable for any factor, however large (discrete: inside the unit disc)
+    big = jitter_poles(mu, torch.full((4,), 8.0, dtype=torch.float64), 1.0, discrete, real=True)
+    assert bool((big.abs() < 1).all()) if discrete else bool((big.real < 0).all())
+    # complex models: one draw per pole
+    assert torch.allclose(jitter_poles(mu, g, 1.0, False, real=False).real, mu.real * torch.exp(g))
+
+
+def test_agree_jitter_ends_agreeing_starts_with_one_random_jump(policy):
+    # round 6 (measured, not a default): when the starts still agree after continuation, one more
+    # start: the best model with every damping scaled at random (the lowest criterion of
+    # jitter_draws draws); the result is the best of all starts, so the jump can only lower it
+    assert not POLICY.agree_jitter
+    policy(agree_jitter=True)
+    F = random_system(10, 2, 2, seed=0)
+    res = rarl2(F, 3)
+    assert not _first_round_disagrees(res)
+    names = [s.name for s in res.starts]
+    assert names[-len(POLICY.agree_starts) - 1:] == list(POLICY.agree_starts) + ["perturb"]
+    jump = res.starts[-1]
+    best_before = min(s.relative_error for s in res.starts[:-1])
+    assert jump.start_relative_error > best_before * (1 + 1e-6)  # it starts away from the best
+    assert res.relative_error == min(s.relative_error for s in res.starts)
+    policy(agree_jitter=False)
+    names0 = [s.name for s in rarl2(F, 3).starts]
+    assert names0 == names[:-1]  # the same run without the jump
+
+
+def test_disagreeing_starts_end_with_one_random_jump(policy):
+    # round 6: when the starts disagree, one random jump from the best follows the perturbation and
+    # swap rounds (disagree_jitter); nothing before it changes, and it can only lower the result
+    assert POLICY.disagree_jitter
+    F = random_system(10, 2, 2, seed=3)
+    res = rarl2(F, 3)
+    assert _first_round_disagrees(res)
+    policy(disagree_jitter=False)
+    res0 = rarl2(F, 3)
+    names, names0 = [s.name for s in res.starts], [s.name for s in res0.starts]
+    assert names == names0 + ["perturb"]
+    assert [s.relative_error for s in res.starts[:-1]] == [s.relative_error for s in res0.starts]
+    assert res.relative_error == min(s.relative_error for s in res.starts) <= res0.relative_error
