@@ -25,7 +25,8 @@ def _search(run: _Run, names: list[str], bt_model, gen, prog: _Progress, adaptiv
     ``adaptive``: after them _policy.POLICY.agree_starts if the optimized starts agree (no two
     results further apart than _policy.POLICY.agree_rtol), else _policy.POLICY.disagree_starts; the
     perturbation rounds run only if the results then disagree, i.e. when the landscape shows several
-    minima. Raises KeyboardInterrupt through (the results so far are kept)."""
+    minima, and after them one random jump from the best (_policy.POLICY.disagree_jitter,
+    ``_jitter_start``). Raises KeyboardInterrupt through (the results so far are kept)."""
     _optimize_starts(run, [n for n in names if n != "perturb"], bt_model, gen, prog)
     if adaptive and run.results:
         if run.out_of_time():
