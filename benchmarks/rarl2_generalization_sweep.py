@@ -24,14 +24,14 @@ from pathlib import Path
 
 from _common import setup  # noqa: F401  (puts src/ on the path)
 
-import torch  # noqa: E402
+import torch
 
-from _rarl2_families import make_system  # noqa: E402
-from rarl2_generalization import EVALUATION_SETS, rel_error  # noqa: E402
-from difflinalg import SingularEquationError  # noqa: E402
-from difflinalg.control import hankel_singular_values, rarl2  # noqa: E402
-from difflinalg.control.reduction._rarl2 import _policy  # noqa: E402
-from difflinalg.control.reduction._rarl2._realize import Realization  # noqa: E402
+from _rarl2_families import make_system
+from rarl2_generalization import EVALUATION_SETS, rel_error
+from difflinalg import SingularEquationError
+from difflinalg.control import hankel_singular_values, rarl2
+from difflinalg.control.reduction._rarl2 import _policy
+from difflinalg.control.reduction._rarl2._realize import Realization
 
 #: round 5's default (the anchor of round 6's sweeps: "default")
 _D = dataclasses.replace(_policy.SearchPolicy(), disagree_jitter=False)

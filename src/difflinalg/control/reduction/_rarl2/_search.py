@@ -248,7 +248,7 @@ def _jitter_start(run: _Run, gen):
     it; rss 6000: a jump from its shared basin reached the 0.26% lower one for 3 of 8 generator
     seeds at scale 1, none at scale 0.5)."""
     T = run.T
-    f, sr, x, sigma, _ = run.best()
+    _, _, x, sigma, _ = run.best()
     run.space.sigma = sigma
     C, A = run.space.pair(x)
     mu, V = torch.linalg.eig(A.to(T.cdt))
