@@ -42,7 +42,7 @@ run once, with the tuned default, to report. The reasoning behind each default:
   descends from 0.71 to the best known 0.396; without the rate rule, crawling continuations cost
   up to 4x the search's time).
 * ``disagree_jitter``, ``agree_jitter``, ``jitter_draws``, ``jitter_scale``: one random jump from the
-  best result (``_search._jitter_start``): every pole's (pair's) damping scaled by ``exp(jitter_scale
+  best result (``_perturb._jitter_start``): every pole's (pair's) damping scaled by ``exp(jitter_scale
   * g)``, ``g`` standard normal, the lowest criterion of ``jitter_draws`` such draws optimized; run
   last, after the perturbation and swap rounds, when the starts disagree (``disagree_jitter``), and
   after continuation when they still agree (``agree_jitter``). The result is the best of all starts,
@@ -61,7 +61,7 @@ run once, with the tuned default, to report. The reasoning behind each default:
   time, lost dense-d-D 2001 1% and modal-light-d 3003 7.7%; ``bt``, ``irka-bt``: 5% less, lost
   modal-light-d 2007 0.12%): not kept.
 * ``perturb_merge``: the perturbation rounds also offer models with two real poles of the best
-  result merged into a conjugate pair (``_search._merge_real_poles``); the damping scalings never
+  result merged into a conjugate pair (``_perturb._merge_real_poles``); the damping scalings never
   leave the real axis (round 4: development case rss 4000, r = 2, 19% above a pair basin that only
   random starts reached; a few more candidates in the perturbation round's one batched evaluation).
 * ``perturb_swap``, ``swap_rounds``: after the damping rounds, the default search runs
