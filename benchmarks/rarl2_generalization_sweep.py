@@ -66,6 +66,9 @@ def main() -> int:
     p.add_argument("--json", type=Path)
     args = p.parse_args()
     torch.set_num_threads(1)
+    if args.sets and any(k.split("_")[-1] in EVALUATION_SETS for k in args.sets):
+        p.error(f"--sets: {EVALUATION_SETS} is the evaluation set, run only to report (never swept); "
+                "name development keys (e.g. r5_dev)")
     rows: dict = {}
     for path in args.ref:
         for key, s in json.loads(path.read_text()).items():
