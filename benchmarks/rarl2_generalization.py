@@ -54,6 +54,12 @@ on ``dev``, ``dev2``, ``oldeval``, ``eval2``, ``eval3`` and ``eval4`` only, and 
 (seeds ``6000 .. 6003``, fresh: run exactly once, at the end, with the final default; the default
 is not changed after it).
 
+Protocol of round 6. ``eval5`` has been looked at (its misses were analysed in round 5's report): a
+development set since round 6. Round 6 tunes on ``dev``, ``dev2``, ``oldeval``, ``eval2``, ``eval3``,
+``eval4`` and ``eval5`` only, and reports on ``eval6`` (seeds ``7000 .. 7003``, fresh: run exactly
+once, at the end, with the final default; the default is not changed after it). Policy variants are
+compared on the development sets by ``rarl2_generalization_sweep.py`` (saved references).
+
 Per case, in the same run (one thread):
 
 * ``default``: ``rarl2(F, r)`` with default settings (timed: the anchor "main's default" is this
@@ -76,7 +82,7 @@ order the two models (reported, still counted against the floors). Gap = ``(err_
 the default beat the reference). Floors (issue 17 item 5): gap <= 1e-6 on >= 97% of the evaluation
 cases, <= 1% on all.
 
-Run: ``./dev bench rarl2_generalization --threads 1 [--quick] [--set dev|eval|dev2|eval2|oldeval|eval3|eval4|eval5|both]
+Run: ``./dev bench rarl2_generalization --threads 1 [--quick] [--set dev|eval|dev2|eval2|oldeval|eval3|eval4|eval5|eval6|both]
 [--json PATH] [--only FAMILY ...] [--cases FAMILY:SEED ...] [--anchor PATH] [--vs-round1]
 [--reuse-ref PATH ...] [--report PATH]``.
 """
@@ -116,9 +122,11 @@ EVAL3_SEED0 = 4000
 EVAL4_SEED0 = 5000
 #: round 5: a fresh evaluation set (eval4 has been looked at: a development set since round 5)
 EVAL5_SEED0 = 6000
-#: the set run only to report (a saved run's set may carry a prefix: ``r5_eval5``); the evaluation
-#: sets of rounds 1-4 (eval, eval2, eval3, eval4) are development sets since they were looked at
-EVALUATION_SETS = ("eval5",)
+#: round 6: a fresh evaluation set (eval5 has been looked at: a development set since round 6)
+EVAL6_SEED0 = 7000
+#: the set run only to report (a saved run's set may carry a prefix: ``r6_eval6``); the evaluation
+#: sets of rounds 1-5 (eval, eval2, ..., eval5) are development sets since they were looked at
+EVALUATION_SETS = ("eval6",)
 #: the first evaluation set's misses of round 1, development cases since round 2 (looked at)
 OLD_EVAL_MISSES = (("msd", 1000), ("drss", 1001), ("drss", 1002))
 #: about 10x the default's starts (module docstring)
@@ -301,7 +309,8 @@ def report(name: str, rows: list[dict], failures: list[dict], anchor: dict | Non
 
 def main() -> int:
     p = parser(__doc__.splitlines()[0])
-    p.add_argument("--set", choices=("dev", "eval", "both", "dev2", "eval2", "oldeval", "eval3", "eval4", "eval5"),
+    p.add_argument("--set", choices=("dev", "eval", "both", "dev2", "eval2", "oldeval", "eval3", "eval4", "eval5",
+                                        "eval6"),
                    default="both",
                    help="which seed set to run (module docstring)")
     p.add_argument("--cases", nargs="+", metavar="FAMILY:SEED", help="only these cases (development)")
@@ -330,6 +339,7 @@ def main() -> int:
             "eval3": [(f, i) for f in families for i in range(EVAL3_SEED0, EVAL3_SEED0 + k)],
             "eval4": [(f, i) for f in families for i in range(EVAL4_SEED0, EVAL4_SEED0 + k)],
             "eval5": [(f, i) for f in families for i in range(EVAL5_SEED0, EVAL5_SEED0 + k)],
+            "eval6": [(f, i) for f in families for i in range(EVAL6_SEED0, EVAL6_SEED0 + k)],
             "oldeval": [c for c in OLD_EVAL_MISSES if c[0] in families]}
     if args.cases:
         sets = {"cases": [(c.split(":")[0], int(c.split(":")[1])) for c in args.cases]}

@@ -28,7 +28,8 @@ over output-normal pairs ``(C, A)`` (the optimal ``B_hat = Q12^H B_F`` and ``D_h
    the target's band, then the lowest a decade away from it), when they disagree one so placed and
    one random -- and, only when they disagree, with two random starts and perturbation rounds from the best
    result (the damping of one pole scaled, or two real poles merged into a conjugate pair), then
-   two rounds that replace one pole by a dominant target mode (modal targets).
+   two rounds that replace one pole by a dominant target mode (modal targets), then one random
+   jump from the best (every pole's damping scaled by a random factor).
 
 Precision. For tiny errors (relative ~1e-5 and below) psi, computed in double precision, carries
 rounding noise ``eps_f`` comparable to the differences between good models
@@ -159,8 +160,8 @@ def rarl2(
             irka-bt, irka, irka-modal, perturb, extend, perturb, modal, then random). Default: bt,
             irka-bt, irka, irka-modal, irka-fixed, then degree continuation from one order n-1
             solution: two ``extend-pole`` if the first five agree; if they reach different minima,
-            one ``extend-pole`` and one ``extend``, two random starts, four perturbation rounds and
-            two pole-swap rounds (``_policy.SearchPolicy``).
+            one ``extend-pole`` and one ``extend``, two random starts, four perturbation rounds,
+            two pole-swap rounds and one random jump from the best (``_policy.SearchPolicy``).
         seed: seed of the random starts.
         max_iter: BFGS iterations per start.
         tol: stop a start when the relative gradient ``||grad|| / (2 sqrt(psi))`` is below it.

@@ -2,13 +2,14 @@
 
 Each is a trade between time and the chance of finding a better minimum. What they were tuned on:
 the SLICOT benchmark (``benchmarks/rarl2_slicot.py``: a change is kept when it keeps that benchmark's
-errors, its quality floor) and, in rounds 1-4 of ``benchmarks/rarl2_generalization.py``, only that
+errors, its quality floor) and, in rounds 1-6 of ``benchmarks/rarl2_generalization.py``, only that
 benchmark's *development* sets of random systems: ``dev`` (seeds 0-3) in round 1; ``dev``, ``dev2``
 (seeds 2000-2007) and round 1's evaluation misses in round 2; those and ``eval2`` (seeds 3000-3003,
 round 2's evaluation set, a development set since round 3 because its misses were analysed) in
 round 3; those and ``eval3`` (seeds 4000-4003, likewise) in round 4; those and ``eval4`` (seeds
-5000-5003, likewise) in round 5. Each round's evaluation set (seeds 1000-1003, 3000-3003,
-4000-4003, 5000-5003, 6000-6003) was run once, with the tuned default, to report. The reasoning behind each default:
+5000-5003, likewise) in round 5; those and ``eval5`` (seeds 6000-6003, likewise) in round 6. Each
+round's evaluation set (seeds 1000-1003, 3000-3003, 4000-4003, 5000-5003, 6000-6003, 7000-7003) was
+run once, with the tuned default, to report. The reasoning behind each default:
 
 * ``default_starts``: balanced truncation, IRKA from it, from shifts spread over the target's band
   and from modal truncation (the dominant poles), then four perturbation rounds that run only when
@@ -40,6 +41,18 @@ round 3; those and ``eval3`` (seeds 4000-4003, likewise) in round 4; those and `
   distance rules abandoned it after 10 iterations on modal-light-d 3003, where left alone it
   descends from 0.71 to the best known 0.396; without the rate rule, crawling continuations cost
   up to 4x the search's time).
+* ``disagree_jitter``, ``agree_jitter``, ``jitter_draws``, ``jitter_scale``: one random jump from the
+  best result (``_perturb._jitter_start``): every pole's (pair's) damping scaled by ``exp(jitter_scale
+  * g)``, ``g`` standard normal, the lowest criterion of ``jitter_draws`` such draws optimized; run
+  last, after the perturbation and swap rounds, when the starts disagree (``disagree_jitter``), and
+  after continuation when they still agree (``agree_jitter``). The result is the best of all starts,
+  so a jump can only lower it. Round 6 (all 310 development cases, interleaved, saved references):
+  the damping rounds scale one pole at a time by fixed factors, and the jump after them takes
+  development case drss 1002 (0.58% above the reference's basin since round 1) to the reference,
+  changes no other case and costs 4% more time. Where the starts agree (rss 6000, 0.26% above a
+  basin the reference's random continuations reach) the jump reaches the lower basin for 1 of the 3
+  generator seeds in 8 where the default misses it, not for the default seed, and changed no
+  development case: not kept (2% more time for nothing measured).
 * ``chosen_horizon``: ``abandon_horizon`` for ``extend-pole`` starts: a chosen continuation
   descends slowly at first while its new pole moves into place (msd 5003: abandoned by the rate
   rule after 10 iterations with 50; about 100 iterations to the better basin with 200).
@@ -48,7 +61,7 @@ round 3; those and ``eval3`` (seeds 4000-4003, likewise) in round 4; those and `
   time, lost dense-d-D 2001 1% and modal-light-d 3003 7.7%; ``bt``, ``irka-bt``: 5% less, lost
   modal-light-d 2007 0.12%): not kept.
 * ``perturb_merge``: the perturbation rounds also offer models with two real poles of the best
-  result merged into a conjugate pair (``_search._merge_real_poles``); the damping scalings never
+  result merged into a conjugate pair (``_perturb._merge_real_poles``); the damping scalings never
   leave the real axis (round 4: development case rss 4000, r = 2, 19% above a pair basin that only
   random starts reached; a few more candidates in the perturbation round's one batched evaluation).
 * ``perturb_swap``, ``swap_rounds``: after the damping rounds, the default search runs
@@ -100,6 +113,10 @@ class SearchPolicy:
     disagree_starts: tuple[str, ...] = ("extend-pole", "extend", "random", "random")
     agree_starts: tuple[str, ...] = ("extend-pole", "extend-pole")
     patient_starts: tuple[str, ...] = ("extend", "extend-pole")
+    disagree_jitter: bool = True
+    agree_jitter: bool = False
+    jitter_draws: int = 8
+    jitter_scale: float = 1.0
     perturb_merge: bool = True
     perturb_swap: int = 8
     swap_rounds: int = 2
