@@ -134,8 +134,9 @@ def shift_budget(sys, solver=None) -> int:
     slots = getattr(solver or solver_of(sys), "slots", None)
     if slots is None:
         return N_SHIFTS
-    # a real system's complex shift (one of a pair) needs complex factors: count those where the
-    # pencil has complex spectrum; Penzl's heuristic counts a pair as two shifts
+    # counted in factorizations of the system's own dtype: a real system's conjugate pair needs one
+    # complex factorization (20/12 of a real one's bytes) and Penzl's heuristic counts it as two
+    # shifts, so real slots are a safe count for pairs too
     return max(MIN_SHIFTS, min(N_SHIFTS, slots(bool(sys.is_complex))))
 
 
@@ -203,6 +204,20 @@ def cycle_gain(gain: float, count: int) -> float:
     """The threshold ``gain`` (``REFRESH_GAIN``, ``STALL_GAIN``: per cycle of ``N_SHIFTS`` shifts)
     for a cycle of ``count`` shifts: the same gain per step (a shorter cycle gains less)."""
     return gain ** (count / N_SHIFTS)
+
+
+def stagnated(res: float, res_cycle: float, count: int) -> bool:
+    """At the end of a cycle of ``count`` shifts that took the relative residual from ``res_cycle``
+    to ``res``: it gained less than ``STALL_GAIN`` (per ``N_SHIFTS`` steps) at the rounding level
+    (``res <= STALL_OK``), so more steps add nothing."""
+    return res > cycle_gain(STALL_GAIN, count) * res_cycle and res <= STALL_OK
+
+
+def adi_rhs(sys, B: np.ndarray, real: bool) -> np.ndarray:
+    """The first residual factor ``W_0 = B_c`` (``s B``, module docstring) of the iteration for
+    right-hand side ``B``: float64 for a real iteration, else complex128."""
+    W = _pencil(sys)[4] * B
+    return W.real.astype(float) if real else W.astype(complex)
 
 
 def adi_step(sys, solver, W: np.ndarray, p: complex, adjoint: bool, real: bool) -> tuple[np.ndarray, list[np.ndarray]]:

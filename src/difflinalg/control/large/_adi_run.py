@@ -21,7 +21,7 @@ from typing import Callable
 import numpy as np
 
 from ..._errors import ConvergenceError
-from ._adi import REFRESH_GAIN, STALL_GAIN, STALL_OK, _pencil, adi_shifts, adi_step, cycle_gain, projection_shifts
+from ._adi import REFRESH_GAIN, adi_rhs, adi_shifts, adi_step, cycle_gain, projection_shifts, stagnated
 from ._solves import solver_of
 
 
@@ -46,8 +46,7 @@ class AdiRun:
         self.sys, self.adjoint = sys, adjoint
         self.solver = solver or solver_of(sys)
         self.real = not (sys.is_complex or complex_steps)
-        W = _pencil(sys)[4] * (sys.C.conj().T if adjoint else sys.B)
-        self.W = W.real.astype(float) if self.real else W.astype(complex)
+        self.W = adi_rhs(sys, sys.C.conj().T if adjoint else sys.B, self.real)
         self.gram0 = self.W.conj().T @ self.W
         self.res0 = float(np.linalg.norm(self.gram0, 2))
         self.res = 1.0 if self.res0 > 0 else 0.0
@@ -71,7 +70,7 @@ class AdiRun:
         """
         start = self.j == len(self.shifts) or self.steps == 0
         if self.j == len(self.shifts):
-            if stall and self.res > cycle_gain(STALL_GAIN, len(self.shifts)) * self.res_cycle and self.res <= STALL_OK:
+            if stall and stagnated(self.res, self.res_cycle, len(self.shifts)):
                 return None
             if self.res > tol and self.res > cycle_gain(REFRESH_GAIN, len(self.shifts)) * self.res_cycle and self.cycle:
                 new = projection_shifts(self.sys, np.concatenate(self.cycle, axis=1), self.adjoint,

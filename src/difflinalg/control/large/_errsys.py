@@ -38,7 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..._errors import ConvergenceError
-from ._adi import ADI_MAX_ITER, N_SHIFTS, STALL_GAIN, STALL_OK, _pencil, adi_step, cycle_gain
+from ._adi import ADI_MAX_ITER, N_SHIFTS, adi_rhs, adi_step, stagnated
 from ._adi_run import recorded_run
 from ._system import SparseSystem
 
@@ -112,8 +112,7 @@ def error_norm(F: SparseSystem, Ah: np.ndarray, Bh: np.ndarray, Ch: np.ndarray, 
     """
     run = recorded_run(F, any(np.iscomplexobj(x) for x in (Ah, Bh, Ch)))
     H = _Small(Ah, F.discrete)
-    Wh = _pencil(F)[4] * Bh
-    Wh = Wh.real.astype(float) if run.real else Wh.astype(complex)
+    Wh = adi_rhs(F, Bh, run.real)
     n0 = np.linalg.norm(run.gram0 + Wh.conj().T @ Wh, 2)
     parts = {"e": 0.0, "f": 0.0, "h": 0.0, "steps": 0}
     recent: list[tuple[float, float]] = []  # (error part, rounding scale) of the last blocks
@@ -135,8 +134,8 @@ def error_norm(F: SparseSystem, Ah: np.ndarray, Bh: np.ndarray, Ch: np.ndarray, 
             run.extend(tol_e)
         step = run.record[i]
         if step.cycle_start and i > 0:
-            if res > cycle_gain(STALL_GAIN, len(run.shifts)) * res_cycle and res <= STALL_OK:
-                break  # stagnation at the rounding level of the residual (as ``adi_run``)
+            if stagnated(res, res_cycle, len(run.shifts)):
+                break  # (as ``AdiRun.step``)
             res_cycle = res
         Wh, blocks = adi_step(H, H, Wh, step.shift, False, run.real)
         for cf, blk in zip(step.outputs, blocks):

@@ -47,6 +47,11 @@ CACHE_SHARE = 4
 PERMC = "MMD_AT_PLUS_A"
 
 
+def entry_bytes(complex_factors: bool) -> int:
+    """Bytes per stored nonzero of SuperLU's factors: the value (16 complex, 8 real) and its index."""
+    return (16 if complex_factors else 8) + 4
+
+
 class FactorizationMemoryError(DifflinalgError, MemoryError):
     """A sparse factorization would not fit in the memory allowed (``memory_limit``)."""
 
@@ -98,8 +103,7 @@ def lu_memory_estimate(M: sps.spmatrix, complex_factors: bool) -> int:
     per_row = (lu.L.nnz + lu.U.nnz) / k
     # 1.5: safety margin for a probe block less dense than the rest (block-structured pencils)
     nnz = 1.5 * per_row * N * (N / k) ** (1 / 3)
-    item = 16 if complex_factors else 8
-    return int(nnz * (item + 4) + 24 * N)
+    return int(nnz * entry_bytes(complex_factors) + 24 * N)
 
 
 def _gb(x: float) -> str:
@@ -172,10 +176,9 @@ class ShiftedSolver:
         Returns:
             The number of such factorizations that fit in ``cache_bytes`` (an int, possibly 0).
         """
-        per_nnz = {True: 20, False: 12}  # bytes per nonzero with its index (as in ``_factor``)
         made = [(size, self._complex[k]) for k, size in self.sizes.items() if k[0] == "A"]
         if made:
-            size = max(sz * per_nnz[complex_factors] / per_nnz[c] for sz, c in made)
+            size = max(sz * entry_bytes(complex_factors) / entry_bytes(c) for sz, c in made)
         else:
             size = self.check_memory(complex_factors)
         return int(self.cache_bytes // max(size, 1))
@@ -240,7 +243,7 @@ class ShiftedSolver:
         except RuntimeError as exc:
             raise SingularShiftError(key, exc) from None
         self.factorizations += 1
-        size = int(lu.nnz) * ((16 if cplx else 8) + 4) + 16 * M.shape[0]
+        size = int(lu.nnz) * entry_bytes(cplx) + 16 * M.shape[0]
         # free least recently used factorizations beyond the budget (the new one always stays); a
         # transient one (freed at the end of its phase) evicts nothing: the kept ones repeat later
         while self.cache and not self._transient and (len(self.cache) >= self.max_cached or self.cached_bytes + size > self.cache_bytes):
