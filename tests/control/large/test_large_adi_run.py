@@ -2,9 +2,11 @@
 
 import numpy as np
 import pytest
+import scipy.sparse as sps
 
-from difflinalg.control.large import convection_diffusion_2d, msd_descriptor
-from difflinalg.control.large._adi_run import AdiRun, adi_run, recorded_run
+from difflinalg.control.large import convection_diffusion_2d, heat_2d, msd_descriptor
+from difflinalg.control.large._adi_run import EXTENDED, AdiRun, _matvec_extended, adi_run, recorded_run
+from _injected import injected_heat  # noqa: E402  (tests/control/large on the path, as _blackbox)
 
 
 @pytest.mark.parametrize("make", [lambda: msd_descriptor(60), lambda: convection_diffusion_2d(9)], ids=["msd", "convdiff"])
@@ -35,3 +37,46 @@ def test_record_holds_outputs_and_residuals():
     res = np.linalg.norm(run.record[-1].gram, 2) / run.res0
     assert res == pytest.approx(run.res, rel=1e-12) and res <= 1e-12
     assert run.record[0].cycle_start and sum(st.cycle_start for st in run.record) >= 1
+
+
+@pytest.mark.skipif(not EXTENDED, reason="np.longdouble is double on this platform")
+def test_extended_matvec_keeps_what_double_cancels():
+    """1e16 + 1 - 1e16: double sums to 0, the extended sum to 1 (real and complex vectors)."""
+    M = sps.csr_matrix(np.array([[1e16, 1.0, -1e16]]))
+    x = np.ones(3)
+    assert (M @ x)[0] == 0.0
+    assert float(_matvec_extended(M, x)[0]) == 1.0
+    z = _matvec_extended(M, (1 + 2j) * x[:, None])
+    assert complex(z[0, 0]) == 1 + 2j
+
+
+@pytest.mark.skipif(not EXTENDED, reason="np.longdouble is double on this platform")
+def test_noise_measures_an_injected_solve_error():
+    """The twin's measure of the recorded outputs' rounding equals their actual deviation from a
+    clean run's (the injected error and its propagation through the residual), within 2x; a clean
+    run's measure is at the rounding level."""
+    clean, dirty = heat_2d(12), injected_heat(12, 1e-9)
+    runs = [recorded_run(s, False) for s in (clean, dirty)]
+    for s, run in zip((clean, dirty), runs):
+        adi_run(s, False, 1e-20, 600, lambda blk: None, run=run)
+        assert run.probes
+    steps = min(len(r.record) for r in runs)
+    pairs = zip(runs[0].record[:steps], runs[1].record[:steps])
+    dev = np.sqrt(sum(float(np.linalg.norm(a - b) ** 2) for sc, sd in pairs for a, b in zip(sc.outputs, sd.outputs)))
+    size = np.sqrt(sum(float(np.linalg.norm(y) ** 2) for st in runs[0].record for y in st.outputs))
+    n_clean, n_dirty = (np.sqrt(r.noise(steps)) for r in runs)
+    assert n_clean < 1e-13 * size < 1e-2 * dev
+    assert 0.5 * dev < n_dirty < 2 * dev
+
+
+@pytest.mark.skipif(not EXTENDED, reason="np.longdouble is double on this platform")
+def test_extended_matvec_equals_the_product_with_empty_rows():
+    """Rows without entries (first, inner, last) give 0; a random matrix the plain product."""
+    rng = np.random.default_rng(0)
+    M = sps.random(40, 30, density=0.05, random_state=1, format="lil")
+    M[0, :], M[17, :], M[39, :] = 0, 0, 0
+    M = sps.csr_matrix(M)
+    X = rng.standard_normal((30, 3)) + 1j * rng.standard_normal((30, 3))
+    got = _matvec_extended(M, X).astype(complex)
+    np.testing.assert_allclose(got, M @ X, rtol=1e-14, atol=1e-14)
+    assert not got[[0, 17, 39]].any()

@@ -6,12 +6,16 @@ import numpy as np
 import pytest
 import scipy.sparse as sps
 import scipy.sparse.linalg as spla
+import torch
 
-from difflinalg.control import balanced_truncation, h2_error
-from difflinalg.control.large import (convection_diffusion_2d, h2_error_sparse, h2_norm_sparse, heat_2d,
-                                      msd_descriptor)
+from difflinalg.control import StateSpace, balanced_truncation, h2_error
+from difflinalg.control.large import (SparseSystem, convection_diffusion_2d, h2_error_sparse, h2_norm_sparse,
+                                      heat_2d, msd_descriptor)
+from difflinalg.control.large._adi_run import EXTENDED
 from difflinalg.control.large._errsys import ROUND_EPS, error_norm
 from difflinalg.control.large._gramians import _small
+
+from _injected import injected_heat  # noqa: E402
 
 
 def _bt_ladder(d, orders):
@@ -166,6 +170,66 @@ def test_error_run_continues_the_gramian_iteration():
     assert gram_steps == run.steps > 0
     solves = S.solves
     en = error_norm(s, *_small(H), 1e-15)
-    assert S.solves - solves == len(run.record) - gram_steps
+    # the record's new steps, and the rounding probe's twin (two solves per step)
+    assert S.solves - solves == len(run.record) - gram_steps + 2 * run.probe_steps
+    assert (run.probe_steps > 0) == EXTENDED and run.probe_steps <= len(run.record)
     ref = error_norm(fresh, *_small(H), 1e-15)
     assert en.error == pytest.approx(ref.error, rel=1e-12, abs=ref.resolution)
+
+
+@pytest.mark.skipif(not EXTENDED, reason="np.longdouble is double on this platform")
+@pytest.mark.parametrize("eta", [1e-9, 1e-10])
+def test_resolution_covers_a_target_run_with_solve_errors(eta):
+    """Recorded solves with a forward error (``_injected``: the rounding of an ill-conditioned pencil,
+    made large): the measured error of each model moves by less than the reported resolution, which
+    the twin run's probe raises above the fixed floor; a clean run keeps that floor."""
+    d = heat_2d(12).to_dense()
+    for r in (4, 8, 12):
+        H = balanced_truncation(d, r)
+        ec = error_norm(heat_2d(12), *_small(H), 1e-15)
+        ed = error_norm(injected_heat(12, eta), *_small(H), 1e-15)
+        assert abs(ed.error - ec.error) <= ed.resolution, (r, ec, ed)
+        # a clean run keeps the fixed floor (ROUND_EPS of the norms) plus a tail far below its error
+        assert ec.resolution < 2 * ROUND_EPS * ec.target_norm + 1e-8 * ec.error < ed.resolution / 2
+
+
+def _discrete_target(N: int = 150, seed: int = 3) -> SparseSystem:
+    """A random sparse discrete-time descriptor target (spectral radius 1/1.3)."""
+    rng = np.random.default_rng(seed)
+    A = sps.random(N, N, density=0.05, random_state=seed)
+    A = A / (1.3 * np.abs(np.linalg.eigvals(A.toarray())).max())
+    E = sps.identity(N) + sps.diags(0.2 * rng.random(N))
+    return SparseSystem(A.tocsc(), rng.standard_normal((N, 2)), rng.standard_normal((2, N)),
+                        rng.standard_normal((2, 2)), E=E.tocsc(), time="discrete")
+
+
+def _with_foreign_mode(H, pole: complex, weight: float) -> StateSpace:
+    """``H`` plus one lightly damped real mode pair at ``pole`` (its conjugate too), of input and
+    output weight ``weight``: poles that the target's shifts do not cover (another reductor's)."""
+    A, B, C, D = _small(H)
+    R = np.array([[pole.real, pole.imag], [-pole.imag, pole.real]])
+    n = A.shape[0]
+    A2 = np.block([[A, np.zeros((n, 2))], [np.zeros((2, n)), R]])
+    B2 = np.vstack([B, weight * np.ones((2, B.shape[1]))])
+    C2 = np.hstack([C, weight * np.ones((C.shape[0], 2))])
+    return StateSpace(torch.tensor(A2), torch.tensor(B2), torch.tensor(C2), torch.tensor(D),
+                      time="discrete" if H.discrete else "continuous")
+
+
+@pytest.mark.parametrize("case", ["continuous", "discrete"])
+def test_model_poles_outside_the_target_shifts(case):
+    """A model with a mode far from the target's spectrum: the rest of its block's residual is a
+    small Lyapunov equation, so the value matches the dense extended-precision yardstick and the
+    resolution stays at the rounding level (a residual model would make it the model's share of the
+    squares: here 1e-6 .. 1e-5 of the error)."""
+    if case == "continuous":
+        s, pole = convection_diffusion_2d(12), complex(-0.5, 400.0)
+    else:
+        s, pole = _discrete_target(), complex(0.2, 0.97)
+    d = s.to_dense()
+    H = _with_foreign_mode(balanced_truncation(d, 6), pole, 1e-4)
+    # the dense Gramian of the error system: no cancellation at this error size (~1e-4)
+    ref = float(h2_error(d, H, relative=True, method="gramian"))
+    en = error_norm(s, *_small(H), 1e-15)
+    assert en.resolution < 1e-6 * en.error
+    assert en.reported / en.target_norm == pytest.approx(ref, rel=1e-8)

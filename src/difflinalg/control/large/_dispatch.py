@@ -7,7 +7,8 @@ Each returns what the dense function returns (tensors, ``ReductionResult``), com
 N x N dense matrix:
 
 * ``h2_norm``: the low-rank Gramian (``_gramians``). ``h2_error``: the low-rank Gramian of the
-  error system itself (``_errsys``: a sum of positive terms, resolved down to ~1e-13 relative); an
+  error system itself (``_errsys``: a sum of positive terms; its resolution, measured per target,
+  is ~1e-13 relative on small grids and grows with the pencil's conditioning); an
   error below its resolution is reported as the resolution with a ``PrecisionWarning``, never as 0.
   ``method``/``precise`` (the dense yardsticks) make a system of at most ``DENSE_MAX`` states dense.
 * ``hankel_singular_values(sys, k)``: the leading ``k`` singular values of ``Y^H E Z`` for the
@@ -72,7 +73,8 @@ def sparse_h2_error(F: SparseSystem, H, *, relative: bool = False, method: str =
         if F.order > DENSE_MAX:
             raise InputError(f"method, precise: the dense H2 error methods need F dense; F has {F.order} > "
                              f"DENSE_MAX = {DENSE_MAX} states. Leave method='auto' and precise=False (the "
-                             "sparse error system's low-rank Gramian, resolved to ~1e-13 relative)")
+                             "sparse error system's low-rank Gramian; a PrecisionWarning says where its "
+                             "resolution matters)")
         from ..analysis._norms import h2_error
 
         return h2_error(F.to_dense(), H, relative=relative, method=method, precise=precise)

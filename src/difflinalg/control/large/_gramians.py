@@ -218,10 +218,12 @@ def h2_error_sparse(F: SparseSystem, H, *, relative: bool = False, tol: float = 
     divided by ``||F||``), from low-rank ADI on the error system's Gramian: a sum of positive terms,
     no cancellation (``_errsys``; the F-block solves share ``F``'s factorizations).
 
-    Resolution: the value is accurate to ``ROUND_EPS sqrt(||F||^2 + ||H||^2)`` (``512 eps``, the
-    solves' rounding) plus the ADI truncation tail (at most ``1e-8`` of the square); an error below
-    that resolution is reported as the resolution (never 0): relative errors down to ~``1e-13`` are
-    resolved on the benchmark's heat and mass-spring models. On strongly non-normal targets the ADI
+    Resolution: the value is accurate to the rounding of ``F``'s solves plus the ADI truncation tail
+    (at most ``1e-8`` of the square). The rounding is at least ``ROUND_EPS sqrt(||F||^2 + ||H||^2)``
+    (``512 eps``) and, for sparse matrices, measured by a twin run with refined solves (``_errsys``:
+    it grows with the pencil's conditioning, e.g. 1e-12 relative on the benchmark's heat model at
+    N = 10^5 and 1.1e-10 at 10^6). An error below that resolution is reported as the resolution
+    (never 0). On strongly non-normal targets the ADI
     tail can hold a visible share of a tiny error (upwind convection-diffusion, N = 196, relative
     error 5e-5: resolution 2% of it); ``control.h2_error`` warns when the resolution exceeds 1e-3 of
     the error, and ``rarl2``'s ``error_resolution`` carries it.
