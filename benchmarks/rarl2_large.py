@@ -200,11 +200,18 @@ def floors(rows: list[dict]) -> list[dict]:
             # of the error system is reported beside it (it disagrees at 1e-6 on convdiff: README)
             f["met"] = f["time_ratio"] <= 1 and (f["err_ratio_ours"] <= 1 + 1e-6 or not bts)
             anchors = [got[m] for m in ("pymor_irka", *BT_METHODS) if m in got]
-            best = min(anchors, key=lambda a: a["rel_err_ours"]) if anchors else None
-            if (best is not None and not f["met"] and f["time_ratio"] <= 1
-                    and ra["rel_err_ours"] <= best["rel_err_ours"] + _res(ra) + _res(best)):
-                # the two errors differ by less than the yardstick resolves (rows with resolution_ours)
-                f["met"], f["floor"] = True, label + " (within the yardstick's resolution)"
+            if anchors:
+                # each value is within its resolution (rows with resolution_ours) of the true error: the
+                # floor is met where ours is not above the best anchor as far as the yardstick resolves,
+                # and says so where the intervals overlap
+                b = min(anchors, key=lambda a: a["rel_err_ours"])
+                a_hi, a_lo = ra["rel_err_ours"] + _res(ra), ra["rel_err_ours"] - _res(ra)
+                clear = a_hi <= (b["rel_err_ours"] - _res(b)) * (1 + 1e-6)
+                # the ratio alone fails, or a value compared is a bound (at its resolution)
+                unresolved = not f["met"] or ra["rel_err_ours"] <= _res(ra) or b["rel_err_ours"] <= _res(b)
+                if unresolved and not clear and a_lo <= (b["rel_err_ours"] + _res(b)) * (1 + 1e-6):
+                    f["met"] = f["time_ratio"] <= 1
+                    f["floor"] = label + " (within the yardstick's resolution)"
         out.append(f)
     return out
 

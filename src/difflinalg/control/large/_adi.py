@@ -62,7 +62,7 @@ STALL_OK = 1e-12
 COMPRESS_RTOL = 1e-15
 
 
-def pencil(sys) -> tuple[float, float, float, float, float]:
+def _pencil(sys) -> tuple[float, float, float, float, float]:
     """``(a1, b1, a2, b2, s)``: ``A_c = a1 A + b1 E``, ``E_c = a2 A + b2 E``, ``B_c = s B``."""
     if sys.discrete:
         return 1.0, -1.0, 1.0, 1.0, math.sqrt(2.0)
@@ -157,7 +157,7 @@ def adi_shifts(sys: SparseSystem, adjoint: bool = False, count: int | None = Non
         shifts = list(primal) if not sys.is_complex else [p.conjugate() for p in primal]
         sys.cache[key] = shifts
         return shifts
-    a1, b1, a2, b2, _ = pencil(sys)
+    a1, b1, a2, b2, _ = _pencil(sys)
     S = solver_of(sys)
     B = sys.C.conj().T if adjoint else sys.B
     rng = np.random.default_rng(0)
@@ -176,7 +176,7 @@ def adi_shifts(sys: SparseSystem, adjoint: bool = False, count: int | None = Non
 def projection_shifts(sys, V: np.ndarray, adjoint: bool, count: int = N_SHIFTS) -> list[complex]:
     """At most ``count`` Ritz values of the pencil ``(A_c, E_c)`` on ``span(V)``, mirrored into the
     left half plane (Penzl's heuristic picks them)."""
-    a1, b1, a2, b2, _ = pencil(sys)
+    a1, b1, a2, b2, _ = _pencil(sys)
     Q, _ = np.linalg.qr(V)
     Ar = Q.conj().T @ _combo(sys, a1, b1, Q, adjoint)
     Er = Q.conj().T @ _combo(sys, a2, b2, Q, adjoint)
@@ -216,7 +216,7 @@ def stagnated(res: float, res_cycle: float, count: int) -> bool:
 def adi_rhs(sys, B: np.ndarray, real: bool) -> np.ndarray:
     """The first residual factor ``W_0 = B_c`` (``s B``, module docstring) of the iteration for
     right-hand side ``B``: float64 for a real iteration, else complex128."""
-    W = pencil(sys)[4] * B
+    W = _pencil(sys)[4] * B
     return W.real.astype(float) if real else W.astype(complex)
 
 
@@ -232,7 +232,7 @@ def adi_step(sys, solver, W: np.ndarray, p: complex, adjoint: bool, real: bool) 
     Returns:
         ``(W, blocks)``.
     """
-    a1, b1, a2, b2, _ = pencil(sys)
+    a1, b1, a2, b2, _ = _pencil(sys)
     # the adjoint pencil's step (A_c^H + p E_c^H) V = W is (A_c + conj(p) E_c)^H V = W
     q = p.conjugate() if adjoint else p
     V = solver.solve(a1 + q * a2, b1 + q * b2, W, adjoint)
