@@ -31,7 +31,6 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
-
 import scipy.sparse as sps
 
 from ..._errors import ConvergenceError
