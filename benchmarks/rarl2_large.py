@@ -196,7 +196,7 @@ def floors(rows: list[dict]) -> list[dict]:
             f["met"] = f["time_ratio"] <= 1
         elif key[1] >= 10000:
             f["floor"] = label
-            # error by our yardstick (the error system's Gramian, resolved to ~1e-13); pyMOR's h2_norm
+            # error by our yardstick (the error system's Gramian, its resolution per row); pyMOR's h2_norm
             # of the error system is reported beside it (it disagrees at 1e-6 on convdiff: README)
             f["met"] = f["time_ratio"] <= 1 and (f["err_ratio_ours"] <= 1 + 1e-6 or not bts)
             anchors = [got[m] for m in ("pymor_irka", *BT_METHODS) if m in got]
