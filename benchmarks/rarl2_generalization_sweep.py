@@ -38,7 +38,7 @@ _D = dataclasses.replace(_policy.SearchPolicy(), disagree_jitter=False)
 #: name -> fields of SearchPolicy replaced (the first is the anchor of the time ratios)
 VARIANTS: dict[str, dict] = {
     "default": {},
-    # round 6: the random jump (_perturb._jitter_start) where the starts disagree (the default since
+    # round 6: the random jump (_perturb.jitter_start) where the starts disagree (the default since
     # round 6; "default" here is round 5's), where they agree, both
     "jitter": {"disagree_jitter": True},
     "agree-jitter": {"agree_jitter": True},

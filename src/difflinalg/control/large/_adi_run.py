@@ -152,26 +152,35 @@ EXTENDED = bool(np.finfo(np.longdouble).eps < np.finfo(np.float64).eps)
 NOISE_RTOL = 1e-2
 
 
-def _matvec_extended(M, X: np.ndarray) -> np.ndarray:
-    """``M @ X`` (``M`` CSR) summed in ``np.longdouble`` (real and imaginary parts apart for a real ``M``)."""
-    X2 = X.reshape(X.shape[0], -1)
-    real = not np.iscomplexobj(M.data)
-    out = np.empty((M.shape[0], X2.shape[1]), np.clongdouble if np.iscomplexobj(X2) or not real else np.longdouble)
-    data = M.data.astype(np.longdouble if real else np.clongdouble)
-    starts, empty = M.indptr[:-1], M.indptr[:-1] == M.indptr[1:]
+class ExtendedCSR:
+    """A sparse matrix whose products ``M @ X`` are summed in ``np.longdouble`` (real and imaginary
+    parts apart for a real ``M``); its entries are converted once, for every product of a run."""
 
-    def rowsum(v):  # reduceat gives an empty row the next entry: a zero appended, and masked
-        r = np.add.reduceat(np.append(v, v.dtype.type(0)), starts)
-        r[empty] = 0
+    def __init__(self, M):
+        M = sps.csr_matrix(M)
+        self.shape, self.indices = M.shape, M.indices
+        self.real = not np.iscomplexobj(M.data)
+        self.data = M.data.astype(np.longdouble if self.real else np.clongdouble)
+        self.starts, self.empty = M.indptr[:-1], M.indptr[:-1] == M.indptr[1:]
+
+    def _rowsum(self, v: np.ndarray) -> np.ndarray:
+        # reduceat gives an empty row the next entry: a zero appended, and masked
+        r = np.add.reduceat(np.append(v, v.dtype.type(0)), self.starts)
+        r[self.empty] = 0
         return r
 
-    for k in range(X2.shape[1]):
-        x = X2[M.indices, k]
-        if real and np.iscomplexobj(x):
-            out[:, k] = rowsum(data * x.real.astype(np.longdouble)) + 1j * rowsum(data * x.imag.astype(np.longdouble))
-        else:
-            out[:, k] = rowsum(data * x.astype(data.dtype))
-    return out.reshape((M.shape[0],) + X.shape[1:])
+    def __matmul__(self, X: np.ndarray) -> np.ndarray:
+        X2 = X.reshape(X.shape[0], -1)
+        out = np.empty((self.shape[0], X2.shape[1]),
+                       np.clongdouble if np.iscomplexobj(X2) or not self.real else np.longdouble)
+        for k in range(X2.shape[1]):
+            x = X2[self.indices, k]
+            if self.real and np.iscomplexobj(x):
+                out[:, k] = (self._rowsum(self.data * x.real.astype(np.longdouble))
+                             + 1j * self._rowsum(self.data * x.imag.astype(np.longdouble)))
+            else:
+                out[:, k] = self._rowsum(self.data * x.astype(self.data.dtype))
+        return out.reshape((self.shape[0],) + X.shape[1:])
 
 
 class _Refined:
@@ -179,20 +188,18 @@ class _Refined:
     extended precision (module docstring; forward solves only: the recorded run's)."""
 
     def __init__(self, sys, solver):
-        self.solver, self.A = solver, sps.csr_matrix(sys.A)
-        self.E = None if sys.E is None else sps.csr_matrix(sys.E)
+        self.solver, self.A = solver, ExtendedCSR(sys.A)
+        self.E = None if sys.E is None else ExtendedCSR(sys.E)
 
     def solve(self, a: complex, b: complex, X: np.ndarray, adjoint: bool = False) -> np.ndarray:
         if adjoint:
             raise NotImplementedError("the recorded run's solves are forward solves")
         Y = self.solver.solve(a, b, X, adjoint)
-        ext = np.clongdouble if np.iscomplexobj(Y) or complex(a).imag or complex(b).imag else np.longdouble
+        # a real Y comes from real coefficients; complex coefficients give a complex Y
+        ext = np.clongdouble if np.iscomplexobj(Y) else np.longdouble
         a_, b_ = (ext(a), ext(b)) if ext is np.clongdouble else (ext(complex(a).real), ext(complex(b).real))
-        EY = Y.astype(ext) if self.E is None else _matvec_extended(self.E, Y)
-        R = np.asarray(X).astype(ext) - a_ * _matvec_extended(self.A, Y) - b_ * EY
-        R = R.astype(np.result_type(Y, complex) if ext is np.clongdouble else Y.dtype)
-        if not np.iscomplexobj(Y):
-            R = R.real
+        EY = Y.astype(ext) if self.E is None else self.E @ Y
+        R = (np.asarray(X).astype(ext) - a_ * (self.A @ Y) - b_ * EY).astype(Y.dtype)
         return Y + self.solver.solve(a, b, R, adjoint)
 
 

@@ -90,9 +90,10 @@ class _Small:
         return np.linalg.solve(M.conj().T if adjoint else M, X)
 
 
-def _model_tail(H: _Small, W: np.ndarray, C: np.ndarray) -> float:
-    """``||C L||_F^2`` for ``L L^H`` the Gramian of the model block's residual ``W`` in the ADI's
-    pencil (``_adi``), by a dense Lyapunov solve: ``A X + X A^H + W W^H = 0``, or in discrete time
+def _block_h2(H: _Small, W: np.ndarray, C: np.ndarray) -> float:
+    """``||C L||_F^2`` for ``L L^H`` the Gramian of the model block with input ``W`` (its residual:
+    the tail; its first factor ``B_c``: its whole squared norm) in the ADI's pencil (``_adi``), by a
+    dense Lyapunov solve: ``A X + X A^H + W W^H = 0``, or in discrete time
     ``A X A^H - X + W W^H / 2 = 0`` (the Cayley pencil's equation with ``W = sqrt(2) B``-scaled
     residuals, ``_adi``'s module docstring)."""
     if not np.any(W):
@@ -209,8 +210,8 @@ def error_norm(F: SparseSystem, Ah: np.ndarray, Bh: np.ndarray, Ch: np.ndarray, 
         # tail against a dense solve for the whole norm says how far the two computations agree (a
         # non-normal model, another reductor's, eigenvector condition 4e9: 1.6e-7 in the squares);
         # in norm units, a relative error d of the model's outputs moves ||H||^2 by ~2 d ||H||^2
-        hw2 = _model_tail(H, Wh, Ch)
-        exact_h2 = _model_tail(H, adi_rhs(F, Bh, run.real), Ch)
+        hw2 = _block_h2(H, Wh, Ch)
+        exact_h2 = _block_h2(H, adi_rhs(F, Bh, run.real), Ch)
         dh = abs(parts["h"] + hw2 - exact_h2) / (2 * math.sqrt(exact_h2)) if exact_h2 > 0 else 0.0
         rounding += dh
         phi2 = max(sum(x[1] for x in recent), res_f * (f2 + h2))

@@ -1,7 +1,7 @@
 """Basin hopping of RARL2's search: perturbed models of the best result so far, in its pole
 coordinates (``A = V diag(mu) V^{-1}``): one pole's damping scaled, two real poles merged into a
-pair, one pole swapped for a dominant target mode (``_perturb_start``, the perturbation rounds), or
-every damping scaled at random (``_jitter_start``, the final jump)."""
+pair, one pole swapped for a dominant target mode (``perturb_start``, the perturbation rounds), or
+every damping scaled at random (``jitter_start``, the final jump)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from ._run import _Run
 from ._starts import dominant_modes
 
 
-def _perturb_start(run: _Run, tried: set, swap: bool = False):
+def perturb_start(run: _Run, tried: set, swap: bool = False):
     """Basin hopping: from the best model so far, scale the damping (real part) of one pole (or
     conjugate pair) by 4 or 1/4 or (real models, _policy.POLICY.perturb_merge) merge two real poles
     into a pair (``_merge_real_poles``); ``swap``: instead replace one pole (pair) by one of the
@@ -71,12 +71,12 @@ def _perturb_start(run: _Run, tried: set, swap: bool = False):
     return best
 
 
-def _jitter_start(run: _Run, gen):
+def jitter_start(run: _Run, gen):
     """A random perturbation of the best model so far in pole coordinates: each pole's (pair's)
     damping scaled by a random factor (``jitter_poles``: ``exp(_policy.POLICY.jitter_scale * g)``,
     ``g`` standard normal, one draw per pole or conjugate pair; resonance frequencies kept), for
     _policy.POLICY.jitter_draws draws; the one with the lowest criterion (None if none is stable).
-    The damping rounds of ``_perturb_start`` scale one pole at a time by fixed factors; all poles
+    The damping rounds of ``perturb_start`` scale one pole at a time by fixed factors; all poles
     moved at once reach basins they miss (development case drss 1002 of
     ``benchmarks/rarl2_generalization.py``, 0.58% above the reference's basin after them, reaches
     it; rss 6000: a jump from its shared basin reached the 0.26% lower one for 3 of 8 generator
@@ -134,7 +134,7 @@ def _with_poles(V: Tensor, M: Tensor, Vi: Tensor, dtype: torch.dtype) -> Tensor:
 
 
 def _merge_real_poles(f: float, mu: Tensor, V: Tensor, Vi: Tensor, dtype, tried: set, models: list, keys: list):
-    """Candidates of ``_perturb_start`` for a real model: two real poles ``a``, ``b`` replaced by the
+    """Candidates of ``perturb_start`` for a real model: two real poles ``a``, ``b`` replaced by the
     conjugate pair ``(a + b) / 2 +- i |a - b| / 2`` (same real eigenvectors, a 2x2 rotation block in
     their plane): the damping scalings never leave the real axis, and a basin whose poles are a pair
     where the best model has two real poles is found otherwise only by random starts (development

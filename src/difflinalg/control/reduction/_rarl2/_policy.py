@@ -42,7 +42,7 @@ run once, with the tuned default, to report. The reasoning behind each default:
   descends from 0.71 to the best known 0.396; without the rate rule, crawling continuations cost
   up to 4x the search's time).
 * ``disagree_jitter``, ``agree_jitter``, ``jitter_draws``, ``jitter_scale``: one random jump from the
-  best result (``_perturb._jitter_start``): every pole's (pair's) damping scaled by ``exp(jitter_scale
+  best result (``_perturb.jitter_start``): every pole's (pair's) damping scaled by ``exp(jitter_scale
   * g)``, ``g`` standard normal, the lowest criterion of ``jitter_draws`` such draws optimized; run
   last, after the perturbation and swap rounds, when the starts disagree (``disagree_jitter``), and
   after continuation when they still agree (``agree_jitter``). The result is the best of all starts,

@@ -15,7 +15,7 @@ from ._irka_engine import default_shifts, fixed_shifts, irka, irka_models
 from ._progress import Progress as _Progress
 from ._run import _Run
 from ._selection import TIE_LEVELS
-from ._perturb import _jitter_start, _perturb_start
+from ._perturb import jitter_start, perturb_start
 from ._starts import balanced_start, extension_models, extension_poles, modal_start, random_pair, to_pairs
 
 
@@ -26,7 +26,7 @@ def _search(run: _Run, names: list[str], bt_model, gen, prog: _Progress, adaptiv
     results further apart than _policy.POLICY.agree_rtol), else _policy.POLICY.disagree_starts; the
     perturbation rounds run only if the results then disagree, i.e. when the landscape shows several
     minima, and after them one random jump from the best (_policy.POLICY.disagree_jitter,
-    ``_jitter_start``). Raises KeyboardInterrupt through (the results so far are kept)."""
+    ``jitter_start``). Raises KeyboardInterrupt through (the results so far are kept)."""
     _optimize_starts(run, [n for n in names if n != "perturb"], bt_model, gen, prog)
     if adaptive and run.results:
         if run.out_of_time():
@@ -52,10 +52,10 @@ def _search(run: _Run, names: list[str], bt_model, gen, prog: _Progress, adaptiv
 
 
 def _jump(run: _Run, gen, prog: _Progress) -> None:
-    """Optimize one random jump from the best result (``_jitter_start``), if time is left."""
+    """Optimize one random jump from the best result (``jitter_start``), if time is left."""
     if run.out_of_time() or not run.results or run.exact():
         return
-    pair = _jitter_start(run, gen)
+    pair = jitter_start(run, gen)
     if pair is not None:
         prog.total += 1
         run.optimize("perturb", pair, prog)
@@ -72,7 +72,7 @@ def _perturb_rounds(run: _Run, names: list[str], adaptive: bool, prog: _Progress
     for swap in swaps:
         if run.out_of_time() or not run.results or run.exact():
             return
-        pair = _perturb_start(run, tried, swap)
+        pair = perturb_start(run, tried, swap)
         if pair is None:
             if swap:
                 return
