@@ -14,7 +14,8 @@ import torch
 
 from ..check import randn, register_case
 from .analysis._frequency import frequency_response
-from .analysis._norms import h2_error, h2_norm, hankel_singular_values
+from .analysis._hankel import hankel_singular_values
+from .analysis._norms import h2_error, h2_norm
 from .reduction._rarl2._charts import OutputNormalSpace
 from .reduction._rarl2._criterion import h2_projection
 from .system._solve import lu_solve

@@ -5,7 +5,8 @@ functions that ``StateSpace``'s analysis methods call (``system._statespace.ANAL
 
 from ..system._statespace import ANALYSES
 from ._frequency import frequency_response
-from ._norms import h2_error, h2_norm, hankel_singular_values
+from ._hankel import hankel_singular_values
+from ._norms import h2_error, h2_norm
 from ._stability import decay_rate, is_stable, stability_margin
 
 ANALYSES.update(is_stable=is_stable, decay_rate=decay_rate, h2_norm=h2_norm,

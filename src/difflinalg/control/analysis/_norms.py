@@ -1,4 +1,4 @@
-r"""H2 norms and errors, and Hankel singular values (the frequency response: ``_frequency``).
+r"""H2 norms and errors (Hankel singular values: ``_hankel``; the frequency response: ``_frequency``).
 
 H2 norm (rarl2-math.md, section 1), with the observability Gramian ``Q``::
 
@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 from ..._errors import InputError
-from ..._utils import eps, herm, is_wrapped
+from ..._utils import eps, is_wrapped
 from ...equations import (
     SchurForm,
     SteinOperator,
@@ -296,52 +296,3 @@ def _precise_or(F: StateSpace, H: StateSpace, val: float) -> float:
         return val
     v = squared_h2_error_residues(F, H, precise=True)
     return val if v is None else v
-
-
-# -- Hankel singular values -----------------------------------------------------------------------
-def gramian_factor(P: Tensor) -> Tensor:
-    """A factor ``L`` with ``P = L L^H`` of a Hermitian positive semidefinite Gramian: Cholesky
-    when it is numerically definite, else from ``eigh`` with negative rounding errors clipped."""
-    L, info = torch.linalg.cholesky_ex(herm(P))
-    if not is_wrapped(info) and not bool((info > 0).any()):
-        return L
-    w, V = torch.linalg.eigh(herm(P))
-    return V * w.clamp_min(0).sqrt().to(V.dtype)[..., None, :]
-
-
-@sparse_route("hankel_singular_values")
-def hankel_singular_values(sys: StateSpace, k: int | None = None) -> Tensor:
-    """Hankel singular values (descending, real), ``sqrt(eig(P Q))`` from the Gramians' factors.
-
-    Args:
-        sys: a stable ``StateSpace`` (or a system ``as_system`` converts), batched or not; or a
-            ``SparseSystem`` (above ``SPARSE_CROSSOVER`` states: from low-rank Gramian factors,
-            ``control.large``).
-        k: return only the leading ``k`` values (default: all ``n``; for a large sparse system all
-            that the low-rank factors resolve).
-
-    Returns:
-        (..., n) (or (..., k)) real tensor, descending; differentiable in the matrices of a dense
-        system.
-
-    Raises:
-        UnstableSystemError: the system is not stable (names the pole).
-        InputError: ``sys`` is not a system.
-
-    Example::
-
-        from difflinalg.control import builtin_model, hankel_singular_values
-
-        hsv = hankel_singular_values(builtin_model("random"))
-        assert hsv.shape == (30,) and bool((hsv[:-1] >= hsv[1:]).all())
-    """
-    sys = check_system(sys)
-    check_stable(sys, "system")
-    P = sys.cached("P", lambda: controllability_gramian_of(sys))
-    Q = sys.cached("Q", lambda: observability_gramian_of(sys))
-    Lq = gramian_factor(Q)
-    M = herm(Lq.mH @ P @ Lq)
-    hsv = torch.linalg.eigvalsh(M).flip(-1).clamp_min(0).sqrt()
-    if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
-        raise InputError(f"k: expected a positive integer (how many leading Hankel singular values), got {k!r}")
-    return hsv if k is None else hsv[..., :k]

@@ -15,7 +15,8 @@ from torch import Tensor
 
 from ..._errors import InputError
 from ..._utils import eps
-from ..analysis._norms import controllability_gramian_of, gramian_factor, observability_gramian_of
+from ..analysis._hankel import gramian_factor
+from ..analysis._norms import controllability_gramian_of, observability_gramian_of
 from ..analysis._stability import check_stable
 from ..system._route import sparse_route
 from ..system._statespace import StateSpace, check_system

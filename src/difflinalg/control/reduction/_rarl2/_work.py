@@ -109,7 +109,7 @@ class WorkingCoordinates:
         ``max_rank`` columns: low-rank square-root balanced truncation for large targets); modal:
         ``cauchy_pivoted_cholesky``, O(N k (p + m + k))."""
         if self.method == "schur":
-            from ...analysis._norms import gramian_factor
+            from ...analysis._hankel import gramian_factor
             from ....equations import controllability_gramian
 
             P = controllability_gramian(self.A_F, self.B_F, discrete=self.discrete)
