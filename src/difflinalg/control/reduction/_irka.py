@@ -23,7 +23,7 @@ from ..system._statespace import StateSpace, check_system
 from ._balanced import check_order
 from ._rarl2._irka_engine import _interpolation_data, irka_models
 from ._rarl2._irka_engine import irka as _irka_runs
-from ._rarl2._starts import balanced_start
+from ._rarl2._starts import resolved_balanced_start
 from ._rarl2._target import Target
 from ._results import ReductionResult
 
@@ -73,7 +73,7 @@ def irka(F: StateSpace, r: int, *, max_iter: int = 100, tol: float = 1e-6, metho
         check_order(r, torch.ones(1), F.dtype, F.order, name="r")
     T = Target(F.detach(), method)
     check_stable_poles(T.eigvals(), F.discrete, "F")
-    Ar, Br, Cr, hsv = balanced_start(T, min(r, F.order))
+    Ar, Br, Cr, hsv = resolved_balanced_start(T, min(r, F.order))
     check_order(r, hsv, F.dtype, F.order, name="r")
     its = _irka_runs(T, models=(Ar[None], Br[None], Cr[None]), max_iter=max_iter, tol=tol)[0]
     if not its:

@@ -130,8 +130,8 @@ def test_continuation_starts_share_one_lower_order_solution(monkeypatch):
     from difflinalg.control.reduction._rarl2 import _search
 
     calls = []
-    real = _search.balanced_start
-    monkeypatch.setattr(_search, "balanced_start", lambda T, r, **kw: calls.append(r) or real(T, r, **kw))
+    real = _search.resolved_balanced_start
+    monkeypatch.setattr(_search, "resolved_balanced_start", lambda T, r, **kw: calls.append(r) or real(T, r, **kw))
     F = random_system(10, 2, 2, seed=3)
     res = rarl2(F, 3, starts=["bt", "extend", "extend", "extend"])
     assert calls == [2]

@@ -16,7 +16,7 @@ from ._progress import Progress as _Progress
 from ._run import _Run
 from ._selection import TIE_LEVELS
 from ._perturb import jitter_start, perturb_start
-from ._starts import balanced_start, extension_models, extension_poles, modal_start, random_pair, to_pairs
+from ._starts import resolved_balanced_start, extension_models, extension_poles, modal_start, random_pair, to_pairs
 
 
 def _search(run: _Run, names: list[str], bt_model, gen, prog: _Progress, adaptive: bool = False) -> None:
@@ -183,7 +183,7 @@ def _lower_solution(run: _Run, gen):
     if run.lower is None:
         T, r = run.T, run.r
         sub = _Run(T, r - 1, run.tol, run.max_iter, run.deadline)
-        Ar, Br, Cr, _ = balanced_start(T, r - 1)  # T is already normalized and rescaled
+        Ar, Br, Cr, _ = resolved_balanced_start(T, r - 1)  # T is already normalized and rescaled
         _search(sub, list(_policy.POLICY.lower_starts), (Ar, Br, Cr), gen, _Progress(False, 1))
         if sub.best() is None:
             run.lower = ()
