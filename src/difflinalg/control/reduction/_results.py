@@ -82,7 +82,9 @@ class ReductionResult:
             is at most about this (``_selection``). Where the criterion cannot resolve the error,
             ``error`` is the extended-precision yardstick's value (``precise`` True) and this its
             accuracy; where even that is unavailable and the criterion is at its noise level,
-            ``error`` is this bound, not 0.
+            ``error`` is this bound, not 0. Where the yardstick's value is below its own accuracy,
+            ``error`` is the upper bound (value plus accuracy) and ``details["error_is_bound"]`` is
+            True (``_selection.reported_error``; the summary prints "<=").
         precise: ``error`` was measured by the yardstick of ``h2_error(..., precise=True)``.
         reductor: the registry name of the reductor that made it (``REDUCTORS``).
         details: the reductor's own data (balanced truncation: ``hsv``; IRKA: ``iterations``,
@@ -118,7 +120,10 @@ class ReductionResult:
         resolution where it matters), gradient, best start and time, then a table of the starts."""
         res = f" +- {self.error_resolution / max(self.target_norm, 1e-300):.1e}" if self.precise or \
             self.error_resolution > 1e-8 * self.error else ""
-        lines = [f"RARL2 order {self.model.order}: relative H2 error {self.relative_error:.10g}{res} "
+        err = f"{self.relative_error:.10g}{res}"
+        if self.details.get("error_is_bound"):
+            err = f"<= {self.relative_error:.2g} (below the yardstick's resolution)"
+        lines = [f"RARL2 order {self.model.order}: relative H2 error {err} "
                  f"(absolute {self.error:.10g}{', extended precision' if self.precise else ''}), "
                  f"gradient {_fmt(self.grad_norm, '.2e')} (relative {_fmt(self.rel_grad, '.2e')}), "
                  f"best start {self.best_start!r}{' (polished by IRKA)' if self.polished else ''}"

@@ -176,3 +176,22 @@ def test_resolution_covers_nonnormal_and_stiff_targets(kind, n, r):
     assert res.precise and res.relative_error < 1e-7
     assert abs(res.error - ref) <= res.error_resolution + 2 * ROUND_EPS * res.target_norm
     assert 0 < res.error_resolution < 1e-6 * res.target_norm
+
+
+def test_unresolved_yardstick_value_is_reported_as_a_bound(monkeypatch):
+    """Where the extended-precision yardstick's value is below its own accuracy (its square may
+    even round to 0: a 21-state convection-diffusion surrogate at order 20, true error ~3e-12,
+    read "0 +- 2.3e-9"), the reported error is the upper bound value + accuracy, never 0, for the
+    result and for every start it measured; the summary says "<=". Forced here: every yardstick
+    value 0 with accuracy 1e-9, on the representative tiny-error case."""
+    from difflinalg.control.reduction._rarl2 import _selection
+
+    monkeypatch.setattr(_selection, "yardstick", lambda T, H, refine=True: (0.0, 1e-9))
+    F, r = tiny_family(2)
+    res = rarl2(F, r)
+    assert res.precise and res.details.get("error_is_bound")
+    assert res.relative_error == pytest.approx(1e-9, rel=1e-12)
+    assert res.error == pytest.approx(1e-9 * res.target_norm, rel=1e-12)
+    measured = [s for s in res.starts if s.relative_error == pytest.approx(1e-9, rel=1e-12)]
+    assert measured and all(s.relative_error > 0 and s.start_relative_error > 0 for s in res.starts)
+    assert "relative H2 error <= 1e-09 (below the yardstick's resolution)" in res.summary()

@@ -71,7 +71,7 @@ from ._policy import START_KINDS
 from ._progress import Progress as _Progress
 from ._run import _Run
 from ._search import _search
-from ._selection import Choice, model_of, select
+from ._selection import Choice, is_bound, model_of, reported_error, select
 from ._starts import resolved_balanced_start, to_pair
 from ...system._interop import library_of
 from ...system._markov import markov_system
@@ -310,6 +310,7 @@ def _measure_original(res: ReductionResult, realization: Realization) -> None:
     d2, tail = realization.distance2(res.model)
     err, norm = math.sqrt(max(d2, 0.0)), math.sqrt(realization.norm2)
     acc = tail + abs(err - res.error)
+    res.details.pop("error_is_bound", None)  # measured anew below, against the original target
     res.details["realization"] = dict(realization.info, criterion_error=res.relative_error)
     res.error, res.relative_error, res.target_norm = err, err / norm, norm
     res.error_resolution = max(res.error_resolution, acc)
@@ -322,6 +323,9 @@ def _result(F: StateSpace, T: Target, run: _Run, choice: Choice, interrupted: bo
     C, A = run.space.pair(x)
     psi = choice.psi
     rel = math.sqrt(max(psi, 0.0))
+    bound = choice.measured and is_bound(psi, choice.error_resolution)
+    if bound:  # below the yardstick's resolution: its upper bound, never 0 (``reported_error``)
+        rel = reported_error(psi, choice.error_resolution)
     if choice.polished:  # the gradient of the polished model itself
         g = run.fg(x)[1]
         grad_norm = float(g.norm())
@@ -343,5 +347,5 @@ def _result(F: StateSpace, T: Target, run: _Run, choice: Choice, interrupted: bo
         output_normal_residual=res_on, stability_margin=margin, target_norm=T.norm, seconds=seconds,
         interrupted=interrupted, method=T.method, resolution=run.eps_f / (2 * max(psi, 1e-300)),
         polished=choice.polished, error_resolution=choice.error_resolution * T.norm,
-        precise=choice.measured,
+        precise=choice.measured, details={"error_is_bound": True} if bound else {},
     )
