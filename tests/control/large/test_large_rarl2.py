@@ -108,9 +108,11 @@ def test_order_above_default_factors_rank_gets_full_order():
 def test_order_beyond_the_surrogates_low_rank_start():
     """convdiff N = 3025, r = 20: the order-20 truncation is unstable by rounding, and the dense
     rarl2 on the surrogate refused order 20 as beyond its "minimal order 16", the rank of its
-    start's low-rank factors (a tolerance, not the system's order). Now it reduces at order 20,
-    stable, below the order-19 fallback's 1.58e-12 and pyMOR IRKA's 1.71e-12 (benchmarks), with no
-    warning about the order."""
+    start's low-rank factors (a tolerance, not the system's order). Now it reduces at order 20;
+    at this rounding edge its model, measured on the full system, is better (1.28e-12 with two
+    threads) or worse (3.2e-12 with one) than the order-19 truncation (1.58e-12), and the better
+    one is returned, order 19 with a warning that says why. Either way: stable, and no worse than
+    pyMOR IRKA's order-20 model (1.71e-12, benchmarks/rarl2_large.py)."""
     import warnings
 
     from difflinalg.control.large import convection_diffusion_2d
@@ -119,10 +121,15 @@ def test_order_beyond_the_surrogates_low_rank_start():
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         R = rarl2_large(s, 20)
-    assert not any("exceeds" in str(w.message) for w in caught)
-    assert R.model.order == 20 and R.best_start == "rarl2"
+    order_warnings = [str(w.message) for w in caught if "exceeds" in str(w.message)]
+    assert R.model.order in (19, 20) and R.requested_order == 20
+    if R.model.order == 19:
+        assert len(order_warnings) == 1 and "better than every order-20 model" in order_warnings[0]
+        assert R.candidates["bt"] < R.surrogate_result.relative_error or R.surrogate_result.details.get("error_is_bound")
+    else:
+        assert not order_warnings and R.best_start == "rarl2"
     assert float(np.linalg.eigvals(R.model.A.numpy()).real.max()) < 0
-    assert R.relative_error + R.error_resolution / R.target_norm < 1.5e-12
+    assert R.relative_error <= 1.71e-12 and R.error_resolution / R.target_norm < 0.2 * R.relative_error
 
 
 @pytest.mark.slow
