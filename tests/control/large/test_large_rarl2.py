@@ -178,3 +178,25 @@ def test_plugged_solver_with_only_solve_and_shifted():
     assert solver_of(s) is ad
     R = rarl2_large(s, 4)
     assert ad.calls > 0 and R.relative_error == pytest.approx(ref.relative_error, rel=1e-8)
+
+
+def test_cache_bytes_makes_a_run_independent_of_the_memory_available(monkeypatch):
+    """The ADI cycle holds as many shifts as the factorization cache holds factorizations, and the
+    cache's default budget is a share of the memory available at the start: with ``cache_bytes``
+    fixed, two runs under different available memory give the same model to the last bit; the
+    cycle length follows ``cache_bytes`` (one factorization's worth: the minimum number of shifts)."""
+    from difflinalg.control.large import _solves, heat_2d
+    from difflinalg.control.large._adi import MIN_SHIFTS, N_SHIFTS, shift_budget
+
+    one = _solves.lu_memory_estimate(heat_2d(12).A, False) + 1
+    models = []
+    for avail in (1 << 30, 64 << 30):
+        monkeypatch.setattr(_solves, "available_memory", lambda avail=avail: avail)
+        s = heat_2d(12)
+        R = rarl2_large(s, 4, cache_bytes=2 * one)
+        assert _solves.solver_of(s).cache_bytes == 2 * one
+        assert MIN_SHIFTS <= shift_budget(s) < N_SHIFTS
+        models.append(R.model.matrices())
+    assert all(bool((a == b).all()) for a, b in zip(*models))
+    with pytest.raises(InputError, match="cache_bytes: expected a positive integer"):
+        rarl2_large(heat_2d(4), 2, cache_bytes=0)

@@ -329,11 +329,13 @@ def release(solver) -> None:
         clear()
 
 
-def solver_of(sys: SparseSystem, memory_limit: int | None = None) -> ShiftedSolver:
+def solver_of(sys: SparseSystem, memory_limit: int | None = None, cache_bytes: int | None = None) -> ShiftedSolver:
     """The system's shared ``ShiftedSolver`` (created on first use; factorizations are shared by every
-    function called on the same system object)."""
+    function called on the same system object); a new one where ``memory_limit`` or ``cache_bytes``
+    is given and differs from the shared one's."""
     s = sys.cache.get("solver")
-    if s is None or (memory_limit is not None and s.memory_limit != memory_limit):
-        s = ShiftedSolver(sys, memory_limit)
+    if (s is None or (memory_limit is not None and s.memory_limit != memory_limit)
+            or (cache_bytes is not None and getattr(s, "cache_bytes", None) != int(cache_bytes))):
+        s = ShiftedSolver(sys, memory_limit, cache_bytes=cache_bytes)
         sys.cache["solver"] = s
     return s
