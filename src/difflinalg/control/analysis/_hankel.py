@@ -6,13 +6,14 @@ Systems*, 2005, section 7.1). Taking them as ``sqrt(eig(L_Q^H P L_Q))`` instead 
 eigenvalues carry an absolute error of about ``eps sigma_1^2``, so every value below
 ``sqrt(eps) sigma_1`` (1.5e-8 of the first) is rounding. The singular values of the product carry
 an absolute error of about ``eps ||L_Q|| ||L_P||`` (``>= eps sigma_1``): on a random discrete
-system of 50 states, against 40-digit values, 5e-12 of the first instead of 1e-8, the 36th to
-42nd values within 0.3% to 40% instead of 100% (they were 8e-9 on one machine and 0 on another).
+system of 50 states, against 40-digit values, 5e-12 of the first instead of 1e-8: the values down
+to 1e-10 of the first within 1%, where squared ones were off by up to 100% (the 37th, 6.2e-10 of
+the first, read 1.0e-8 on one machine and 7.8e-9 on another).
 
 Derivatives. Where a Gramian is numerically singular (a non-minimal system) its factor comes from
 ``difflinalg.eigh`` (exact at the repeated zero eigenvalues) with the negative (rounding)
-eigenvalues clipped and masked, so the leading values keep finite, exact first derivatives (before, ``h.sum()``
-of the leading values gave NaN for an uncontrollable mode): the null block of a positive
+eigenvalues clipped and masked, so the leading values keep finite, exact first derivatives
+(before, ``h.sum()`` of the leading values gave NaN for an uncontrollable mode): the null block of a positive
 semidefinite ``P(t)`` has a zero first derivative where it vanishes. It grows quadratically,
 though, a curvature no factor's derivative carries: a second derivative through such a factor
 raises (``_FirstOrderOnly``). Values at or below
@@ -72,9 +73,9 @@ SINGULAR_CURVATURE_MSG = (
 
 class _FirstOrderOnly(Rule):
     """Identity on the factor of a singular Gramian (``clipped``: per batch entry, whether it has
-    an eigenvalue at or below ``n eps max(w)``): its first derivatives pass (exact: the null block of a positive
-    semidefinite ``P(t)`` has zero first derivative where it vanishes), a derivative of them
-    raises (``_NoCurvature``)."""
+    an eigenvalue at or below ``n eps max(w)``): its first derivatives pass (exact: the null block
+    of a positive semidefinite ``P(t)`` has zero first derivative where it vanishes), a derivative
+    of them raises (``_NoCurvature``)."""
 
     @staticmethod
     def forward(L: Tensor, clipped: Tensor):
