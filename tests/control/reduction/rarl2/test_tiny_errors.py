@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import re
 
 import pytest
 import torch
@@ -101,8 +102,11 @@ def test_order_beyond_the_low_rank_factors():
     """Seed 8 (discrete, N = 50): the start's pivoted Cholesky factors stop at rank 40, where the
     41st to 44th Hankel singular values are 7e-12 to 9e-14 of the first (40 digits), above the
     50 eps of the minimal order. Order 42 was refused as "exceeds the target's minimal order 40";
-    now it is reduced, better than order 40, and balanced truncation is no better. At order 44 the
-    output-normal form has no digits left: the error says so and names the remedies."""
+    now it is reduced, better than order 40, and balanced truncation is no better. At order 44
+    (sigma_44 ~ 2e-13 sigma_1) the output-normal forms keep few or no digits: whether any start
+    survives depends on the platform's rounding (none here with AVX512, some under
+    MKL_CBWR=COMPATIBLE); either the result is measured right, or the error names the cause and the
+    remedies."""
     F, _ = tiny_family(8)
     r40 = rarl2(F, 40)
     res = rarl2(F, 42)
@@ -110,8 +114,26 @@ def test_order_beyond_the_low_rank_factors():
     assert err < 0.5 * r40.relative_error
     e_bt = float(h2_error(F, balanced_truncation(F, 42), relative=True, precise=True))
     assert err <= e_bt + 2 * res.error_resolution / res.target_norm + 10 * 92 * torch.finfo(torch.float64).eps
-    with pytest.raises(InputError, match=r"order 44 .* balanced_truncation at this order, or rarl2 at a lower one"):
-        rarl2(F, 44)
+    try:
+        r44 = rarl2(F, 44)
+    except InputError as exc:
+        assert re.search(r"order 44 .* balanced_truncation at this order, or rarl2 at a lower one", str(exc))
+    else:
+        e44 = float(h2_error(F, r44.model, relative=True, precise=True))
+        assert abs(e44 - r44.relative_error) <= 2 * r44.error_resolution / r44.target_norm + 1e-9 * e44
+
+
+def test_conditioning_hint_names_the_cause():
+    """The cause appended to "no start produced a stable model": only where the order's Hankel
+    singular value is below sqrt(eps) of the first, with the ratio and both remedies."""
+    from difflinalg.control.reduction._rarl2._api import _conditioning_hint
+
+    hsv = torch.tensor([1.0, 1e-3, 1e-9, 2e-13], dtype=torch.float64)
+    assert _conditioning_hint(hsv, 2) == ""
+    text = _conditioning_hint(hsv, 4)
+    assert "order 4" in text and "2.0e-13" in text and "condition about 5e+12" in text
+    assert "balanced_truncation at this order" in text and "rarl2 at a lower one" in text
+    assert _conditioning_hint(hsv[:2], 4) == ""  # fewer values than the order: nothing to say
 
 
 def test_summary_prints_dash_for_values_not_computed():
