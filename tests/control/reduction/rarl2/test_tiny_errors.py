@@ -104,8 +104,8 @@ def test_order_beyond_the_low_rank_factors():
     50 eps of the minimal order. Order 42 was refused as "exceeds the target's minimal order 40";
     now it is reduced, better than order 40, and balanced truncation is no better. At order 44
     (sigma_44 ~ 2e-13 sigma_1) the output-normal forms keep few or no digits: whether any start
-    survives depends on the platform's rounding (none here with AVX512, some under
-    MKL_CBWR=COMPATIBLE); either the result is measured right, or the error names the cause and the
+    survives depends on the platform's rounding (none here with MKL's default path and two
+    threads, some under MKL_CBWR=COMPATIBLE or AVX512 with one); either the result is measured right, or the error names the cause and the
     remedies."""
     F, _ = tiny_family(8)
     r40 = rarl2(F, 40)
