@@ -5,7 +5,8 @@ import pytest
 import scipy.sparse as sps
 
 from difflinalg.control.large import convection_diffusion_2d, heat_2d, msd_descriptor
-from difflinalg.control.large._adi_run import EXTENDED, AdiRun, ExtendedCSR, adi_run, recorded_run
+from difflinalg.control.large import _adi_run
+from difflinalg.control.large._adi_run import EXTENDED, AdiRun, DoubleDoubleCSR, ExtendedCSR, adi_run, recorded_run
 from _injected import injected_heat  # noqa: E402  (tests/control/large on the path, as _blackbox)
 
 
@@ -39,6 +40,16 @@ def test_record_holds_outputs_and_residuals():
     assert run.record[0].cycle_start and sum(st.cycle_start for st in run.record) >= 1
 
 
+def _dd_product(M, X):
+    """``DoubleDoubleCSR(M)`` applied to the columns of ``X``, rounded to complex double."""
+    D = DoubleDoubleCSR(M)
+    cols = []
+    for k in range(X.shape[1]):
+        re, im = D.matvec(X[:, k])
+        cols.append((re[0] + re[1]) + 1j * (im[0] + im[1]))
+    return np.stack(cols, axis=1)
+
+
 @pytest.mark.skipif(not EXTENDED, reason="np.longdouble is double on this platform")
 def test_extended_matvec_keeps_what_double_cancels():
     """1e16 + 1 - 1e16: double sums to 0, the extended sum to 1 (real and complex vectors)."""
@@ -50,11 +61,26 @@ def test_extended_matvec_keeps_what_double_cancels():
     assert complex(z[0, 0]) == 1 + 2j
 
 
-@pytest.mark.skipif(not EXTENDED, reason="np.longdouble is double on this platform")
-def test_noise_measures_an_injected_solve_error():
+def test_double_double_matvec_keeps_what_double_cancels():
+    """The same for the double-double products (any platform), with a complex matrix too:
+    (1e16 + 1e16 i) + (1 - 2i) - (1e16 + 1e16 i) = 1 - 2i."""
+    M = sps.csr_matrix(np.array([[1e16, 1.0, -1e16]]))
+    x = np.ones(3)
+    assert _dd_product(M, x[:, None])[0, 0] == 1.0
+    assert _dd_product(M, (1 + 2j) * x[:, None])[0, 0] == 1 + 2j
+    Mc = sps.csr_matrix(np.array([[1e16 + 1e16j, 1 - 2j, -1e16 - 1e16j]]))
+    assert _dd_product(Mc, x[:, None])[0, 0] == 1 - 2j
+
+
+@pytest.mark.parametrize("double_double", [False, True], ids=["longdouble", "double-double"])
+def test_noise_measures_an_injected_solve_error(double_double, monkeypatch):
     """The twin's measure of the recorded outputs' rounding equals their actual deviation from a
     clean run's (the injected error and its propagation through the residual), within 2x; a clean
-    run's measure is at the rounding level."""
+    run's measure is at the rounding level. Residuals in long double (where it is wider than
+    double) or in double-double (the other platforms' path, forced here)."""
+    if not double_double and not EXTENDED:
+        pytest.skip("np.longdouble is double on this platform")
+    monkeypatch.setattr(_adi_run._Refined.__init__, "__defaults__", (double_double,))
     clean, dirty = heat_2d(12), injected_heat(12, 1e-9)
     runs = [recorded_run(s, False) for s in (clean, dirty)]
     for s, run in zip((clean, dirty), runs):
@@ -80,3 +106,18 @@ def test_extended_matvec_equals_the_product_with_empty_rows():
     got = (ExtendedCSR(M) @ X).astype(complex)
     np.testing.assert_allclose(got, M @ X, rtol=1e-14, atol=1e-14)
     assert not got[[0, 17, 39]].any()
+
+
+def test_double_double_matvec_equals_the_product_with_empty_rows():
+    """As above for ``DoubleDoubleCSR`` (rows of different lengths padded), real and complex
+    matrices."""
+    rng = np.random.default_rng(0)
+    M = sps.random(40, 30, density=0.05, random_state=1, format="lil")
+    M[0, :], M[17, :], M[39, :] = 0, 0, 0
+    M = sps.csr_matrix(M)
+    X = rng.standard_normal((30, 3)) + 1j * rng.standard_normal((30, 3))
+    for A in (M, M + 1j * sps.csr_matrix(M.multiply(rng.standard_normal(M.shape)))):
+        got = _dd_product(A, X)
+        np.testing.assert_allclose(got, A @ X, rtol=1e-14, atol=1e-14)
+        assert not got[[0, 17, 39]].any()
+    assert not _dd_product(sps.csr_matrix((3, 4)), X[:4]).any()  # no entries at all

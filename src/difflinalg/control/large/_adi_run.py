@@ -21,8 +21,9 @@ of orders 18 and 20, whose pointwise errors are 20x apart (checked with refined 
 in extended precision (``np.longdouble``: the correction is the solve's forward error). It replays the
 recorded shifts, and the squared differences of the twin's outputs from the recorded ones are summed
 until a cycle of steps adds less than ``NOISE_RTOL`` of the sum. On that model it measured 5.58e-11.
-Sparse matrices only (an operator's entries are not at hand), and only where ``np.longdouble`` is wider
-than double; elsewhere the error model's fixed floor stands (``_errsys``).
+Sparse matrices only (an operator's entries are not at hand). Where ``np.longdouble`` is double
+(Windows, Apple silicon) the residual is summed in double-double instead (``DoubleDoubleCSR``: exact
+products, pairwise double-double row sums, ``analysis._ddarith``), slower but as accurate.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import numpy as np
 import scipy.sparse as sps
 
 from ..._errors import ConvergenceError
+from ..analysis._ddarith import cdd_mul, cdd_sub, dd_add, dd_mul, dd_neg, dd_sum
 from ._adi import REFRESH_GAIN, adi_rhs, adi_shifts, adi_step, cycle_gain, projection_shifts, stagnated
 from ._solves import solver_of
 
@@ -183,24 +185,86 @@ class ExtendedCSR:
         return out.reshape((self.shape[0],) + X.shape[1:])
 
 
+class DoubleDoubleCSR:
+    """A sparse matrix whose products with a vector are exact products summed pairwise in
+    double-double per row (``_ddarith``), for platforms whose ``np.longdouble`` is double. The rows
+    are laid out padded to the longest one (a stencil's or an element's few entries)."""
+
+    def __init__(self, M):
+        M = sps.csr_matrix(M)
+        n, lens = M.shape[0], np.diff(M.indptr)
+        w = int(lens.max(initial=0))
+        rows = np.repeat(np.arange(n), lens)
+        pos = np.arange(M.nnz) - np.repeat(M.indptr[:-1], lens)
+        self.idx = np.zeros((n, w), dtype=np.int64)
+        self.idx[rows, pos] = M.indices
+        self.parts = []  # (real part, imaginary part or None), padded with zeros
+        for part in (M.data.real, M.data.imag if np.iscomplexobj(M.data) else None):
+            if part is not None:
+                P = np.zeros((n, w))
+                P[rows, pos] = part
+                self.parts.append(P)
+        if len(self.parts) == 1:
+            self.parts.append(None)
+
+    def _real_matvec(self, P: np.ndarray, y: np.ndarray) -> tuple:
+        return dd_sum(dd_mul((P, np.zeros_like(P)), (y[self.idx], np.zeros(self.idx.shape))), axis=1)
+
+    def matvec(self, y: np.ndarray) -> tuple:
+        """``M y`` for one (real or complex) vector as a double-double complex ``(re, im)``."""
+        Mr, Mi = self.parts
+        yr, yi = np.asarray(y.real, float), np.asarray(y.imag, float) if np.iscomplexobj(y) else None
+        zero = (np.zeros(self.idx.shape[0]), np.zeros(self.idx.shape[0]))
+        re = self._real_matvec(Mr, yr)
+        im = self._real_matvec(Mr, yi) if yi is not None else zero
+        if Mi is not None:
+            re = dd_add(re, dd_neg(self._real_matvec(Mi, yi))) if yi is not None else re
+            im = dd_add(im, self._real_matvec(Mi, yr))
+        return re, im
+
+
+def _cdd_of(z) -> tuple:
+    """A double (complex or real) array or scalar as a double-double complex, exactly."""
+    z = np.asarray(z)
+    zero = np.zeros(z.shape)
+    return (np.asarray(z.real, float), zero), (np.asarray(z.imag, float) if np.iscomplexobj(z) else zero, zero)
+
+
 class _Refined:
     """The shifted solves of ``solver`` refined once with the residual ``X - (a A + b E) Y`` summed in
-    extended precision (module docstring; forward solves only: the recorded run's)."""
+    extended precision (module docstring; forward solves only: the recorded run's): in
+    ``np.longdouble`` where it is wider than double, else in double-double (``double_double``)."""
 
-    def __init__(self, sys, solver):
-        self.solver, self.A = solver, ExtendedCSR(sys.A)
-        self.E = None if sys.E is None else ExtendedCSR(sys.E)
+    def __init__(self, sys, solver, double_double: bool = not EXTENDED):
+        self.solver, self.dd = solver, double_double
+        make = DoubleDoubleCSR if double_double else ExtendedCSR
+        self.A = make(sys.A)
+        self.E = None if sys.E is None else make(sys.E)
 
     def solve(self, a: complex, b: complex, X: np.ndarray, adjoint: bool = False) -> np.ndarray:
         if adjoint:
             raise NotImplementedError("the recorded run's solves are forward solves")
         Y = self.solver.solve(a, b, X, adjoint)
+        R = self._residual_dd(a, b, X, Y) if self.dd else self._residual_ld(a, b, X, Y)
+        return Y + self.solver.solve(a, b, R, adjoint)
+
+    def _residual_ld(self, a, b, X, Y) -> np.ndarray:
         # a real Y comes from real coefficients; complex coefficients give a complex Y
         ext = np.clongdouble if np.iscomplexobj(Y) else np.longdouble
         a_, b_ = (ext(a), ext(b)) if ext is np.clongdouble else (ext(complex(a).real), ext(complex(b).real))
         EY = Y.astype(ext) if self.E is None else self.E @ Y
-        R = (np.asarray(X).astype(ext) - a_ * (self.A @ Y) - b_ * EY).astype(Y.dtype)
-        return Y + self.solver.solve(a, b, R, adjoint)
+        return (np.asarray(X).astype(ext) - a_ * (self.A @ Y) - b_ * EY).astype(Y.dtype)
+
+    def _residual_dd(self, a, b, X, Y) -> np.ndarray:
+        X2, Y2 = np.asarray(X).reshape(X.shape[0], -1), Y.reshape(Y.shape[0], -1)
+        a_, b_ = _cdd_of(complex(a)), _cdd_of(complex(b))
+        R = np.empty(Y2.shape, dtype=np.result_type(X2, Y2))
+        for k in range(Y2.shape[1]):
+            EY = _cdd_of(Y2[:, k]) if self.E is None else self.E.matvec(Y2[:, k])
+            r = cdd_sub(cdd_sub(_cdd_of(X2[:, k]), cdd_mul(a_, self.A.matvec(Y2[:, k]))), cdd_mul(b_, EY))
+            re = r[0][0] + r[0][1]
+            R[:, k] = re + 1j * (r[1][0] + r[1][1]) if np.iscomplexobj(R) else re
+        return R.reshape(Y.shape)
 
 
 class RecordedRun(AdiRun):
@@ -214,9 +278,9 @@ class RecordedRun(AdiRun):
 
     @property
     def probes(self) -> bool:
-        """Whether ``noise`` can measure: a target with sparse matrices, on a platform whose
-        ``np.longdouble`` is wider than double (x86 and aarch64 Linux; not Windows or Apple silicon)."""
-        return sps.issparse(getattr(self.sys, "A", None)) and EXTENDED
+        """Whether ``noise`` can measure: a target with sparse matrices (the residuals in
+        ``np.longdouble`` where it is wider than double, else in double-double)."""
+        return sps.issparse(getattr(self.sys, "A", None))
 
     @property
     def probe_steps(self) -> int:
