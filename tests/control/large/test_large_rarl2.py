@@ -200,3 +200,14 @@ def test_cache_bytes_makes_a_run_independent_of_the_memory_available(monkeypatch
     assert all(bool((a == b).all()) for a, b in zip(*models))
     with pytest.raises(InputError, match="cache_bytes: expected a positive integer"):
         rarl2_large(heat_2d(4), 2, cache_bytes=0)
+    from difflinalg.control.large import lr_balanced_truncation
+
+    truncations = []
+    for avail in (1 << 30, 64 << 30):
+        monkeypatch.setattr(_solves, "available_memory", lambda avail=avail: avail)
+        s = heat_2d(12)
+        truncations.append(lr_balanced_truncation(s, 4, cache_bytes=2 * one).matrices())
+        assert _solves.solver_of(s).cache_bytes == 2 * one
+    assert all(bool((a == b).all()) for a, b in zip(*truncations))
+    with pytest.raises(InputError, match="cache_bytes"):
+        lr_balanced_truncation(heat_2d(4), 2, cache_bytes=1.5)

@@ -153,9 +153,6 @@ def rarl2_large(sys, r: int, *, max_surrogate: int = MAX_SURROGATE, verify_surro
     check_h2_finite(F, "sys")
     if not isinstance(max_surrogate, int) or max_surrogate < r:
         raise InputError(f"max_surrogate: expected an integer >= r = {r}, got {max_surrogate!r}")
-    if cache_bytes is not None and (isinstance(cache_bytes, bool) or not isinstance(cache_bytes, int)
-                                    or cache_bytes < 1):
-        raise InputError(f"cache_bytes: expected a positive integer (bytes), got {cache_bytes!r}")
     S = solver_of(F, memory_limit, cache_bytes)
     if hasattr(S, "check_memory"):
         S.check_memory(True)

@@ -267,7 +267,7 @@ def rank_warning(r: int, k: int, what: str) -> None:
 
 
 def lr_balanced_truncation(sys: SparseSystem, r: int, *, tol: float = 1e-13, memory_limit: int | None = None,
-                           return_hsv: bool = False):
+                           cache_bytes: int | None = None, return_hsv: bool = False):
     """Balanced truncation from low-rank Gramian factors (module docstring).
 
     Args:
@@ -275,6 +275,8 @@ def lr_balanced_truncation(sys: SparseSystem, r: int, *, tol: float = 1e-13, mem
         r: reduced order, a positive integer below the order of ``sys``.
         tol: low-rank ADI tolerance of the Gramian factors (``lr_gramian``).
         memory_limit: bytes for the sparse factorizations (``ShiftedSolver``).
+        cache_bytes: memory budget of the factorization cache, which sets the ADI cycle's length
+            (``rarl2_large``: fixing it makes a run independent of the memory available at the start).
         return_hsv: also return the approximate Hankel singular values.
 
     Returns:
@@ -298,7 +300,7 @@ def lr_balanced_truncation(sys: SparseSystem, r: int, *, tol: float = 1e-13, mem
         assert H.order == 4 and hsv[0] >= hsv[3] > 0
     """
     r = check_reduced_order(r, sys)
-    solver_of(sys, memory_limit)
+    solver_of(sys, memory_limit, cache_bytes)
     Z, Y, svd, tight = balanced_factors(sys, r, tol)
     s, k = svd[1], svd[3]
     if k == 0:

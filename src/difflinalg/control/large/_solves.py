@@ -333,6 +333,9 @@ def solver_of(sys: SparseSystem, memory_limit: int | None = None, cache_bytes: i
     """The system's shared ``ShiftedSolver`` (created on first use; factorizations are shared by every
     function called on the same system object); a new one where ``memory_limit`` or ``cache_bytes``
     is given and differs from the shared one's."""
+    if cache_bytes is not None and (isinstance(cache_bytes, bool) or not isinstance(cache_bytes, int)
+                                    or cache_bytes < 1):
+        raise InputError(f"cache_bytes: expected a positive integer (bytes), got {cache_bytes!r}")
     s = sys.cache.get("solver")
     if (s is None or (memory_limit is not None and s.memory_limit != memory_limit)
             or (cache_bytes is not None and getattr(s, "cache_bytes", None) != int(cache_bytes))):
