@@ -32,8 +32,8 @@ def minimal_order(hsv: Tensor, dtype: torch.dtype | None = None, n_states: int =
 
 
 def check_order(r, hsv: Tensor, dtype, n_states: int, name: str = "order") -> int:
-    """Validate a reduced order: ``1 <= r < n_states`` and ``r <= minimal order`` (equality is an
-    exact minimal realization: the error is zero)."""
+    """Validate a reduced order: ``1 <= r < n_states`` and ``r <= minimal order`` (at equality the
+    error is at the rounding level)."""
     if isinstance(r, bool) or not isinstance(r, int) or r < 1:
         raise InputError(f"{name}: expected a positive integer, got {r!r}")
     if r >= n_states:
@@ -44,7 +44,7 @@ def check_order(r, hsv: Tensor, dtype, n_states: int, name: str = "order") -> in
         raise InputError(
             f"{name}: {r} exceeds the target's minimal order {k} (its Hankel singular values beyond "
             f"{k} are below {max(hsv.numel(), n_states)} eps sigma_1): an order-{k} model already "
-            f"reproduces it exactly; choose {name} <= {k}"
+            f"reproduces it to rounding; choose {name} <= {k}"
         )
     return r
 
