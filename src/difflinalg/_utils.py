@@ -8,6 +8,7 @@ value checks (finiteness) are skipped there; shape and dtype checks always run.
 from __future__ import annotations
 
 import cmath
+import contextlib
 import operator
 import warnings
 from collections.abc import Sequence
@@ -220,3 +221,35 @@ def check_precision(op: str, kappa: Tensor | float, dtype: torch.dtype, what: st
         PrecisionWarning,
         stacklevel=3,
     )
+
+
+_BLAS_CONTROLLER: list = []  # threadpoolctl's controller, found once per process (None: not installed)
+
+
+def blas_controller():
+    """threadpoolctl's ``ThreadpoolController`` of the BLAS libraries loaded (NumPy's and SciPy's),
+    found once per process; None without threadpoolctl. Its scan walks the loaded libraries through
+    a ctypes callback, where a Ctrl-C is printed and dropped instead of raised (the CLI's interrupt
+    was lost about once in 30 runs when it landed there), so it is made once, early, not per call."""
+    if not _BLAS_CONTROLLER:
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:
+            _BLAS_CONTROLLER.append(None)
+        else:
+            import scipy.linalg  # noqa: F401  (the scan finds only the libraries already loaded)
+
+            _BLAS_CONTROLLER.append(ThreadpoolController())
+    return _BLAS_CONTROLLER[0]
+
+
+@contextlib.contextmanager
+def blas_threads(n: int):
+    """At most ``n`` threads in the BLAS libraries of ``blas_controller`` inside the block (restored
+    afterwards; nothing without threadpoolctl)."""
+    controller = blas_controller()
+    if controller is None:
+        yield
+        return
+    with controller.limit(limits=n):
+        yield

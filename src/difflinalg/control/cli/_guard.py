@@ -132,16 +132,10 @@ def interrupt_signals():
 @contextlib.contextmanager
 def pinned_threads(n: int = 1):
     """Run with ``n`` threads in torch's intra-op pool and, where ``threadpoolctl`` is installed, in
-    NumPy's BLAS (pyMOR); restored afterwards."""
+    NumPy's and SciPy's BLAS (pyMOR; ``_utils.blas_threads``); restored afterwards."""
     from ..reduction._rarl2._api import _threads
 
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        blas = contextlib.nullcontext()
-    else:
-        blas = threadpool_limits(n)
-    with _threads(n), blas:
+    with _threads(n):
         yield
 
 

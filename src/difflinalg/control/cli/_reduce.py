@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from ..._errors import DifflinalgError, InputError
+from ..._utils import blas_controller
 from ._guard import Interrupt, check_output_paths, interrupt_signals, pinned_threads, thread_note
 from ..reduction._rarl2._progress import Status
 from ..reduction._rarl2._validate import check_rarl2_args
@@ -158,6 +159,7 @@ def _cmd_reduce(args) -> int:
     """Run ``reduce``; Ctrl-C and SIGTERM end it with one line (after saving RARL2's best model so
     far, if it got that far) and the exit status 128 + signal number (module docstring)."""
     stage = _Stage()
+    blas_controller()  # its library scan drops a Ctrl-C (``_utils.blas_controller``): done before any stage
     with interrupt_signals() as sig:
         try:
             return _reduce(args, stage, sig)

@@ -62,7 +62,7 @@ import torch
 from torch import Tensor
 
 from ...._errors import InputError, SingularEquationError
-from ...._utils import eps
+from ...._utils import blas_threads, eps
 from ...analysis._stability import check_h2, check_stable_poles
 from .._balanced import check_order
 from . import _policy
@@ -209,15 +209,7 @@ def _threads(n: int):
     old = torch.get_num_threads()
     torch.set_num_threads(n)
     try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        blas = contextlib.nullcontext()
-    else:
-        import scipy.linalg  # noqa: F401  (threadpoolctl limits only the BLAS libraries already loaded)
-
-        blas = threadpool_limits(n)
-    try:
-        with blas:
+        with blas_threads(n):
             yield
     finally:
         torch.set_num_threads(old)
