@@ -28,7 +28,9 @@ except where the error is at the rounding level of the model itself (heat-cont, 
 order models whose relative errors differ by less than ``resolution = eps_f / (2 err^2)``
 (``ReductionResult.resolution``: rounding noise of the criterion over twice the squared error;
 above 1e-6 for relative errors of ~1e-5 and below). A miss of the 1e-6 floor by less than twice
-the resolution (ours and the reference each carry it) is reported as "tie" (counted separately).
+the resolution (ours and the reference each carry it) is reported as "tie" (counted separately),
+where that resolution is below 1/2 (above, the criterion does not resolve the error's size, and the
+precise values decide).
 """
 
 from __future__ import annotations
@@ -170,8 +172,10 @@ def main() -> int:
             row["best_known"] = best.get(name, {}).get(str(r), math.nan)
             ref = min(v for v in (row["best_known"], row.get("bt", math.inf), row.get("irka", math.inf)) if not math.isnan(v))
             row["ratio"] = row["ours"] / ref if ref > 0 else math.nan
+            # a tie only where the criterion resolves the error's size at all (resolution < 1/2): at
+            # heat-cont r = 20 it is 3.5e8, and the precise values, 42x apart, are no tie
             row["quality"] = "ok" if row["ours"] <= ref * (1 + 1e-6) else \
-                "tie" if row["ours"] <= ref * (1 + 2 * row["resolution"]) else "NO"
+                "tie" if row["resolution"] < 0.5 and row["ours"] <= ref * (1 + 2 * row["resolution"]) else "NO"
             if use_pymor and F.order >= 120:
                 row["speedup"] = row["irka_s"] / row["ours_s"]
                 row["speed"] = "ok" if row["ours_s"] < row["irka_s"] else "NO"
