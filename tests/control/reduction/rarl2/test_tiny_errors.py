@@ -217,3 +217,4 @@ def test_unresolved_yardstick_value_is_reported_as_a_bound(monkeypatch):
     measured = [s for s in res.starts if s.relative_error == pytest.approx(1e-9, rel=1e-12)]
     assert measured and all(s.relative_error > 0 and s.start_relative_error > 0 for s in res.starts)
     assert "relative H2 error <= 1e-09 (below the yardstick's resolution)" in res.summary()
+    assert res.resolution < 1e20  # the criterion's resolution at the reported value, not at 0 (1e+286)

@@ -266,7 +266,8 @@ def _conditioning_hint(hsv: Tensor, order: int) -> str:
     """Why every start can fail at an order far down the Hankel spectrum: a model's output-normal
     form takes a Cholesky factor of its observability Gramian, of condition about
     ``sigma_1 / sigma_order``, which costs that many digits (a random discrete target of 50 states:
-    orders 41 to 43, at 7e-12 to 1e-12 of the first, succeed; 44, at 2e-13, does not)."""
+    orders 41 to 43, at 7e-12 to 1e-12 of the first, succeed; 44, at 2e-13, fails with some BLAS
+    code paths and succeeds with others)."""
     if hsv.numel() < order or not float(hsv[0]) > 0:
         return ""
     ratio = float(hsv[order - 1] / hsv[0])
@@ -337,7 +338,7 @@ def _result(F: StateSpace, T: Target, run: _Run, choice: Choice, interrupted: bo
         model=model, error=rel * T.norm, relative_error=rel, grad_norm=grad_norm, rel_grad=rel_grad,
         starts=[t[1] for t in run.results], best_start=sr.name, history=hist,
         output_normal_residual=res_on, stability_margin=margin, target_norm=T.norm, seconds=seconds,
-        interrupted=interrupted, method=T.method, resolution=run.eps_f / (2 * max(psi, 1e-300)),
+        interrupted=interrupted, method=T.method, resolution=run.eps_f / (2 * max(psi, rel * rel, 1e-300)),
         polished=choice.polished, error_resolution=choice.error_resolution * T.norm,
         precise=choice.measured, details={"error_is_bound": True} if bound else {},
     )
