@@ -11,7 +11,7 @@ condition of the Lyapunov (Stein) operator that gave the Gramians (continuous:
 first are not resolved; ``tests/control/analysis/test_hankel.py`` checks ``10 n eps kappa ||L_Q||
 ||L_P||`` against 40-digit values). On a random discrete
 system of 50 states, against 40-digit values, 5e-12 of the first instead of 1e-8: the values down
-to 1e-10 of the first within 1%, where squared ones were off by up to 100% (the 37th, 6.2e-10 of
+to 1e-10 of the first within 1%, where squared ones were off by up to 100% (the 37th, 1.64e-9 of
 the first, read 1.0e-8 on one machine and 7.8e-9 on another).
 
 Derivatives. Where a Gramian is numerically singular (a non-minimal system) its factor comes from
