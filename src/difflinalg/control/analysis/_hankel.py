@@ -79,7 +79,7 @@ class _FirstOrderOnly(Rule):
     """Identity on the factor of a singular Gramian (``clipped``: per batch entry, whether it has
     an eigenvalue at or below ``n eps max(w)``): its first derivatives pass (exact: the null block
     of a positive semidefinite ``P(t)`` has zero first derivative where it vanishes), a derivative
-    of them raises (``_NoCurvature``)."""
+    of them raises (``_Guard`` with ``SINGULAR_CURVATURE_MSG``)."""
 
     @staticmethod
     def forward(L: Tensor, clipped: Tensor):
@@ -91,43 +91,46 @@ class _FirstOrderOnly(Rule):
 
     @staticmethod
     def gradients(ctx, clipped, g):
-        return _NoCurvature.apply(g, clipped)
+        return _Guard.apply(g, clipped, SINGULAR_CURVATURE_MSG, False)
 
     @staticmethod
     def tangents(ctx, clipped, dL, *_):
-        return _NoCurvature.apply(dL, clipped)
+        return _Guard.apply(dL, clipped, SINGULAR_CURVATURE_MSG, False)
 
 
-class _NoCurvature(Rule):
-    """Identity on a first derivative through a clipped factor; its derivatives raise
-    ``DegenerateSpectrumError(SINGULAR_CURVATURE_MSG)`` where ``clipped`` (inside ``torch.func``,
-    which cannot raise on data: NaN there, with a ``TransformCheckWarning``)."""
+class _Guard(Rule):
+    """Identity on ``x`` whose derivatives raise ``DegenerateSpectrumError(msg)`` where they reach
+    ``mask`` (broadcast from the left: batch flags over matrices, or one flag per entry): any tangent
+    (forward), any cotangent or, ``weighed``, a nonzero one (reverse). Inside ``torch.func``, which
+    cannot raise on data: NaN there, with a ``TransformCheckWarning`` (``_nan_or_raise``)."""
 
     @staticmethod
-    def forward(d: Tensor, clipped: Tensor):
-        return d.clone()
+    def forward(x: Tensor, mask: Tensor, msg: str, weighed: bool):
+        return x.clone()
 
     @staticmethod
     def save(ctx, inputs, output):
-        return (inputs[1],)
+        _, mask, ctx.msg, ctx.weighed = inputs
+        return (mask,)
 
     @staticmethod
-    def gradients(ctx, clipped, g):
-        return _nan_or_raise(g, clipped, "gramian-curvature")
+    def gradients(ctx, mask, g):
+        return _nan_or_raise(g, mask & (g != 0) if ctx.weighed else mask, ctx.msg)
 
     @staticmethod
-    def tangents(ctx, clipped, dd, *_):
-        return _nan_or_raise(dd, clipped, "gramian-curvature")
+    def tangents(ctx, mask, dx, *_):
+        return _nan_or_raise(dx, mask, ctx.msg)
 
 
-def _nan_or_raise(x: Tensor, bad: Tensor, key: str, msg: str = SINGULAR_CURVATURE_MSG) -> Tensor:
+def _nan_or_raise(x: Tensor, bad: Tensor, msg: str) -> Tensor:
     """``x`` where ``bad`` is False; else ``DegenerateSpectrumError(msg)``, or inside ``torch.func``
-    NaN where ``bad`` (broadcast from the left: batch flags over matrices), warned once. Through
-    ``_nested.call``: these run inside derivative rules, whose plain operations would drop the
-    tangents of outer forward-mode levels."""
+    NaN where ``bad`` (broadcast from the left), warned once per message's source (the text before
+    its first colon). Through ``_nested.call``: these run inside derivative rules, whose plain
+    operations would drop the tangents of outer forward-mode levels."""
     if is_wrapped(x) or is_wrapped(bad):
-        warn_once(key, msg.split(":")[0] + ": inside torch.func this check cannot raise: the "
-                  "derivative is NaN instead of a DegenerateSpectrumError (" + msg + ")", TransformCheckWarning)
+        source = msg.split(":")[0]
+        warn_once(source, source + ": inside torch.func this check cannot raise: the derivative is NaN "
+                  "instead of a DegenerateSpectrumError (" + msg + ")", TransformCheckWarning)
         flag = bad.reshape(bad.shape + (1,) * (x.dim() - bad.dim())).to(x.real.dtype)
         return call(_nan_where, x, flag)
     if bool(bad.any()):
@@ -145,28 +148,6 @@ ROUNDING_MSG = (
     "their singular vectors, hence their derivatives, are arbitrary. Take only the leading ones, "
     "hankel_singular_values(sys, k) with k <= {order}, or a loss that does not weigh the others"
 )
-
-
-class _RoundingGuard(Rule):
-    """Identity on the Hankel singular values whose derivatives raise where they reach a value at
-    the rounding level (``mask``): a nonzero cotangent there (reverse), any tangent (forward)."""
-
-    @staticmethod
-    def forward(s: Tensor, mask: Tensor, msg: str):
-        return s.clone()
-
-    @staticmethod
-    def save(ctx, inputs, output):
-        _, mask, ctx.msg = inputs
-        return (mask,)
-
-    @staticmethod
-    def gradients(ctx, mask, g):
-        return _nan_or_raise(g, mask & (g != 0), "hsv-rounding", ctx.msg)
-
-    @staticmethod
-    def tangents(ctx, mask, ds, *_):
-        return _nan_or_raise(ds, mask, "hsv-rounding", ctx.msg)
 
 
 @sparse_route("hankel_singular_values")
@@ -210,4 +191,4 @@ def hankel_singular_values(sys: StateSpace, k: int | None = None) -> Tensor:
     n = sys.order
     mask = s <= n * eps(s.dtype) * s[..., :1].detach()
     order = "<unknown>" if is_wrapped(mask) else int((~mask).sum(-1).min())
-    return _RoundingGuard.apply(s, mask, ROUNDING_MSG.format(order=order))
+    return _Guard.apply(s, mask, ROUNDING_MSG.format(order=order), True)
