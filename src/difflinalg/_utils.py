@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import cmath
 import contextlib
+import functools
 import operator
 import warnings
 from collections.abc import Sequence
@@ -223,24 +224,19 @@ def check_precision(op: str, kappa: Tensor | float, dtype: torch.dtype, what: st
     )
 
 
-_BLAS_CONTROLLER: list = []  # threadpoolctl's controller, found once per process (None: not installed)
-
-
+@functools.cache
 def blas_controller():
     """threadpoolctl's ``ThreadpoolController`` of the BLAS libraries loaded (NumPy's and SciPy's),
     found once per process; None without threadpoolctl. Its scan walks the loaded libraries through
     a ctypes callback, where a Ctrl-C is printed and dropped instead of raised (the CLI's interrupt
     was lost about once in 30 runs when it landed there), so it is made once, early, not per call."""
-    if not _BLAS_CONTROLLER:
-        try:
-            from threadpoolctl import ThreadpoolController
-        except ImportError:
-            _BLAS_CONTROLLER.append(None)
-        else:
-            import scipy.linalg  # noqa: F401  (the scan finds only the libraries already loaded)
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:
+        return None
+    import scipy.linalg  # noqa: F401  (the scan finds only the libraries already loaded)
 
-            _BLAS_CONTROLLER.append(ThreadpoolController())
-    return _BLAS_CONTROLLER[0]
+    return ThreadpoolController()
 
 
 @contextlib.contextmanager
@@ -253,3 +249,16 @@ def blas_threads(n: int):
         return
     with controller.limit(limits=n):
         yield
+
+
+@contextlib.contextmanager
+def pinned_threads(n: int = 1):
+    """Run with ``n`` intra-op threads in torch and at most ``n`` in NumPy's and SciPy's BLAS
+    (``blas_threads``), restored afterwards."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        with blas_threads(n):
+            yield
+    finally:
+        torch.set_num_threads(old)

@@ -9,9 +9,9 @@ Ctrl-C, and every method timed under one thread setting.
 * ``interrupt_signals``: SIGTERM raises ``KeyboardInterrupt`` like Ctrl-C (SIGINT), so RARL2 keeps
   its best model so far and the command prints and saves it; ``Interrupt.signum`` records which
   signal came (exit status 128 + signum).
-* ``pinned_threads``: RARL2 runs with one intra-op thread (``_rarl2._threads``); balanced
-  truncation and pyMOR's IRKA are timed under the same setting (torch's, and NumPy's BLAS pools
-  through ``threadpoolctl`` where installed), restored afterwards. On a loaded machine a
+* the timing setting (``_utils.pinned_threads``, used by ``_reduce``): RARL2 runs with one thread;
+  balanced truncation and pyMOR's IRKA are timed under the same setting (torch's, and NumPy's BLAS
+  pools through ``threadpoolctl`` where installed), restored afterwards. On a loaded machine a
   multi-threaded BT was measured 7x slower than a single-threaded one: times taken under
   different settings do not compare.
 """
@@ -127,16 +127,6 @@ def interrupt_signals():
     finally:
         for s, h in old.items():
             signal.signal(s, h)
-
-
-@contextlib.contextmanager
-def pinned_threads(n: int = 1):
-    """Run with ``n`` threads in torch's intra-op pool and, where ``threadpoolctl`` is installed, in
-    NumPy's and SciPy's BLAS (pyMOR; ``_utils.blas_threads``); restored afterwards."""
-    from ..reduction._rarl2._api import _threads
-
-    with _threads(n):
-        yield
 
 
 def thread_note() -> str:

@@ -2,7 +2,7 @@
 
 Prints a table (method, absolute and relative H2 error, stability margin, wall time); the errors
 of every method are recomputed by ``h2_error`` from the error system, and every method is timed
-with one thread (``_cli_guard.pinned_threads``). ``--plot`` draws the largest singular value of the
+with one thread (``_utils.pinned_threads``). ``--plot`` draws the largest singular value of the
 frequency responses and of the errors (matplotlib, the ``plot`` extra).
 
 The arguments and the output paths (``--output``, ``--json``, ``--plot``) are checked before any
@@ -32,8 +32,8 @@ import numpy as np
 import torch
 
 from ..._errors import DifflinalgError, InputError
-from ..._utils import blas_controller
-from ._guard import Interrupt, check_output_paths, interrupt_signals, pinned_threads, thread_note
+from ..._utils import blas_controller, pinned_threads
+from ._guard import Interrupt, check_output_paths, interrupt_signals, thread_note
 from ..reduction._rarl2._progress import Status
 from ..reduction._rarl2._validate import check_rarl2_args
 from ..reduction._registry import REDUCTORS

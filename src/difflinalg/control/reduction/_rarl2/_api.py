@@ -53,7 +53,6 @@ its balanced realization, where that is better by the yardstick than every model
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time as _time
 from collections.abc import Sequence
@@ -62,7 +61,7 @@ import torch
 from torch import Tensor
 
 from ...._errors import InputError, SingularEquationError
-from ...._utils import blas_threads, eps
+from ...._utils import eps, pinned_threads
 from ...analysis._stability import check_h2, check_stable_poles
 from .._balanced import check_order
 from . import _policy
@@ -194,25 +193,13 @@ def rarl2(
         res = rarl2(builtin_model("random"), 2, starts=["bt", "irka-bt"])
         assert res.model.order == 2 and 0 < res.relative_error < 1
     """
-    with _threads(1):
+    # one thread in torch and BLAS: RARL2's operations are many small ones (n x n, N x n), where
+    # thread hand-offs cost more than they gain (on a loaded machine a multi-threaded 20 x 20
+    # eigendecomposition was measured 100x slower than a single-threaded one); the Schur path's
+    # triangular solves run in SciPy's BLAS (``equations._schur_solve``): with its default threads
+    # ``rarl2`` on 1200 Markov parameters took 248 s, on 300 of them 19.6 s against 1.2 s with one
+    with pinned_threads(1):
         return validated_rarl2(_rarl2, target, order, starts, seed, max_iter, tol, progress, method, max_time)
-
-
-@contextlib.contextmanager
-def _threads(n: int):
-    """Run with ``n`` intra-op threads in torch and, where ``threadpoolctl`` is installed, in NumPy's
-    and SciPy's BLAS (restored afterwards). RARL2's operations are many small ones (n x n, N x n):
-    thread hand-offs cost more than they gain, and on a loaded machine a multi-threaded 20 x 20
-    eigendecomposition was measured 100x slower than a single-threaded one. The Schur path's
-    triangular solves run in SciPy's BLAS (``equations._schur_solve``): with its default threads
-    ``rarl2`` on 1200 Markov parameters took 248 s, on 300 of them 19.6 s against 1.2 s with one."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        with blas_threads(n):
-            yield
-    finally:
-        torch.set_num_threads(old)
 
 
 def _rarl2(target, order, starts, seed, max_iter, tol, progress, method, max_time) -> ReductionResult:
