@@ -35,7 +35,7 @@ import numpy as np
 import scipy.sparse as sps
 
 from ..._errors import ConvergenceError
-from ..analysis._ddarith import cdd_mul, cdd_sub, dd_add, dd_mul, dd_neg, dd_sum
+from ..analysis._ddarith import cdd, cdd_mul, cdd_sub, dd_add, dd_mul, dd_neg, dd_sum
 from ._adi import REFRESH_GAIN, adi_rhs, adi_shifts, adi_step, cycle_gain, projection_shifts, stagnated
 from ._solves import solver_of
 
@@ -223,13 +223,6 @@ class DoubleDoubleCSR:
         return re, im
 
 
-def _cdd_of(z) -> tuple:
-    """A double (complex or real) array or scalar as a double-double complex, exactly."""
-    z = np.asarray(z)
-    zero = np.zeros(z.shape)
-    return (np.asarray(z.real, float), zero), (np.asarray(z.imag, float) if np.iscomplexobj(z) else zero, zero)
-
-
 class _Refined:
     """The shifted solves of ``solver`` refined once with the residual ``X - (a A + b E) Y`` summed in
     extended precision (module docstring; forward solves only: the recorded run's): in
@@ -257,11 +250,11 @@ class _Refined:
 
     def _residual_dd(self, a, b, X, Y) -> np.ndarray:
         X2, Y2 = np.asarray(X).reshape(X.shape[0], -1), Y.reshape(Y.shape[0], -1)
-        a_, b_ = _cdd_of(complex(a)), _cdd_of(complex(b))
+        a_, b_ = cdd(complex(a)), cdd(complex(b))
         R = np.empty(Y2.shape, dtype=np.result_type(X2, Y2))
         for k in range(Y2.shape[1]):
-            EY = _cdd_of(Y2[:, k]) if self.E is None else self.E.matvec(Y2[:, k])
-            r = cdd_sub(cdd_sub(_cdd_of(X2[:, k]), cdd_mul(a_, self.A.matvec(Y2[:, k]))), cdd_mul(b_, EY))
+            EY = cdd(Y2[:, k]) if self.E is None else self.E.matvec(Y2[:, k])
+            r = cdd_sub(cdd_sub(cdd(X2[:, k]), cdd_mul(a_, self.A.matvec(Y2[:, k]))), cdd_mul(b_, EY))
             re = r[0][0] + r[0][1]
             R[:, k] = re + 1j * (r[1][0] + r[1][1]) if np.iscomplexobj(R) else re
         return R.reshape(Y.shape)

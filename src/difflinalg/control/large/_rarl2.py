@@ -227,23 +227,22 @@ def rarl2_large(sys, r: int, *, max_surrogate: int = MAX_SURROGATE, verify_surro
     tm["polish"] = _time.perf_counter() - t
 
     stable = {n: e for n, e in errs.items() if e is not None}
-    lower_wins = False
+    low, lower_wins = None, False
     if not stable:
         # no stable model of order r: near the rounding level of the Hankel singular values (the
         # truncation unstable by rounding, the surrogate's rarl2 refusing the order) the largest
         # order with a stable truncation is the answer, with the warning below
         low = _largest_stable_truncation(F, Z, Y, svd, r, tol)
-        if low is not None:
-            r, models, errs, stable = low[0], {"bt": low[1]}, {"bt": low[2]}, {"bt": low[2]}
     elif res is not None and res.details.get("error_is_bound"):
         # at the rounding edge, where the surrogate's own yardstick could not order its candidates,
         # an order-r model can be worse than a lower-order truncation (convdiff N = 3025, r = 20, one
         # thread: order 20 3.2e-12, order 19 1.6e-12): measured on the full model, the better one
         low = _largest_stable_truncation(F, Z, Y, svd, r, tol)
         top = min(stable.values(), key=lambda e: e.reported)
-        if low is not None and low[2].reported + low[2].resolution < top.reported - top.resolution:
-            r, models, errs, stable = low[0], {"bt": low[1]}, {"bt": low[2]}, {"bt": low[2]}
-            lower_wins = True
+        lower_wins = low is not None and low[2].reported + low[2].resolution < top.reported - top.resolution
+        low = low if lower_wins else None
+    if low is not None:
+        r, models, errs, stable = low[0], {"bt": low[1]}, {"bt": low[2]}, {"bt": low[2]}
     if not stable:
         raise ConvergenceError("sys: every candidate model (balanced truncation, RARL2 on the surrogate, its IRKA "
                                "polish) is unstable; try another order r")
@@ -252,11 +251,13 @@ def rarl2_large(sys, r: int, *, max_surrogate: int = MAX_SURROGATE, verify_surro
     factorizations = getattr(S, "factorizations", 0) - f0
     release(S)  # the factorizations' last use: free them
     if requested > r:
-        why = (f"the numerical rank {rank_all} of the low-rank Gramian factors ({rank_reason(Z, Y, rank_all, tight)})"
-               if r == rank_all and not lower_wins else
-               f"the order ({r}) whose truncation, measured on the full model, is better than every order-"
-               f"{requested} model (Hankel singular values near rounding)" if lower_wins else
-               f"the largest order with a stable truncation ({r}; Hankel singular values near rounding)")
+        if lower_wins:
+            why = (f"the order ({r}) whose truncation, measured on the full model, is better than every "
+                   f"order-{requested} model (Hankel singular values near rounding)")
+        elif r == rank_all:
+            why = f"the numerical rank {rank_all} of the low-rank Gramian factors ({rank_reason(Z, Y, rank_all, tight)})"
+        else:
+            why = f"the largest order with a stable truncation ({r}; Hankel singular values near rounding)"
         warnings.warn(f"r: {requested} exceeds {why}: further states would be fitted to rounding noise; "
                       f"returned an order-{r} model, relative H2 error {rel[best]:.2e} (resolution "
                       f"{stable[best].resolution / nF:.1e}). Pass r <= {r} to silence this warning.",

@@ -338,7 +338,7 @@ def solver_of(sys: SparseSystem, memory_limit: int | None = None, cache_bytes: i
         raise InputError(f"cache_bytes: expected a positive integer (bytes), got {cache_bytes!r}")
     s = sys.cache.get("solver")
     if (s is None or (memory_limit is not None and s.memory_limit != memory_limit)
-            or (cache_bytes is not None and getattr(s, "cache_bytes", None) != int(cache_bytes))):
+            or (cache_bytes is not None and getattr(s, "cache_bytes", None) != cache_bytes)):
         s = ShiftedSolver(sys, memory_limit, cache_bytes=cache_bytes)
         sys.cache["solver"] = s
     return s
